@@ -1,0 +1,318 @@
+/* filter.c — the shared record loop; see filter.h. */
+#include "config.h"
+
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf.h"
+#include "filter.h"
+#include "jsonl.h"
+#include "log.h"
+#include "util.h"
+
+enum {
+	OPT_ENV_FILE = 1000,
+	OPT_ONLINE,
+	OPT_PENDING,
+	OPT_RETRY_FAILED,
+	OPT_LIMIT,
+	OPT_MAX_LINE,
+};
+
+struct filter_run {
+	const struct filter_def *def;
+	FILE *out;
+	int online;
+	enum filter_source source;
+	/* the current record's failure, set by filter_fail() */
+	int fail_status;
+	char fail_code[64];
+	char fail_message[1024];
+	unsigned long in, done, failed, malformed;
+	int exit_status;
+	int write_failed;
+};
+
+/* Which exit status wins when records failed in different ways: the one
+ * that tells an operator most about what to do next. */
+static int filter_status_rank(int st)
+{
+	switch (st) {
+	case 0: return 0;
+	case EX_DATAERR: return 1;
+	case EX_TEMPFAIL: return 2;
+	case EX_UNAVAILABLE: return 3;
+	default: return 4;
+	}
+}
+
+static void filter_note_status(struct filter_run *run, int st)
+{
+	if (filter_status_rank(st) > filter_status_rank(run->exit_status))
+		run->exit_status = st;
+}
+
+int filter_fail(struct filter_run *run, int status, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(run->fail_message, sizeof run->fail_message, fmt, ap);
+	va_end(ap);
+	snprintf(run->fail_code, sizeof run->fail_code, "%s", code);
+	run->fail_status = status ? status : EX_SOFTWARE;
+	return run->fail_status;
+}
+
+int filter_online(const struct filter_run *run) { return run->online; }
+
+enum filter_source filter_source(const struct filter_run *run) { return run->source; }
+
+static void filter_write(struct filter_run *run, const json_t *line)
+{
+	if (run->write_failed)
+		return;
+	if (jsonl_write(run->out, line) != 0) {
+		run->write_failed = 1;
+		log_msg(LOG_ERROR, "cannot write output (reader gone?)");
+	}
+}
+
+void filter_emit(struct filter_run *run, json_t *line)
+{
+	filter_write(run, line);
+	json_decref(line);
+}
+
+/* In online mode a failure still answers, as an error object. */
+static void filter_answer_error(struct filter_run *run, const char *code, const char *message,
+				int status)
+{
+	if (!run->online)
+		return;
+	const char *rid = log_request_id();
+	json_t *e = json_pack("{s:{s:s, s:s, s:i}, s:o}", "error", "code", code, "message",
+			      message, "status", status, "request_id",
+			      rid ? json_string(rid) : json_null());
+	filter_emit(run, e);
+}
+
+static void filter_do_record(struct filter_run *run, void *state, json_t *rec)
+{
+	run->in++;
+	json_t *rid = json_object_get(rec, "request_id");
+	log_set_request_id(json_is_string(rid) ? json_string_value(rid) : NULL);
+	run->fail_status = 0;
+	int rc = run->def->on_record(state, run, rec);
+	if (rc == 0 && run->fail_status == 0) {
+		run->done++;
+		filter_write(run, rec);
+	} else {
+		if (!run->fail_status)
+			filter_fail(run, rc, "failed", "record failed");
+		run->failed++;
+		filter_note_status(run, run->fail_status);
+		log_record_error(rec, run->fail_code, run->fail_message, NULL);
+		filter_answer_error(run, run->fail_code, run->fail_message, run->fail_status);
+	}
+	log_set_request_id(NULL);
+}
+
+static void filter_read_stdin(struct filter_run *run, void *state, size_t max_line)
+{
+	jsonl_reader *r = jsonl_reader_new(stdin, max_line);
+	if (!r) {
+		run->exit_status = EX_OSERR;
+		return;
+	}
+	char err[512];
+	json_t *rec;
+	enum jsonl_status st;
+	while (!run->write_failed && (st = jsonl_read(r, &rec, err, sizeof err)) != JSONL_EOF) {
+		if (st == JSONL_IO_ERROR) {
+			log_msg(LOG_ERROR, "%s", err);
+			filter_note_status(run, EX_IOERR);
+			break;
+		}
+		if (st == JSONL_MALFORMED) {
+			run->malformed++;
+			filter_note_status(run, EX_DATAERR);
+			log_record_error(NULL, "malformed_input", err,
+					 json_pack("{s:I}", "line", (json_int_t)jsonl_line_number(r)));
+			filter_answer_error(run, "malformed_input", err, EX_DATAERR);
+			continue;
+		}
+		filter_do_record(run, state, rec);
+		json_decref(rec);
+	}
+	jsonl_reader_free(r);
+}
+
+static void filter_read_pending(struct filter_run *run, void *state, long limit)
+{
+	json_t *recs = run->def->select_pending(state, run, run->source, limit);
+	if (!recs) {
+		filter_note_status(run, EX_UNAVAILABLE);
+		return;
+	}
+	size_t i;
+	json_t *rec;
+	json_array_foreach(recs, i, rec)
+	{
+		if (run->write_failed)
+			break;
+		if (json_is_object(rec))
+			filter_do_record(run, state, rec);
+	}
+	json_decref(recs);
+}
+
+/* Tell unde-job how many records this run did, when it asked. */
+static void filter_report_stats(const struct filter_run *run)
+{
+	const char *path = getenv("UNDE_JOB_STATS");
+	if (!path || !*path)
+		return;
+	FILE *f = fopen(path, "a");
+	if (!f)
+		return;
+	fprintf(f, "{\"cmd\":\"%s\",\"records_done\":%lu,\"records_failed\":%lu}\n", log_cmd(),
+		run->done, run->failed + run->malformed);
+	fclose(f);
+}
+
+static void filter_usage(const struct filter_def *def, FILE *f)
+{
+	fprintf(f, "Usage: %s %s\n%s\n\n", def->name, def->synopsis ? def->synopsis : "[OPTIONS]",
+		def->summary);
+	if (def->options_help && *def->options_help)
+		fprintf(f, "Options:\n%s\n", def->options_help);
+	fprintf(f, "Common options:\n");
+	if (def->select_pending)
+		fprintf(f, "  --pending            take pending records from the database, not stdin\n"
+			   "  --retry-failed       take records whose last attempt failed\n"
+			   "  --limit N            at most N records with --pending/--retry-failed (default %ld)\n",
+			def->default_limit ? def->default_limit : 200);
+	fprintf(f, "  --online             one output line per input line; failures answer as\n"
+		   "                       {\"error\":…} (set by unde-httpd via UNDE_ONLINE=1)\n"
+		   "  --max-line BYTES     longest accepted input line (default %u)\n"
+		   "  --env-file FILE      read KEY=VALUE settings (default " CONF_DEFAULT_ENV_FILE
+		   " if present)\n"
+		   "  -h, --help           show this help\n"
+		   "  -V, --version        show the version\n\n"
+		   "Reads one JSON object per line on stdin, writes one per line on stdout.\n"
+		   "Errors: one JSON line per failed record on stderr. See %s(1).\n",
+		JSONL_DEFAULT_MAX_LINE, def->name);
+}
+
+static const struct option filter_common_options[] = {
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ "env-file", required_argument, NULL, OPT_ENV_FILE },
+	{ "online", no_argument, NULL, OPT_ONLINE },
+	{ "pending", no_argument, NULL, OPT_PENDING },
+	{ "retry-failed", no_argument, NULL, OPT_RETRY_FAILED },
+	{ "limit", required_argument, NULL, OPT_LIMIT },
+	{ "max-line", required_argument, NULL, OPT_MAX_LINE },
+};
+
+static int filter_usage_error(const struct filter_def *def, const char *msg)
+{
+	log_event(LOG_ERROR, msg, json_pack("{s:i}", "exit", EX_USAGE));
+	fprintf(stderr, "Try '%s --help'.\n", def->name);
+	return EX_USAGE;
+}
+
+static int filter_parse_count(const char *s, long min, long max, long *out)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+	if (end == s || *end || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int filter_main(const struct filter_def *def, void *state, int argc, char **argv)
+{
+	log_init(def->name);
+	signal(SIGPIPE, SIG_IGN);
+
+	size_t nown = 0;
+	while (def->longopts && def->longopts[nown].name)
+		nown++;
+	size_t ncommon = sizeof filter_common_options / sizeof *filter_common_options;
+	struct option *opts = xcalloc(nown + ncommon + 1, sizeof *opts);
+	memcpy(opts, filter_common_options, sizeof filter_common_options);
+	if (nown)
+		memcpy(opts + ncommon, def->longopts, nown * sizeof *opts);
+	char shortopts[128];
+	snprintf(shortopts, sizeof shortopts, "+hV%s", def->shortopts ? def->shortopts : "");
+
+	struct filter_run run = { .def = def, .out = stdout, .source = FILTER_SOURCE_STDIN };
+	run.online = conf_bool("UNDE_ONLINE", 0);
+	const char *env_file = NULL;
+	long limit = def->default_limit ? def->default_limit : 200;
+	long max_line = JSONL_DEFAULT_MAX_LINE;
+	int limit_given = 0, c, rc = 0;
+
+	while ((c = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
+		switch (c) {
+		case 'h': filter_usage(def, stdout); free(opts); return 0;
+		case 'V': printf("%s %s\n", def->name, PACKAGE_VERSION); free(opts); return 0;
+		case OPT_ENV_FILE: env_file = optarg; break;
+		case OPT_ONLINE: run.online = 1; break;
+		case OPT_PENDING: run.source = FILTER_SOURCE_PENDING; break;
+		case OPT_RETRY_FAILED: run.source = FILTER_SOURCE_RETRY_FAILED; break;
+		case OPT_LIMIT:
+			if (filter_parse_count(optarg, 1, 1000000, &limit) != 0)
+				rc = filter_usage_error(def, "--limit takes a whole number from 1 to 1000000");
+			limit_given = 1;
+			break;
+		case OPT_MAX_LINE:
+			if (filter_parse_count(optarg, 64, 1L << 30, &max_line) != 0)
+				rc = filter_usage_error(def, "--max-line takes a byte count from 64 to 1073741824");
+			break;
+		case '?': rc = filter_usage_error(def, "unknown option or missing argument"); break;
+		default:
+			if (!def->on_option || def->on_option(state, c, optarg) != 0)
+				rc = filter_usage_error(def, "invalid option value");
+		}
+		if (rc)
+			break;
+	}
+	free(opts);
+	if (rc)
+		return rc;
+	if (run.source != FILTER_SOURCE_STDIN && !def->select_pending)
+		return filter_usage_error(def, "this command takes records from stdin only");
+	if (limit_given && run.source == FILTER_SOURCE_STDIN)
+		return filter_usage_error(def, "--limit goes with --pending or --retry-failed");
+	if ((rc = conf_load_env(env_file)) != 0)
+		return rc;
+	/* The env file may set UNDE_ONLINE too. */
+	if (!run.online)
+		run.online = conf_bool("UNDE_ONLINE", 0);
+
+	double t0 = util_now_ms();
+	if (def->on_start && (rc = def->on_start(state, &run, argc - optind, argv + optind)) != 0)
+		return rc;
+	if (run.source == FILTER_SOURCE_STDIN)
+		filter_read_stdin(&run, state, (size_t)max_line);
+	else
+		filter_read_pending(&run, state, limit);
+	if (def->on_finish)
+		def->on_finish(state, &run);
+	if (run.write_failed)
+		filter_note_status(&run, EX_IOERR);
+
+	log_event(run.exit_status ? LOG_WARN : LOG_INFO, "done",
+		  json_pack("{s:I, s:I, s:I, s:I, s:f, s:i}", "records_in", (json_int_t)run.in,
+			    "records_done", (json_int_t)run.done, "records_failed",
+			    (json_int_t)run.failed, "malformed", (json_int_t)run.malformed,
+			    "duration_ms", util_now_ms() - t0, "exit", run.exit_status));
+	filter_report_stats(&run);
+	return run.exit_status;
+}

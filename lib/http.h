@@ -1,0 +1,64 @@
+/* http.h — the HTTP client every upstream call goes through (libcurl).
+ *
+ * What it promises:
+ *  - connect and total timeouts on every attempt;
+ *  - retries with exponential backoff and full jitter on 429, 5xx (not 501)
+ *    and transport failures (refused, reset, timeout, empty reply), honouring
+ *    Retry-After (seconds or HTTP-date, capped), up to max_attempts;
+ *  - a cap on the response size (a larger body is an error, not a crash);
+ *  - the current request_id sent as X-Request-Id on every request;
+ *  - many requests at once through the multi interface, at most
+ *    max_concurrent in flight, each with its own retry schedule.
+ * A request that got an HTTP answer returns it whatever its status (after
+ * the retries); the caller decides what a 404 means. */
+#ifndef UNDE_HTTP_H
+#define UNDE_HTTP_H
+
+#include <stddef.h>
+
+#include "util.h"
+
+struct http_request {
+	const char *method;          /* NULL: GET, or POST when body is set */
+	const char *url;
+	const char *const *headers;  /* NULL-terminated "Name: value" lines, or NULL */
+	const void *body;
+	size_t body_len;
+	long connect_timeout_ms;     /* 0: HTTP_CONNECT_TIMEOUT_MS or 5000 */
+	long timeout_ms;             /* 0: HTTP_TIMEOUT_MS or 30000; per attempt */
+	int max_attempts;            /* 0: HTTP_MAX_ATTEMPTS or 3 */
+	long backoff_base_ms;        /* 0: HTTP_BACKOFF_BASE_MS or 500 */
+	long backoff_max_ms;         /* 0: 30000 */
+	long retry_after_max_ms;     /* 0: 60000: a longer Retry-After is capped */
+	size_t max_response;         /* 0: 64 MiB */
+	const char *aws_sigv4;       /* e.g. "aws:amz:eu-central:s3", or NULL */
+	const char *userpwd;         /* "user:password" for SigV4 / basic auth */
+};
+
+struct http_response {
+	long status;            /* 0 when no HTTP answer was had */
+	struct buf body;        /* NUL-terminated */
+	char content_type[128];
+	char etag[128];
+	int attempts;
+	int transport_error;    /* libcurl's code of the last attempt, 0 if none */
+	int timed_out;          /* the last attempt timed out */
+	char error[256];        /* why it failed, for people */
+	double elapsed_ms;      /* all attempts and waits */
+};
+
+/* Perform one request. Returns 0 when an HTTP answer was had (see status),
+ * -1 when none was (see error). Free the response with http_response_free. */
+int http_perform(const struct http_request *req, struct http_response *resp);
+
+/* Perform n requests with at most max_concurrent in flight. resps[i] gets
+ * req[i]'s outcome. Returns how many got no HTTP answer. */
+size_t http_perform_many(const struct http_request *reqs, struct http_response *resps, size_t n,
+			 int max_concurrent);
+
+void http_response_free(struct http_response *resp);
+
+/* Is the status worth another attempt? (429, 500, 502, 503, 504) */
+int http_status_retryable(long status);
+
+#endif

@@ -1,0 +1,10 @@
+noinst_LIBRARIES = lib/libunde.a
+lib_libunde_a_SOURCES = \
+	lib/conf.c lib/conf.h \
+	lib/filter.c lib/filter.h \
+	lib/http.c lib/http.h \
+	lib/jsonl.c lib/jsonl.h \
+	lib/log.c lib/log.h \
+	lib/metrics.c lib/metrics.h \
+	lib/pg.c lib/pg.h \
+	lib/util.c lib/util.h

@@ -1,0 +1,117 @@
+/* util.c — checked allocation, clocks, randomness, buffers; see util.h. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <time.h>
+
+#include <openssl/rand.h>
+
+#include "log.h"
+#include "util.h"
+
+static void util_out_of_memory(size_t n)
+{
+	log_event(LOG_ERROR, "out of memory", json_pack("{s:I}", "bytes", (json_int_t)n));
+	exit(EX_SOFTWARE);
+}
+
+void *xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (!p)
+		util_out_of_memory(n);
+	return p;
+}
+
+void *xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+	if (!p)
+		util_out_of_memory(n * size);
+	return p;
+}
+
+void *xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+	if (!q)
+		util_out_of_memory(n);
+	return q;
+}
+
+char *xstrdup(const char *s)
+{
+	char *p = strdup(s);
+	if (!p)
+		util_out_of_memory(strlen(s));
+	return p;
+}
+
+double util_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+double util_wall_seconds(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int util_random_bytes(void *buf, size_t n)
+{
+	return RAND_bytes(buf, (int)n) == 1 ? 0 : -1;
+}
+
+void util_uuid4(char out[37])
+{
+	unsigned char b[16];
+	if (util_random_bytes(b, sizeof b) != 0) {
+		log_msg(LOG_ERROR, "no random bytes for a UUID");
+		exit(EX_OSERR);
+	}
+	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+	snprintf(out, 37,
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
+		 b[12], b[13], b[14], b[15]);
+}
+
+double util_random_unit(void)
+{
+	uint64_t r = 0;
+	if (util_random_bytes(&r, sizeof r) != 0)
+		r = (uint64_t)rand();
+	return (double)(r >> 11) / 9007199254740992.0;
+}
+
+int buf_append(struct buf *b, const void *p, size_t n)
+{
+	if (b->limit && b->len + n > b->limit)
+		return -1;
+	if (b->len + n + 1 > b->cap) {
+		size_t ncap = b->cap ? b->cap : 256;
+		while (ncap < b->len + n + 1)
+			ncap *= 2;
+		b->data = xrealloc(b->data, ncap);
+		b->cap = ncap;
+	}
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+void buf_free(struct buf *b)
+{
+	free(b->data);
+	b->data = NULL;
+	b->len = b->cap = 0;
+}

@@ -1,0 +1,22 @@
+# sql rules: the numbered migrations of the three databases, installed under
+# $(pkgdatadir)/sql/<database>/ (UNDE_SQLDIR), where `unde-db migrate` finds
+# them. Automake has no wildcards: list each new file here.
+
+sqlstagingdir = $(pkgdatadir)/sql/staging
+dist_sqlstaging_DATA = \
+	sql/staging/0001_raw_tables.sql
+
+sqlproductiondir = $(pkgdatadir)/sql/production
+dist_sqlproduction_DATA = \
+	sql/production/0001_products.sql \
+	sql/production/0002_recognition_requests.sql \
+	sql/production/0003_routing_table.sql \
+	sql/production/0004_deleted_messages_registry.sql \
+	sql/production/0005_malls_stores_events.sql
+
+sqlsharddir = $(pkgdatadir)/sql/shard
+dist_sqlshard_DATA = \
+	sql/shard/0001_chat_history.sql \
+	sql/shard/0002_user_knowledge.sql \
+	sql/shard/0003_persona_state.sql \
+	sql/shard/0004_persona_profiles.sql

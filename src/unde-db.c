@@ -1,0 +1,415 @@
+/* unde-db — schema migrations for the staging, production and shard
+ * databases.
+ *
+ *   unde-db migrate staging|production|shard [--url URL] [--shard N]
+ *   unde-db status  [staging|production|shard …] [--url URL] [--shard N]
+ *
+ * Migrations are the numbered files sql/<db>/NNNN_name.sql, applied in
+ * order, each in its own transaction together with its row in
+ * schema_migrations (version, name, SHA-256 of the file). A session-level
+ * advisory lock keeps two concurrent runs from applying the same file. An
+ * applied file whose checksum changed is reported, never re-applied. Output
+ * is one JSON line per migration. */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "conf.h"
+#include "jsonl.h"
+#include "log.h"
+#include "pg.h"
+#include "util.h"
+
+#define DB_MIGRATE_LOCK "7355608" /* any constant shared by every unde-db */
+
+static const char *const db_names[] = { "staging", "production", "shard" };
+
+struct migration {
+	char version[16];
+	char name[200];
+	char path[PATH_MAX];
+};
+
+static void db_usage(FILE *f)
+{
+	fputs("Usage: unde-db migrate staging|production|shard [--url URL] [--shard N]\n"
+	      "       unde-db status [staging|production|shard …] [--url URL] [--shard N]\n"
+	      "Apply or list the numbered SQL migrations of UNDE's databases.\n\n"
+	      "Options:\n"
+	      "  --url URL        database URL (default: STAGING_DB_URL, PRODUCTION_DB_URL\n"
+	      "                   or SHARD_<N>_DB_URL by database)\n"
+	      "  --shard N        which shard's URL variable to use (default 0)\n"
+	      "  --sql-dir DIR    where sql/<db>/ lives (default: UNDE_SQL_DIR, the\n"
+	      "                   installed " UNDE_SQLDIR ", or the source tree)\n"
+	      "  --env-file FILE  read KEY=VALUE settings\n"
+	      "  -h, --help       show this help\n"
+	      "  -V, --version    show the version\n"
+	      "Writes one JSON line per migration on stdout. See unde-db(1).\n",
+	      f);
+}
+
+static int db_usage_error(const char *msg)
+{
+	log_event(LOG_ERROR, msg, json_pack("{s:i}", "exit", EX_USAGE));
+	fputs("Try 'unde-db --help'.\n", stderr);
+	return EX_USAGE;
+}
+
+static int db_known(const char *db)
+{
+	for (size_t i = 0; i < sizeof db_names / sizeof *db_names; i++)
+		if (strcmp(db, db_names[i]) == 0)
+			return 1;
+	return 0;
+}
+
+static int db_is_dir(const char *path)
+{
+	DIR *d = opendir(path);
+	if (d)
+		closedir(d);
+	return d != NULL;
+}
+
+/* A binary run from the build tree uses the source tree's sql/, so a
+ * developer never migrates with stale installed files; an installed one
+ * uses the installed copy. */
+static void db_sql_dir(const char *given, char *out, size_t len)
+{
+	if (given) {
+		snprintf(out, len, "%s", given);
+		return;
+	}
+	const char *env = getenv("UNDE_SQL_DIR");
+	if (env && *env) {
+		snprintf(out, len, "%s", env);
+		return;
+	}
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (n > 0) {
+		exe[n] = '\0';
+		char *slash = strrchr(exe, '/');
+		if (slash)
+			*slash = '\0';
+		if (slash && strcmp(exe, UNDE_BUILDDIR "/src") == 0 &&
+		    db_is_dir(UNDE_SRCDIR "/sql")) {
+			snprintf(out, len, "%s", UNDE_SRCDIR "/sql");
+			return;
+		}
+	}
+	snprintf(out, len, "%s", db_is_dir(UNDE_SQLDIR) ? UNDE_SQLDIR : UNDE_SRCDIR "/sql");
+}
+
+static int db_cmp_migration(const void *a, const void *b)
+{
+	return strcmp(((const struct migration *)a)->version, ((const struct migration *)b)->version);
+}
+
+/* The migration files of one database, sorted by version. A file that looks
+ * like a migration but is misnamed is an error, not silently skipped. */
+static struct migration *db_list_migrations(const char *dir, size_t *count, int *bad)
+{
+	*count = 0;
+	*bad = 0;
+	DIR *d = opendir(dir);
+	if (!d) {
+		log_event(LOG_ERROR, "cannot open the migrations directory",
+			  json_pack("{s:s, s:s}", "dir", dir, "error", strerror(errno)));
+		*bad = 1;
+		return NULL;
+	}
+	struct migration *m = NULL;
+	size_t cap = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		const char *fn = de->d_name;
+		size_t fl = strlen(fn);
+		if (fl < 4 || strcmp(fn + fl - 4, ".sql") != 0)
+			continue;
+		size_t digits = strspn(fn, "0123456789");
+		if (digits != 4 || fn[4] != '_' || fl < 10 || fl - 9 >= sizeof m->name) {
+			log_event(LOG_ERROR, "misnamed migration file (want NNNN_name.sql)",
+				  json_pack("{s:s, s:s}", "dir", dir, "file", fn));
+			*bad = 1;
+			continue;
+		}
+		if (*count == cap) {
+			cap = cap ? cap * 2 : 16;
+			m = xrealloc(m, cap * sizeof *m);
+		}
+		struct migration *x = &m[(*count)++];
+		memcpy(x->version, fn, 4);
+		x->version[4] = '\0';
+		snprintf(x->name, sizeof x->name, "%.*s", (int)(fl - 9), fn + 5);
+		if (snprintf(x->path, sizeof x->path, "%s/%s", dir, fn) >= (int)sizeof x->path) {
+			(*count)--;
+			*bad = 1;
+		}
+	}
+	closedir(d);
+	if (*count)
+		qsort(m, *count, sizeof *m, db_cmp_migration);
+	for (size_t i = 1; i < *count; i++)
+		if (strcmp(m[i].version, m[i - 1].version) == 0) {
+			log_event(LOG_ERROR, "two migrations share a version",
+				  json_pack("{s:s, s:s}", "dir", dir, "version", m[i].version));
+			*bad = 1;
+		}
+	return m;
+}
+
+static char *db_read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	struct buf b = { 0 };
+	char chunk[8192];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+		buf_append(&b, chunk, n);
+	int err = ferror(f);
+	fclose(f);
+	if (err) {
+		buf_free(&b);
+		return NULL;
+	}
+	if (!b.data)
+		buf_append(&b, "", 0);
+	*len = b.len;
+	return b.data;
+}
+
+static void db_sha256_hex(const char *data, size_t len, char out[65])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
+	for (unsigned i = 0; i < mdlen && i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	out[64] = '\0';
+}
+
+static void db_print(const char *db, const struct migration *m, const char *status,
+		     const char *applied_at)
+{
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "db", db, "version", m->version, "name",
+			      m->name, "status", status);
+	if (applied_at)
+		json_object_set_new(o, "applied_at", json_string(applied_at));
+	jsonl_write(stdout, o);
+	json_decref(o);
+}
+
+static int db_ensure_bookkeeping(PGconn *c)
+{
+	return pg_exec(c,
+		       "CREATE TABLE IF NOT EXISTS schema_migrations ("
+		       " version text PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"
+		       " applied_at timestamptz NOT NULL DEFAULT now())",
+		       0, NULL);
+}
+
+/* Run one migration file and record it, in one transaction. The file is
+ * static SQL shipped with UNDE — no data is spliced in — so it is the one
+ * place where the simple query protocol (several statements) is used. */
+static int db_apply(PGconn *c, const char *db, const struct migration *m, const char *sql,
+		    const char *checksum)
+{
+	if (pg_begin(c) != 0)
+		return -1;
+	PGresult *r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
+		const char *pos = PQresultErrorField(r, PG_DIAG_STATEMENT_POSITION);
+		log_event(LOG_ERROR, "migration failed",
+			  json_pack("{s:s, s:s, s:s, s:s, s:s}", "db", db, "file", m->path, "error",
+				    pg_last_error(c), "position", pos ? pos : "", "sqlstate",
+				    PQresultErrorField(r, PG_DIAG_SQLSTATE)
+					    ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : ""));
+		PQclear(r);
+		pg_rollback(c);
+		return -1;
+	}
+	PQclear(r);
+	const char *p[] = { m->version, m->name, checksum };
+	if (pg_exec(c, "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1,$2,$3)",
+		    3, p) != 0 || pg_commit(c) != 0) {
+		pg_rollback(c);
+		return -1;
+	}
+	return 0;
+}
+
+/* Walk the files against schema_migrations; apply the missing ones when
+ * apply is set, otherwise only report. */
+static int db_run(const char *db, const char *url, const char *urlvar, const char *sqlroot,
+		  int apply)
+{
+	char dir[PATH_MAX];
+	if (snprintf(dir, sizeof dir, "%s/%s", sqlroot, db) >= (int)sizeof dir)
+		return EX_CONFIG;
+	size_t n;
+	int bad;
+	struct migration *ms = db_list_migrations(dir, &n, &bad);
+	if (bad) {
+		free(ms);
+		return EX_CONFIG;
+	}
+	PGconn *c = pg_connect(url, urlvar);
+	if (!c) {
+		free(ms);
+		return EX_UNAVAILABLE;
+	}
+	int rc = 0;
+	/* Lock first: CREATE TABLE IF NOT EXISTS itself races between sessions. */
+	if (apply && (pg_exec(c, "SELECT pg_advisory_lock(" DB_MIGRATE_LOCK ")", 0, NULL) != 0 ||
+		      db_ensure_bookkeeping(c) != 0)) {
+		rc = EX_SOFTWARE;
+		goto out;
+	}
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		size_t len;
+		char *sql = db_read_file(ms[i].path, &len);
+		if (!sql) {
+			log_event(LOG_ERROR, "cannot read migration",
+				  json_pack("{s:s, s:s}", "file", ms[i].path, "error", strerror(errno)));
+			rc = EX_NOINPUT;
+			break;
+		}
+		char sum[65];
+		db_sha256_hex(sql, len, sum);
+		const char *p[] = { ms[i].version };
+		PGresult *r = pg_query(c,
+				       "SELECT checksum, to_char(applied_at, 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+				       " FROM schema_migrations WHERE version = $1"
+				       " AND to_regclass('schema_migrations') IS NOT NULL",
+				       1, p);
+		if (!r) {
+			/* no bookkeeping table yet: nothing applied */
+			if (strcmp(pg_last_sqlstate(), "42P01") != 0) {
+				free(sql);
+				rc = EX_SOFTWARE;
+				break;
+			}
+		}
+		if (r && PQntuples(r) == 1) {
+			if (strcmp(PQgetvalue(r, 0, 0), sum) != 0) {
+				log_event(LOG_ERROR, "applied migration changed since it was applied",
+					  json_pack("{s:s, s:s}", "db", db, "file", ms[i].path));
+				db_print(db, &ms[i], "changed", PQgetvalue(r, 0, 1));
+				rc = EX_DATAERR;
+			} else {
+				db_print(db, &ms[i], apply ? "already applied" : "applied",
+					 PQgetvalue(r, 0, 1));
+			}
+		} else if (!apply) {
+			db_print(db, &ms[i], "pending", NULL);
+		} else if (db_apply(c, db, &ms[i], sql, sum) == 0) {
+			db_print(db, &ms[i], "applied now", NULL);
+			log_event(LOG_INFO, "migration applied",
+				  json_pack("{s:s, s:s, s:s}", "db", db, "version", ms[i].version,
+					    "name", ms[i].name));
+		} else {
+			rc = EX_DATAERR;
+		}
+		PQclear(r);
+		free(sql);
+	}
+out:
+	PQfinish(c);
+	free(ms);
+	return rc;
+}
+
+static const char *db_url_var(const char *db, long shard, char *buf, size_t len)
+{
+	if (strcmp(db, "staging") == 0)
+		return "STAGING_DB_URL";
+	if (strcmp(db, "production") == 0)
+		return "PRODUCTION_DB_URL";
+	snprintf(buf, len, "SHARD_%ld_DB_URL", shard);
+	return buf;
+}
+
+int main(int argc, char **argv)
+{
+	log_init("unde-db");
+	static const struct option opts[] = {
+		{ "url", required_argument, NULL, 'u' },
+		{ "shard", required_argument, NULL, 's' },
+		{ "sql-dir", required_argument, NULL, 'd' },
+		{ "env-file", required_argument, NULL, 'e' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ 0 },
+	};
+	const char *url = NULL, *sqldir_opt = NULL, *env_file = NULL;
+	long shard = 0;
+	int c;
+	while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
+		char *end;
+		switch (c) {
+		case 'u': url = optarg; break;
+		case 'd': sqldir_opt = optarg; break;
+		case 'e': env_file = optarg; break;
+		case 's':
+			shard = strtol(optarg, &end, 10);
+			if (end == optarg || *end || shard < 0 || shard > 9999)
+				return db_usage_error("--shard takes a shard number from 0 to 9999");
+			break;
+		case 'h': db_usage(stdout); return 0;
+		case 'V': printf("unde-db %s\n", PACKAGE_VERSION); return 0;
+		default: return db_usage_error("unknown option or missing argument");
+		}
+	}
+	if (optind >= argc)
+		return db_usage_error("missing subcommand: migrate or status");
+	const char *sub = argv[optind++];
+	int apply;
+	if (strcmp(sub, "migrate") == 0)
+		apply = 1;
+	else if (strcmp(sub, "status") == 0)
+		apply = 0;
+	else
+		return db_usage_error("unknown subcommand (want migrate or status)");
+	int ndb = argc - optind;
+	if (apply && ndb != 1)
+		return db_usage_error("migrate takes exactly one database: staging, production or shard");
+	if (url && ndb != 1)
+		return db_usage_error("--url goes with exactly one database");
+	for (int i = optind; i < argc; i++)
+		if (!db_known(argv[i]))
+			return db_usage_error("unknown database (want staging, production or shard)");
+	int rc = conf_load_env(env_file);
+	if (rc)
+		return rc;
+
+	char sqlroot[PATH_MAX];
+	db_sql_dir(sqldir_opt, sqlroot, sizeof sqlroot);
+	const char *const *dbs = (const char *const *)argv + optind;
+	if (ndb == 0) {
+		dbs = db_names;
+		ndb = 3;
+	}
+	int worst = 0;
+	for (int i = 0; i < ndb; i++) {
+		char varbuf[64];
+		const char *var = db_url_var(dbs[i], shard, varbuf, sizeof varbuf);
+		const char *u = url ? url : conf_require(var);
+		int r = db_run(dbs[i], u, url ? "--url" : var, sqlroot, apply);
+		if (r && !worst)
+			worst = r;
+	}
+	return worst;
+}

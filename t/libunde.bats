@@ -1,0 +1,427 @@
+#!/usr/bin/env bats
+# libunde: the JSON-lines runner, config, logging, metrics, HTTP client and
+# PostgreSQL wrapper that every command shares, driven through t/unit/libtest.
+
+load lib/common
+load lib/fake
+load lib/pg
+
+setup_file() {
+	fake_start echo echo.py
+	pg_start
+}
+
+teardown_file() {
+	fake_stop_all
+	pg_stop
+}
+
+setup() {
+	fake_reset echo
+}
+
+# Under `make check-valgrind` every libtest run is watched for leaks and
+# memory errors; a finding turns into exit 99, which every assertion on the
+# exit status then reports.
+libtest() {
+	if [ -n "${UNDE_VALGRIND:-}" ]; then
+		valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect \
+			--show-leak-kinds=definite,indirect --error-exitcode=99 \
+			"$UNDE_TOP_BUILDDIR/t/unit/libtest" "$@"
+	else
+		"$UNDE_TOP_BUILDDIR/t/unit/libtest" "$@"
+	fi
+}
+
+# --- the filter runner and JSON lines -------------------------------------
+
+@test "a filter passes every record through and adds its own key" {
+	run --separate-stderr libtest filter <<<'{"a":1,"keep":"me"}'
+	assert_success
+	assert_output '{"a":1,"keep":"me","seen":true}'
+}
+
+@test "a malformed line is reported with its line number and the stream goes on" {
+	run --separate-stderr libtest filter <<<$'{"n":1}\nnot json\n{"n":3}'
+	assert_failure 65
+	assert_equal "$(printf '%s\n' "$output" | jq -c .n | paste -sd,)" "1,3"
+	echo "$stderr" | jq -se 'map(select(.error.code=="malformed_input")) | .[0].error.line == 2' >/dev/null
+	[[ "$stderr" == *'line 2: not valid JSON'* ]]
+}
+
+@test "a line that is JSON but not an object is malformed" {
+	run --separate-stderr libtest filter <<<'[1,2]'
+	assert_failure 65
+	[[ "$stderr" == *'line 1: not a JSON object'* ]]
+	assert_output ''
+}
+
+@test "invalid UTF-8 is rejected with the line number" {
+	run --separate-stderr libtest filter < <(printf '{"ok":1}\n{"bad":"\xff\xfe"}\n')
+	assert_failure 65
+	assert_output '{"ok":1,"seen":true}'
+	[[ "$stderr" == *'line 2: not valid JSON'* ]]
+}
+
+@test "a line with a NUL byte is rejected" {
+	run --separate-stderr libtest filter < <(printf '{"a":"x\0y"}\n{"b":2}\n')
+	assert_failure 65
+	assert_output '{"b":2,"seen":true}'
+	[[ "$stderr" == *'line 1: contains a NUL byte'* ]]
+}
+
+@test "a line over the size limit is skipped whole and the next line is read" {
+	long=$(head -c 500 /dev/zero | tr '\0' a)
+	run --separate-stderr libtest filter --max-line 100 <<<"{\"x\":\"$long\"}"$'\n{"n":2}'
+	assert_failure 65
+	assert_output '{"n":2,"seen":true}'
+	[[ "$stderr" == *'line 1: longer than the limit of 100 bytes'* ]]
+}
+
+@test "duplicate keys in one object are malformed" {
+	run --separate-stderr libtest filter <<<'{"a":1,"a":2}'
+	assert_failure 65
+	[[ "$stderr" == *duplicate* ]]
+}
+
+@test "blank lines are skipped and CRLF line ends are accepted" {
+	run --separate-stderr libtest filter < <(printf '\n{"n":1}\r\n   \n{"n":2}\n')
+	assert_success
+	assert_equal "$(printf '%s\n' "$output" | wc -l)" 2
+}
+
+@test "a record that fails goes to stderr whole, with its request_id, and not downstream" {
+	run --separate-stderr libtest filter <<<$'{"fail":"data","request_id":"rq-7","x":[1]}\n{"n":2}'
+	assert_failure 65
+	assert_output '{"n":2,"seen":true}'
+	line=$(printf '%s\n' "$stderr" | jq -c 'select(.error)')
+	assert_equal "$(jq -c .record <<<"$line")" '{"fail":"data","request_id":"rq-7","x":[1]}'
+	assert_equal "$(jq -r .request_id <<<"$line")" rq-7
+	assert_equal "$(jq -r .error.code <<<"$line")" invalid_field
+	assert_equal "$(jq -r .cmd <<<"$line")" libtest-filter
+}
+
+@test "the failed records on stderr can be fed back in as they are" {
+	run --separate-stderr libtest filter <<<$'{"fail":"data","id":1}\n{"fail":"data","id":2}'
+	assert_failure 65
+	retry=$(printf '%s\n' "$stderr" | jq -c 'select(.level=="error" and .record) | .record | del(.fail)')
+	run --separate-stderr libtest filter <<<"$retry"
+	assert_success
+	assert_equal "$(printf '%s\n' "$output" | jq -c .id | paste -sd,)" "1,2"
+}
+
+@test "the exit status names the worst failure: unavailable over temporary over bad data" {
+	run --separate-stderr libtest filter <<<'{"fail":"data"}'
+	assert_failure 65
+	run --separate-stderr libtest filter <<<$'{"fail":"data"}\n{"fail":"temp"}'
+	assert_failure 75
+	run --separate-stderr libtest filter <<<$'{"fail":"temp"}\n{"fail":"unavailable"}\n{"fail":"data"}'
+	assert_failure 69
+}
+
+@test "online mode answers every line, failures as an error object" {
+	run --separate-stderr libtest filter --online <<<$'{"n":1,"request_id":"a"}\nnope\n{"fail":"data","request_id":"c"}'
+	assert_failure 65
+	assert_equal "$(printf '%s\n' "$output" | wc -l)" 3
+	assert_equal "$(sed -n 2p <<<"$output" | jq -r .error.code)" malformed_input
+	assert_equal "$(sed -n 3p <<<"$output" | jq -r '.error.code + " " + .request_id')" "invalid_field c"
+}
+
+@test "UNDE_ONLINE=1 switches online mode on, as unde-httpd sets it" {
+	UNDE_ONLINE=1 run --separate-stderr libtest filter <<<'{"fail":"data"}'
+	assert_failure 65
+	assert_jq '.error.code == "invalid_field"'
+}
+
+@test "each output line is flushed at once, before the next input arrives" {
+	coproc LT { "$UNDE_TOP_BUILDDIR/t/unit/libtest" filter --online 2>/dev/null; }
+	echo '{"n":1}' >&"${LT[1]}"
+	read -r -t 10 line <&"${LT[0]}"
+	assert_equal "$line" '{"n":1,"seen":true}'
+	echo '{"n":2}' >&"${LT[1]}"
+	read -r -t 10 line <&"${LT[0]}"
+	assert_equal "$line" '{"n":2,"seen":true}'
+	exec {LT[1]}>&-
+	wait "$LT_PID"
+}
+
+@test "progress lines come before the record, which ends with stage done" {
+	run --separate-stderr libtest filter <<<'{"stages":2}'
+	assert_success
+	assert_equal "$(printf '%s\n' "$output" | jq -r .stage | paste -sd,)" "progress,progress,done"
+}
+
+@test "--pending takes records from the queue and --limit bounds them" {
+	run --separate-stderr libtest filter --pending --limit 2
+	assert_success
+	assert_equal "$(printf '%s\n' "$output" | jq -r .source | paste -sd,)" "pending,pending"
+	run --separate-stderr libtest filter --retry-failed
+	assert_equal "$(printf '%s\n' "$output" | jq -r .source | sort -u)" retry
+}
+
+@test "--limit without --pending and unknown options are usage errors" {
+	run --separate-stderr libtest filter --limit 3 </dev/null
+	assert_failure 64
+	run --separate-stderr libtest filter --no-such-option </dev/null
+	assert_failure 64
+	run --separate-stderr libtest filter --pending --limit zero
+	assert_failure 64
+}
+
+@test "--help and --version answer on stdout and exit 0" {
+	run --separate-stderr libtest filter --help
+	assert_success
+	assert_output --partial 'Usage: libtest-filter'
+	assert_output --partial '--pending'
+	run --separate-stderr libtest filter --version
+	assert_output --regexp '^libtest-filter [0-9.]+$'
+}
+
+@test "the run reports records done and failed to unde-job" {
+	stats="$BATS_TEST_TMPDIR/stats"
+	UNDE_JOB_STATS="$stats" run --separate-stderr libtest filter <<<$'{"n":1}\n{"fail":"data"}\nbad'
+	assert_failure 65
+	assert_equal "$(jq -c '[.records_done,.records_failed]' "$stats")" "[1,2]"
+}
+
+@test "a reader that goes away ends the run without hanging" {
+	run bash -c 'yes "{\"n\":1}" | head -n 100000 | "$UNDE_TOP_BUILDDIR/t/unit/libtest" filter 2>/dev/null | head -n 1'
+	assert_success
+	assert_output '{"n":1,"seen":true}'
+}
+
+# --- configuration ---------------------------------------------------------
+
+@test "a bad integer setting exits 78 and names the variable" {
+	BATCH_SIZE=abc run --separate-stderr libtest conf long BATCH_SIZE 100 1 1000
+	assert_failure 78
+	echo "$stderr" | jq -se 'map(select(.variable=="BATCH_SIZE")) | .[0].msg == "BATCH_SIZE=\"abc\" is invalid: expected an integer from 1 to 1000"' >/dev/null
+	BATCH_SIZE=5000 run --separate-stderr libtest conf long BATCH_SIZE 100 1 1000
+	assert_failure 78
+	BATCH_SIZE=250 run --separate-stderr libtest conf long BATCH_SIZE 100 1 1000
+	assert_output 250
+	run --separate-stderr libtest conf long BATCH_SIZE 100 1 1000
+	assert_output 100
+}
+
+@test "numbers and booleans are validated too" {
+	MOOD_SMOOTHING_FACTOR=0.3 run --separate-stderr libtest conf double MOOD_SMOOTHING_FACTOR 0.5 0 1
+	assert_output 0.3
+	MOOD_SMOOTHING_FACTOR=1.5 run --separate-stderr libtest conf double MOOD_SMOOTHING_FACTOR 0.5 0 1
+	assert_failure 78
+	FLAG=yes run --separate-stderr libtest conf bool FLAG 0 0 0
+	assert_output 1
+	FLAG=maybe run --separate-stderr libtest conf bool FLAG 0 0 0
+	assert_failure 78
+}
+
+@test "a bad secret is named but its value never printed" {
+	S3_SECRET_KEY=hunter2 run --separate-stderr libtest conf long S3_SECRET_KEY 1 1 2
+	assert_failure 78
+	[[ "$stderr" == *S3_SECRET_KEY* ]]
+	[[ "$stderr" != *hunter2* ]]
+}
+
+@test "passwords in URLs are redacted in every form" {
+	run --separate-stderr libtest conf redact 'postgresql://unde:p4ss@db.example:5432/unde_staging'
+	assert_output 'postgresql://unde:***@db.example:5432/unde_staging'
+	run --separate-stderr libtest conf redact 'host=db user=unde password=p4ss dbname=x'
+	assert_output 'host=db user=unde password=*** dbname=x'
+	run --separate-stderr libtest conf redact 'https://api.example/v1?token=1&password=p4ss&x=2'
+	assert_output 'https://api.example/v1?token=1&password=***&x=2'
+	run --separate-stderr libtest conf redact 'postgresql://unde@db/x'
+	assert_output 'postgresql://unde@db/x'
+}
+
+@test "an env file sets variables, but the environment wins" {
+	f="$BATS_TEST_TMPDIR/unde.env"
+	cat >"$f" <<-'ENV'
+	# comment
+	export STAGING_DB_URL="postgresql://a@b/c"
+	BATCH_SIZE=50 # trailing comment
+	QUOTED='x y'
+	ENV
+	run --separate-stderr libtest conf file "$f" STAGING_DB_URL
+	assert_output 'postgresql://a@b/c'
+	run --separate-stderr libtest conf file "$f" QUOTED
+	assert_output 'x y'
+	run --separate-stderr libtest conf file "$f" BATCH_SIZE
+	assert_output 50
+	BATCH_SIZE=7 run --separate-stderr libtest conf file "$f" BATCH_SIZE
+	assert_output 7
+}
+
+@test "a broken env file is refused with its line number" {
+	f="$BATS_TEST_TMPDIR/bad.env"
+	printf 'GOOD=1\nthis line has no equals\n' >"$f"
+	run --separate-stderr libtest conf file "$f" GOOD
+	assert_failure 78
+	[[ "$stderr" == *'bad.env:2: expected NAME=VALUE'* ]]
+}
+
+@test "a command given a missing --env-file exits 78 naming the file" {
+	run --separate-stderr libtest filter --env-file /nonexistent/unde.env </dev/null
+	assert_failure 78
+	[[ "$stderr" == */nonexistent/unde.env* ]]
+}
+
+@test "a command reads UNDE_ONLINE from its env file" {
+	f="$BATS_TEST_TMPDIR/online.env"
+	echo 'UNDE_ONLINE=1' >"$f"
+	run --separate-stderr libtest filter --env-file "$f" <<<'{"fail":"data"}'
+	assert_jq '.error.code == "invalid_field"'
+}
+
+# --- logging ---------------------------------------------------------------
+
+@test "every log line is JSON with ts, level, cmd and request_id" {
+	run --separate-stderr libtest filter <<<'{"fail":"temp","request_id":"abc"}'
+	while IFS= read -r l; do
+		jq -e 'has("ts") and has("level") and has("cmd") and has("request_id")' <<<"$l" >/dev/null
+		jq -e '.ts | test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z$")' <<<"$l" >/dev/null
+	done <<<"$stderr"
+}
+
+# --- metrics ---------------------------------------------------------------
+
+@test "metrics are written as a complete textfile with no temp file left" {
+	d=$(unde_tmpdir)
+	run libtest metrics "$d/x.prom" unde_a=1 unde_b=2.5 unde_a=3
+	assert_success
+	assert_equal "$(ls "$d")" x.prom
+	assert_equal "$(grep -c '^# TYPE unde_a gauge' "$d/x.prom")" 1
+	grep -qx 'unde_b{job="libtest"} 2.5' "$d/x.prom"
+	grep -qx 'unde_a{job="libtest"} 3' "$d/x.prom"
+}
+
+@test "a metrics file that cannot be written is an error" {
+	run libtest metrics /nonexistent/dir/x.prom unde_a=1
+	assert_failure 73
+}
+
+# --- HTTP client -----------------------------------------------------------
+
+@test "the HTTP client returns the status and body and sends the request_id" {
+	run --separate-stderr libtest http --request-id req-42 "$FAKE_ECHO_URL/json"
+	assert_success
+	assert_jq '.status == 200 and .attempts == 1 and .body.ok == true'
+	fake_requests echo | jq -e 'map(select(.path=="/json")) | .[0].headers["x-request-id"] == "req-42"' >/dev/null
+}
+
+@test "the HTTP client posts a JSON body" {
+	run --separate-stderr libtest http --data '{"q":1}' "$FAKE_ECHO_URL/echo"
+	assert_jq '.body.method == "POST" and (.body.body | fromjson | .q) == 1'
+	assert_jq '.body.headers["content-type"] == "application/json"'
+}
+
+@test "429 with Retry-After is retried after the time it asks for" {
+	fake_fail echo '{"path":"/json","mode":"429","count":2,"retry_after":"1"}'
+	run --separate-stderr libtest http --attempts 5 "$FAKE_ECHO_URL/json"
+	assert_success
+	assert_jq '.status == 200 and .attempts == 3'
+	# the server asked for 1 s twice: the client must not have come back sooner
+	assert_jq '.elapsed_ms >= 2000'
+	assert_equal "$(fake_requests echo | jq '[.[] | select(.path=="/json")] | length')" 3
+}
+
+@test "Retry-After given as an HTTP date is honoured" {
+	when=$(date -u -d '+1 second' '+%a, %d %b %Y %H:%M:%S GMT')
+	fake_fail echo "{\"path\":\"/json\",\"mode\":\"503\",\"count\":1,\"retry_after\":\"$when\"}"
+	run --separate-stderr libtest http "$FAKE_ECHO_URL/json"
+	assert_jq '.status == 200 and .attempts == 2'
+}
+
+@test "5xx is retried up to the attempt cap, then returned" {
+	fake_fail echo '{"path":"/json","mode":"500","count":-1}'
+	run --separate-stderr libtest http --attempts 3 --backoff-ms 10 "$FAKE_ECHO_URL/json"
+	assert_success
+	assert_jq '.status == 500 and .attempts == 3'
+	assert_equal "$(fake_requests echo | jq '[.[] | select(.path=="/json")] | length')" 3
+}
+
+@test "4xx other than 429 is not retried" {
+	run --separate-stderr libtest http --attempts 3 "$FAKE_ECHO_URL/status/404"
+	assert_jq '.status == 404 and .attempts == 1'
+}
+
+@test "a hung upstream times out per attempt and counts as no answer" {
+	fake_fail echo '{"path":"/json","mode":"hang","count":-1,"delay_ms":5000}'
+	run --separate-stderr libtest http --attempts 2 --timeout-ms 300 --backoff-ms 10 "$FAKE_ECHO_URL/json"
+	assert_failure 69
+	assert_jq '.status == 0 and .attempts == 2 and .timed_out == true'
+}
+
+@test "a malformed-then-good upstream: the retry is not hidden from the caller" {
+	fake_fail echo '{"path":"/json","mode":"close","count":1}'
+	run --separate-stderr libtest http --attempts 2 --backoff-ms 10 "$FAKE_ECHO_URL/json"
+	assert_success
+	assert_jq '.status == 200 and .attempts == 2'
+}
+
+@test "a refused connection is retried and reported" {
+	run --separate-stderr libtest http --attempts 2 --backoff-ms 10 "http://127.0.0.1:1/x"
+	assert_failure 69
+	assert_jq '.status == 0 and .attempts == 2 and (.error | test("connect"; "i"))'
+}
+
+@test "a response over the size cap is an error, not a crash" {
+	run --separate-stderr libtest http --max-response 1000 "$FAKE_ECHO_URL/bytes/5000"
+	assert_jq '.error | test("larger than 1000 bytes")'
+	assert_jq '.attempts == 1'
+}
+
+@test "many requests run concurrently through one multi handle" {
+	fake_fail echo '{"path":"/json","mode":"slow","count":-1,"delay_ms":1500}'
+	urls=()
+	for i in 1 2 3 4 5 6; do urls+=("$FAKE_ECHO_URL/json?i=$i"); done
+	run --separate-stderr libtest http --concurrency 6 "${urls[@]}"
+	assert_success
+	assert_equal "$(printf '%s\n' "$output" | jq -s 'map(select(.status==200)) | length')" 6
+	# all six requests reached the server before the first answer could have
+	# left it: they were in flight together
+	spread=$(fake_requests echo | jq '[.[] | select(.path=="/json") | .timestamp] | (max - min)')
+	run awk -v s="$spread" 'BEGIN { exit !(s < 1.5) }'
+	assert_success
+}
+
+@test "at most max_concurrent requests are in flight" {
+	fake_fail echo '{"path":"/json","mode":"slow","count":-1,"delay_ms":700}'
+	run --separate-stderr libtest http --concurrency 2 "$FAKE_ECHO_URL/json?a" "$FAKE_ECHO_URL/json?b" "$FAKE_ECHO_URL/json?c"
+	assert_success
+	# the third request can only start once one of the first two has finished
+	gap=$(fake_requests echo | jq '[.[] | select(.path=="/json") | .timestamp] | sort | .[2] - .[0]')
+	run awk -v s="$gap" 'BEGIN { exit !(s >= 0.65) }'
+	assert_success
+}
+
+# --- PostgreSQL ------------------------------------------------------------
+
+@test "queries are parameterised: a parameter stays data" {
+	url=$(pg_createdb libtest)
+	run libtest pg "$url" 'select $1::int + 1' 41
+	assert_success
+	assert_output '["42"]'
+	run libtest pg "$url" 'select $1::text' "x'); drop table pg_class; --"
+	assert_output "[\"x'); drop table pg_class; --\"]"
+}
+
+@test "a failed query logs the SQLSTATE and exits non-zero" {
+	url=$(pg_createdb libtest2)
+	run --separate-stderr libtest pg "$url" 'select * from no_such_table'
+	assert_failure 65
+	[[ "$stderr" == *'"sqlstate":"42P01"'* ]]
+}
+
+@test "an unreachable database is named without its password" {
+	run --separate-stderr libtest pg 'postgresql://app:topsecret@127.0.0.1:1/db' 'select 1'
+	assert_failure 69
+	[[ "$stderr" == *'postgresql://app:***@127.0.0.1:1/db'* ]]
+	[[ "$stderr" != *topsecret* ]]
+}
+
+@test "UUIDs are version 4 and differ" {
+	a=$(libtest uuid)
+	b=$(libtest uuid)
+	[[ "$a" =~ ^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$ ]]
+	[ "$a" != "$b" ]
+}

@@ -1,0 +1,18 @@
+# Tests: every t/*.bats file runs under bats --tap through automake's TAP
+# driver, so test-suite.log counts each test case, not each file.
+TEST_EXTENSIONS = .bats
+BATS_LOG_DRIVER = env AM_TAP_AWK='$(AWK)' $(SHELL) $(top_srcdir)/build-aux/tap-driver.sh
+BATS_LOG_COMPILER = $(BATS)
+AM_BATS_LOG_FLAGS = --tap
+AM_TESTS_ENVIRONMENT = \
+	UNDE_TOP_SRCDIR='$(abs_top_srcdir)'; export UNDE_TOP_SRCDIR; \
+	UNDE_TOP_BUILDDIR='$(abs_top_builddir)'; export UNDE_TOP_BUILDDIR;
+EXTRA_DIST += t/lib t/fakes t/fixtures
+
+# libtest: drives lib/ from t/libunde.bats (built by make check, and by
+# make all so the tests can run straight from bats).
+noinst_PROGRAMS += t/unit/libtest
+t_unit_libtest_SOURCES = t/unit/libtest.c
+t_unit_libtest_LDADD = $(UNDE_LIBS)
+TESTS += t/libunde.bats t/unde-db.bats
+TESTS += t/unde-job.bats t/unde-dev.bats
