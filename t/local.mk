@@ -16,3 +16,16 @@ t_unit_libtest_SOURCES = t/unit/libtest.c
 t_unit_libtest_LDADD = $(UNDE_LIBS)
 TESTS += t/libunde.bats t/unde-db.bats
 TESTS += t/unde-job.bats t/unde-dev.bats
+EXTRA_DIST += t/unde-job.bats t/unde-dev.bats
+
+# The CI's full run: check, valgrind on the lib tests, ASan+UBSan, distcheck.
+check-all:
+	MAKE='$(MAKE)' $(SHELL) $(top_srcdir)/t/check-all
+
+# Only the lib tests under valgrind.
+check-valgrind:
+	UNDE_VALGRIND=1 $(MAKE) check TESTS=t/libunde.bats
+
+.PHONY: check-all check-valgrind
+EXTRA_DIST += t/check-all
+TESTS += t/cron.bats t/fakes.bats t/pg-helper.bats

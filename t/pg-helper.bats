@@ -103,7 +103,9 @@ teardown() {
 @test "pg_start moves to another port when the one it picked is taken" {
 	# Force the first pick onto this file's own cluster's port, and skip the
 	# pre-check, so the new postmaster really fails to bind and must retry.
+	# set -e and a plain call, as in setup_file.
 	run bash -c '
+		set -eu
 		source "$1"; taken=$2; flag=$3
 		_pg_port_taken() { return 1; }
 		_pg_random_port() {
@@ -111,7 +113,7 @@ teardown() {
 			else : >"$flag"; echo "$taken"; fi
 		}
 		trap pg_stop EXIT
-		pg_start || exit 1
+		pg_start
 		echo "port=$PGPORT"
 		"$PG_BINDIR/psql" -X -At -c "SELECT '"'"'answered'"'"'"
 	' _ "$BATS_TEST_DIRNAME/lib/pg.bash" "$PGPORT" "$BATS_TEST_TMPDIR/picked"
@@ -125,7 +127,7 @@ teardown() {
 @test "a cluster whose bats process was killed is stopped and removed by the watchdog" {
 	# Stand-in for bats: a shell that starts a cluster, then dies by SIGKILL
 	# without running any teardown.
-	run bash -c 'source "$1"; BATS_ROOT_PID=$$; pg_start || exit 1; echo "$PGTEST_DIR"; kill -KILL $$' \
+	run bash -c 'set -eu; source "$1"; BATS_ROOT_PID=$$; pg_start; echo "$PGTEST_DIR"; kill -KILL $$' \
 		_ "$BATS_TEST_DIRNAME/lib/pg.bash"
 	inner_dir=$output
 	assert_regex "$inner_dir" '^/tmp/unde-pg\.'
@@ -141,6 +143,7 @@ teardown() {
 }
 
 @test "pg_stop is harmless when called again or with no cluster" {
-	run bash -c 'source "$1"; unset PGTEST_DIR; pg_stop; PGTEST_DIR=/tmp/unde-pg.gone pg_stop' _ "$BATS_TEST_DIRNAME/lib/pg.bash"
+	run bash -c 'set -eu; source "$1"; unset PGTEST_DIR; pg_stop; PGTEST_DIR=/tmp/unde-pg.gone pg_stop; echo done' _ "$BATS_TEST_DIRNAME/lib/pg.bash"
 	assert_success
+	assert_output "done"
 }

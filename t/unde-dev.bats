@@ -6,14 +6,7 @@
 # throwaway root under /tmp on a free port of its own; the tests run in file
 # order and the last ones take it down.
 
-if [ -f "$BATS_TEST_DIRNAME/lib/common.bash" ]; then
-	load lib/common
-else
-	load /usr/lib/bats/bats-support/load
-	load /usr/lib/bats/bats-assert/load
-	PATH=$BATS_TEST_DIRNAME/../bin:$BATS_TEST_DIRNAME/../src:$PATH
-fi
-bats_require_minimum_version 1.5.0
+load lib/common
 
 # A port nothing listens on, in 20000..60000.
 free_port() {
@@ -27,15 +20,13 @@ free_port() {
 
 setup_file() {
 	# The postgres user must be able to enter the root: bats' own temp
-	# directories are mode 700 root, so make our own under /tmp.
-	UNDE_DEV_TEST_DIR=$(mktemp -d /tmp/unde-dev-test.XXXXXX)
-	chmod 755 "$UNDE_DEV_TEST_DIR"
+	# directories are mode 700 root, unde_tmpdir's are 755 under /tmp.
+	UNDE_DEV_TEST_DIR=$(unde_tmpdir)
 	export UNDE_DEV_TEST_DIR
 	export UNDE_DEV_PGPORT=$(free_port)
 	export R=$UNDE_DEV_TEST_DIR/env
 	# unde-dev finds unde-db in the build's src/ (a VPATH build says where).
-	export UNDE_BUILD_DIR=${UNDE_TOP_BUILDDIR:-$(cd "$BATS_TEST_DIRNAME/.." && pwd)}
-	unset UNDE_DEV_ROOT PGHOST PGPORT PGDATABASE PGUSER PGOPTIONS
+	export UNDE_BUILD_DIR=$UNDE_TOP_BUILDDIR
 	[ -x "$UNDE_BUILD_DIR/src/unde-db" ] || skip "src/unde-db is not built"
 	unde-dev --root "$R" up >"$UNDE_DEV_TEST_DIR/up1.out" 2>"$UNDE_DEV_TEST_DIR/up1.err"
 }
@@ -44,13 +35,14 @@ teardown_file() {
 	# Whatever happened, leave no cluster behind, and only ours: stopped by
 	# its data directory.
 	local root
-	[ -n "${UNDE_DEV_TEST_DIR:-}" ] && [ -d "$UNDE_DEV_TEST_DIR" ] || return 0
-	for root in "$UNDE_DEV_TEST_DIR"/*/; do
-		[ -d "$root/pg" ] || continue
-		unde-dev --root "${root%/}" down >/dev/null 2>&1 || true
-		if [ -r "$root/socket-dir" ]; then rm -rf -- "$(cat "$root/socket-dir")"; fi
-	done
-	rm -rf -- "$UNDE_DEV_TEST_DIR"
+	if [ -n "${UNDE_DEV_TEST_DIR:-}" ] && [ -d "$UNDE_DEV_TEST_DIR" ]; then
+		for root in "$UNDE_DEV_TEST_DIR"/*/; do
+			[ -d "$root/pg" ] || continue
+			unde-dev --root "${root%/}" down >/dev/null 2>&1 || true
+			if [ -r "$root/socket-dir" ]; then rm -rf -- "$(cat "$root/socket-dir")"; fi
+		done
+	fi
+	unde_teardown_file
 }
 
 # sql DB QUERY — one value from the environment's database DB.
@@ -89,7 +81,7 @@ sql() {
 		unde_production) kind=production ;;
 		unde_shard_0) kind=shard ;;
 		esac
-		files=$(ls "$BATS_TEST_DIRNAME/../sql/$kind/"*.sql | wc -l)
+		files=$(ls "$UNDE_TOP_SRCDIR/sql/$kind/"*.sql | wc -l)
 		assert_equal "$n" "$files"
 	done
 }
@@ -120,7 +112,7 @@ sql() {
 	# Same postmaster: nothing was restarted or re-initialised.
 	assert_equal "$(head -n 1 "$R/pg/postmaster.pid")" "$pid"
 	assert_equal "$(sql unde_staging 'SELECT count(*) FROM schema_migrations')" \
-		"$(ls "$BATS_TEST_DIRNAME/../sql/staging/"*.sql | wc -l)"
+		"$(ls "$UNDE_TOP_SRCDIR/sql/staging/"*.sql | wc -l)"
 }
 
 @test "status says running, lists the databases and exits 0" {
@@ -146,7 +138,7 @@ sql() {
 	assert_equal "$UNDE_METRICS_DIR" "$R/metrics"
 	assert_equal "$UNDE_LOCK_DIR" "$R/lock"
 	# The build's commands come first on PATH.
-	assert_equal "$(command -v unde-job)" "$(cd "$BATS_TEST_DIRNAME/.." && pwd -P)/bin/unde-job"
+	assert_equal "$(command -v unde-job)" "$(cd "$UNDE_TOP_SRCDIR" && pwd -P)/bin/unde-job"
 	assert_equal "$(command -v unde-db)" "$UNDE_BUILD_DIR/src/unde-db"
 }
 

@@ -1,17 +1,10 @@
 #!/usr/bin/env bats
 # t/unde-job.bats — the cron wrapper: lock, exit status, metrics, records, log.
 
-if [ -f "$BATS_TEST_DIRNAME/lib/common.bash" ]; then
-	load lib/common
-else
-	load /usr/lib/bats/bats-support/load
-	load /usr/lib/bats/bats-assert/load
-	PATH=$BATS_TEST_DIRNAME/../bin:$BATS_TEST_DIRNAME/../src:$PATH
-fi
-bats_require_minimum_version 1.5.0
+load lib/common
 
 setup() {
-	W=$(mktemp -d /tmp/unde-job-test.XXXXXX)
+	W=$(unde_tmpdir)
 	export UNDE_LOCK_DIR=$W/lock UNDE_METRICS_DIR=$W/metrics
 	bg_pid=
 }
@@ -23,7 +16,7 @@ teardown() {
 		timeout 5 sh -c 'echo go >"$1"' sh "$bg_release" || true
 		timeout 5 tail --pid="$bg_pid" -f /dev/null || kill "$bg_pid" 2>/dev/null || true
 	fi
-	rm -rf -- "$W"
+	unde_teardown
 }
 
 # metric NAME JOB — the value of metric NAME{job="JOB"} in JOB's .prom file.

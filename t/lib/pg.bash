@@ -56,6 +56,7 @@ _pg_watchdog() {
 
 # pg_start — create, start and wait for a cluster; export its coordinates.
 # Fails (status 1, reason on stderr) with nothing left running or on disk.
+# Safe under bats' `set -e` (setup_file runs with it).
 pg_start() {
 	local dir data port attempt tries seen_pid
 
@@ -121,7 +122,7 @@ pg_start() {
 			sleep 0.05
 		done
 		# Make sure a half-started postmaster is gone before the next try.
-		_pg_as_owner "$PG_BINDIR/pg_ctl" stop -D "$data" -m immediate >/dev/null 2>&1
+		_pg_as_owner "$PG_BINDIR/pg_ctl" stop -D "$data" -m immediate >/dev/null 2>&1 || true
 
 		if grep -q 'Address already in use' "$dir/server.log"; then
 			continue
@@ -139,9 +140,9 @@ pg_start() {
 
 # pg_createdb NAME — create database NAME; print its URL.
 pg_createdb() {
-	local name=$1
+	local name=${1:-}
 
-	if [ -z "$PGTEST_DIR" ] || [ -z "$PGPORT" ]; then
+	if [ -z "${PGTEST_DIR:-}" ] || [ -z "${PGPORT:-}" ]; then
 		echo "pg_createdb: no cluster (call pg_start first)" >&2
 		return 1
 	fi
@@ -168,7 +169,7 @@ pg_stop() {
 
 	if [ -f "$dir/data/postmaster.pid" ]; then
 		pid=$(head -n 1 "$dir/data/postmaster.pid")
-		_pg_as_owner "$PG_BINDIR/pg_ctl" stop -D "$dir/data" -m immediate >/dev/null 2>&1
+		_pg_as_owner "$PG_BINDIR/pg_ctl" stop -D "$dir/data" -m immediate >/dev/null 2>&1 || true
 		# pg_ctl waits for the postmaster, and the postmaster for its
 		# children; check anyway, bounded, and kill only our own postmaster.
 		if [ -n "$pid" ]; then
@@ -177,7 +178,7 @@ pg_stop() {
 				sleep 0.05
 			done
 			if kill -0 "$pid" 2>/dev/null; then
-				kill -KILL "$pid" 2>/dev/null
+				kill -KILL "$pid" 2>/dev/null || true
 			fi
 		fi
 	fi

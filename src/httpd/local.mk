@@ -1,0 +1,1 @@
+# unde-httpd rules
