@@ -24,6 +24,14 @@ static const char *pg_one_line(const char *msg)
 	return pg_errbuf;
 }
 
+/* Server notices ("relation already exists, skipping") would otherwise be
+ * printed raw on stderr by libpq, breaking the JSON-lines log. */
+static void pg_on_notice(void *arg, const char *message)
+{
+	(void)arg;
+	log_event(LOG_DEBUG, "server notice", json_pack("{s:s}", "notice", pg_one_line(message)));
+}
+
 PGconn *pg_connect(const char *url, const char *what)
 {
 	char red[512];
@@ -38,6 +46,7 @@ PGconn *pg_connect(const char *url, const char *what)
 		PQfinish(c);
 		return NULL;
 	}
+	PQsetNoticeProcessor(c, pg_on_notice, NULL);
 	/* Our timestamps are UTC everywhere. */
 	PGresult *r = PQexec(c, "SET TIME ZONE 'UTC'");
 	PQclear(r);

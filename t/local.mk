@@ -7,7 +7,8 @@ AM_BATS_LOG_FLAGS = --tap
 AM_TESTS_ENVIRONMENT = \
 	UNDE_TOP_SRCDIR='$(abs_top_srcdir)'; export UNDE_TOP_SRCDIR; \
 	UNDE_TOP_BUILDDIR='$(abs_top_builddir)'; export UNDE_TOP_BUILDDIR;
-EXTRA_DIST += t/lib t/fakes t/fixtures
+# Test files ship with the tarball, so make distcheck runs the whole suite.
+EXTRA_DIST += t/lib t/fakes t/fixtures $(TESTS)
 
 # libtest: drives lib/ from t/libunde.bats (built by make check, and by
 # make all so the tests can run straight from bats).
@@ -16,7 +17,6 @@ t_unit_libtest_SOURCES = t/unit/libtest.c
 t_unit_libtest_LDADD = $(UNDE_LIBS)
 TESTS += t/libunde.bats t/unde-db.bats
 TESTS += t/unde-job.bats t/unde-dev.bats
-EXTRA_DIST += t/unde-job.bats t/unde-dev.bats
 
 # The CI's full run: check, valgrind on the lib tests, ASan+UBSan, distcheck.
 check-all:
@@ -29,3 +29,19 @@ check-valgrind:
 .PHONY: check-all check-valgrind
 EXTRA_DIST += t/check-all
 TESTS += t/cron.bats t/fakes.bats t/pg-helper.bats
+
+# libFuzzer over the JSON-lines reader and the env-file parser:
+# `make fuzz-lib FUZZ_SECONDS=300`.
+FUZZ_SECONDS ?= 30
+FUZZ_CC = clang
+FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -I$(top_srcdir)/lib -I$(top_builddir)
+t/fuzz/jsonl-fuzz: $(top_srcdir)/t/fuzz/jsonl-fuzz.c $(top_srcdir)/lib/jsonl.c $(top_srcdir)/lib/conf.c $(top_srcdir)/lib/log.c
+	@mkdir -p t/fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(JANSSON_CFLAGS) -o $@ $^ $(JANSSON_LIBS)
+fuzz-lib: t/fuzz/jsonl-fuzz
+	@mkdir -p t/fuzz/work-jsonl
+	./t/fuzz/jsonl-fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+		t/fuzz/work-jsonl $(top_srcdir)/t/fuzz/corpus/jsonl
+.PHONY: fuzz-lib
+CLEANFILES += t/fuzz/jsonl-fuzz
+EXTRA_DIST += t/fuzz/jsonl-fuzz.c t/fuzz/corpus/jsonl

@@ -142,6 +142,24 @@ teardown() {
 	assert_failure
 }
 
+@test "pg_stop cleans up under set -e even when the server had already died" {
+	run bash -c '
+		set -eu
+		source "$1"
+		pg_start
+		echo "$PGTEST_DIR"
+		pid=$(head -n 1 "$PGTEST_DIR/data/postmaster.pid")
+		kill -KILL "$pid"
+		while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+		pg_stop
+		echo stopped
+	' _ "$BATS_TEST_DIRNAME/lib/pg.bash"
+	inner_dir=${lines[0]}
+	assert_success
+	assert_line stopped
+	assert [ ! -e "$inner_dir" ]
+}
+
 @test "pg_stop is harmless when called again or with no cluster" {
 	run bash -c 'set -eu; source "$1"; unset PGTEST_DIR; pg_stop; PGTEST_DIR=/tmp/unde-pg.gone pg_stop; echo done' _ "$BATS_TEST_DIRNAME/lib/pg.bash"
 	assert_success

@@ -10,8 +10,8 @@ load lib/common
 
 # A port nothing listens on, in 20000..60000.
 free_port() {
-	local p i
-	for i in $(seq 50); do
+	local p _
+	for _ in $(seq 50); do
 		p=$(( ((RANDOM << 15) | RANDOM) % 40001 + 20000 ))
 		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
 	done
@@ -23,7 +23,8 @@ setup_file() {
 	# directories are mode 700 root, unde_tmpdir's are 755 under /tmp.
 	UNDE_DEV_TEST_DIR=$(unde_tmpdir)
 	export UNDE_DEV_TEST_DIR
-	export UNDE_DEV_PGPORT=$(free_port)
+	UNDE_DEV_PGPORT=$(free_port)
+	export UNDE_DEV_PGPORT
 	export R=$UNDE_DEV_TEST_DIR/env
 	# unde-dev finds unde-db in the build's src/ (a VPATH build says where).
 	export UNDE_BUILD_DIR=$UNDE_TOP_BUILDDIR
@@ -81,8 +82,8 @@ sql() {
 		unde_production) kind=production ;;
 		unde_shard_0) kind=shard ;;
 		esac
-		files=$(ls "$UNDE_TOP_SRCDIR/sql/$kind/"*.sql | wc -l)
-		assert_equal "$n" "$files"
+		files=("$UNDE_TOP_SRCDIR/sql/$kind/"*.sql)
+		assert_equal "$n" "${#files[@]}"
 	done
 }
 
@@ -111,8 +112,8 @@ sql() {
 	[[ $stderr == *'"msg":"cluster already running"'* ]]
 	# Same postmaster: nothing was restarted or re-initialised.
 	assert_equal "$(head -n 1 "$R/pg/postmaster.pid")" "$pid"
-	assert_equal "$(sql unde_staging 'SELECT count(*) FROM schema_migrations')" \
-		"$(ls "$UNDE_TOP_SRCDIR/sql/staging/"*.sql | wc -l)"
+	files=("$UNDE_TOP_SRCDIR/sql/staging/"*.sql)
+	assert_equal "$(sql unde_staging 'SELECT count(*) FROM schema_migrations')" "${#files[@]}"
 }
 
 @test "status says running, lists the databases and exits 0" {
@@ -152,7 +153,10 @@ sql() {
 	pid=$(head -n 1 "$R/pg/postmaster.pid")
 	run unde-dev --root "$R" down
 	assert_success
-	! kill -0 "$pid" 2>/dev/null
+	# The postmaster is gone (or a zombie its reaper has not collected yet).
+	state=$(ps -o stat= -p "$pid" || true)
+	[[ -z $state || $state == Z* ]]
+	[ ! -e "$R/pg/postmaster.pid" ]
 	run unde-dev --root "$R" status
 	assert_equal "$status" 3
 	assert_output --partial 'not running'
