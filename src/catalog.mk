@@ -1,0 +1,1 @@
+# catalog commands: unde-apify, unde-download, unde-collage

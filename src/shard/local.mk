@@ -1,0 +1,1 @@
+# unde-shard
