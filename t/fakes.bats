@@ -284,7 +284,7 @@ header_of() {
 	local port_file=$BATS_TEST_TMPDIR/w.port spid fpid i
 	sleep 60 3>&- &
 	spid=$!
-	python3 "$UNDE_TOP_SRCDIR/t/fakes/echo.py" --port-file "$port_file" --watch-pid "$spid" \
+	PYTHONDONTWRITEBYTECODE=1 python3 "$UNDE_TOP_SRCDIR/t/fakes/echo.py" --port-file "$port_file" --watch-pid "$spid" \
 		>"$BATS_TEST_TMPDIR/w.log" 2>&1 3>&- &
 	fpid=$!
 	for ((i = 0; i < 200; i++)); do
@@ -360,11 +360,34 @@ ${at}test inner {
 	[[ -z \${UNDE_LOG_LEVEL+x} && -z \${PGHOST+x} && -z \${http_proxy+x} ]]
 	[[ \$STAGING_DB_URL == from-setup-file && \$UNDE_ENV_FILE == /dev/null ]]
 	[[ \$KEEP_ME == yes && \$PATH == "$UNDE_TOP_SRCDIR/src:$UNDE_TOP_SRCDIR/bin:"* ]]
+	[[ \$UNDE_VALGRIND == 1 && \$PG_BINDIR == /opt/pg/bin ]] # harness knobs are kept
 }
 EOF
 	run env -i PATH="$PATH" HOME="${HOME:-/root}" KEEP_ME=yes GEMINI_API_KEY=secret \
 		XIMILAR_API_URL=http://real S3_BUCKET=b UNDE_LOG_LEVEL=debug PGHOST=elsewhere \
 		STAGING_DB_URL=postgres://dev http_proxy=http://proxy:3128 UNDE_TOP_SRCDIR="$UNDE_TOP_SRCDIR" \
+		UNDE_VALGRIND=1 PG_BINDIR=/opt/pg/bin \
 		UNDE_TOP_BUILDDIR="$UNDE_TOP_SRCDIR" "$BATS_ROOT/bin/bats" "$BATS_TEST_TMPDIR/inner.bats"
 	assert_success
+}
+
+@test "a fake left running by a test file exits when its bats run ends" {
+	local at=@
+	cat >"$BATS_TEST_TMPDIR/leak.bats" <<EOF
+load "$UNDE_TOP_SRCDIR/t/lib/common"
+setup_file() { fake_start leak echo.py; cp "\$FAKE_DIR/leak.pid" "$BATS_TEST_TMPDIR/leak.pid"; }
+teardown_file() { :; } # forgets fake_stop_all
+${at}test leak { curl -fsS "\$FAKE_LEAK_URL/json"; }
+EOF
+	run timeout 20 env -i PATH="$PATH" HOME="${HOME:-/root}" UNDE_TOP_SRCDIR="$UNDE_TOP_SRCDIR" \
+		"$BATS_ROOT/bin/bats" "$BATS_TEST_TMPDIR/leak.bats"
+	assert_success
+	local pid i
+	pid=$(<"$BATS_TEST_TMPDIR/leak.pid")
+	for ((i = 0; i < 100; i++)); do
+		_fake_alive "$pid" || break
+		sleep 0.05
+	done
+	run _fake_alive "$pid"
+	assert_failure
 }

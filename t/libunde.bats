@@ -135,6 +135,7 @@ libtest() {
 
 @test "each output line is flushed at once, before the next input arrives" {
 	coproc LT { "$UNDE_TOP_BUILDDIR/t/unit/libtest" filter --online 2>/dev/null; }
+	pid=$LT_PID
 	echo '{"n":1}' >&"${LT[1]}"
 	read -r -t 10 line <&"${LT[0]}"
 	assert_equal "$line" '{"n":1,"seen":true}'
@@ -142,7 +143,7 @@ libtest() {
 	read -r -t 10 line <&"${LT[0]}"
 	assert_equal "$line" '{"n":2,"seen":true}'
 	exec {LT[1]}>&-
-	wait "$LT_PID"
+	wait "$pid"
 }
 
 @test "progress lines come before the record, which ends with stage done" {

@@ -41,6 +41,7 @@ import os
 import re
 import signal
 import socket
+import socketserver
 import sys
 import threading
 import time
@@ -255,8 +256,12 @@ class Fake:
                 entries = copy.deepcopy(self.log)
             want = req.args.get("path")
             if want:
-                rx = re.compile(want)
-                entries = [e for e in entries if e["path"].startswith(want) or rx.match(e["path"])]
+                try:
+                    rx = re.compile(want)
+                except re.error:
+                    rx = None
+                entries = [e for e in entries
+                           if e["path"].startswith(want) or (rx and rx.match(e["path"]))]
             return 200, {}, entries
         if p == "rules" and req.method == "GET":
             with self.lock:
@@ -294,6 +299,9 @@ class Fake:
 
     def main(self, argv=None):
         self.args = self.argparser.parse_args(argv)
+        # Drop inherited descriptors (bats' output pipes among them): a fake
+        # holding one would keep its parent waiting for EOF, forever.
+        os.closerange(3, _max_fd())
         handler = type("Handler", (_Handler,), {"fake": self})
         self.server = _Server((self.args.host, self.args.port), handler)
         port = self.server.server_address[1]
@@ -334,6 +342,13 @@ class Fake:
                 return
 
 
+def _max_fd():
+    try:
+        return min(os.sysconf("SC_OPEN_MAX"), 1 << 20)
+    except (ValueError, OSError):
+        return 4096
+
+
 def _alive(pid):
     try:
         os.kill(pid, 0)
@@ -352,6 +367,12 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False  # never join handler threads (idle keep-alive, hang)
     allow_reuse_address = True
+
+    def server_bind(self):
+        # HTTPServer.server_bind would resolve the host name (getfqdn): a
+        # reverse DNS lookup that can stall on a machine without a resolver.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
 
     def handle_error(self, request, client_address):
         exc = sys.exc_info()[1]

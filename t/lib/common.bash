@@ -35,21 +35,22 @@ source "$(dirname "${BASH_SOURCE[0]}")/fake.bash"
 UNDE_TOP_SRCDIR=${UNDE_TOP_SRCDIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 UNDE_TOP_BUILDDIR=${UNDE_TOP_BUILDDIR:-$UNDE_TOP_SRCDIR}
 export UNDE_TOP_SRCDIR UNDE_TOP_BUILDDIR
-case ":$PATH:" in
-*":$UNDE_TOP_BUILDDIR/src:$UNDE_TOP_SRCDIR/bin:"*) ;;
-*) PATH=$UNDE_TOP_BUILDDIR/src:$UNDE_TOP_SRCDIR/bin:$PATH ;;
-esac
+if [[ $PATH != "$UNDE_TOP_BUILDDIR/src:$UNDE_TOP_SRCDIR/bin:"* ]]; then
+	PATH=$UNDE_TOP_BUILDDIR/src:$UNDE_TOP_SRCDIR/bin:$PATH
+fi
 
 # Unset configuration that could leak in from the developer's shell: service
 # URLs and keys (a stray GEMINI_API_KEY must never reach the real API),
 # database URLs, S3, libpq's PG* defaults, UNDE_*, proxies (tests talk only
-# to loopback). Done once per test file, before setup_file, so variables that
-# setup_file exports for its tests survive when each test re-loads this file.
+# to loopback). Kept: the harness's own knobs (UNDE_TOP_SRCDIR,
+# UNDE_TOP_BUILDDIR, UNDE_VALGRIND from make check-valgrind, PG_BINDIR and
+# other PG_* of t/lib/pg.bash, FAKE_*). Done once per test file, before
+# setup_file, so what setup_file exports survives each test's re-load.
 _unde_scrub_env() {
 	local v
 	for v in $(compgen -e); do
 		case $v in
-		UNDE_TOP_SRCDIR | UNDE_TOP_BUILDDIR | FAKE_*) ;;
+		UNDE_TOP_SRCDIR | UNDE_TOP_BUILDDIR | UNDE_VALGRIND | PG_* | FAKE_*) ;;
 		*_DB_URL | *_API_URL | *_API_KEY | *_API_TOKEN | *_TOKEN | *_SECRET | *_SECRET_KEY | \
 			*_ACCESS_KEY | *_PASSWORD | *_AGENT_URL | *_GW_URL | DATABASE_URL | REDIS_URL | \
 			MASTER_ENCRYPTION_KEY | S3_* | UNDE_* | PG* | [Hh][Tt][Tt][Pp]*_[Pp][Rr][Oo][Xx][Yy] | \

@@ -96,7 +96,7 @@ fake_start() {
 	fi
 	local name=$1 script=$2
 	shift 2
-	local dir var pidf portf logf pid port= now deadline
+	local dir var pidf portf logf pid port="" now deadline
 	_fake_dir || return 1
 	dir=$FAKE_DIR
 	var=$(_fake_var "$name")
@@ -107,8 +107,9 @@ fake_start() {
 		return 1
 	fi
 	rm -f "$portf"
-	# fd 3 is bats' own output: a child holding it would make bats wait for it.
-	"${FAKE_PYTHON:-python3}" "$script" --port-file "$portf" \
+	# fd 3 is bats' own output: a child holding it would make bats wait for it
+	# (fakelib also closes every other inherited descriptor at start).
+	PYTHONDONTWRITEBYTECODE=1 "${FAKE_PYTHON:-python3}" "$script" --port-file "$portf" \
 		--watch-pid "${BATS_ROOT_PID:-$$}" "$@" </dev/null >"$logf" 2>&1 3>&- &
 	pid=$!
 	printf '%s\n' "$pid" >"$pidf"
