@@ -7,6 +7,8 @@
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
+#include <errno.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -57,16 +59,33 @@ static void log_timestamp(char *buf, size_t len)
 	snprintf(buf + n, len - n, ".%03ldZ", (long)(tv.tv_usec / 1000));
 }
 
+/* One write(2) per line, newline included: lines from several processes
+ * sharing one stderr (a pipeline, unde-httpd and its children) never
+ * interleave, since writes up to PIPE_BUF are atomic. */
 static void log_emit(json_t *line)
 {
 	char *s = json_dumps(line, JSON_COMPACT | JSON_ENSURE_ASCII);
-	if (s) {
-		fputs(s, stderr);
-		fputc('\n', stderr);
-		fflush(stderr);
-		free(s);
-	}
 	json_decref(line);
+	if (!s)
+		return;
+	size_t n = strlen(s);
+	char *l = realloc(s, n + 2);
+	if (!l) {
+		free(s);
+		return;
+	}
+	l[n] = '\n';
+	l[n + 1] = '\0';
+	fflush(stderr);
+	for (size_t off = 0; off < n + 1;) {
+		ssize_t w = write(STDERR_FILENO, l + off, n + 1 - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break;
+		off += (size_t)w;
+	}
+	free(l);
 }
 
 static json_t *log_head(enum log_level level)

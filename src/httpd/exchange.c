@@ -1,0 +1,270 @@
+/* exchange.c — the conversation with a route's command.
+ *
+ * A plain route keeps one command per connection: a line in, a line out,
+ * as many times as the client asks (keep-alive never pays a fork+exec per
+ * request). Progress lines (a "stage" other than "done") are skipped; the
+ * first other line is the answer. A streaming route starts its command
+ * per request and sends every line as it comes, until the command exits.
+ * Whatever goes wrong — no answer in time, a crash, an exit, garbage — the
+ * command is reaped or killed and the client gets a JSON error. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include <jansson.h>
+
+#include "httpd.h"
+#include "log.h"
+#include "serve.h"
+#include "util.h"
+
+#define EXCHANGE_CODE_MAX 64
+
+/* HTTP status for a command's {"error":…} line, by its sysexits status:
+ * 64/65 (or none given) → 400, 69/75 → 503, anything else → 500. */
+static int exchange_error_line_status(const json_t *err)
+{
+	switch (json_integer_value(json_object_get(err, "status"))) {
+	case 0:
+	case 64:
+	case 65: return 400;
+	case 69:
+	case 75: return 503;
+	default: return 500;
+	}
+}
+
+/* HTTP status for a command that ended without answering: exit 64/65 →
+ * 400, 69/75 → 503, a signal or any other exit → 500. */
+static int exchange_exit_status(int wstatus, const char *cmd, char *msg, size_t msglen,
+				const char **code)
+{
+	if (WIFSIGNALED(wstatus)) {
+		int sig = WTERMSIG(wstatus);
+		snprintf(msg, msglen, "%s was killed by signal %d (%s)", cmd, sig, strsignal(sig));
+		*code = "command_crashed";
+		return 500;
+	}
+	int st = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
+	if (st == 0)
+		snprintf(msg, msglen, "%s exited without answering", cmd);
+	else
+		snprintf(msg, msglen, "%s exited with status %d", cmd, st);
+	*code = "command_failed";
+	switch (st) {
+	case 64:
+	case 65: return 400;
+	case 69:
+	case 75: return 503;
+	default: return 500;
+	}
+}
+
+enum { LINE_ANSWER, LINE_PROGRESS, LINE_GARBAGE };
+
+/* What an output line is. Lines that mention neither "error" nor "stage"
+ * are answers and skip the JSON parse (the common, fast case); the others
+ * are parsed to find out. *status is 200, or the error line's status with
+ * its code copied to code. */
+static int exchange_classify(const char *line, size_t n, int *status, char *code)
+{
+	*status = 200;
+	code[0] = '\0';
+	if (n < 2 || line[0] != '{' || line[n - 1] != '}')
+		return LINE_GARBAGE;
+	if (!memmem(line, n, "\"error\"", 7) && !memmem(line, n, "\"stage\"", 7))
+		return LINE_ANSWER;
+	json_error_t je;
+	json_t *j = json_loadb(line, n, 0, &je);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		return LINE_GARBAGE;
+	}
+	int kind = LINE_ANSWER;
+	json_t *err = json_object_get(j, "error");
+	const char *stage = json_string_value(json_object_get(j, "stage"));
+	if (err && !json_is_null(err)) {
+		*status = exchange_error_line_status(err);
+		const char *c = json_string_value(json_object_get(err, "code"));
+		snprintf(code, EXCHANGE_CODE_MAX, "%s", c ? c : "command_error");
+	} else if (stage && strcmp(stage, "done") != 0) {
+		kind = LINE_PROGRESS;
+	}
+	json_decref(j);
+	return kind;
+}
+
+static void exchange_spawn_failed(struct conn *c, const struct route *r, const char *rid, int err)
+{
+	char msg[512];
+	if (err == ENOENT || err == EACCES || err == ENOTDIR) {
+		snprintf(msg, sizeof msg, "%s: command not found or not executable", r->argv[0]);
+		serve_fail(c, rid, r->label, 503, "command_missing", msg, NULL, 1);
+	} else {
+		snprintf(msg, sizeof msg, "%s: cannot start: %s", r->argv[0], strerror(err));
+		serve_fail(c, rid, r->label, 500, "spawn_failed", msg, NULL, 1);
+	}
+}
+
+static int exchange_start(struct conn *c, struct child *k, const struct route *r, const char *rid)
+{
+	int err = child_start(k, r->argv, c->conf->max_response);
+	if (err) {
+		exchange_spawn_failed(c, r, rid, err);
+		return -1;
+	}
+	stats_count(c->stats, STATS_CHILDREN_STARTED);
+	return 0;
+}
+
+/* Status, code and message for a command that stopped answering (rc), and
+ * make sure it is gone: reaped when its output ended, killed otherwise. */
+static int exchange_end(struct conn *c, struct child *k, const struct route *r,
+			enum child_rc rc, double deadline, int *exited_ok, char *msg, size_t msglen,
+			const char **code)
+{
+	int ws = 0;
+	*exited_ok = 0;
+	if (rc == CHILD_EOF && child_reap(k, deadline, &ws) == 0) {
+		*exited_ok = WIFEXITED(ws) && WEXITSTATUS(ws) == 0;
+		return exchange_exit_status(ws, r->argv[0], msg, msglen, code);
+	}
+	if (rc != CHILD_EOF)
+		child_kill(k);
+	if (rc == CHILD_EOF || rc == CHILD_TIMEOUT) {
+		stats_count(c->stats, STATS_CHILD_TIMEOUTS);
+		snprintf(msg, msglen, "%s did not answer within %.3g s (killed)", r->argv[0],
+			 (double)r->timeout_ms / 1000.0);
+		*code = "timeout";
+		return 504;
+	}
+	if (rc == CHILD_TOO_LONG) {
+		snprintf(msg, msglen, "%s wrote a line longer than %zu bytes (killed)", r->argv[0],
+			 c->conf->max_response);
+		*code = "answer_too_large";
+		return 500;
+	}
+	snprintf(msg, msglen, "%s: I/O error talking to the command (killed)", r->argv[0]);
+	*code = "internal";
+	return 500;
+}
+
+void exchange_route(struct conn *c, const struct route *r, const char *line, size_t len,
+		    const char *rid)
+{
+	struct child *k = &c->kids[r->index];
+	double deadline = util_now_ms() + (double)r->timeout_ms;
+	char msg[512], code[EXCHANGE_CODE_MAX];
+	if (k->pid && child_stale(k)) {
+		log_event(LOG_WARN, "restarting a command that wrote unasked or exited",
+			  json_pack("{s:s, s:i}", "route", r->label, "pid", (int)k->pid));
+		child_kill(k);
+	}
+	if (!k->pid && exchange_start(c, k, r, rid) != 0)
+		return;
+	enum child_rc rc = child_send(k, line, len, deadline);
+	if (rc == CHILD_EOF)
+		rc = CHILD_OK; /* it may have answered before exiting: read */
+	size_t n = 0;
+	while (rc == CHILD_OK && (rc = child_line(k, deadline, &n)) == CHILD_OK) {
+		int status, kind = exchange_classify(k->buf, n, &status, code);
+		if (kind == LINE_PROGRESS) {
+			child_take(k, n + 1);
+			continue;
+		}
+		if (kind == LINE_GARBAGE) {
+			child_kill(k);
+			snprintf(msg, sizeof msg, "%s answered with something that is not a JSON object",
+				 r->argv[0]);
+			serve_fail(c, rid, r->label, 500, "bad_answer", msg, NULL, 1);
+			return;
+		}
+		struct answer a = { .status = status, .body = k->buf, .len = n + 1, .request_id = rid };
+		resp_send(c, &a);
+		child_take(k, n + 1);
+		struct outcome o = { r->label, status, code[0] ? code : NULL };
+		serve_log(c, rid, &o);
+		return;
+	}
+	const char *ecode = "internal";
+	int exited_ok;
+	int status = exchange_end(c, k, r, rc, deadline, &exited_ok, msg, sizeof msg, &ecode);
+	serve_fail(c, rid, r->label, status, ecode, msg, NULL, 1);
+}
+
+/* The last line of a stream that ended badly: the error, as a line. */
+static void exchange_stream_error(struct conn *c, const char *code, const char *msg, int status,
+				  const char *rid)
+{
+	json_t *j = json_pack("{s:{s:s, s:s, s:i}, s:s}", "error", "code", code, "message", msg,
+			      "status", status, "request_id", rid);
+	char *t = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	if (t)
+		resp_stream_line(c, t, strlen(t));
+	free(t);
+	json_decref(j);
+}
+
+void exchange_stream(struct conn *c, const struct route *r, const char *line, size_t len,
+		     const char *rid)
+{
+	struct child k;
+	double deadline = util_now_ms() + (double)r->timeout_ms;
+	char msg[512], code[EXCHANGE_CODE_MAX];
+	if (exchange_start(c, &k, r, rid) != 0)
+		return;
+	enum child_rc rc = child_send(&k, line, len, deadline);
+	child_close_input(&k);
+	if (rc == CHILD_EOF)
+		rc = CHILD_OK;
+	int started = 0;
+	size_t n = 0;
+	while (rc == CHILD_OK && (rc = child_line(&k, deadline, &n)) == CHILD_OK) {
+		if (!started) {
+			int status, kind = exchange_classify(k.buf, n, &status, code);
+			if (kind == LINE_GARBAGE || status != 200) {
+				/* Not started yet: the answer can still be an error. */
+				struct answer a = { .status = status, .body = k.buf, .len = n + 1,
+						    .request_id = rid };
+				if (kind == LINE_GARBAGE) {
+					child_kill(&k);
+					snprintf(msg, sizeof msg, "%s answered with something that is not a JSON object", r->argv[0]);
+					serve_fail(c, rid, r->label, 500, "bad_answer", msg, NULL, 1);
+					return;
+				}
+				resp_send(c, &a);
+				child_reap(&k, deadline, NULL);
+				struct outcome o = { r->label, status, code };
+				serve_log(c, rid, &o);
+				return;
+			}
+			if (resp_stream_start(c, rid) != 0)
+				break;
+			started = 1;
+		}
+		if (resp_stream_line(c, k.buf, n) != 0)
+			break;
+		child_take(&k, n + 1);
+	}
+	if (c->broken) {
+		child_kill(&k);
+		struct outcome o = { r->label, 200, "client_gone" };
+		serve_log(c, rid, &o);
+		return;
+	}
+	const char *ecode = "internal";
+	int exited_ok;
+	int status = exchange_end(c, &k, r, rc, deadline, &exited_ok, msg, sizeof msg, &ecode);
+	if (!started) {
+		serve_fail(c, rid, r->label, status, ecode, msg, NULL, 1);
+		return;
+	}
+	if (!exited_ok)
+		exchange_stream_error(c, ecode, msg, status, rid);
+	resp_stream_end(c);
+	struct outcome o = { r->label, 200, exited_ok ? NULL : ecode };
+	serve_log(c, rid, &o);
+}

@@ -1,0 +1,61 @@
+/* routes.h — the routes file of unde-httpd: which command answers which
+ * METHOD /path.
+ *
+ *   # comment
+ *   POST /analyze                 unde-mood
+ *   POST /persona/feedback        unde-persona feedback
+ *   POST /detect   timeout=10     unde-ximilar detect
+ *   POST /synthesize              stream: unde-voice
+ *
+ * One route per line: METHOD PATH [timeout=SECONDS] COMMAND [ARG…]. Fields
+ * are separated by blanks; there is no quoting. A COMMAND of "stream:"
+ * (alone, or glued to the command as "stream:unde-voice") marks a
+ * streaming route. Paths are exact (no patterns), use only unreserved and
+ * sub-delim characters, and have no "." or ".." segment; /health and
+ * /metrics belong to unde-httpd itself. */
+#ifndef UNDE_HTTPD_ROUTES_H
+#define UNDE_HTTPD_ROUTES_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#define ROUTE_METHOD_MAX 32
+#define ROUTE_PATH_MAX 128
+#define ROUTE_ARGS_MAX 32
+#define ROUTES_MAX 256
+#define ROUTE_LINE_MAX 4096
+
+struct route {
+	size_t index;                         /* position in the file: child slot */
+	int line;                             /* line number, for messages */
+	char method[ROUTE_METHOD_MAX + 1];
+	char path[ROUTE_PATH_MAX + 1];
+	char label[ROUTE_METHOD_MAX + ROUTE_PATH_MAX + 2]; /* "POST /analyze" */
+	char *argv[ROUTE_ARGS_MAX + 1];       /* NULL-terminated */
+	int streaming;
+	long timeout_ms;
+};
+
+struct routes {
+	struct route *r;
+	size_t n;
+};
+
+/* Read FILE. Returns 0, or -1 with err holding "FILE:LINE: what" (the
+ * caller exits 78). default_timeout_ms applies where a route sets none. */
+int routes_load(const char *file, long default_timeout_ms, struct routes *out, char *err,
+		size_t errlen);
+void routes_free(struct routes *rs);
+
+/* The route for method and (decoded) path, or NULL. When NULL and some
+ * route has that path, *path_known is set and allow lists its methods
+ * ("GET, POST"). */
+const struct route *routes_find(const struct routes *rs, const char *method, const char *path,
+				int *path_known, char *allow, size_t allowlen);
+
+/* Is the route's command runnable (an executable file, found on PATH when
+ * it has no slash)? */
+int routes_command_exists(const struct route *r);
+
+#endif

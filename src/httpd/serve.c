@@ -1,0 +1,386 @@
+/* serve.c — one request: route it, read its body, hand one JSON line to
+ * the route's command, turn what comes back (a line, an exit status, or
+ * silence) into an answer, then log and count it. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdint.h>
+#include <sys/random.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "httpd.h"
+#include "log.h"
+#include "serve.h"
+#include "util.h"
+
+#define SERVE_QUERY_PART_MAX 8192
+
+/* The access-log line (one per request, journald picks it up) and the
+ * shared counters, for every answer whatever its source. */
+void serve_log(struct conn *c, const char *rid, const struct outcome *o)
+{
+	double ms = util_now_ms() - c->started_ms;
+	access_log(c, rid, o->label, o->status, o->error, ms);
+	stats_request(c->stats, o->label, o->status, ms);
+	c->served++;
+}
+
+/* The short error code of a status we produce ourselves. */
+static const char *serve_code(int status)
+{
+	switch (status) {
+	case 400: return "bad_request";
+	case 404: return "not_found";
+	case 405: return "method_not_allowed";
+	case 408: return "request_timeout";
+	case 411: return "length_required";
+	case 413: return "body_too_large";
+	case 417: return "expectation_failed";
+	case 431: return "header_too_large";
+	case 501: return "not_implemented";
+	case 503: return "unavailable";
+	case 504: return "timeout";
+	case 505: return "http_version_not_supported";
+	default: return "internal";
+	}
+}
+
+/* A new request id (UUID v4). util_uuid4() would do, but its first use
+ * initialises OpenSSL's RNG, reading openssl.cnf: about 5 ms, paid again
+ * by every connection since each is a fresh process. Ids need to be
+ * unique, not secret: splitmix64 seeded once per process by getrandom(2)
+ * saves that start-up and a system call per request. */
+void serve_new_rid(char out[37])
+{
+	static uint64_t state;
+	static int seeded;
+	if (!seeded) {
+		if (getrandom(&state, sizeof state, 0) != (ssize_t)sizeof state)
+			state = (uint64_t)util_now_ms() ^ ((uint64_t)getpid() << 32);
+		seeded = 1;
+	}
+	unsigned char b[16];
+	for (int half = 0; half < 2; half++) {
+		uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
+		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+		z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+		z ^= z >> 31;
+		memcpy(b + 8 * half, &z, 8);
+	}
+	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+	for (int i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[o++] = '-';
+		out[o++] = hex[b[i] >> 4];
+		out[o++] = hex[b[i] & 15];
+	}
+	out[o] = '\0';
+}
+
+/* An X-Request-Id we can carry: 1..128 of [A-Za-z0-9._:-]. */
+static int serve_rid_ok(const char *s, size_t n)
+{
+	if (n == 0 || n > HTTPD_REQUEST_ID_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+		      ch == '.' || ch == '_' || ch == ':' || ch == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+/* Answer with an error and log it. The connection stays open only when
+ * the request was read whole (or had no body): unread body bytes would be
+ * taken for the next request. */
+void serve_fail(struct conn *c, const char *rid, const char *label, int status,
+		const char *code, const char *message, const char *allow, int body_read)
+{
+	int close = !body_read && c->req.body != HP_BODY_NONE;
+	resp_error(c, status, code ? code : serve_code(status), message, rid, allow, close);
+	struct outcome o = { label, status, code ? code : serve_code(status) };
+	serve_log(c, rid, &o);
+}
+
+/* A request refused before routing (bad head or framing, 408, 413, 431):
+ * answered, logged as "unmatched", and the connection closed. */
+void serve_reject(struct conn *c, const struct conn_error *e)
+{
+	char rid[37];
+	serve_new_rid(rid);
+	/* The stream can no longer be trusted to be in step: close. */
+	resp_error(c, e->status, serve_code(e->status), e->why, rid, NULL, 1);
+	c->keep_alive = 0;
+	struct outcome o = { SERVE_LABEL_UNMATCHED, e->status, serve_code(e->status) };
+	serve_log(c, rid, &o);
+}
+
+/* Built-in GET /health: 200 when every route's command can be run. */
+static void serve_health(struct conn *c, const char *rid)
+{
+	json_t *missing = json_array();
+	for (size_t i = 0; i < c->routes->n; i++) {
+		const struct route *r = &c->routes->r[i];
+		if (routes_command_exists(r))
+			continue;
+		int dup = 0;
+		size_t k;
+		json_t *v;
+		json_array_foreach(missing, k, v) dup |= strcmp(json_string_value(v), r->argv[0]) == 0;
+		if (!dup)
+			json_array_append_new(missing, json_string(r->argv[0]));
+	}
+	int ok = json_array_size(missing) == 0;
+	json_t *j = ok ? json_pack("{s:s}", "status", "ok")
+		       : json_pack("{s:s, s:o}", "status", "unavailable", "missing", missing);
+	if (ok)
+		json_decref(missing);
+	char *text = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	struct buf b = { 0 };
+	buf_append(&b, text, strlen(text));
+	buf_append(&b, "\n", 1);
+	free(text);
+	struct answer a = { .status = ok ? 200 : 503, .body = b.data, .len = b.len,
+			    .request_id = rid };
+	resp_send(c, &a);
+	buf_free(&b);
+	struct outcome o = { "GET /health", a.status, ok ? NULL : "command_missing" };
+	serve_log(c, rid, &o);
+}
+
+/* Built-in GET /metrics: the shared counters in Prometheus text format. */
+static void serve_metrics(struct conn *c, const char *rid)
+{
+	if (!c->stats) {
+		serve_fail(c, rid, "GET /metrics", 503, "metrics_unavailable",
+			   "the metrics file could not be opened (see the log)", NULL, 1);
+		return;
+	}
+	char *text = stats_render(c->stats);
+	struct answer a = { .status = 200, .ctype = "text/plain; version=0.0.4; charset=utf-8",
+			    .body = text, .len = strlen(text), .request_id = rid };
+	resp_send(c, &a);
+	free(text);
+	struct outcome o = { "GET /metrics", 200, NULL };
+	serve_log(c, rid, &o);
+}
+
+/* Add the query parameters to fields; a name given twice, or also present
+ * in the body, is refused rather than guessed at. */
+static int serve_query(struct conn *c, json_t *fields, json_t *body, char *msg, size_t msglen)
+{
+	const char *q = c->head + c->req.query.off;
+	size_t qlen = c->req.query.len, pos = 0, kl, vl;
+	char key[SERVE_QUERY_PART_MAX], val[SERVE_QUERY_PART_MAX];
+	const char *why = NULL;
+	int rc;
+	while ((rc = hp_query_next(q, qlen, &pos, key, sizeof key, &kl, val, sizeof val, &vl,
+				   &why)) == 1) {
+		if (strlen(key) != kl || strcmp(key, "request_id") == 0 || json_object_get(fields, key) ||
+		    json_object_get(body, key)) {
+			snprintf(msg, msglen, "query parameter '%.64s' is repeated, reserved or also in the body",
+				 key);
+			return -1;
+		}
+		json_t *v = json_stringn(val, vl);
+		if (!v || json_object_set_new(fields, key, v) != 0) {
+			snprintf(msg, msglen, "query parameter is not valid UTF-8");
+			return -1;
+		}
+	}
+	if (rc < 0) {
+		snprintf(msg, msglen, "%s", why);
+		return -1;
+	}
+	return 0;
+}
+
+/* The body with the fields spliced in front of its own members, keeping
+ * the client's text as sent (numbers are not re-formatted). Line breaks
+ * can only be whitespace in valid JSON: they become spaces. */
+static char *serve_splice(const char *body, size_t blen, const json_t *rec, const json_t *fields,
+			  size_t *outlen)
+{
+	char *ftext = json_dumps(fields, JSON_COMPACT);
+	size_t flen = strlen(ftext);
+	size_t s = 0, e = blen;
+	while (s < e && body[s] != '{')
+		s++;
+	while (e > s && body[e - 1] != '}')
+		e--;
+	size_t cap = flen + (e - s) + 3;
+	char *line = xmalloc(cap);
+	size_t n = 0;
+	if (json_object_size(rec) == 0 || blen == 0) {
+		memcpy(line, ftext, flen);
+		n = flen;
+	} else if (json_object_size(fields) == 0) {
+		memcpy(line, body + s, e - s);
+		n = e - s;
+	} else {
+		memcpy(line, ftext, flen - 1);
+		n = flen - 1;
+		line[n++] = ',';
+		memcpy(line + n, body + s + 1, e - s - 1);
+		n += e - s - 1;
+	}
+	free(ftext);
+	for (size_t i = 0; i < n; i++)
+		if (line[i] == '\n' || line[i] == '\r')
+			line[i] = ' ';
+	line[n++] = '\n';
+	*outlen = n;
+	return line;
+}
+
+/* Build the command's input line: the body object, the query parameters
+ * and request_id. Sets rid (from X-Request-Id, else the body's own, else
+ * new). Returns the line, or NULL with msg set (a 400). */
+static char *serve_input(struct conn *c, char rid[HTTPD_REQUEST_ID_MAX + 1], size_t *len,
+			 char *msg, size_t msglen)
+{
+	json_t *rec;
+	json_error_t je;
+	if (c->blen == 0) {
+		rec = json_object();
+	} else if (!(rec = json_loadb(c->body, c->blen, JSON_REJECT_DUPLICATES, &je))) {
+		snprintf(msg, msglen, "request body is not valid JSON: %s", je.text);
+		return NULL;
+	} else if (!json_is_object(rec)) {
+		snprintf(msg, msglen, "request body must be a JSON object");
+		json_decref(rec);
+		return NULL;
+	}
+	json_t *body_rid = json_object_get(rec, "request_id");
+	const char *brid = json_string_value(body_rid);
+	int from_body = 0;
+	if (!rid[0] && brid && serve_rid_ok(brid, strlen(brid))) {
+		snprintf(rid, HTTPD_REQUEST_ID_MAX + 1, "%s", brid);
+		from_body = 1;
+	}
+	if (!rid[0])
+		serve_new_rid(rid);
+	json_t *fields = json_object();
+	if (!from_body)
+		json_object_set_new(fields, "request_id", json_string(rid));
+	char *line = NULL;
+	if (serve_query(c, fields, rec, msg, msglen) == 0) {
+		if (body_rid && !from_body) {
+			/* The body's request_id is replaced: rebuild the text. */
+			json_object_update(rec, fields);
+			char *t = json_dumps(rec, JSON_COMPACT);
+			*len = strlen(t) + 1;
+			line = xmalloc(*len + 1);
+			memcpy(line, t, *len - 1);
+			line[*len - 1] = '\n';
+			free(t);
+		} else {
+			line = serve_splice(c->body, c->blen, rec, fields, len);
+		}
+	}
+	json_decref(fields);
+	json_decref(rec);
+	return line;
+}
+
+
+/* A built-in answers GET only; a body sent to it is not read, so the
+ * connection closes after the answer. */
+static void serve_builtin(struct conn *c, const char *method, const char *path, char *rid)
+{
+	const char *label = strcmp(path, "/health") == 0 ? "GET /health" : "GET /metrics";
+	if (!rid[0])
+		serve_new_rid(rid);
+	if (strcmp(method, "GET") != 0) {
+		serve_fail(c, rid, label, 405, NULL, "this path answers GET only", "GET", 0);
+		return;
+	}
+	if (c->req.body != HP_BODY_NONE)
+		c->keep_alive = 0;
+	if (label[5] == 'h')
+		serve_health(c, rid);
+	else
+		serve_metrics(c, rid);
+}
+
+void serve_request(struct conn *c)
+{
+	const struct hp_request *q = &c->req;
+	char rid[HTTPD_REQUEST_ID_MAX + 1] = "";
+	char method[HP_MAX_METHOD + 1];
+	char path[HTTPD_MAX_REQUEST_LINE + 1];
+	char msg[512];
+	const char *why = "bad path";
+	c->keep_alive = q->keep_alive;
+	c->sent = 0;
+	if (q->has_request_id && serve_rid_ok(c->head + q->request_id.off, q->request_id.len)) {
+		memcpy(rid, c->head + q->request_id.off, q->request_id.len);
+		rid[q->request_id.len] = '\0';
+	}
+	memcpy(method, c->head + q->method.off, q->method.len);
+	method[q->method.len] = '\0';
+	if (hp_decode_path(c->head + q->path.off, q->path.len, path, sizeof path, &why) < 0) {
+		if (!rid[0])
+			serve_new_rid(rid);
+		serve_fail(c, rid, SERVE_LABEL_UNMATCHED, 400, "bad_path", why, NULL, 0);
+		return;
+	}
+	if (strcmp(path, "/health") == 0 || strcmp(path, "/metrics") == 0) {
+		serve_builtin(c, method, path, rid);
+		return;
+	}
+	int known = 0;
+	char allow[512];
+	const struct route *r = routes_find(c->routes, method, path, &known, allow, sizeof allow);
+	if (!r) {
+		if (!rid[0])
+			serve_new_rid(rid);
+		if (known)
+			serve_fail(c, rid, SERVE_LABEL_UNMATCHED, 405, NULL,
+				   "method not allowed on this path", allow, 0);
+		else
+			serve_fail(c, rid, SERVE_LABEL_UNMATCHED, 404, NULL, "no route for this path",
+				   NULL, 0);
+		return;
+	}
+	struct conn_error e;
+	enum conn_read rd = conn_read_body(c, &e);
+	if (rd != CONN_READY) {
+		if (!rid[0])
+			serve_new_rid(rid);
+		if (rd == CONN_ERROR) {
+			serve_fail(c, rid, r->label, e.status, NULL, e.why, NULL, 0);
+		} else {
+			/* The client left half-way: nothing reaches the command. */
+			c->broken = 1;
+			log_set_request_id(rid);
+			log_event(LOG_INFO, "client closed the connection before sending the whole body",
+				  json_pack("{s:s}", "route", r->label));
+			log_set_request_id(NULL);
+		}
+		return;
+	}
+	size_t len = 0;
+	char *line = serve_input(c, rid, &len, msg, sizeof msg);
+	if (!line) {
+		if (!rid[0])
+			serve_new_rid(rid);
+		serve_fail(c, rid, r->label, 400, "invalid_body", msg, NULL, 1);
+		return;
+	}
+	if (r->streaming)
+		exchange_stream(c, r, line, len, rid);
+	else
+		exchange_route(c, r, line, len, rid);
+	free(line);
+}

@@ -1,0 +1,704 @@
+#!/usr/bin/env bats
+# t/unde-httpd.bats — the inetd-style HTTP front, behind a real superserver
+# (systemd-socket-activate --inetd -a), talked to by real clients: curl,
+# wrk, and a raw socket client (fixtures/httpd/rawhttp.py) for the requests
+# no polite client would send.
+
+load lib/common
+
+FIX=$UNDE_TOP_SRCDIR/t/fixtures/httpd
+LIBTEST=$UNDE_TOP_BUILDDIR/t/unit/libtest
+
+# start_server NAME ROUTES [unde-httpd OPTION...]
+# Run unde-httpd behind systemd-socket-activate on a free random port of
+# 20000-60000, and wait (polling, bounded) until it answers. Exports
+# NAME_PORT. Its processes carry HTTPD_T_MARK=<file-unique>-NAME in their
+# environment, so leaked ones can be found even when orphaned.
+start_server() {
+	local name=$1 routes=$2 port pid try now deadline
+	shift 2
+	for ((try = 0; try < 20; try++)); do
+		port=$((20000 + RANDOM % 40000))
+		# taken already? (someone answers)
+		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+			continue
+		fi
+		systemd-socket-activate --inetd -a -l "127.0.0.1:$port" \
+			-E UNDE_ENV_FILE=/dev/null -E "HTTPD_T_MARK=$MARK-$name" \
+			unde-httpd --routes "$routes" --metrics-file "$W/$name.metrics" "$@" \
+			</dev/null 2>>"$W/$name.log" 3>&- &
+		pid=$!
+		now=${EPOCHREALTIME/[.,]/}
+		deadline=$((now + 10000000))
+		while kill -0 "$pid" 2>/dev/null && ((${EPOCHREALTIME/[.,]/} < deadline)); do
+			if curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$port/health" &&
+				kill -0 "$pid" 2>/dev/null; then
+				echo "$pid" >"$W/$name.pid"
+				export "${name^^}_PORT=$port"
+				return 0
+			fi
+			sleep 0.05
+		done
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	echo "start_server: $name did not start; log:" >&2
+	cat "$W/$name.log" >&2
+	return 1
+}
+
+stop_servers() {
+	local f pid
+	for f in "$W"/*.pid; do
+		[[ -e $f ]] || continue
+		pid=$(<"$f")
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+		rm -f "$f"
+	done
+}
+
+setup_file() {
+	W=$(unde_tmpdir)
+	MARK=unde-httpd-t-$$-$RANDOM
+	export W MARK
+	cat >"$W/main.routes" <<-EOF
+		# the routes behind the main test server
+		POST /echo           $LIBTEST filter
+		GET  /query          $LIBTEST filter
+		PUT  /echo-put       $LIBTEST filter
+		POST /count          $FIX/count-starts $W/starts $LIBTEST filter
+		POST /stream         stream: $LIBTEST filter
+		POST /gated          timeout=10 stream:$FIX/stream-gated $W/gate
+		POST /slow           timeout=1 $FIX/sleeper $W/sleeper.pids
+		POST /exit64         $FIX/exit-with 64
+		POST /exit65         $FIX/exit-with 65
+		POST /exit69         $FIX/exit-with 69
+		POST /exit75         $FIX/exit-with 75
+		POST /exit3          $FIX/exit-with 3
+		POST /crash          $FIX/segv
+		POST /garbage        $FIX/garbage
+		POST /env            $FIX/env-echo
+	EOF
+	cat >"$W/missing.routes" <<-EOF
+		POST /echo     $LIBTEST filter
+		POST /analyze  unde-no-such-command-here
+	EOF
+	cat >"$W/load.routes" <<-EOF
+		POST /echo     $LIBTEST filter
+	EOF
+	start_server main "$W/main.routes" --read-timeout 1 --keepalive-timeout 3
+	start_server missing "$W/missing.routes"
+	start_server load "$W/load.routes"
+}
+
+teardown_file() {
+	stop_servers
+	local n
+	for n in main missing load; do
+		wait_until 10 no_marked_pids "$n" || true
+	done
+	unde_teardown_file
+}
+
+setup() {
+	rm -f "$W/starts" "$W/sleeper.pids"
+}
+
+# raw REQUEST [rawhttp.py OPTION...] — send REQUEST to the main server.
+raw() {
+	run python3 "$FIX/rawhttp.py" "$MAIN_PORT" "$@"
+	assert_success
+}
+
+# post PATH JSON [curl OPTION...] — POST to the main server; sets output to
+# "STATUS BODY", headers in $W/h.
+post() {
+	local path=$1 data=$2
+	shift 2
+	run curl -sS --max-time 10 -D "$W/h" -o "$W/body" -w '%{http_code}' \
+		-H 'Content-Type: application/json' --data-binary "$data" "$@" \
+		"http://127.0.0.1:$MAIN_PORT$path"
+	assert_success
+	output="$output $(cat "$W/body")"
+}
+
+# metric SERVER SERIES — the value of one exposition line, 0 when absent.
+metric() {
+	local v
+	v=$(curl -sS --max-time 10 "http://127.0.0.1:$(port_of "$1")/metrics" |
+		awk -v s="$2" 'index($0, s " ") == 1 { print $NF }')
+	echo "${v:-0}"
+}
+
+port_of() {
+	local v=${1^^}_PORT
+	echo "${!v}"
+}
+
+# Processes (live, or orphaned) started for server NAME.
+marked_pids() {
+	grep -lsxFz "HTTPD_T_MARK=$MARK-$1" /proc/[0-9]*/environ 2>/dev/null |
+		sed 's|/proc/\([0-9]*\)/environ|\1|' | grep -vx "$$" || true
+}
+
+# wait_until SECONDS COMMAND... — poll COMMAND until it succeeds.
+wait_until() {
+	local limit=$1 now deadline
+	shift
+	now=${EPOCHREALTIME/[.,]/}
+	deadline=$((now + limit * 1000000))
+	until "$@"; do
+		((${EPOCHREALTIME/[.,]/} < deadline)) || return 1
+		sleep 0.05
+	done
+}
+
+no_marked_pids() { [[ -z $(marked_pids "$1") ]]; }
+
+# ---------------------------------------------------------------- basics
+
+@test "--help prints the usage and --version the version" {
+	run unde-httpd --help
+	assert_success
+	assert_output --partial 'usage: unde-httpd --routes FILE'
+	assert_output --partial -- '--read-timeout SECONDS'
+	run unde-httpd --version
+	assert_success
+	assert_output 'unde-httpd 0.1.0'
+}
+
+@test "a bad routes file is refused at start with its line number and exit 78" {
+	printf '# fine\nPOST /ok cat\nPOST /a/../b cat\n' >"$W/bad1.routes"
+	run --separate-stderr unde-httpd --routes "$W/bad1.routes" </dev/null
+	assert_failure 78
+	[[ $stderr == *"bad1.routes:3:"*"segment"* ]]
+	printf 'POST /ok cat\nPOST /ok cat\n' >"$W/bad2.routes"
+	run --separate-stderr unde-httpd --routes "$W/bad2.routes" --check
+	assert_failure 78
+	[[ $stderr == *"bad2.routes:2: duplicate route POST /ok (first on line 1)"* ]]
+	printf 'post /x cat\n' >"$W/bad3.routes"
+	run --separate-stderr unde-httpd --routes "$W/bad3.routes" --check
+	assert_failure 78
+	[[ $stderr == *"bad3.routes:1: method"* ]]
+	printf 'POST /x timeout=abc cat\n' >"$W/bad4.routes"
+	run --separate-stderr unde-httpd --routes "$W/bad4.routes" --check
+	assert_failure 78
+	[[ $stderr == *"bad4.routes:1: timeout"* ]]
+	printf 'POST /x\n' >"$W/bad5.routes"
+	run --separate-stderr unde-httpd --routes "$W/bad5.routes" --check
+	assert_failure 78
+	[[ $stderr == *"bad5.routes:1: expected METHOD PATH COMMAND"* ]]
+	printf 'GET /health cat\n' >"$W/bad6.routes"
+	run --separate-stderr unde-httpd --routes "$W/bad6.routes" --check
+	assert_failure 78
+	[[ $stderr == *"bad6.routes:1: path is served by unde-httpd itself"* ]]
+	run unde-httpd --routes "$W/main.routes" --check
+	assert_success
+	assert_output --partial '15 routes'
+}
+
+@test "a POST body reaches the command as one JSON line with request_id, and its answer is the response" {
+	post /echo '{"text":"hi","n":1.10}'
+	assert_output --regexp '^200 '
+	output=${output#200 }
+	assert_jq '.text == "hi" and .seen == true and (.request_id | length) == 36'
+	# the client's number is passed as written, not reformatted
+	[[ $output == *'"n":1.10'* ]]
+	grep -qi '^content-type: application/json' "$W/h"
+	rid=$(sed -n 's/^x-request-id: \(.*\)\r$/\1/ip' "$W/h")
+	assert_jq --arg r "$rid" '.request_id == $r'
+}
+
+@test "the X-Request-Id of the request is carried to the command and back" {
+	post /echo '{"a":1}' -H 'X-Request-Id: req-42.abc'
+	output=${output#200 }
+	assert_jq '.request_id == "req-42.abc"'
+	grep -qix 'x-request-id: req-42.abc.' "$W/h"
+	# a hostile id is replaced, never echoed into a header
+	post /echo '{"a":1}' -H 'X-Request-Id: bad id<script>'
+	output=${output#200 }
+	assert_jq '.request_id != "bad id<script>" and (.request_id | length) == 36'
+}
+
+@test "query parameters of a GET reach the command as string fields" {
+	run curl -sS --max-time 10 "http://127.0.0.1:$MAIN_PORT/query?user_id=u%201&n=5&flag"
+	assert_success
+	assert_jq '.user_id == "u 1" and .n == "5" and .flag == "" and .seen == true'
+}
+
+@test "a query parameter that repeats a body field is refused with 400" {
+	run curl -sS --max-time 10 -w ' %{http_code}' -X PUT --data-binary '{"a":"x"}' \
+		"http://127.0.0.1:$MAIN_PORT/echo-put?a=y"
+	assert_output --regexp ' 400$'
+	[[ $output == *"repeated, reserved or also in the body"* ]]
+}
+
+@test "an error line from the command answers 400 for bad data and 503 for an unavailable upstream" {
+	post /echo '{"fail":"data"}'
+	assert_output --regexp '^400 '
+	output=${output#400 }
+	assert_jq '.error.code == "invalid_field" and (.request_id | length) > 0'
+	post /echo '{"fail":"unavailable"}'
+	assert_output --regexp '^503 '
+	post /echo '{"fail":"temp"}'
+	assert_output --regexp '^503 '
+}
+
+@test "a command exiting 64 or 65 answers 400, 69 or 75 answers 503, any other status 500" {
+	local path want
+	for path in exit64:400 exit65:400 exit69:503 exit75:503 exit3:500; do
+		want=${path#*:}
+		post "/${path%:*}" '{}'
+		assert_output --regexp "^$want "
+		output=${output#"$want "}
+		assert_jq '.error.code == "command_failed" and (.error.message | test("exited with status")) and (.request_id | length) > 0'
+	done
+}
+
+@test "a command that crashes answers 500 naming the signal" {
+	post /crash '{}'
+	assert_output --regexp '^500 '
+	output=${output#500 }
+	assert_jq '.error.code == "command_crashed" and (.error.message | test("signal 11"))'
+}
+
+@test "a command that does not answer within the route's timeout gets 504 and is killed with its helpers" {
+	post /slow '{}'
+	assert_output --regexp '^504 '
+	output=${output#504 }
+	assert_jq '.error.code == "timeout"'
+	read -r shell_pid helper_pid <"$W/sleeper.pids"
+	wait_until 5 bash -c "! kill -0 $shell_pid 2>/dev/null && ! kill -0 $helper_pid 2>/dev/null"
+}
+
+@test "a command answering with something that is not JSON gets 500" {
+	post /garbage '{}'
+	assert_output --regexp '^500 '
+	output=${output#500 }
+	assert_jq '.error.code == "bad_answer"'
+}
+
+@test "keep-alive: many requests on one connection are served by one command process" {
+	local u=http://127.0.0.1:$MAIN_PORT/count
+	run curl -sS --max-time 10 -w '%{num_connects}\n' -H 'Content-Type: application/json' \
+		--data-binary '{"i":1}' "$u" "$u" "$u" "$u" "$u"
+	assert_success
+	[ "$(grep -c '"seen":true' <<<"$output")" -eq 5 ]
+	# curl opened one connection for the five requests...
+	[ "$(grep -cx 1 <<<"$output")" -eq 1 ]
+	# ...and behind it the command was started once
+	[ "$(wc -l <"$W/starts")" -eq 1 ]
+	# a second connection gets a process of its own
+	post /count '{}'
+	[ "$(wc -l <"$W/starts")" -eq 2 ]
+}
+
+@test "pipelined requests on one connection are answered in order by one process" {
+	local r='POST /count HTTP/1.1\r\nHost: t\r\nContent-Length: 7\r\n\r\n'
+	raw "$r{\"i\":1}$r{\"i\":2}$r{\"i\":3}" --count 3
+	assert_jq '[.responses[].status] == [200,200,200]'
+	assert_jq '[.responses[].body | fromjson | .i] == [1,2,3]'
+	[ "$(wc -l <"$W/starts")" -eq 1 ]
+}
+
+@test "Connection: close is honoured: one answer, then the server closes" {
+	raw 'POST /echo HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}' --check-close
+	assert_jq '.responses[0].status == 200 and .responses[0].headers.connection == "close" and .eof'
+}
+
+@test "an HTTP/1.0 request is answered and the connection closed" {
+	raw 'POST /echo HTTP/1.0\r\nContent-Length: 2\r\n\r\n{}' --check-close
+	assert_jq '.responses[0].status == 200 and .eof and (.responses[0].body | fromjson | .seen)'
+}
+
+@test "a kept-alive connection left idle is closed after the keep-alive timeout" {
+	raw 'POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n{}' --check-close --timeout 8
+	assert_jq '.responses[0].status == 200 and .responses[0].headers.connection == "keep-alive"'
+	assert_jq '.eof and .elapsed >= 2.5 and .elapsed < 6'
+}
+
+@test "a streaming route sends progress lines then the record as chunked application/x-ndjson" {
+	run curl -sS --max-time 10 -D "$W/h" --data-binary '{"stages":3}' \
+		"http://127.0.0.1:$MAIN_PORT/stream"
+	assert_success
+	grep -qi '^transfer-encoding: chunked' "$W/h"
+	grep -qi '^content-type: application/x-ndjson' "$W/h"
+	assert_json_line_count 4
+	assert_jq -s '[.[].stage] == ["progress","progress","progress","done"]'
+}
+
+@test "a streaming route delivers each line at once, before the command has finished" {
+	mkfifo "$W/gate"
+	python3 "$FIX/rawhttp.py" "$MAIN_PORT" \
+		'POST /gated HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n{}' \
+		--mark-first "$W/first-came" >"$W/stream.out" 3>&- &
+	local client=$!
+	wait_until 10 test -e "$W/first-came"
+	# the command is still blocked on its gate, yet the first line arrived
+	[ ! -s "$W/stream.out" ]
+	echo go >"$W/gate"
+	wait "$client"
+	output=$(cat "$W/stream.out")
+	assert_jq '.responses[0].chunks | map(fromjson | .stage) == ["first","done"]'
+}
+
+@test "a streaming route whose command fails before writing answers with the mapped error" {
+	# libtest in online mode answers a failed record with an error line
+	run curl -sS --max-time 10 -w ' %{http_code}' --data-binary '{"fail":"unavailable"}' \
+		"http://127.0.0.1:$MAIN_PORT/stream"
+	assert_output --regexp ' 503$'
+}
+
+@test "GET /health answers 200 {\"status\":\"ok\"} when every command exists" {
+	run curl -sS --max-time 10 -w ' %{http_code}' "http://127.0.0.1:$MAIN_PORT/health"
+	assert_output '{"status":"ok"}
+ 200'
+}
+
+@test "GET /health answers 503 naming a route's missing command" {
+	run curl -sS --max-time 10 -w ' %{http_code}' "http://127.0.0.1:$MISSING_PORT/health"
+	assert_output --regexp ' 503$'
+	output=${output% 503}
+	assert_jq '.status == "unavailable" and .missing == ["unde-no-such-command-here"]'
+}
+
+@test "a request to a route whose command is missing answers 503" {
+	run curl -sS --max-time 10 -w ' %{http_code}' --data-binary '{}' \
+		"http://127.0.0.1:$MISSING_PORT/analyze"
+	assert_output --regexp ' 503$'
+	output=${output% 503}
+	assert_jq '.error.code == "command_missing"'
+}
+
+@test "POST /health answers 405 with Allow: GET" {
+	raw 'POST /health HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n'
+	assert_jq '.responses[0].status == 405 and .responses[0].headers.allow == "GET"'
+}
+
+@test "an answer to HEAD has a head and no body, so the next answer stays in step" {
+	raw 'HEAD /health HTTP/1.1\r\nHost: t\r\n\r\nGET /health HTTP/1.1\r\nHost: t\r\n\r\n' \
+		--count 2 --head-answers 1
+	assert_jq '.responses[0].status == 405 and .responses[0].body == ""'
+	assert_jq '.responses[1].status == 200 and .responses[1].body == "{\"status\":\"ok\"}\n"'
+	printf 'HEAD /x cat\n' >"$W/head.routes"
+	run unde-httpd --routes "$W/head.routes" --check
+	assert_failure 78
+}
+
+@test "GET /metrics counts requests by route and status across connections" {
+	local series='unde_httpd_requests_total{route="POST /echo",status="200"}'
+	local hist='unde_httpd_request_duration_seconds_count{route="POST /echo"}'
+	local bad='unde_httpd_requests_total{route="unmatched",status="404"}'
+	local conns=unde_httpd_connections_total
+	local b0 h0 n0 c0
+	b0=$(metric main "$series") h0=$(metric main "$hist") n0=$(metric main "$bad")
+	c0=$(metric main "$conns")
+	for i in 1 2 3; do post /echo '{}'; done
+	run curl -s -o /dev/null "http://127.0.0.1:$MAIN_PORT/nowhere"
+	[ "$(metric main "$series")" -eq $((b0 + 3)) ]
+	[ "$(metric main "$hist")" -eq $((h0 + 3)) ]
+	[ "$(metric main "$bad")" -eq $((n0 + 1)) ]
+	# four connections, plus the /metrics calls themselves
+	[ "$(metric main "$conns")" -ge $((c0 + 4)) ]
+	run curl -sS -D "$W/h" "http://127.0.0.1:$MAIN_PORT/metrics"
+	grep -qi '^content-type: text/plain; version=0.0.4' "$W/h"
+	assert_output --partial '# TYPE unde_httpd_request_duration_seconds histogram'
+	assert_output --partial 'unde_httpd_request_duration_seconds_bucket{route="POST /echo",le="+Inf"}'
+}
+
+@test "every request writes one access-log JSON line with method, path, status, bytes, duration and request_id" {
+	post /echo '{"x":1}' -H 'X-Request-Id: log-line-test-1'
+	wait_until 5 grep -q '"request_id":"log-line-test-1"' "$W/main.log"
+	run jq -c 'select(.request_id == "log-line-test-1" and .msg == "request")' <(grep '^{' "$W/main.log")
+	assert_json_line_count 1
+	assert_jq '.method == "POST" and .path == "/echo" and .status == 200 and .bytes > 10 and .duration_ms > 0 and .route == "POST /echo" and .cmd == "unde-httpd"'
+}
+
+@test "the command sees neither the request headers nor the superserver's descriptors" {
+	post /env '{"a":1}' -H 'Authorization: Bearer secret-token' -H 'Cookie: s=1' \
+		-H 'X-Forwarded-For: 10.0.0.1'
+	assert_output --regexp '^200 '
+	output=${output#200 }
+	assert_jq '.record | keys == ["a","request_id"]'
+	assert_jq '.online == "1"'
+	assert_jq '[.env[] | select(test("^(HTTP_|LISTEN_|AUTHORIZATION|COOKIE)"; "i"))] == []'
+	refute_output --partial 'secret-token'
+	# stdin and stdout are its pipes, stderr the log: nothing else is open
+	assert_jq '[.fds | to_entries[] | select(.value | test("^/proc/") | not) | .key] | sort == ["0","1","2"]'
+	assert_jq '.fds["0"] | test("^pipe:")'
+	assert_jq '.fds["1"] | test("^pipe:")'
+}
+
+# ----------------------------------------------------------- strictness
+
+@test "a request with both Content-Length and Transfer-Encoding is refused with 400" {
+	raw 'POST /count HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n' --check-close
+	assert_jq '.responses[0].status == 400 and (.responses[0].body | test("both Content-Length and Transfer-Encoding")) and .eof'
+	[ ! -e "$W/starts" ]
+}
+
+@test "differing duplicate Content-Lengths are refused with 400, identical ones accepted" {
+	raw 'POST /count HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{} '
+	assert_jq '.responses[0].status == 400 and (.responses[0].body | test("differing Content-Length"))'
+	[ ! -e "$W/starts" ]
+	raw 'POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}'
+	assert_jq '.responses[0].status == 200'
+}
+
+@test "a non-numeric Content-Length is refused with 400" {
+	raw 'POST /count HTTP/1.1\r\nHost: t\r\nContent-Length: 2x\r\n\r\n{}'
+	assert_jq '.responses[0].status == 400 and (.responses[0].body | test("not a non-negative number"))'
+	[ ! -e "$W/starts" ]
+}
+
+@test "a negative Content-Length is refused with 400" {
+	raw 'POST /count HTTP/1.1\r\nHost: t\r\nContent-Length: -2\r\n\r\n{}'
+	assert_jq '.responses[0].status == 400'
+	[ ! -e "$W/starts" ]
+}
+
+@test "an obs-folded header line is refused with 400" {
+	raw 'POST /count HTTP/1.1\r\nHost: t\r\nX-A: one\r\n two\r\nContent-Length: 2\r\n\r\n{}'
+	assert_jq '.responses[0].status == 400 and (.responses[0].body | test("line folding"))'
+	[ ! -e "$W/starts" ]
+}
+
+@test "a bare CR in the head is refused with 400" {
+	raw 'POST /count HTTP/1.1\r\nHost: t\rX-A: b\r\nContent-Length: 2\r\n\r\n{}'
+	assert_jq '.responses[0].status == 400 and (.responses[0].body | test("bare CR"))'
+	[ ! -e "$W/starts" ]
+}
+
+@test "a bare LF line ending is refused with 400" {
+	raw 'POST /count HTTP/1.1\nHost: t\nContent-Length: 2\n\n{}'
+	assert_jq '.responses[0].status == 400 and (.responses[0].body | test("bare LF"))'
+}
+
+@test "a NUL byte in the head is refused with 400" {
+	raw 'POST /count HTTP/1.1\r\nHost: t\r\nX-A: a\0b\r\nContent-Length: 2\r\n\r\n{}'
+	assert_jq '.responses[0].status == 400 and (.responses[0].body | test("NUL"))'
+	[ ! -e "$W/starts" ]
+}
+
+@test "whitespace between a header name and its colon is refused with 400" {
+	raw 'POST /count HTTP/1.1\r\nHost: t\r\nContent-Length : 2\r\n\r\n{}'
+	assert_jq '.responses[0].status == 400 and (.responses[0].body | test("between header field name and colon"))'
+	[ ! -e "$W/starts" ]
+}
+
+@test "a request line over the limit is refused with 431" {
+	local long
+	long=$(printf 'a%.0s' {1..9000})
+	raw "GET /query?x=$long HTTP/1.1\\r\\nHost: t\\r\\n\\r\\n" --check-close
+	assert_jq '.responses[0].status == 431 and (.responses[0].body | test("request line too long")) and .eof'
+}
+
+@test "a header section over the limit is refused with 431" {
+	local h
+	h=$(printf 'X-Filler: %0500d\\r\\n' {1..40})
+	raw "POST /count HTTP/1.1\\r\\nHost: t\\r\\n${h}Content-Length: 2\\r\\n\\r\\n{}" --check-close
+	assert_jq '.responses[0].status == 431 and .eof'
+	[ ! -e "$W/starts" ]
+}
+
+@test "a body over the limit (1 MiB by default) is refused with 413" {
+	head -c $((1024 * 1024 + 1)) /dev/zero | tr '\0' ' ' >"$W/big"
+	run curl -sS --max-time 10 -w ' %{http_code}' --data-binary "@$W/big" \
+		"http://127.0.0.1:$MAIN_PORT/count"
+	assert_output --regexp ' 413$'
+	[ ! -e "$W/starts" ]
+	# exactly the limit is fine (whitespace around a JSON object)
+	{ printf '{}'; head -c $((1024 * 1024 - 2)) /dev/zero | tr '\0' ' '; } >"$W/max"
+	run curl -sS --max-time 10 -w ' %{http_code}' --data-binary "@$W/max" \
+		"http://127.0.0.1:$MAIN_PORT/echo"
+	assert_output --regexp ' 200$'
+}
+
+@test "a chunked request body is decoded for the command" {
+	run curl -sS --max-time 10 -H 'Transfer-Encoding: chunked' --data-binary '{"chunked":true}' \
+		"http://127.0.0.1:$MAIN_PORT/echo"
+	assert_success
+	assert_jq '.chunked == true and .seen == true'
+	raw 'POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\n{"a\r\n5\r\n":12}\r\n0\r\nX-Trailer: dropped\r\n\r\n'
+	assert_jq '.responses[0].status == 200 and (.responses[0].body | fromjson | .a == 12)'
+}
+
+@test "a chunked request body over the limit is refused with 413" {
+	head -c $((1024 * 1024 + 10)) /dev/zero | tr '\0' ' ' >"$W/big"
+	run curl -sS --max-time 10 -w ' %{http_code}' -H 'Transfer-Encoding: chunked' \
+		--data-binary "@$W/big" "http://127.0.0.1:$MAIN_PORT/count"
+	assert_output --regexp ' 413$'
+	[ ! -e "$W/starts" ]
+}
+
+@test "a malformed chunked body is refused with 400" {
+	raw 'POST /count HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n'
+	assert_jq '.responses[0].status == 400'
+	[ ! -e "$W/starts" ]
+}
+
+@test "a transfer coding other than chunked is refused with 501, one not ending in chunked with 400" {
+	raw 'POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n'
+	assert_jq '.responses[0].status == 501'
+	raw 'POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n'
+	assert_jq '.responses[0].status == 400'
+}
+
+@test "an HTTP/1.1 request without Host, or with two, is refused with 400" {
+	raw 'GET /health HTTP/1.1\r\n\r\n'
+	assert_jq '.responses[0].status == 400 and (.responses[0].body | test("missing Host"))'
+	raw 'GET /health HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n'
+	assert_jq '.responses[0].status == 400'
+}
+
+@test "an unsupported HTTP version is refused with 505, a malformed request line with 400" {
+	raw 'GET /health HTTP/2.0\r\nHost: t\r\n\r\n'
+	assert_jq '.responses[0].status == 505'
+	raw 'GET  /health HTTP/1.1\r\nHost: t\r\n\r\n'
+	assert_jq '.responses[0].status == 400'
+	raw 'GET http://t/health HTTP/1.1\r\nHost: t\r\n\r\n'
+	assert_jq '.responses[0].status == 400 and (.responses[0].body | test("origin-form"))'
+}
+
+@test "a client that sends its head too slowly gets 408, even trickling a byte at a time" {
+	# nothing after the first line
+	raw 'POST /count HTTP/1.1\r\nHost: t\r\n' --check-close --timeout 5
+	assert_jq '.responses[0].status == 408 and .eof and .elapsed < 3'
+	# one byte every 0.2 s keeps arriving, but the deadline is for the whole head
+	raw 'POST /count HTTP/1.1\r\nHost: t\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\nContent-Length: 2\r\n\r\n{}' \
+		--trickle 0.2 --check-close --timeout 8
+	assert_jq '.responses[0].status == 408 and .eof and .sent_all == false and .elapsed < 3'
+	[ ! -e "$W/starts" ]
+}
+
+@test "a client that sends its body too slowly gets 408 and the half-read request never reaches the command" {
+	raw 'POST /count HTTP/1.1\r\nHost: t\r\nContent-Length: 20\r\n\r\n{"a":' --check-close --timeout 5
+	assert_jq '.responses[0].status == 408 and .eof'
+	[ ! -e "$W/starts" ]
+}
+
+@test "a client that leaves half-way through its body gets nothing passed on" {
+	run python3 "$FIX/rawhttp.py" "$MAIN_PORT" \
+		'POST /count HTTP/1.1\r\nHost: t\r\nContent-Length: 20\r\n\r\n{"a":1}' --timeout 0.3
+	assert_success
+	assert_jq '.responses == []'
+	# the server is still fine, and nothing was started for the torn request
+	post /echo '{}'
+	assert_output --regexp '^200 '
+	[ ! -e "$W/starts" ]
+}
+
+@test "a connection that sends nothing is cut off with 408 after the read timeout" {
+	raw '' --check-close --timeout 5
+	assert_jq '.responses[0].status == 408 and .eof and .elapsed < 3'
+}
+
+@test "an unknown path answers 404" {
+	run curl -sS --max-time 10 -w ' %{http_code}' --data-binary '{}' \
+		"http://127.0.0.1:$MAIN_PORT/nothing/here"
+	assert_output --regexp ' 404$'
+	output=${output% 404}
+	assert_jq '.error.code == "not_found" and (.request_id | length) > 0'
+}
+
+@test "a wrong method on a known path answers 405 with Allow" {
+	raw 'DELETE /echo HTTP/1.1\r\nHost: t\r\n\r\n'
+	assert_jq '.responses[0].status == 405 and .responses[0].headers.allow == "POST"'
+	raw 'GET /echo-put HTTP/1.1\r\nHost: t\r\n\r\n'
+	assert_jq '.responses[0].headers.allow == "PUT"'
+}
+
+@test "a body that is not a JSON object is refused with 400 and the connection kept" {
+	local r='POST /count HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\n'
+	raw "${r}nojsn${r}[1,2]${r}{\"a\"}" --count 3
+	assert_jq '[.responses[].status] == [400,400,400]'
+	assert_jq '.responses[0].body | fromjson | .error.code == "invalid_body"'
+	[ ! -e "$W/starts" ]
+	post /count '{"a":1,"a":2}'
+	assert_output --regexp '^400 '
+}
+
+@test "path traversal and dot segments never reach a command" {
+	local p
+	for p in '/a/../count' '/count/..' '/%2e%2e/count' '/x/%2E./count' '/a%2fcount' '/./count' '/a\\b'; do
+		raw "POST $p HTTP/1.1\\r\\nHost: t\\r\\nContent-Length: 2\\r\\n\\r\\n{}"
+		assert_jq '.responses[0].status == 400'
+	done
+	[ ! -e "$W/starts" ]
+}
+
+@test "Expect: 100-continue is answered with 100 before the body" {
+	# the head alone: 100 comes at once, then 408 as the body never does
+	raw 'POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n' --timeout 5
+	assert_jq '.informational == [100] and .responses[0].status == 408'
+	head -c 4096 /dev/zero | tr '\0' ' ' >"$W/mid"
+	printf '{"big":1}' >>"$W/mid"
+	run curl -sS --max-time 10 -H 'Expect: 100-continue' --data-binary "@$W/mid" \
+		"http://127.0.0.1:$MAIN_PORT/echo"
+	assert_success
+	assert_jq '.big == 1'
+}
+
+# ------------------------------------------------------------------ load
+
+@test "200 concurrent connections are all answered without error and leave no process or descriptor behind" {
+	local ssa fds0 fds1 c0 out
+	ssa=$(<"$W/load.pid")
+	fds0=$(ls /proc/"$ssa"/fd | wc -l)
+	c0=$(metric load unde_httpd_connections_total)
+	cat >"$W/post.lua" <<-'EOF'
+		wrk.method = "POST"
+		wrk.body = '{"hello":"world"}'
+		wrk.headers["Content-Type"] = "application/json"
+	EOF
+	run wrk -t2 -c200 -d3s --timeout 10s -s "$W/post.lua" "http://127.0.0.1:$LOAD_PORT/echo"
+	assert_success
+	out=$output
+	[[ $out != *"Socket errors"* ]] || fail "wrk saw socket errors: $out"
+	[[ $out != *"Non-2xx"* ]] || fail "wrk saw error answers: $out"
+	[[ $out =~ ([0-9]+)\ requests\ in ]] && ((BASH_REMATCH[1] >= 200)) || fail "too few requests: $out"
+	# all 200 connections were accepted and served
+	[ "$(metric load unde_httpd_connections_total)" -ge $((c0 + 200)) ]
+	[ "$(metric load 'unde_httpd_requests_total{route="POST /echo",status="500"}')" -eq 0 ]
+	# afterwards: no unde-httpd, no command left (not even orphaned), no fd leaked
+	wait_until 20 no_marked_pids load || fail "left behind: $(marked_pids load | xargs -r ps -o pid,ppid,args -p)"
+	fds1=$(ls /proc/"$ssa"/fd | wc -l)
+	[ "$fds1" -eq "$fds0" ]
+	kill -0 "$ssa"
+}
+
+# ------------------------------------------------------------ deployment
+
+@test "every routes file in etc/ is valid" {
+	local f
+	for f in "$UNDE_TOP_SRCDIR"/etc/httpd/*.routes; do
+		run unde-httpd --routes "$f" --check
+		assert_success
+	done
+}
+
+@test "the socket units bind a private address, accept per connection and survive a burst" {
+	local f
+	for f in "$UNDE_TOP_SRCDIR"/etc/systemd/unde-httpd-*.socket; do
+		grep -q '^Accept=yes$' "$f"
+		grep -Eq '^ListenStream=(127\.0\.0\.1|10\.[0-9.]+):[0-9]+$' "$f"
+		! grep -Eq '^ListenStream=(0\.0\.0\.0:|\[::\]:|[0-9]+$)' "$f"
+		[ "$(sed -n 's/^MaxConnections=//p' "$f")" -ge 256 ]
+		[ "$(sed -n 's/^TriggerLimitBurst=//p' "$f")" -ge 2000 ]
+		grep -q '^CollectMode=inactive-or-failed$' "${f%.socket}@.service"
+		grep -q '^StandardInput=socket$' "${f%.socket}@.service"
+	done
+	grep -Ec '^[0-9.]+:[0-9]+[[:space:]]+stream[[:space:]]+tcp[[:space:]]+nowait' \
+		"$UNDE_TOP_SRCDIR/etc/httpd/inetd.conf"
+}
+
+# ---------------------------------------------------------------- fuzzing
+
+@test "the request parser's fuzz target builds and runs 10 s without a crash" {
+	command -v clang >/dev/null || skip "clang is not installed"
+	run env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL \
+		make -s -C "$UNDE_TOP_BUILDDIR" fuzz-httpd FUZZ_SECONDS=10
+	assert_success
+	assert_output --regexp 'Done [0-9]+ runs'
+}
