@@ -26,6 +26,10 @@
 
 struct filter_run;
 
+/* getopt values from here up are the runner's own long options; a
+ * command's long-only options take values below it (e.g. from 256). */
+#define FILTER_OPT_RESERVED 0x7000
+
 enum filter_source { FILTER_SOURCE_STDIN, FILTER_SOURCE_PENDING, FILTER_SOURCE_RETRY_FAILED };
 
 struct filter_def {

@@ -125,6 +125,11 @@ enum jsonl_status jsonl_read(jsonl_reader *r, json_t **out, char *err, size_t er
 		json_error_t je;
 		json_t *v = json_loadb(r->buf, r->len, JSON_REJECT_DUPLICATES, &je);
 		if (!v) {
+			/* jansson quotes the offending bytes ("near '…'"): drop them, a
+			 * malformed line may carry a secret or a user's words */
+			char *near = strstr(je.text, " near '");
+			if (near)
+				*near = '\0';
 			snprintf(err, errlen, "line %lu: not valid JSON: %s (column %d)",
 				 r->lineno, je.text, je.column);
 			return JSONL_MALFORMED;

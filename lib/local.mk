@@ -8,3 +8,4 @@ lib_libunde_a_SOURCES = \
 	lib/metrics.c lib/metrics.h \
 	lib/pg.c lib/pg.h \
 	lib/util.c lib/util.h
+lib_libunde_a_SOURCES += lib/crypto.c lib/crypto.h

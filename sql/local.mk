@@ -12,11 +12,14 @@ dist_sqlproduction_DATA = \
 	sql/production/0002_recognition_requests.sql \
 	sql/production/0003_routing_table.sql \
 	sql/production/0004_deleted_messages_registry.sql \
-	sql/production/0005_malls_stores_events.sql
+	sql/production/0005_malls_stores_events.sql \
+	sql/production/0006_deleted_users_registry.sql
 
 sqlsharddir = $(pkgdatadir)/sql/shard
 dist_sqlshard_DATA = \
 	sql/shard/0001_chat_history.sql \
 	sql/shard/0002_user_knowledge.sql \
 	sql/shard/0003_persona_state.sql \
-	sql/shard/0004_persona_profiles.sql
+	sql/shard/0004_persona_profiles.sql \
+	sql/shard/0005_enrichment_backfill.sql \
+	sql/shard/0006_retrieval_binary_prefilter.sql

@@ -1,0 +1,44 @@
+# cluster.sh — sourced by bench/shard/run: a private PostgreSQL 15 +
+# pgvector cluster for the shard benchmark, kept between runs (building the
+# synthetic shard takes minutes) in $BENCH_DIR (default
+# /var/tmp/unde-shard-bench), listening on 127.0.0.1:$BENCH_PORT.
+PG_BINDIR=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
+BENCH_DIR=${BENCH_DIR:-/var/tmp/unde-shard-bench}
+BENCH_PORT=${BENCH_PORT:-55432}
+
+_as_owner() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+bench_up() {
+	if [ ! -d "$BENCH_DIR/data" ]; then
+		mkdir -p "$BENCH_DIR"
+		[ "$(id -u)" -eq 0 ] && chown postgres: "$BENCH_DIR"
+		_as_owner "$PG_BINDIR/initdb" -D "$BENCH_DIR/data" --auth=trust -U postgres \
+			--locale=C.UTF-8 --encoding=UTF8 --no-sync >"$BENCH_DIR/initdb.log" 2>&1
+		# Sized so the whole synthetic shard stays in memory, as on the
+		# spec's tmpfs primary; durability off: the data is regenerated.
+		cat >>"$BENCH_DIR/data/postgresql.conf" <<-CONF
+			listen_addresses = '127.0.0.1'
+			unix_socket_directories = '$BENCH_DIR'
+			fsync = off
+			synchronous_commit = off
+			full_page_writes = off
+			shared_buffers = 8GB
+			effective_cache_size = 16GB
+			maintenance_work_mem = 6GB
+			max_parallel_maintenance_workers = 1
+			max_wal_size = 4GB
+			work_mem = 64MB
+			random_page_cost = 1.1
+			jit = off
+		CONF
+	fi
+	if ! "$PG_BINDIR/pg_isready" -q -h "$BENCH_DIR" -p "$BENCH_PORT"; then
+		_as_owner "$PG_BINDIR/pg_ctl" start -w -t 120 -D "$BENCH_DIR/data" \
+			-l "$BENCH_DIR/server.log" -o "-p $BENCH_PORT" >/dev/null
+	fi
+	export PGHOST=$BENCH_DIR PGPORT=$BENCH_PORT PGUSER=postgres
+}
+
+bench_down() {
+	[ -d "$BENCH_DIR/data" ] && _as_owner "$PG_BINDIR/pg_ctl" stop -D "$BENCH_DIR/data" -m fast >/dev/null 2>&1 || true
+}

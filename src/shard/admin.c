@@ -1,0 +1,281 @@
+/* admin.c — the subcommands that manage shards and routes: init (migrate
+ * a shard with unde-db), add (register a shard in production), list, and
+ * route (where a user lives; placing new users). */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "log.h"
+#include "pg.h"
+#include "shard.h"
+#include "util.h"
+
+/* ---- admin subcommands ---- */
+
+enum { OPT_ENV = 1000, OPT_NAME, OPT_CONNINFO, OPT_TO, OPT_TRIGGER, OPT_FROM, OPT_COPY, OPT_USER,
+       OPT_TYPE };
+
+#define ADMIN_COMMON { "env-file", required_argument, NULL, OPT_ENV }, \
+		     { "help", no_argument, NULL, 'h' }, SCTX_LONGOPTS
+
+static const char init_usage[] = "unde-shard init --shard N [--url URL]\n";
+
+/* init: migrate a shard with unde-db (the one next to this binary, else
+ * PATH), so the schema has one owner. */
+int shard_cmd_init(int argc, char **argv)
+{
+	static const struct option o[] = { ADMIN_COMMON, { 0 } };
+	struct shard_ctx x;
+	sctx_init(&x);
+	const char *env = NULL;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", o, NULL)) != -1) {
+		if (c == 'h') {
+			printf("Usage: %sMigrate shard N's database (unde-db migrate shard).\n", init_usage);
+			return 0;
+		}
+		if (c == OPT_ENV)
+			env = optarg;
+		else if (sctx_option(&x, c, optarg) != 1)
+			return admin_usage_error(init_usage, "invalid option");
+	}
+	if (x.shard < 0 || optind != argc)
+		return admin_usage_error(init_usage, "init needs --shard N");
+	char exe[PATH_MAX], tool[PATH_MAX + 16], shard[24];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	snprintf(tool, sizeof tool, "unde-db");
+	if (n > 0) {
+		exe[n] = '\0';
+		char *slash = strrchr(exe, '/');
+		if (slash) {
+			*slash = '\0';
+			if (snprintf(tool, sizeof tool, "%s/unde-db", exe) >= (int)sizeof tool ||
+			    access(tool, X_OK) != 0)
+				snprintf(tool, sizeof tool, "unde-db");
+		}
+	}
+	snprintf(shard, sizeof shard, "%ld", x.shard);
+	char *args[12];
+	int k = 0;
+	args[k++] = tool;
+	args[k++] = (char *)"migrate";
+	args[k++] = (char *)"shard";
+	args[k++] = (char *)"--shard";
+	args[k++] = shard;
+	if (x.url) {
+		args[k++] = (char *)"--url";
+		args[k++] = (char *)x.url;
+	}
+	if (env) {
+		args[k++] = (char *)"--env-file";
+		args[k++] = (char *)env;
+	}
+	args[k] = NULL;
+	fflush(stdout);
+	execvp(tool, args);
+	log_event(LOG_ERROR, "cannot run unde-db",
+		  json_pack("{s:s, s:s}", "tool", tool, "error", strerror(errno)));
+	return EX_UNAVAILABLE;
+}
+
+static const char add_usage[] =
+	"unde-shard add --shard N --name NAME [--conninfo URL|$VAR]\n";
+
+/* add: register a shard in production. A conninfo holding a password is
+ * refused: passwords live in SHARD_<N>_DB_URL (or the variable "$VAR"
+ * names), never in a table anyone with read access can dump. */
+int shard_cmd_add(int argc, char **argv)
+{
+	static const struct option o[] = { ADMIN_COMMON, { "name", required_argument, NULL, OPT_NAME },
+					   { "conninfo", required_argument, NULL, OPT_CONNINFO }, { 0 } };
+	struct shard_ctx x;
+	sctx_init(&x);
+	const char *env = NULL, *name = NULL, *ci = NULL;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", o, NULL)) != -1) {
+		if (c == 'h') {
+			printf("Usage: %sRegister a shard in production's shards table.\n", add_usage);
+			return 0;
+		}
+		if (c == OPT_ENV)
+			env = optarg;
+		else if (c == OPT_NAME)
+			name = optarg;
+		else if (c == OPT_CONNINFO)
+			ci = optarg;
+		else if (sctx_option(&x, c, optarg) != 1 || x.url)
+			return admin_usage_error(add_usage, "invalid option");
+	}
+	if (x.shard < 0 || !name || !*name || optind != argc)
+		return admin_usage_error(add_usage, "add needs --shard N and --name NAME");
+	if (ci) {
+		char red[1024];
+		conf_redact_url(ci, red, sizeof red);
+		if (strcmp(red, ci) != 0)
+			return admin_usage_error(add_usage, "--conninfo must not hold a password: put it "
+							    "in SHARD_<N>_DB_URL or name a variable as $VAR");
+	}
+	int rc = admin_load_env(env);
+	if (rc)
+		return rc;
+	struct shard_err e;
+	PGconn *p = sctx_production(&x, 1, &e);
+	if (!p) {
+		log_event(LOG_ERROR, e.msg, NULL);
+		return e.status;
+	}
+	char ids[24];
+	snprintf(ids, sizeof ids, "%ld", x.shard);
+	const char *pp[] = { ids, name, ci };
+	PGresult *r = pg_query(p,
+			       "INSERT INTO shards (shard_id, name, conninfo) VALUES ($1, $2, $3)"
+			       " ON CONFLICT (shard_id) DO UPDATE SET name = EXCLUDED.name,"
+			       " conninfo = EXCLUDED.conninfo"
+			       " RETURNING (xmax = 0), (SELECT count(*) FROM shards s WHERE s.shard_id <> $1::int) + 1",
+			       3, pp);
+	if (!r) {
+		rc = !strcmp(pg_last_sqlstate(), "23505") ? EX_DATAERR : EX_SOFTWARE;
+		sctx_close(&x);
+		return rc;
+	}
+	shard_print(json_pack("{s:i, s:s, s:s*, s:s, s:i}", "shard_id", (int)x.shard, "name", name,
+			      "conninfo", ci, "status",
+			      PQgetvalue(r, 0, 0)[0] == 't' ? "added" : "updated", "shards",
+			      (int)pg_long(r, 0, 1, 0)));
+	PQclear(r);
+	sctx_close(&x);
+	return 0;
+}
+
+static const char list_usage[] = "unde-shard list\n";
+
+int shard_cmd_list(int argc, char **argv)
+{
+	static const struct option o[] = { ADMIN_COMMON, { 0 } };
+	struct shard_ctx x;
+	sctx_init(&x);
+	const char *env = NULL;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", o, NULL)) != -1) {
+		if (c == 'h') {
+			printf("Usage: %sList the registered shards and their users.\n", list_usage);
+			return 0;
+		}
+		if (c == OPT_ENV)
+			env = optarg;
+		else
+			return admin_usage_error(list_usage, "invalid option");
+	}
+	int rc = admin_load_env(env);
+	if (rc)
+		return rc;
+	struct shard_err e;
+	PGconn *p = sctx_production(&x, 1, &e);
+	if (!p) {
+		log_event(LOG_ERROR, e.msg, NULL);
+		return e.status;
+	}
+	PGresult *r = pg_query(p,
+			       "SELECT s.shard_id, s.name, s.conninfo,"
+			       " (SELECT count(*) FROM routing_table t WHERE t.shard_id = s.shard_id)"
+			       " FROM shards s ORDER BY s.shard_id",
+			       0, NULL);
+	if (!r) {
+		sctx_close(&x);
+		return EX_SOFTWARE;
+	}
+	for (int i = 0; i < PQntuples(r); i++) {
+		long id = pg_long(r, i, 0, -1);
+		char var[128], *owned = NULL;
+		struct shard_err e2;
+		int configured = sctx_shard_url(&x, id, &owned, var, sizeof var, &e2) != NULL;
+		free(owned);
+		shard_print(json_pack("{s:i, s:s, s:s*, s:I, s:s, s:b}", "shard_id", (int)id, "name",
+				      PQgetvalue(r, i, 1), "conninfo",
+				      PQgetisnull(r, i, 2) ? NULL : PQgetvalue(r, i, 2), "users",
+				      (json_int_t)pg_long(r, i, 3, 0), "connection", var,
+				      "configured", configured));
+	}
+	PQclear(r);
+	sctx_close(&x);
+	return 0;
+}
+
+static const char route_usage[] = "unde-shard route [--no-place] USER_ID...\n";
+
+/* route: where each user lives; a new user is placed (and the placement
+ * stored) unless --no-place. */
+int shard_cmd_route(int argc, char **argv)
+{
+	static const struct option o[] = { ADMIN_COMMON, { "no-place", no_argument, NULL, 'n' },
+					   { 0 } };
+	struct shard_ctx x;
+	sctx_init(&x);
+	const char *env = NULL;
+	int c, place = 1;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "hn", o, NULL)) != -1) {
+		if (c == 'h') {
+			printf("Usage: %sPrint each user's shard; place new users.\n", route_usage);
+			return 0;
+		}
+		if (c == OPT_ENV)
+			env = optarg;
+		else if (c == 'n')
+			place = 0;
+		else
+			return admin_usage_error(route_usage, "invalid option");
+	}
+	if (optind >= argc)
+		return admin_usage_error(route_usage, "route needs USER_ID");
+	for (int i = optind; i < argc; i++)
+		if (!uuid_valid(argv[i]))
+			return admin_usage_error(route_usage, "USER_ID must be a UUID");
+	int rc = admin_load_env(env);
+	if (rc)
+		return rc;
+	struct shard_err e;
+	PGconn *p = sctx_production(&x, 1, &e);
+	if (!p) {
+		log_event(LOG_ERROR, e.msg, NULL);
+		return e.status;
+	}
+	int worst = 0;
+	for (int i = optind; i < argc; i++) {
+		long id = -1;
+		int placed = 0;
+		int lr = route_lookup(p, argv[i], place, &id, &placed);
+		if (lr != 0) {
+			log_event(LOG_ERROR, lr > 0 ? "user has no route" : "routing failed",
+				  json_pack("{s:s}", "user_id", argv[i]));
+			worst = lr > 0 ? EX_DATAERR : EX_SOFTWARE;
+			continue;
+		}
+		const char *pp[] = { argv[i] };
+		char ids[24];
+		snprintf(ids, sizeof ids, "%ld", id);
+		pp[0] = ids;
+		PGresult *r = pg_query(p, "SELECT name FROM shards WHERE shard_id = $1", 1, pp);
+		char var[128], *owned = NULL;
+		struct shard_err e2;
+		sctx_shard_url(&x, id, &owned, var, sizeof var, &e2);
+		free(owned);
+		shard_print(json_pack("{s:s, s:i, s:s, s:s, s:s}", "user_id", argv[i], "shard_id",
+				      (int)id, "name", r && PQntuples(r) ? PQgetvalue(r, 0, 0) : "",
+				      "connection", var, "route", placed ? "placed" : "stored"));
+		PQclear(r);
+	}
+	sctx_close(&x);
+	return worst;
+}

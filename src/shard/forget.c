@@ -1,0 +1,447 @@
+/* forget.c — §14 "Soft / Hard Forget" and §21's post-restore
+ * apply_deletions: `forget` (soft), `erase` (GDPR hard delete, one message
+ * or a whole user) and `apply-deletions`.
+ *
+ * erase keeps the spec's order of trust: the tombstone is written to
+ * production's registry first, then appended (fsync'd) to the copy file
+ * TOMBSTONE_COPY_FILE and marked exported, and only then is the shard
+ * changed. A crash between steps leaves a tombstone whose data is still
+ * there — which a retry or apply-deletions completes — never erased data
+ * without a tombstone, which a restore would bring back. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "filter.h"
+#include "jsonl.h"
+#include "log.h"
+#include "pg.h"
+#include "shard.h"
+#include "util.h"
+
+struct fg_state {
+	struct shard_ctx x;
+	const char *copy_file;
+	const char *user; /* erase --user */
+};
+
+/* §14 Soft Forget, plus §21: response_description only on an explicit
+ * "forget this look" (forget_description: true). Scoped to the
+ * conversation's own user's knowledge. */
+static const char forget_sql[] =
+	"WITH m AS (UPDATE messages SET is_forgotten = TRUE, embedding = NULL, memory_snippet = NULL,"
+	"  response_description = CASE WHEN $3::boolean THEN NULL ELSE response_description END"
+	"  WHERE conversation_id = $1 AND id = ANY($2::uuid[]) RETURNING id),"
+	" k AS (UPDATE user_knowledge SET is_active = FALSE, updated_at = now()"
+	"  WHERE source_message_id = ANY($2::uuid[]) AND is_active"
+	"  AND user_id = (SELECT user_id FROM conversations WHERE id = $1) RETURNING id)"
+	"SELECT (SELECT count(*) FROM m), (SELECT count(*) FROM k)";
+
+/* §14 Hard Delete on the shard; "nullify all" (§21) includes the mood
+ * frame and media links. tsv is generated: it follows content. */
+static const char erase_sql[] =
+	"WITH k AS (DELETE FROM user_knowledge WHERE source_message_id = ANY($2::uuid[])"
+	"  AND user_id = (SELECT user_id FROM conversations WHERE id = $1) RETURNING id),"
+	" m AS (UPDATE messages SET content = '[deleted]', embedding = NULL, memory_snippet = NULL,"
+	"  memory_confidence = NULL, response_description = NULL, reply_to_id = NULL,"
+	"  media_urls = NULL, mood_frame = NULL, is_forgotten = TRUE, needs_enrichment = FALSE,"
+	"  deleted_at = COALESCE($3::timestamptz, now())"
+	"  WHERE conversation_id = $1 AND id = ANY($2::uuid[])"
+	"  AND (deleted_at IS NULL OR content <> '[deleted]') RETURNING id)"
+	"SELECT (SELECT count(*) FROM m), (SELECT count(*) FROM k)";
+
+/* The ids of a record: message_id, or message_ids[]. */
+static json_t *record_ids(struct filter_run *run, const json_t *rec, int *rc)
+{
+	json_t *ids = json_array();
+	const char *one = jstr(rec, "message_id");
+	const json_t *many = json_object_get(rec, "message_ids");
+	if (one)
+		json_array_append_new(ids, json_string(one));
+	if (json_is_array(many)) {
+		size_t i;
+		json_t *v;
+		json_array_foreach(many, i, v) json_array_append(ids, v);
+	}
+	size_t i;
+	json_t *v;
+	json_array_foreach(ids, i, v) if (!json_is_string(v) || !uuid_valid(json_string_value(v)))
+	{
+		json_decref(ids);
+		*rc = filter_fail(run, EX_DATAERR, "invalid_field", "message ids must be UUIDs");
+		return NULL;
+	}
+	if (!json_array_size(ids) || json_array_size(ids) > 10000) {
+		json_decref(ids);
+		*rc = filter_fail(run, EX_DATAERR, "invalid_field",
+				  "message_id or message_ids (1 to 10000) is required");
+		return NULL;
+	}
+	return ids;
+}
+
+/* Postgres array literal of UUIDs (validated, so no quoting needed). */
+static char *uuid_array(const json_t *ids)
+{
+	struct buf b = { 0 };
+	buf_append(&b, "{", 1);
+	size_t i;
+	json_t *v;
+	json_array_foreach(ids, i, v)
+	{
+		if (i)
+			buf_append(&b, ",", 1);
+		buf_append(&b, json_string_value(v), strlen(json_string_value(v)));
+	}
+	buf_append(&b, "}", 2);
+	return b.data;
+}
+
+static int locate(struct fg_state *s, struct filter_run *run, const json_t *rec, PGconn **c,
+		  long *sid)
+{
+	const char *conv = jstr(rec, "conversation_id"), *user = jstr(rec, "user_id");
+	if (!conv || !uuid_valid(conv))
+		return filter_fail(run, EX_DATAERR, "invalid_field", "conversation_id must be a UUID");
+	if (user && !uuid_valid(user))
+		return filter_fail(run, EX_DATAERR, "invalid_field", "user_id must be a UUID");
+	struct shard_err e;
+	*c = sctx_for_conversation(&s->x, conv, user, sid, &e);
+	return *c ? 0 : sctx_fail(run, &e);
+}
+
+static int forget_record(void *state, struct filter_run *run, json_t *rec)
+{
+	struct fg_state *s = state;
+	int rc = 0;
+	PGconn *c;
+	long sid;
+	json_t *ids = record_ids(run, rec, &rc);
+	if (!ids)
+		return rc;
+	if ((rc = locate(s, run, rec, &c, &sid)) != 0) {
+		json_decref(ids);
+		return rc;
+	}
+	const json_t *fd = json_object_get(rec, "forget_description");
+	char *arr = uuid_array(ids);
+	const char *pp[] = { jstr(rec, "conversation_id"), arr, json_is_true(fd) ? "true" : "false" };
+	PGresult *r = pg_query(c, forget_sql, 3, pp);
+	free(arr);
+	if (!r)
+		rc = sctx_query_fail(run, c, "cannot forget");
+	else
+		json_object_set_new(rec, "forgotten",
+				    json_pack("{s:i, s:I, s:I}", "shard_id", (int)sid, "messages",
+					      (json_int_t)pg_long(r, 0, 0, 0), "knowledge_deactivated",
+					      (json_int_t)pg_long(r, 0, 1, 0)));
+	PQclear(r);
+	json_decref(ids);
+	return rc;
+}
+
+/* Append every not-yet-copied tombstone of table to the copy file, fsync,
+ * and mark them exported — one transaction, rows locked, so concurrent
+ * erasers copy each row once (a crash after the fsync and before the
+ * commit copies it twice: applying a tombstone twice is harmless). */
+static int copy_pending(PGconn *p, const char *path, const char *table)
+{
+	int users = !strcmp(table, "deleted_users_registry");
+	const char *sel = users
+		? "SELECT id, json_build_object('type', 'user', 'registry_id', id, 'user_id', user_id,"
+		  " 'deleted_at', deleted_at, 'shard_id', shard_id)::text"
+		  " FROM deleted_users_registry WHERE exported_at IS NULL ORDER BY id FOR UPDATE"
+		: "SELECT id, json_build_object('type', 'message', 'registry_id', id,"
+		  " 'conversation_id', conversation_id, 'message_id', message_id,"
+		  " 'deleted_at', deleted_at, 'shard_id', shard_id)::text"
+		  " FROM deleted_messages_registry WHERE exported_at IS NULL ORDER BY id FOR UPDATE";
+	if (pg_begin(p) != 0)
+		return -1;
+	PGresult *r = pg_query(p, sel, 0, NULL);
+	if (!r) {
+		pg_rollback(p);
+		return -1;
+	}
+	if (PQntuples(r) == 0) {
+		PQclear(r);
+		pg_rollback(p);
+		return 0;
+	}
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	int ok = fd >= 0 && flock(fd, LOCK_EX) == 0;
+	struct buf ids = { 0 };
+	buf_append(&ids, "{", 1);
+	for (int i = 0; ok && i < PQntuples(r); i++) {
+		const char *line = PQgetvalue(r, i, 1);
+		size_t n = strlen(line);
+		ok = write(fd, line, n) == (ssize_t)n && write(fd, "\n", 1) == 1;
+		if (i)
+			buf_append(&ids, ",", 1);
+		buf_append(&ids, PQgetvalue(r, i, 0), strlen(PQgetvalue(r, i, 0)));
+	}
+	buf_append(&ids, "}", 2);
+	if (ok)
+		ok = fsync(fd) == 0;
+	int err = errno;
+	if (fd >= 0)
+		close(fd);
+	PQclear(r);
+	if (!ok) {
+		log_event(LOG_ERROR, "cannot append to the tombstone copy",
+			  json_pack("{s:s, s:s}", "path", path, "error", strerror(err)));
+		buf_free(&ids);
+		pg_rollback(p);
+		return -2;
+	}
+	const char *pp[] = { ids.data };
+	char upd[160];
+	snprintf(upd, sizeof upd, "UPDATE %s SET exported_at = now() WHERE id = ANY($1::bigint[])", table);
+	int rc = pg_exec(p, upd, 1, pp) == 0 && pg_commit(p) == 0 ? 0 : -1;
+	if (rc)
+		pg_rollback(p);
+	buf_free(&ids);
+	return rc;
+}
+
+static int erase_record(void *state, struct filter_run *run, json_t *rec)
+{
+	struct fg_state *s = state;
+	int rc = 0;
+	PGconn *c, *p;
+	long sid;
+	struct shard_err e;
+	json_t *ids = record_ids(run, rec, &rc);
+	if (!ids)
+		return rc;
+	if ((rc = locate(s, run, rec, &c, &sid)) != 0) {
+		json_decref(ids);
+		return rc;
+	}
+	if (!(p = sctx_production(&s->x, 1, &e))) {
+		json_decref(ids);
+		return sctx_fail(run, &e);
+	}
+	const char *conv = jstr(rec, "conversation_id");
+	char *arr = uuid_array(ids), sids[24];
+	snprintf(sids, sizeof sids, "%ld", sid);
+	/* 1. the registry (production) */
+	const char *pp[] = { conv, arr, sids };
+	PGresult *r = pg_query(p,
+			       "WITH ins AS (INSERT INTO deleted_messages_registry"
+			       " (conversation_id, message_id, shard_id)"
+			       " SELECT $1, unnest($2::uuid[]), $3 ON CONFLICT DO NOTHING)"
+			       " SELECT min(deleted_at)::text FROM deleted_messages_registry"
+			       " WHERE conversation_id = $1 AND message_id = ANY($2::uuid[])",
+			       3, pp);
+	char deleted_at[64] = "";
+	if (!r) {
+		rc = filter_fail(run, pg_connection_lost(p) ? EX_UNAVAILABLE : EX_SOFTWARE,
+				 "registry_failed", "cannot write the tombstone registry: %s",
+				 pg_last_error(p));
+		goto out;
+	}
+	if (!PQgetisnull(r, 0, 0))
+		snprintf(deleted_at, sizeof deleted_at, "%s", PQgetvalue(r, 0, 0));
+	PQclear(r);
+	/* 2. the copy */
+	int cr = copy_pending(p, s->copy_file, "deleted_messages_registry");
+	if (cr != 0) {
+		rc = filter_fail(run, cr == -2 ? EX_UNAVAILABLE : EX_SOFTWARE, "copy_failed",
+				 "the tombstone is in the registry but its copy (%s) failed; retry",
+				 s->copy_file);
+		goto out;
+	}
+	/* 3. the shard */
+	const char *sp[] = { conv, arr, deleted_at[0] ? deleted_at : NULL };
+	r = pg_query(c, erase_sql, 3, sp);
+	if (!r) {
+		rc = sctx_query_fail(run, c, "tombstoned, but cannot erase on the shard (retry or apply-deletions)");
+		goto out;
+	}
+	json_object_set_new(rec, "erased",
+			    json_pack("{s:i, s:I, s:I, s:s, s:s}", "shard_id", (int)sid, "messages",
+				      (json_int_t)pg_long(r, 0, 0, 0), "knowledge_deleted",
+				      (json_int_t)pg_long(r, 0, 1, 0), "registry", "recorded", "copy",
+				      s->copy_file));
+	PQclear(r);
+out:
+	free(arr);
+	json_decref(ids);
+	return rc;
+}
+
+/* Every row of a user on one shard, the tables of §14 (chat history, user
+ * knowledge and keys, persona state). */
+int shard_delete_user_rows(PGconn *c, const char *user_id, long *messages)
+{
+	static const char *const stmts[] = {
+		"DELETE FROM user_knowledge WHERE user_id = $1",
+		"DELETE FROM user_keys WHERE user_id = $1",
+		"DELETE FROM relationship_stage WHERE user_id = $1",
+		"DELETE FROM persona_temp_blocks WHERE user_id = $1",
+		"DELETE FROM signal_daily_deltas WHERE user_id = $1",
+		"DELETE FROM persona_profiles WHERE user_id = $1",
+		"DELETE FROM conversations WHERE user_id = $1",
+	};
+	const char *pp[] = { user_id };
+	PGresult *r = pg_query(c,
+			       "WITH d AS (DELETE FROM messages WHERE conversation_id IN"
+			       " (SELECT id FROM conversations WHERE user_id = $1) RETURNING 1)"
+			       " SELECT count(*) FROM d",
+			       1, pp);
+	if (!r)
+		return -1;
+	if (messages)
+		*messages = pg_long(r, 0, 0, 0);
+	PQclear(r);
+	for (size_t i = 0; i < sizeof stmts / sizeof *stmts; i++)
+		if (pg_exec(c, stmts[i], 1, pp) != 0)
+			return -1;
+	return 0;
+}
+
+/* erase --user: the whole user, registry → copy → shard → route. */
+int shard_cmd_erase_user(const char *user, struct shard_ctx *x, const char *copy_file)
+{
+	struct shard_err e;
+	long sid = -1;
+	PGconn *p = sctx_production(x, 1, &e);
+	if (!p) {
+		log_event(LOG_ERROR, e.msg, NULL);
+		return e.status;
+	}
+	PGconn *c = sctx_for_user(x, user, 0, &sid, &e);
+	if (!c && !(e.code && !strcmp(e.code, "unknown_user"))) {
+		log_event(LOG_ERROR, e.msg, json_pack("{s:s}", "code", e.code));
+		return e.status;
+	}
+	char sids[24];
+	snprintf(sids, sizeof sids, "%ld", sid);
+	const char *pp[] = { user, sid >= 0 ? sids : NULL };
+	if (pg_exec(p, "INSERT INTO deleted_users_registry (user_id, shard_id) VALUES ($1, $2)"
+		       " ON CONFLICT (user_id) DO NOTHING", 2, pp) != 0)
+		return EX_SOFTWARE;
+	if (copy_pending(p, copy_file, "deleted_users_registry") != 0) {
+		log_event(LOG_ERROR, "the user is in the registry but its copy failed; retry",
+			  json_pack("{s:s, s:s}", "user_id", user, "copy", copy_file));
+		return EX_UNAVAILABLE;
+	}
+	long msgs = 0;
+	if (c) {
+		if (pg_begin(c) != 0 || shard_delete_user_rows(c, user, &msgs) != 0 || pg_commit(c) != 0) {
+			pg_rollback(c);
+			log_event(LOG_ERROR, "tombstoned, but the shard erase failed; retry",
+				  json_pack("{s:s}", "user_id", user));
+			return pg_connection_lost(c) ? EX_UNAVAILABLE : EX_SOFTWARE;
+		}
+	}
+	pp[1] = NULL;
+	if (pg_exec(p, "DELETE FROM routing_table WHERE user_id = $1", 1, pp) != 0)
+		return EX_SOFTWARE;
+	shard_print(json_pack("{s:s, s:i, s:I, s:s, s:s}", "user_id", user, "shard_id", (int)sid,
+			      "messages_deleted", (json_int_t)msgs, "registry", "recorded", "copy",
+			      copy_file));
+	return 0;
+}
+
+enum { OPT_COPY = 2000, OPT_USER, OPT_FROM };
+
+static int fg_option(void *state, int opt, const char *arg)
+{
+	struct fg_state *s = state;
+	if (opt == OPT_COPY) {
+		s->copy_file = arg;
+		return 0;
+	}
+	if (opt == OPT_USER) {
+		s->user = arg;
+		return uuid_valid(arg) ? 0 : -1;
+	}
+	return sctx_option(&s->x, opt, arg) == 1 ? 0 : -1;
+}
+
+static int erase_start(void *state, struct filter_run *run, int argc, char **argv)
+{
+	(void)run;
+	(void)argv;
+	struct fg_state *s = state;
+	if (argc) {
+		log_event(LOG_ERROR, "unexpected argument", json_pack("{s:i}", "exit", EX_USAGE));
+		return EX_USAGE;
+	}
+	/* both tombstone stores are required before anything is erased */
+	conf_require("PRODUCTION_DB_URL");
+	if (!s->copy_file)
+		s->copy_file = conf_require("TOMBSTONE_COPY_FILE");
+	if (s->user) {
+		/* the whole user: no stdin */
+		int rc = shard_cmd_erase_user(s->user, &s->x, s->copy_file);
+		sctx_close(&s->x);
+		return rc ? rc : -1;
+	}
+	return 0;
+}
+
+static void fg_finish(void *state, struct filter_run *run)
+{
+	(void)run;
+	sctx_close(&((struct fg_state *)state)->x);
+}
+
+static const struct option fg_longopts[] = { SCTX_LONGOPTS,
+					     { "copy-file", required_argument, NULL, OPT_COPY },
+					     { "user", required_argument, NULL, OPT_USER },
+					     { 0 } };
+
+int shard_filter_forget(int argc, char **argv)
+{
+	static const struct filter_def def = {
+		.name = "unde-shard",
+		.summary = "forget: soft-forget {conversation_id, message_id | message_ids, user_id?,\n"
+			   "forget_description?}: excluded from retrieval, embedding and snippet cleared,\n"
+			   "knowledge extracted from them deactivated.",
+		.synopsis = "forget [--shard N | --url URL]",
+		.options_help = SCTX_HELP,
+		.shortopts = "",
+		.longopts = fg_longopts,
+		.on_option = fg_option,
+		.on_record = forget_record,
+		.on_finish = fg_finish,
+	};
+	struct fg_state s = { 0 };
+	sctx_init(&s.x);
+	return filter_main(&def, &s, argc, argv);
+}
+
+int shard_filter_erase(int argc, char **argv)
+{
+	static const struct filter_def def = {
+		.name = "unde-shard",
+		.summary = "erase: GDPR hard delete of {conversation_id, message_id | message_ids,\n"
+			   "user_id?}; with --user U, all of U's data. Tombstoned in production and in\n"
+			   "the copy file before the shard is changed.",
+		.synopsis = "erase [--copy-file FILE] [--shard N | --url URL] | erase --user USER_ID",
+		.options_help = SCTX_HELP
+		"  --copy-file FILE     append tombstones here (default TOMBSTONE_COPY_FILE)\n"
+		"  --user USER_ID       erase all of this user's data (reads no input)\n",
+		.shortopts = "",
+		.longopts = fg_longopts,
+		.on_option = fg_option,
+		.on_start = erase_start,
+		.on_record = erase_record,
+		.on_finish = fg_finish,
+	};
+	struct fg_state s = { 0 };
+	sctx_init(&s.x);
+	int rc = filter_main(&def, &s, argc, argv);
+	return rc == -1 ? 0 : rc;
+}

@@ -1,0 +1,257 @@
+/* move.c — `move USER_ID --to N`: rebalance one user onto another shard
+ * (§14 sharding: adding shards never moves users by itself; this does, on
+ * purpose). The order is what makes it safe:
+ *   1. copy every row of the user (chat history, knowledge, keys, persona
+ *      state) into shard N inside one transaction there, after clearing any
+ *      leftovers of an earlier attempt;
+ *   2. verify in that same transaction: row counts of every table and a
+ *      digest of the messages (ids, content, embedding, forget/erase
+ *      state) equal on both sides — else roll back, route unchanged;
+ *   3. commit, then switch the route in production;
+ *   4. copy any message that reached the old shard meanwhile, then delete
+ *      the user from the old shard (an erase must not leave a copy behind).
+ * Writers look the route up per record, so after step 3 new turns go to N. */
+#include "config.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+#include "conf.h"
+#include "log.h"
+#include "pg.h"
+#include "shard.h"
+#include "util.h"
+
+/* Tables keyed by user_id, in insertion order (user_keys before
+ * user_knowledge, which references it). */
+static const char *const user_tables[] = { "conversations", "user_keys", "user_knowledge",
+					   "relationship_stage", "persona_temp_blocks",
+					   "signal_daily_deltas", "persona_profiles" };
+
+/* The stored (not generated) columns of table, quoted, comma-separated. */
+static char *columns_of(PGconn *c, const char *table)
+{
+	const char *pp[] = { table };
+	PGresult *r = pg_query(c,
+			       "SELECT string_agg(quote_ident(attname), ',' ORDER BY attnum) FROM pg_attribute"
+			       " WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped"
+			       " AND attgenerated = ''",
+			       1, pp);
+	char *s = r && PQntuples(r) == 1 ? xstrdup(PQgetvalue(r, 0, 0)) : NULL;
+	PQclear(r);
+	return s;
+}
+
+/* Copy the rows selected by where ($1 = key, $2 = optional id list) from
+ * src to dst, in batches, as JSON (identifiers from the catalog, data only
+ * as parameters). Returns the number copied, or -1. */
+static long copy_rows(PGconn *src, PGconn *dst, const char *table, const char *where,
+		      const char *key, const char *extra)
+{
+	char *cols = columns_of(src, table);
+	if (!cols)
+		return -1;
+	struct buf sel = { 0 }, ins = { 0 };
+	char tmp[512];
+	static const char head[] = "SELECT json_agg(t)::text, count(*) FROM (SELECT ";
+	buf_append(&sel, head, sizeof head - 1);
+	buf_append(&sel, cols, strlen(cols));
+	snprintf(tmp, sizeof tmp, " FROM %s WHERE %s ORDER BY 1, 2, 3 LIMIT 500 OFFSET $3::bigint) t", table, where);
+	buf_append(&sel, tmp, strlen(tmp) + 1);
+	snprintf(tmp, sizeof tmp, "INSERT INTO %s (", table);
+	buf_append(&ins, tmp, strlen(tmp));
+	buf_append(&ins, cols, strlen(cols));
+	buf_append(&ins, ") SELECT ", 9);
+	buf_append(&ins, cols, strlen(cols));
+	snprintf(tmp, sizeof tmp, " FROM json_populate_recordset(NULL::%s, $1::json) ON CONFLICT DO NOTHING", table);
+	buf_append(&ins, tmp, strlen(tmp) + 1);
+	free(cols);
+	long total = 0;
+	for (;;) {
+		char off[24];
+		snprintf(off, sizeof off, "%ld", total);
+		const char *pp[] = { key, extra, off };
+		PGresult *r = pg_query(src, sel.data, 3, pp);
+		if (!r) {
+			total = -1;
+			break;
+		}
+		long got = pg_long(r, 0, 1, 0);
+		if (got == 0) {
+			PQclear(r);
+			break;
+		}
+		const char *ip[] = { PQgetvalue(r, 0, 0) };
+		int e = pg_exec(dst, ins.data, 1, ip);
+		PQclear(r);
+		if (e != 0) {
+			total = -1;
+			break;
+		}
+		total += got;
+		if (got < 500)
+			break;
+	}
+	buf_free(&sel);
+	buf_free(&ins);
+	return total;
+}
+
+static const char digest_sql[] =
+	"SELECT count(*), md5(COALESCE(string_agg(id::text || '|' || content || '|' ||"
+	" COALESCE(embedding::text, '') || '|' || is_forgotten::text || '|' ||"
+	" COALESCE(deleted_at::text, '') || '|' || COALESCE(response_description, ''), ',' ORDER BY id), ''))"
+	" FROM messages WHERE conversation_id = (SELECT id FROM conversations WHERE user_id = $1)";
+
+static int counts(PGconn *c, const char *user, char out[][64])
+{
+	const char *pp[] = { user };
+	PGresult *r = pg_query(c, digest_sql, 1, pp);
+	if (!r)
+		return -1;
+	snprintf(out[0], 64, "%s:%s", PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1));
+	PQclear(r);
+	for (size_t i = 0; i < sizeof user_tables / sizeof *user_tables; i++) {
+		char q[160];
+		snprintf(q, sizeof q, "SELECT count(*) FROM %s WHERE user_id = $1", user_tables[i]);
+		r = pg_query(c, q, 1, pp);
+		if (!r)
+			return -1;
+		snprintf(out[i + 1], 64, "%s", PQgetvalue(r, 0, 0));
+		PQclear(r);
+	}
+	return 0;
+}
+
+#define NCOUNTS (1 + sizeof user_tables / sizeof *user_tables)
+
+static const char usage[] = "unde-shard move USER_ID --to N\n"
+			    "Copy a user to shard N, verify, switch the route, clear the old shard.\n";
+
+int shard_cmd_move(int argc, char **argv)
+{
+	enum { OPT_ENV = 2000, OPT_TO };
+	static const struct option o[] = { { "to", required_argument, NULL, OPT_TO },
+					   { "env-file", required_argument, NULL, OPT_ENV },
+					   { "help", no_argument, NULL, 'h' },
+					   { 0 } };
+	const char *env = NULL;
+	long to = -1;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", o, NULL)) != -1) {
+		char *end;
+		if (c == 'h') {
+			printf("Usage: %s", usage);
+			return 0;
+		}
+		if (c == OPT_ENV)
+			env = optarg;
+		else if (c == OPT_TO) {
+			to = strtol(optarg, &end, 10);
+			if (*end || to < 0 || to > 9999)
+				return admin_usage_error(usage, "--to takes a shard number");
+		} else
+			return admin_usage_error(usage, "invalid option");
+	}
+	if (optind != argc - 1 || to < 0 || !uuid_valid(argv[optind]))
+		return admin_usage_error(usage, "move needs USER_ID (a UUID) and --to N");
+	const char *user = argv[optind];
+	int rc = admin_load_env(env);
+	if (rc)
+		return rc;
+	struct shard_ctx x;
+	sctx_init(&x);
+	struct shard_err e;
+	long from = -1;
+	PGconn *p = sctx_production(&x, 1, &e), *src = NULL, *dst = NULL;
+	if (p)
+		src = sctx_for_user(&x, user, 0, &from, &e);
+	if (src)
+		dst = sctx_shard(&x, to, &e);
+	if (!dst) {
+		log_event(LOG_ERROR, e.msg, json_pack("{s:s}", "code", e.code));
+		sctx_close(&x);
+		return e.status;
+	}
+	if (from == to) {
+		shard_print(json_pack("{s:s, s:i, s:s}", "user_id", user, "shard_id", (int)to, "status", "already there"));
+		sctx_close(&x);
+		return 0;
+	}
+	char before[NCOUNTS][64], after[NCOUNTS][64];
+	const char *pp[] = { user };
+	long copied = 0;
+	rc = EX_SOFTWARE;
+	if (pg_begin(dst) != 0 || shard_delete_user_rows(dst, user, NULL) != 0)
+		goto fail;
+	for (size_t i = 0; i < 2; i++)
+		if (copy_rows(src, dst, user_tables[i], "user_id = $1 AND $2::text IS NULL", user, NULL) < 0)
+			goto fail;
+	if ((copied = copy_rows(src, dst, "messages",
+				"conversation_id = (SELECT id FROM conversations WHERE user_id = $1)"
+				" AND $2::text IS NULL", user, NULL)) < 0)
+		goto fail;
+	for (size_t i = 2; i < sizeof user_tables / sizeof *user_tables; i++)
+		if (copy_rows(src, dst, user_tables[i], "user_id = $1 AND $2::text IS NULL", user, NULL) < 0)
+			goto fail;
+	if (counts(src, user, before) != 0 || counts(dst, user, after) != 0)
+		goto fail;
+	for (size_t i = 0; i < NCOUNTS; i++)
+		if (strcmp(before[i], after[i]) != 0) {
+			log_event(LOG_ERROR, "copy does not verify; route unchanged",
+				  json_pack("{s:s, s:s, s:s}", "user_id", user, "source", before[i], "copy", after[i]));
+			rc = EX_TEMPFAIL;
+			goto fail;
+		}
+	if (pg_commit(dst) != 0)
+		goto fail;
+	char tos[24], froms[24];
+	snprintf(tos, sizeof tos, "%ld", to);
+	snprintf(froms, sizeof froms, "%ld", from);
+	const char *rp[] = { user, tos, froms };
+	PGresult *r = pg_query(p, "UPDATE routing_table SET shard_id = $2, updated_at = now()"
+				  " WHERE user_id = $1 AND shard_id = $3 RETURNING 1", 3, rp);
+	int switched = r && PQntuples(r) == 1;
+	PQclear(r);
+	if (!switched) {
+		log_event(LOG_ERROR, "route changed during the move; copy left on the target, source kept",
+			  json_pack("{s:s}", "user_id", user));
+		sctx_close(&x);
+		return EX_TEMPFAIL;
+	}
+	/* 4. late messages, then the old copy goes */
+	long late = 0;
+	if (pg_begin(src) == 0 &&
+	    pg_exec(src, "SELECT 1 FROM conversations WHERE user_id = $1 FOR UPDATE", 1, pp) == 0) {
+		r = pg_query(dst, "SELECT COALESCE(json_agg(id), '[]')::text FROM messages WHERE conversation_id ="
+				  " (SELECT id FROM conversations WHERE user_id = $1)", 1, pp);
+		if (r) {
+			late = copy_rows(src, dst, "messages",
+					 "conversation_id = (SELECT id FROM conversations WHERE user_id = $1)"
+					 " AND NOT (id::text IN (SELECT jsonb_array_elements_text($2::jsonb)))",
+					 user, PQgetvalue(r, 0, 0));
+			PQclear(r);
+		}
+		if (late >= 0 && shard_delete_user_rows(src, user, NULL) == 0 && pg_commit(src) == 0) {
+			shard_print(json_pack("{s:s, s:i, s:i, s:I, s:I, s:s}", "user_id", user, "from", (int)from,
+					      "to", (int)to, "messages", (json_int_t)copied, "late_messages",
+					      (json_int_t)late, "status", "moved"));
+			sctx_close(&x);
+			return 0;
+		}
+	}
+	pg_rollback(src);
+	log_event(LOG_ERROR, "moved and switched, but the old shard still holds the user: re-run move to clean up",
+		  json_pack("{s:s, s:i}", "user_id", user, "from", (int)from));
+	sctx_close(&x);
+	return EX_TEMPFAIL;
+fail:
+	pg_rollback(dst);
+	log_event(LOG_ERROR, "move failed; nothing switched", json_pack("{s:s}", "user_id", user));
+	sctx_close(&x);
+	return rc;
+}

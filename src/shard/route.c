@@ -1,0 +1,376 @@
+/* route.c — reaching a user's shard: the routing table in production and
+ * the shard connections (the admin subcommands that manage them — init,
+ * add, list, route live in admin.c). See shard.h for the order in which a
+ * shard is chosen. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "conf.h"
+#include "jsonl.h"
+#include "log.h"
+#include "pg.h"
+#include "shard.h"
+#include "util.h"
+
+void sctx_init(struct shard_ctx *x)
+{
+	memset(x, 0, sizeof *x);
+	x->shard = -1;
+}
+
+void sctx_close(struct shard_ctx *x)
+{
+	PQfinish(x->prod);
+	x->prod = NULL;
+	for (size_t i = 0; i < x->nconns; i++)
+		PQfinish(x->conns[i].c);
+	x->nconns = 0;
+}
+
+static int parse_shard_id(const char *s, long *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < 0 || v > 9999)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int sctx_option(struct shard_ctx *x, int opt, const char *arg)
+{
+	switch (opt) {
+	case SCTX_OPT_URL: x->url = arg; return 1;
+	case SCTX_OPT_SHARD: return parse_shard_id(arg, &x->shard) == 0 ? 1 : -1;
+	default: return 0;
+	}
+}
+
+static void err_set(struct shard_err *e, int status, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void err_set(struct shard_err *e, int status, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+	va_end(ap);
+	e->status = status;
+	e->code = code;
+}
+
+/* A connection that broke between records gets one reset before use. */
+static PGconn *conn_usable(PGconn *c)
+{
+	if (c && PQstatus(c) != CONNECTION_OK) {
+		PQreset(c);
+		if (PQstatus(c) != CONNECTION_OK)
+			return NULL;
+	}
+	return c;
+}
+
+PGconn *sctx_production(struct shard_ctx *x, int required, struct shard_err *err)
+{
+	if (x->prod)
+		return conn_usable(x->prod) ? x->prod
+					    : (err_set(err, EX_UNAVAILABLE, "production_unavailable",
+						       "the production database is unreachable"),
+					       NULL);
+	const char *url = conf_str("PRODUCTION_DB_URL", NULL);
+	if (!url) {
+		x->prod_missing = 1;
+		if (required)
+			err_set(err, EX_CONFIG, "config", "PRODUCTION_DB_URL is not set");
+		return NULL;
+	}
+	x->prod = pg_connect(url, "PRODUCTION_DB_URL");
+	if (!x->prod)
+		err_set(err, EX_UNAVAILABLE, "production_unavailable",
+			"cannot connect to the production database (PRODUCTION_DB_URL)");
+	return x->prod;
+}
+
+const char *sctx_shard_url(struct shard_ctx *x, long id, char **owned, char *var, size_t varlen,
+			   struct shard_err *err)
+{
+	*owned = NULL;
+	snprintf(var, varlen, "SHARD_%ld_DB_URL", id);
+	const char *u = conf_str(var, NULL);
+	if (u)
+		return u;
+	struct shard_err perr;
+	PGconn *p = sctx_production(x, 0, &perr);
+	if (p) {
+		char ids[24];
+		snprintf(ids, sizeof ids, "%ld", id);
+		const char *pp[] = { ids };
+		PGresult *r = pg_query(p, "SELECT conninfo FROM shards WHERE shard_id = $1", 1, pp);
+		if (r && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0)) {
+			const char *ci = PQgetvalue(r, 0, 0);
+			if (ci[0] == '$') {
+				snprintf(var, varlen, "%s", ci + 1);
+				u = conf_str(var, NULL);
+			} else {
+				snprintf(var, varlen, "shards.conninfo[%ld]", id);
+				u = *owned = xstrdup(ci);
+			}
+		}
+		PQclear(r);
+		if (u)
+			return u;
+	}
+	err_set(err, EX_CONFIG, "config", "no connection for shard %ld: %s is not set", id, var);
+	return NULL;
+}
+
+PGconn *sctx_shard(struct shard_ctx *x, long id, struct shard_err *err)
+{
+	for (size_t i = 0; i < x->nconns; i++)
+		if (x->conns[i].id == id) {
+			if (conn_usable(x->conns[i].c))
+				return x->conns[i].c;
+			err_set(err, EX_UNAVAILABLE, "shard_unavailable", "shard %ld is unreachable", id);
+			return NULL;
+		}
+	if (x->nconns == SHARD_MAX_CONNS) {
+		err_set(err, EX_SOFTWARE, "too_many_shards", "more than %d shards", SHARD_MAX_CONNS);
+		return NULL;
+	}
+	char var[128], *owned = NULL;
+	const char *url = x->url;
+	if (url)
+		snprintf(var, sizeof var, "--url");
+	else if (!(url = sctx_shard_url(x, id, &owned, var, sizeof var, err)))
+		return NULL;
+	PGconn *c = pg_connect(url, var);
+	free(owned);
+	if (!c) {
+		err_set(err, EX_UNAVAILABLE, "shard_unavailable", "cannot connect to shard %ld (%s)",
+			id, var);
+		return NULL;
+	}
+	x->conns[x->nconns].id = id;
+	x->conns[x->nconns++].c = c;
+	return c;
+}
+
+int uuid_parse(const char *s, unsigned char out[16])
+{
+	static const int dash[] = { 8, 13, 18, 23 };
+	if (!s || strlen(s) != 36)
+		return -1;
+	for (int i = 0; i < 4; i++)
+		if (s[dash[i]] != '-')
+			return -1;
+	int n = 0;
+	for (int i = 0; i < 36; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23)
+			continue;
+		int hi = s[i];
+		if (!isxdigit(hi))
+			return -1;
+		int v = isdigit(hi) ? hi - '0' : (tolower(hi) - 'a' + 10);
+		if (n % 2 == 0)
+			out[n / 2] = (unsigned char)(v << 4);
+		else
+			out[n / 2] |= (unsigned char)v;
+		n++;
+	}
+	return 0;
+}
+
+int uuid_valid(const char *s)
+{
+	unsigned char b[16];
+	return uuid_parse(s, b) == 0;
+}
+
+/* Placement hash: the first 8 bytes (big-endian) of SHA-256 over the UUID's
+ * 16 bytes. Stable across hosts and versions: it decides where a new user
+ * lives, forever. */
+uint64_t shard_hash(const unsigned char uuid[16])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+	EVP_Digest(uuid, 16, md, &n, EVP_sha256(), NULL);
+	uint64_t h = 0;
+	for (int i = 0; i < 8; i++)
+		h = (h << 8) | md[i];
+	return h;
+}
+
+/* The stored route, or a new one: among the shards in shard_id order, the
+ * (hash mod N)-th. INSERT … ON CONFLICT keeps two first contacts racing
+ * on the same user agreeing on one shard. Returns 0, 1 (no route and not
+ * placed) or -1. */
+int route_lookup(PGconn *p, const char *user_id, int place, long *shard_id, int *placed)
+{
+	const char *pp[] = { user_id, NULL };
+	PGresult *r = pg_query(p, "SELECT shard_id FROM routing_table WHERE user_id = $1", 1, pp);
+	if (!r)
+		return -1;
+	*placed = 0;
+	if (PQntuples(r) == 1) {
+		*shard_id = pg_long(r, 0, 0, -1);
+		PQclear(r);
+		return 0;
+	}
+	PQclear(r);
+	if (!place)
+		return 1;
+	unsigned char b[16];
+	uuid_parse(user_id, b);
+	char hs[32];
+	snprintf(hs, sizeof hs, "%llu", (unsigned long long)shard_hash(b));
+	pp[1] = hs;
+	r = pg_query(p,
+		     "WITH s AS (SELECT shard_id, row_number() OVER (ORDER BY shard_id) - 1 AS i,"
+		     "                  count(*) OVER () AS n FROM shards),"
+		     " pick AS (SELECT shard_id FROM s WHERE i = ($2::numeric % n)),"
+		     " ins AS (INSERT INTO routing_table (user_id, shard_id)"
+		     "         SELECT $1, shard_id FROM pick ON CONFLICT (user_id) DO NOTHING"
+		     "         RETURNING shard_id)"
+		     "SELECT shard_id, true FROM ins"
+		     " UNION ALL SELECT shard_id, false FROM routing_table WHERE user_id = $1"
+		     " LIMIT 1",
+		     2, pp);
+	if (!r)
+		return -1;
+	if (PQntuples(r) != 1) {
+		/* the concurrent winner's row is not visible to this statement's snapshot */
+		PQclear(r);
+		r = pg_query(p, "SELECT shard_id, false FROM routing_table WHERE user_id = $1", 1, pp);
+		if (!r || PQntuples(r) != 1) {
+			PQclear(r);
+			return -1;
+		}
+	}
+	*shard_id = pg_long(r, 0, 0, -1);
+	*placed = PQgetvalue(r, 0, 1)[0] == 't';
+	PQclear(r);
+	return 0;
+}
+
+PGconn *sctx_for_user(struct shard_ctx *x, const char *user_id, int place, long *shard_id,
+		      struct shard_err *err)
+{
+	if (x->url || x->shard >= 0) {
+		*shard_id = x->shard >= 0 ? x->shard : 0;
+		return sctx_shard(x, *shard_id, err);
+	}
+	PGconn *p = sctx_production(x, 0, err);
+	if (!p) {
+		if (!x->prod_missing)
+			return NULL;
+		*shard_id = 0; /* the spec's MVP: one shard, SHARD_0_DB_URL */
+		return sctx_shard(x, 0, err);
+	}
+	int placed, rc = route_lookup(p, user_id, place, shard_id, &placed);
+	if (rc < 0) {
+		err_set(err, pg_connection_lost(p) ? EX_UNAVAILABLE : EX_SOFTWARE, "routing_failed",
+			"cannot read the routing table: %s", pg_last_error(p));
+		return NULL;
+	}
+	if (rc > 0) {
+		err_set(err, EX_DATAERR, "unknown_user", "user %s has no route (nothing stored)",
+			user_id);
+		return NULL;
+	}
+	return sctx_shard(x, *shard_id, err);
+}
+
+PGconn *sctx_for_conversation(struct shard_ctx *x, const char *conversation_id,
+			      const char *user_id, long *shard_id, struct shard_err *err)
+{
+	if (user_id || x->url || x->shard >= 0 || x->prod_missing)
+		return sctx_for_user(x, user_id, 0, shard_id, err);
+	PGconn *p = sctx_production(x, 0, err);
+	if (!p)
+		return x->prod_missing ? sctx_for_user(x, NULL, 0, shard_id, err) : NULL;
+	PGresult *r = pg_query(p, "SELECT shard_id FROM shards ORDER BY shard_id", 0, NULL);
+	if (!r) {
+		err_set(err, EX_UNAVAILABLE, "routing_failed", "cannot list shards");
+		return NULL;
+	}
+	const char *pp[] = { conversation_id };
+	for (int i = 0; i < PQntuples(r); i++) {
+		long id = pg_long(r, i, 0, -1);
+		PGconn *c = sctx_shard(x, id, err);
+		if (!c)
+			continue;
+		PGresult *q = pg_query(c, "SELECT 1 FROM conversations WHERE id = $1", 1, pp);
+		int found = q && PQntuples(q) == 1;
+		PQclear(q);
+		if (found) {
+			PQclear(r);
+			*shard_id = id;
+			return c;
+		}
+	}
+	PQclear(r);
+	err_set(err, EX_DATAERR, "unknown_conversation", "conversation %s is on no shard",
+		conversation_id);
+	return NULL;
+}
+
+int sctx_fail(struct filter_run *run, const struct shard_err *err)
+{
+	return filter_fail(run, err->status == EX_CONFIG ? EX_UNAVAILABLE : err->status, err->code,
+			   "%s", err->msg);
+}
+
+int sctx_query_fail(struct filter_run *run, PGconn *c, const char *what)
+{
+	const char *st = pg_last_sqlstate();
+	if (pg_connection_lost(c))
+		return filter_fail(run, EX_UNAVAILABLE, "shard_unavailable", "%s: connection lost",
+				   what);
+	if (st[0] == '2' && st[1] == '2') /* data exception: bad vector, bad number… */
+		return filter_fail(run, EX_DATAERR, "invalid_field", "%s: %s", what,
+				   pg_last_error(c));
+	if (!strcmp(st, "40001") || !strcmp(st, "40P01"))
+		return filter_fail(run, EX_TEMPFAIL, "conflict", "%s: %s", what, pg_last_error(c));
+	return filter_fail(run, EX_SOFTWARE, "query_failed", "%s: %s", what, pg_last_error(c));
+}
+
+const char *jstr(const json_t *o, const char *key)
+{
+	const json_t *v = json_object_get(o, key);
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+void shard_print(json_t *line)
+{
+	jsonl_write(stdout, line);
+	json_decref(line);
+}
+
+long pg_long(PGresult *r, int row, int col, long def)
+{
+	if (!r || row >= PQntuples(r) || PQgetisnull(r, row, col))
+		return def;
+	return strtol(PQgetvalue(r, row, col), NULL, 10);
+}
+
+int admin_usage_error(const char *usage, const char *msg)
+{
+	log_event(LOG_ERROR, msg, json_pack("{s:i}", "exit", EX_USAGE));
+	fprintf(stderr, "Usage: %sTry 'unde-shard --help'.\n", usage);
+	return EX_USAGE;
+}
+
+int admin_load_env(const char *env_file) { return conf_load_env(env_file); }
+

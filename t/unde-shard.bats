@@ -1,0 +1,455 @@
+#!/usr/bin/env bats
+# unde-shard: routing, save/replay, user knowledge, forget/erase, hybrid search.
+
+load lib/common
+load lib/pg
+
+setup_file() {
+	pg_start
+	export UNDE_T_PROD UNDE_T_S0 UNDE_T_S1
+	UNDE_T_PROD=$(pg_createdb prod)
+	UNDE_T_S0=$(pg_createdb shard0)
+	UNDE_T_S1=$(pg_createdb shard1)
+	unde-db migrate production --url "$UNDE_T_PROD" >/dev/null 2>&1
+	unde-shard init --shard 0 --url "$UNDE_T_S0" >/dev/null 2>&1
+	unde-shard init --shard 1 --url "$UNDE_T_S1" >/dev/null 2>&1
+}
+
+teardown_file() {
+	pg_stop
+	unde_teardown_file
+}
+
+teardown() {
+	# a streaming replica started by a test never outlives it
+	if [[ -f ${PGTEST_DIR:-/nonexistent}/replica/postmaster.pid ]]; then
+		_pg_as_owner "$PG_BINDIR/pg_ctl" stop -D "$PGTEST_DIR/replica" -m immediate >/dev/null 2>&1 || true
+	fi
+	rm -rf "${PGTEST_DIR:-/nonexistent}/replica"
+	# shards a test registered go with it, so a failed test cannot route
+	# the next test's users to a shard without a database
+	psql -XAtq "$UNDE_T_PROD" -c "delete from routing_table where shard_id > 0; delete from shards where shard_id > 0" 2>/dev/null || true
+	unde_teardown
+}
+
+setup() {
+	export PRODUCTION_DB_URL=$UNDE_T_PROD SHARD_0_DB_URL=$UNDE_T_S0 SHARD_1_DB_URL=$UNDE_T_S1
+	export MASTER_ENCRYPTION_KEY=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=
+	TMP=$(unde_tmpdir)
+	export TOMBSTONE_COPY_FILE=$TMP/tombstones.jsonl
+	USER_ID=$(uuid)
+}
+
+uuid() { cat /proc/sys/kernel/random/uuid; }
+
+# vec A0 A1 … — a 1024-dim JSON vector whose first components are given.
+vec() {
+	python3 -c 'import sys, json; v=[float(x) for x in sys.argv[1:]]; print(json.dumps(v + [0.0] * (1024 - len(v))))' "$@"
+}
+
+# msg ID ROLE CONTENT [EXTRA-JSON-MEMBERS]
+msg() {
+	printf '{"id":"%s","role":"%s","content":"%s"%s}' "$1" "$2" "$3" "${4:+,$4}"
+}
+
+sql0() { psql -XAt "$UNDE_T_S0" -c "$1"; }
+
+@test "a new user is placed by hash and keeps the shard when shards are added" {
+	psql -XAtq "$UNDE_T_PROD" -c "delete from routing_table; delete from shards where shard_id > 0"
+	users=$(for i in $(seq 40); do uuid; done)
+	run --separate-stderr unde-shard route $users
+	assert_success
+	assert_jq -s 'length == 40 and all(.shard_id == 0 and .route == "placed")'
+	unde-shard add --shard 1 --name dubai-shard-1 --conninfo '$SHARD_1_DB_URL' >/dev/null
+	unde-shard add --shard 2 --name dubai-shard-2 >/dev/null
+	unde-shard add --shard 3 --name dubai-shard-3 >/dev/null
+	run --separate-stderr unde-shard route $users
+	assert_jq -s 'length == 40 and all(.shard_id == 0 and .route == "stored")'
+	new=$(for i in $(seq 60); do uuid; done)
+	run --separate-stderr unde-shard route $new
+	# hash % 4 spreads new users over every shard
+	assert_jq -s '[.[].shard_id] | unique == [0,1,2,3]'
+	run --separate-stderr unde-shard route $new
+	assert_jq -s 'all(.route == "stored")'
+	# two first contacts racing on the same new users agree on one shard each
+	race=$(for i in $(seq 30); do uuid; done)
+	unde-shard route $race >"$TMP/a" 2>/dev/null &
+	unde-shard route $race >"$TMP/b" 2>/dev/null
+	wait $!
+	assert_equal "$(jq -c '[.user_id, .shard_id]' "$TMP/a")" "$(jq -c '[.user_id, .shard_id]' "$TMP/b")"
+	run psql -XAt "$UNDE_T_PROD" -c "select count(*) from routing_table"
+	assert_output 130
+	run --separate-stderr unde-shard list
+	assert_jq -s 'length == 4 and .[1].connection == "SHARD_1_DB_URL" and .[0].users >= 40 and ([.[].users] | add) == 130'
+}
+
+@test "add refuses a connection string holding a password" {
+	run --separate-stderr unde-shard add --shard 5 --name x --conninfo 'postgresql://u:secret@h/db'
+	assert_failure 64
+	[[ $stderr != *secret* ]]
+}
+
+@test "the same turn saved three times, interleaved with new turns, is stored once" {
+	a=$(uuid) b=$(uuid) c=$(uuid)
+	turn1='{"user_id":"'$USER_ID'","messages":['$(msg "$a" user "первое")','$(msg "$b" assistant "ответ")']}'
+	turn2='{"user_id":"'$USER_ID'","messages":['$(msg "$c" user "второе")']}'
+	run --separate-stderr unde-shard save <<<"$turn1"$'\n'"$turn2"$'\n'"$turn1"$'\n'"$turn1"$'\n'"$turn2"
+	assert_success
+	assert_jq -s '[.[].saved.inserted | length] == [2,1,0,0,0]'
+	assert_jq -s '[.[].saved.existing | length] == [0,0,2,2,1]'
+	assert_jq -s '[.[].conversation_id] | unique | length == 1'
+	conv=$(jq -r .conversation_id <<<"${output%%$'\n'*}")
+	run sql0 "select count(*), (select message_count from conversations where id = '$conv') from messages where conversation_id = '$conv'"
+	assert_output '3|3'
+}
+
+@test "save builds an artifact's response_description from the template" {
+	a=$(uuid)
+	art='"artifact":{"type":"outfit","items":[{"brand":"Zara","name":"dress","color":"black","sku":"ZA-123","store":"Zara Dubai Mall"}]}'
+	echo '{"user_id":"'$USER_ID'","messages":['$(msg "$a" assistant "Вот что я нашла!" "$art")']}' | unde-shard save >/dev/null
+	run sql0 "select response_description from messages where id = '$a'"
+	assert_output 'outfit: Zara dress black, SKU ZA-123, store Zara Dubai Mall'
+}
+
+@test "a bad message fails its record alone, with nothing half-written" {
+	a=$(uuid) b=$(uuid)
+	bad='{"user_id":"'$USER_ID'","messages":['$(msg "$a" user "ok")',{"id":"'$b'","role":"user","content":"x","embedding":[1,2]}]}'
+	good='{"user_id":"'$USER_ID'","messages":['$(msg "$(uuid)" user "fine")']}'
+	run --separate-stderr unde-shard save <<<"$bad"$'\n'"not json"$'\n'"$good"
+	assert_failure 65
+	assert_json_line_count 1
+	assert_stderr_error_code invalid_field
+	assert_stderr_error_code malformed_input
+	run sql0 "select count(*) from messages where id in ('$a', '$b')"
+	assert_output 0
+}
+
+@test "online mode answers every line, failures as an error object" {
+	run --separate-stderr env UNDE_ONLINE=1 unde-shard save <<<'{"user_id":"nope","messages":[]}'
+	assert_json_line_count 1
+	assert_jq '.error.code == "invalid_field"'
+}
+
+@test "replay inserts what is missing, reports what was there and marks rows for backfill" {
+	u1=$(uuid) a1=$(uuid) u2=$(uuid) a2=$(uuid) lost=$(uuid)
+	echo '{"user_id":"'$USER_ID'","messages":['$(msg "$u1" user "привет")','$(msg "$a1" assistant "Привет!")']}' |
+		unde-shard save >/dev/null
+	conv=$(sql0 "select id from conversations where user_id = '$USER_ID'")
+	art='"artifact":{"type":"look","items":[{"brand":"Mango","sku":"MG-9","store":"Mango Mall"}]}'
+	pair1='{"user":'$(msg "$u1" user "привет")',"assistant":'$(msg "$a1" assistant "Привет!")'}'
+	pair2='{"user":'$(msg "$u2" user "покажи платье")',"assistant":'$(msg "$a2" assistant "Вот!" "$art")'}'
+	rec='{"conversation_id":"'$conv'","unconfirmed":['$pair1','$pair2'],"recent_confirmed_ids":["'$u1'","'$lost'"]}'
+	u3=$(uuid) a3=$(uuid)
+	rec2='{"conversation_id":"'$conv'","unconfirmed":[['$(msg "$u3" user "ещё")','$(msg "$a3" assistant "да")']]}'
+	run --separate-stderr unde-shard replay <<<"$rec"$'\n'"$rec2"$'\n'"$rec"$'\n'"$rec"
+	assert_success
+	assert_jq -s '.[0].replay.inserted | sort == (["'$u2'","'$a2'"] | sort)'
+	assert_jq -s '.[0].replay.already_present | sort == (["'$u1'","'$a1'"] | sort)'
+	assert_jq -s '[.[].replay.inserted | length] == [2,2,0,0]'
+	assert_jq -s '[.[0], .[2], .[3]] | all(.replay.confirmed_missing == ["'$lost'"] and .replay.confirmed_present == ["'$u1'"])'
+	assert_jq -s '.[3].replay.already_present | length == 4'
+	run sql0 "select count(*), count(*) filter (where needs_enrichment), (select message_count from conversations where id = '$conv') from messages where conversation_id = '$conv'"
+	assert_output '6|4|6'
+	run sql0 "select response_description from messages where id = '$a2'"
+	assert_output 'look: Mango, SKU MG-9, store Mango Mall'
+}
+
+@test "knowledge round-trips encrypted, with a fresh IV per write and no plaintext at rest or in logs" {
+	run --separate-stderr unde-shard knowledge put --user "$USER_ID" <<<'{"knowledge_type":"body_params","data":{"size":"M","secret_word":"platypus"}}'
+	assert_success
+	assert_jq '.data == "[encrypted]" and (.knowledge.version == 1)'
+	[[ $stderr != *platypus* ]]
+	id=$(jq -r .knowledge.id <<<"$output")
+	iv1=$(sql0 "select encode(iv, 'hex') from user_knowledge where id = '$id'")
+	echo '{"id":"'$id'","user_id":"'$USER_ID'","knowledge_type":"body_params","data":{"size":"L","secret_word":"platypus"}}' | unde-shard knowledge put >/dev/null 2>&1
+	run --separate-stderr unde-shard knowledge get --user "$USER_ID"
+	assert_success
+	assert_jq '.data.size == "L" and .version == 2 and .knowledge_type == "body_params"'
+	iv2=$(sql0 "select encode(iv, 'hex') from user_knowledge where id = '$id'")
+	[[ -n $iv1 && $iv1 != "$iv2" ]]
+	run --separate-stderr unde-shard knowledge list --user "$USER_ID"
+	assert_jq '.id == "'$id'" and .version == 2 and .is_active and (has("data") | not)'
+	run sql0 "select count(*) from user_knowledge where encode(encrypted_data, 'escape') like '%platypus%'"
+	assert_output 0
+	run sql0 "select length(iv), length(auth_tag), length(encrypted_dek) from user_knowledge k join user_keys using (user_id) where k.user_id = '$USER_ID'"
+	assert_output '12|16|65'
+	echo '{"user_id":"'$USER_ID'"}' | unde-shard knowledge get | jq -e '.user_knowledge[0].data.secret_word == "platypus"'
+}
+
+@test "a missing or malformed master key is a configuration error that never shows the key" {
+	run --separate-stderr env -u MASTER_ENCRYPTION_KEY unde-shard knowledge get <<<'{"user_id":"'$USER_ID'"}'
+	assert_failure 78
+	run --separate-stderr env MASTER_ENCRYPTION_KEY=c2hvcnQta2V5LXNlY3JldA== unde-shard knowledge get <<<'{"user_id":"'$USER_ID'"}'
+	assert_failure 78
+	[[ $stderr == *MASTER_ENCRYPTION_KEY* && $stderr != *c2hvcnQta2V5* ]]
+}
+
+@test "a tampered knowledge row or a wrong master key fails loudly and is counted" {
+	export UNDE_METRICS_DIR=$TMP
+	echo '{"user_id":"'$USER_ID'","knowledge_type":"budget","data":{"max":300}}' | unde-shard knowledge put >/dev/null 2>&1
+	sql0 "update user_knowledge set encrypted_data = set_byte(encrypted_data, 0, get_byte(encrypted_data, 0) # 1) where user_id = '$USER_ID'"
+	run --separate-stderr unde-shard knowledge get <<<'{"user_id":"'$USER_ID'"}'
+	assert_failure 65
+	assert_stderr_error_code decrypt_failed
+	refute_output --partial '"max"'
+	grep -q '^user_knowledge_decrypt_errors 1$' "$TMP/unde-shard-knowledge.prom"
+	# a row moved onto another user's row does not open either
+	other=$(uuid)
+	echo '{"user_id":"'$other'","knowledge_type":"budget","data":{"max":1}}' | unde-shard knowledge put >/dev/null 2>&1
+	run --separate-stderr env MASTER_ENCRYPTION_KEY=BBECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8= unde-shard knowledge get --user "$other"
+	assert_failure 65
+	assert_output ''
+	grep -q '^user_knowledge_decrypt_errors 2$' "$TMP/unde-shard-knowledge.prom"
+}
+
+@test "keys rotate re-wraps every DEK under the new master key without touching the data" {
+	echo '{"user_id":"'$USER_ID'","knowledge_type":"style_profile","data":{"style":"casual"}}' | unde-shard knowledge put >/dev/null 2>&1
+	before=$(sql0 "select md5(string_agg(encrypted_data::text || iv::text || auth_tag::text, ',' order by id)) from user_knowledge")
+	new=$(head -c 32 /dev/urandom | base64)
+	run --separate-stderr env MASTER_ENCRYPTION_KEY="$new" unde-shard knowledge get --user "$USER_ID"
+	assert_failure 65
+	run --separate-stderr env MASTER_ENCRYPTION_KEY="$new" MASTER_ENCRYPTION_KEY_PREVIOUS="$MASTER_ENCRYPTION_KEY" unde-shard keys rotate --shard 0
+	assert_success
+	assert_jq '.rotated >= 1 and .failed == 0'
+	after=$(sql0 "select md5(string_agg(encrypted_data::text || iv::text || auth_tag::text, ',' order by id)) from user_knowledge")
+	assert_equal "$after" "$before"
+	run --separate-stderr env MASTER_ENCRYPTION_KEY="$new" unde-shard knowledge get --user "$USER_ID"
+	assert_success
+	assert_jq '.data.style == "casual"'
+	run --separate-stderr unde-shard knowledge get --user "$USER_ID"
+	assert_failure 65
+	# a second run finds nothing left to do
+	run --separate-stderr env MASTER_ENCRYPTION_KEY="$new" unde-shard keys rotate --shard 0
+	assert_jq '.rotated == 0 and .failed == 0'
+}
+
+# A user with one embeddable message carrying knowledge; prints the message id.
+_user_with_fact() {
+	local m=$1
+	echo '{"user_id":"'$USER_ID'","messages":['$(msg "$m" user "я не ем глютен zara" '"is_embeddable":true,"memory_snippet":"не ест глютен","embedding":'"$(vec 1)")']}' |
+		unde-shard save >/dev/null 2>&1
+	echo '{"user_id":"'$USER_ID'","knowledge_type":"life_events","source_message_id":"'$m'","data":{"diet":"gluten-free"}}' |
+		unde-shard knowledge put >/dev/null 2>&1
+}
+
+@test "forget clears embedding and snippet, deactivates knowledge and hides the message from search" {
+	m=$(uuid)
+	_user_with_fact "$m"
+	q='{"user_id":"'$USER_ID'","query":"zara","query_embedding":'"$(vec 1)"'}'
+	unde-shard search <<<"$q" 2>/dev/null | jq -e '.episodes | length == 1'
+	conv=$(sql0 "select id from conversations where user_id = '$USER_ID'")
+	run --separate-stderr unde-shard forget <<<'{"conversation_id":"'$conv'","message_id":"'$m'"}'
+	assert_success
+	assert_jq '.forgotten.messages == 1 and .forgotten.knowledge_deactivated == 1'
+	run sql0 "select is_forgotten, embedding is null, embedding_bq is null, memory_snippet is null from messages where id = '$m'"
+	assert_output 't|t|t|t'
+	run --separate-stderr unde-shard search <<<"$q"
+	assert_jq '.episodes == []'
+	run --separate-stderr unde-shard knowledge get --user "$USER_ID"
+	assert_output ''
+}
+
+@test "erase leaves no trace, tombstones in production and the copy first, and survives a restore" {
+	m=$(uuid)
+	_user_with_fact "$m"
+	conv=$(sql0 "select id from conversations where user_id = '$USER_ID'")
+	dump=$TMP/shard0.dump
+	pg_dump -Fc -f "$dump" "$UNDE_T_S0"
+	run --separate-stderr unde-shard erase <<<'{"conversation_id":"'$conv'","message_id":"'$m'"}'
+	assert_success
+	assert_jq '.erased.messages == 1 and .erased.knowledge_deleted == 1 and .erased.registry == "recorded"'
+	run sql0 "select content, tsv::text, embedding is null, embedding_bq is null, memory_snippet is null, deleted_at is not null from messages where id = '$m'"
+	assert_output "[deleted]|'deleted':1|t|t|t|t"
+	run sql0 "select count(*) from user_knowledge where source_message_id = '$m'"
+	assert_output 0
+	run psql -XAt "$UNDE_T_PROD" -c "select count(*), bool_and(exported_at is not null) from deleted_messages_registry where message_id = '$m'"
+	assert_output '1|t'
+	jq -e --arg m "$m" 'select(.message_id == $m) | .type == "message"' "$TOMBSTONE_COPY_FILE"
+	# restore the backup taken before the erase: the message is back …
+	restored=$(pg_createdb "restored$RANDOM")
+	pg_restore -d "$restored" "$dump" 2>/dev/null || true
+	run psql -XAt "$restored" -c "select content from messages where id = '$m'"
+	assert_output 'я не ем глютен zara'
+	# … until apply-deletions, which is idempotent
+	run --separate-stderr unde-shard apply-deletions --shard 0 --url "$restored"
+	assert_success
+	assert_jq '.messages_erased == 1 and .knowledge_deleted == 1'
+	run psql -XAt "$restored" -c "select content, embedding is null from messages where id = '$m'"
+	assert_output '[deleted]|t'
+	run --separate-stderr unde-shard apply-deletions --shard 0 --url "$restored"
+	assert_jq '.messages_erased == 0'
+}
+
+@test "apply-deletions also works from the tombstone copy when production is down" {
+	m=$(uuid)
+	_user_with_fact "$m"
+	conv=$(sql0 "select id from conversations where user_id = '$USER_ID'")
+	pg_dump -Fc -f "$TMP/d" "$UNDE_T_S0"
+	echo '{"conversation_id":"'$conv'","message_id":"'$m'"}' | unde-shard erase >/dev/null 2>&1
+	restored=$(pg_createdb "fromcopy$RANDOM")
+	pg_restore -d "$restored" "$TMP/d" 2>/dev/null || true
+	run --separate-stderr env PRODUCTION_DB_URL=postgresql://nobody@127.0.0.1:1/x unde-shard apply-deletions --shard 0 --url "$restored" --from-copy "$TOMBSTONE_COPY_FILE"
+	assert_success
+	assert_jq '.source == "copy" and .messages_erased == 1'
+}
+
+@test "erase fails, and changes nothing on the shard, when the copy cannot be written" {
+	m=$(uuid)
+	_user_with_fact "$m"
+	conv=$(sql0 "select id from conversations where user_id = '$USER_ID'")
+	run --separate-stderr unde-shard erase --copy-file /nonexistent/dir/t.jsonl <<<'{"conversation_id":"'$conv'","message_id":"'$m'"}'
+	assert_failure 69
+	assert_stderr_error_code copy_failed
+	run sql0 "select content from messages where id = '$m'"
+	assert_output 'я не ем глютен zara'
+	# the retry with a writable copy completes it
+	echo '{"conversation_id":"'$conv'","message_id":"'$m'"}' | unde-shard erase >/dev/null 2>&1
+	run sql0 "select content from messages where id = '$m'"
+	assert_output '[deleted]'
+}
+
+@test "erase refuses to start without both tombstone stores configured" {
+	run --separate-stderr env -u PRODUCTION_DB_URL unde-shard erase <<<'{}'
+	assert_failure 78
+	[[ $stderr == *PRODUCTION_DB_URL* ]]
+	run --separate-stderr env -u TOMBSTONE_COPY_FILE unde-shard erase <<<'{}'
+	assert_failure 78
+	[[ $stderr == *TOMBSTONE_COPY_FILE* ]]
+}
+
+@test "erase --user removes all of a user's data and survives a restore" {
+	m=$(uuid)
+	_user_with_fact "$m"
+	unde-shard route "$USER_ID" >/dev/null
+	pg_dump -Fc -f "$TMP/u" "$UNDE_T_S0"
+	run --separate-stderr unde-shard erase --user "$USER_ID"
+	assert_success
+	assert_jq '.messages_deleted == 1 and .registry == "recorded"'
+	for t in conversations user_keys user_knowledge; do
+		run sql0 "select count(*) from $t where user_id = '$USER_ID'"
+		assert_output 0
+	done
+	run sql0 "select count(*) from messages where id = '$m'"
+	assert_output 0
+	run psql -XAt "$UNDE_T_PROD" -c "select count(*) from routing_table where user_id = '$USER_ID'"
+	assert_output 0
+	jq -e --arg u "$USER_ID" 'select(.user_id == $u) | .type == "user"' "$TOMBSTONE_COPY_FILE"
+	restored=$(pg_createdb "user$RANDOM")
+	pg_restore -d "$restored" "$TMP/u" 2>/dev/null || true
+	run --separate-stderr unde-shard apply-deletions --shard 0 --url "$restored"
+	assert_jq '.users_erased >= 1'
+	run psql -XAt "$restored" -c "select (select count(*) from messages where id = '$m') + (select count(*) from user_keys where user_id = '$USER_ID')"
+	assert_output 0
+}
+
+# A hand-made history where the expected order is known. Query vector e0.
+_history() {
+	local d=$1
+	local old=$(date -u -d '-200 days' +%FT%TZ) mid=$(date -u -d '-40 days' +%FT%TZ) now=$(date -u +%FT%TZ)
+	local day3=$(date -u -d '-10 days' +%FT12:00:00Z)
+	{
+		# same vec score (0.8), same age: the fact decays slower than the emotion
+		echo "$(msg "$d"01 user "old fact" '"is_embeddable":true,"memory_type":"fact","memory_confidence":0.5,"created_at":"'$old'","embedding":'"$(vec 0.8 0.6)")"
+		echo "$(msg "$d"02 user "old emotion" '"is_embeddable":true,"memory_type":"emotion","memory_confidence":0.5,"created_at":"'$old'","embedding":'"$(vec 0.8 0.6)")"
+		# closest vector of all, but forgotten later
+		echo "$(msg "$d"03 user "forgotten one" '"is_embeddable":true,"created_at":"'$now'","embedding":'"$(vec 1)")"
+		# below the similarity threshold, no FTS: never returned
+		echo "$(msg "$d"04 user "unrelated" '"is_embeddable":true,"created_at":"'$now'","embedding":'"$(vec 0.3 0.9539)")"
+		# an assistant artifact found only by FTS on its brand
+		echo "$(msg "$d"05 assistant "Вот что я нашла!" '"created_at":"'$mid'","artifact":{"type":"outfit","items":[{"brand":"Balenciaga","sku":"BL-1","store":"Dubai Mall"}]}')"
+		# five near-identical hits on one day: only three may pass
+		for i in 6 7 8 9; do
+			echo "$(msg "$d"0$i user "busy day $i" '"is_embeddable":true,"memory_type":"general","created_at":"'$day3'","embedding":'"$(vec 0.9 0.4359)")"
+		done
+		echo "$(msg "$d"10 user "busy day 10" '"is_embeddable":true,"memory_type":"general","created_at":"'$day3'","embedding":'"$(vec 0.9 0.4359)")"
+	} | jq -sc --arg u "$USER_ID" '{user_id: $u, messages: .}'
+}
+
+@test "hybrid search ranks a hand-made history as the spec's formula says" {
+	d=$(uuid | cut -c1-34)
+	_history "$d" | unde-shard save >/dev/null 2>&1
+	conv=$(sql0 "select id from conversations where user_id = '$USER_ID'")
+	echo '{"conversation_id":"'$conv'","message_id":"'$d'03"}' | unde-shard forget >/dev/null 2>&1
+	for plan in prefilter spec; do
+		run --separate-stderr unde-shard search --plan "$plan" <<<'{"user_id":"'$USER_ID'","query":"balenciaga","query_embedding":'"$(vec 1)"'}'
+		assert_success
+		# the busy day is capped at three, first; then the fact before the emotion
+		assert_jq '[.episodes[].episode_card][0:3] | all(startswith("busy day"))'
+		assert_jq '[.episodes[].episode_card] | map(select(startswith("busy day"))) | length == 3'
+		assert_jq '[.episodes[].episode_card] | index("old fact") < index("old emotion")'
+		# FTS-only hit on the brand, carded by its response_description
+		assert_jq '.episodes[] | select(.role == "assistant") | .episode_card == "outfit: Balenciaga, SKU BL-1, store Dubai Mall" and .vec_score == 0 and .fts_score > 0'
+		assert_jq '[.episodes[].episode_card] | (index("forgotten one") == null) and (index("unrelated") == null)'
+		assert_jq '.episodes | length == 6'
+	done
+	run --separate-stderr unde-shard search <<<'{"user_id":"'$USER_ID'","query":"balenciaga","query_embedding":'"$(vec 1)"',"top_k":2}'
+	assert_jq '.episodes | length == 2'
+}
+
+@test "search for a user with no history returns no episodes" {
+	run --separate-stderr unde-shard search <<<'{"user_id":"'$(uuid)'","query":"anything"}'
+	assert_success
+	assert_jq '.episodes == []'
+}
+
+@test "status reports sizes and the new-shard trigger, also as metrics" {
+	export UNDE_METRICS_DIR=$TMP
+	run --separate-stderr unde-shard status --shard 0
+	assert_success
+	assert_jq '.role == "primary" and .hnsw_index_size_bytes > 0 and .new_shard_needed == false and .messages >= 0'
+	grep -q '^hnsw_index_size_bytes{shard="0"} ' "$TMP/unde-shard.prom"
+	run --separate-stderr unde-shard status --shard 0 --trigger-bytes 1
+	assert_jq '.new_shard_needed == true'
+}
+
+@test "status on a streaming replica reports its lag, and the primary its replica" {
+	_pg_as_owner "$PG_BINDIR/pg_basebackup" -h 127.0.0.1 -p "$PGPORT" -U postgres \
+		-D "$PGTEST_DIR/replica" -R -X stream >/dev/null 2>&1
+	rport=$(( PGPORT + 1 ))
+	_pg_as_owner "$PG_BINDIR/pg_ctl" start -W -D "$PGTEST_DIR/replica" -l "$PGTEST_DIR/replica.log" \
+		-o "-p $rport -c unix_socket_directories=$PGTEST_DIR" >/dev/null 2>&1
+	for i in $(seq 200); do
+		"$PG_BINDIR/pg_isready" -q -h 127.0.0.1 -p "$rport" && break
+		sleep 0.05
+	done
+	run --separate-stderr unde-shard status --url "postgresql://postgres@127.0.0.1:$rport/shard0"
+	assert_success
+	assert_jq '.role == "replica" and (.replication_lag_seconds | type == "number")'
+	for i in $(seq 200); do
+		[[ $(psql -XAt -d postgres -c "select count(*) from pg_stat_replication") == 1 ]] && break
+		sleep 0.05
+	done
+	run --separate-stderr unde-shard status --shard 0
+	assert_jq '.role == "primary" and .replicas == 1'
+}
+
+@test "move copies a user to another shard, verifies, switches the route and clears the old shard" {
+	m=$(uuid)
+	_user_with_fact "$m"
+	unde-shard add --shard 1 --name dubai-shard-1 >/dev/null
+	psql -XAtq "$UNDE_T_PROD" -c "insert into routing_table (user_id, shard_id) values ('$USER_ID', 0) on conflict do nothing"
+	run --separate-stderr unde-shard move "$USER_ID" --to 1
+	assert_success
+	assert_jq '.status == "moved" and .messages == 1'
+	run psql -XAt "$UNDE_T_PROD" -c "select shard_id from routing_table where user_id = '$USER_ID'"
+	assert_output 1
+	run psql -XAt "$UNDE_T_S1" -c "select count(*) from messages where id = '$m'"
+	assert_output 1
+	run sql0 "select count(*) from conversations where user_id = '$USER_ID'"
+	assert_output 0
+	run --separate-stderr unde-shard knowledge get --user "$USER_ID"
+	assert_jq '.data.diet == "gluten-free"'
+}
+
+@test "init migrates, --help lists every subcommand, unknown subcommands are usage errors" {
+	run unde-shard --help
+	assert_success
+	for s in save replay search forget erase knowledge init add list route move status apply-deletions keys; do
+		assert_output --partial "  $s"
+	done
+	run unde-shard frobnicate
+	assert_failure 64
+	run unde-shard init --shard 0 --url "$UNDE_T_S0"
+	assert_success
+	assert_output --partial '"already applied"'
+}
