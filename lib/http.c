@@ -131,8 +131,14 @@ static CURL *http_make_easy(struct transfer *t)
 	}
 	if (rq->body && !http_has_header(rq->headers, "Content-Type"))
 		t->hdrs = curl_slist_append(t->hdrs, "Content-Type: application/json");
-	/* no "Expect: 100-continue" round trip on uploads */
-	t->hdrs = curl_slist_append(t->hdrs, "Expect:");
+	/* No "Expect: 100-continue" round trip on uploads. With SigV4 the
+	 * header-removal form "Expect:" cannot be used: libcurl 7.88 signs it as
+	 * an empty header it then does not send, and S3 answers 403
+	 * SignatureDoesNotMatch. There a zero 100-continue wait does the same. */
+	if (!rq->aws_sigv4)
+		t->hdrs = curl_slist_append(t->hdrs, "Expect:");
+	else
+		curl_easy_setopt(e, CURLOPT_EXPECT_100_TIMEOUT_MS, 0L);
 
 	curl_easy_setopt(e, CURLOPT_URL, rq->url);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, t);
@@ -204,6 +210,10 @@ static void http_attempt_done(struct transfer *t, CURLcode rc, double now)
 	r->transport_error = rc == CURLE_OK ? 0 : (int)rc;
 	r->timed_out = rc == CURLE_OPERATION_TIMEDOUT;
 	r->status = rc == CURLE_OK ? status : 0;
+	curl_off_t clen = -1;
+	if (curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &clen) != CURLE_OK)
+		clen = -1;
+	r->content_length = rc == CURLE_OK ? (long long)clen : -1;
 	if (t->too_large)
 		snprintf(r->error, sizeof r->error, "response larger than %zu bytes", t->max_response);
 	else if (rc != CURLE_OK)

@@ -45,6 +45,7 @@ struct http_response {
 	int timed_out;          /* the last attempt timed out */
 	char error[256];        /* why it failed, for people */
 	double elapsed_ms;      /* all attempts and waits */
+	long long content_length; /* the answer's Content-Length, -1 when it had none */
 };
 
 /* Perform one request. Returns 0 when an HTTP answer was had (see status),

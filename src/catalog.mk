@@ -1,1 +1,34 @@
-# catalog commands: unde-apify, unde-download, unde-collage
+# catalog commands: unde-apify, unde-download, unde-collage (spec §2, §3, §5,
+# §7): the pipeline `unde-apify | unde-download | unde-collage`. Only
+# unde-collage links libvips.
+
+# objtool: drives lib/objstore from t/objstore.bats (built by make all so the
+# tests can run straight from bats).
+noinst_PROGRAMS += t/unit/objtool
+t_unit_objtool_SOURCES = t/unit/objtool.c
+t_unit_objtool_LDADD = $(UNDE_LIBS)
+
+bin_PROGRAMS += src/unde-apify
+src_unde_apify_SOURCES = src/apify/main.c src/apify/fetch.c src/apify/item.c src/apify/apify.h
+src_unde_apify_LDADD = $(UNDE_LIBS) -lpthread
+
+bin_PROGRAMS += src/unde-download
+src_unde_download_SOURCES = src/unde-download.c
+src_unde_download_LDADD = $(UNDE_LIBS) -lpthread
+
+# the only command that links libvips
+bin_PROGRAMS += src/unde-collage
+src_unde_collage_SOURCES = src/unde-collage.c
+src_unde_collage_CFLAGS = $(AM_CFLAGS) $(VIPS_CFLAGS)
+src_unde_collage_LDADD = $(UNDE_LIBS) $(VIPS_LIBS) -lpthread
+
+dist_man_MANS += man/unde-apify.1 man/unde-download.1 man/unde-collage.1
+
+# lib/objstore's S3 layer against moto; the three commands; the shared
+# helpers and fakes are distributed with t/lib and t/fakes.
+TESTS += t/objstore.bats t/unde-apify.bats t/unde-download.bats t/unde-collage.bats
+
+# bench/catalog: unde-collage vs the spec's Pillow procedure, unde-download
+# vs its sequential loop (`bench/catalog/run`; figures in its README.md).
+EXTRA_DIST += bench/catalog/run bench/catalog/collage_pillow.py \
+	bench/catalog/download_sequential.py bench/catalog/README.md

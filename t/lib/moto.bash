@@ -38,8 +38,9 @@ moto_start() {
 		INITIAL_NO_AUTH_ACTION_COUNT=3 "$MOTO_SERVER" -H 127.0.0.1 -p "$port" \
 			</dev/null >"$logf" 2>&1 3>&- &
 		pid=$!
-		# ready when its control API answers (those calls cost no action)
-		for i in $(seq 200); do
+		# ready when its control API answers (those calls cost no action);
+		# importing moto takes a second, much longer on a loaded machine
+		for i in $(seq 600); do
 			kill -0 "$pid" 2>/dev/null || break
 			curl -fsS --noproxy '*' --max-time 1 -o /dev/null \
 				"http://127.0.0.1:$port/moto-api/" 2>/dev/null && break
@@ -70,13 +71,13 @@ moto_start() {
 	local policy='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}'
 	local keys
 	MOTO_AWS_KEY=bootstrap MOTO_AWS_SECRET=bootstrap moto_aws iam create-user --user-name unde \
-		>/dev/null &&
+		>/dev/null 2>"$dir/aws.err" &&
 		keys=$(MOTO_AWS_KEY=bootstrap MOTO_AWS_SECRET=bootstrap moto_aws iam create-access-key \
-			--user-name unde --output json) &&
+			--user-name unde --output json 2>>"$dir/aws.err") &&
 		MOTO_AWS_KEY=bootstrap MOTO_AWS_SECRET=bootstrap moto_aws iam put-user-policy \
-			--user-name unde --policy-name all --policy-document "$policy" || {
-		echo "moto_start: cannot create the IAM user; log:" >&2
-		cat "$logf" >&2
+			--user-name unde --policy-name all --policy-document "$policy" 2>>"$dir/aws.err" || {
+		echo "moto_start: cannot create the IAM user:" >&2
+		cat "$dir/aws.err" "$logf" >&2
 		moto_stop
 		return 1
 	}
@@ -84,8 +85,9 @@ moto_start() {
 	export S3_ACCESS_KEY S3_SECRET_KEY
 	S3_ACCESS_KEY=$(jq -r .AccessKey.AccessKeyId <<<"$keys")
 	S3_SECRET_KEY=$(jq -r .AccessKey.SecretAccessKey <<<"$keys")
-	moto_aws s3api create-bucket --bucket "$bucket" >/dev/null || {
-		echo "moto_start: cannot create bucket $bucket" >&2
+	moto_aws s3api create-bucket --bucket "$bucket" >/dev/null 2>"$dir/aws.err" || {
+		echo "moto_start: cannot create bucket $bucket:" >&2
+		cat "$dir/aws.err" >&2
 		moto_stop
 		return 1
 	}

@@ -1,0 +1,712 @@
+/* unde-download — product photos from the brands' CDNs into object storage
+ * (spec §3, §17.1).
+ *
+ *   unde-apify … | unde-download            the products given on stdin
+ *   unde-download --pending [--limit 200]   image_status 'pending' rows
+ *   unde-download --retry-failed            rows whose download failed
+ *
+ * Per product: up to DOWNLOAD_MAX_PHOTOS (5) photos, fetched with libcurl's
+ * multi interface (CONCURRENT_DOWNLOADS transfers in flight, across several
+ * products when taking a queue), each checked to really be a whole image,
+ * uploaded to originals/{brand}/{external_id}/{n}.jpg, then one UPDATE sets
+ * image_urls and image_status 'uploaded' — or image_status 'error' with
+ * error_message. Nothing touches the disk: photos live in memory between
+ * the CDN and the store.
+ *
+ * Claims (sql/staging/0002): a run marks the rows it works on, so two runs
+ * never take the same product, and it changes a product's status only while
+ * it still holds the claim and the product still has the photos it fetched. */
+#include "config.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+#include "conf.h"
+#include "filter.h"
+#include "http.h"
+#include "image.h"
+#include "log.h"
+#include "metrics.h"
+#include "objstore.h"
+#include "pg.h"
+#include "util.h"
+
+/* One product being worked on. */
+struct dl_product {
+	json_t *rec;            /* borrowed: the record from the batch */
+	long long id;
+	char brand[64];
+	char external_id[101];
+	char *urls_json;        /* original_image_urls as the database has it */
+	size_t nphotos;
+	char *urls[16];
+	struct http_response resp[16];
+	int fetched;            /* the photos were requested */
+	const char *types[16];  /* each photo's image type, once checked */
+	int uploaded;           /* every photo is in the store */
+	char err_code[48];      /* set when the product cannot be done */
+	char err_msg[512];
+	int err_status;
+};
+
+/* Products of the queue taken together (see dl_fill_window). */
+struct dl_window {
+	struct dl_product *p;
+	size_t start, len;
+};
+
+struct dl_state {
+	PGconn *db;
+	struct objstore *os;
+	char run_id[37];
+	long timeout_s, max_retries, concurrency, max_photos, claim_ttl, max_bytes;
+	const char *user_agent;
+	char ua_header[300];
+	json_t *batch;          /* the queue taken by --pending / --retry-failed */
+	size_t cursor;          /* index of the next record of batch */
+	struct dl_window *win;  /* stored products of batch[win->start …] */
+	struct dl_window *next; /* the following ones, fetched, not yet stored */
+	/* for §19's metrics */
+	long photos, photos_failed, products_done, products_failed;
+	double bytes, fetch_ms;
+};
+
+/* --- input ----------------------------------------------------------------- */
+
+static int dl_record_id(const json_t *rec, long long *id)
+{
+	const json_t *v = json_object_get(rec, "id");
+	if (json_is_integer(v)) {
+		*id = json_integer_value(v);
+		return *id > 0 ? 0 : -1;
+	}
+	if (json_is_string(v)) {
+		char *end;
+		*id = strtoll(json_string_value(v), &end, 10);
+		return (*end || end == json_string_value(v) || *id <= 0) ? -1 : 0;
+	}
+	return -1;
+}
+
+/* brand and external_id become parts of object keys: a slug and an id of
+ * safe characters, as unde-apify writes them. */
+static int dl_key_part_ok(const char *s, int id)
+{
+	if (!*s || strlen(s) > 100 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+		return 0;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
+		      (id && ((*s >= 'A' && *s <= 'Z') || *s == '-' || *s == '_' || *s == '.'))))
+			return 0;
+	return 1;
+}
+
+static void dl_product_error(struct dl_product *p, int status, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void dl_product_error(struct dl_product *p, int status, const char *code, const char *fmt, ...)
+{
+	if (p->err_code[0])
+		return; /* the first reason is the one that counts */
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(p->err_msg, sizeof p->err_msg, fmt, ap);
+	va_end(ap);
+	snprintf(p->err_code, sizeof p->err_code, "%s", code);
+	p->err_status = status;
+}
+
+/* Fill p from a database row: brand, external_id, original_image_urls. */
+static void dl_product_from_row(struct dl_state *s, struct dl_product *p, const char *brand,
+				const char *external_id, const char *urls_json)
+{
+	snprintf(p->brand, sizeof p->brand, "%s", brand);
+	snprintf(p->external_id, sizeof p->external_id, "%s", external_id);
+	p->urls_json = urls_json ? xstrdup(urls_json) : NULL;
+	if (!dl_key_part_ok(p->brand, 0) || !dl_key_part_ok(p->external_id, 1)) {
+		dl_product_error(p, EX_DATAERR, "invalid_field",
+				 "brand or external_id cannot be part of an object key");
+		return;
+	}
+	json_t *urls = p->urls_json ? json_loads(p->urls_json, 0, NULL) : NULL;
+	size_t i;
+	json_t *u;
+	json_array_foreach(urls, i, u)
+	{
+		if (p->nphotos >= (size_t)s->max_photos)
+			break;
+		if (json_is_string(u) && (strncmp(json_string_value(u), "http://", 7) == 0 ||
+					  strncmp(json_string_value(u), "https://", 8) == 0))
+			p->urls[p->nphotos++] = xstrdup(json_string_value(u));
+	}
+	json_decref(urls);
+	if (!p->nphotos)
+		dl_product_error(p, EX_DATAERR, "no_images", "the product has no http(s) photo URL");
+}
+
+static void dl_product_free(struct dl_product *p)
+{
+	for (size_t i = 0; i < p->nphotos; i++) {
+		free(p->urls[i]);
+		if (p->fetched)
+			http_response_free(&p->resp[i]);
+	}
+	free(p->urls_json);
+	memset(p, 0, sizeof *p);
+}
+
+/* --- fetching ------------------------------------------------------------------- */
+
+/* Fetch every photo of the n products at once, CONCURRENT_DOWNLOADS at a time. */
+static void dl_fetch(struct dl_state *s, struct dl_product *ps, size_t n)
+{
+	size_t total = 0;
+	for (size_t i = 0; i < n; i++)
+		if (!ps[i].err_code[0])
+			total += ps[i].nphotos;
+	if (!total)
+		return;
+	const char *headers[] = { "Accept: image/webp,image/jpeg,image/png;q=0.9,*/*;q=0.5",
+				  s->user_agent ? s->ua_header : NULL, NULL };
+	struct http_request *reqs = xcalloc(total, sizeof *reqs);
+	struct http_response *resps = xcalloc(total, sizeof *resps);
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (ps[i].err_code[0])
+			continue;
+		for (size_t j = 0; j < ps[i].nphotos; j++, k++) {
+			reqs[k].url = ps[i].urls[j];
+			reqs[k].headers = headers;
+			reqs[k].timeout_ms = s->timeout_s * 1000;
+			reqs[k].max_attempts = (int)s->max_retries + 1;
+			reqs[k].max_response = (size_t)s->max_bytes;
+		}
+	}
+	double t0 = util_now_ms();
+	http_perform_many(reqs, resps, total, (int)s->concurrency);
+	s->fetch_ms += util_now_ms() - t0;
+	k = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (ps[i].err_code[0])
+			continue;
+		ps[i].fetched = 1;
+		for (size_t j = 0; j < ps[i].nphotos; j++, k++) {
+			ps[i].resp[j] = resps[k];
+			s->bytes += (double)resps[k].body.len;
+		}
+	}
+	free(reqs);
+	free(resps);
+}
+
+/* --- the database ------------------------------------------------------------ */
+
+/* Claim one row for this run (records from stdin). Returns 1 with the row,
+ * 0 when another run holds it, -1 when there is no such row or the
+ * database failed (err set). */
+static int dl_claim_one(struct dl_state *s, long long id, PGresult **row, char *err, size_t len)
+{
+	char ids[24], ttl[24];
+	snprintf(ids, sizeof ids, "%lld", id);
+	snprintf(ttl, sizeof ttl, "%ld", s->claim_ttl);
+	const char *params[] = { ids, s->run_id, ttl };
+	PGresult *r = pg_query(s->db,
+			       "UPDATE raw_products SET claimed_by = $2,"
+			       " claimed_until = now() + make_interval(secs => $3::int)"
+			       " WHERE id = $1 AND (claimed_by IS NULL OR claimed_until < now() OR claimed_by = $2)"
+			       " RETURNING brand, external_id, original_image_urls::text, image_status,"
+			       " image_urls::text",
+			       3, params);
+	if (!r) {
+		snprintf(err, len, "%s", pg_last_error(s->db));
+		return -1;
+	}
+	if (PQntuples(r) == 1) {
+		*row = r;
+		return 1;
+	}
+	PQclear(r);
+	r = pg_query(s->db, "SELECT 1 FROM raw_products WHERE id = $1", 1, params);
+	int exists = r && PQntuples(r) == 1;
+	if (!r)
+		snprintf(err, len, "%s", pg_last_error(s->db));
+	else if (!exists)
+		snprintf(err, len, "no product with id %lld in raw_products", id);
+	PQclear(r);
+	return exists ? 0 : -1;
+}
+
+static void dl_release(struct dl_state *s, long long id)
+{
+	char ids[24];
+	snprintf(ids, sizeof ids, "%lld", id);
+	const char *params[] = { ids, s->run_id };
+	pg_exec(s->db, "UPDATE raw_products SET claimed_by = NULL, claimed_until = NULL"
+		       " WHERE id = $1 AND claimed_by = $2", 2, params);
+}
+
+/* The product's final UPDATE, only while this run holds it and its photos
+ * are still the ones fetched. Returns 1 done, 0 superseded, -1 db error. */
+static int dl_finish(struct dl_state *s, const struct dl_product *p, const char *image_urls,
+		     const char *error)
+{
+	char ids[24];
+	snprintf(ids, sizeof ids, "%lld", p->id);
+	const char *params[] = { ids, s->run_id, p->urls_json, image_urls ? image_urls : error };
+	PGresult *r = pg_query(s->db,
+			       image_urls
+			       ? "UPDATE raw_products SET image_urls = $4::jsonb, image_status = 'uploaded',"
+				 " error_message = NULL, updated_at = now(), claimed_by = NULL,"
+				 " claimed_until = NULL WHERE id = $1 AND claimed_by = $2"
+				 " AND original_image_urls IS NOT DISTINCT FROM $3::jsonb"
+			       : "UPDATE raw_products SET image_status = 'error', error_message = $4,"
+				 " updated_at = now(), claimed_by = NULL, claimed_until = NULL"
+				 " WHERE id = $1 AND claimed_by = $2"
+				 " AND original_image_urls IS NOT DISTINCT FROM $3::jsonb",
+			       4, params);
+	if (!r)
+		return -1;
+	int done = atoi(PQcmdTuples(r)) == 1;
+	PQclear(r);
+	if (!done)
+		dl_release(s, p->id);
+	return done;
+}
+
+/* --- one product ----------------------------------------------------------- */
+
+static int dl_fail(struct dl_state *s, struct filter_run *run, struct dl_product *p)
+{
+	s->products_failed++;
+	if (p->id && strcmp(p->err_code, "database_unavailable") != 0) {
+		char msg[600];
+		snprintf(msg, sizeof msg, "%s: %s", p->err_code, p->err_msg);
+		if (dl_finish(s, p, NULL, msg) < 0)
+			return filter_fail(run, EX_UNAVAILABLE, "database_unavailable",
+					   "%s (and the database refused the error status: %s)", p->err_msg,
+					   pg_last_error(s->db));
+	}
+	return filter_fail(run, p->err_status ? p->err_status : EX_SOFTWARE, p->err_code, "%s",
+			   p->err_msg);
+}
+
+/* Check the fetched photos of n products and upload those of every product
+ * whose photos are all good, all in one go (CONCURRENT_DOWNLOADS at a
+ * time). A product is uploaded whole: when one of its photos cannot be
+ * stored, the ones that were are removed again. */
+static void dl_store(struct dl_state *s, struct dl_product *ps, size_t n)
+{
+	size_t total = 0;
+	for (size_t k = 0; k < n; k++) {
+		struct dl_product *p = &ps[k];
+		if (p->err_code[0] || !p->fetched)
+			continue;
+		for (size_t i = 0; i < p->nphotos; i++) {
+			struct http_response *r = &p->resp[i];
+			char why[200];
+			s->photos++;
+			if (r->status == 0) {
+				s->photos_failed++;
+				dl_product_error(p, r->timed_out ? EX_TEMPFAIL : EX_UNAVAILABLE,
+						 r->timed_out ? "photo_timeout" : "photo_unreachable",
+						 "photo %zu (%s): %s after %d attempts", i + 1, p->urls[i],
+						 r->error, r->attempts);
+			} else if (r->status != 200) {
+				s->photos_failed++;
+				dl_product_error(p, http_status_retryable(r->status) ? EX_TEMPFAIL : EX_DATAERR,
+						 r->status == 404 ? "photo_not_found" : "photo_http_error",
+						 "photo %zu (%s): HTTP %ld", i + 1, p->urls[i], r->status);
+			} else if (!(p->types[i] = image_sniff(r->body.data, r->body.len, r->content_type, why,
+							       sizeof why))) {
+				s->photos_failed++;
+				dl_product_error(p, EX_DATAERR, "not_an_image", "photo %zu (%s): %s", i + 1,
+						 p->urls[i], why);
+			}
+		}
+		if (!p->err_code[0])
+			total += p->nphotos;
+	}
+	if (!total)
+		return;
+	struct objstore_put_item *items = xcalloc(total, sizeof *items);
+	char (*keys)[256] = xcalloc(total, sizeof *keys);
+	size_t m = 0;
+	for (size_t k = 0; k < n; k++) {
+		struct dl_product *p = &ps[k];
+		if (p->err_code[0] || !p->fetched)
+			continue;
+		for (size_t i = 0; i < p->nphotos; i++, m++) {
+			snprintf(keys[m], sizeof keys[m], "originals/%s/%s/%zu.jpg", p->brand, p->external_id,
+				 i + 1);
+			items[m] = (struct objstore_put_item){ .key = keys[m], .data = p->resp[i].body.data,
+							       .len = p->resp[i].body.len,
+							       .content_type = p->types[i] };
+		}
+	}
+	objstore_put_many(s->os, items, total, (int)s->concurrency);
+	m = 0;
+	for (size_t k = 0; k < n; k++) {
+		struct dl_product *p = &ps[k];
+		if (p->err_code[0] || !p->fetched)
+			continue;
+		size_t first = m;
+		for (size_t i = 0; i < p->nphotos; i++, m++)
+			if (items[m].status != OBJSTORE_OK)
+				dl_product_error(p, items[m].err.retryable ? EX_TEMPFAIL : EX_UNAVAILABLE,
+						 "storage_error", "upload of %s: %s", keys[m],
+						 items[m].err.message);
+		if (p->err_code[0]) {
+			/* nothing half-uploaded stays behind */
+			for (size_t j = first; j < m; j++)
+				if (items[j].status == OBJSTORE_OK)
+					objstore_delete(s->os, keys[j], NULL);
+		} else {
+			p->uploaded = 1;
+		}
+		for (size_t i = 0; i < p->nphotos; i++)
+			buf_free(&p->resp[i].body); /* in the store now, or not wanted */
+	}
+	free(items);
+	free(keys);
+}
+
+/* Mark one product: image_urls and 'uploaded', or 'error'; and its line. */
+static int dl_complete(struct dl_state *s, struct filter_run *run, struct dl_product *p, json_t *rec)
+{
+	if (p->err_code[0] || !p->uploaded) {
+		if (!p->err_code[0])
+			dl_product_error(p, EX_SOFTWARE, "internal", "the product was not stored");
+		return dl_fail(s, run, p);
+	}
+	json_t *urls = json_array();
+	for (size_t i = 0; i < p->nphotos; i++) {
+		char key[256];
+		snprintf(key, sizeof key, "originals/%s/%s/%zu.jpg", p->brand, p->external_id, i + 1);
+		char *u = objstore_url(s->os, key);
+		json_array_append_new(urls, json_string(u));
+		free(u);
+	}
+	char *urls_text = json_dumps(urls, JSON_COMPACT);
+	int done = dl_finish(s, p, urls_text, NULL);
+	free(urls_text);
+	if (done < 0) {
+		json_decref(urls);
+		s->products_failed++;
+		return filter_fail(run, pg_connection_lost(s->db) ? EX_UNAVAILABLE : EX_SOFTWARE,
+				   "database_unavailable", "photos uploaded, but the row was not updated: %s",
+				   pg_last_error(s->db));
+	}
+	if (!done) {
+		json_decref(urls);
+		s->products_failed++;
+		return filter_fail(run, EX_TEMPFAIL, "superseded",
+				   "the product's photos changed or another run took it over meanwhile");
+	}
+	s->products_done++;
+	json_object_set_new(rec, "image_urls", urls);
+	json_object_set_new(rec, "image_status", json_string("uploaded"));
+	json_object_set_new(rec, "provider", json_string(objstore_provider(s->os)));
+	return 0;
+}
+
+/* A record from stdin: claim its row, then fetch and finish it. */
+static int dl_one_from_stdin(struct dl_state *s, struct filter_run *run, json_t *rec, long long id)
+{
+	struct dl_product p = { .rec = rec, .id = id };
+	PGresult *row = NULL;
+	char err[512];
+	int c = dl_claim_one(s, id, &row, err, sizeof err);
+	if (c < 0) {
+		if (pg_connection_lost(s->db))
+			return filter_fail(run, EX_UNAVAILABLE, "database_unavailable", "%s", err);
+		return filter_fail(run, EX_DATAERR, "not_found", "%s", err);
+	}
+	if (c == 0)
+		return filter_fail(run, EX_TEMPFAIL, "busy", "product %lld is being worked on by another run", id);
+	const char *status = PQgetvalue(row, 0, 3);
+	if (strcmp(status, "uploaded") == 0 || strcmp(status, "collage_ready") == 0 ||
+	    (strcmp(status, "error") == 0 && !PQgetisnull(row, 0, 4))) {
+		/* its photos are already up (an 'error' with image_urls failed at
+		 * the collage): pass it on as it is, nothing fetched again */
+		json_t *urls = json_loads(PQgetvalue(row, 0, 4), 0, NULL);
+		json_object_set_new(rec, "image_urls", urls ? urls : json_null());
+		json_object_set_new(rec, "image_status", json_string(status));
+		PQclear(row);
+		dl_release(s, id);
+		return 0;
+	}
+	dl_product_from_row(s, &p, PQgetvalue(row, 0, 0), PQgetvalue(row, 0, 1),
+			    PQgetisnull(row, 0, 2) ? NULL : PQgetvalue(row, 0, 2));
+	PQclear(row);
+	dl_fetch(s, &p, 1);
+	dl_store(s, &p, 1);
+	int rc = dl_complete(s, run, &p, rec);
+	dl_product_free(&p);
+	return rc;
+}
+
+/* --- the queue ------------------------------------------------------------------ */
+
+static json_t *dl_select(void *sp, struct filter_run *run, enum filter_source src, long limit)
+{
+	struct dl_state *s = sp;
+	(void)run;
+	char lim[24], ttl[24];
+	snprintf(lim, sizeof lim, "%ld", limit);
+	snprintf(ttl, sizeof ttl, "%ld", s->claim_ttl);
+	const char *params[] = { s->run_id, ttl, lim };
+	/* 'error' rows without image_urls are download failures; those with
+	 * image_urls failed later, at the collage (unde-collage retries them) */
+	const char *sql =
+		src == FILTER_SOURCE_PENDING
+		? "WITH c AS (SELECT id FROM raw_products WHERE image_status = 'pending'"
+		  " AND (claimed_by IS NULL OR claimed_until < now()) ORDER BY id LIMIT $3"
+		  " FOR UPDATE SKIP LOCKED),"
+		  " u AS (UPDATE raw_products p SET claimed_by = $1,"
+		  " claimed_until = now() + make_interval(secs => $2::int) FROM c WHERE p.id = c.id"
+		  " RETURNING p.id, p.source, p.external_id, p.brand, p.name,"
+		  " p.original_image_urls::text AS urls, p.image_status)"
+		  " SELECT * FROM u ORDER BY id"
+		: "WITH c AS (SELECT id FROM raw_products WHERE image_status = 'error'"
+		  " AND image_urls IS NULL"
+		  " AND (claimed_by IS NULL OR claimed_until < now()) ORDER BY id LIMIT $3"
+		  " FOR UPDATE SKIP LOCKED),"
+		  " u AS (UPDATE raw_products p SET claimed_by = $1,"
+		  " claimed_until = now() + make_interval(secs => $2::int) FROM c WHERE p.id = c.id"
+		  " RETURNING p.id, p.source, p.external_id, p.brand, p.name,"
+		  " p.original_image_urls::text AS urls, p.image_status)"
+		  " SELECT * FROM u ORDER BY id";
+	PGresult *r = pg_query(s->db, sql, 3, params);
+	if (!r)
+		return NULL;
+	json_t *arr = json_array();
+	for (int i = 0; i < PQntuples(r); i++) {
+		json_t *urls = PQgetisnull(r, i, 5) ? json_null() : json_loads(PQgetvalue(r, i, 5), 0, NULL);
+		json_array_append_new(arr, json_pack("{s:I, s:s, s:s, s:s, s:s?, s:o, s:s}", "id",
+						     (json_int_t)strtoll(PQgetvalue(r, i, 0), NULL, 10),
+						     "source", PQgetvalue(r, i, 1), "external_id",
+						     PQgetvalue(r, i, 2), "brand", PQgetvalue(r, i, 3),
+						     "name", PQgetisnull(r, i, 4) ? NULL : PQgetvalue(r, i, 4),
+						     "original_image_urls", urls ? urls : json_null(),
+						     "image_status", PQgetvalue(r, i, 6)));
+	}
+	PQclear(r);
+	log_event(LOG_INFO, "claimed", json_pack("{s:s, s:I, s:s}", "queue",
+						 src == FILTER_SOURCE_PENDING ? "pending" : "retry-failed",
+						 "products", (json_int_t)json_array_size(arr), "run",
+						 s->run_id));
+	s->batch = json_incref(arr);
+	s->cursor = 0;
+	return arr;
+}
+
+static void dl_window_free(struct dl_window *w)
+{
+	if (!w)
+		return;
+	for (size_t i = 0; i < w->len; i++)
+		dl_product_free(&w->p[i]);
+	free(w->p);
+	free(w);
+}
+
+/* The products from batch[k] on until about four times CONCURRENT_DOWNLOADS
+ * photos, fetched all at once: transfers of several products overlap, and a
+ * slow photo holds up few others. Some 40 photos, about 12 MiB. */
+static struct dl_window *dl_fetch_window(struct dl_state *s, size_t k)
+{
+	size_t n = json_array_size(s->batch), photos = 0, cap = 0;
+	struct dl_window *w = xcalloc(1, sizeof *w);
+	w->start = k;
+	while (k + w->len < n && (w->len == 0 || photos < (size_t)s->concurrency * 4)) {
+		if (w->len == cap) {
+			cap = cap ? cap * 2 : 8;
+			w->p = xrealloc(w->p, cap * sizeof *w->p);
+		}
+		json_t *rec = json_array_get(s->batch, k + w->len);
+		struct dl_product *p = &w->p[w->len++];
+		memset(p, 0, sizeof *p);
+		p->rec = rec;
+		dl_record_id(rec, &p->id);
+		const json_t *urls = json_object_get(rec, "original_image_urls");
+		char *ut = json_is_null(urls) || !urls ? NULL : json_dumps(urls, JSON_COMPACT | JSON_ENCODE_ANY);
+		const char *brand = json_string_value(json_object_get(rec, "brand"));
+		const char *ext = json_string_value(json_object_get(rec, "external_id"));
+		dl_product_from_row(s, p, brand ? brand : "", ext ? ext : "", ut);
+		free(ut);
+		photos += p->nphotos;
+	}
+	dl_fetch(s, w->p, w->len);
+	return w;
+}
+
+struct dl_store_job {
+	struct dl_state *s;
+	struct dl_window *w;
+};
+
+static void *dl_store_thread(void *arg)
+{
+	struct dl_store_job *j = arg;
+	dl_store(j->s, j->w->p, j->w->len);
+	return NULL;
+}
+
+/* Make the window holding batch[k] the current one, stored. Uploading one
+ * window and downloading the next overlap: a thread stores this window
+ * while the next one is fetched, so neither the CDN's latency nor the
+ * store's waits for the other. (The database work stays in this thread, in
+ * record order.) */
+static void dl_fill_window(struct dl_state *s, size_t k)
+{
+	dl_window_free(s->win);
+	s->win = NULL;
+	struct dl_window *w = s->next && s->next->start == k ? s->next : NULL;
+	if (!w) {
+		dl_window_free(s->next);
+		w = dl_fetch_window(s, k);
+	}
+	s->next = NULL;
+	struct dl_store_job job = { s, w };
+	pthread_t t;
+	int threaded = pthread_create(&t, NULL, dl_store_thread, &job) == 0;
+	if (!threaded)
+		dl_store(s, w->p, w->len);
+	if (k + w->len < json_array_size(s->batch))
+		s->next = dl_fetch_window(s, k + w->len);
+	if (threaded)
+		pthread_join(t, NULL);
+	s->win = w;
+}
+
+static int dl_on_record(void *sp, struct filter_run *run, json_t *rec)
+{
+	struct dl_state *s = sp;
+	long long id;
+	if (dl_record_id(rec, &id) != 0)
+		return filter_fail(run, EX_DATAERR, "missing_field",
+				   "the record has no staging \"id\" (records come from unde-apify)");
+	if (filter_source(run) == FILTER_SOURCE_STDIN || !s->batch)
+		return dl_one_from_stdin(s, run, rec, id);
+
+	size_t k = s->cursor++;
+	if (json_array_get(s->batch, k) != rec) /* not the queue's record: be safe */
+		return dl_one_from_stdin(s, run, rec, id);
+	if (!s->win || k < s->win->start || k >= s->win->start + s->win->len)
+		dl_fill_window(s, k);
+	struct dl_product *p = &s->win->p[k - s->win->start];
+	return dl_complete(s, run, p, rec);
+}
+
+/* --- start and finish -------------------------------------------------------- */
+
+enum { OPT_CLAIM_TTL = 3000 };
+
+static const struct option dl_options[] = {
+	{ "claim-ttl", required_argument, NULL, OPT_CLAIM_TTL },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int dl_on_option(void *sp, int opt, const char *arg)
+{
+	struct dl_state *s = sp;
+	char *end;
+	if (opt == OPT_CLAIM_TTL) {
+		s->claim_ttl = strtol(arg, &end, 10);
+		return (end == arg || *end || s->claim_ttl < 1 || s->claim_ttl > 7 * 86400) ? -1 : 0;
+	}
+	return -1;
+}
+
+static int dl_on_start(void *sp, struct filter_run *run, int argc, char **argv)
+{
+	struct dl_state *s = sp;
+	(void)run;
+	(void)argv;
+	if (argc > 0) {
+		log_event(LOG_ERROR, "unde-download takes no arguments", json_pack("{s:i}", "exit", EX_USAGE));
+		return EX_USAGE;
+	}
+	const char *url = conf_require("STAGING_DB_URL");
+	s->timeout_s = conf_long("DOWNLOAD_TIMEOUT", 30, 1, 3600);
+	s->max_retries = conf_long("MAX_RETRIES", 3, 0, 20);
+	s->concurrency = conf_long("CONCURRENT_DOWNLOADS", 10, 1, 256);
+	s->max_photos = conf_long("DOWNLOAD_MAX_PHOTOS", 5, 1, 16);
+	s->max_bytes = conf_long("DOWNLOAD_MAX_BYTES", 20L << 20, 1024, 1L << 30);
+	if (!s->claim_ttl)
+		s->claim_ttl = conf_long("DOWNLOAD_CLAIM_TTL", 3600, 1, 7 * 86400);
+	s->user_agent = conf_str("DOWNLOAD_USER_AGENT", NULL);
+	if (s->user_agent) {
+		if (strpbrk(s->user_agent, "\r\n") || strlen(s->user_agent) > 250)
+			conf_die("DOWNLOAD_USER_AGENT", "must be one line of at most 250 characters");
+		snprintf(s->ua_header, sizeof s->ua_header, "User-Agent: %s", s->user_agent);
+	}
+	s->os = objstore_open();
+	util_uuid4(s->run_id);
+	if (!(s->db = pg_connect(url, "STAGING_DB_URL")))
+		return EX_UNAVAILABLE;
+	return 0;
+}
+
+static void dl_on_finish(void *sp, struct filter_run *run)
+{
+	struct dl_state *s = sp;
+	(void)run;
+	dl_window_free(s->win);
+	dl_window_free(s->next);
+	s->win = s->next = NULL;
+	json_decref(s->batch);
+	s->batch = NULL;
+	/* §19: photo_download_errors (> 10 %), _pending_count (> 5000), _speed_mbps (< 1) */
+	struct metrics *m = metrics_new();
+	metrics_add(m, "photo_download_errors", "gauge", "Photos of the last run that failed", NULL,
+		    (double)s->photos_failed);
+	metrics_add(m, "photo_download_photos", "gauge", "Photos the last run tried", NULL,
+		    (double)s->photos);
+	metrics_add(m, "photo_download_error_ratio", "gauge", "Failed photos / photos tried", NULL,
+		    s->photos ? (double)s->photos_failed / (double)s->photos : 0);
+	metrics_add(m, "photo_download_products_uploaded", "gauge", "Products the last run uploaded",
+		    NULL, (double)s->products_done);
+	metrics_add(m, "photo_download_products_failed", "gauge", "Products the last run marked error",
+		    NULL, (double)s->products_failed);
+	metrics_add(m, "photo_download_speed_mbps", "gauge",
+		    "Megabits per second while photos were downloading", NULL,
+		    s->fetch_ms > 0 ? s->bytes * 8.0 / 1e6 / (s->fetch_ms / 1000.0) : 0);
+	PGresult *r = s->db ? pg_query(s->db, "SELECT count(*) FROM raw_products WHERE image_status = 'pending'",
+				       0, NULL)
+			    : NULL;
+	if (r) {
+		metrics_add(m, "photo_download_pending_count", "gauge", "Products waiting for photos",
+			    NULL, strtod(PQgetvalue(r, 0, 0), NULL));
+		PQclear(r);
+	}
+	metrics_write_default(m, "unde-download");
+	metrics_free(m);
+}
+
+int main(int argc, char **argv)
+{
+	static struct dl_state state;
+	static const struct filter_def def = {
+		.name = "unde-download",
+		.summary = "Download product photos from the brands' CDNs into object storage (originals/).",
+		.synopsis = "[--pending [--limit N] | --retry-failed] [--claim-ttl SECONDS]",
+		.options_help =
+			"  --claim-ttl SECONDS  how long a claimed product stays this run's (default\n"
+			"                       DOWNLOAD_CLAIM_TTL or 3600)",
+		.longopts = dl_options,
+		.on_option = dl_on_option,
+		.on_start = dl_on_start,
+		.on_record = dl_on_record,
+		.select_pending = dl_select,
+		.on_finish = dl_on_finish,
+	};
+	int rc = filter_main(&def, &state, argc, argv);
+	PQfinish(state.db);
+	objstore_close(state.os);
+	return rc;
+}
