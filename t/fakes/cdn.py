@@ -42,11 +42,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fakelib  # noqa: E402
 from fakelib import Abort, Fake  # noqa: E402
 
-# A CDN takes many connections at once: socketserver's default listen
-# backlog of 5 drops the SYNs of a client opening ten, which then wait a
-# second for the retransmit and turn concurrent downloads sequential.
-fakelib._Server.request_queue_size = 128
-
 fake = Fake("cdn", config={"latency_ms": 0})
 _cache = {}
 _lock = threading.Lock()

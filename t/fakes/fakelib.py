@@ -367,6 +367,9 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False  # never join handler threads (idle keep-alive, hang)
     allow_reuse_address = True
+    # socketserver's default backlog of 5 drops SYNs when a client opens ten
+    # connections at once; the retransmit second made concurrency look serial
+    request_queue_size = 128
 
     def server_bind(self):
         # HTTPServer.server_bind would resolve the host name (getfqdn): a
