@@ -49,10 +49,14 @@ static int filter_status_rank(int st)
 	}
 }
 
+int filter_worse_status(int a, int b)
+{
+	return filter_status_rank(b) > filter_status_rank(a) ? b : a;
+}
+
 static void filter_note_status(struct filter_run *run, int st)
 {
-	if (filter_status_rank(st) > filter_status_rank(run->exit_status))
-		run->exit_status = st;
+	run->exit_status = filter_worse_status(run->exit_status, st);
 }
 
 int filter_fail(struct filter_run *run, int status, const char *code, const char *fmt, ...)

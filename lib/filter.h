@@ -71,6 +71,11 @@ int filter_fail(struct filter_run *run, int status, const char *code, const char
  * itself; stolen. */
 void filter_emit(struct filter_run *run, json_t *line);
 
+/* Of two exit statuses, the one that tells an operator more (an internal
+ * error over an unreachable service over a temporary failure over bad
+ * data over 0): for commands that combine a run's status with their own. */
+int filter_worse_status(int a, int b);
+
 /* Is this an online (1:1) run? */
 int filter_online(const struct filter_run *run);
 

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "apify.h"
+#include "filter.h"
 #include "conf.h"
 #include "http.h"
 #include "log.h"
@@ -287,16 +288,6 @@ static int apify_page_items(struct apify_fetch *f, struct apify_run *run, FILE *
 	return 0;
 }
 
-static int apify_rank(int st)
-{
-	switch (st) {
-	case 0: return 0;
-	case EX_DATAERR: return 1;
-	case EX_TEMPFAIL: return 2;
-	case EX_UNAVAILABLE: return 3;
-	default: return 4;
-	}
-}
 
 static void *apify_fetch_main(void *arg)
 {
@@ -330,8 +321,7 @@ static void *apify_fetch_main(void *arg)
 				  json_pack("{s:s, s:s, s:I}", "brand", run->brand, "run_id", run->run_id,
 					    "items", (json_int_t)run->fetched));
 		}
-		if (apify_rank(run->exit_status) > apify_rank(f->exit_status))
-			f->exit_status = run->exit_status;
+		f->exit_status = filter_worse_status(f->exit_status, run->exit_status);
 		if (run->exit_status == EX_IOERR)
 			break;
 	}

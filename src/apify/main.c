@@ -358,16 +358,6 @@ static void apify_on_finish(void *sp, struct filter_run *run)
 			  json_pack("{s:I}", "items", (json_int_t)s->unattributed_errors));
 }
 
-static int apify_rank(int st)
-{
-	switch (st) {
-	case 0: return 0;
-	case EX_DATAERR: return 1;
-	case EX_TEMPFAIL: return 2;
-	case EX_UNAVAILABLE: return 3;
-	default: return 4;
-	}
-}
 
 int main(int argc, char **argv)
 {
@@ -390,8 +380,7 @@ int main(int argc, char **argv)
 		.on_finish = apify_on_finish,
 	};
 	int rc = filter_main(&def, &state, argc, argv);
-	if (apify_rank(state.fetch.exit_status) > apify_rank(rc))
-		rc = state.fetch.exit_status;
+	rc = filter_worse_status(rc, state.fetch.exit_status);
 	PQfinish(state.db);
 	for (size_t i = 0; i < state.nbrands; i++)
 		free(state.brands[i]);
