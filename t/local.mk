@@ -20,7 +20,7 @@ TESTS += t/unde-job.bats t/unde-dev.bats
 
 # The CI's full run: check, valgrind on the lib tests, ASan+UBSan, distcheck.
 check-all:
-	MAKE='$(MAKE)' $(SHELL) $(top_srcdir)/t/check-all
+	MAKE='$(MAKE)' PACKAGE_TARNAME='$(PACKAGE_TARNAME)' $(SHELL) $(top_srcdir)/t/check-all
 
 # Only the lib tests under valgrind.
 check-valgrind:
