@@ -12,15 +12,19 @@ bin_PROGRAMS += src/unde-apify
 src_unde_apify_SOURCES = src/apify/main.c src/apify/fetch.c src/apify/item.c src/apify/apify.h
 src_unde_apify_LDADD = $(UNDE_LIBS) -lpthread
 
+# the claim on staging rows that unde-download and unde-collage share
+noinst_LIBRARIES += src/catalog/libcatalog.a
+src_catalog_libcatalog_a_SOURCES = src/catalog/claim.c src/catalog/claim.h
+
 bin_PROGRAMS += src/unde-download
 src_unde_download_SOURCES = src/unde-download.c
-src_unde_download_LDADD = $(UNDE_LIBS) -lpthread
+src_unde_download_LDADD = src/catalog/libcatalog.a $(UNDE_LIBS) -lpthread
 
 # the only command that links libvips
 bin_PROGRAMS += src/unde-collage
-src_unde_collage_SOURCES = src/unde-collage.c
+src_unde_collage_SOURCES = src/collage/main.c src/collage/image.c src/collage/collage.h
 src_unde_collage_CFLAGS = $(AM_CFLAGS) $(VIPS_CFLAGS)
-src_unde_collage_LDADD = $(UNDE_LIBS) $(VIPS_LIBS) -lpthread
+src_unde_collage_LDADD = src/catalog/libcatalog.a $(UNDE_LIBS) $(VIPS_LIBS) -lpthread
 
 dist_man_MANS += man/unde-apify.1 man/unde-download.1 man/unde-collage.1
 

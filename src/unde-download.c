@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sysexits.h>
 
+#include "catalog/claim.h"
 #include "conf.h"
 #include "filter.h"
 #include "http.h"
@@ -62,8 +63,8 @@ struct dl_window {
 struct dl_state {
 	PGconn *db;
 	struct objstore *os;
-	char run_id[37];
-	long timeout_s, max_retries, concurrency, max_photos, claim_ttl, max_bytes;
+	struct claim claim;
+	long timeout_s, max_retries, concurrency, max_photos, max_bytes;
 	const char *user_agent;
 	char ua_header[300];
 	json_t *batch;          /* the queue taken by --pending / --retry-failed */
@@ -205,50 +206,6 @@ static void dl_fetch(struct dl_state *s, struct dl_product *ps, size_t n)
 
 /* --- the database ------------------------------------------------------------ */
 
-/* Claim one row for this run (records from stdin). Returns 1 with the row,
- * 0 when another run holds it, -1 when there is no such row or the
- * database failed (err set). */
-static int dl_claim_one(struct dl_state *s, long long id, PGresult **row, char *err, size_t len)
-{
-	char ids[24], ttl[24];
-	snprintf(ids, sizeof ids, "%lld", id);
-	snprintf(ttl, sizeof ttl, "%ld", s->claim_ttl);
-	const char *params[] = { ids, s->run_id, ttl };
-	PGresult *r = pg_query(s->db,
-			       "UPDATE raw_products SET claimed_by = $2,"
-			       " claimed_until = now() + make_interval(secs => $3::int)"
-			       " WHERE id = $1 AND (claimed_by IS NULL OR claimed_until < now() OR claimed_by = $2)"
-			       " RETURNING brand, external_id, original_image_urls::text, image_status,"
-			       " image_urls::text",
-			       3, params);
-	if (!r) {
-		snprintf(err, len, "%s", pg_last_error(s->db));
-		return -1;
-	}
-	if (PQntuples(r) == 1) {
-		*row = r;
-		return 1;
-	}
-	PQclear(r);
-	r = pg_query(s->db, "SELECT 1 FROM raw_products WHERE id = $1", 1, params);
-	int exists = r && PQntuples(r) == 1;
-	if (!r)
-		snprintf(err, len, "%s", pg_last_error(s->db));
-	else if (!exists)
-		snprintf(err, len, "no product with id %lld in raw_products", id);
-	PQclear(r);
-	return exists ? 0 : -1;
-}
-
-static void dl_release(struct dl_state *s, long long id)
-{
-	char ids[24];
-	snprintf(ids, sizeof ids, "%lld", id);
-	const char *params[] = { ids, s->run_id };
-	pg_exec(s->db, "UPDATE raw_products SET claimed_by = NULL, claimed_until = NULL"
-		       " WHERE id = $1 AND claimed_by = $2", 2, params);
-}
-
 /* The product's final UPDATE, only while this run holds it and its photos
  * are still the ones fetched. Returns 1 done, 0 superseded, -1 db error. */
 static int dl_finish(struct dl_state *s, const struct dl_product *p, const char *image_urls,
@@ -256,25 +213,12 @@ static int dl_finish(struct dl_state *s, const struct dl_product *p, const char 
 {
 	char ids[24];
 	snprintf(ids, sizeof ids, "%lld", p->id);
-	const char *params[] = { ids, s->run_id, p->urls_json, image_urls ? image_urls : error };
-	PGresult *r = pg_query(s->db,
-			       image_urls
-			       ? "UPDATE raw_products SET image_urls = $4::jsonb, image_status = 'uploaded',"
-				 " error_message = NULL, updated_at = now(), claimed_by = NULL,"
-				 " claimed_until = NULL WHERE id = $1 AND claimed_by = $2"
-				 " AND original_image_urls IS NOT DISTINCT FROM $3::jsonb"
-			       : "UPDATE raw_products SET image_status = 'error', error_message = $4,"
-				 " updated_at = now(), claimed_by = NULL, claimed_until = NULL"
-				 " WHERE id = $1 AND claimed_by = $2"
-				 " AND original_image_urls IS NOT DISTINCT FROM $3::jsonb",
-			       4, params);
-	if (!r)
-		return -1;
-	int done = atoi(PQcmdTuples(r)) == 1;
-	PQclear(r);
-	if (!done)
-		dl_release(s, p->id);
-	return done;
+	return image_urls
+	       ? claim_finish(&s->claim, ids,
+			      "image_urls = $4::jsonb, image_status = 'uploaded', error_message = NULL",
+			      "original_image_urls", p->urls_json, image_urls)
+	       : claim_finish(&s->claim, ids, "image_status = 'error', error_message = $4",
+			      "original_image_urls", p->urls_json, error);
 }
 
 /* --- one product ----------------------------------------------------------- */
@@ -419,12 +363,16 @@ static int dl_one_from_stdin(struct dl_state *s, struct filter_run *run, json_t 
 	struct dl_product p = { .rec = rec, .id = id };
 	PGresult *row = NULL;
 	char err[512];
-	int c = dl_claim_one(s, id, &row, err, sizeof err);
-	if (c < 0) {
-		if (pg_connection_lost(s->db))
-			return filter_fail(run, EX_UNAVAILABLE, "database_unavailable", "%s", err);
+	char ids[24];
+	snprintf(ids, sizeof ids, "%lld", id);
+	int c = claim_one(&s->claim, ids,
+			  "brand, external_id, original_image_urls::text, image_status, image_urls::text",
+			  &row, err, sizeof err);
+	if (c == -2)
+		return filter_fail(run, pg_connection_lost(s->db) ? EX_UNAVAILABLE : EX_SOFTWARE,
+				   "database_unavailable", "%s", err);
+	if (c < 0)
 		return filter_fail(run, EX_DATAERR, "not_found", "%s", err);
-	}
 	if (c == 0)
 		return filter_fail(run, EX_TEMPFAIL, "busy", "product %lld is being worked on by another run", id);
 	const char *status = PQgetvalue(row, 0, 3);
@@ -436,7 +384,7 @@ static int dl_one_from_stdin(struct dl_state *s, struct filter_run *run, json_t 
 		json_object_set_new(rec, "image_urls", urls ? urls : json_null());
 		json_object_set_new(rec, "image_status", json_string(status));
 		PQclear(row);
-		dl_release(s, id);
+		claim_release(&s->claim, ids);
 		return 0;
 	}
 	dl_product_from_row(s, &p, PQgetvalue(row, 0, 0), PQgetvalue(row, 0, 1),
@@ -455,32 +403,15 @@ static json_t *dl_select(void *sp, struct filter_run *run, enum filter_source sr
 {
 	struct dl_state *s = sp;
 	(void)run;
-	char lim[24], ttl[24];
-	snprintf(lim, sizeof lim, "%ld", limit);
-	snprintf(ttl, sizeof ttl, "%ld", s->claim_ttl);
-	const char *params[] = { s->run_id, ttl, lim };
 	/* 'error' rows without image_urls are download failures; those with
 	 * image_urls failed later, at the collage (unde-collage retries them) */
-	const char *sql =
-		src == FILTER_SOURCE_PENDING
-		? "WITH c AS (SELECT id FROM raw_products WHERE image_status = 'pending'"
-		  " AND (claimed_by IS NULL OR claimed_until < now()) ORDER BY id LIMIT $3"
-		  " FOR UPDATE SKIP LOCKED),"
-		  " u AS (UPDATE raw_products p SET claimed_by = $1,"
-		  " claimed_until = now() + make_interval(secs => $2::int) FROM c WHERE p.id = c.id"
-		  " RETURNING p.id, p.source, p.external_id, p.brand, p.name,"
-		  " p.original_image_urls::text AS urls, p.image_status)"
-		  " SELECT * FROM u ORDER BY id"
-		: "WITH c AS (SELECT id FROM raw_products WHERE image_status = 'error'"
-		  " AND image_urls IS NULL"
-		  " AND (claimed_by IS NULL OR claimed_until < now()) ORDER BY id LIMIT $3"
-		  " FOR UPDATE SKIP LOCKED),"
-		  " u AS (UPDATE raw_products p SET claimed_by = $1,"
-		  " claimed_until = now() + make_interval(secs => $2::int) FROM c WHERE p.id = c.id"
-		  " RETURNING p.id, p.source, p.external_id, p.brand, p.name,"
-		  " p.original_image_urls::text AS urls, p.image_status)"
-		  " SELECT * FROM u ORDER BY id";
-	PGresult *r = pg_query(s->db, sql, 3, params);
+	PGresult *r = claim_queue(&s->claim,
+				  src == FILTER_SOURCE_PENDING
+				  ? "image_status = 'pending'"
+				  : "image_status = 'error' AND image_urls IS NULL",
+				  "p.id, p.source, p.external_id, p.brand, p.name,"
+				  " p.original_image_urls::text AS urls, p.image_status",
+				  limit);
 	if (!r)
 		return NULL;
 	json_t *arr = json_array();
@@ -498,7 +429,7 @@ static json_t *dl_select(void *sp, struct filter_run *run, enum filter_source sr
 	log_event(LOG_INFO, "claimed", json_pack("{s:s, s:I, s:s}", "queue",
 						 src == FILTER_SOURCE_PENDING ? "pending" : "retry-failed",
 						 "products", (json_int_t)json_array_size(arr), "run",
-						 s->run_id));
+						 s->claim.run_id));
 	s->batch = json_incref(arr);
 	s->cursor = 0;
 	return arr;
@@ -604,22 +535,15 @@ static int dl_on_record(void *sp, struct filter_run *run, json_t *rec)
 
 /* --- start and finish -------------------------------------------------------- */
 
-enum { OPT_CLAIM_TTL = 3000 };
-
 static const struct option dl_options[] = {
-	{ "claim-ttl", required_argument, NULL, OPT_CLAIM_TTL },
+	CLAIM_LONGOPT,
 	{ NULL, 0, NULL, 0 },
 };
 
 static int dl_on_option(void *sp, int opt, const char *arg)
 {
 	struct dl_state *s = sp;
-	char *end;
-	if (opt == OPT_CLAIM_TTL) {
-		s->claim_ttl = strtol(arg, &end, 10);
-		return (end == arg || *end || s->claim_ttl < 1 || s->claim_ttl > 7 * 86400) ? -1 : 0;
-	}
-	return -1;
+	return opt == CLAIM_OPT_TTL ? claim_set_ttl(&s->claim, arg) : -1;
 }
 
 static int dl_on_start(void *sp, struct filter_run *run, int argc, char **argv)
@@ -637,8 +561,7 @@ static int dl_on_start(void *sp, struct filter_run *run, int argc, char **argv)
 	s->concurrency = conf_long("CONCURRENT_DOWNLOADS", 10, 1, 256);
 	s->max_photos = conf_long("DOWNLOAD_MAX_PHOTOS", 5, 1, 16);
 	s->max_bytes = conf_long("DOWNLOAD_MAX_BYTES", 20L << 20, 1024, 1L << 30);
-	if (!s->claim_ttl)
-		s->claim_ttl = conf_long("DOWNLOAD_CLAIM_TTL", 3600, 1, 7 * 86400);
+	claim_start(&s->claim, "DOWNLOAD_CLAIM_TTL");
 	s->user_agent = conf_str("DOWNLOAD_USER_AGENT", NULL);
 	if (s->user_agent) {
 		if (strpbrk(s->user_agent, "\r\n") || strlen(s->user_agent) > 250)
@@ -646,8 +569,7 @@ static int dl_on_start(void *sp, struct filter_run *run, int argc, char **argv)
 		snprintf(s->ua_header, sizeof s->ua_header, "User-Agent: %s", s->user_agent);
 	}
 	s->os = objstore_open();
-	util_uuid4(s->run_id);
-	if (!(s->db = pg_connect(url, "STAGING_DB_URL")))
+	if (!(s->db = s->claim.db = pg_connect(url, "STAGING_DB_URL")))
 		return EX_UNAVAILABLE;
 	return 0;
 }
@@ -694,10 +616,8 @@ int main(int argc, char **argv)
 	static const struct filter_def def = {
 		.name = "unde-download",
 		.summary = "Download product photos from the brands' CDNs into object storage (originals/).",
-		.synopsis = "[--pending [--limit N] | --retry-failed] [--claim-ttl SECONDS]",
-		.options_help =
-			"  --claim-ttl SECONDS  how long a claimed product stays this run's (default\n"
-			"                       DOWNLOAD_CLAIM_TTL or 3600)",
+		.synopsis = CLAIM_SYNOPSIS,
+		.options_help = CLAIM_OPTIONS_HELP("DOWNLOAD_CLAIM_TTL"),
 		.longopts = dl_options,
 		.on_option = dl_on_option,
 		.on_start = dl_on_start,

@@ -1,0 +1,65 @@
+/* claim — which run works on which staging product (sql/staging/0002).
+ *
+ * unde-download and unde-collage both take raw_products rows as a queue or
+ * one by one from stdin. A run marks the rows it works on (claimed_by = its
+ * run id, claimed_until = now + TTL), so two runs never take the same
+ * product, and it changes a product's status only while it still holds the
+ * claim and the product still has the photos it worked from. A run that
+ * dies leaves claims that expire after the TTL; nothing is half-marked.
+ *
+ * The SQL fragments passed in (columns to return, a queue's WHERE, a SET
+ * list) are the commands' own constants, never data. */
+#ifndef UNDE_CATALOG_CLAIM_H
+#define UNDE_CATALOG_CLAIM_H
+
+#include <getopt.h>
+#include <libpq-fe.h>
+
+struct claim {
+	PGconn *db;
+	char run_id[37];
+	long ttl; /* seconds; 0 until --claim-ttl or claim_start sets it */
+};
+
+/* The --claim-ttl option both commands share: put CLAIM_LONGOPT in the
+ * command's option table and CLAIM_OPTIONS_HELP in its help text (with the
+ * environment variable it defaults to). */
+enum { CLAIM_OPT_TTL = 3000 };
+#define CLAIM_LONGOPT { "claim-ttl", required_argument, NULL, CLAIM_OPT_TTL }
+#define CLAIM_OPTIONS_HELP(var) \
+	"  --claim-ttl SECONDS  how long a claimed product stays this run's (default\n" \
+	"                       " var " or 3600)"
+#define CLAIM_SYNOPSIS "[--pending [--limit N] | --retry-failed] [--claim-ttl SECONDS]"
+
+/* Parse --claim-ttl's value. 0, or -1 when it is not 1 s … 7 days. */
+int claim_set_ttl(struct claim *c, const char *arg);
+
+/* A fresh run id, and the TTL from ttl_var (default 3600 s) unless
+ * --claim-ttl gave one. db is the staging connection, set later. */
+void claim_start(struct claim *c, const char *ttl_var);
+
+/* Claim row id for this run (a record from stdin), returning the columns
+ * listed in `returning`. 1 with *row set; 0 when another run holds it;
+ * -1 when there is no such row; -2 when the database failed (err set for
+ * both). */
+int claim_one(struct claim *c, const char *id, const char *returning, PGresult **row,
+	      char *err, size_t len);
+
+/* Claim up to limit rows matching `where` (unclaimed or expired ones only,
+ * oldest id first, FOR UPDATE SKIP LOCKED), returning `returning` of each
+ * (columns of p, the claimed rows), ordered by id. NULL on a database
+ * error. */
+PGresult *claim_queue(struct claim *c, const char *where, const char *returning, long limit);
+
+/* Give row id back without changing it. */
+void claim_release(struct claim *c, const char *id);
+
+/* The product's final UPDATE: `set` (a SET list that may use $4 = value)
+ * plus updated_at and the claim cleared, only while this run holds the row
+ * and its column `guard` still equals guard_json (the photos it worked
+ * from). 1 done; 0 superseded (the claim is given back); -1 database
+ * error. */
+int claim_finish(struct claim *c, const char *id, const char *set, const char *guard,
+		 const char *guard_json, const char *value);
+
+#endif

@@ -1,0 +1,389 @@
+/* unde-collage — one collage per product from its originals (spec §5, §17.3).
+ *
+ *   unde-download … | unde-collage          the products given on stdin
+ *   unde-collage --pending [--limit 100]    image_status 'uploaded' rows
+ *   unde-collage --retry-failed             rows whose collage failed
+ *
+ * Per product: GET the originals from object storage, read them with
+ * libvips (JPEG, PNG, WebP; EXIF orientation applied; CMYK and other
+ * spaces to sRGB; alpha flattened on white), bring all to one height, join
+ * them left to right, keep the result within COLLAGE_MAX_WIDTH, save a JPEG
+ * at COLLAGE_QUALITY without metadata, upload collages/{brand}/{id}.jpg,
+ * and set collage_url and image_status 'collage_ready' in one UPDATE — or
+ * image_status 'error' with error_message. The image work itself is in
+ * image.c; this file is the command: input, claims, storage, metrics. */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include <vips/vips.h>
+
+#include "../catalog/claim.h"
+#include "collage.h"
+#include "conf.h"
+#include "filter.h"
+#include "image.h"
+#include "log.h"
+#include "metrics.h"
+#include "objstore.h"
+#include "pg.h"
+#include "util.h"
+
+struct collage_state {
+	PGconn *db;
+	struct objstore *os;
+	struct claim claim;
+	long max_width, quality, concurrency;
+	int threads; /* originals decoded at once (COLLAGE_THREADS) */
+	long done, failed;
+	double vips_ms;
+};
+
+/* --- the database ------------------------------------------------------------- */
+
+/* The final UPDATE, while this run holds the product and its originals are
+ * still those it used. Returns 1 done, 0 superseded, -1 database error. */
+static int collage_finish(struct collage_state *s, const char *id, const char *urls_json,
+			  const char *collage_url, const char *error)
+{
+	return collage_url
+	       ? claim_finish(&s->claim, id,
+			      "collage_url = $4, image_status = 'collage_ready', error_message = NULL",
+			      "image_urls", urls_json, collage_url)
+	       : claim_finish(&s->claim, id, "image_status = 'error', error_message = $4",
+			      "image_urls", urls_json, error);
+}
+
+/* --- one product ------------------------------------------------------------- */
+
+struct collage_job {
+	char id[24];
+	char brand[64];
+	char external_id[101];
+	char *urls_json; /* image_urls as the database has it */
+};
+
+static int collage_key_part_ok(const char *s, int id)
+{
+	if (!*s || strlen(s) > 100 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+		return 0;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
+		      (id && ((*s >= 'A' && *s <= 'Z') || *s == '-' || *s == '_' || *s == '.'))))
+			return 0;
+	return 1;
+}
+
+/* Fail the product: image_status 'error' (when it is still ours), and the
+ * error line for the record. */
+static int collage_fail(struct collage_state *s, struct filter_run *run, const struct collage_job *j,
+			int status, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 6, 7)));
+
+static int collage_fail(struct collage_state *s, struct filter_run *run, const struct collage_job *j,
+			int status, const char *code, const char *fmt, ...)
+{
+	char msg[700], full[800];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	s->failed++;
+	snprintf(full, sizeof full, "%s: %s", code, msg);
+	if (collage_finish(s, j->id, j->urls_json, NULL, full) < 0)
+		return filter_fail(run, EX_UNAVAILABLE, "database_unavailable",
+				   "%s (and the error status was not recorded: %s)", msg, pg_last_error(s->db));
+	return filter_fail(run, status, code, "%s", msg);
+}
+
+static int collage_product(struct collage_state *s, struct filter_run *run, struct collage_job *j,
+			   json_t *rec)
+{
+	if (!collage_key_part_ok(j->brand, 0) || !collage_key_part_ok(j->external_id, 1))
+		return collage_fail(s, run, j, EX_DATAERR, "invalid_field",
+				    "brand or external_id cannot be part of an object key");
+	json_t *urls = j->urls_json ? json_loads(j->urls_json, 0, NULL) : NULL;
+	size_t n = json_array_size(urls);
+	if (n == 0) {
+		json_decref(urls);
+		return collage_fail(s, run, j, EX_DATAERR, "no_images", "the product has no image_urls");
+	}
+	if (n > COLLAGE_MAX_PHOTOS)
+		n = COLLAGE_MAX_PHOTOS;
+	struct objstore_get_item items[COLLAGE_MAX_PHOTOS];
+	char *keys[COLLAGE_MAX_PHOTOS] = { 0 };
+	memset(items, 0, sizeof items);
+	int rc = 0;
+	for (size_t i = 0; i < n; i++) {
+		const char *u = json_string_value(json_array_get(urls, i));
+		if (!u || !(keys[i] = objstore_key_from_url(s->os, u))) {
+			rc = collage_fail(s, run, j, EX_DATAERR, "foreign_url",
+					  "image_urls[%zu] is not an object of this store (%s)", i,
+					  u ? u : "not a string");
+			goto out;
+		}
+		items[i].key = keys[i];
+		items[i].max = 64u << 20;
+	}
+	if (objstore_get_many(s->os, items, n, (int)s->concurrency) != 0) {
+		for (size_t i = 0; i < n; i++) {
+			if (items[i].status == OBJSTORE_NOT_FOUND) {
+				rc = collage_fail(s, run, j, EX_DATAERR, "original_missing",
+						  "original %s is not in the store", keys[i]);
+				goto out;
+			}
+			if (items[i].status != OBJSTORE_OK) {
+				rc = collage_fail(s, run, j,
+						  items[i].err.retryable ? EX_TEMPFAIL : EX_UNAVAILABLE,
+						  "storage_error", "%s", items[i].err.message);
+				goto out;
+			}
+		}
+	}
+	struct buf bufs[COLLAGE_MAX_PHOTOS];
+	for (size_t i = 0; i < n; i++)
+		bufs[i] = items[i].body;
+	struct collage_out co;
+	char why[512];
+	double t0 = util_now_ms();
+	if (collage_build(bufs, n, (int)s->max_width, (int)s->quality, s->threads, &co, why, sizeof why) != 0) {
+		rc = collage_fail(s, run, j, EX_DATAERR, "bad_image", "%s", why);
+		goto out;
+	}
+	s->vips_ms += util_now_ms() - t0;
+	char key[256];
+	snprintf(key, sizeof key, "collages/%s/%s.jpg", j->brand, j->external_id);
+	struct objstore_error err;
+	int st = objstore_put(s->os, key, co.jpeg, co.len, "image/jpeg", &err);
+	g_free(co.jpeg);
+	if (st != OBJSTORE_OK) {
+		rc = collage_fail(s, run, j, err.retryable ? EX_TEMPFAIL : EX_UNAVAILABLE, "storage_error",
+				  "upload of %s: %s", key, err.message);
+		goto out;
+	}
+	char *url = objstore_url(s->os, key);
+	int done = collage_finish(s, j->id, j->urls_json, url, NULL);
+	if (done == 1) {
+		s->done++;
+		json_object_set_new(rec, "collage_url", json_string(url));
+		json_object_set_new(rec, "collage_width", json_integer(co.width));
+		json_object_set_new(rec, "collage_height", json_integer(co.height));
+		json_object_set_new(rec, "image_status", json_string("collage_ready"));
+		json_object_set_new(rec, "provider", json_string(objstore_provider(s->os)));
+	} else {
+		s->failed++;
+		rc = done < 0 ? filter_fail(run, EX_UNAVAILABLE, "database_unavailable",
+					    "collage uploaded, but the row was not updated: %s",
+					    pg_last_error(s->db))
+			      : filter_fail(run, EX_TEMPFAIL, "superseded",
+					    "the product's photos changed or another run took it over meanwhile");
+	}
+	free(url);
+out:
+	for (size_t i = 0; i < n; i++) {
+		buf_free(&items[i].body);
+		free(keys[i]);
+	}
+	json_decref(urls);
+	return rc;
+}
+
+static int collage_record_id(const json_t *rec, char *out, size_t len)
+{
+	const json_t *v = json_object_get(rec, "id");
+	long long id = 0;
+	if (json_is_integer(v)) {
+		id = json_integer_value(v);
+	} else if (json_is_string(v)) {
+		char *end;
+		id = strtoll(json_string_value(v), &end, 10);
+		if (*end || end == json_string_value(v))
+			return -1;
+	}
+	if (id <= 0)
+		return -1;
+	snprintf(out, len, "%lld", id);
+	return 0;
+}
+
+static int collage_on_record(void *sp, struct filter_run *run, json_t *rec)
+{
+	struct collage_state *s = sp;
+	struct collage_job j = { 0 };
+	if (collage_record_id(rec, j.id, sizeof j.id) != 0)
+		return filter_fail(run, EX_DATAERR, "missing_field",
+				   "the record has no staging \"id\" (records come from unde-download)");
+	/* claimed already by --pending; from stdin, claim it now */
+	PGresult *r = NULL;
+	char err[512];
+	int c = claim_one(&s->claim, j.id, "brand, external_id, image_urls::text, image_status, collage_url",
+			  &r, err, sizeof err);
+	if (c == -2)
+		return filter_fail(run, pg_connection_lost(s->db) ? EX_UNAVAILABLE : EX_SOFTWARE,
+				   "database_unavailable", "%s", err);
+	if (c < 0)
+		return filter_fail(run, EX_DATAERR, "not_found", "%s", err);
+	if (c == 0)
+		return filter_fail(run, EX_TEMPFAIL, "busy", "product %s is being worked on by another run",
+				   j.id);
+	const char *status = PQgetvalue(r, 0, 3);
+	if (strcmp(status, "collage_ready") == 0) {
+		/* done before: pass it on, nothing redone */
+		json_object_set_new(rec, "collage_url", json_string(PQgetvalue(r, 0, 4)));
+		json_object_set_new(rec, "image_status", json_string(status));
+		PQclear(r);
+		claim_release(&s->claim, j.id);
+		return 0;
+	}
+	if (strcmp(status, "uploaded") != 0 && !(strcmp(status, "error") == 0 && !PQgetisnull(r, 0, 2))) {
+		int rc = filter_fail(run, EX_DATAERR, "not_uploaded",
+				     "product %s has image_status '%s': its photos are not uploaded yet",
+				     j.id, status);
+		PQclear(r);
+		claim_release(&s->claim, j.id);
+		return rc;
+	}
+	snprintf(j.brand, sizeof j.brand, "%s", PQgetvalue(r, 0, 0));
+	snprintf(j.external_id, sizeof j.external_id, "%s", PQgetvalue(r, 0, 1));
+	j.urls_json = PQgetisnull(r, 0, 2) ? NULL : xstrdup(PQgetvalue(r, 0, 2));
+	PQclear(r);
+	int rc = collage_product(s, run, &j, rec);
+	free(j.urls_json);
+	return rc;
+}
+
+/* --- the queue --------------------------------------------------------------- */
+
+static json_t *collage_select(void *sp, struct filter_run *run, enum filter_source src, long limit)
+{
+	struct collage_state *s = sp;
+	(void)run;
+	/* 'error' rows with image_urls failed here, at the collage; those
+	 * without failed at the download (unde-download retries them) */
+	PGresult *r = claim_queue(&s->claim,
+				  src == FILTER_SOURCE_PENDING
+				  ? "image_status = 'uploaded'"
+				  : "image_status = 'error' AND image_urls IS NOT NULL",
+				  "p.id, p.source, p.external_id, p.brand, p.image_urls::text AS urls", limit);
+	if (!r)
+		return NULL;
+	json_t *arr = json_array();
+	for (int i = 0; i < PQntuples(r); i++) {
+		json_t *urls = PQgetisnull(r, i, 4) ? NULL : json_loads(PQgetvalue(r, i, 4), 0, NULL);
+		json_array_append_new(arr, json_pack("{s:I, s:s, s:s, s:s, s:o}", "id",
+						     (json_int_t)strtoll(PQgetvalue(r, i, 0), NULL, 10),
+						     "source", PQgetvalue(r, i, 1), "external_id",
+						     PQgetvalue(r, i, 2), "brand", PQgetvalue(r, i, 3),
+						     "image_urls", urls ? urls : json_null()));
+	}
+	PQclear(r);
+	log_event(LOG_INFO, "claimed",
+		  json_pack("{s:s, s:I, s:s}", "queue",
+			    src == FILTER_SOURCE_PENDING ? "uploaded" : "retry-failed", "products",
+			    (json_int_t)json_array_size(arr), "run", s->claim.run_id));
+	return arr;
+}
+
+/* --- start and finish ------------------------------------------------------------ */
+
+static const struct option collage_options[] = {
+	CLAIM_LONGOPT,
+	{ NULL, 0, NULL, 0 },
+};
+
+static int collage_on_option(void *sp, int opt, const char *arg)
+{
+	struct collage_state *s = sp;
+	return opt == CLAIM_OPT_TTL ? claim_set_ttl(&s->claim, arg) : -1;
+}
+
+static int collage_on_start(void *sp, struct filter_run *run, int argc, char **argv)
+{
+	struct collage_state *s = sp;
+	(void)run;
+	(void)argv;
+	if (argc > 0) {
+		log_event(LOG_ERROR, "unde-collage takes no arguments", json_pack("{s:i}", "exit", EX_USAGE));
+		return EX_USAGE;
+	}
+	const char *url = conf_require("STAGING_DB_URL");
+	s->max_width = conf_long("COLLAGE_MAX_WIDTH", 2048, 16, 65500);
+	s->quality = conf_long("COLLAGE_QUALITY", 85, 1, 100);
+	s->concurrency = conf_long("CONCURRENT_DOWNLOADS", 10, 1, 256);
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	s->threads = (int)conf_long("COLLAGE_THREADS", cpus > 0 ? (cpus < 16 ? cpus : 16) : 1, 1,
+					 COLLAGE_MAX_PHOTOS);
+	/* parts are decoded side by side, each by one thread: libvips' own
+	 * worker pools would only hand tiles back and forth */
+	if (!getenv("VIPS_CONCURRENCY"))
+		vips_concurrency_set(1);
+	claim_start(&s->claim, "COLLAGE_CLAIM_TTL");
+	s->os = objstore_open();
+	if (!(s->db = s->claim.db = pg_connect(url, "STAGING_DB_URL")))
+		return EX_UNAVAILABLE;
+	return 0;
+}
+
+static void collage_on_finish(void *sp, struct filter_run *run)
+{
+	struct collage_state *s = sp;
+	(void)run;
+	/* §19: collage_queue_size (alert > 1000), collage_processing_errors (> 5 %) */
+	struct metrics *m = metrics_new();
+	metrics_add(m, "collage_processing_errors", "gauge", "Products of the last run that failed",
+		    NULL, (double)s->failed);
+	metrics_add(m, "collage_processed", "gauge", "Collages the last run made", NULL, (double)s->done);
+	metrics_add(m, "collage_error_ratio", "gauge", "Failed / tried in the last run", NULL,
+		    s->done + s->failed ? (double)s->failed / (double)(s->done + s->failed) : 0);
+	metrics_add(m, "collage_seconds_per_product", "gauge",
+		    "Image work per collage in the last run (decode, join, encode)", NULL,
+		    s->done ? s->vips_ms / 1000.0 / (double)s->done : 0);
+	PGresult *r = s->db ? pg_query(s->db, "SELECT count(*) FROM raw_products WHERE image_status = 'uploaded'",
+				       0, NULL)
+			    : NULL;
+	if (r) {
+		metrics_add(m, "collage_queue_size", "gauge", "Products waiting for their collage", NULL,
+			    strtod(PQgetvalue(r, 0, 0), NULL));
+		PQclear(r);
+	}
+	metrics_write_default(m, "unde-collage");
+	metrics_free(m);
+}
+
+int main(int argc, char **argv)
+{
+	/* One malloc arena: the decoding threads would each get their own and
+	 * leave it mostly empty but resident (some 10 MiB of RSS), for no
+	 * measurable gain in speed. */
+	mallopt(M_ARENA_MAX, 1);
+	if (VIPS_INIT(argv[0]))
+		vips_error_exit("cannot start libvips");
+	/* each image is used once: the operation cache would only hold memory */
+	vips_cache_set_max(0);
+	static struct collage_state state;
+	static const struct filter_def def = {
+		.name = "unde-collage",
+		.summary = "Join each product's originals left to right into one JPEG collage (collages/).",
+		.synopsis = CLAIM_SYNOPSIS,
+		.options_help = CLAIM_OPTIONS_HELP("COLLAGE_CLAIM_TTL"),
+		.longopts = collage_options,
+		.on_option = collage_on_option,
+		.on_start = collage_on_start,
+		.on_record = collage_on_record,
+		.select_pending = collage_select,
+		.on_finish = collage_on_finish,
+		.default_limit = 100,
+	};
+	int rc = filter_main(&def, &state, argc, argv);
+	PQfinish(state.db);
+	objstore_close(state.os);
+	vips_shutdown();
+	return rc;
+}
