@@ -87,7 +87,7 @@ _fake_ctl() {
 # fake_start NAME SCRIPT [ARGS...]
 # Start t/fakes/SCRIPT (or SCRIPT when it holds a /) in the background, wait
 # until it answers /_fake/health (polling every 50 ms, at most
-# FAKE_START_TIMEOUT seconds, default 10), then export FAKE_<NAME>_PORT and
+# FAKE_START_TIMEOUT seconds, default 30), then export FAKE_<NAME>_PORT and
 # FAKE_<NAME>_URL. On failure print the fake's log and return 1.
 fake_start() {
 	if (($# < 2)); then
@@ -114,7 +114,7 @@ fake_start() {
 	pid=$!
 	printf '%s\n' "$pid" >"$pidf"
 	now=${EPOCHREALTIME/[.,]/}
-	deadline=$((now + ${FAKE_START_TIMEOUT:-10} * 1000000))
+	deadline=$((now + ${FAKE_START_TIMEOUT:-30} * 1000000))
 	while :; do
 		if ! _fake_alive "$pid"; then
 			wait "$pid" 2>/dev/null || true
@@ -131,7 +131,7 @@ fake_start() {
 		now=${EPOCHREALTIME/[.,]/}
 		if ((now > deadline)); then
 			printf 'fake_start: %s (%s) not ready after %ss; its log:\n' \
-				"$name" "$script" "${FAKE_START_TIMEOUT:-10}" >&2
+				"$name" "$script" "${FAKE_START_TIMEOUT:-30}" >&2
 			cat "$logf" >&2
 			fake_stop "$name"
 			return 1

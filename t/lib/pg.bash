@@ -58,7 +58,7 @@ _pg_watchdog() {
 # Fails (status 1, reason on stderr) with nothing left running or on disk.
 # Safe under bats' `set -e` (setup_file runs with it).
 pg_start() {
-	local dir data port attempt tries seen_pid
+	local dir data port
 
 	if [ ! -x "$PG_BINDIR/initdb" ]; then
 		echo "pg_start: no PostgreSQL binaries in $PG_BINDIR" >&2
@@ -89,46 +89,32 @@ pg_start() {
 		full_page_writes = off
 	EOF
 
+	# pg_ctl -w waits (up to 60 s: a loaded CI machine can take seconds)
+	# until the server accepts connections, and returns at once when the
+	# postmaster dies instead — as it does when the port turned out to be
+	# taken between our check and its bind: then try another.
+	local attempt
 	for attempt in 1 2 3 4 5 6 7 8 9 10; do
 		port=$(_pg_random_port)
 		_pg_port_taken "$port" && continue
 
 		rm -f "$dir/server.log"   # pg_ctl recreates it as the owner
-		if ! _pg_as_owner "$PG_BINDIR/pg_ctl" start -W -D "$data" \
-			-l "$dir/server.log" -o "-p $port" >/dev/null 2>&1; then
-			continue
+		if _pg_as_owner "$PG_BINDIR/pg_ctl" start -w -t 60 -D "$data" \
+			-l "$dir/server.log" -o "-p $port" >"$dir/pg_ctl.log" 2>&1; then
+			export PGHOST=$dir PGPORT=$port PGUSER=postgres
+			export PGTEST_URL_BASE="postgresql://postgres@127.0.0.1:$port"
+			unset PGDATABASE PGSERVICE PGPASSWORD PGOPTIONS
+			_pg_watchdog "$dir" "${BATS_ROOT_PID:-$$}"
+			return 0
 		fi
-
-		# Wait until it accepts connections. Give up early when the port
-		# turned out to be taken (between our check and its bind: try
-		# another), or when the postmaster is gone: its pid file came and
-		# went, or never came within 2 s (it writes it at once). Bounded:
-		# 600 polls, 50 ms apart, 30 s.
-		seen_pid=no
-		for tries in $(seq 600); do
-			if "$PG_BINDIR/pg_isready" -q -h "$dir" -p "$port" -t 1; then
-				export PGHOST=$dir PGPORT=$port PGUSER=postgres
-				export PGTEST_URL_BASE="postgresql://postgres@127.0.0.1:$port"
-				unset PGDATABASE PGSERVICE PGPASSWORD PGOPTIONS
-				_pg_watchdog "$dir" "${BATS_ROOT_PID:-$$}"
-				return 0
-			fi
-			grep -q 'Address already in use' "$dir/server.log" 2>/dev/null && break
-			if [ -f "$data/postmaster.pid" ]; then
-				seen_pid=yes
-			elif [ "$seen_pid" = yes ] || [ "$tries" -gt 40 ]; then
-				break
-			fi
-			sleep 0.05
-		done
 		# Make sure a half-started postmaster is gone before the next try.
 		_pg_as_owner "$PG_BINDIR/pg_ctl" stop -D "$data" -m immediate >/dev/null 2>&1 || true
 
-		if grep -q 'Address already in use' "$dir/server.log"; then
+		if grep -q 'Address already in use' "$dir/server.log" 2>/dev/null; then
 			continue
 		fi
-		echo "pg_start: server did not become ready on port $port:" >&2
-		cat "$dir/server.log" >&2
+		echo "pg_start: server did not start on port $port:" >&2
+		cat "$dir/pg_ctl.log" "$dir/server.log" >&2 2>/dev/null
 		pg_stop
 		return 1
 	done
