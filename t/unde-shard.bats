@@ -441,6 +441,85 @@ _history() {
 	assert_jq '.data.diet == "gluten-free"'
 }
 
+# _hold_route MODE SECONDS [SQL] — in the background, lock USER_ID's
+# routing row (FOR UPDATE or FOR SHARE), run SQL inside that transaction,
+# keep it SECONDS, commit; returns once the lock is held.
+_hold_route() {
+	psql -XAtq "$UNDE_T_PROD" >/dev/null 2>&1 <<-EOF &
+	begin;
+	select 1 from routing_table where user_id = '$USER_ID' for $1;
+	${3:-}
+	select pg_sleep($2);
+	commit;
+	EOF
+	HOLDER=$!
+	for i in $(seq 100); do
+		[[ $(psql -XAt "$UNDE_T_PROD" -c "select count(*) from pg_locks l join pg_class c on c.oid = l.relation where c.relname = 'routing_table' and l.pid <> pg_backend_pid()") -gt 0 ]] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+@test "a save while a move holds the user's route waits, then lands on the new shard" {
+	_user_with_fact "$(uuid)"
+	unde-shard add --shard 1 --name dubai-shard-1 >/dev/null
+	# what move does: lock the row, switch it, commit some time later
+	_hold_route update 1.5 "update routing_table set shard_id = 1 where user_id = '$USER_ID';"
+	late=$(uuid)
+	run --separate-stderr unde-shard save <<<'{"user_id":"'$USER_ID'","messages":['$(msg "$late" user "сохранено во время переезда")']}'
+	wait "$HOLDER"
+	assert_success
+	assert_jq '.saved.shard_id == 1 and .saved.inserted == ["'$late'"]'
+	run psql -XAt "$UNDE_T_S1" -c "select count(*) from messages where id = '$late'"
+	assert_output 1
+	run sql0 "select count(*) from messages where id = '$late'"
+	assert_output 0
+}
+
+@test "move waits for a writer in flight, so its late message moves too" {
+	m=$(uuid) late=$(uuid)
+	_user_with_fact "$m"
+	unde-shard add --shard 1 --name dubai-shard-1 >/dev/null
+	conv=$(sql0 "select id from conversations where user_id = '$USER_ID'")
+	# a writer holding the route (as save does) commits a message on the
+	# old shard while move is already waiting
+	_hold_route share 2
+	( sleep 1; sql0 "insert into messages (id, conversation_id, role, content) values ('$late', '$conv', 'user', 'поздно')" >/dev/null ) &
+	run --separate-stderr unde-shard move "$USER_ID" --to 1
+	wait
+	assert_success
+	assert_jq '.status == "moved" and .messages == 2'
+	run psql -XAt "$UNDE_T_S1" -c "select count(*) from messages where id in ('$m', '$late')"
+	assert_output 2
+	run sql0 "select count(*) from messages where conversation_id = '$conv'"
+	assert_output 0
+}
+
+@test "an erased message is not brought back by a late save or replay, nor an erased user" {
+	m=$(uuid) n=$(uuid)
+	_user_with_fact "$m"
+	conv=$(sql0 "select id from conversations where user_id = '$USER_ID'")
+	unde-shard erase <<<'{"conversation_id":"'$conv'","message_id":"'$m'"}' >/dev/null 2>&1
+	sql0 "delete from messages where id = '$m'" >/dev/null # as if the shard never had it
+	run --separate-stderr unde-shard replay <<<'{"user_id":"'$USER_ID'","conversation_id":"'$conv'","unconfirmed":[{"user":'$(msg "$m" user "я не ем глютен zara")',"assistant":'$(msg "$n" assistant "понятно")'}]}'
+	assert_success
+	assert_jq '.replay.erased == ["'$m'"] and .replay.inserted == ["'$n'"]'
+	run --separate-stderr unde-shard save <<<'{"user_id":"'$USER_ID'","messages":['$(msg "$m" user "я не ем глютен zara")']}'
+	assert_success
+	assert_jq '.saved.erased == ["'$m'"] and .saved.inserted == []'
+	run sql0 "select count(*) from messages where id = '$m'"
+	assert_output 0
+	# the whole user
+	unde-shard erase --user "$USER_ID" >/dev/null 2>&1
+	run --separate-stderr unde-shard save <<<'{"user_id":"'$USER_ID'","messages":['$(msg "$(uuid)" user "снова")']}'
+	assert_failure 65
+	assert_stderr_error_code user_erased
+	run psql -XAt "$UNDE_T_PROD" -c "select count(*) from routing_table where user_id = '$USER_ID'"
+	assert_output 0
+	run sql0 "select count(*) from conversations where user_id = '$USER_ID'"
+	assert_output 0
+}
+
 @test "init migrates, --help lists every subcommand, unknown subcommands are usage errors" {
 	run unde-shard --help
 	assert_success

@@ -255,7 +255,7 @@ int shard_cmd_route(int argc, char **argv)
 	for (int i = optind; i < argc; i++) {
 		long id = -1;
 		int placed = 0;
-		int lr = route_lookup(p, argv[i], place, &id, &placed);
+		int lr = route_lookup(p, argv[i], place, 0, &id, &placed);
 		if (lr != 0) {
 			log_event(LOG_ERROR, lr > 0 ? "user has no route" : "routing failed",
 				  json_pack("{s:s}", "user_id", argv[i]));

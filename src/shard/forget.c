@@ -115,7 +115,7 @@ static int locate(struct fg_state *s, struct filter_run *run, const json_t *rec,
 	if (user && !uuid_valid(user))
 		return filter_fail(run, EX_DATAERR, "invalid_field", "user_id must be a UUID");
 	struct shard_err e;
-	*c = sctx_for_conversation(&s->x, conv, user, sid, &e);
+	*c = sctx_for_conversation(&s->x, conv, user, 1, sid, &e);
 	return *c ? 0 : sctx_fail(run, &e);
 }
 
@@ -319,7 +319,7 @@ int shard_cmd_erase_user(const char *user, struct shard_ctx *x, const char *copy
 		log_event(LOG_ERROR, e.msg, NULL);
 		return e.status;
 	}
-	PGconn *c = sctx_for_user(x, user, 0, &sid, &e);
+	PGconn *c = sctx_for_user_write(x, user, 0, &sid, &e);
 	if (!c && !(e.code && !strcmp(e.code, "unknown_user"))) {
 		log_event(LOG_ERROR, e.msg, json_pack("{s:s}", "code", e.code));
 		return e.status;
@@ -345,12 +345,31 @@ int shard_cmd_erase_user(const char *user, struct shard_ctx *x, const char *copy
 		}
 	}
 	pp[1] = NULL;
+	sctx_write_done(x); /* the route row, share-locked since the lookup, goes now */
 	if (pg_exec(p, "DELETE FROM routing_table WHERE user_id = $1", 1, pp) != 0)
 		return EX_SOFTWARE;
 	shard_print(json_pack("{s:s, s:i, s:I, s:s, s:s}", "user_id", user, "shard_id", (int)sid,
 			      "messages_deleted", (json_int_t)msgs, "registry", "recorded", "copy",
 			      copy_file));
 	return 0;
+}
+
+/* forget_record with the writer's route lock (sctx_for_user_write) ended after it,
+ * whatever the outcome. */
+static int forget_record_then_unlock(void *state, struct filter_run *run, json_t *rec)
+{
+	int rc = forget_record(state, run, rec);
+	sctx_write_done(&((struct fg_state *)state)->x);
+	return rc;
+}
+
+/* erase_record with the writer's route lock (sctx_for_user_write) ended after it,
+ * whatever the outcome. */
+static int erase_record_then_unlock(void *state, struct filter_run *run, json_t *rec)
+{
+	int rc = erase_record(state, run, rec);
+	sctx_write_done(&((struct fg_state *)state)->x);
+	return rc;
 }
 
 enum { OPT_COPY = 2000, OPT_USER, OPT_FROM };
@@ -414,7 +433,7 @@ int shard_filter_forget(int argc, char **argv)
 		.shortopts = "",
 		.longopts = fg_longopts,
 		.on_option = fg_option,
-		.on_record = forget_record,
+		.on_record = forget_record_then_unlock,
 		.on_finish = fg_finish,
 	};
 	struct fg_state s = { 0 };
@@ -437,7 +456,7 @@ int shard_filter_erase(int argc, char **argv)
 		.longopts = fg_longopts,
 		.on_option = fg_option,
 		.on_start = erase_start,
-		.on_record = erase_record,
+		.on_record = erase_record_then_unlock,
 		.on_finish = fg_finish,
 	};
 	struct fg_state s = { 0 };

@@ -257,12 +257,13 @@ int shard_cmd_keys(int argc, char **argv)
 	struct shard_err e;
 	if (s.user && !all) {
 		long sid;
-		PGconn *c = sctx_for_user(&s.x, s.user, 0, &sid, &e);
+		PGconn *c = sctx_for_user_write(&s.x, s.user, 0, &sid, &e);
 		if (!c) {
 			log_event(LOG_ERROR, e.msg, json_pack("{s:s}", "code", e.code));
 			worst = e.status;
 		} else {
 			rotate_shard(&s, c, sid, &worst);
+			sctx_write_done(&s.x);
 		}
 	} else if (s.x.url || s.x.shard >= 0 || !sctx_production(&s.x, 0, &e)) {
 		if (!s.x.url && s.x.shard < 0 && !s.x.prod_missing) {

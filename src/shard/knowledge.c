@@ -337,7 +337,7 @@ static int kn_put(void *state, struct filter_run *run, json_t *rec)
 	snprintf(cbuf, sizeof cbuf, "%.2f", conf && json_is_number(conf) ? json_number_value(conf) : 0);
 	struct shard_err e;
 	long sid;
-	PGconn *c = sctx_for_user(&s->x, user, 1, &sid, &e);
+	PGconn *c = sctx_for_user_write(&s->x, user, 1, &sid, &e);
 	if (!c) {
 		rc = sctx_fail(run, &e);
 		goto out;
@@ -435,6 +435,15 @@ static int kn_get(void *state, struct filter_run *run, json_t *rec)
 	return 0;
 }
 
+/* kn_put with the writer's route lock (sctx_for_user_write) ended after it,
+ * whatever the outcome. */
+static int kn_put_then_unlock(void *state, struct filter_run *run, json_t *rec)
+{
+	int rc = kn_put(state, run, rec);
+	sctx_write_done(&((struct kn_state *)state)->x);
+	return rc;
+}
+
 enum { OPT_USER = 2000, OPT_TYPE };
 
 static int kn_option(void *state, int opt, const char *arg)
@@ -507,7 +516,7 @@ int shard_cmd_knowledge(int argc, char **argv)
 			      "id?, confidence?, extracted_from?, source_message_id?}; an existing id gets a\n"
 			      "new version. \"data\" leaves as \"[encrypted]\".";
 		def.synopsis = "knowledge put [--user U] [--shard N | --url URL]";
-		def.on_record = kn_put;
+		def.on_record = kn_put_then_unlock;
 	} else if (!strcmp(sub, "get") && knowledge_has_user(argc, argv)) {
 		return shard_cmd_knowledge_get_user(argc - 1, argv + 1);
 	} else if (!strcmp(sub, "get")) {

@@ -1,16 +1,24 @@
 /* move.c — `move USER_ID --to N`: rebalance one user onto another shard
  * (§14 sharding: adding shards never moves users by itself; this does, on
  * purpose). The order is what makes it safe:
- *   1. copy every row of the user (chat history, knowledge, keys, persona
+ *   1. lock the user's routing_table row FOR UPDATE (production). Every
+ *      writer (save, replay, forget, erase, knowledge put, keys rotate)
+ *      holds that row FOR SHARE from its route lookup until its shard
+ *      transaction has ended (sctx_for_user_write), so the lock waits for
+ *      writes in flight and holds new ones back: the user's rows on the old
+ *      shard stop changing;
+ *   2. copy every row of the user (chat history, knowledge, keys, persona
  *      state) into shard N inside one transaction there, after clearing any
  *      leftovers of an earlier attempt;
- *   2. verify in that same transaction: row counts of every table and a
+ *   3. verify in that same transaction: row counts of every table and a
  *      digest of the messages (ids, content, embedding, forget/erase
  *      state) equal on both sides — else roll back, route unchanged;
- *   3. commit, then switch the route in production;
- *   4. copy any message that reached the old shard meanwhile, then delete
- *      the user from the old shard (an erase must not leave a copy behind).
- * Writers look the route up per record, so after step 3 new turns go to N. */
+ *   4. commit there, then switch the route and commit production: the
+ *      writers held back go on, to shard N;
+ *   5. delete the user from the old shard (an erase must not leave a copy
+ *      behind).
+ * A writer waits for the copy of one user (seconds); it never writes to a
+ * shard the user has left. */
 #include "config.h"
 
 #include <getopt.h>
@@ -182,10 +190,27 @@ int shard_cmd_move(int argc, char **argv)
 		sctx_close(&x);
 		return 0;
 	}
-	char before[NCOUNTS][64], after[NCOUNTS][64];
-	const char *pp[] = { user };
+	char before[NCOUNTS][64], after[NCOUNTS][64], tos[24], froms[24];
+	snprintf(tos, sizeof tos, "%ld", to);
+	snprintf(froms, sizeof froms, "%ld", from);
+	const char *rp[] = { user, tos, froms };
 	long copied = 0;
 	rc = EX_SOFTWARE;
+	/* 1. writers of this user wait from here until production commits */
+	PGresult *r = NULL;
+	if (pg_begin(p) != 0 ||
+	    !(r = pg_query(p, "SELECT 1 FROM routing_table WHERE user_id = $1 AND shard_id = $2 FOR UPDATE",
+			   2, (const char *[]){ user, froms })))
+		goto fail;
+	int same_route = PQntuples(r) == 1;
+	PQclear(r);
+	if (!same_route) {
+		log_event(LOG_ERROR, "route changed during the move; nothing copied",
+			  json_pack("{s:s}", "user_id", user));
+		rc = EX_TEMPFAIL;
+		goto fail;
+	}
+	/* 2. and 3. */
 	if (pg_begin(dst) != 0 || shard_delete_user_rows(dst, user, NULL) != 0)
 		goto fail;
 	for (size_t i = 0; i < 2; i++)
@@ -207,42 +232,23 @@ int shard_cmd_move(int argc, char **argv)
 			rc = EX_TEMPFAIL;
 			goto fail;
 		}
+	/* 4. */
 	if (pg_commit(dst) != 0)
 		goto fail;
-	char tos[24], froms[24];
-	snprintf(tos, sizeof tos, "%ld", to);
-	snprintf(froms, sizeof froms, "%ld", from);
-	const char *rp[] = { user, tos, froms };
-	PGresult *r = pg_query(p, "UPDATE routing_table SET shard_id = $2, updated_at = now()"
-				  " WHERE user_id = $1 AND shard_id = $3 RETURNING 1", 3, rp);
-	int switched = r && PQntuples(r) == 1;
-	PQclear(r);
-	if (!switched) {
-		log_event(LOG_ERROR, "route changed during the move; copy left on the target, source kept",
+	if (pg_exec(p, "UPDATE routing_table SET shard_id = $2, updated_at = now()"
+		       " WHERE user_id = $1 AND shard_id = $3", 3, rp) != 0 || pg_commit(p) != 0) {
+		pg_rollback(p);
+		log_event(LOG_ERROR, "copied, but the route did not switch; source kept, re-run move",
 			  json_pack("{s:s}", "user_id", user));
 		sctx_close(&x);
 		return EX_TEMPFAIL;
 	}
-	/* 4. late messages, then the old copy goes */
-	long late = 0;
-	if (pg_begin(src) == 0 &&
-	    pg_exec(src, "SELECT 1 FROM conversations WHERE user_id = $1 FOR UPDATE", 1, pp) == 0) {
-		r = pg_query(dst, "SELECT COALESCE(json_agg(id), '[]')::text FROM messages WHERE conversation_id ="
-				  " (SELECT id FROM conversations WHERE user_id = $1)", 1, pp);
-		if (r) {
-			late = copy_rows(src, dst, "messages",
-					 "conversation_id = (SELECT id FROM conversations WHERE user_id = $1)"
-					 " AND NOT (id::text IN (SELECT jsonb_array_elements_text($2::jsonb)))",
-					 user, PQgetvalue(r, 0, 0));
-			PQclear(r);
-		}
-		if (late >= 0 && shard_delete_user_rows(src, user, NULL) == 0 && pg_commit(src) == 0) {
-			shard_print(json_pack("{s:s, s:i, s:i, s:I, s:I, s:s}", "user_id", user, "from", (int)from,
-					      "to", (int)to, "messages", (json_int_t)copied, "late_messages",
-					      (json_int_t)late, "status", "moved"));
-			sctx_close(&x);
-			return 0;
-		}
+	/* 5. */
+	if (pg_begin(src) == 0 && shard_delete_user_rows(src, user, NULL) == 0 && pg_commit(src) == 0) {
+		shard_print(json_pack("{s:s, s:i, s:i, s:I, s:s}", "user_id", user, "from", (int)from,
+				      "to", (int)to, "messages", (json_int_t)copied, "status", "moved"));
+		sctx_close(&x);
+		return 0;
 	}
 	pg_rollback(src);
 	log_event(LOG_ERROR, "moved and switched, but the old shard still holds the user: re-run move to clean up",
@@ -251,6 +257,7 @@ int shard_cmd_move(int argc, char **argv)
 	return EX_TEMPFAIL;
 fail:
 	pg_rollback(dst);
+	pg_rollback(p);
 	log_event(LOG_ERROR, "move failed; nothing switched", json_pack("{s:s}", "user_id", user));
 	sctx_close(&x);
 	return rc;

@@ -32,6 +32,9 @@ void sctx_init(struct shard_ctx *x)
 
 void sctx_close(struct shard_ctx *x)
 {
+	sctx_write_done(x);
+	PQfinish(x->hold);
+	x->hold = NULL;
 	PQfinish(x->prod);
 	x->prod = NULL;
 	for (size_t i = 0; i < x->nconns; i++)
@@ -216,10 +219,12 @@ uint64_t shard_hash(const unsigned char uuid[16])
  * (hash mod N)-th. INSERT … ON CONFLICT keeps two first contacts racing
  * on the same user agreeing on one shard. Returns 0, 1 (no route and not
  * placed) or -1. */
-int route_lookup(PGconn *p, const char *user_id, int place, long *shard_id, int *placed)
+int route_lookup(PGconn *p, const char *user_id, int place, int lock, long *shard_id, int *placed)
 {
 	const char *pp[] = { user_id, NULL };
-	PGresult *r = pg_query(p, "SELECT shard_id FROM routing_table WHERE user_id = $1", 1, pp);
+	const char *stored = lock ? "SELECT shard_id, false FROM routing_table WHERE user_id = $1 FOR SHARE"
+				  : "SELECT shard_id, false FROM routing_table WHERE user_id = $1";
+	PGresult *r = pg_query(p, stored, 1, pp);
 	if (!r)
 		return -1;
 	*placed = 0;
@@ -252,7 +257,7 @@ int route_lookup(PGconn *p, const char *user_id, int place, long *shard_id, int 
 	if (PQntuples(r) != 1) {
 		/* the concurrent winner's row is not visible to this statement's snapshot */
 		PQclear(r);
-		r = pg_query(p, "SELECT shard_id, false FROM routing_table WHERE user_id = $1", 1, pp);
+		r = pg_query(p, stored, 1, pp);
 		if (!r || PQntuples(r) != 1) {
 			PQclear(r);
 			return -1;
@@ -278,7 +283,7 @@ PGconn *sctx_for_user(struct shard_ctx *x, const char *user_id, int place, long 
 		*shard_id = 0; /* the spec's MVP: one shard, SHARD_0_DB_URL */
 		return sctx_shard(x, 0, err);
 	}
-	int placed, rc = route_lookup(p, user_id, place, shard_id, &placed);
+	int placed, rc = route_lookup(p, user_id, place, 0, shard_id, &placed);
 	if (rc < 0) {
 		err_set(err, pg_connection_lost(p) ? EX_UNAVAILABLE : EX_SOFTWARE, "routing_failed",
 			"cannot read the routing table: %s", pg_last_error(p));
@@ -292,14 +297,71 @@ PGconn *sctx_for_user(struct shard_ctx *x, const char *user_id, int place, long 
 	return sctx_shard(x, *shard_id, err);
 }
 
-PGconn *sctx_for_conversation(struct shard_ctx *x, const char *conversation_id,
-			      const char *user_id, long *shard_id, struct shard_err *err)
+PGconn *sctx_for_user_write(struct shard_ctx *x, const char *user_id, int place, long *shard_id,
+			    struct shard_err *err)
 {
+	sctx_write_done(x);
+	if (x->url || x->shard >= 0 || !sctx_production(x, 0, err))
+		return x->url || x->shard >= 0 || x->prod_missing
+		       ? sctx_for_user(x, user_id, place, shard_id, err)
+		       : NULL;
+	if (x->hold && PQstatus(x->hold) != CONNECTION_OK) {
+		PQfinish(x->hold);
+		x->hold = NULL;
+	}
+	if (!x->hold && !(x->hold = pg_connect(conf_str("PRODUCTION_DB_URL", NULL), "PRODUCTION_DB_URL"))) {
+		err_set(err, EX_UNAVAILABLE, "production_unavailable",
+			"cannot connect to the production database (PRODUCTION_DB_URL)");
+		return NULL;
+	}
+	if (pg_begin(x->hold) != 0) {
+		err_set(err, EX_UNAVAILABLE, "production_unavailable", "cannot begin on production");
+		return NULL;
+	}
+	x->holding = 1;
+	const char *pp[] = { user_id };
+	PGresult *r = place ? pg_query(x->hold, "SELECT 1 FROM deleted_users_registry WHERE user_id = $1",
+				       1, pp)
+			    : NULL;
+	int erased = r && PQntuples(r) > 0, placed = 0;
+	PQclear(r);
+	int rc = erased || (place && !r) ? -1 : route_lookup(x->hold, user_id, place, 1, shard_id, &placed);
+	if (erased)
+		err_set(err, EX_DATAERR, "user_erased", "user %s was erased (deleted_users_registry)",
+			user_id);
+	else if (rc < 0)
+		err_set(err, pg_connection_lost(x->hold) ? EX_UNAVAILABLE : EX_SOFTWARE, "routing_failed",
+			"cannot read the routing table: %s", pg_last_error(x->hold));
+	else if (rc > 0)
+		err_set(err, EX_DATAERR, "unknown_user", "user %s has no route (nothing stored)", user_id);
+	PGconn *c = rc == 0 ? sctx_shard(x, *shard_id, err) : NULL;
+	if (!c)
+		sctx_write_done(x);
+	return c;
+}
+
+void sctx_write_done(struct shard_ctx *x)
+{
+	if (!x->holding)
+		return;
+	x->holding = 0;
+	if (pg_commit(x->hold) != 0) {
+		pg_rollback(x->hold);
+		log_event(LOG_WARN, "the route lock's transaction did not commit",
+			  json_pack("{s:s}", "error", pg_last_error(x->hold)));
+	}
+}
+
+PGconn *sctx_for_conversation(struct shard_ctx *x, const char *conversation_id,
+			      const char *user_id, int write, long *shard_id, struct shard_err *err)
+{
+	PGconn *(*by_user)(struct shard_ctx *, const char *, int, long *, struct shard_err *) =
+		write ? sctx_for_user_write : sctx_for_user;
 	if (user_id || x->url || x->shard >= 0 || x->prod_missing)
-		return sctx_for_user(x, user_id, 0, shard_id, err);
+		return by_user(x, user_id, 0, shard_id, err);
 	PGconn *p = sctx_production(x, 0, err);
 	if (!p)
-		return x->prod_missing ? sctx_for_user(x, NULL, 0, shard_id, err) : NULL;
+		return x->prod_missing ? by_user(x, NULL, 0, shard_id, err) : NULL;
 	PGresult *r = pg_query(p, "SELECT shard_id FROM shards ORDER BY shard_id", 0, NULL);
 	if (!r) {
 		err_set(err, EX_UNAVAILABLE, "routing_failed", "cannot list shards");
@@ -311,14 +373,16 @@ PGconn *sctx_for_conversation(struct shard_ctx *x, const char *conversation_id,
 		PGconn *c = sctx_shard(x, id, err);
 		if (!c)
 			continue;
-		PGresult *q = pg_query(c, "SELECT 1 FROM conversations WHERE id = $1", 1, pp);
-		int found = q && PQntuples(q) == 1;
-		PQclear(q);
-		if (found) {
+		PGresult *q = pg_query(c, "SELECT user_id::text FROM conversations WHERE id = $1", 1, pp);
+		if (q && PQntuples(q) == 1) {
 			PQclear(r);
 			*shard_id = id;
+			if (write) /* the owner's route, locked: authoritative if moved meanwhile */
+				c = sctx_for_user_write(x, PQgetvalue(q, 0, 0), 0, shard_id, err);
+			PQclear(q);
 			return c;
 		}
+		PQclear(q);
 	}
 	PQclear(r);
 	err_set(err, EX_DATAERR, "unknown_conversation", "conversation %s is on no shard",

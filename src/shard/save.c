@@ -269,6 +269,46 @@ static int conversation_for(struct filter_run *run, PGconn *c, const char *user_
 	return 0;
 }
 
+/* Drop from rows the messages tombstoned in production's
+ * deleted_messages_registry (erased), listing their ids in erased: a
+ * client that replays a turn it never heard was erased must not bring it
+ * back. Asked on the writer's production connection; without production
+ * (single-shard mode) there is no registry to ask. 0, or the filter
+ * failure. */
+static int drop_erased(struct filter_run *run, struct shard_ctx *x, json_t *rows, json_t *erased)
+{
+	PGconn *p = x->holding ? x->hold : x->prod;
+	if (!p || !json_array_size(rows))
+		return 0;
+	json_t *ids = json_array();
+	size_t i;
+	json_t *row;
+	json_array_foreach(rows, i, row) json_array_append(ids, json_object_get(row, "id"));
+	char *js = json_dumps(ids, JSON_COMPACT);
+	json_decref(ids);
+	const char *pp[] = { js };
+	PGresult *r = pg_query(p,
+			       "SELECT message_id::text FROM deleted_messages_registry"
+			       " WHERE message_id IN (SELECT jsonb_array_elements_text($1::jsonb)::uuid)",
+			       1, pp);
+	free(js);
+	if (!r)
+		return filter_fail(run, pg_connection_lost(p) ? EX_UNAVAILABLE : EX_SOFTWARE,
+				   "registry_failed", "cannot read the tombstone registry: %s",
+				   pg_last_error(p));
+	for (i = json_array_size(rows); i-- > 0;) {
+		const char *id = jstr(json_array_get(rows, i), "id");
+		for (int k = 0; k < PQntuples(r); k++)
+			if (!strcasecmp(PQgetvalue(r, k, 0), id)) {
+				json_array_insert_new(erased, 0, json_string(id));
+				json_array_remove(rows, i);
+				break;
+			}
+	}
+	PQclear(r);
+	return 0;
+}
+
 static json_t *rows_of(struct filter_run *run, const json_t *msgs, int replay, int *rc)
 {
 	char err[256];
@@ -308,14 +348,14 @@ static int save_record(void *state, struct filter_run *run, json_t *rec)
 		return rc;
 	struct shard_err e;
 	long sid;
-	PGconn *c = sctx_for_user(&s->x, user, 1, &sid, &e);
+	PGconn *c = sctx_for_user_write(&s->x, user, 1, &sid, &e);
 	if (!c) {
 		json_decref(rows);
 		return sctx_fail(run, &e);
 	}
 	char conv[37];
-	json_t *ins = json_array(), *old = json_array();
-	if (pg_begin(c) != 0)
+	json_t *ins = json_array(), *old = json_array(), *erased = json_array();
+	if ((rc = drop_erased(run, &s->x, rows, erased)) == 0 && pg_begin(c) != 0)
 		rc = sctx_query_fail(run, c, "cannot begin");
 	else if ((rc = conversation_for(run, c, user, want, conv)) == 0 &&
 		 (rc = insert_rows(run, c, conv, rows, 0, ins, old)) == 0 && pg_commit(c) != 0)
@@ -324,10 +364,12 @@ static int save_record(void *state, struct filter_run *run, json_t *rec)
 		pg_rollback(c);
 		json_decref(ins);
 		json_decref(old);
+		json_decref(erased);
 	} else {
 		json_object_set_new(rec, "conversation_id", json_string(conv));
-		json_object_set_new(rec, "saved", json_pack("{s:i, s:o, s:o}", "shard_id", (int)sid,
-							    "inserted", ins, "existing", old));
+		json_object_set_new(rec, "saved", json_pack("{s:i, s:o, s:o, s:o}", "shard_id", (int)sid,
+							    "inserted", ins, "existing", old,
+							    "erased", erased));
 	}
 	json_decref(rows);
 	return rc;
@@ -411,16 +453,18 @@ static int replay_record(void *state, struct filter_run *run, json_t *rec)
 	}
 	struct shard_err e;
 	long sid;
-	PGconn *c = user ? sctx_for_user(&s->x, user, 1, &sid, &e)
-			 : sctx_for_conversation(&s->x, conv, NULL, &sid, &e);
+	PGconn *c = user ? sctx_for_user_write(&s->x, user, 1, &sid, &e)
+			 : sctx_for_conversation(&s->x, conv, NULL, 1, &sid, &e);
 	if (!c) {
 		json_decref(rows);
 		json_decref(ids);
 		return sctx_fail(run, &e);
 	}
 	json_t *ins = json_array(), *old = json_array(), *cpresent = json_array(),
-	       *cmissing = json_array();
+	       *cmissing = json_array(), *erased = json_array();
 	char have[37];
+	if ((rc = drop_erased(run, &s->x, rows, erased)) != 0)
+		goto out;
 	if (pg_begin(c) != 0) {
 		rc = sctx_query_fail(run, c, "cannot begin");
 		goto out;
@@ -470,15 +514,16 @@ out:
 			log_event(LOG_WARN, "confirmed messages missing after failover",
 				  json_pack("{s:s, s:O}", "conversation_id", conv, "missing", cmissing));
 		json_object_set_new(rec, "replay",
-				    json_pack("{s:i, s:O, s:O, s:O, s:O, s:O}", "shard_id", (int)sid,
+				    json_pack("{s:i, s:O, s:O, s:O, s:O, s:O, s:O}", "shard_id", (int)sid,
 					      "inserted", ins, "already_present", old,
 					      "backfill", ins, "confirmed_present", cpresent,
-					      "confirmed_missing", cmissing));
+					      "confirmed_missing", cmissing, "erased", erased));
 	}
 	json_decref(ins);
 	json_decref(old);
 	json_decref(cpresent);
 	json_decref(cmissing);
+	json_decref(erased);
 	json_decref(rows);
 	json_decref(ids);
 	return rc;
@@ -498,6 +543,24 @@ static void save_finish(void *state, struct filter_run *run)
 
 static const struct option save_longopts[] = { SCTX_LONGOPTS, { 0 } };
 
+/* save_record with the writer's route lock (sctx_for_user_write) ended after it,
+ * whatever the outcome. */
+static int save_record_then_unlock(void *state, struct filter_run *run, json_t *rec)
+{
+	int rc = save_record(state, run, rec);
+	sctx_write_done(&((struct save_state *)state)->x);
+	return rc;
+}
+
+/* replay_record with the writer's route lock (sctx_for_user_write) ended after it,
+ * whatever the outcome. */
+static int replay_record_then_unlock(void *state, struct filter_run *run, json_t *rec)
+{
+	int rc = replay_record(state, run, rec);
+	sctx_write_done(&((struct save_state *)state)->x);
+	return rc;
+}
+
 int shard_filter_save(int argc, char **argv)
 {
 	static const struct filter_def def = {
@@ -509,7 +572,7 @@ int shard_filter_save(int argc, char **argv)
 		.shortopts = "",
 		.longopts = save_longopts,
 		.on_option = save_option,
-		.on_record = save_record,
+		.on_record = save_record_then_unlock,
 		.on_finish = save_finish,
 	};
 	struct save_state s = { .replay = 0 };
@@ -529,7 +592,7 @@ int shard_filter_replay(int argc, char **argv)
 		.shortopts = "",
 		.longopts = save_longopts,
 		.on_option = save_option,
-		.on_record = replay_record,
+		.on_record = replay_record_then_unlock,
 		.on_finish = save_finish,
 	};
 	struct save_state s = { .replay = 1 };

@@ -35,6 +35,8 @@ struct shard_ctx {
 	const char *url;    /* --url: one shard, no routing */
 	long shard;         /* --shard N, or -1 */
 	PGconn *prod;       /* production, connected on first use */
+	PGconn *hold;       /* production again: the route lock of sctx_for_user_write */
+	int holding;        /* hold is inside that lock's transaction */
 	int prod_missing;   /* PRODUCTION_DB_URL unset: single-shard mode */
 	struct shard_conn conns[SHARD_MAX_CONNS];
 	size_t nconns;
@@ -73,17 +75,32 @@ PGconn *sctx_shard(struct shard_ctx *x, long id, struct shard_err *err);
  * err->code "unknown_user". */
 PGconn *sctx_for_user(struct shard_ctx *x, const char *user_id, int place, long *shard_id,
 		      struct shard_err *err);
+/* The same for a writer (save, replay, forget, erase, knowledge put, keys
+ * rotate): the user's routing_table row stays locked FOR SHARE, on a
+ * connection of its own, until sctx_write_done — so `move`, which takes
+ * the row FOR UPDATE while it copies, waits for writers in flight and holds
+ * new ones back until the route points at the new shard; nothing written
+ * meanwhile is left behind on the old shard. With place, a user in
+ * deleted_users_registry is refused (err->code "user_erased"): an erased
+ * user never comes back through a late save or replay. Without routing
+ * (--url, --shard, no PRODUCTION_DB_URL) it is sctx_for_user. */
+PGconn *sctx_for_user_write(struct shard_ctx *x, const char *user_id, int place, long *shard_id,
+			    struct shard_err *err);
+/* End the writer's route lock: after the shard transaction ended, on every
+ * path. Harmless when none is held. */
+void sctx_write_done(struct shard_ctx *x);
 /* The shard holding conversation_id (routed by user_id when given, else
- * asked of each shard). */
+ * asked of each shard). write: through sctx_for_user_write. */
 PGconn *sctx_for_conversation(struct shard_ctx *x, const char *conversation_id,
-			      const char *user_id, long *shard_id, struct shard_err *err);
+			      const char *user_id, int write, long *shard_id, struct shard_err *err);
 /* Map a failed query on c to the error contract: lost connection → 69. */
 int sctx_query_fail(struct filter_run *run, PGconn *c, const char *what);
 int sctx_fail(struct filter_run *run, const struct shard_err *err);
 
 /* The stored route of user_id, or (place) a new one: 0, 1 (no route, not
- * placed) or -1. placed tells whether this call placed the user. */
-int route_lookup(PGconn *p, const char *user_id, int place, long *shard_id, int *placed);
+ * placed) or -1. placed tells whether this call placed the user. lock:
+ * the row is read FOR SHARE (inside the caller's transaction). */
+int route_lookup(PGconn *p, const char *user_id, int place, int lock, long *shard_id, int *placed);
 /* Placement: the shard index for a user among n shards. */
 uint64_t shard_hash(const unsigned char uuid[16]);
 int uuid_parse(const char *s, unsigned char out[16]);
