@@ -190,7 +190,7 @@ static void collage_work(struct collage_pool *pool)
 		j->out = collage_part(j->b, j->type, j->dw, j->dh, j->swap, j->target_w, j->target_h,
 				      &j->cm_failed);
 		if (!j->out) {
-			char what[48];
+			char what[64];
 			snprintf(what, sizeof what, "original %zu", i + 1);
 			collage_vips_error(j->error, sizeof j->error, what);
 		}
@@ -226,7 +226,7 @@ int collage_build(struct buf *bufs, size_t n, int max_width, int quality, int th
 		}
 		VipsImage *hdr = vips_image_new_from_buffer(bufs[i].data, bufs[i].len, "", NULL);
 		if (!hdr) {
-			char what[48];
+			char what[64];
 			snprintf(what, sizeof what, "original %zu is not a readable image", i + 1);
 			collage_vips_error(why, whylen, what);
 			return -1;

@@ -43,13 +43,17 @@ struct search_state {
 };
 
 /* $1 query vector (or NULL), $2 conversation, $3 query text (or NULL),
- * $4 threshold, $5 candidates. */
+ * $4 threshold, $5 candidates. The query's binary quantization is a
+ * sub-select, so it runs once (an InitPlan) even in a generic plan, which
+ * the plan cache may choose for a prepared statement: written inline it
+ * was computed again for each of the user's rows — 28 ms instead of 6 at
+ * 15,000 rows (EXPLAIN ANALYZE, plan_cache_mode = force_generic_plan). */
 #define VEC_COLS "id, content, memory_snippet, memory_type, memory_confidence, created_at, role," \
 		 " response_description"
 
 static const char vector_prefilter[] =
 	"cand AS MATERIALIZED ("
-	" SELECT id FROM (SELECT id, embedding_bq <~> binary_quantize($1::vector)::bit(1024) AS h"
+	" SELECT id FROM (SELECT id, embedding_bq <~> (SELECT binary_quantize($1::vector)::bit(1024)) AS h"
 	"  FROM messages WHERE conversation_id = $2 AND role = 'user' AND is_embeddable = TRUE"
 	"  AND is_forgotten = FALSE AND embedding IS NOT NULL AND $1::vector IS NOT NULL OFFSET 0) s"
 	" ORDER BY h LIMIT $5::int),"
