@@ -520,6 +520,23 @@ _hold_route() {
 	assert_output 0
 }
 
+@test "save and replay store nothing when the tombstone registry cannot be read" {
+	a=$(uuid)
+	_user_with_fact "$(uuid)"
+	conv=$(sql0 "select id from conversations where user_id = '$USER_ID'")
+	psql -XAtq "$UNDE_T_PROD" -c "alter table deleted_messages_registry rename to registry_away"
+	run --separate-stderr unde-shard save <<<'{"user_id":"'$USER_ID'","messages":['$(msg "$a" user "не сейчас")']}'
+	r1=$status e1=$stderr
+	run --separate-stderr unde-shard replay <<<'{"user_id":"'$USER_ID'","conversation_id":"'$conv'","unconfirmed":[['$(msg "$a" user "не сейчас")']]}'
+	r2=$status e2=$stderr
+	psql -XAtq "$UNDE_T_PROD" -c "alter table registry_away rename to deleted_messages_registry"
+	[ "$r1" -eq 70 ] && [ "$r2" -eq 70 ]
+	stderr=$e1 assert_stderr_error_code registry_failed
+	stderr=$e2 assert_stderr_error_code registry_failed
+	run sql0 "select count(*) from messages where id = '$a'"
+	assert_output 0
+}
+
 @test "init migrates, --help lists every subcommand, unknown subcommands are usage errors" {
 	run unde-shard --help
 	assert_success

@@ -20,10 +20,9 @@
 
 /* ---- admin subcommands ---- */
 
-enum { OPT_ENV = 1000, OPT_NAME, OPT_CONNINFO, OPT_TO, OPT_TRIGGER, OPT_FROM, OPT_COPY, OPT_USER,
-       OPT_TYPE };
+enum { OPT_NAME = ADMIN_OPT_OWN, OPT_CONNINFO };
 
-#define ADMIN_COMMON { "env-file", required_argument, NULL, OPT_ENV }, \
+#define ADMIN_COMMON { "env-file", required_argument, NULL, ADMIN_OPT_ENV }, \
 		     { "help", no_argument, NULL, 'h' }, SCTX_LONGOPTS
 
 static const char init_usage[] = "unde-shard init --shard N [--url URL]\n";
@@ -35,19 +34,12 @@ int shard_cmd_init(int argc, char **argv)
 	static const struct option o[] = { ADMIN_COMMON, { 0 } };
 	struct shard_ctx x;
 	sctx_init(&x);
-	const char *env = NULL;
-	int c;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", o, NULL)) != -1) {
-		if (c == 'h') {
-			printf("Usage: %sMigrate shard N's database (unde-db migrate shard).\n", init_usage);
-			return 0;
-		}
-		if (c == OPT_ENV)
-			env = optarg;
-		else if (sctx_option(&x, c, optarg) != 1)
-			return admin_usage_error(init_usage, "invalid option");
-	}
+	struct admin_opts a = { .usage = init_usage,
+				.summary = "Migrate shard N's database (unde-db migrate shard).\n",
+				.longopts = o, .x = &x };
+	int rc = admin_options(&a, argc, argv);
+	if (rc >= 0)
+		return rc;
 	if (x.shard < 0 || optind != argc)
 		return admin_usage_error(init_usage, "init needs --shard N");
 	char exe[PATH_MAX], tool[PATH_MAX + 16], shard[24];
@@ -75,9 +67,9 @@ int shard_cmd_init(int argc, char **argv)
 		args[k++] = (char *)"--url";
 		args[k++] = (char *)x.url;
 	}
-	if (env) {
+	if (a.env_file) { /* unde-db loads it */
 		args[k++] = (char *)"--env-file";
-		args[k++] = (char *)env;
+		args[k++] = (char *)a.env_file;
 	}
 	args[k] = NULL;
 	fflush(stdout);
@@ -90,6 +82,24 @@ int shard_cmd_init(int argc, char **argv)
 static const char add_usage[] =
 	"unde-shard add --shard N --name NAME [--conninfo URL|$VAR]\n";
 
+struct add_args {
+	const char *name, *ci;
+};
+
+/* add's own options, --name and --conninfo: kept here, checked by
+ * shard_cmd_add once all are read. */
+static int add_option(int opt, const char *arg, void *data)
+{
+	struct add_args *g = data;
+	if (opt == OPT_NAME)
+		g->name = arg;
+	else if (opt == OPT_CONNINFO)
+		g->ci = arg;
+	else
+		return -1;
+	return 0;
+}
+
 /* add: register a shard in production. A conninfo holding a password is
  * refused: passwords live in SHARD_<N>_DB_URL (or the variable "$VAR"
  * names), never in a table anyone with read access can dump. */
@@ -99,23 +109,14 @@ int shard_cmd_add(int argc, char **argv)
 					   { "conninfo", required_argument, NULL, OPT_CONNINFO }, { 0 } };
 	struct shard_ctx x;
 	sctx_init(&x);
-	const char *env = NULL, *name = NULL, *ci = NULL;
-	int c;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", o, NULL)) != -1) {
-		if (c == 'h') {
-			printf("Usage: %sRegister a shard in production's shards table.\n", add_usage);
-			return 0;
-		}
-		if (c == OPT_ENV)
-			env = optarg;
-		else if (c == OPT_NAME)
-			name = optarg;
-		else if (c == OPT_CONNINFO)
-			ci = optarg;
-		else if (sctx_option(&x, c, optarg) != 1 || x.url)
-			return admin_usage_error(add_usage, "invalid option");
-	}
+	struct add_args g = { NULL, NULL };
+	struct admin_opts a = { .usage = add_usage,
+				.summary = "Register a shard in production's shards table.\n",
+				.longopts = o, .x = &x, .shard_only = 1, .own = add_option, .data = &g };
+	int rc = admin_options(&a, argc, argv);
+	if (rc >= 0)
+		return rc;
+	const char *name = g.name, *ci = g.ci;
 	if (x.shard < 0 || !name || !*name || optind != argc)
 		return admin_usage_error(add_usage, "add needs --shard N and --name NAME");
 	if (ci) {
@@ -125,15 +126,11 @@ int shard_cmd_add(int argc, char **argv)
 			return admin_usage_error(add_usage, "--conninfo must not hold a password: put it "
 							    "in SHARD_<N>_DB_URL or name a variable as $VAR");
 	}
-	int rc = admin_load_env(env);
-	if (rc)
+	if ((rc = admin_load_env(a.env_file)))
 		return rc;
-	struct shard_err e;
-	PGconn *p = sctx_production(&x, 1, &e);
-	if (!p) {
-		log_event(LOG_ERROR, e.msg, NULL);
-		return e.status;
-	}
+	PGconn *p = admin_production(&x, &rc);
+	if (!p)
+		return rc;
 	char ids[24];
 	snprintf(ids, sizeof ids, "%ld", x.shard);
 	const char *pp[] = { ids, name, ci };
@@ -164,28 +161,16 @@ int shard_cmd_list(int argc, char **argv)
 	static const struct option o[] = { ADMIN_COMMON, { 0 } };
 	struct shard_ctx x;
 	sctx_init(&x);
-	const char *env = NULL;
-	int c;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", o, NULL)) != -1) {
-		if (c == 'h') {
-			printf("Usage: %sList the registered shards and their users.\n", list_usage);
-			return 0;
-		}
-		if (c == OPT_ENV)
-			env = optarg;
-		else
-			return admin_usage_error(list_usage, "invalid option");
-	}
-	int rc = admin_load_env(env);
-	if (rc)
+	struct admin_opts a = { .usage = list_usage,
+				.summary = "List the registered shards and their users.\n", .longopts = o };
+	int rc = admin_options(&a, argc, argv);
+	if (rc >= 0)
 		return rc;
-	struct shard_err e;
-	PGconn *p = sctx_production(&x, 1, &e);
-	if (!p) {
-		log_event(LOG_ERROR, e.msg, NULL);
-		return e.status;
-	}
+	if ((rc = admin_load_env(a.env_file)))
+		return rc;
+	PGconn *p = admin_production(&x, &rc);
+	if (!p)
+		return rc;
 	PGresult *r = pg_query(p,
 			       "SELECT s.shard_id, s.name, s.conninfo,"
 			       " (SELECT count(*) FROM routing_table t WHERE t.shard_id = s.shard_id)"
@@ -214,6 +199,16 @@ int shard_cmd_list(int argc, char **argv)
 
 static const char route_usage[] = "unde-shard route [--no-place] USER_ID...\n";
 
+/* route's own option, -n/--no-place: data is its place flag. */
+static int route_option(int opt, const char *arg, void *data)
+{
+	(void)arg;
+	if (opt != 'n')
+		return -1;
+	*(int *)data = 0; /* --no-place */
+	return 0;
+}
+
 /* route: where each user lives; a new user is placed (and the placement
  * stored) unless --no-place. */
 int shard_cmd_route(int argc, char **argv)
@@ -222,35 +217,23 @@ int shard_cmd_route(int argc, char **argv)
 					   { 0 } };
 	struct shard_ctx x;
 	sctx_init(&x);
-	const char *env = NULL;
-	int c, place = 1;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "hn", o, NULL)) != -1) {
-		if (c == 'h') {
-			printf("Usage: %sPrint each user's shard; place new users.\n", route_usage);
-			return 0;
-		}
-		if (c == OPT_ENV)
-			env = optarg;
-		else if (c == 'n')
-			place = 0;
-		else
-			return admin_usage_error(route_usage, "invalid option");
-	}
+	int place = 1;
+	struct admin_opts a = { .usage = route_usage,
+				.summary = "Print each user's shard; place new users.\n", .shortopts = "hn",
+				.longopts = o, .own = route_option, .data = &place };
+	int rc = admin_options(&a, argc, argv);
+	if (rc >= 0)
+		return rc;
 	if (optind >= argc)
 		return admin_usage_error(route_usage, "route needs USER_ID");
 	for (int i = optind; i < argc; i++)
 		if (!uuid_valid(argv[i]))
 			return admin_usage_error(route_usage, "USER_ID must be a UUID");
-	int rc = admin_load_env(env);
-	if (rc)
+	if ((rc = admin_load_env(a.env_file)))
 		return rc;
-	struct shard_err e;
-	PGconn *p = sctx_production(&x, 1, &e);
-	if (!p) {
-		log_event(LOG_ERROR, e.msg, NULL);
-		return e.status;
-	}
+	PGconn *p = admin_production(&x, &rc);
+	if (!p)
+		return rc;
 	int worst = 0;
 	for (int i = optind; i < argc; i++) {
 		long id = -1;

@@ -164,35 +164,35 @@ static const char usage[] =
 	"unde-shard apply-deletions --shard N [--url URL] [--from-copy FILE]\n"
 	"Re-apply the tombstone registry (or its copy) to shard N after a restore.\n";
 
+enum { OPT_FROM = ADMIN_OPT_OWN };
+
+/* apply-deletions' own option, --from-copy FILE: data is where it goes. */
+static int apply_option(int opt, const char *arg, void *data)
+{
+	if (opt != OPT_FROM)
+		return -1;
+	*(const char **)data = arg;
+	return 0;
+}
+
 int shard_cmd_apply_deletions(int argc, char **argv)
 {
-	enum { OPT_ENV = 2000, OPT_FROM };
 	static const struct option o[] = { SCTX_LONGOPTS,
 					   { "from-copy", required_argument, NULL, OPT_FROM },
-					   { "env-file", required_argument, NULL, OPT_ENV },
+					   { "env-file", required_argument, NULL, ADMIN_OPT_ENV },
 					   { "help", no_argument, NULL, 'h' },
 					   { 0 } };
 	struct shard_ctx x;
 	sctx_init(&x);
-	const char *env = NULL, *copy = NULL;
-	int c;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", o, NULL)) != -1) {
-		if (c == 'h') {
-			printf("Usage: %s", usage);
-			return 0;
-		}
-		if (c == OPT_ENV)
-			env = optarg;
-		else if (c == OPT_FROM)
-			copy = optarg;
-		else if (sctx_option(&x, c, optarg) != 1)
-			return admin_usage_error(usage, "invalid option");
-	}
+	const char *copy = NULL;
+	struct admin_opts a = { .usage = usage, .longopts = o, .x = &x, .own = apply_option,
+				.data = &copy };
+	int rc = admin_options(&a, argc, argv);
+	if (rc >= 0)
+		return rc;
 	if (optind != argc || (x.shard < 0 && !x.url))
 		return admin_usage_error(usage, "apply-deletions needs --shard N (or --url URL)");
-	int rc = admin_load_env(env);
-	if (rc)
+	if ((rc = admin_load_env(a.env_file)))
 		return rc;
 	struct shard_err e;
 	PGconn *sc = sctx_shard(&x, x.shard >= 0 ? x.shard : 0, &e);

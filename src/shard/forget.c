@@ -106,32 +106,39 @@ static char *uuid_array(const json_t *ids)
 	return b.data;
 }
 
-static int locate(struct fg_state *s, struct filter_run *run, const json_t *rec, PGconn **c,
-		  long *sid)
+/* What forget and erase both start from: the record's message ids, then
+ * the shard of its conversation (with the writer's route lock). 0 with
+ * *ids set for the caller to free, else the record's failure (*ids NULL). */
+static int locate(struct fg_state *s, struct filter_run *run, const json_t *rec, json_t **ids,
+		  PGconn **c, long *sid)
 {
+	int rc = 0;
+	if (!(*ids = record_ids(run, rec, &rc)))
+		return rc;
 	const char *conv = jstr(rec, "conversation_id"), *user = jstr(rec, "user_id");
-	if (!conv || !uuid_valid(conv))
-		return filter_fail(run, EX_DATAERR, "invalid_field", "conversation_id must be a UUID");
-	if (user && !uuid_valid(user))
-		return filter_fail(run, EX_DATAERR, "invalid_field", "user_id must be a UUID");
 	struct shard_err e;
-	*c = sctx_for_conversation(&s->x, conv, user, 1, sid, &e);
-	return *c ? 0 : sctx_fail(run, &e);
+	if (!conv || !uuid_valid(conv))
+		rc = filter_fail(run, EX_DATAERR, "invalid_field", "conversation_id must be a UUID");
+	else if (user && !uuid_valid(user))
+		rc = filter_fail(run, EX_DATAERR, "invalid_field", "user_id must be a UUID");
+	else if (!(*c = sctx_for_conversation(&s->x, conv, user, 1, sid, &e)))
+		rc = sctx_fail(run, &e);
+	if (rc) {
+		json_decref(*ids);
+		*ids = NULL;
+	}
+	return rc;
 }
 
 static int forget_record(void *state, struct filter_run *run, json_t *rec)
 {
 	struct fg_state *s = state;
-	int rc = 0;
+	json_t *ids;
 	PGconn *c;
 	long sid;
-	json_t *ids = record_ids(run, rec, &rc);
-	if (!ids)
+	int rc = locate(s, run, rec, &ids, &c, &sid);
+	if (rc)
 		return rc;
-	if ((rc = locate(s, run, rec, &c, &sid)) != 0) {
-		json_decref(ids);
-		return rc;
-	}
 	const json_t *fd = json_object_get(rec, "forget_description");
 	char *arr = uuid_array(ids);
 	const char *pp[] = { jstr(rec, "conversation_id"), arr, json_is_true(fd) ? "true" : "false" };
@@ -215,17 +222,13 @@ static int copy_pending(PGconn *p, const char *path, const char *table)
 static int erase_record(void *state, struct filter_run *run, json_t *rec)
 {
 	struct fg_state *s = state;
-	int rc = 0;
+	json_t *ids;
 	PGconn *c, *p;
 	long sid;
 	struct shard_err e;
-	json_t *ids = record_ids(run, rec, &rc);
-	if (!ids)
+	int rc = locate(s, run, rec, &ids, &c, &sid);
+	if (rc)
 		return rc;
-	if ((rc = locate(s, run, rec, &c, &sid)) != 0) {
-		json_decref(ids);
-		return rc;
-	}
 	if (!(p = sctx_production(&s->x, 1, &e))) {
 		json_decref(ids);
 		return sctx_fail(run, &e);
@@ -314,11 +317,10 @@ int shard_cmd_erase_user(const char *user, struct shard_ctx *x, const char *copy
 {
 	struct shard_err e;
 	long sid = -1;
-	PGconn *p = sctx_production(x, 1, &e);
-	if (!p) {
-		log_event(LOG_ERROR, e.msg, NULL);
-		return e.status;
-	}
+	int rc;
+	PGconn *p = admin_production(x, &rc);
+	if (!p)
+		return rc;
 	PGconn *c = sctx_for_user_write(x, user, 0, &sid, &e);
 	if (!c && !(e.code && !strcmp(e.code, "unknown_user"))) {
 		log_event(LOG_ERROR, e.msg, json_pack("{s:s}", "code", e.code));

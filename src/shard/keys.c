@@ -18,7 +18,7 @@
 #include "shard.h"
 #include "util.h"
 
-enum { OPT_ENV = 1000, OPT_USER, OPT_TYPE, OPT_ALL };
+enum { OPT_USER = ADMIN_OPT_OWN, OPT_TYPE, OPT_ALL };
 
 int knowledge_has_user(int argc, char **argv)
 {
@@ -26,6 +26,33 @@ int knowledge_has_user(int argc, char **argv)
 		if (!strcmp(argv[i], "--user") || !strncmp(argv[i], "--user=", 7))
 			return 1;
 	return 0;
+}
+
+struct kadmin {
+	struct kn_state *s;
+	const char *usage;
+	int *all; /* NULL: --all is not an option here */
+};
+
+/* The admin forms' own options, --user, --type and (keys rotate) --all,
+ * into the kn_state; a bad value is a usage error of its own. */
+static int kadmin_option(int opt, const char *arg, void *data)
+{
+	struct kadmin *k = data;
+	switch (opt) {
+	case OPT_USER:
+		if (!uuid_valid(arg))
+			return admin_usage_error(k->usage, "--user takes a UUID");
+		k->s->user = arg;
+		return 0;
+	case OPT_TYPE: k->s->type = arg; return 0;
+	case OPT_ALL:
+		if (!k->all)
+			return admin_usage_error(k->usage, "unknown option");
+		*k->all = 1;
+		return 0;
+	default: return -1;
+	}
 }
 
 /* Parse --user/--type/--all/--shard/--url/--env-file for the admin forms.
@@ -36,35 +63,18 @@ static int kadmin_opts(struct kn_state *s, int argc, char **argv, const char *us
 					   { "user", required_argument, NULL, OPT_USER },
 					   { "type", required_argument, NULL, OPT_TYPE },
 					   { "all", no_argument, NULL, OPT_ALL },
-					   { "env-file", required_argument, NULL, OPT_ENV },
+					   { "env-file", required_argument, NULL, ADMIN_OPT_ENV },
 					   { "help", no_argument, NULL, 'h' },
 					   { 0 } };
-	const char *env = NULL;
-	int c;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", o, NULL)) != -1) {
-		switch (c) {
-		case 'h': printf("Usage: %s", usage); return 0;
-		case OPT_ENV: env = optarg; break;
-		case OPT_USER:
-			if (!uuid_valid(optarg))
-				return admin_usage_error(usage, "--user takes a UUID");
-			s->user = optarg;
-			break;
-		case OPT_TYPE: s->type = optarg; break;
-		case OPT_ALL:
-			if (!all)
-				return admin_usage_error(usage, "unknown option");
-			*all = 1;
-			break;
-		default:
-			if (sctx_option(&s->x, c, optarg) != 1)
-				return admin_usage_error(usage, "invalid option");
-		}
-	}
+	struct kadmin k = { s, usage, all };
+	struct admin_opts a = { .usage = usage, .longopts = o, .x = &s->x, .own = kadmin_option,
+				.data = &k };
+	int rc = admin_options(&a, argc, argv);
+	if (rc >= 0)
+		return rc;
 	if (optind != argc)
 		return admin_usage_error(usage, "unexpected argument");
-	int rc = admin_load_env(env);
+	rc = admin_load_env(a.env_file);
 	return rc ? rc : -1;
 }
 

@@ -139,37 +139,37 @@ static int counts(PGconn *c, const char *user, char out[][64])
 static const char usage[] = "unde-shard move USER_ID --to N\n"
 			    "Copy a user to shard N, verify, switch the route, clear the old shard.\n";
 
+enum { OPT_TO = ADMIN_OPT_OWN };
+
+/* move's own option, --to N: data is the target shard, a number from 0 to
+ * 9999 or a usage error of its own. */
+static int move_option(int opt, const char *arg, void *data)
+{
+	long *to = data;
+	char *end;
+	if (opt != OPT_TO)
+		return -1;
+	*to = strtol(arg, &end, 10);
+	if (*end || *to < 0 || *to > 9999)
+		return admin_usage_error(usage, "--to takes a shard number");
+	return 0;
+}
+
 int shard_cmd_move(int argc, char **argv)
 {
-	enum { OPT_ENV = 2000, OPT_TO };
 	static const struct option o[] = { { "to", required_argument, NULL, OPT_TO },
-					   { "env-file", required_argument, NULL, OPT_ENV },
+					   { "env-file", required_argument, NULL, ADMIN_OPT_ENV },
 					   { "help", no_argument, NULL, 'h' },
 					   { 0 } };
-	const char *env = NULL;
 	long to = -1;
-	int c;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", o, NULL)) != -1) {
-		char *end;
-		if (c == 'h') {
-			printf("Usage: %s", usage);
-			return 0;
-		}
-		if (c == OPT_ENV)
-			env = optarg;
-		else if (c == OPT_TO) {
-			to = strtol(optarg, &end, 10);
-			if (*end || to < 0 || to > 9999)
-				return admin_usage_error(usage, "--to takes a shard number");
-		} else
-			return admin_usage_error(usage, "invalid option");
-	}
+	struct admin_opts a = { .usage = usage, .longopts = o, .own = move_option, .data = &to };
+	int rc = admin_options(&a, argc, argv);
+	if (rc >= 0)
+		return rc;
 	if (optind != argc - 1 || to < 0 || !uuid_valid(argv[optind]))
 		return admin_usage_error(usage, "move needs USER_ID (a UUID) and --to N");
 	const char *user = argv[optind];
-	int rc = admin_load_env(env);
-	if (rc)
+	if ((rc = admin_load_env(a.env_file)))
 		return rc;
 	struct shard_ctx x;
 	sctx_init(&x);

@@ -438,3 +438,48 @@ int admin_usage_error(const char *usage, const char *msg)
 
 int admin_load_env(const char *env_file) { return conf_load_env(env_file); }
 
+/* One getopt_long loop for all the admin subcommands, so that --help,
+ * --env-file, --shard/--url and the "invalid option" usage error behave
+ * the same in each; the subcommand keeps its own option table (getopt's
+ * messages follow it) and its own options (own). See shard.h. */
+int admin_options(struct admin_opts *a, int argc, char **argv)
+{
+	const char *shortopts = a->shortopts ? a->shortopts : "h";
+	int c;
+	a->env_file = NULL;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, shortopts, a->longopts, NULL)) != -1) {
+		int rc;
+		if (c == 'h') {
+			printf("Usage: %s%s", a->usage, a->summary ? a->summary : "");
+			return 0;
+		}
+		if (c == ADMIN_OPT_ENV) {
+			a->env_file = optarg;
+			continue;
+		}
+		if (a->x && (c == SCTX_OPT_SHARD || (c == SCTX_OPT_URL && !a->shard_only)))
+			rc = sctx_option(a->x, c, optarg) == 1 ? 0 : -1;
+		else
+			rc = a->own ? a->own(c, optarg, a->data) : -1;
+		if (rc < 0)
+			return admin_usage_error(a->usage, "invalid option");
+		if (rc > 0)
+			return rc;
+	}
+	return -1;
+}
+
+/* The admin commands' one way to fail on production (add, list, route,
+ * erase --user): the reason logged, its exit class returned. */
+PGconn *admin_production(struct shard_ctx *x, int *status)
+{
+	struct shard_err e;
+	PGconn *p = sctx_production(x, 1, &e);
+	if (!p) {
+		log_event(LOG_ERROR, e.msg, NULL);
+		*status = e.status;
+	}
+	return p;
+}
+

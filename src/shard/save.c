@@ -355,9 +355,10 @@ static int save_record(void *state, struct filter_run *run, json_t *rec)
 	}
 	char conv[37];
 	json_t *ins = json_array(), *old = json_array(), *erased = json_array();
-	if ((rc = drop_erased(run, &s->x, rows, erased)) == 0 && pg_begin(c) != 0)
+	rc = drop_erased(run, &s->x, rows, erased);
+	if (!rc && pg_begin(c) != 0)
 		rc = sctx_query_fail(run, c, "cannot begin");
-	else if ((rc = conversation_for(run, c, user, want, conv)) == 0 &&
+	else if (!rc && (rc = conversation_for(run, c, user, want, conv)) == 0 &&
 		 (rc = insert_rows(run, c, conv, rows, 0, ins, old)) == 0 && pg_commit(c) != 0)
 		rc = sctx_query_fail(run, c, "cannot commit");
 	if (rc) {

@@ -132,14 +132,35 @@ int shard_filter_search(int argc, char **argv);
 int shard_filter_forget(int argc, char **argv);
 int shard_filter_erase(int argc, char **argv);
 
-/* Admin-command plumbing: parse the common options (--shard, --url,
- * --env-file, --help). Returns -1 to go on, else the exit status. */
+/* Admin-command plumbing. admin_options owns the getopt_long loop of the
+ * admin subcommands: -h/--help prints usage and summary and returns 0;
+ * --env-file is only kept (env_file), for the subcommand to load with
+ * admin_load_env once its operands are checked; --shard and --url go to x
+ * when the subcommand takes them; any other option goes to own, which
+ * returns 0 (taken), -1 (invalid: "invalid option") or an exit status it
+ * has reported itself (admin_usage_error with a message of its own).
+ * Returns -1 to go on, optind at the first operand, else the exit status.
+ * longopts is the subcommand's whole table: "env-file" → ADMIN_OPT_ENV,
+ * "help" → 'h', its own options from ADMIN_OPT_OWN on. */
+enum { ADMIN_OPT_ENV = 1000, ADMIN_OPT_OWN };
+struct option;
 struct admin_opts {
-	const char *usage;
-	const char *env_file;
+	const char *usage;     /* "unde-shard SUB …\n": for --help and usage errors */
+	const char *summary;   /* printed by --help after usage, or NULL */
+	const char *shortopts; /* NULL: "h" */
+	const struct option *longopts;
+	struct shard_ctx *x;   /* takes --shard and --url; NULL: neither */
+	int shard_only;        /* with x: --url is invalid (add) */
+	int (*own)(int opt, const char *arg, void *data); /* NULL: no options of its own */
+	void *data;
+	const char *env_file;  /* out: --env-file, or NULL */
 };
+int admin_options(struct admin_opts *a, int argc, char **argv);
 int admin_usage_error(const char *usage, const char *msg);
 int admin_load_env(const char *env_file);
+/* Production for an admin command that cannot go on without it: NULL
+ * after logging why, with the exit status in *status. */
+PGconn *admin_production(struct shard_ctx *x, int *status);
 
 /* The spec's template for an assistant artifact's response_description
  * (§13: mandatory tokens SKU/item_id, brand, store). NULL when artifact is

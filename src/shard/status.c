@@ -118,39 +118,41 @@ static int status_one(PGconn *c, long sid, double trigger, struct metrics *m)
 
 static const char usage[] = "unde-shard status [--shard N | --url URL] [--trigger-bytes B]\n";
 
+enum { OPT_TRIGGER = ADMIN_OPT_OWN };
+
+/* status's own option, --trigger-bytes B: data is the trigger, a positive
+ * number or a usage error of its own. */
+static int status_option(int opt, const char *arg, void *data)
+{
+	double *trigger = data;
+	char *end;
+	if (opt != OPT_TRIGGER)
+		return -1;
+	*trigger = strtod(arg, &end);
+	if (*end || *trigger <= 0)
+		return admin_usage_error(usage, "--trigger-bytes takes a positive number");
+	return 0;
+}
+
 int shard_cmd_status(int argc, char **argv)
 {
-	enum { OPT_ENV = 2000, OPT_TRIGGER };
 	static const struct option o[] = { SCTX_LONGOPTS,
 					   { "trigger-bytes", required_argument, NULL, OPT_TRIGGER },
-					   { "env-file", required_argument, NULL, OPT_ENV },
+					   { "env-file", required_argument, NULL, ADMIN_OPT_ENV },
 					   { "help", no_argument, NULL, 'h' },
 					   { 0 } };
 	struct shard_ctx x;
 	sctx_init(&x);
-	const char *env = NULL;
 	double trigger = TRIGGER_BYTES;
-	int c;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", o, NULL)) != -1) {
-		char *end;
-		if (c == 'h') {
-			printf("Usage: %sSizes, replication and the new-shard trigger of each shard.\n", usage);
-			return 0;
-		}
-		if (c == OPT_ENV)
-			env = optarg;
-		else if (c == OPT_TRIGGER) {
-			trigger = strtod(optarg, &end);
-			if (*end || trigger <= 0)
-				return admin_usage_error(usage, "--trigger-bytes takes a positive number");
-		} else if (sctx_option(&x, c, optarg) != 1)
-			return admin_usage_error(usage, "invalid option");
-	}
+	struct admin_opts a = { .usage = usage,
+				.summary = "Sizes, replication and the new-shard trigger of each shard.\n",
+				.longopts = o, .x = &x, .own = status_option, .data = &trigger };
+	int rc = admin_options(&a, argc, argv);
+	if (rc >= 0)
+		return rc;
 	if (optind != argc)
 		return admin_usage_error(usage, "unexpected argument");
-	int rc = admin_load_env(env);
-	if (rc)
+	if ((rc = admin_load_env(a.env_file)))
 		return rc;
 	struct metrics *m = metrics_new();
 	struct shard_err e;
