@@ -45,24 +45,28 @@ END $$;
 
 \set where 'conversation_id = $2 AND role = ''user'' AND is_embeddable AND NOT is_forgotten AND embedding IS NOT NULL'
 \set spec 'SELECT id FROM messages WHERE ' :where ' ORDER BY embedding <=> $1 LIMIT 20'
-\set plan 'WITH cand AS MATERIALIZED (SELECT id FROM (SELECT id, embedding_bq <~> (SELECT binary_quantize($1)::bit(1024)) AS h FROM messages WHERE ' :where ' OFFSET 0) s ORDER BY h LIMIT 400) SELECT id FROM (SELECT id, embedding <=> $1 AS d FROM messages WHERE conversation_id = $2 AND id IN (SELECT id FROM cand) OFFSET 0) r ORDER BY d LIMIT 20'
+\set plan200 'WITH cand AS MATERIALIZED (SELECT id FROM (SELECT id, embedding_bq <~> (SELECT binary_quantize($1)::bit(1024)) AS h FROM messages WHERE ' :where ' OFFSET 0) s ORDER BY h LIMIT 200) SELECT id FROM (SELECT id, embedding <=> $1 AS d FROM messages WHERE conversation_id = $2 AND id IN (SELECT id FROM cand) OFFSET 0) r ORDER BY d LIMIT 20'
+\set plan300 'WITH cand AS MATERIALIZED (SELECT id FROM (SELECT id, embedding_bq <~> (SELECT binary_quantize($1)::bit(1024)) AS h FROM messages WHERE ' :where ' OFFSET 0) s ORDER BY h LIMIT 300) SELECT id FROM (SELECT id, embedding <=> $1 AS d FROM messages WHERE conversation_id = $2 AND id IN (SELECT id FROM cand) OFFSET 0) r ORDER BY d LIMIT 20'
+\set plan400 'WITH cand AS MATERIALIZED (SELECT id FROM (SELECT id, embedding_bq <~> (SELECT binary_quantize($1)::bit(1024)) AS h FROM messages WHERE ' :where ' OFFSET 0) s ORDER BY h LIMIT 400) SELECT id FROM (SELECT id, embedding <=> $1 AS d FROM messages WHERE conversation_id = $2 AND id IN (SELECT id FROM cand) OFFSET 0) r ORDER BY d LIMIT 20'
 \set exact 'SELECT id FROM (SELECT id, embedding <=> $1 AS d FROM messages WHERE ' :where ' OFFSET 0) s ORDER BY d LIMIT 20'
 \pset footer off
-SELECT 'warm-up' AS variant, * FROM bench.recall(:'plan') LIMIT 0;
+SELECT 'warm-up' AS variant, * FROM bench.recall(:'plan300') LIMIT 0;
 SELECT 'spec SQL, HNSW (ef_search 40)' AS variant, * FROM bench.recall(:'spec');
 SELECT 'spec SQL, HNSW iterative relaxed (ef 40)' AS variant, * FROM bench.recall(:'spec', 'SET hnsw.iterative_scan = relaxed_order');
 SELECT 'spec SQL, HNSW iterative strict (ef 100)' AS variant, * FROM bench.recall(:'spec', 'SET hnsw.iterative_scan = strict_order; SET hnsw.ef_search = 100');
 SELECT 'exact scan of the user''s rows' AS variant, * FROM bench.recall(:'exact');
-SELECT 'plan: binary prefilter 400 + exact re-rank' AS variant, * FROM bench.recall(:'plan');
+SELECT 'binary prefilter 200 + exact re-rank' AS variant, * FROM bench.recall(:'plan200');
+SELECT 'plan: binary prefilter 300 + exact re-rank' AS variant, * FROM bench.recall(:'plan300');
+SELECT 'binary prefilter 400 + exact re-rank' AS variant, * FROM bench.recall(:'plan400');
 
 -- The same queries where ~25 users share each partition's HNSW graph
 -- (dense.sql): the spec's plan against ours at production-like density.
 SELECT to_regclass('bench.m8') IS NOT NULL AS have_dense \gset
 \if :have_dense
 \set spec8 'SELECT id FROM bench.m8 WHERE ' :where ' ORDER BY embedding <=> $1 LIMIT 20'
-\set plan8 'WITH cand AS MATERIALIZED (SELECT id FROM (SELECT id, embedding_bq <~> (SELECT binary_quantize($1)::bit(1024)) AS h FROM bench.m8 WHERE ' :where ' OFFSET 0) s ORDER BY h LIMIT 400) SELECT id FROM (SELECT id, embedding <=> $1 AS d FROM bench.m8 WHERE conversation_id = $2 AND id IN (SELECT id FROM cand) OFFSET 0) r ORDER BY d LIMIT 20'
+\set plan8 'WITH cand AS MATERIALIZED (SELECT id FROM (SELECT id, embedding_bq <~> (SELECT binary_quantize($1)::bit(1024)) AS h FROM bench.m8 WHERE ' :where ' OFFSET 0) s ORDER BY h LIMIT 300) SELECT id FROM (SELECT id, embedding <=> $1 AS d FROM bench.m8 WHERE conversation_id = $2 AND id IN (SELECT id FROM cand) OFFSET 0) r ORDER BY d LIMIT 20'
 SELECT 'dense: spec SQL, HNSW (ef_search 40)' AS variant, * FROM bench.recall(:'spec8');
 SELECT 'dense: spec SQL, HNSW iterative strict (ef 100)' AS variant, * FROM bench.recall(:'spec8', 'SET hnsw.iterative_scan = strict_order; SET hnsw.ef_search = 100');
 SELECT 'dense: spec SQL, HNSW iterative relaxed (ef 200)' AS variant, * FROM bench.recall(:'spec8', 'SET hnsw.iterative_scan = relaxed_order; SET hnsw.ef_search = 200');
-SELECT 'dense: plan: binary prefilter 400 + re-rank' AS variant, * FROM bench.recall(:'plan8');
+SELECT 'dense: plan: binary prefilter 300 + re-rank' AS variant, * FROM bench.recall(:'plan8');
 \endif
