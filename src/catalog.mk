@@ -20,11 +20,14 @@ bin_PROGRAMS += src/unde-download
 src_unde_download_SOURCES = src/unde-download.c
 src_unde_download_LDADD = src/catalog/libcatalog.a $(UNDE_LIBS) -lpthread
 
-# the only command that links libvips
+# the only command that uses libvips: its headers at build time, the
+# library itself opened (dlopen) only for originals that are not plain
+# JPEGs, which libjpeg decodes alone (src/collage/vips.c, jpeg.c)
 bin_PROGRAMS += src/unde-collage
-src_unde_collage_SOURCES = src/collage/main.c src/collage/image.c src/collage/collage.h
-src_unde_collage_CFLAGS = $(AM_CFLAGS) $(VIPS_CFLAGS)
-src_unde_collage_LDADD = src/catalog/libcatalog.a $(UNDE_LIBS) $(VIPS_LIBS) -lpthread
+src_unde_collage_SOURCES = src/collage/main.c src/collage/image.c src/collage/jpeg.c \
+	src/collage/scale.c src/collage/vips.c src/collage/ahead.c src/collage/collage.h
+src_unde_collage_CFLAGS = $(AM_CFLAGS) $(VIPS_CFLAGS) $(JPEG_CFLAGS)
+src_unde_collage_LDADD = src/catalog/libcatalog.a $(UNDE_LIBS) $(JPEG_LIBS) -ldl -lpthread
 
 dist_man_MANS += man/unde-apify.1 man/unde-download.1 man/unde-collage.1
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # unde-collage: each product's originals joined left to right into one JPEG
-# with libvips, uploaded to a real S3-compatible store (spec §5, §17.3), and
+# (libjpeg; libvips for PNG, WebP, CMYK), uploaded to a real S3-compatible store (spec §5, §17.3), and
 # the whole pipeline end to end: fake Apify → staging → fake CDN → S3.
 
 load lib/common

@@ -11,7 +11,10 @@
  * at COLLAGE_QUALITY without metadata, upload collages/{brand}/{id}.jpg,
  * and set collage_url and image_status 'collage_ready' in one UPDATE — or
  * image_status 'error' with error_message. The image work itself is in
- * image.c; this file is the command: input, claims, storage, metrics. */
+ * image.c (jpeg.c, scale.c, vips.c); this file is the command: input,
+ * claims, storage, metrics. A queue (--pending, --retry-failed) is worked
+ * ahead (ahead.c): the next products' collages are built by worker threads
+ * while this one is uploaded and recorded. */
 #include "config.h"
 
 #include <stdarg.h>
@@ -22,8 +25,6 @@
 #include <string.h>
 #include <sysexits.h>
 #include <unistd.h>
-
-#include <vips/vips.h>
 
 #include "../catalog/claim.h"
 #include "collage.h"
@@ -36,14 +37,23 @@
 #include "pg.h"
 #include "util.h"
 
+/* A product of the queue, as collage_select claimed it. */
+struct collage_queued {
+	char id[24];
+	char *urls_json; /* NULL when the row has none */
+};
+
 struct collage_state {
 	PGconn *db;
 	struct objstore *os;
 	struct claim claim;
 	long max_width, quality, concurrency;
-	int threads; /* originals decoded at once (COLLAGE_THREADS) */
+	int threads; /* products (a queue) or originals (stdin) at once: COLLAGE_THREADS */
 	long done, failed;
 	double vips_ms;
+	struct collage_ahead *ahead; /* a queue's collages being made ahead */
+	struct collage_queued *queue;
+	size_t queue_n, queue_next; /* the next one to hand over to ahead */
 };
 
 /* --- the database ------------------------------------------------------------- */
@@ -70,6 +80,8 @@ struct collage_job {
 	char *urls_json; /* image_urls as the database has it */
 };
 
+/* Can s be a segment of an object key: a brand (lower case, digits) or,
+ * with id, an external_id (also upper case, -, _ and .)? */
 static int collage_key_part_ok(const char *s, int id)
 {
 	if (!*s || strlen(s) > 100 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
@@ -103,6 +115,48 @@ static int collage_fail(struct collage_state *s, struct filter_run *run, const s
 	return filter_fail(run, status, code, "%s", msg);
 }
 
+/* Keep the workers busy: fetch the originals of the next products of the
+ * queue and hand them over, until threads + 1 are in hand (one being
+ * waited for, one building on each worker, one ready to start). A product
+ * whose originals cannot all be fetched is skipped: its turn fetches them
+ * again and reports why. */
+static void collage_work_ahead(struct collage_state *s)
+{
+	while (s->ahead && collage_ahead_queued(s->ahead) < (size_t)s->threads + 1 &&
+	       s->queue_next < s->queue_n) {
+		const struct collage_queued *q = &s->queue[s->queue_next++];
+		json_t *urls = q->urls_json ? json_loads(q->urls_json, 0, NULL) : NULL;
+		size_t n = json_array_size(urls);
+		if (n > COLLAGE_MAX_PHOTOS)
+			n = COLLAGE_MAX_PHOTOS;
+		struct objstore_get_item items[COLLAGE_MAX_PHOTOS];
+		char *keys[COLLAGE_MAX_PHOTOS] = { 0 };
+		memset(items, 0, sizeof items);
+		int ok = n > 0;
+		for (size_t i = 0; i < n && ok; i++) {
+			const char *u = json_string_value(json_array_get(urls, i));
+			ok = u && (keys[i] = objstore_key_from_url(s->os, u));
+			items[i].key = keys[i];
+			items[i].max = 64u << 20;
+		}
+		if (ok && objstore_get_many(s->os, items, n, (int)s->concurrency) == 0) {
+			struct buf bufs[COLLAGE_MAX_PHOTOS];
+			for (size_t i = 0; i < n; i++)
+				bufs[i] = items[i].body;
+			collage_ahead_submit(s->ahead, q->id, q->urls_json, bufs, n);
+		} else {
+			for (size_t i = 0; i < n; i++)
+				buf_free(&items[i].body);
+		}
+		for (size_t i = 0; i < n; i++)
+			free(keys[i]);
+		json_decref(urls);
+	}
+}
+
+/* The collage of one product: made ahead when it is in the queue, else
+ * its originals fetched and the collage built now. 0, or the product's
+ * failure (recorded) as filter_fail's status. */
 static int collage_product(struct collage_state *s, struct filter_run *run, struct collage_job *j,
 			   json_t *rec)
 {
@@ -120,7 +174,10 @@ static int collage_product(struct collage_state *s, struct filter_run *run, stru
 	struct objstore_get_item items[COLLAGE_MAX_PHOTOS];
 	char *keys[COLLAGE_MAX_PHOTOS] = { 0 };
 	memset(items, 0, sizeof items);
-	int rc = 0;
+	int rc = 0, built = -1;
+	struct collage_out co;
+	char why[512];
+	double ms = 0;
 	for (size_t i = 0; i < n; i++) {
 		const char *u = json_string_value(json_array_get(urls, i));
 		if (!u || !(keys[i] = objstore_key_from_url(s->os, u))) {
@@ -132,6 +189,9 @@ static int collage_product(struct collage_state *s, struct filter_run *run, stru
 		items[i].key = keys[i];
 		items[i].max = 64u << 20;
 	}
+	collage_work_ahead(s);
+	if (s->ahead && collage_ahead_take(s->ahead, j->id, j->urls_json, &built, &ms, &co, why, sizeof why))
+		goto built;
 	if (objstore_get_many(s->os, items, n, (int)s->concurrency) != 0) {
 		for (size_t i = 0; i < n; i++) {
 			if (items[i].status == OBJSTORE_NOT_FOUND) {
@@ -150,19 +210,26 @@ static int collage_product(struct collage_state *s, struct filter_run *run, stru
 	struct buf bufs[COLLAGE_MAX_PHOTOS];
 	for (size_t i = 0; i < n; i++)
 		bufs[i] = items[i].body;
-	struct collage_out co;
-	char why[512];
 	double t0 = util_now_ms();
-	if (collage_build(bufs, n, (int)s->max_width, (int)s->quality, s->threads, &co, why, sizeof why) != 0) {
+	built = collage_build(bufs, n, (int)s->max_width, (int)s->quality, s->threads, &co, why, sizeof why);
+	ms = util_now_ms() - t0;
+	for (size_t i = 0; i < n; i++)
+		buf_free(&items[i].body); /* the originals are not needed any more */
+built:
+	if (built != 0) {
 		rc = collage_fail(s, run, j, EX_DATAERR, "bad_image", "%s", why);
 		goto out;
 	}
-	s->vips_ms += util_now_ms() - t0;
+	s->vips_ms += ms;
+	for (size_t i = 0; i < n; i++)
+		if (co.profile_ignored & 1u << i)
+			log_event(LOG_WARN, "unusable colour profile, read as sRGB",
+				  json_pack("{s:I}", "original", (json_int_t)(i + 1)));
 	char key[256];
 	snprintf(key, sizeof key, "collages/%s/%s.jpg", j->brand, j->external_id);
 	struct objstore_error err;
 	int st = objstore_put(s->os, key, co.jpeg, co.len, "image/jpeg", &err);
-	g_free(co.jpeg);
+	free(co.jpeg);
 	if (st != OBJSTORE_OK) {
 		rc = collage_fail(s, run, j, err.retryable ? EX_TEMPFAIL : EX_UNAVAILABLE, "storage_error",
 				  "upload of %s: %s", key, err.message);
@@ -195,6 +262,8 @@ out:
 	return rc;
 }
 
+/* The record's staging "id" (a number or its digits) as text in out.
+ * 0, or -1 when there is none. */
 static int collage_record_id(const json_t *rec, char *out, size_t len)
 {
 	const json_t *v = json_object_get(rec, "id");
@@ -213,6 +282,8 @@ static int collage_record_id(const json_t *rec, char *out, size_t len)
 	return 0;
 }
 
+/* on_record: claim the product (stdin) or check the claim (a queue),
+ * pass on one already made, refuse one not uploaded, else make it. */
 static int collage_on_record(void *sp, struct filter_run *run, json_t *rec)
 {
 	struct collage_state *s = sp;
@@ -261,6 +332,8 @@ static int collage_on_record(void *sp, struct filter_run *run, json_t *rec)
 
 /* --- the queue --------------------------------------------------------------- */
 
+/* select_pending: claim the queue (uploaded, or failed here for
+ * --retry-failed), keep it to work ahead on, return its records. */
 static json_t *collage_select(void *sp, struct filter_run *run, enum filter_source src, long limit)
 {
 	struct collage_state *s = sp;
@@ -275,7 +348,16 @@ static json_t *collage_select(void *sp, struct filter_run *run, enum filter_sour
 	if (!r)
 		return NULL;
 	json_t *arr = json_array();
+	/* the queue, in the order the records will come, to work ahead on */
+	for (size_t i = 0; i < s->queue_n; i++)
+		free(s->queue[i].urls_json);
+	free(s->queue);
+	s->queue = xcalloc((size_t)PQntuples(r) + 1, sizeof *s->queue);
+	s->queue_n = s->queue_next = 0;
 	for (int i = 0; i < PQntuples(r); i++) {
+		struct collage_queued *q = &s->queue[s->queue_n++];
+		snprintf(q->id, sizeof q->id, "%s", PQgetvalue(r, i, 0));
+		q->urls_json = PQgetisnull(r, i, 4) ? NULL : xstrdup(PQgetvalue(r, i, 4));
 		json_t *urls = PQgetisnull(r, i, 4) ? NULL : json_loads(PQgetvalue(r, i, 4), 0, NULL);
 		json_array_append_new(arr, json_pack("{s:I, s:s, s:s, s:s, s:o}", "id",
 						     (json_int_t)strtoll(PQgetvalue(r, i, 0), NULL, 10),
@@ -284,6 +366,8 @@ static json_t *collage_select(void *sp, struct filter_run *run, enum filter_sour
 						     "image_urls", urls ? urls : json_null()));
 	}
 	PQclear(r);
+	if (!s->ahead && s->queue_n > 1)
+		s->ahead = collage_ahead_new(s->threads, (int)s->max_width, (int)s->quality);
 	log_event(LOG_INFO, "claimed",
 		  json_pack("{s:s, s:I, s:s}", "queue",
 			    src == FILTER_SOURCE_PENDING ? "uploaded" : "retry-failed", "products",
@@ -298,12 +382,14 @@ static const struct option collage_options[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
+/* on_option: --claim-ttl. */
 static int collage_on_option(void *sp, int opt, const char *arg)
 {
 	struct collage_state *s = sp;
 	return opt == CLAIM_OPT_TTL ? claim_set_ttl(&s->claim, arg) : -1;
 }
 
+/* on_start: the configuration, the store, the database. */
 static int collage_on_start(void *sp, struct filter_run *run, int argc, char **argv)
 {
 	struct collage_state *s = sp;
@@ -320,10 +406,6 @@ static int collage_on_start(void *sp, struct filter_run *run, int argc, char **a
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	s->threads = (int)conf_long("COLLAGE_THREADS", cpus > 0 ? (cpus < 16 ? cpus : 16) : 1, 1,
 					 COLLAGE_MAX_PHOTOS);
-	/* parts are decoded side by side, each by one thread: libvips' own
-	 * worker pools would only hand tiles back and forth */
-	if (!getenv("VIPS_CONCURRENCY"))
-		vips_concurrency_set(1);
 	claim_start(&s->claim, "COLLAGE_CLAIM_TTL");
 	s->os = objstore_open();
 	if (!(s->db = s->claim.db = pg_connect(url, "STAGING_DB_URL")))
@@ -331,10 +413,18 @@ static int collage_on_start(void *sp, struct filter_run *run, int argc, char **a
 	return 0;
 }
 
+/* on_finish: the workers stopped, the §19 metrics written. */
 static void collage_on_finish(void *sp, struct filter_run *run)
 {
 	struct collage_state *s = sp;
 	(void)run;
+	collage_ahead_free(s->ahead);
+	s->ahead = NULL;
+	for (size_t i = 0; i < s->queue_n; i++)
+		free(s->queue[i].urls_json);
+	free(s->queue);
+	s->queue = NULL;
+	s->queue_n = 0;
 	/* §19: collage_queue_size (alert > 1000), collage_processing_errors (> 5 %) */
 	struct metrics *m = metrics_new();
 	metrics_add(m, "collage_processing_errors", "gauge", "Products of the last run that failed",
@@ -357,16 +447,16 @@ static void collage_on_finish(void *sp, struct filter_run *run)
 	metrics_free(m);
 }
 
+/* unde-collage: the filter runner with the functions above. */
 int main(int argc, char **argv)
 {
 	/* One malloc arena: the decoding threads would each get their own and
 	 * leave it mostly empty but resident (some 10 MiB of RSS), for no
-	 * measurable gain in speed. */
+	 * measurable gain in speed. Blocks of 1 MiB and more (originals, the
+	 * collage's pixels) are mapped and unmapped each time, so the heap
+	 * never keeps a few MiB of them resident after a product. */
 	mallopt(M_ARENA_MAX, 1);
-	if (VIPS_INIT(argv[0]))
-		vips_error_exit("cannot start libvips");
-	/* each image is used once: the operation cache would only hold memory */
-	vips_cache_set_max(0);
+	mallopt(M_MMAP_THRESHOLD, 1 << 20);
 	static struct collage_state state;
 	static const struct filter_def def = {
 		.name = "unde-collage",
@@ -384,6 +474,7 @@ int main(int argc, char **argv)
 	int rc = filter_main(&def, &state, argc, argv);
 	PQfinish(state.db);
 	objstore_close(state.os);
-	vips_shutdown();
+	collage_thread_done();
+	collage_vips_shutdown();
 	return rc;
 }

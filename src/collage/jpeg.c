@@ -1,0 +1,294 @@
+/* unde-collage's JPEGs through libjpeg(-turbo) itself: nearly every
+ * original is a plain JPEG, and nearly all the time goes into decoding it.
+ *
+ * A part is decoded at the smallest DCT scale that is still at least its
+ * size, and what is left (less than 2×) is reduced row by row into the
+ * collage itself (scale.c): no full-size or even part-size copy of a photo
+ * is ever made, and no libvips pipeline is set up for it. The collage is
+ * encoded here too. Anything that is not plain (a colour profile, CMYK, an
+ * unreadable or doubled EXIF block) is left to libvips (vips.c). */
+#include "config.h"
+
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jpeglib.h>
+
+#include "collage.h"
+
+/* libjpeg's errors end in a longjmp back to the caller, never exit(). */
+struct jpeg_fail {
+	struct jpeg_error_mgr pub;
+	jmp_buf back;
+	char msg[JMSG_LENGTH_MAX];
+};
+
+/* error_exit: the message kept, back to the setjmp. */
+static void jpeg_fail_exit(j_common_ptr c)
+{
+	struct jpeg_fail *f = (struct jpeg_fail *)c->err;
+	f->pub.format_message(c, f->msg);
+	longjmp(f->back, 1);
+}
+
+/* Warnings (corrupt data that libjpeg decodes around) are not failures,
+ * as with libvips' default; a truncated file is refused before. */
+static void jpeg_fail_message(j_common_ptr c, int level)
+{
+	(void)c;
+	(void)level;
+}
+
+/* libjpeg's error manager with the two above. */
+static void jpeg_fail_init(struct jpeg_fail *f)
+{
+	jpeg_std_error(&f->pub);
+	f->pub.error_exit = jpeg_fail_exit;
+	f->pub.emit_message = jpeg_fail_message;
+	f->msg[0] = '\0';
+}
+
+/* TIFF's 16- and 32-bit numbers, little (le) or big endian. */
+static unsigned exif_u16(const unsigned char *p, int le)
+{
+	return le ? (unsigned)p[0] | (unsigned)p[1] << 8 : (unsigned)p[0] << 8 | (unsigned)p[1];
+}
+
+static unsigned long exif_u32(const unsigned char *p, int le)
+{
+	return le ? (unsigned long)exif_u16(p, 1) | (unsigned long)exif_u16(p + 2, 1) << 16
+		  : (unsigned long)exif_u16(p, 0) << 16 | (unsigned long)exif_u16(p + 2, 0);
+}
+
+/* The Orientation tag of IFD0 in an Exif block (TIFF data after
+ * "Exif\0\0"): 1…8; 1 when there is none; 0 when the block or the tag
+ * cannot be read (libvips decides then). */
+static int exif_orientation(const unsigned char *p, size_t len)
+{
+	if (len < 8)
+		return 0;
+	int le;
+	if (memcmp(p, "II*\0", 4) == 0)
+		le = 1;
+	else if (memcmp(p, "MM\0*", 4) == 0)
+		le = 0;
+	else
+		return 0;
+	unsigned long ifd = exif_u32(p + 4, le);
+	if (ifd < 8 || ifd > len - 2)
+		return 0;
+	unsigned count = exif_u16(p + ifd, le);
+	if (count > (len - ifd - 2) / 12)
+		return 0;
+	for (unsigned i = 0; i < count; i++) {
+		const unsigned char *e = p + ifd + 2 + 12 * (size_t)i;
+		if (exif_u16(e, le) != 0x0112)
+			continue;
+		if (exif_u16(e + 2, le) != 3 || exif_u32(e + 4, le) != 1)
+			return 0; /* not one SHORT */
+		unsigned v = exif_u16(e + 8, le);
+		return v >= 1 && v <= 8 ? (int)v : 0;
+	}
+	return 1;
+}
+
+/* collage_jpeg_probe: see collage.h. */
+int collage_jpeg_probe(const void *data, size_t len, struct collage_jpeg_info *info)
+{
+	struct jpeg_decompress_struct c;
+	struct jpeg_fail f;
+	memset(info, 0, sizeof *info);
+	jpeg_fail_init(&f);
+	c.err = &f.pub;
+	jpeg_create_decompress(&c);
+	if (setjmp(f.back)) {
+		jpeg_destroy_decompress(&c);
+		return -1;
+	}
+	jpeg_mem_src(&c, data, (unsigned long)len);
+	jpeg_save_markers(&c, JPEG_APP0 + 1, 0xffff); /* Exif */
+	jpeg_save_markers(&c, JPEG_APP0 + 2, 14);     /* ICC_PROFILE: is there one */
+	jpeg_read_header(&c, TRUE);
+	info->width = (int)c.image_width;
+	info->height = (int)c.image_height;
+	info->orientation = 1;
+	int plain = (c.jpeg_color_space == JCS_YCbCr && c.num_components == 3) ||
+		    (c.jpeg_color_space == JCS_RGB && c.num_components == 3) ||
+		    (c.jpeg_color_space == JCS_GRAYSCALE && c.num_components == 1);
+	int exif_seen = 0;
+	for (jpeg_saved_marker_ptr m = c.marker_list; m; m = m->next) {
+		if (m->marker == JPEG_APP0 + 2 && m->data_length >= 12 &&
+		    memcmp(m->data, "ICC_PROFILE", 12) == 0)
+			plain = 0;
+		if (m->marker == JPEG_APP0 + 1 && m->data_length >= 6 &&
+		    memcmp(m->data, "Exif\0\0", 6) == 0) {
+			/* two Exif blocks: which one counts is libvips' choice */
+			if (exif_seen++)
+				plain = 0;
+			info->orientation = exif_orientation(m->data + 6, m->data_length - 6);
+			if (!info->orientation)
+				plain = 0;
+		}
+	}
+	info->plain = plain;
+	jpeg_destroy_decompress(&c);
+	return 0;
+}
+
+/* read_row for collage_scaler_run: the next decoded scanline. */
+static int jpeg_read_row(void *ctx, unsigned char *row)
+{
+	struct jpeg_decompress_struct *c = ctx;
+	JSAMPROW r = row;
+	return jpeg_read_scanlines(c, &r, 1) == 1 ? 0 : -1;
+}
+
+/* Turn a w×h RGB image as stored into its upright orientation (EXIF
+ * 2…8) in dst: the mirrors and quarter turns libvips' autorot makes. */
+static void jpeg_orient(const unsigned char *src, int w, int h, int orientation, unsigned char *dst,
+			size_t stride)
+{
+	int swap = orientation >= 5;
+	int uw = swap ? h : w, uh = swap ? w : h;
+	for (int y = 0; y < uh; y++) {
+		unsigned char *o = dst + (size_t)y * stride;
+		for (int x = 0; x < uw; x++, o += 3) {
+			int sx, sy;
+			switch (orientation) {
+			case 2: sx = w - 1 - x; sy = y; break;
+			case 3: sx = w - 1 - x; sy = h - 1 - y; break;
+			case 4: sx = x; sy = h - 1 - y; break;
+			case 5: sx = y; sy = x; break;
+			case 6: sx = y; sy = h - 1 - x; break;
+			case 7: sx = w - 1 - y; sy = h - 1 - x; break;
+			case 8: sx = w - 1 - y; sy = x; break;
+			default: sx = x; sy = y; break;
+			}
+			memcpy(o, src + ((size_t)sy * (size_t)w + (size_t)sx) * 3, 3);
+		}
+	}
+}
+
+/* One part's decoding; kept in memory, not in registers, across libjpeg's
+ * longjmp. */
+struct jpeg_part {
+	struct jpeg_decompress_struct c;
+	struct jpeg_fail f;
+	struct collage_scaler *sc;
+	unsigned char *stored; /* the part before its EXIF turn */
+	int sw, sh;            /* the size wanted, as stored */
+	char *why;
+	size_t whylen;
+};
+
+/* Decode x's JPEG, DCT-scaled, then reduced into dst (or x->stored).
+ * 0, or -1 with x->why set; x->sc and x->stored are the caller's to free. */
+static int jpeg_part_decode(struct jpeg_part *x, const void *data, size_t len, unsigned char *dst,
+			    size_t stride)
+{
+	if (setjmp(x->f.back)) {
+		snprintf(x->why, x->whylen, "%s", x->f.msg[0] ? x->f.msg : "libjpeg failed");
+		return -1;
+	}
+	jpeg_mem_src(&x->c, data, (unsigned long)len);
+	jpeg_read_header(&x->c, TRUE);
+	x->c.out_color_space = JCS_RGB;
+	/* the smallest of 1/8, 1/4, 1/2, 1/1 not smaller than the part. libjpeg
+	 * offers every M/8, but libjpeg-turbo has SIMD code only for these
+	 * (3/8 of a 1200×1600 photo decoded slower than 4/8, its 3×3 and 6×6
+	 * IDCTs being plain C) */
+	x->c.scale_denom = 8;
+	for (x->c.scale_num = 1; x->c.scale_num < 8; x->c.scale_num *= 2) {
+		jpeg_calc_output_dimensions(&x->c);
+		if ((int)x->c.output_width >= x->sw && (int)x->c.output_height >= x->sh)
+			break;
+	}
+	jpeg_calc_output_dimensions(&x->c);
+	x->sc = collage_scaler_new((int)x->c.output_width, (int)x->c.output_height, x->sw, x->sh);
+	if (!x->sc) {
+		snprintf(x->why, x->whylen, "out of memory");
+		return -1;
+	}
+	jpeg_start_decompress(&x->c);
+	if (x->c.output_components != 3) {
+		snprintf(x->why, x->whylen, "libjpeg gave %d bands, not RGB", x->c.output_components);
+		return -1;
+	}
+	if (collage_scaler_run(x->sc, jpeg_read_row, &x->c, x->stored ? x->stored : dst,
+			       x->stored ? (size_t)x->sw * 3 : stride) != 0) {
+		snprintf(x->why, x->whylen, "the JPEG ended early");
+		return -1;
+	}
+	/* the rows below the last one the part needed are not decoded */
+	jpeg_abort_decompress(&x->c);
+	return 0;
+}
+
+/* collage_jpeg_part: see collage.h. */
+int collage_jpeg_part(const void *data, size_t len, int orientation, int w, int h,
+		      unsigned char *dst, size_t stride, char *why, size_t whylen)
+{
+	struct jpeg_part x = { .sw = orientation >= 5 ? h : w, .sh = orientation >= 5 ? w : h,
+			       .why = why, .whylen = whylen };
+	if (orientation != 1 && !(x.stored = malloc((size_t)x.sw * (size_t)x.sh * 3))) {
+		snprintf(why, whylen, "out of memory");
+		return -1;
+	}
+	jpeg_fail_init(&x.f);
+	x.c.err = &x.f.pub;
+	jpeg_create_decompress(&x.c);
+	int rc = jpeg_part_decode(&x, data, len, dst, stride);
+	jpeg_destroy_decompress(&x.c);
+	collage_scaler_free(x.sc);
+	if (rc == 0 && x.stored)
+		jpeg_orient(x.stored, x.sw, x.sh, orientation, dst, stride);
+	free(x.stored);
+	return rc;
+}
+
+/* collage_jpeg_encode: see collage.h. */
+int collage_jpeg_encode(const unsigned char *rgb, int w, int h, size_t stride, int quality,
+			unsigned char **out, size_t *len, char *why, size_t whylen)
+{
+	struct jpeg_compress_struct c;
+	struct jpeg_fail f;
+	unsigned char *volatile mem = NULL;
+	unsigned long mlen = 0;
+	*out = NULL;
+	*len = 0;
+	jpeg_fail_init(&f);
+	c.err = &f.pub;
+	jpeg_create_compress(&c);
+	if (setjmp(f.back)) {
+		snprintf(why, whylen, "JPEG encoding: %s", f.msg);
+		jpeg_destroy_compress(&c);
+		free(mem);
+		return -1;
+	}
+	jpeg_mem_dest(&c, (unsigned char **)&mem, &mlen);
+	c.image_width = (JDIMENSION)w;
+	c.image_height = (JDIMENSION)h;
+	c.input_components = 3;
+	c.in_color_space = JCS_RGB;
+	jpeg_set_defaults(&c);
+	jpeg_set_quality(&c, quality, TRUE);
+	/* libvips' jpegsave, which made these before: chroma at full
+	 * resolution from quality 90, halved both ways below */
+	int sub = quality >= 90 ? 1 : 2;
+	c.comp_info[0].h_samp_factor = sub;
+	c.comp_info[0].v_samp_factor = sub;
+	for (int i = 1; i < c.num_components; i++)
+		c.comp_info[i].h_samp_factor = c.comp_info[i].v_samp_factor = 1;
+	jpeg_start_compress(&c, TRUE);
+	while (c.next_scanline < c.image_height) {
+		JSAMPROW r = (JSAMPROW)(rgb + (size_t)c.next_scanline * stride);
+		jpeg_write_scanlines(&c, &r, 1);
+	}
+	jpeg_finish_compress(&c);
+	jpeg_destroy_compress(&c);
+	*out = mem;
+	*len = mlen;
+	return 0;
+}
