@@ -464,7 +464,7 @@ _hold_route() {
 	_user_with_fact "$(uuid)"
 	unde-shard add --shard 1 --name dubai-shard-1 >/dev/null
 	# what move does: lock the row, switch it, commit some time later
-	_hold_route update 1.5 "update routing_table set shard_id = 1 where user_id = '$USER_ID';"
+	_hold_route update 3 "update routing_table set shard_id = 1 where user_id = '$USER_ID';"
 	late=$(uuid)
 	run --separate-stderr unde-shard save <<<'{"user_id":"'$USER_ID'","messages":['$(msg "$late" user "сохранено во время переезда")']}'
 	wait "$HOLDER"
@@ -483,7 +483,7 @@ _hold_route() {
 	conv=$(sql0 "select id from conversations where user_id = '$USER_ID'")
 	# a writer holding the route (as save does) commits a message on the
 	# old shard while move is already waiting
-	_hold_route share 2
+	_hold_route share 4
 	( sleep 1; sql0 "insert into messages (id, conversation_id, role, content) values ('$late', '$conv', 'user', 'поздно')" >/dev/null ) &
 	run --separate-stderr unde-shard move "$USER_ID" --to 1
 	wait
