@@ -278,6 +278,10 @@ _user_with_fact() {
 	assert_output '[deleted]|t'
 	run --separate-stderr unde-shard apply-deletions --shard 0 --url "$restored"
 	assert_jq '.messages_erased == 0'
+	# a restored database named by its URL alone: every tombstone, no shard number
+	run --separate-stderr unde-shard apply-deletions --url "$restored"
+	assert_success
+	assert_jq '.shard_id == null and .messages_erased == 0'
 }
 
 @test "apply-deletions also works from the tombstone copy when production is down" {
@@ -544,6 +548,8 @@ _hold_route() {
 		assert_output --partial "  $s"
 	done
 	run unde-shard frobnicate
+	assert_failure 64
+	run unde-shard list stray
 	assert_failure 64
 	run unde-shard init --shard 0 --url "$UNDE_T_S0"
 	assert_success

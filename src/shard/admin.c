@@ -166,6 +166,8 @@ int shard_cmd_list(int argc, char **argv)
 	int rc = admin_options(&a, argc, argv);
 	if (rc >= 0)
 		return rc;
+	if (optind != argc)
+		return admin_usage_error(list_usage, "unexpected argument");
 	if ((rc = admin_load_env(a.env_file)))
 		return rc;
 	PGconn *p = admin_production(&x, &rc);

@@ -212,7 +212,8 @@ int shard_cmd_apply_deletions(int argc, char **argv)
 	if (rc == 0)
 		rc = apply_users(sc, &t);
 	if (rc == 0)
-		shard_print(json_pack("{s:i, s:s, s:I, s:I, s:I, s:I}", "shard_id", (int)x.shard,
+		shard_print(json_pack("{s:o, s:s, s:I, s:I, s:I, s:I}", "shard_id",
+				      x.shard >= 0 ? json_integer(x.shard) : json_null(),
 				      "source", copy ? "copy" : "registry", "tombstones",
 				      (json_int_t)t.tombstones, "messages_erased", (json_int_t)t.erased,
 				      "knowledge_deleted", (json_int_t)t.knowledge, "users_erased",
