@@ -13,7 +13,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -203,18 +202,6 @@ void kn_metrics(struct kn_state *s)
 
 /* Decrypt the user's knowledge rows (active ones unless all) into an
  * array. NULL after failing the record (loudly: tamper, wrong key). */
-static void kerr(struct shard_err *e, int status, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static void kerr(struct shard_err *e, int status, const char *code, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(e->msg, sizeof e->msg, fmt, ap);
-	va_end(ap);
-	e->status = status;
-	e->code = code;
-}
-
 json_t *kn_read(struct kn_state *s, PGconn *c, const char *user, const char *type,
 		struct shard_err *e)
 {
@@ -226,12 +213,12 @@ json_t *kn_read(struct kn_state *s, PGconn *c, const char *user, const char *typ
 		if (d == -2) {
 			s->errors++;
 			s->decrypts++;
-			kerr(e, EX_DATAERR, "decrypt_failed",
+			shard_err_set(e, EX_DATAERR, "decrypt_failed",
 			     "user %s: the data key does not open with MASTER_ENCRYPTION_KEY "
 			     "(wrong key or tampered user_keys row)", user);
 			log_event(LOG_ERROR, "user key unwrap failed", json_pack("{s:s}", "user_id", user));
 		} else {
-			kerr(e, pg_connection_lost(c) ? EX_UNAVAILABLE : EX_SOFTWARE, "query_failed",
+			shard_err_set(e, pg_connection_lost(c) ? EX_UNAVAILABLE : EX_SOFTWARE, "query_failed",
 			     "cannot read the user's key: %s", pg_last_error(c));
 		}
 		return NULL;
@@ -246,7 +233,7 @@ json_t *kn_read(struct kn_state *s, PGconn *c, const char *user, const char *typ
 			       2, pp);
 	if (!r) {
 		crypto_wipe(dek, sizeof dek);
-		kerr(e, pg_connection_lost(c) ? EX_UNAVAILABLE : EX_SOFTWARE, "query_failed",
+		shard_err_set(e, pg_connection_lost(c) ? EX_UNAVAILABLE : EX_SOFTWARE, "query_failed",
 		     "cannot read user knowledge: %s", pg_last_error(c));
 		return NULL;
 	}
@@ -282,7 +269,7 @@ json_t *kn_read(struct kn_state *s, PGconn *c, const char *user, const char *typ
 		free(tag);
 		if (!data) {
 			s->errors++;
-			kerr(e, EX_DATAERR, "decrypt_failed",
+			shard_err_set(e, EX_DATAERR, "decrypt_failed",
 			     "user_knowledge row %s does not authenticate (tampered or wrong key)",
 			     PQgetvalue(r, i, 0));
 			log_event(LOG_ERROR, "user knowledge decrypt failed",

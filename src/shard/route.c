@@ -62,9 +62,7 @@ int sctx_option(struct shard_ctx *x, int opt, const char *arg)
 	}
 }
 
-static void err_set(struct shard_err *e, int status, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static void err_set(struct shard_err *e, int status, const char *code, const char *fmt, ...)
+void shard_err_set(struct shard_err *e, int status, const char *code, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -89,19 +87,19 @@ PGconn *sctx_production(struct shard_ctx *x, int required, struct shard_err *err
 {
 	if (x->prod)
 		return conn_usable(x->prod) ? x->prod
-					    : (err_set(err, EX_UNAVAILABLE, "production_unavailable",
+					    : (shard_err_set(err, EX_UNAVAILABLE, "production_unavailable",
 						       "the production database is unreachable"),
 					       NULL);
 	const char *url = conf_str("PRODUCTION_DB_URL", NULL);
 	if (!url) {
 		x->prod_missing = 1;
 		if (required)
-			err_set(err, EX_CONFIG, "config", "PRODUCTION_DB_URL is not set");
+			shard_err_set(err, EX_CONFIG, "config", "PRODUCTION_DB_URL is not set");
 		return NULL;
 	}
 	x->prod = pg_connect(url, "PRODUCTION_DB_URL");
 	if (!x->prod)
-		err_set(err, EX_UNAVAILABLE, "production_unavailable",
+		shard_err_set(err, EX_UNAVAILABLE, "production_unavailable",
 			"cannot connect to the production database (PRODUCTION_DB_URL)");
 	return x->prod;
 }
@@ -135,7 +133,7 @@ const char *sctx_shard_url(struct shard_ctx *x, long id, char **owned, char *var
 		if (u)
 			return u;
 	}
-	err_set(err, EX_CONFIG, "config", "no connection for shard %ld: %s is not set", id, var);
+	shard_err_set(err, EX_CONFIG, "config", "no connection for shard %ld: %s is not set", id, var);
 	return NULL;
 }
 
@@ -145,11 +143,11 @@ PGconn *sctx_shard(struct shard_ctx *x, long id, struct shard_err *err)
 		if (x->conns[i].id == id) {
 			if (conn_usable(x->conns[i].c))
 				return x->conns[i].c;
-			err_set(err, EX_UNAVAILABLE, "shard_unavailable", "shard %ld is unreachable", id);
+			shard_err_set(err, EX_UNAVAILABLE, "shard_unavailable", "shard %ld is unreachable", id);
 			return NULL;
 		}
 	if (x->nconns == SHARD_MAX_CONNS) {
-		err_set(err, EX_SOFTWARE, "too_many_shards", "more than %d shards", SHARD_MAX_CONNS);
+		shard_err_set(err, EX_SOFTWARE, "too_many_shards", "more than %d shards", SHARD_MAX_CONNS);
 		return NULL;
 	}
 	char var[128], *owned = NULL;
@@ -161,7 +159,7 @@ PGconn *sctx_shard(struct shard_ctx *x, long id, struct shard_err *err)
 	PGconn *c = pg_connect(url, var);
 	free(owned);
 	if (!c) {
-		err_set(err, EX_UNAVAILABLE, "shard_unavailable", "cannot connect to shard %ld (%s)",
+		shard_err_set(err, EX_UNAVAILABLE, "shard_unavailable", "cannot connect to shard %ld (%s)",
 			id, var);
 		return NULL;
 	}
@@ -285,12 +283,12 @@ PGconn *sctx_for_user(struct shard_ctx *x, const char *user_id, int place, long 
 	}
 	int placed, rc = route_lookup(p, user_id, place, 0, shard_id, &placed);
 	if (rc < 0) {
-		err_set(err, pg_connection_lost(p) ? EX_UNAVAILABLE : EX_SOFTWARE, "routing_failed",
+		shard_err_set(err, pg_connection_lost(p) ? EX_UNAVAILABLE : EX_SOFTWARE, "routing_failed",
 			"cannot read the routing table: %s", pg_last_error(p));
 		return NULL;
 	}
 	if (rc > 0) {
-		err_set(err, EX_DATAERR, "unknown_user", "user %s has no route (nothing stored)",
+		shard_err_set(err, EX_DATAERR, "unknown_user", "user %s has no route (nothing stored)",
 			user_id);
 		return NULL;
 	}
@@ -310,12 +308,12 @@ PGconn *sctx_for_user_write(struct shard_ctx *x, const char *user_id, int place,
 		x->hold = NULL;
 	}
 	if (!x->hold && !(x->hold = pg_connect(conf_str("PRODUCTION_DB_URL", NULL), "PRODUCTION_DB_URL"))) {
-		err_set(err, EX_UNAVAILABLE, "production_unavailable",
+		shard_err_set(err, EX_UNAVAILABLE, "production_unavailable",
 			"cannot connect to the production database (PRODUCTION_DB_URL)");
 		return NULL;
 	}
 	if (pg_begin(x->hold) != 0) {
-		err_set(err, EX_UNAVAILABLE, "production_unavailable", "cannot begin on production");
+		shard_err_set(err, EX_UNAVAILABLE, "production_unavailable", "cannot begin on production");
 		return NULL;
 	}
 	x->holding = 1;
@@ -327,13 +325,13 @@ PGconn *sctx_for_user_write(struct shard_ctx *x, const char *user_id, int place,
 	PQclear(r);
 	int rc = erased || (place && !r) ? -1 : route_lookup(x->hold, user_id, place, 1, shard_id, &placed);
 	if (erased)
-		err_set(err, EX_DATAERR, "user_erased", "user %s was erased (deleted_users_registry)",
+		shard_err_set(err, EX_DATAERR, "user_erased", "user %s was erased (deleted_users_registry)",
 			user_id);
 	else if (rc < 0)
-		err_set(err, pg_connection_lost(x->hold) ? EX_UNAVAILABLE : EX_SOFTWARE, "routing_failed",
+		shard_err_set(err, pg_connection_lost(x->hold) ? EX_UNAVAILABLE : EX_SOFTWARE, "routing_failed",
 			"cannot read the routing table: %s", pg_last_error(x->hold));
 	else if (rc > 0)
-		err_set(err, EX_DATAERR, "unknown_user", "user %s has no route (nothing stored)", user_id);
+		shard_err_set(err, EX_DATAERR, "unknown_user", "user %s has no route (nothing stored)", user_id);
 	PGconn *c = rc == 0 ? sctx_shard(x, *shard_id, err) : NULL;
 	if (!c)
 		sctx_write_done(x);
@@ -364,7 +362,7 @@ PGconn *sctx_for_conversation(struct shard_ctx *x, const char *conversation_id,
 		return x->prod_missing ? by_user(x, NULL, 0, shard_id, err) : NULL;
 	PGresult *r = pg_query(p, "SELECT shard_id FROM shards ORDER BY shard_id", 0, NULL);
 	if (!r) {
-		err_set(err, EX_UNAVAILABLE, "routing_failed", "cannot list shards");
+		shard_err_set(err, EX_UNAVAILABLE, "routing_failed", "cannot list shards");
 		return NULL;
 	}
 	const char *pp[] = { conversation_id };
@@ -385,7 +383,7 @@ PGconn *sctx_for_conversation(struct shard_ctx *x, const char *conversation_id,
 		PQclear(q);
 	}
 	PQclear(r);
-	err_set(err, EX_DATAERR, "unknown_conversation", "conversation %s is on no shard",
+	shard_err_set(err, EX_DATAERR, "unknown_conversation", "conversation %s is on no shard",
 		conversation_id);
 	return NULL;
 }

@@ -49,6 +49,10 @@ struct shard_err {
 	char msg[256];
 };
 
+/* Fill e: the exit class, the code, the message. */
+void shard_err_set(struct shard_err *e, int status, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
 void sctx_init(struct shard_ctx *x);
 void sctx_close(struct shard_ctx *x);
 /* Parse the options every shard-reaching subcommand shares (--shard, --url):
