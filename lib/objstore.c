@@ -299,17 +299,6 @@ char *objstore_url(const struct objstore *os, const char *key)
 	return b.data;
 }
 
-static int objstore_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Percent-decode s into a new string, or NULL when it is malformed. */
 static char *objstore_decode(const char *s)
 {
@@ -317,8 +306,8 @@ static char *objstore_decode(const char *s)
 	char *out = xmalloc(n + 1), *o = out;
 	for (size_t i = 0; i < n; i++) {
 		if (s[i] == '%') {
-			int hi = i + 2 < n + 1 ? objstore_hexval(s[i + 1]) : -1;
-			int lo = hi >= 0 ? objstore_hexval(s[i + 2]) : -1;
+			int hi = i + 2 < n + 1 ? util_hexval(s[i + 1]) : -1;
+			int lo = hi >= 0 ? util_hexval(s[i + 2]) : -1;
 			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
 				free(out);
 				return NULL;

@@ -25,6 +25,19 @@ void util_uuid4(char out[37]);
 /* A random double in [0, 1). */
 double util_random_unit(void);
 
+/* The value of one hex digit (either case), or -1. Inline, so code built
+ * without libunde (the httpd parser's fuzzer) can use it too. */
+static inline int util_hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 struct buf {
 	char *data;
 	size_t len, cap;

@@ -16,19 +16,11 @@ setup_file() {
 }
 
 teardown_file() {
-	fake_stop_all
-	moto_stop
-	pg_stop
-	unde_teardown_file
+	catalog_teardown_file
 }
 
 setup() {
-	fake_reset cdn
-	fake_reset apify
-	catalog_db
-	export HTTP_BACKOFF_BASE_MS=20 CDN=$FAKE_CDN_URL
-	export S3_BUCKET="c${BATS_TEST_NUMBER}-$RANDOM"
-	moto_aws s3api create-bucket --bucket "$S3_BUCKET" >/dev/null
+	catalog_setup c cdn apify
 }
 
 # uploaded ITEMS-JQ… — products whose originals are in the store, their

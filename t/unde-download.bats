@@ -15,19 +15,11 @@ setup_file() {
 }
 
 teardown_file() {
-	fake_stop_all
-	moto_stop
-	pg_stop
-	unde_teardown_file
+	catalog_teardown_file
 }
 
 setup() {
-	fake_reset cdn
-	catalog_db
-	export HTTP_BACKOFF_BASE_MS=20 CDN=$FAKE_CDN_URL
-	# a bucket of its own per test
-	export S3_BUCKET="t${BATS_TEST_NUMBER}-$RANDOM"
-	moto_aws s3api create-bucket --bucket "$S3_BUCKET" >/dev/null
+	catalog_setup t cdn
 }
 
 # seed N [BRAND] [SPEC] [PHOTOS] — N pending products in staging, their lines on stdout

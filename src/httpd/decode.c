@@ -6,21 +6,11 @@
 #include <string.h>
 
 #include "parse.h"
+#include "util.h"
 
 #define HP_ERR(status, msg) (*why = (msg), -(status))
 
 static int hp_is_ows(char c) { return c == ' ' || c == '\t'; }
-
-static int hp_hex(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 /* The segment out[from..to) is "." or "..". */
 static int hp_dot_segment(const char *out, size_t from, size_t to)
@@ -39,8 +29,8 @@ long hp_decode_path(const char *path, size_t len, char *out, size_t outcap, cons
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)path[i];
 		if (c == '%') {
-			int hi = i + 2 < len ? hp_hex(path[i + 1]) : -1;
-			int lo = i + 2 < len ? hp_hex(path[i + 2]) : -1;
+			int hi = i + 2 < len ? util_hexval(path[i + 1]) : -1;
+			int lo = i + 2 < len ? util_hexval(path[i + 2]) : -1;
 			if (hi < 0 || lo < 0)
 				return HP_ERR(400, "bad percent escape in path");
 			c = (unsigned char)(hi * 16 + lo);
@@ -76,8 +66,8 @@ static int hp_form_decode(const char *src, size_t n, char *out, size_t cap, size
 		if (c == '+') {
 			c = ' ';
 		} else if (c == '%') {
-			int hi = i + 2 < n ? hp_hex(src[i + 1]) : -1;
-			int lo = i + 2 < n ? hp_hex(src[i + 2]) : -1;
+			int hi = i + 2 < n ? util_hexval(src[i + 1]) : -1;
+			int lo = i + 2 < n ? util_hexval(src[i + 2]) : -1;
 			if (hi < 0 || lo < 0)
 				return HP_ERR(400, "bad percent escape in query");
 			c = (char)(hi * 16 + lo);
@@ -160,7 +150,7 @@ int hp_chunked_feed(struct hp_chunked *c, const char *in, size_t len, uint64_t m
 		i++;
 		switch (c->state) {
 		case CH_SIZE: {
-			int v = hp_hex((char)ch);
+			int v = util_hexval((char)ch);
 			if (v >= 0) {
 				c->digits++;
 				c->remaining = c->remaining * 16 + (uint64_t)v;

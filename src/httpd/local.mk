@@ -34,10 +34,10 @@ EXTRA_DIST += bench/httpd/run bench/httpd/echo.routes bench/httpd/uvicorn_app.py
 EXTRA_DIST += t/fuzz/httpd-parse-fuzz.c t/fuzz/corpus/httpd-parse
 HTTPD_FUZZ_CC = clang
 FUZZ_HTTPD = t/fuzz/httpd-parse-fuzz
-$(FUZZ_HTTPD): $(srcdir)/t/fuzz/httpd-parse-fuzz.c $(srcdir)/src/httpd/parse.c $(srcdir)/src/httpd/decode.c $(srcdir)/src/httpd/parse.h
+$(FUZZ_HTTPD): $(srcdir)/t/fuzz/httpd-parse-fuzz.c $(srcdir)/src/httpd/parse.c $(srcdir)/src/httpd/decode.c $(srcdir)/src/httpd/parse.h $(srcdir)/lib/util.h
 	@$(MKDIR_P) t/fuzz
 	$(AM_V_CC)$(HTTPD_FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined \
-		-fno-sanitize-recover=undefined -I$(top_builddir) -I$(srcdir)/src/httpd \
+		-fno-sanitize-recover=undefined -I$(top_builddir) -I$(srcdir)/src/httpd -I$(srcdir)/lib \
 		-o $@ $(srcdir)/t/fuzz/httpd-parse-fuzz.c $(srcdir)/src/httpd/parse.c \
 		$(srcdir)/src/httpd/decode.c
 fuzz-httpd: $(FUZZ_HTTPD)

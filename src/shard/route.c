@@ -4,7 +4,6 @@
  * shard is chosen. */
 #include "config.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -180,10 +179,9 @@ int uuid_parse(const char *s, unsigned char out[16])
 	for (int i = 0; i < 36; i++) {
 		if (i == 8 || i == 13 || i == 18 || i == 23)
 			continue;
-		int hi = s[i];
-		if (!isxdigit(hi))
+		int v = util_hexval(s[i]);
+		if (v < 0)
 			return -1;
-		int v = isdigit(hi) ? hi - '0' : (tolower(hi) - 'a' + 10);
 		if (n % 2 == 0)
 			out[n / 2] = (unsigned char)(v << 4);
 		else

@@ -1,6 +1,6 @@
 # t/lib/catalog.bash — helpers shared by the catalog tests (unde-apify,
-# unde-download, unde-collage): a migrated staging database per test and
-# short SQL checks.
+# unde-download, unde-collage): a migrated staging database per test, the
+# per-test store and fakes, short SQL checks.
 
 # catalog_db — create a fresh staging database, migrate it, export
 # STAGING_DB_URL pointing at it.
@@ -10,6 +10,31 @@ catalog_db() {
 	url=$(pg_createdb "$name") || return 1
 	unde-db migrate staging --url "$url" >/dev/null || return 1
 	export STAGING_DB_URL=$url
+}
+
+# catalog_setup PREFIX FAKE… — per test, for the tests that store photos:
+# the named fakes reset, a fresh staging database, fast retries, CDN set
+# to the fake CDN's URL, and an S3 bucket of the test's own (moto) in
+# S3_BUCKET, named PREFIX<test number>-<random>.
+catalog_setup() {
+	local prefix=$1 f
+	shift
+	for f in "$@"; do
+		fake_reset "$f"
+	done
+	catalog_db
+	export HTTP_BACKOFF_BASE_MS=20 CDN=$FAKE_CDN_URL
+	export S3_BUCKET="$prefix${BATS_TEST_NUMBER}-$RANDOM"
+	moto_aws s3api create-bucket --bucket "$S3_BUCKET" >/dev/null
+}
+
+# catalog_teardown_file — stop what those tests' setup_file started: the
+# fakes, moto, PostgreSQL.
+catalog_teardown_file() {
+	fake_stop_all
+	moto_stop
+	pg_stop
+	unde_teardown_file
 }
 
 # sql QUERY — run QUERY on the staging database; rows as a|b|c lines.
