@@ -64,3 +64,13 @@ struct deadline deadline_from_env(void)
 	long ms = conf_long(DEADLINE_ENV, 0, 0, 86400000L);
 	return ms > 0 ? deadline_in(ms) : DEADLINE_NONE;
 }
+
+int deadline_poll_ms(struct deadline d)
+{
+	if (!deadline_set(d))
+		return -1;
+	double left = d.at_ms - util_now_ms();
+	if (left <= 0)
+		return 0;
+	return left > 1e9 ? 1000000000 : (int)left + 1;
+}

@@ -38,6 +38,17 @@ struct deadline deadline_less(struct deadline d, long ms);
  * left). Never more than DEADLINE_FOREVER_MS. */
 long deadline_cap(struct deadline d, long timeout_ms);
 
+/* A deadline at a util_now_ms() value (code that keeps plain doubles). */
+static inline struct deadline deadline_at(double at_ms)
+{
+	struct deadline d = { at_ms > 0 ? at_ms : 1e-3 };
+	return d;
+}
+
+/* A timeout for poll(2) until d: rounded up (poll never wakes before d),
+ * 0 when passed, -1 when d is unset (wait for ever), at most 10^9. */
+int deadline_poll_ms(struct deadline d);
+
 /* The budget unde-httpd gives a filter it starts: UNDE_DEADLINE_MS (the
  * route's timeout=) counted from now, or no deadline when unset. */
 #define DEADLINE_ENV "UNDE_DEADLINE_MS"

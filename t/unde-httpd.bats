@@ -702,3 +702,27 @@ no_marked_pids() { [[ -z $(marked_pids "$1") ]]; }
 	assert_success
 	assert_output --regexp 'Done [0-9]+ runs'
 }
+
+# ------------------------------------------- budgets and long route names
+
+@test "a route's timeout= reaches its command as its budget, and a long route name keeps /metrics whole" {
+	# the longest path a route may have: its label is past the 111 characters
+	# that used to cut the exposition's fixed 512-byte lines
+	long=/$(printf 'r%.0s' $(seq 127))
+	cat >"$W/budget.routes" <<-EOF
+		POST /budget   timeout=7 $LIBTEST opts
+		POST $long     $LIBTEST filter
+	EOF
+	start_server budget "$W/budget.routes"
+	run curl -sS --max-time 10 --data-binary '{"user_id":"6f1c2a9e-1b7d-4c3e-9a51-0d2b8e4f7a10"}' \
+		"http://127.0.0.1:$BUDGET_PORT/budget"
+	assert_success
+	assert_jq '.budget_ms == 7000 and .ms_left > 0 and .ms_left <= 7000'
+	run curl -sS --max-time 10 --data-binary '{}' "http://127.0.0.1:$BUDGET_PORT$long"
+	assert_success
+	run curl -sS --max-time 10 "http://127.0.0.1:$BUDGET_PORT/metrics"
+	assert_success
+	assert_output --partial "unde_httpd_requests_total{route=\"POST $long\",status=\"200\"} 1"
+	assert_output --partial "unde_httpd_request_duration_seconds_count{route=\"POST $long\"} 1"
+	printf '%s\n' "$output" | promtool check metrics
+}

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "child.h"
+#include "deadline.h"
 #include "util.h"
 
 extern char **environ;
@@ -45,15 +46,6 @@ void child_kill_all_from_signal(void)
 	for (size_t i = 0; i < CHILD_REGISTRY; i++)
 		if (child_registry[i] > 0)
 			kill(-(pid_t)child_registry[i], SIGKILL);
-}
-
-/* Milliseconds left until deadline, rounded up, for poll(); 0 when past. */
-static int child_ms_left(double deadline)
-{
-	double left = deadline - util_now_ms();
-	if (left <= 0)
-		return 0;
-	return left > 1e9 ? 1000000000 : (int)left + 1;
 }
 
 static void child_close_fd(int *fd)
@@ -160,7 +152,7 @@ enum child_rc child_send(struct child *k, const char *data, size_t len, double d
 		/* The pipe is full: wait for room, and drain its output meanwhile. */
 		struct pollfd p[2] = { { .fd = k->to, .events = POLLOUT },
 				       { .fd = k->eof ? -1 : k->from, .events = POLLIN } };
-		int ms = child_ms_left(deadline);
+		int ms = deadline_poll_ms(deadline_at(deadline));
 		if (ms == 0)
 			return CHILD_TIMEOUT;
 		int r = poll(p, 2, ms);
@@ -197,7 +189,7 @@ enum child_rc child_line(struct child *k, double deadline, size_t *linelen)
 			return CHILD_EOF;
 		/* Wait first: the answer is rarely there the moment we ask. */
 		struct pollfd p = { .fd = k->from, .events = POLLIN };
-		int ms = child_ms_left(deadline);
+		int ms = deadline_poll_ms(deadline_at(deadline));
 		if (ms == 0)
 			return CHILD_TIMEOUT;
 		int r = poll(&p, 1, ms);
@@ -243,7 +235,7 @@ int child_reap(struct child *k, double deadline, int *wstatus)
 		pid_t r = waitpid(k->pid, &st, WNOHANG);
 		if (r == k->pid || (r < 0 && errno != EINTR))
 			break;
-		int ms = child_ms_left(deadline);
+		int ms = deadline_poll_ms(deadline_at(deadline));
 		if (ms == 0) {
 			kill(-k->pid, SIGKILL);
 			while (waitpid(k->pid, &st, 0) < 0 && errno == EINTR)

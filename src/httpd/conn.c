@@ -15,6 +15,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "deadline.h"
 #include "httpd.h"
 #include "util.h"
 
@@ -23,14 +24,6 @@
 #define CONN_DRAIN_MS 2000
 
 enum { FILL_EOF = 0, FILL_ERROR = -1, FILL_TIMEOUT = -2, FILL_FULL = -3 };
-
-static int conn_ms_left(double deadline)
-{
-	double left = deadline - util_now_ms();
-	if (left <= 0)
-		return 0;
-	return left > 1e9 ? 1000000000 : (int)left + 1;
-}
 
 void conn_init(struct conn *c, const struct httpd_conf *conf)
 {
@@ -68,7 +61,7 @@ static ssize_t conn_fill(struct conn *c, double deadline)
 	 * there yet, and a read that fails with EAGAIN is a wasted call. */
 	for (;;) {
 		struct pollfd p = { .fd = c->in, .events = POLLIN };
-		int ms = conn_ms_left(deadline);
+		int ms = deadline_poll_ms(deadline_at(deadline));
 		if (ms == 0)
 			return FILL_TIMEOUT;
 		int r = poll(&p, 1, ms);
@@ -234,7 +227,7 @@ int conn_write(struct conn *c, struct iovec *iov, int n)
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
-			int ms = errno == EAGAIN ? conn_ms_left(deadline) : 0;
+			int ms = errno == EAGAIN ? deadline_poll_ms(deadline_at(deadline)) : 0;
 			struct pollfd p = { .fd = c->out, .events = POLLOUT };
 			if (ms == 0 || (poll(&p, 1, ms) < 0 && errno != EINTR)) {
 				c->broken = 1;

@@ -16,25 +16,21 @@
 
 #include <jansson.h>
 
+#include "deadline.h"
 #include "httpd.h"
 #include "log.h"
 #include "serve.h"
+#include "status.h"
 #include "util.h"
 
 #define EXCHANGE_CODE_MAX 64
 
-/* HTTP status for a command's {"error":…} line, by its sysexits status:
- * 64/65 (or none given) → 400, 69/75 → 503, anything else → 500. */
+/* HTTP status for a command's {"error":…} line, by its sysexits status
+ * (lib/status.h); an error line without a status is the record's fault. */
 static int exchange_error_line_status(const json_t *err)
 {
-	switch (json_integer_value(json_object_get(err, "status"))) {
-	case 0:
-	case 64:
-	case 65: return 400;
-	case 69:
-	case 75: return 503;
-	default: return 500;
-	}
+	json_int_t st = json_integer_value(json_object_get(err, "status"));
+	return st == 0 ? 400 : status_http_for_exit((int)st);
 }
 
 /* HTTP status for a command that ended without answering: exit 64/65 →
@@ -54,13 +50,7 @@ static int exchange_exit_status(int wstatus, const char *cmd, char *msg, size_t 
 	else
 		snprintf(msg, msglen, "%s exited with status %d", cmd, st);
 	*code = "command_failed";
-	switch (st) {
-	case 64:
-	case 65: return 400;
-	case 69:
-	case 75: return 503;
-	default: return 500;
-	}
+	return st > 0 ? status_http_for_exit(st) : 500;
 }
 
 enum { LINE_ANSWER, LINE_PROGRESS, LINE_GARBAGE };
@@ -111,6 +101,10 @@ static void exchange_spawn_failed(struct conn *c, const struct route *r, const c
 
 static int exchange_start(struct conn *c, struct child *k, const struct route *r, const char *rid)
 {
+	/* The route's timeout= is the command's budget (filter_deadline()). */
+	char budget[32];
+	snprintf(budget, sizeof budget, "%ld", r->timeout_ms);
+	setenv(DEADLINE_ENV, budget, 1);
 	int err = child_start(k, r->argv, c->conf->max_response);
 	if (err) {
 		exchange_spawn_failed(c, r, rid, err);

@@ -1,14 +1,14 @@
 /* stats.h — request metrics shared by every connection of a service.
  *
  * Each connection is its own unde-httpd process, so counters cannot live
- * in memory: they live in a small file (about 300 KiB, 1024 slots) mapped
- * MAP_SHARED by every process of the service, and are bumped with atomic
- * adds. A slot counts one (route label, status); it is claimed once with a
- * compare-and-swap and then only ever incremented, so no lock is taken and
- * a process killed half-way loses at most its own request. A file on tmpfs
- * (/run) lives exactly as long as the machine: the counters cover all the
- * service answered since boot, which is what Prometheus counters want (a
- * reset shows as a restart). */
+ * in memory: they live in a lib/counters block (lib/counters.h: a file
+ * mapped MAP_SHARED by every process, series claimed once with a
+ * compare-and-swap and then bumped with atomic adds, labels kept whole
+ * however long). A file on tmpfs (/run) lives exactly as long as the
+ * machine: the counters cover all the service answered since boot, which
+ * is what Prometheus counters want (a reset shows as a restart). A file
+ * written by an older unde-httpd has another format and is refused
+ * (logged; /metrics answers 503) until it is removed. */
 #ifndef UNDE_HTTPD_STATS_H
 #define UNDE_HTTPD_STATS_H
 
