@@ -37,6 +37,7 @@ struct filter_run {
 	int exit_status;
 	int write_failed;
 	long budget_ms;            /* UNDE_DEADLINE_MS, 0: none */
+	enum filter_pull (*pull)(void *state, struct filter_run *run, json_t **record);
 	struct deadline deadline;  /* the current record's */
 };
 
@@ -77,6 +78,12 @@ int filter_fail(struct filter_run *run, int status, const char *code, const char
 int filter_online(const struct filter_run *run) { return run->online; }
 
 void filter_set_status(struct filter_run *run, int status) { filter_note_status(run, status); }
+
+void filter_set_pull(struct filter_run *run,
+		     enum filter_pull (*pull)(void *state, struct filter_run *run, json_t **record))
+{
+	run->pull = pull;
+}
 
 struct deadline filter_deadline(const struct filter_run *run) { return run->deadline; }
 
@@ -287,7 +294,7 @@ static void filter_read_pull(struct filter_run *run, void *state)
 {
 	while (!run->write_failed) {
 		json_t *rec = NULL;
-		enum filter_pull st = run->def->pull(state, run, &rec);
+		enum filter_pull st = run->pull(state, run, &rec);
 		if (st != FILTER_PULL_RECORD) {
 			json_decref(rec);
 			if (st == FILTER_PULL_FAILED && run->exit_status == 0)
@@ -324,7 +331,7 @@ static void filter_usage_table(const struct filter_option *opts, FILE *f)
 		snprintf(head, sizeof head, "%c%c%s--%s%s%s", o->letter ? '-' : ' ',
 			 o->letter ? o->letter : ' ', o->letter ? ", " : "  ", o->name,
 			 o->arg ? " " : "", o->arg ? o->arg : "");
-		fprintf(f, "  %-19s %s\n", head, o->help ? o->help : "");
+		fprintf(f, "  %-20s %s\n", head, o->help ? o->help : "");
 	}
 	fputc('\n', f);
 }
@@ -445,7 +452,8 @@ int filter_main(const struct filter_def *def, void *state, int argc, char **argv
 			buf_printf(&shortopts, "%c%s", o->letter, o->arg ? ":" : "");
 	}
 
-	struct filter_run run = { .def = def, .out = stdout, .source = FILTER_SOURCE_STDIN };
+	struct filter_run run = { .def = def, .out = stdout, .source = FILTER_SOURCE_STDIN,
+				  .pull = def->pull };
 	run.online = conf_bool("UNDE_ONLINE", 0);
 	const char *env_file = NULL;
 	long limit = def->default_limit ? def->default_limit : 200;
@@ -514,7 +522,7 @@ int filter_main(const struct filter_def *def, void *state, int argc, char **argv
 	double t0 = util_now_ms();
 	if (def->on_start && (rc = def->on_start(state, &run, argc - optind, argv + optind)) != 0)
 		return rc;
-	if (run.source == FILTER_SOURCE_STDIN && def->pull)
+	if (run.source == FILTER_SOURCE_STDIN && run.pull)
 		filter_read_pull(&run, state);
 	else if (run.source == FILTER_SOURCE_STDIN)
 		filter_read_stdin(&run, state, (size_t)max_line);

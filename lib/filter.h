@@ -166,6 +166,11 @@ void filter_emit(struct filter_run *run, json_t *line);
  * data over 0): for commands that combine a run's status with their own. */
 int filter_worse_status(int a, int b);
 
+/* Choose the pull source in on_start (a command that reads stdin in one
+ * mode and makes its records in another); NULL: read stdin. */
+void filter_set_pull(struct filter_run *run,
+		     enum filter_pull (*pull)(void *state, struct filter_run *run, json_t **record));
+
 /* Fold an exit status into the run's (the worse one wins). */
 void filter_set_status(struct filter_run *run, int status);
 

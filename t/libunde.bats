@@ -651,9 +651,9 @@ chain() {
 	run libtest opts --help
 	assert_success
 	assert_output --partial 'Usage: libtest-opts [OPTIONS] [WORD]'
-	assert_output --partial '  -k, --top-k N       results to keep (1-100, default 10)'
-	assert_output --partial '      --name NAME     a name to echo'
-	assert_output --partial '  -v, --verbose       say more'
+	assert_output --partial '  -k, --top-k N        results to keep (1-100, default 10)'
+	assert_output --partial '      --name NAME      a name to echo'
+	assert_output --partial '  -v, --verbose        say more'
 }
 
 @test "options from the table are parsed and stored, numbers within their bounds" {

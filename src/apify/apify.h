@@ -3,9 +3,9 @@
  *   main.c   the filter: options, one upsert per item into raw_products,
  *            one scraper_logs row per brand run, metrics
  *   fetch.c  the Apify client: start the actor per brand, wait for it, page
- *            through its dataset, and write the items as JSON lines into a
- *            pipe the filter reads as its stdin (so items stream through
- *            the same record loop as `--from FILE`, never all in memory)
+ *            through its dataset, and hand the items one at a time to the
+ *            filter runner's pull source (so items go through the same
+ *            record loop as `--from FILE`, never all in memory)
  *   item.c   one Apify item → one product record (the columns of §6)
  *
  * Items that came from Apify carry "_apify": {"brand", "run_id"}, added by
@@ -13,8 +13,6 @@
  * belongs to, and `jq -c .record errors | unde-apify --from -` re-imports it. */
 #ifndef UNDE_APIFY_H
 #define UNDE_APIFY_H
-
-#include <pthread.h>
 
 #include <jansson.h>
 
@@ -30,7 +28,7 @@ struct apify_run {
 	char error[512];      /* why the run gave no items, or "" */
 	int exit_status;      /* EX_* of this brand's fetch, 0 when it succeeded */
 	long http_status;     /* of the last API call */
-	long fetched;         /* items written to the pipe */
+	long fetched;         /* items handed to the record loop */
 	double started_at;    /* wall clock, seconds */
 	double finished_at;
 };
@@ -47,21 +45,27 @@ struct apify_fetch {
 	const char *start_url_template;
 	struct apify_run runs[APIFY_MAX_BRANDS];
 	size_t nruns;
-	/* the pipe's write end and the thread */
-	int fd;
-	pthread_t thread;
-	int started;
+	/* where the iteration is */
+	size_t current;       /* the run being read */
+	int run_begun;
+	json_t *page;         /* the dataset page being handed out */
+	size_t page_at;
+	long offset;
+	int last_page;
+	int token_refused;
 	int exit_status;      /* the worst of the runs' */
 };
 
 /* fetch.c */
 /* Read the Apify settings for these brands; exits 78 on a bad one. */
 void apify_fetch_config(struct apify_fetch *f, char *const *brands, size_t nbrands, long max_items);
-/* Start the fetcher thread writing into a new pipe, whose read end replaces
- * stdin. Returns 0 or an EX_* status. */
-int apify_fetch_start(struct apify_fetch *f);
-/* Wait for the fetcher (after the reader stopped). */
-void apify_fetch_join(struct apify_fetch *f);
+/* The next item of the brands' runs (a new reference carrying "_apify"),
+ * running each brand's actor when its turn comes; NULL when every run is
+ * over (each run's outcome is in f->runs, the worst in f->exit_status). */
+json_t *apify_fetch_next(struct apify_fetch *f);
+/* The record loop stopped early (output gone): the run being read and
+ * those not begun are marked as cut short. */
+void apify_fetch_stop(struct apify_fetch *f);
 
 /* item.c */
 /* Lower-case a brand name to its slug: "Pull&Bear" → "pullandbear",

@@ -3,15 +3,14 @@
  *
  * Per brand: POST /v2/acts/{actor}/runs with the actor's input, poll
  * GET /v2/actor-runs/{id}?waitForFinish=N until the run is over, then page
- * through GET /v2/datasets/{id}/items?offset&limit and write each item as
- * one JSON line into a pipe. The filter's record loop reads the other end
- * as its stdin, so an item is stored while the next page downloads, and no
- * more than one page is ever held in memory. The pipe's buffer is the
- * back-pressure: a slow database slows the paging down, nothing piles up. */
+ * through GET /v2/datasets/{id}/items?offset&limit. Items are handed to the
+ * filter runner one at a time through its pull source (apify_fetch_next),
+ * so no more than one page is ever held in memory and the next page is
+ * asked for only once this one is stored: a slow database slows the paging
+ * down, nothing piles up. */
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +23,7 @@
 #include "conf.h"
 #include "http.h"
 #include "log.h"
+#include "status.h"
 #include "util.h"
 
 /* "datasaurus/{brand}" with brand → "datasaurus/zara". */
@@ -135,15 +135,11 @@ static int apify_call(struct apify_fetch *f, struct apify_run *run, const char *
 	} else {
 		apify_error_text(&r, why, sizeof why);
 		snprintf(run->error, sizeof run->error, "%s %s: %s", method, strstr(url, "/v2/"), why);
-		if (r.status == 0)
-			st = r.timed_out ? EX_TEMPFAIL : EX_UNAVAILABLE;
-		else if (r.status == 401 || r.status == 403)
-			st = EX_CONFIG; /* the token is missing, wrong or lacks rights */
-		else if (r.status == 404)
-			st = EX_CONFIG; /* no such actor: APIFY_ACTOR… is wrong */
-		else if (http_status_retryable(r.status))
-			st = EX_TEMPFAIL;
-		else
+		/* lib/status.h's table (401/403: the token is wrong → 78), but
+		 * a 404 means no such actor (APIFY_ACTOR… is wrong: 78 too), and
+		 * a refused call is Apify's business, not a bad record */
+		st = r.status == 404 ? EX_CONFIG : status_exit_for_http(r.status, r.timed_out);
+		if (st == EX_DATAERR || st == EX_PROTOCOL)
 			st = EX_UNAVAILABLE;
 	}
 	http_response_free(&r);
@@ -243,126 +239,117 @@ static int apify_run_actor(struct apify_fetch *f, struct apify_run *run)
 	return 0;
 }
 
-/* Page through the run's dataset into out. Returns 0 or an EX_* status. */
-static int apify_page_items(struct apify_fetch *f, struct apify_run *run, FILE *out)
+/* Fetch the run's next dataset page into f->page. Returns 0 or an EX_*
+ * status with run->error set. */
+static int apify_next_page(struct apify_fetch *f, struct apify_run *run)
 {
 	char url[1024];
-	long offset = 0;
-	while (run->fetched < f->max_items) {
-		long limit = f->page_size;
-		if (limit > f->max_items - run->fetched)
-			limit = f->max_items - run->fetched;
-		snprintf(url, sizeof url, "%s/v2/datasets/%s/items?format=json&clean=true&offset=%ld&limit=%ld",
-			 f->base_url, run->dataset_id, offset, limit);
-		json_t *page;
-		int st = apify_call(f, run, "GET", url, NULL, 120000, &page);
-		if (st)
-			return st;
-		if (!json_is_array(page)) {
-			snprintf(run->error, sizeof run->error, "dataset page at offset %ld is not an array",
-				 offset);
-			json_decref(page);
-			return EX_PROTOCOL;
+	long limit = f->page_size;
+	if (limit > f->max_items - run->fetched)
+		limit = f->max_items - run->fetched;
+	snprintf(url, sizeof url, "%s/v2/datasets/%s/items?format=json&clean=true&offset=%ld&limit=%ld",
+		 f->base_url, run->dataset_id, f->offset, limit);
+	json_decref(f->page);
+	f->page = NULL;
+	f->page_at = 0;
+	json_t *page;
+	int st = apify_call(f, run, "GET", url, NULL, 120000, &page);
+	if (st)
+		return st;
+	if (!json_is_array(page)) {
+		snprintf(run->error, sizeof run->error, "dataset page at offset %ld is not an array",
+			 f->offset);
+		json_decref(page);
+		return EX_PROTOCOL;
+	}
+	f->page = page;
+	f->offset += (long)json_array_size(page);
+	f->last_page = (long)json_array_size(page) < limit;
+	return 0;
+}
+
+/* The current run is over (its items handed out, or it failed): log it,
+ * fold its status in, and go on to the next. */
+static void apify_end_run(struct apify_fetch *f, struct apify_run *run)
+{
+	run->finished_at = util_wall_seconds();
+	if (run->http_status == 401 || run->http_status == 403)
+		f->token_refused = 1;
+	if (run->exit_status) {
+		log_event(LOG_ERROR, "actor run gave no complete dataset",
+			  json_pack("{s:s, s:s, s:s, s:I, s:i}", "brand", run->brand, "actor",
+				    run->actor, "error", run->error, "items", (json_int_t)run->fetched,
+				    "exit", run->exit_status));
+	} else {
+		log_event(LOG_INFO, "dataset read",
+			  json_pack("{s:s, s:s, s:I}", "brand", run->brand, "run_id", run->run_id,
+				    "items", (json_int_t)run->fetched));
+	}
+	f->exit_status = filter_worse_status(f->exit_status, run->exit_status);
+	json_decref(f->page);
+	f->page = NULL;
+	f->run_begun = 0;
+	f->current++;
+}
+
+/* Start the current run's actor and wait for it. */
+static void apify_begin_run(struct apify_fetch *f, struct apify_run *run)
+{
+	run->started_at = util_wall_seconds();
+	f->run_begun = 1;
+	f->offset = 0;
+	f->last_page = 0;
+	f->page_at = 0;
+	if (f->token_refused) {
+		snprintf(run->error, sizeof run->error, "not run: APIFY_TOKEN was refused");
+		run->exit_status = EX_CONFIG;
+	} else {
+		run->exit_status = apify_run_actor(f, run);
+	}
+}
+
+json_t *apify_fetch_next(struct apify_fetch *f)
+{
+	while (f->current < f->nruns) {
+		struct apify_run *run = &f->runs[f->current];
+		if (!f->run_begun) {
+			apify_begin_run(f, run);
+			if (run->exit_status)
+				apify_end_run(f, run);
+			continue;
 		}
-		size_t n = json_array_size(page), i;
-		json_t *item;
-		json_array_foreach(page, i, item)
-		{
+		if (f->page && f->page_at < json_array_size(f->page)) {
+			json_t *item = json_incref(json_array_get(f->page, f->page_at++));
 			if (json_is_object(item))
 				json_object_set_new(item, "_apify",
 						    json_pack("{s:s, s:s}", "brand", run->brand, "run_id",
 							      run->run_id));
-			if (json_dumpf(item, out, JSON_COMPACT) != 0 || fputc('\n', out) == EOF)
-				break;
 			run->fetched++;
+			return item;
 		}
-		json_decref(page);
-		if (fflush(out) != 0 || ferror(out)) {
-			snprintf(run->error, sizeof run->error, "the importer stopped reading");
-			return EX_IOERR;
+		if ((f->page && f->last_page) || run->fetched >= f->max_items) {
+			apify_end_run(f, run);
+			continue;
 		}
-		if ((long)n < limit)
-			break; /* the last page */
-		offset += (long)n;
+		if ((run->exit_status = apify_next_page(f, run)) != 0)
+			apify_end_run(f, run);
 	}
-	return 0;
-}
-
-
-static void *apify_fetch_main(void *arg)
-{
-	struct apify_fetch *f = arg;
-	FILE *out = fdopen(f->fd, "w");
-	if (!out) {
-		close(f->fd);
-		f->exit_status = EX_OSERR;
-		return NULL;
-	}
-	int token_refused = 0;
-	for (size_t i = 0; i < f->nruns; i++) {
-		struct apify_run *run = &f->runs[i];
-		run->started_at = util_wall_seconds();
-		if (token_refused) {
-			snprintf(run->error, sizeof run->error, "not run: APIFY_TOKEN was refused");
-			run->exit_status = EX_CONFIG;
-		} else if ((run->exit_status = apify_run_actor(f, run)) == 0) {
-			run->exit_status = apify_page_items(f, run, out);
-		}
-		run->finished_at = util_wall_seconds();
-		if (run->http_status == 401 || run->http_status == 403)
-			token_refused = 1;
-		if (run->exit_status) {
-			log_event(LOG_ERROR, "actor run gave no complete dataset",
-				  json_pack("{s:s, s:s, s:s, s:I, s:i}", "brand", run->brand, "actor",
-					    run->actor, "error", run->error, "items", (json_int_t)run->fetched,
-					    "exit", run->exit_status));
-		} else {
-			log_event(LOG_INFO, "dataset read",
-				  json_pack("{s:s, s:s, s:I}", "brand", run->brand, "run_id", run->run_id,
-					    "items", (json_int_t)run->fetched));
-		}
-		f->exit_status = filter_worse_status(f->exit_status, run->exit_status);
-		if (run->exit_status == EX_IOERR)
-			break;
-	}
-	fclose(out); /* EOF for the reader */
 	return NULL;
 }
 
-int apify_fetch_start(struct apify_fetch *f)
+void apify_fetch_stop(struct apify_fetch *f)
 {
-	int fds[2];
-	if (pipe(fds) != 0) {
-		log_msg(LOG_ERROR, "pipe: %s", strerror(errno));
-		return EX_OSERR;
+	if (f->current < f->nruns && f->run_begun) {
+		struct apify_run *run = &f->runs[f->current];
+		snprintf(run->error, sizeof run->error, "the importer stopped reading");
+		run->exit_status = EX_IOERR;
+		apify_end_run(f, run);
 	}
-	if (dup2(fds[0], STDIN_FILENO) < 0) {
-		log_msg(LOG_ERROR, "dup2: %s", strerror(errno));
-		close(fds[0]);
-		close(fds[1]);
-		return EX_OSERR;
+	for (; f->current < f->nruns; f->current++) {
+		struct apify_run *run = &f->runs[f->current];
+		snprintf(run->error, sizeof run->error, "not run: the importer stopped first");
+		run->exit_status = EX_IOERR;
+		run->started_at = run->finished_at = util_wall_seconds();
+		f->exit_status = filter_worse_status(f->exit_status, EX_IOERR);
 	}
-	close(fds[0]);
-	clearerr(stdin);
-	fcntl(fds[1], F_SETFD, FD_CLOEXEC);
-	f->fd = fds[1];
-	int rc = pthread_create(&f->thread, NULL, apify_fetch_main, f);
-	if (rc != 0) {
-		log_msg(LOG_ERROR, "cannot start the fetcher: %s", strerror(rc));
-		close(fds[1]);
-		return EX_OSERR;
-	}
-	f->started = 1;
-	return 0;
-}
-
-void apify_fetch_join(struct apify_fetch *f)
-{
-	if (!f->started)
-		return;
-	/* the reader is done: if it stopped early (stdout gone), closing our
-	 * end of the pipe makes a blocked writer fail with EPIPE, not hang */
-	close(STDIN_FILENO);
-	pthread_join(f->thread, NULL);
-	f->started = 0;
 }

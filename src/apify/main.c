@@ -39,6 +39,7 @@ struct apify_state {
 	char *brands[APIFY_MAX_BRANDS];
 	size_t nbrands;
 	long max_items;
+	long long max_items_opt; /* --max-items, 0 when not given */
 	const char *from;
 	PGconn *db;
 	struct apify_fetch fetch;
@@ -48,50 +49,38 @@ struct apify_state {
 	double started_at;
 };
 
-enum { OPT_MAX_ITEMS = 2000 };
-
-static const struct option apify_options[] = {
-	{ "brand", required_argument, NULL, 'b' },
-	{ "from", required_argument, NULL, 'f' },
-	{ "max-items", required_argument, NULL, OPT_MAX_ITEMS },
-	{ NULL, 0, NULL, 0 },
-};
-
+/* --brand is repeatable: each one is slugged and kept once. */
 static int apify_on_option(void *sp, int opt, const char *arg)
 {
 	struct apify_state *s = sp;
 	char slug[64];
-	char *end;
-	switch (opt) {
-	case 'b':
-		if (s->nbrands >= APIFY_MAX_BRANDS || apify_brand_slug(arg, slug, sizeof slug) != 0 ||
-		    strlen(slug) > 40)
-			return -1;
-		for (size_t i = 0; i < s->nbrands; i++)
-			if (strcmp(s->brands[i], slug) == 0)
-				return 0;
-		s->brands[s->nbrands++] = xstrdup(slug);
-		return 0;
-	case 'f':
-		s->from = arg;
-		return 0;
-	case OPT_MAX_ITEMS:
-		s->max_items = strtol(arg, &end, 10);
-		return (end == arg || *end || s->max_items < 1 || s->max_items > 10000000) ? -1 : 0;
-	}
-	return -1;
+	if (opt != 'b')
+		return 0; /* the table stored it */
+	if (s->nbrands >= APIFY_MAX_BRANDS || apify_brand_slug(arg, slug, sizeof slug) != 0 ||
+	    strlen(slug) > 40)
+		return -1;
+	for (size_t i = 0; i < s->nbrands; i++)
+		if (strcmp(s->brands[i], slug) == 0)
+			return 0;
+	s->brands[s->nbrands++] = xstrdup(slug);
+	return 0;
+}
+
+/* The runner's pull source when the actor runs: its items, one by one. */
+static enum filter_pull apify_pull(void *sp, struct filter_run *run, json_t **rec)
+{
+	struct apify_state *s = sp;
+	(void)run;
+	*rec = apify_fetch_next(&s->fetch);
+	return *rec ? FILTER_PULL_RECORD : FILTER_PULL_END;
 }
 
 static int apify_on_start(void *sp, struct filter_run *run, int argc, char **argv)
 {
 	struct apify_state *s = sp;
-	(void)run;
+	(void)argc;
 	(void)argv;
-	if (argc > 0) {
-		log_event(LOG_ERROR, "unde-apify takes no arguments (brands go with --brand)",
-			  json_pack("{s:i}", "exit", EX_USAGE));
-		return EX_USAGE;
-	}
+	s->max_items = (long)s->max_items_opt;
 	if (!s->max_items)
 		s->max_items = conf_long("APIFY_MAX_ITEMS", 20000, 1, 10000000);
 	s->started_at = util_wall_seconds();
@@ -114,7 +103,7 @@ static int apify_on_start(void *sp, struct filter_run *run, int argc, char **arg
 	if (!(s->db = pg_connect(url, "STAGING_DB_URL")))
 		return EX_UNAVAILABLE;
 	if (!s->from)
-		return apify_fetch_start(&s->fetch);
+		filter_set_pull(run, apify_pull);
 	return 0;
 }
 
@@ -327,7 +316,8 @@ static void apify_on_finish(void *sp, struct filter_run *run)
 {
 	struct apify_state *s = sp;
 	(void)run;
-	apify_fetch_join(&s->fetch);
+	if (!s->from)
+		apify_fetch_stop(&s->fetch);
 	double now = util_wall_seconds();
 	if (!s->from) {
 		for (size_t i = 0; i < s->fetch.nruns; i++) {
@@ -362,18 +352,25 @@ static void apify_on_finish(void *sp, struct filter_run *run)
 int main(int argc, char **argv)
 {
 	static struct apify_state state;
+	static const struct filter_option options[] = {
+		{ "brand", 'b', "BRAND",
+		  "a brand to collect (repeatable; default: zara bershka pullandbear\n"
+		  "                       stradivarius massimodutti oysho)",
+		  .id = 'b' },
+		{ "max-items", 0, "N", "items per brand (default APIFY_MAX_ITEMS or 20000)",
+		  .number = &state.max_items_opt, .min = 1, .max = 10000000 },
+		{ "from", 'f', "FILE|-",
+		  "import saved Apify items (JSON lines) instead of running\n"
+		  "                       the actor; no APIFY_TOKEN needed",
+		  .string = &state.from },
+		{ 0 },
+	};
 	static const struct filter_def def = {
 		.name = "unde-apify",
 		.summary = "Run the Apify actor per brand and upsert its items into staging raw_products.",
 		.synopsis = "[--brand BRAND]... [--max-items N] | --from FILE|- [--brand BRAND]",
-		.options_help =
-			"  -b, --brand BRAND    a brand to collect (repeatable; default: zara bershka\n"
-			"                       pullandbear stradivarius massimodutti oysho)\n"
-			"  --max-items N        items per brand (default APIFY_MAX_ITEMS or 20000)\n"
-			"  -f, --from FILE|-    import saved Apify items (JSON lines) instead of running\n"
-			"                       the actor; no APIFY_TOKEN needed",
-		.shortopts = "b:f:",
-		.longopts = apify_options,
+		.options = options,
+		.max_operands = FILTER_NO_OPERANDS,
 		.on_option = apify_on_option,
 		.on_start = apify_on_start,
 		.on_record = apify_on_record,
