@@ -34,6 +34,7 @@
 #include "metrics.h"
 #include "objstore.h"
 #include "pg.h"
+#include "status.h"
 #include "util.h"
 
 /* One product being worked on. */
@@ -255,13 +256,16 @@ static void dl_store(struct dl_state *s, struct dl_product *ps, size_t n)
 			s->photos++;
 			if (r->status == 0) {
 				s->photos_failed++;
-				dl_product_error(p, r->timed_out ? EX_TEMPFAIL : EX_UNAVAILABLE,
+				dl_product_error(p, status_exit_for_http(0, r->timed_out),
 						 r->timed_out ? "photo_timeout" : "photo_unreachable",
 						 "photo %zu (%s): %s after %d attempts", i + 1, p->urls[i],
 						 r->error, r->attempts);
 			} else if (r->status != 200) {
 				s->photos_failed++;
-				dl_product_error(p, http_status_retryable(r->status) ? EX_TEMPFAIL : EX_DATAERR,
+				/* lib/status.h, except that a photo the CDN refuses
+				 * (403, 501…) is the product's fault, not ours */
+				int st = status_exit_for_http(r->status, 0);
+				dl_product_error(p, st == EX_TEMPFAIL ? EX_TEMPFAIL : EX_DATAERR,
 						 r->status == 404 ? "photo_not_found" : "photo_http_error",
 						 "photo %zu (%s): HTTP %ld", i + 1, p->urls[i], r->status);
 			} else if (!(p->types[i] = image_sniff(r->body.data, r->body.len, r->content_type, why,
