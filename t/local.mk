@@ -46,3 +46,11 @@ fuzz-lib: t/fuzz/jsonl-fuzz
 .PHONY: fuzz-lib
 CLEANFILES += t/fuzz/jsonl-fuzz
 EXTRA_DIST += t/fuzz/jsonl-fuzz.c t/fuzz/corpus/jsonl
+
+# example-online: the pattern of an online command (issue 10), under 150
+# lines: options table, provider chain with a local stand-in, a sibling
+# call, shared counters, the cache.
+noinst_PROGRAMS += t/unit/example-online
+t_unit_example_online_SOURCES = t/unit/example-online.c
+t_unit_example_online_LDADD = $(UNDE_LIBS)
+TESTS += t/example-online.bats
