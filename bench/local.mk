@@ -1,1 +1,4 @@
 # bench rules
+
+# bench/svc: a sibling call kept-alive vs a fresh connection (issue 10).
+EXTRA_DIST += bench/svc/run

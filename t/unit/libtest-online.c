@@ -528,6 +528,46 @@ static int run_pull(int argc, char **argv)
 	return filter_main(&def, &p, argc - 1, argv + 1);
 }
 
+/* --- svcbench: the cost of a sibling call, kept-alive or fresh ------------ */
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* svcbench SERVICE PATH N kept|fresh: N calls, p50/p99/mean in ms; "fresh"
+ * drops the kept-alive connection before each call. */
+static int run_svcbench(int argc, char **argv)
+{
+	long long n;
+	if (argc != 5 || util_parse_long(argv[3], 1, 1000000, &n) != NUM_OK)
+		return EX_USAGE;
+	int fresh = strcmp(argv[4], "fresh") == 0;
+	double *ms = xcalloc((size_t)n, sizeof *ms), sum = 0;
+	json_t *rec = json_pack("{s:s}", "q", "bench");
+	int failed = 0, conns = 0;
+	for (long long i = 0; i < n; i++) {
+		if (fresh)
+			http_thread_cleanup();
+		struct svc_answer a;
+		double t0 = util_now_ms();
+		failed += svc_call(argv[1], argv[2], rec, DEADLINE_NONE, &a) != 0;
+		ms[i] = util_now_ms() - t0;
+		sum += ms[i];
+		conns += a.new_connections;
+		svc_answer_free(&a);
+	}
+	qsort(ms, (size_t)n, sizeof *ms, cmp_double);
+	printf("{\"mode\":\"%s\",\"calls\":%lld,\"failed\":%d,\"connections\":%d,"
+	       "\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"mean_ms\":%.3f}\n",
+	       argv[4], n, failed, conns, ms[(size_t)(n / 2)], ms[(size_t)((double)n * 0.99)],
+	       sum / (double)n);
+	json_decref(rec);
+	free(ms);
+	return failed ? EX_UNAVAILABLE : 0;
+}
+
 /* --- small things -------------------------------------------------------- */
 
 static int run_num(int argc, char **argv)
@@ -614,7 +654,7 @@ int libtest_online(int argc, char **argv)
 		{ "http2", run_http2 },	      { "sse", run_sse },	{ "svc", run_svc },
 		{ "chain", run_chain },	      { "counters", run_counters }, { "cache", run_cache },
 		{ "opts", run_opts },	      { "pull", run_pull },	{ "num", run_num },
-		{ "strbuf", run_strbuf },     { "status", run_status }, { "pgstatus", run_pgstatus },
+		{ "strbuf", run_strbuf },     { "status", run_status }, { "pgstatus", run_pgstatus }, { "svcbench", run_svcbench },
 	};
 	for (size_t i = 0; i < sizeof subs / sizeof *subs; i++)
 		if (strcmp(argv[0], subs[i].name) == 0) {
