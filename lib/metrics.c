@@ -82,22 +82,15 @@ char *metrics_render(const struct metrics *m)
 
 int metrics_write_textfile(const struct metrics *m, const char *path)
 {
-	char tmp[4096];
-	if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
-		return -1;
+	/* an exclusive temp file (mkstemp) renamed over path: never a
+	 * predictable name a planted symlink could redirect */
 	char *text = metrics_render(m);
-	FILE *f = fopen(tmp, "w");
-	int ok = f && fputs(text, f) >= 0;
-	if (f && fclose(f) != 0)
-		ok = 0;
+	int rc = util_replace_file(path, text ? text : "", text ? strlen(text) : 0, 0644);
 	free(text);
-	if (!ok || rename(tmp, path) != 0) {
+	if (rc != 0)
 		log_event(LOG_ERROR, "cannot write metrics file",
 			  json_pack("{s:s, s:s}", "path", path, "error", strerror(errno)));
-		unlink(tmp);
-		return -1;
-	}
-	return 0;
+	return rc;
 }
 
 int metrics_write_default(const struct metrics *m, const char *cmd)

@@ -765,3 +765,14 @@ chain() {
 	run --separate-stderr libtest pgstatus 'postgresql://127.0.0.1:1/db' 40001
 	assert_output 69
 }
+
+@test "a symlink planted at a metrics textfile's path is replaced, not followed" {
+	W=$(unde_tmpdir)
+	echo precious >"$W/victim"
+	ln -s "$W/victim" "$W/m.prom"
+	run libtest metrics "$W/m.prom" libtest_x=1
+	assert_success
+	assert_equal "$(cat "$W/victim")" precious
+	[ -f "$W/m.prom" ] && [ ! -L "$W/m.prom" ]
+	grep -q '^libtest_x{job="libtest"} 1$' "$W/m.prom"
+}
