@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -80,21 +81,47 @@ char *metrics_render(const struct metrics *m)
 	return b.data;
 }
 
+/* The text goes to an exclusive temp file made by mkstemp(3) in the target
+ * directory (O_CREAT|O_EXCL: never a file or symlink planted under a
+ * guessable name), readable by the exporter, then renamed over path: a
+ * reader sees the old file or the new one, never half of one. */
 int metrics_write_textfile(const struct metrics *m, const char *path)
 {
 	char tmp[4096];
-	if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
+	if (snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= (int)sizeof tmp)
 		return -1;
 	char *text = metrics_render(m);
-	FILE *f = fopen(tmp, "w");
-	int ok = f && fputs(text, f) >= 0;
-	if (f && fclose(f) != 0)
+	int fd = mkstemp(tmp);
+	int ok = fd >= 0;
+	int err = errno;
+	if (ok && fchmod(fd, 0644) != 0)
 		ok = 0;
+	size_t len = strlen(text), off = 0;
+	while (ok && off < len) {
+		ssize_t n = write(fd, text + off, len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			ok = 0;
+		else
+			off += (size_t)n;
+	}
+	if (!ok)
+		err = errno;
+	if (fd >= 0 && close(fd) != 0 && ok) {
+		err = errno;
+		ok = 0;
+	}
 	free(text);
-	if (!ok || rename(tmp, path) != 0) {
+	if (ok && rename(tmp, path) != 0) {
+		err = errno;
+		ok = 0;
+	}
+	if (!ok) {
 		log_event(LOG_ERROR, "cannot write metrics file",
-			  json_pack("{s:s, s:s}", "path", path, "error", strerror(errno)));
-		unlink(tmp);
+			  json_pack("{s:s, s:s}", "path", path, "error", strerror(err)));
+		if (fd >= 0)
+			unlink(tmp);
 		return -1;
 	}
 	return 0;
