@@ -552,6 +552,18 @@ no_marked_pids() { [[ -z $(marked_pids "$1") ]]; }
 	assert_jq '.responses[0].status == 400'
 }
 
+@test "an invalid Host value is refused with 400, valid hosts, IP literals and ports accepted" {
+	local h
+	for h in 'a b' '@@@' 'x:99999999' 'x:80a' '[::1' 'a%zz' 'u@host'; do
+		raw "GET /health HTTP/1.1\r\nHost: $h\r\n\r\n"
+		assert_jq '.responses[0].status == 400 and (.responses[0].body | test("invalid Host"))'
+	done
+	for h in 'example.com' 'example.com:8080' '127.0.0.1:1' '[::1]:65535' 'a-b_c~d.e%41' ''; do
+		raw "GET /health HTTP/1.1\r\nHost: $h\r\n\r\n"
+		assert_jq '.responses[0].status == 200'
+	done
+}
+
 @test "an unsupported HTTP version is refused with 505, a malformed request line with 400" {
 	raw 'GET /health HTTP/2.0\r\nHost: t\r\n\r\n'
 	assert_jq '.responses[0].status == 505'
