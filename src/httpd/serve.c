@@ -3,6 +3,7 @@
  * silence) into an answer, then log and count it. */
 #include "config.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 #include "util.h"
 
 #define SERVE_QUERY_PART_MAX 8192
+#define SERVE_SHOWN_MAX 64 /* bytes of a query key quoted in a message */
 
 /* The access-log line (one per request, journald picks it up) and the
  * shared counters, for every answer whatever its source. */
@@ -175,6 +177,44 @@ static void serve_metrics(struct conn *c, const char *rid)
 	serve_log(c, rid, &o);
 }
 
+/* The length of the valid UTF-8 character at s[0..n), or 0. */
+static size_t serve_utf8_char(const unsigned char *s, size_t n)
+{
+	size_t len = s[0] < 0x80 ? 1 : (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3
+		   : (s[0] & 0xf8) == 0xf0 ? 4 : 0;
+	if (len == 0 || len > n || (len == 2 && s[0] < 0xc2) || (len == 4 && s[0] > 0xf4))
+		return 0;
+	for (size_t i = 1; i < len; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	if ((len == 3 && s[0] == 0xe0 && s[1] < 0xa0) || (len == 3 && s[0] == 0xed && s[1] > 0x9f) ||
+	    (len == 4 && s[0] == 0xf0 && s[1] < 0x90) || (len == 4 && s[0] == 0xf4 && s[1] > 0x8f))
+		return 0;
+	return len;
+}
+
+/* At most max bytes of s for a message, cut on a character boundary, with
+ * bytes that are not UTF-8 shown as '?', so the error body can always be
+ * built (an error that cannot be written is no error at all). */
+static void serve_show(const char *s, size_t max, char *out, size_t cap)
+{
+	size_t n = strlen(s), i = 0, o = 0;
+	assert(cap > max);
+	while (i < n) {
+		size_t k = serve_utf8_char((const unsigned char *)s + i, n - i);
+		size_t w = k ? k : 1;
+		if (o + w > max)
+			break;
+		if (k)
+			memcpy(out + o, s + i, k);
+		else
+			out[o] = '?';
+		o += w;
+		i += w;
+	}
+	out[o] = '\0';
+}
+
 /* Add the query parameters to fields; a name given twice, or also present
  * in the body, is refused rather than guessed at. */
 static int serve_query(struct conn *c, json_t *fields, json_t *body, char *msg, size_t msglen)
@@ -188,8 +228,10 @@ static int serve_query(struct conn *c, json_t *fields, json_t *body, char *msg, 
 				   &why)) == 1) {
 		if (strlen(key) != kl || strcmp(key, "request_id") == 0 || json_object_get(fields, key) ||
 		    json_object_get(body, key)) {
-			snprintf(msg, msglen, "query parameter '%.64s' is repeated, reserved or also in the body",
-				 key);
+			char shown[SERVE_SHOWN_MAX + 1];
+			serve_show(key, SERVE_SHOWN_MAX, shown, sizeof shown);
+			snprintf(msg, msglen, "query parameter '%s' is repeated, reserved or also in the body",
+				 shown);
 			return -1;
 		}
 		json_t *v = json_stringn(val, vl);
@@ -243,6 +285,109 @@ static char *serve_splice(const char *body, size_t blen, const json_t *rec, cons
 	return line;
 }
 
+static size_t serve_skip_ws(const char *b, size_t n, size_t i)
+{
+	while (i < n && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r'))
+		i++;
+	return i;
+}
+
+/* b[i] is a '"': the index after its closing quote. */
+static size_t serve_skip_string(const char *b, size_t n, size_t i)
+{
+	for (i++; i < n && b[i] != '"'; i++)
+		if (b[i] == '\\')
+			i++;
+	return i < n ? i + 1 : n;
+}
+
+/* The index after the JSON value starting at b[i]. */
+static size_t serve_skip_value(const char *b, size_t n, size_t i)
+{
+	if (b[i] == '"')
+		return serve_skip_string(b, n, i);
+	if (b[i] == '{' || b[i] == '[') {
+		int depth = 0;
+		while (i < n) {
+			if (b[i] == '"') {
+				i = serve_skip_string(b, n, i);
+				continue;
+			}
+			if (b[i] == '{' || b[i] == '[')
+				depth++;
+			else if ((b[i] == '}' || b[i] == ']') && --depth == 0)
+				return i + 1;
+			i++;
+		}
+		return n;
+	}
+	while (i < n && !strchr(",}] \t\r\n", b[i]))
+		i++;
+	return i;
+}
+
+/* Where the value of the top-level member name is in body text that
+ * jansson has already accepted as an object (so the scan can be simple).
+ * A key written with escapes ("request\u005fid") is decoded to compare. */
+static int serve_member_span(const char *b, size_t n, const char *name, size_t *vs, size_t *ve)
+{
+	size_t i = serve_skip_ws(b, n, 0), nl = strlen(name);
+	if (i >= n || b[i] != '{')
+		return -1;
+	i++;
+	for (;;) {
+		i = serve_skip_ws(b, n, i);
+		if (i >= n || b[i] != '"')
+			return -1;
+		size_t ks = i, ke = serve_skip_string(b, n, i);
+		int match;
+		if (!memchr(b + ks, '\\', ke - ks)) {
+			match = ke - ks == nl + 2 && memcmp(b + ks + 1, name, nl) == 0;
+		} else {
+			json_t *k = json_loadb(b + ks, ke - ks, JSON_DECODE_ANY, NULL);
+			match = json_is_string(k) && json_string_length(k) == nl &&
+				memcmp(json_string_value(k), name, nl) == 0;
+			json_decref(k);
+		}
+		i = serve_skip_ws(b, n, ke);
+		if (i >= n || b[i] != ':')
+			return -1;
+		i = serve_skip_ws(b, n, i + 1);
+		if (i >= n)
+			return -1;
+		size_t end = serve_skip_value(b, n, i);
+		if (match) {
+			*vs = i;
+			*ve = end;
+			return 0;
+		}
+		i = serve_skip_ws(b, n, end);
+		if (i >= n || b[i] != ',')
+			return -1;
+		i++;
+	}
+}
+
+/* The body with its top-level request_id's value replaced by rid, the
+ * rest of the text untouched (numbers keep their digits). NULL when the
+ * member cannot be found (cannot happen for a body jansson accepted). */
+static char *serve_replace_rid(const char *body, size_t blen, const char *rid, size_t *outlen)
+{
+	size_t vs, ve;
+	if (serve_member_span(body, blen, "request_id", &vs, &ve) != 0)
+		return NULL;
+	size_t rl = strlen(rid), n = vs + rl + 2 + (blen - ve);
+	char *out = xmalloc(n + 1);
+	memcpy(out, body, vs);
+	out[vs] = '"';
+	memcpy(out + vs + 1, rid, rl); /* [A-Za-z0-9._:-]: nothing to escape */
+	out[vs + 1 + rl] = '"';
+	memcpy(out + vs + rl + 2, body + ve, blen - ve);
+	out[n] = '\0';
+	*outlen = n;
+	return out;
+}
+
 /* Build the command's input line: the body object, the query parameters
  * and request_id. Sets rid (from X-Request-Id, else the body's own, else
  * new). Returns the line, or NULL with msg set (a 400). */
@@ -271,23 +416,22 @@ static char *serve_input(struct conn *c, char rid[HTTPD_REQUEST_ID_MAX + 1], siz
 	if (!rid[0])
 		serve_new_rid(rid);
 	json_t *fields = json_object();
-	if (!from_body)
+	char *replaced = NULL;
+	size_t rlen = 0;
+	if (body_rid && !from_body)
+		/* The body's own request_id is replaced in its text, so that the
+		 * rest stays as the client wrote it. */
+		replaced = serve_replace_rid(c->body, c->blen, rid, &rlen);
+	if (!from_body && !replaced)
 		json_object_set_new(fields, "request_id", json_string(rid));
 	char *line = NULL;
-	if (serve_query(c, fields, rec, msg, msglen) == 0) {
-		if (body_rid && !from_body) {
-			/* The body's request_id is replaced: rebuild the text. */
-			json_object_update(rec, fields);
-			char *t = json_dumps(rec, JSON_COMPACT);
-			*len = strlen(t) + 1;
-			line = xmalloc(*len + 1);
-			memcpy(line, t, *len - 1);
-			line[*len - 1] = '\n';
-			free(t);
-		} else {
-			line = serve_splice(c->body, c->blen, rec, fields, len);
-		}
+	if (body_rid && !from_body && !replaced) {
+		snprintf(msg, msglen, "request body's request_id could not be replaced");
+	} else if (serve_query(c, fields, rec, msg, msglen) == 0) {
+		line = replaced ? serve_splice(replaced, rlen, rec, fields, len)
+				: serve_splice(c->body, c->blen, rec, fields, len);
 	}
+	free(replaced);
 	json_decref(fields);
 	json_decref(rec);
 	return line;
