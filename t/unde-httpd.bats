@@ -386,6 +386,19 @@ no_marked_pids() { [[ -z $(marked_pids "$1") ]]; }
 	assert_output '200 {"request_id":"r-new","n":4.10}'
 }
 
+@test "a body is checked without being rebuilt: duplicates at any depth, bad escapes and trailing data are 400" {
+	local b
+	for b in '{"a":1,"a":2}' '{"x":{"b":1,"b":2}}' '{"a\u0062":1,"ab":2}' '{"a":"\u0000"}' \
+		'{"a":"\ud800"}' '{"a":01}' '{"a":1}{"b":2}' '{"a":[1,]}' '[1]' '{"a":tru}'; do
+		post /verbatim "$b"
+		assert_output --regexp '^400 '
+		output=${output#400 }
+		assert_jq '.error.code == "invalid_body"'
+	done
+	post /verbatim '{"a":{"b":1},"b":{"b":[1.50,-0,2E+3,"\ud83d\ude00",true,null]}}' -H 'X-Request-Id: ok-1'
+	assert_output '200 {"request_id":"ok-1","a":{"b":1},"b":{"b":[1.50,-0,2E+3,"\ud83d\ude00",true,null]}}'
+}
+
 @test "a repeated multibyte query key is refused with a readable 400 carrying the request_id" {
 	local k
 	k=$(printf '%%E2%%82%%AC%.0s' {1..30}) # 90 bytes: 64 cuts inside a character

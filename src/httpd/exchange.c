@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "httpd.h"
+#include "jscan.h"
 #include "log.h"
 #include "serve.h"
 #include "util.h"
@@ -65,38 +66,49 @@ static int exchange_exit_status(int wstatus, const char *cmd, char *msg, size_t 
 
 enum { LINE_ANSWER, LINE_PROGRESS, LINE_GARBAGE, LINE_FOREIGN };
 
-/* What an output line is, by a full JSON parse of it (two values on a
- * line, invalid UTF-8, escaped keys: what the client gets is what we
- * read). A line with a "stage" other than "done" is progress; any other
- * object is the answer. A line whose request_id is not rid — or an answer
- * without one, when require_rid — belongs to another request: foreign.
- * *status is 200, or the error line's status with its code copied to code. */
+/* A small top-level member's value, decoded by jansson (NULL if absent). */
+static json_t *exchange_member(const struct jscan *sc, const char *line, const char *key)
+{
+	const struct jscan_key *k = jscan_find(sc, key, strlen(key));
+	return k ? json_loadb(line + k->vs, k->ve - k->vs, JSON_DECODE_ANY, NULL) : NULL;
+}
+
+/* What an output line is, by a full validating scan of it (two values on
+ * a line, invalid UTF-8, duplicate or escaped keys: what the client gets
+ * is what we checked); no tree of it is built, only its stage and error
+ * members are decoded. A line with a "stage" other than "done" is
+ * progress; any other object is the answer. A line whose request_id is not
+ * rid — or an answer without one, when require_rid — belongs to another
+ * request: foreign. *status is 200, or the error line's status with its
+ * code copied to code. */
 static int exchange_classify(const char *line, size_t n, const char *rid, int require_rid,
 			     int *status, char *code)
 {
 	*status = 200;
 	code[0] = '\0';
-	json_error_t je;
-	json_t *j = json_loadb(line, n, 0, &je);
-	if (!json_is_object(j)) {
-		json_decref(j);
+	struct jscan sc;
+	const char *why;
+	size_t where;
+	if (jscan_object(&sc, line, n, &why, &where) != 0) {
+		jscan_free(&sc);
 		return LINE_GARBAGE;
 	}
 	int kind = LINE_ANSWER;
-	json_t *err = json_object_get(j, "error");
-	const char *stage = json_string_value(json_object_get(j, "stage"));
-	if (stage && strcmp(stage, "done") != 0)
+	json_t *stage = exchange_member(&sc, line, "stage");
+	if (json_is_string(stage) && strcmp(json_string_value(stage), "done") != 0)
 		kind = LINE_PROGRESS;
-	json_t *jr = json_object_get(j, "request_id");
-	if (jr ? !json_is_string(jr) || strcmp(json_string_value(jr), rid) != 0
-	       : kind == LINE_ANSWER && require_rid)
+	json_decref(stage);
+	if (sc.has_rid ? !sc.rid_is_string || sc.ridlen != strlen(rid) || strcmp(sc.rid, rid) != 0
+		       : kind == LINE_ANSWER && require_rid)
 		kind = LINE_FOREIGN;
-	if (kind == LINE_ANSWER && err && !json_is_null(err)) {
+	json_t *err = kind == LINE_ANSWER ? exchange_member(&sc, line, "error") : NULL;
+	if (err && !json_is_null(err)) {
 		*status = exchange_error_line_status(err);
 		const char *c = json_string_value(json_object_get(err, "code"));
 		snprintf(code, EXCHANGE_CODE_MAX, "%s", c ? c : "command_error");
 	}
-	json_decref(j);
+	json_decref(err);
+	jscan_free(&sc);
 	return kind;
 }
 

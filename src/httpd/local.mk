@@ -6,6 +6,7 @@ src_unde_httpd_SOURCES = \
 	src/httpd/routes.c src/httpd/routes.h \
 	src/httpd/conn.c src/httpd/response.c \
 	src/httpd/serve.c src/httpd/serve.h src/httpd/exchange.c src/httpd/accesslog.c \
+	src/httpd/jscan.c src/httpd/jscan.h \
 	src/httpd/child.c src/httpd/child.h \
 	src/httpd/stats.c src/httpd/stats.h
 src_unde_httpd_LDADD = $(UNDE_LIBS)

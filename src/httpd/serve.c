@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "httpd.h"
+#include "jscan.h"
 #include "log.h"
 #include "serve.h"
 #include "util.h"
@@ -217,7 +218,8 @@ static void serve_show(const char *s, size_t max, char *out, size_t cap)
 
 /* Add the query parameters to fields; a name given twice, or also present
  * in the body, is refused rather than guessed at. */
-static int serve_query(struct conn *c, json_t *fields, json_t *body, char *msg, size_t msglen)
+static int serve_query(struct conn *c, json_t *fields, const struct jscan *body, char *msg,
+		       size_t msglen)
 {
 	const char *q = c->head + c->req.query.off;
 	size_t qlen = c->req.query.len, pos = 0, kl, vl;
@@ -227,7 +229,7 @@ static int serve_query(struct conn *c, json_t *fields, json_t *body, char *msg, 
 	while ((rc = hp_query_next(q, qlen, &pos, key, sizeof key, &kl, val, sizeof val, &vl,
 				   &why)) == 1) {
 		if (strlen(key) != kl || strcmp(key, "request_id") == 0 || json_object_get(fields, key) ||
-		    json_object_get(body, key)) {
+		    (body && jscan_has_key(body, key, kl))) {
 			char shown[SERVE_SHOWN_MAX + 1];
 			serve_show(key, SERVE_SHOWN_MAX, shown, sizeof shown);
 			snprintf(msg, msglen, "query parameter '%s' is repeated, reserved or also in the body",
@@ -250,7 +252,7 @@ static int serve_query(struct conn *c, json_t *fields, json_t *body, char *msg, 
 /* The body with the fields spliced in front of its own members, keeping
  * the client's text as sent (numbers are not re-formatted). Line breaks
  * can only be whitespace in valid JSON: they become spaces. */
-static char *serve_splice(const char *body, size_t blen, const json_t *rec, const json_t *fields,
+static char *serve_splice(const char *body, size_t blen, size_t body_keys, const json_t *fields,
 			  size_t *outlen)
 {
 	char *ftext = json_dumps(fields, JSON_COMPACT);
@@ -263,7 +265,7 @@ static char *serve_splice(const char *body, size_t blen, const json_t *rec, cons
 	size_t cap = flen + (e - s) + 3;
 	char *line = xmalloc(cap);
 	size_t n = 0;
-	if (json_object_size(rec) == 0 || blen == 0) {
+	if (body_keys == 0 || blen == 0) {
 		memcpy(line, ftext, flen);
 		n = flen;
 	} else if (json_object_size(fields) == 0) {
@@ -285,97 +287,12 @@ static char *serve_splice(const char *body, size_t blen, const json_t *rec, cons
 	return line;
 }
 
-static size_t serve_skip_ws(const char *b, size_t n, size_t i)
-{
-	while (i < n && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r'))
-		i++;
-	return i;
-}
-
-/* b[i] is a '"': the index after its closing quote. */
-static size_t serve_skip_string(const char *b, size_t n, size_t i)
-{
-	for (i++; i < n && b[i] != '"'; i++)
-		if (b[i] == '\\')
-			i++;
-	return i < n ? i + 1 : n;
-}
-
-/* The index after the JSON value starting at b[i]. */
-static size_t serve_skip_value(const char *b, size_t n, size_t i)
-{
-	if (b[i] == '"')
-		return serve_skip_string(b, n, i);
-	if (b[i] == '{' || b[i] == '[') {
-		int depth = 0;
-		while (i < n) {
-			if (b[i] == '"') {
-				i = serve_skip_string(b, n, i);
-				continue;
-			}
-			if (b[i] == '{' || b[i] == '[')
-				depth++;
-			else if ((b[i] == '}' || b[i] == ']') && --depth == 0)
-				return i + 1;
-			i++;
-		}
-		return n;
-	}
-	while (i < n && !strchr(",}] \t\r\n", b[i]))
-		i++;
-	return i;
-}
-
-/* Where the value of the top-level member name is in body text that
- * jansson has already accepted as an object (so the scan can be simple).
- * A key written with escapes ("request\u005fid") is decoded to compare. */
-static int serve_member_span(const char *b, size_t n, const char *name, size_t *vs, size_t *ve)
-{
-	size_t i = serve_skip_ws(b, n, 0), nl = strlen(name);
-	if (i >= n || b[i] != '{')
-		return -1;
-	i++;
-	for (;;) {
-		i = serve_skip_ws(b, n, i);
-		if (i >= n || b[i] != '"')
-			return -1;
-		size_t ks = i, ke = serve_skip_string(b, n, i);
-		int match;
-		if (!memchr(b + ks, '\\', ke - ks)) {
-			match = ke - ks == nl + 2 && memcmp(b + ks + 1, name, nl) == 0;
-		} else {
-			json_t *k = json_loadb(b + ks, ke - ks, JSON_DECODE_ANY, NULL);
-			match = json_is_string(k) && json_string_length(k) == nl &&
-				memcmp(json_string_value(k), name, nl) == 0;
-			json_decref(k);
-		}
-		i = serve_skip_ws(b, n, ke);
-		if (i >= n || b[i] != ':')
-			return -1;
-		i = serve_skip_ws(b, n, i + 1);
-		if (i >= n)
-			return -1;
-		size_t end = serve_skip_value(b, n, i);
-		if (match) {
-			*vs = i;
-			*ve = end;
-			return 0;
-		}
-		i = serve_skip_ws(b, n, end);
-		if (i >= n || b[i] != ',')
-			return -1;
-		i++;
-	}
-}
-
 /* The body with its top-level request_id's value replaced by rid, the
- * rest of the text untouched (numbers keep their digits). NULL when the
- * member cannot be found (cannot happen for a body jansson accepted). */
-static char *serve_replace_rid(const char *body, size_t blen, const char *rid, size_t *outlen)
+ * rest of the text untouched (numbers keep their digits); vs..ve is the
+ * value's span, found by the scan. */
+static char *serve_replace_rid(const char *body, size_t blen, size_t vs, size_t ve,
+			       const char *rid, size_t *outlen)
 {
-	size_t vs, ve;
-	if (serve_member_span(body, blen, "request_id", &vs, &ve) != 0)
-		return NULL;
 	size_t rl = strlen(rid), n = vs + rl + 2 + (blen - ve);
 	char *out = xmalloc(n + 1);
 	memcpy(out, body, vs);
@@ -394,23 +311,26 @@ static char *serve_replace_rid(const char *body, size_t blen, const char *rid, s
 static char *serve_input(struct conn *c, char rid[HTTPD_REQUEST_ID_MAX + 1], size_t *len,
 			 char *msg, size_t msglen)
 {
-	json_t *rec;
-	json_error_t je;
-	if (c->blen == 0) {
-		rec = json_object();
-	} else if (!(rec = json_loadb(c->body, c->blen, JSON_REJECT_DUPLICATES, &je))) {
-		snprintf(msg, msglen, "request body is not valid JSON: %s", je.text);
-		return NULL;
-	} else if (!json_is_object(rec)) {
-		snprintf(msg, msglen, "request body must be a JSON object");
-		json_decref(rec);
-		return NULL;
+	struct jscan sc;
+	int have = c->blen > 0;
+	if (have) {
+		const char *why;
+		size_t where;
+		if (jscan_object(&sc, c->body, c->blen, &why, &where) != 0) {
+			if (strcmp(why, "request body must be a JSON object") == 0)
+				snprintf(msg, msglen, "%s", why);
+			else
+				snprintf(msg, msglen, "request body is not valid JSON: %s at byte %zu",
+					 why, where);
+			jscan_free(&sc);
+			return NULL;
+		}
 	}
-	json_t *body_rid = json_object_get(rec, "request_id");
-	const char *brid = json_string_value(body_rid);
+	int body_rid = have && sc.has_rid;
 	int from_body = 0;
-	if (!rid[0] && brid && serve_rid_ok(brid, strlen(brid))) {
-		snprintf(rid, HTTPD_REQUEST_ID_MAX + 1, "%s", brid);
+	if (!rid[0] && body_rid && sc.rid_is_string && sc.ridlen < sizeof sc.rid &&
+	    strlen(sc.rid) == sc.ridlen && serve_rid_ok(sc.rid, sc.ridlen)) {
+		snprintf(rid, HTTPD_REQUEST_ID_MAX + 1, "%s", sc.rid);
 		from_body = 1;
 	}
 	if (!rid[0])
@@ -421,19 +341,19 @@ static char *serve_input(struct conn *c, char rid[HTTPD_REQUEST_ID_MAX + 1], siz
 	if (body_rid && !from_body)
 		/* The body's own request_id is replaced in its text, so that the
 		 * rest stays as the client wrote it. */
-		replaced = serve_replace_rid(c->body, c->blen, rid, &rlen);
-	if (!from_body && !replaced)
+		replaced = serve_replace_rid(c->body, c->blen, sc.rid_off, sc.rid_end, rid, &rlen);
+	else if (!from_body)
 		json_object_set_new(fields, "request_id", json_string(rid));
 	char *line = NULL;
-	if (body_rid && !from_body && !replaced) {
-		snprintf(msg, msglen, "request body's request_id could not be replaced");
-	} else if (serve_query(c, fields, rec, msg, msglen) == 0) {
-		line = replaced ? serve_splice(replaced, rlen, rec, fields, len)
-				: serve_splice(c->body, c->blen, rec, fields, len);
+	if (serve_query(c, fields, have ? &sc : NULL, msg, msglen) == 0) {
+		size_t keys = have ? sc.top_n : 0;
+		line = replaced ? serve_splice(replaced, rlen, keys, fields, len)
+				: serve_splice(c->body, c->blen, keys, fields, len);
 	}
 	free(replaced);
 	json_decref(fields);
-	json_decref(rec);
+	if (have)
+		jscan_free(&sc);
 	return line;
 }
 
