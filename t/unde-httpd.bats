@@ -848,7 +848,12 @@ no_marked_pids() { [[ -z $(marked_pids "$1") ]]; }
 		[ "$(sed -n 's/^TriggerLimitBurst=//p' "$f")" -ge 2000 ]
 		grep -q '^CollectMode=inactive-or-failed$' "${f%.socket}@.service"
 		grep -q '^StandardInput=socket$' "${f%.socket}@.service"
+		# each connection is bounded, and all of them together
+		grep -q '^Slice=unde-httpd.slice$' "${f%.socket}@.service"
+		grep -Eq '^MemoryMax=[0-9]+M$' "${f%.socket}@.service"
+		grep -Eq '^TasksMax=[0-9]+$' "${f%.socket}@.service"
 	done
+	grep -Eq '^MemoryMax=[0-9]+%$' "$UNDE_TOP_SRCDIR/etc/systemd/unde-httpd.slice"
 	grep -Ec '^[0-9.]+:[0-9]+[[:space:]]+stream[[:space:]]+tcp[[:space:]]+nowait' \
 		"$UNDE_TOP_SRCDIR/etc/httpd/inetd.conf"
 }

@@ -25,6 +25,7 @@ EXTRA_DIST += etc/httpd/inetd.conf \
 	etc/systemd/unde-httpd-voice.socket etc/systemd/unde-httpd-voice@.service \
 	etc/systemd/unde-httpd-ximilar.socket etc/systemd/unde-httpd-ximilar@.service \
 	etc/systemd/unde-httpd-rerank.socket etc/systemd/unde-httpd-rerank@.service
+EXTRA_DIST += etc/systemd/unde-httpd.slice bench/httpd/memory
 
 # Benchmark (bench/httpd/run; not part of make check).
 EXTRA_DIST += bench/httpd/run bench/httpd/echo.routes bench/httpd/uvicorn_app.py \
