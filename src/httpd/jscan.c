@@ -225,7 +225,7 @@ static int scan_key_cmp(const void *a, const void *b, void *ctx)
 	const struct jscan *s = ctx;
 	const struct jscan_key *x = a, *y = b;
 	size_t n = x->len < y->len ? x->len : y->len;
-	int c = memcmp(scan_key_bytes(s, x), scan_key_bytes(s, y), n);
+	int c = n ? memcmp(scan_key_bytes(s, x), scan_key_bytes(s, y), n) : 0;
 	return c ? c : (x->len > y->len) - (x->len < y->len);
 }
 
@@ -284,8 +284,10 @@ static int scan_object(struct scan *p)
 					size_t a0 = s->alen;
 					scan_decode(s, p->t, vs + 1, p->i - 1);
 					s->ridlen = s->alen - a0;
-					memcpy(s->rid, s->arena + a0,
-					       s->ridlen < sizeof s->rid ? s->ridlen : sizeof s->rid - 1);
+					if (s->ridlen)
+						memcpy(s->rid, s->arena + a0,
+						       s->ridlen < sizeof s->rid ? s->ridlen
+										 : sizeof s->rid - 1);
 					s->rid[s->ridlen < sizeof s->rid ? s->ridlen : sizeof s->rid - 1] = '\0';
 					s->alen = a0;
 				}
@@ -303,7 +305,8 @@ static int scan_object(struct scan *p)
 		}
 	}
 	size_t n = s->nkeys - from;
-	qsort_r(s->keys + from, n, sizeof *s->keys, scan_key_cmp, s);
+	if (n > 1)
+		qsort_r(s->keys + from, n, sizeof *s->keys, scan_key_cmp, s);
 	for (size_t k = from + 1; k < s->nkeys; k++)
 		if (scan_key_cmp(&s->keys[k - 1], &s->keys[k], s) == 0)
 			return scan_fail(p, "duplicate object key");
@@ -403,7 +406,7 @@ const struct jscan_key *jscan_find(const struct jscan *s, const char *key, size_
 		size_t mid = lo + (hi - lo) / 2;
 		const struct jscan_key *k = &s->keys[mid];
 		size_t n = k->len < keylen ? k->len : keylen;
-		int c = memcmp(scan_key_bytes(s, k), key, n);
+		int c = n ? memcmp(scan_key_bytes(s, k), key, n) : 0;
 		if (!c)
 			c = (k->len > keylen) - (k->len < keylen);
 		if (c == 0)

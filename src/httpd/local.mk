@@ -50,3 +50,22 @@ fuzz-httpd: $(FUZZ_HTTPD)
 	rc=$$?; rm -rf "$$work"; exit $$rc
 CLEANFILES += $(FUZZ_HTTPD)
 .PHONY: fuzz-httpd
+
+# Fuzzing the body/answer scanner against jansson (a differential target):
+#   make fuzz-httpd-jscan FUZZ_SECONDS=30
+EXTRA_DIST += t/fuzz/httpd-jscan-fuzz.c t/fuzz/corpus/httpd-jscan
+FUZZ_HTTPD_JSCAN = t/fuzz/httpd-jscan-fuzz
+$(FUZZ_HTTPD_JSCAN): $(srcdir)/t/fuzz/httpd-jscan-fuzz.c $(srcdir)/src/httpd/jscan.c $(srcdir)/src/httpd/jscan.h $(srcdir)/lib/util.c $(srcdir)/lib/log.c
+	@$(MKDIR_P) t/fuzz
+	$(AM_V_CC)$(HTTPD_FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=undefined -I$(top_builddir) -I$(srcdir)/src/httpd -I$(srcdir)/lib \
+		$(JANSSON_CFLAGS) -o $@ $(srcdir)/t/fuzz/httpd-jscan-fuzz.c $(srcdir)/src/httpd/jscan.c \
+		$(srcdir)/lib/util.c $(srcdir)/lib/log.c $(JANSSON_LIBS) $(CRYPTO_LIBS)
+fuzz-httpd-jscan: $(FUZZ_HTTPD_JSCAN)
+	@work=$$(mktemp -d /tmp/unde-fuzz-jscan.XXXXXX) && \
+	./$(FUZZ_HTTPD_JSCAN) -max_total_time=$(or $(FUZZ_SECONDS),30) -max_len=4096 -timeout=10 \
+		-print_final_stats=1 -artifact_prefix=t/fuzz/ \
+		"$$work" $(srcdir)/t/fuzz/corpus/httpd-jscan; \
+	rc=$$?; rm -rf "$$work"; exit $$rc
+CLEANFILES += $(FUZZ_HTTPD_JSCAN)
+.PHONY: fuzz-httpd-jscan
