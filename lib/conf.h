@@ -34,7 +34,11 @@ int conf_bool(const char *name, int def);
 int conf_is_secret(const char *name);
 
 /* Copy url into buf with any password replaced by "***": the userinfo of
- * scheme://user:pass@host and libpq's password=… keyword form. */
+ * scheme://user:pass@host and password=… query keywords; a libpq
+ * connection string (URI or keyword=value) is checked with libpq's own
+ * parser (PQconninfoParse) and rebuilt from it when a secret option would
+ * survive the pattern; one libpq cannot parse is not shown. The whole
+ * string is redacted before it is cut to buflen. */
 const char *conf_redact_url(const char *url, char *buf, size_t buflen);
 
 /* Log a configuration error naming var and exit 78. */

@@ -775,4 +775,57 @@ chain() {
 	assert_equal "$(cat "$W/victim")" precious
 	[ -f "$W/m.prom" ] && [ ! -L "$W/m.prom" ]
 	grep -q '^libtest_x{job="libtest"} 1$' "$W/m.prom"
+# --- h8http: redaction by libpq's parse, exclusive metrics temp files ------
+
+@test "a conninfo password is redacted however libpq would read it: spaces, quotes, escaped keys, sslpassword" {
+	local s
+	for s in 'host=db password = s3cret dbname=x' "host=db password='s3 cret' dbname=x" \
+		'postgresql://db/x?pass%77ord=s3cret' 'postgresql://u@db/x?password=s3cret' \
+		'host=db sslpassword=s3cret' "host=db password='it\\'s s3cret'"; do
+		run --separate-stderr libtest conf redact "$s"
+		assert_success
+		[[ $output != *s3* ]] || fail "leaked in: $output (from $s)"
+		[[ $output == *'password=***'* ]] || fail "no mark in: $output (from $s)"
+	done
+}
+
+@test "a long URL password is redacted whole, not cut before its @" {
+	local long
+	long=$(printf 'L%.0s' {1..700})
+	run --separate-stderr libtest conf redact "postgresql://u:$long@db/x"
+	assert_output 'postgresql://u:***@db/x'
+	run --separate-stderr libtest conf redact "host=db password=$long dbname=x"
+	[[ $output != *LLL* ]]
+	# an @ inside the password does not end the userinfo early
+	run --separate-stderr libtest conf redact 'postgresql://u:p@ss@db/x'
+	assert_output 'postgresql://u:***@db/x'
+}
+
+@test "a connection string libpq cannot parse is not shown at all" {
+	run --separate-stderr libtest conf redact "host='unterminated password=s3cret"
+	assert_success
+	[[ $output != *s3cret* ]]
+	assert_output --partial 'cannot parse'
+}
+
+@test "an unreachable database named by a spaced conninfo is logged without its password" {
+	run --separate-stderr libtest pg 'host=127.0.0.1 port=1 dbname=db password = topsecret' 'select 1'
+	assert_failure 69
+	[[ "$stderr" == *'password=***'* ]]
+	[[ "$stderr" != *topsecret* ]]
+}
+
+@test "a metrics textfile never follows a symlink planted at a guessable temp name" {
+	d=$(unde_tmpdir)
+	echo precious >"$d/victim"
+	# exec keeps the shell's pid, the old temp name's suffix
+	run bash -c 'ln -s "$1/victim" "$1/x.prom.tmp.$$"; exec "$2" metrics "$1/x.prom" unde_a=1' \
+		_ "$d" "$UNDE_TOP_BUILDDIR/t/unit/libtest"
+	assert_success
+	assert_equal "$(cat "$d/victim")" precious
+	grep -qx 'unde_a{job="libtest"} 1' "$d/x.prom"
+	[ ! -L "$d/x.prom" ]
+	assert_equal "$(stat -c %a "$d/x.prom")" 644
+	# only the planted link is left beside the file: no temp file of ours
+	assert_equal "$(ls "$d" | grep -c tmp)" 1
 }

@@ -36,9 +36,9 @@ TESTS += t/cron.bats t/fakes.bats t/pg-helper.bats
 FUZZ_SECONDS ?= 30
 FUZZ_CC = clang
 FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -I$(top_srcdir)/lib -I$(top_builddir)
-t/fuzz/jsonl-fuzz: $(top_srcdir)/t/fuzz/jsonl-fuzz.c $(top_srcdir)/lib/jsonl.c $(top_srcdir)/lib/conf.c $(top_srcdir)/lib/log.c
+t/fuzz/jsonl-fuzz: $(top_srcdir)/t/fuzz/jsonl-fuzz.c $(top_srcdir)/lib/jsonl.c $(top_srcdir)/lib/conf.c $(top_srcdir)/lib/log.c $(top_srcdir)/lib/util.c
 	@mkdir -p t/fuzz
-	$(FUZZ_CC) $(FUZZ_FLAGS) $(JANSSON_CFLAGS) -o $@ $^ $(JANSSON_LIBS)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(JANSSON_CFLAGS) $(PQ_CFLAGS) -o $@ $^ $(JANSSON_LIBS) $(PQ_LIBS) $(CRYPTO_LIBS)
 fuzz-lib: t/fuzz/jsonl-fuzz
 	@mkdir -p t/fuzz/work-jsonl
 	./t/fuzz/jsonl-fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \

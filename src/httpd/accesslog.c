@@ -16,17 +16,41 @@
 #include "httpd.h"
 #include "serve.h"
 
-#define ALOG_MAX 16384
+#define ALOG_START 4096
 
+/* The line being built. It grows to fit (a path can be 8 KiB, escaped
+ * six times over): a line is written whole or, when memory runs out, not
+ * at all — never cut, never merged with the next. */
 struct alog {
-	char b[ALOG_MAX];
-	size_t n;
+	char *b;
+	size_t n, cap;
+	int failed;
 };
+
+/* Room for need more bytes; 0, or -1 (and the line is dropped). */
+static int alog_room(struct alog *l, size_t need)
+{
+	if (l->failed)
+		return -1;
+	if (l->cap - l->n >= need)
+		return 0;
+	size_t cap = l->cap ? l->cap : ALOG_START;
+	while (cap - l->n < need)
+		cap *= 2;
+	char *nb = realloc(l->b, cap);
+	if (!nb) {
+		l->failed = 1;
+		return -1;
+	}
+	l->b = nb;
+	l->cap = cap;
+	return 0;
+}
 
 static void alog_raw(struct alog *l, const char *s, size_t n)
 {
-	if (n > sizeof l->b - l->n - 8)
-		n = sizeof l->b - l->n - 8;
+	if (alog_room(l, n) != 0)
+		return;
 	memcpy(l->b + l->n, s, n);
 	l->n += n;
 }
@@ -37,20 +61,24 @@ static void alog_str(struct alog *l, const char *s) { alog_raw(l, s, strlen(s));
 static void alog_json(struct alog *l, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
-	alog_raw(l, "\"", 1);
-	for (size_t i = 0; i < n && l->n < sizeof l->b - 16; i++) {
+	/* at most 6 bytes per input byte, and the quotes */
+	if (alog_room(l, 6 * n + 2) != 0)
+		return;
+	l->b[l->n++] = '"';
+	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
 		if (c == '"' || c == '\\') {
 			l->b[l->n++] = '\\';
 			l->b[l->n++] = (char)c;
 		} else if (c < 0x20 || c == 0x7f) {
 			char u[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
-			alog_raw(l, u, sizeof u);
+			memcpy(l->b + l->n, u, sizeof u);
+			l->n += sizeof u;
 		} else {
 			l->b[l->n++] = (char)c;
 		}
 	}
-	alog_raw(l, "\"", 1);
+	l->b[l->n++] = '"';
 }
 
 static void alog_num(struct alog *l, unsigned long long v)
@@ -103,6 +131,7 @@ void access_log(const struct conn *c, const char *rid, const char *label, int st
 		return;
 	static struct alog l;
 	l.n = 0;
+	l.failed = 0;
 	alog_ts(&l);
 	alog_str(&l, level == 2 ? ",\"level\":\"warn\"" : ",\"level\":\"info\"");
 	alog_str(&l, ",\"cmd\":\"unde-httpd\",\"request_id\":");
@@ -132,6 +161,7 @@ void access_log(const struct conn *c, const char *rid, const char *label, int st
 		alog_json(&l, error, strlen(error));
 	}
 	alog_raw(&l, "}\n", 2);
-	fwrite(l.b, 1, l.n, stderr);
+	if (!l.failed)
+		fwrite(l.b, 1, l.n, stderr);
 	fflush(stderr);
 }

@@ -9,11 +9,11 @@
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "child.h"
-#include "deadline.h"
 #include "util.h"
 
 extern char **environ;
@@ -48,6 +48,15 @@ void child_kill_all_from_signal(void)
 			kill(-(pid_t)child_registry[i], SIGKILL);
 }
 
+/* Milliseconds left until deadline, rounded up, for poll(); 0 when past. */
+static int child_ms_left(double deadline)
+{
+	double left = deadline - util_now_ms();
+	if (left <= 0)
+		return 0;
+	return left > 1e9 ? 1000000000 : (int)left + 1;
+}
+
 static void child_close_fd(int *fd)
 {
 	if (*fd >= 0) {
@@ -60,7 +69,7 @@ int child_start(struct child *k, char *const argv[], size_t max_line)
 {
 	int in[2], out[2];
 	memset(k, 0, sizeof *k);
-	k->to = k->from = -1;
+	k->to = k->from = k->pidfd = -1;
 	k->max_line = max_line;
 	if (pipe2(in, O_CLOEXEC) != 0)
 		return errno;
@@ -105,16 +114,13 @@ int child_start(struct child *k, char *const argv[], size_t max_line)
 	k->pid = pid;
 	k->to = in[1];
 	k->from = out[0];
+	/* Its exit is seen even when something it started still holds its
+	 * stdout open (no end of file would come); -1 on old kernels. */
+	k->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (k->pidfd >= 0)
+		fcntl(k->pidfd, F_SETFD, FD_CLOEXEC);
 	child_register(pid);
 	return 0;
-}
-
-int child_stale(const struct child *k)
-{
-	if (k->len > 0 || k->eof)
-		return 1;
-	struct pollfd p = { .fd = k->from, .events = POLLIN };
-	return poll(&p, 1, 0) != 0;
 }
 
 /* Read what the child has written so far into k->buf. Returns bytes read,
@@ -136,38 +142,92 @@ static ssize_t child_fill(struct child *k)
 	return n;
 }
 
-enum child_rc child_send(struct child *k, const char *data, size_t len, double deadline)
+int child_stale(struct child *k)
 {
-	size_t off = 0;
+	if (k->len > 0)
+		return CHILD_STALE_UNASKED;
+	if (k->eof)
+		return CHILD_STALE_EXITED;
+	struct pollfd gone = { .fd = k->pidfd, .events = POLLIN };
+	struct pollfd p = { .fd = k->from, .events = POLLIN };
+	int r = poll(&p, 1, 0);
+	if (r == 0)
+		return poll(&gone, 1, 0) > 0 ? CHILD_STALE_EXITED : CHILD_STALE_NO;
+	if (r < 0)
+		return CHILD_STALE_EXITED;
+	ssize_t n = child_fill(k);
+	if (n > 0)
+		return CHILD_STALE_UNASKED;
+	if (n < 0 && errno == EAGAIN)
+		return CHILD_STALE_NO;
+	return CHILD_STALE_EXITED;
+}
+
+enum child_rc child_send(struct child *k, const char *data, size_t len, size_t *sent,
+			 double deadline, int stop_at_line)
+{
+	size_t off = *sent;
+	enum child_rc rc = CHILD_OK;
 	while (off < len) {
 		ssize_t n = write(k->to, data + off, len - off);
 		if (n > 0) {
 			off += (size_t)n;
 			continue;
 		}
-		if (n < 0 && errno == EPIPE)
-			return CHILD_EOF;
-		if (n < 0 && errno != EAGAIN && errno != EINTR)
-			return CHILD_IO;
-		/* The pipe is full: wait for room, and drain its output meanwhile. */
-		struct pollfd p[2] = { { .fd = k->to, .events = POLLOUT },
-				       { .fd = k->eof ? -1 : k->from, .events = POLLIN } };
-		int ms = deadline_poll_ms(deadline_at(deadline));
-		if (ms == 0)
-			return CHILD_TIMEOUT;
-		int r = poll(p, 2, ms);
-		if (r < 0 && errno != EINTR)
-			return CHILD_IO;
-		if (r > 0 && (p[1].revents & (POLLIN | POLLHUP))) {
-			if (k->len > k->max_line)
-				return CHILD_TOO_LONG;
-			if (child_fill(k) < 0 && errno != EAGAIN)
-				return CHILD_IO;
+		if (n < 0 && errno == EPIPE) {
+			rc = CHILD_EOF;
+			break;
 		}
-		if (r > 0 && (p[0].revents & (POLLERR | POLLHUP)) && !(p[0].revents & POLLOUT))
-			return CHILD_EOF;
+		if (n < 0 && errno != EAGAIN && errno != EINTR) {
+			rc = CHILD_IO;
+			break;
+		}
+		/* The pipe is full: wait for room, and drain its output meanwhile. */
+		struct pollfd p[3] = { { .fd = k->to, .events = POLLOUT },
+				       { .fd = k->eof ? -1 : k->from, .events = POLLIN },
+				       { .fd = k->pidfd, .events = POLLIN } };
+		int ms = child_ms_left(deadline);
+		if (ms == 0) {
+			rc = CHILD_TIMEOUT;
+			break;
+		}
+		int r = poll(p, 3, ms);
+		if (r > 0 && (p[2].revents & POLLIN) && !(p[0].revents & POLLOUT)) {
+			/* It exited without reading the rest (something it
+			 * started holds its stdin): stop writing, read. */
+			while (child_fill(k) > 0)
+				;
+			rc = CHILD_EOF;
+			break;
+		}
+		if (r < 0 && errno != EINTR) {
+			rc = CHILD_IO;
+			break;
+		}
+		if (r > 0 && (p[1].revents & (POLLIN | POLLHUP))) {
+			if (k->len > k->max_line) {
+				rc = CHILD_TOO_LONG;
+				break;
+			}
+			if (child_fill(k) < 0 && errno != EAGAIN) {
+				rc = CHILD_IO;
+				break;
+			}
+			/* It answered before reading all of its input: let the
+			 * caller look instead of waiting for room that may never
+			 * come. */
+			if (stop_at_line && memchr(k->buf, '\n', k->len)) {
+				rc = CHILD_EARLY;
+				break;
+			}
+		}
+		if (r > 0 && (p[0].revents & (POLLERR | POLLHUP)) && !(p[0].revents & POLLOUT)) {
+			rc = CHILD_EOF;
+			break;
+		}
 	}
-	return CHILD_OK;
+	*sent = off;
+	return rc;
 }
 
 void child_close_input(struct child *k) { child_close_fd(&k->to); }
@@ -188,15 +248,29 @@ enum child_rc child_line(struct child *k, double deadline, size_t *linelen)
 		if (k->eof)
 			return CHILD_EOF;
 		/* Wait first: the answer is rarely there the moment we ask. */
-		struct pollfd p = { .fd = k->from, .events = POLLIN };
-		int ms = deadline_poll_ms(deadline_at(deadline));
+		struct pollfd p[2] = { { .fd = k->from, .events = POLLIN },
+				       { .fd = k->pidfd, .events = POLLIN } };
+		int ms = child_ms_left(deadline);
 		if (ms == 0)
 			return CHILD_TIMEOUT;
-		int r = poll(&p, 1, ms);
+		int r = poll(p, 2, ms);
 		if (r < 0 && errno != EINTR)
 			return CHILD_IO;
 		if (r <= 0)
 			continue;
+		if (p[1].revents & POLLIN) {
+			/* It exited: what it wrote is in the pipe already. Take
+			 * it all; without a line, that is its end of output, even
+			 * if a leftover of its group keeps the pipe open. */
+			ssize_t n;
+			while ((n = child_fill(k)) > 0)
+				;
+			if (n < 0 && errno != EAGAIN && errno != EINTR)
+				return CHILD_IO;
+			if (!memchr(k->buf + scanned, '\n', k->len - scanned))
+				k->eof = 1;
+			continue;
+		}
 		if (child_fill(k) < 0 && errno != EAGAIN && errno != EINTR)
 			return CHILD_IO;
 	}
@@ -218,6 +292,7 @@ static void child_forget(struct child *k)
 	child_unregister(k->pid);
 	child_close_fd(&k->to);
 	child_close_fd(&k->from);
+	child_close_fd(&k->pidfd);
 	free(k->buf);
 	k->buf = NULL;
 	k->len = k->cap = 0;
@@ -232,10 +307,21 @@ int child_reap(struct child *k, double deadline, int *wstatus)
 	child_close_fd(&k->to);
 	child_close_fd(&k->from);
 	for (;;) {
-		pid_t r = waitpid(k->pid, &st, WNOHANG);
-		if (r == k->pid || (r < 0 && errno != EINTR))
+		/* Seen exited but not yet reaped (WNOWAIT): its pid, and so its
+		 * group id, cannot be reused yet, so whatever it left running in
+		 * its group is killed before it is reaped. */
+		siginfo_t si;
+		memset(&si, 0, sizeof si);
+		int r = waitid(P_PID, (id_t)k->pid, &si, WEXITED | WNOHANG | WNOWAIT);
+		if (r == 0 && si.si_pid == k->pid) {
+			kill(-k->pid, SIGKILL);
+			while (waitpid(k->pid, &st, 0) < 0 && errno == EINTR)
+				;
 			break;
-		int ms = deadline_poll_ms(deadline_at(deadline));
+		}
+		if (r < 0 && errno != EINTR)
+			break;
+		int ms = child_ms_left(deadline);
 		if (ms == 0) {
 			kill(-k->pid, SIGKILL);
 			while (waitpid(k->pid, &st, 0) < 0 && errno == EINTR)

@@ -7,7 +7,8 @@
  * drain its output at the same time (a child answering before it has read
  * everything cannot deadlock us), and every wait is a poll with the time
  * left. Every child is reaped: by waiting when it exits, or by SIGKILL to
- * its group and waiting when it does not. */
+ * its group and waiting when it does not; either way its process group is
+ * killed before the reap, so nothing it started outlives it. */
 #ifndef UNDE_HTTPD_CHILD_H
 #define UNDE_HTTPD_CHILD_H
 
@@ -17,6 +18,7 @@
 struct child {
 	pid_t pid;        /* 0: not running */
 	int to, from;     /* our ends of its stdin and stdout; -1 when closed */
+	int pidfd;        /* readable once it has exited; -1 when unavailable */
 	char *buf;        /* output read but not yet taken */
 	size_t len, cap;
 	size_t max_line;  /* a longer output line is an error */
@@ -29,18 +31,24 @@ enum child_rc {
 	CHILD_TIMEOUT,  /* the deadline passed */
 	CHILD_TOO_LONG, /* an output line passed max_line */
 	CHILD_IO,       /* a read or poll error */
+	CHILD_EARLY,    /* child_send: a line came before the input was all read */
 };
 
 /* Start argv[0] (searched on PATH). Returns 0, or an errno value (ENOENT
  * when the command does not exist). */
 int child_start(struct child *k, char *const argv[], size_t max_line);
 
-/* Before reusing an idle child: has it written something unasked or gone
- * away? Then it cannot be trusted with the next request. */
-int child_stale(const struct child *k);
+/* Before reusing an idle child: has it written something unasked (it is
+ * out of step: a failure), or gone away (start another)? */
+enum { CHILD_STALE_NO, CHILD_STALE_EXITED, CHILD_STALE_UNASKED };
+int child_stale(struct child *k);
 
-/* Write data to the child's stdin by the deadline (ms, util_now_ms clock). */
-enum child_rc child_send(struct child *k, const char *data, size_t len, double deadline);
+/* Write data[*sent..len) to the child's stdin by the deadline (ms,
+ * util_now_ms clock), draining its output meanwhile; *sent says how far
+ * it got. With stop_at_line, returns CHILD_EARLY as soon as a whole output
+ * line is buffered while the child is not reading: it answered early. */
+enum child_rc child_send(struct child *k, const char *data, size_t len, size_t *sent,
+			 double deadline, int stop_at_line);
 
 /* Close the child's stdin: it sees end of file. */
 void child_close_input(struct child *k);

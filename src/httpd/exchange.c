@@ -18,6 +18,7 @@
 
 #include "deadline.h"
 #include "httpd.h"
+#include "jscan.h"
 #include "log.h"
 #include "serve.h"
 #include "status.h"
@@ -53,38 +54,73 @@ static int exchange_exit_status(int wstatus, const char *cmd, char *msg, size_t 
 	return st > 0 ? status_http_for_exit(st) : 500;
 }
 
-enum { LINE_ANSWER, LINE_PROGRESS, LINE_GARBAGE };
+enum { LINE_ANSWER, LINE_PROGRESS, LINE_GARBAGE, LINE_FOREIGN };
 
-/* What an output line is. Lines that mention neither "error" nor "stage"
- * are answers and skip the JSON parse (the common, fast case); the others
- * are parsed to find out. *status is 200, or the error line's status with
- * its code copied to code. */
-static int exchange_classify(const char *line, size_t n, int *status, char *code)
+/* A small top-level member's value, decoded by jansson (NULL if absent). */
+static json_t *exchange_member(const struct jscan *sc, const char *line, const char *key)
+{
+	const struct jscan_key *k = jscan_find(sc, key, strlen(key));
+	return k ? json_loadb(line + k->vs, k->ve - k->vs, JSON_DECODE_ANY, NULL) : NULL;
+}
+
+/* What an output line is, by a full validating scan of it (two values on
+ * a line, invalid UTF-8, duplicate or escaped keys: what the client gets
+ * is what we checked); no tree of it is built, only its stage and error
+ * members are decoded. A line with a "stage" other than "done" is
+ * progress; any other object is the answer. A line whose request_id is not
+ * rid — or an answer without one, when require_rid — belongs to another
+ * request: foreign. *status is 200, or the error line's status with its
+ * code copied to code. */
+static int exchange_classify(const char *line, size_t n, const char *rid, int require_rid,
+			     int *status, char *code)
 {
 	*status = 200;
 	code[0] = '\0';
-	if (n < 2 || line[0] != '{' || line[n - 1] != '}')
-		return LINE_GARBAGE;
-	if (!memmem(line, n, "\"error\"", 7) && !memmem(line, n, "\"stage\"", 7))
-		return LINE_ANSWER;
-	json_error_t je;
-	json_t *j = json_loadb(line, n, 0, &je);
-	if (!json_is_object(j)) {
-		json_decref(j);
+	struct jscan sc;
+	const char *why;
+	size_t where;
+	if (jscan_object(&sc, line, n, &why, &where) != 0) {
+		jscan_free(&sc);
 		return LINE_GARBAGE;
 	}
 	int kind = LINE_ANSWER;
-	json_t *err = json_object_get(j, "error");
-	const char *stage = json_string_value(json_object_get(j, "stage"));
+	json_t *stage = exchange_member(&sc, line, "stage");
+	if (json_is_string(stage) && strcmp(json_string_value(stage), "done") != 0)
+		kind = LINE_PROGRESS;
+	json_decref(stage);
+	if (sc.has_rid ? !sc.rid_is_string || sc.ridlen != strlen(rid) || strcmp(sc.rid, rid) != 0
+		       : kind == LINE_ANSWER && require_rid)
+		kind = LINE_FOREIGN;
+	json_t *err = kind == LINE_ANSWER ? exchange_member(&sc, line, "error") : NULL;
 	if (err && !json_is_null(err)) {
 		*status = exchange_error_line_status(err);
 		const char *c = json_string_value(json_object_get(err, "code"));
 		snprintf(code, EXCHANGE_CODE_MAX, "%s", c ? c : "command_error");
-	} else if (stage && strcmp(stage, "done") != 0) {
-		kind = LINE_PROGRESS;
 	}
-	json_decref(j);
+	json_decref(err);
+	jscan_free(&sc);
 	return kind;
+}
+
+/* The command broke the conversation (garbage, a line for another request,
+ * two answers): it is stopped, the client gets 500 and the connection
+ * closes, since nothing after this can be trusted to be in step. */
+static void exchange_broken(struct conn *c, struct child *k, const struct route *r,
+			    const char *rid, int kind)
+{
+	char msg[512];
+	child_kill(k);
+	if (kind == LINE_GARBAGE)
+		snprintf(msg, sizeof msg, "%s answered with something that is not a JSON object",
+			 r->argv[0]);
+	else if (kind == LINE_FOREIGN)
+		snprintf(msg, sizeof msg, "%s answered with a line that does not carry this request's request_id (late, unasked, or for another request)",
+			 r->argv[0]);
+	else
+		snprintf(msg, sizeof msg, "%s wrote more than one answer to one request", r->argv[0]);
+	c->keep_alive = 0;
+	serve_fail(c, rid, r->label, 500, kind == LINE_GARBAGE ? "bad_answer" : "unasked_answer",
+		   msg, NULL, 1);
 }
 
 static void exchange_spawn_failed(struct conn *c, const struct route *r, const char *rid, int err)
@@ -152,33 +188,50 @@ void exchange_route(struct conn *c, const struct route *r, const char *line, siz
 	struct child *k = &c->kids[r->index];
 	double deadline = util_now_ms() + (double)r->timeout_ms;
 	char msg[512], code[EXCHANGE_CODE_MAX];
-	if (k->pid && child_stale(k)) {
-		log_event(LOG_WARN, "restarting a command that wrote unasked or exited",
-			  json_pack("{s:s, s:i}", "route", r->label, "pid", (int)k->pid));
-		child_kill(k);
+	if (k->pid) {
+		int stale = child_stale(k);
+		if (stale == CHILD_STALE_UNASKED) {
+			log_event(LOG_WARN, "a command wrote a line nobody asked for: stopped",
+				  json_pack("{s:s, s:i}", "route", r->label, "pid", (int)k->pid));
+			exchange_broken(c, k, r, rid, LINE_FOREIGN);
+			return;
+		}
+		if (stale == CHILD_STALE_EXITED) {
+			log_event(LOG_WARN, "restarting a command that exited",
+				  json_pack("{s:s, s:i}", "route", r->label, "pid", (int)k->pid));
+			child_kill(k);
+		}
 	}
 	if (!k->pid && exchange_start(c, k, r, rid) != 0)
 		return;
-	enum child_rc rc = child_send(k, line, len, deadline);
-	if (rc == CHILD_EOF)
-		rc = CHILD_OK; /* it may have answered before exiting: read */
+	size_t sent = 0;
+	enum child_rc rc = child_send(k, line, len, &sent, deadline, 1);
 	size_t n = 0;
-	while (rc == CHILD_OK && (rc = child_line(k, deadline, &n)) == CHILD_OK) {
-		int status, kind = exchange_classify(k->buf, n, &status, code);
+	for (;;) {
+		if (rc == CHILD_EOF || rc == CHILD_EARLY)
+			rc = CHILD_OK; /* it may have answered before exiting, or early: read */
+		if (rc != CHILD_OK || (rc = child_line(k, deadline, &n)) != CHILD_OK)
+			break;
+		int status, kind = exchange_classify(k->buf, n, rid, 1, &status, code);
 		if (kind == LINE_PROGRESS) {
 			child_take(k, n + 1);
+			if (sent < len)
+				rc = child_send(k, line, len, &sent, deadline, 1);
 			continue;
 		}
-		if (kind == LINE_GARBAGE) {
-			child_kill(k);
-			snprintf(msg, sizeof msg, "%s answered with something that is not a JSON object",
-				 r->argv[0]);
-			serve_fail(c, rid, r->label, 500, "bad_answer", msg, NULL, 1);
+		if (kind != LINE_ANSWER || k->len > n + 1) {
+			exchange_broken(c, k, r, rid, kind != LINE_ANSWER ? kind : -1);
 			return;
 		}
 		struct answer a = { .status = status, .body = k->buf, .len = n + 1, .request_id = rid };
 		resp_send(c, &a);
 		child_take(k, n + 1);
+		if (sent < len) {
+			/* The rest of the line would be read as the next request. */
+			log_event(LOG_INFO, "a command answered before reading its whole input: stopped",
+				  json_pack("{s:s, s:i}", "route", r->label, "pid", (int)k->pid));
+			child_kill(k);
+		}
 		struct outcome o = { r->label, status, code[0] ? code : NULL };
 		serve_log(c, rid, &o);
 		return;
@@ -210,25 +263,28 @@ void exchange_stream(struct conn *c, const struct route *r, const char *line, si
 	char msg[512], code[EXCHANGE_CODE_MAX];
 	if (exchange_start(c, &k, r, rid) != 0)
 		return;
-	enum child_rc rc = child_send(&k, line, len, deadline);
+	size_t sent = 0;
+	enum child_rc rc = child_send(&k, line, len, &sent, deadline, 0);
 	child_close_input(&k);
 	if (rc == CHILD_EOF)
 		rc = CHILD_OK;
-	int started = 0;
+	int started = 0, bad = 0;
 	size_t n = 0;
 	while (rc == CHILD_OK && (rc = child_line(&k, deadline, &n)) == CHILD_OK) {
+		int status, kind = exchange_classify(k.buf, n, rid, 0, &status, code);
+		if (kind == LINE_GARBAGE || kind == LINE_FOREIGN) {
+			if (!started) {
+				exchange_broken(c, &k, r, rid, kind);
+				return;
+			}
+			bad = kind;
+			break;
+		}
 		if (!started) {
-			int status, kind = exchange_classify(k.buf, n, &status, code);
-			if (kind == LINE_GARBAGE || status != 200) {
+			if (status != 200) {
 				/* Not started yet: the answer can still be an error. */
 				struct answer a = { .status = status, .body = k.buf, .len = n + 1,
 						    .request_id = rid };
-				if (kind == LINE_GARBAGE) {
-					child_kill(&k);
-					snprintf(msg, sizeof msg, "%s answered with something that is not a JSON object", r->argv[0]);
-					serve_fail(c, rid, r->label, 500, "bad_answer", msg, NULL, 1);
-					return;
-				}
 				resp_send(c, &a);
 				child_reap(&k, deadline, NULL);
 				struct outcome o = { r->label, status, code };
@@ -250,8 +306,18 @@ void exchange_stream(struct conn *c, const struct route *r, const char *line, si
 		return;
 	}
 	const char *ecode = "internal";
-	int exited_ok;
-	int status = exchange_end(c, &k, r, rc, deadline, &exited_ok, msg, sizeof msg, &ecode);
+	int exited_ok, status;
+	if (bad) {
+		child_kill(&k);
+		snprintf(msg, sizeof msg, bad == LINE_GARBAGE
+				? "%s wrote a line that is not a JSON object (stopped)"
+				: "%s wrote a line for another request (stopped)", r->argv[0]);
+		ecode = bad == LINE_GARBAGE ? "bad_answer" : "unasked_answer";
+		status = 500;
+		exited_ok = 0;
+	} else {
+		status = exchange_end(c, &k, r, rc, deadline, &exited_ok, msg, sizeof msg, &ecode);
+	}
 	if (!started) {
 		serve_fail(c, rid, r->label, status, ecode, msg, NULL, 1);
 		return;

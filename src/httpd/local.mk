@@ -6,6 +6,7 @@ src_unde_httpd_SOURCES = \
 	src/httpd/routes.c src/httpd/routes.h \
 	src/httpd/conn.c src/httpd/response.c \
 	src/httpd/serve.c src/httpd/serve.h src/httpd/exchange.c src/httpd/accesslog.c \
+	src/httpd/jscan.c src/httpd/jscan.h \
 	src/httpd/child.c src/httpd/child.h \
 	src/httpd/stats.c src/httpd/stats.h
 src_unde_httpd_LDADD = $(UNDE_LIBS)
@@ -24,6 +25,7 @@ EXTRA_DIST += etc/httpd/inetd.conf \
 	etc/systemd/unde-httpd-voice.socket etc/systemd/unde-httpd-voice@.service \
 	etc/systemd/unde-httpd-ximilar.socket etc/systemd/unde-httpd-ximilar@.service \
 	etc/systemd/unde-httpd-rerank.socket etc/systemd/unde-httpd-rerank@.service
+EXTRA_DIST += etc/systemd/unde-httpd.slice bench/httpd/memory
 
 # Benchmark (bench/httpd/run; not part of make check).
 EXTRA_DIST += bench/httpd/run bench/httpd/echo.routes bench/httpd/uvicorn_app.py \
@@ -48,3 +50,22 @@ fuzz-httpd: $(FUZZ_HTTPD)
 	rc=$$?; rm -rf "$$work"; exit $$rc
 CLEANFILES += $(FUZZ_HTTPD)
 .PHONY: fuzz-httpd
+
+# Fuzzing the body/answer scanner against jansson (a differential target):
+#   make fuzz-httpd-jscan FUZZ_SECONDS=30
+EXTRA_DIST += t/fuzz/httpd-jscan-fuzz.c t/fuzz/corpus/httpd-jscan
+FUZZ_HTTPD_JSCAN = t/fuzz/httpd-jscan-fuzz
+$(FUZZ_HTTPD_JSCAN): $(srcdir)/t/fuzz/httpd-jscan-fuzz.c $(srcdir)/src/httpd/jscan.c $(srcdir)/src/httpd/jscan.h $(srcdir)/lib/util.c $(srcdir)/lib/log.c
+	@$(MKDIR_P) t/fuzz
+	$(AM_V_CC)$(HTTPD_FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=undefined -I$(top_builddir) -I$(srcdir)/src/httpd -I$(srcdir)/lib \
+		$(JANSSON_CFLAGS) -o $@ $(srcdir)/t/fuzz/httpd-jscan-fuzz.c $(srcdir)/src/httpd/jscan.c \
+		$(srcdir)/lib/util.c $(srcdir)/lib/log.c $(JANSSON_LIBS) $(CRYPTO_LIBS)
+fuzz-httpd-jscan: $(FUZZ_HTTPD_JSCAN)
+	@work=$$(mktemp -d /tmp/unde-fuzz-jscan.XXXXXX) && \
+	./$(FUZZ_HTTPD_JSCAN) -max_total_time=$(or $(FUZZ_SECONDS),30) -max_len=4096 -timeout=10 \
+		-print_final_stats=1 -artifact_prefix=t/fuzz/ \
+		"$$work" $(srcdir)/t/fuzz/corpus/httpd-jscan; \
+	rc=$$?; rm -rf "$$work"; exit $$rc
+CLEANFILES += $(FUZZ_HTTPD_JSCAN)
+.PHONY: fuzz-httpd-jscan

@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "parse.h"
+#include "util.h"
 
 #define HP_ERR(status, msg) (*why = (msg), -(status))
 
@@ -120,10 +121,59 @@ static long hp_request_line(const char *buf, size_t start, size_t end, struct hp
 	return HP_ERR(400, "malformed HTTP version");
 }
 
+static int hp_alnum(unsigned char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+/* A Host value as RFC 9112 §3.2 allows it: uri-host [":" port] of RFC
+ * 3986 — an IP literal in brackets or a reg-name (unreserved, sub-delims,
+ * percent escapes; empty is allowed), and a port of at most 65535. */
+static int hp_host_valid(const char *buf, struct hp_span v)
+{
+	const char *s = buf + v.off, *e = s + v.len;
+	static const char subdelims[] = "!$&'()*+,;=";
+	if (s < e && *s == '[') {
+		const char *close = memchr(s, ']', (size_t)(e - s));
+		if (!close || close == s + 1)
+			return 0;
+		for (const char *p = s + 1; p < close; p++) {
+			unsigned char c = (unsigned char)*p;
+			if (!(hp_alnum(c) || c == ':' || c == '.' || c == '-' || c == '_' || c == '~' ||
+			      (c && strchr(subdelims, c))))
+				return 0;
+		}
+		s = close + 1;
+	} else {
+		for (; s < e && *s != ':'; s++) {
+			unsigned char c = (unsigned char)*s;
+			if (c == '%') {
+				if (e - s < 3 || util_hexval(s[1]) < 0 || util_hexval(s[2]) < 0)
+					return 0;
+				s += 2;
+			} else if (!(hp_alnum(c) || c == '.' || c == '-' || c == '_' || c == '~' ||
+				     (c && strchr(subdelims, c)))) {
+				return 0;
+			}
+		}
+	}
+	if (s == e)
+		return 1;
+	if (*s != ':' || e - s > 6)
+		return 0;
+	long port = 0;
+	for (s++; s < e; s++) {
+		if (*s < '0' || *s > '9')
+			return 0;
+		port = port * 10 + (*s - '0');
+	}
+	return port <= 65535;
+}
+
 /* What the field lines said about framing and the connection. */
 struct hp_fields {
 	int cl_seen, te_seen, te_chunked_last, te_chunked_count, te_other;
-	int too_large, hosts, request_ids, close, keep_alive, bad_expect;
+	int too_large, hosts, bad_host, request_ids, close, keep_alive, bad_expect;
 	struct hp_span cl_digits; /* first Content-Length, without leading zeros */
 };
 
@@ -249,8 +299,11 @@ static long hp_field_line(const char *buf, size_t s, size_t e, const struct hp_l
 		return hp_content_length(buf, value, lim, req, f, why);
 	if (hp_span_eq(buf, name, "transfer-encoding"))
 		return hp_transfer_encoding(buf, value, f, why);
-	if (hp_span_eq(buf, name, "host"))
+	if (hp_span_eq(buf, name, "host")) {
 		f->hosts++;
+		if (!hp_host_valid(buf, value))
+			f->bad_host = 1;
+	}
 	else if (hp_span_eq(buf, name, "connection"))
 		hp_connection(buf, value, f);
 	else if (hp_span_eq(buf, name, "expect")) {
@@ -290,6 +343,8 @@ static long hp_framing(struct hp_request *req, const struct hp_fields *f, const 
 		return HP_ERR(400, f->hosts ? "more than one Host header" : "missing Host header");
 	if (req->minor == 0 && f->hosts > 1)
 		return HP_ERR(400, "more than one Host header");
+	if (f->bad_host)
+		return HP_ERR(400, "invalid Host header value");
 	if (f->request_ids > 1)
 		return HP_ERR(400, "more than one X-Request-Id header");
 	if (f->bad_expect)

@@ -77,7 +77,12 @@ int resp_error(struct conn *c, int status, const char *code, const char *message
 			      "request_id", rid);
 	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
-	const char *fallback = "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
+	/* A message jansson refused (not UTF-8) still gets an error body with
+	 * the request id: ids are [A-Za-z0-9._:-], nothing to escape. */
+	char fallback[256];
+	snprintf(fallback, sizeof fallback,
+		 "{\"error\":{\"code\":\"%s\",\"message\":\"the error message could not be encoded\"},\"request_id\":\"%s\"}",
+		 code, rid ? rid : "");
 	size_t len = text ? strlen(text) : strlen(fallback);
 	char *body = malloc(len + 2);
 	if (!body) {

@@ -3,6 +3,7 @@
  * silence) into an answer, then log and count it. */
 #include "config.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,11 +15,13 @@
 #include <jansson.h>
 
 #include "httpd.h"
+#include "jscan.h"
 #include "log.h"
 #include "serve.h"
 #include "util.h"
 
 #define SERVE_QUERY_PART_MAX 8192
+#define SERVE_SHOWN_MAX 64 /* bytes of a query key quoted in a message */
 
 /* The access-log line (one per request, journald picks it up) and the
  * shared counters, for every answer whatever its source. */
@@ -175,9 +178,48 @@ static void serve_metrics(struct conn *c, const char *rid)
 	serve_log(c, rid, &o);
 }
 
+/* The length of the valid UTF-8 character at s[0..n), or 0. */
+static size_t serve_utf8_char(const unsigned char *s, size_t n)
+{
+	size_t len = s[0] < 0x80 ? 1 : (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3
+		   : (s[0] & 0xf8) == 0xf0 ? 4 : 0;
+	if (len == 0 || len > n || (len == 2 && s[0] < 0xc2) || (len == 4 && s[0] > 0xf4))
+		return 0;
+	for (size_t i = 1; i < len; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	if ((len == 3 && s[0] == 0xe0 && s[1] < 0xa0) || (len == 3 && s[0] == 0xed && s[1] > 0x9f) ||
+	    (len == 4 && s[0] == 0xf0 && s[1] < 0x90) || (len == 4 && s[0] == 0xf4 && s[1] > 0x8f))
+		return 0;
+	return len;
+}
+
+/* At most max bytes of s for a message, cut on a character boundary, with
+ * bytes that are not UTF-8 shown as '?', so the error body can always be
+ * built (an error that cannot be written is no error at all). */
+static void serve_show(const char *s, size_t max, char *out, size_t cap)
+{
+	size_t n = strlen(s), i = 0, o = 0;
+	assert(cap > max);
+	while (i < n) {
+		size_t k = serve_utf8_char((const unsigned char *)s + i, n - i);
+		size_t w = k ? k : 1;
+		if (o + w > max)
+			break;
+		if (k)
+			memcpy(out + o, s + i, k);
+		else
+			out[o] = '?';
+		o += w;
+		i += w;
+	}
+	out[o] = '\0';
+}
+
 /* Add the query parameters to fields; a name given twice, or also present
  * in the body, is refused rather than guessed at. */
-static int serve_query(struct conn *c, json_t *fields, json_t *body, char *msg, size_t msglen)
+static int serve_query(struct conn *c, json_t *fields, const struct jscan *body, char *msg,
+		       size_t msglen)
 {
 	const char *q = c->head + c->req.query.off;
 	size_t qlen = c->req.query.len, pos = 0, kl, vl;
@@ -187,9 +229,11 @@ static int serve_query(struct conn *c, json_t *fields, json_t *body, char *msg, 
 	while ((rc = hp_query_next(q, qlen, &pos, key, sizeof key, &kl, val, sizeof val, &vl,
 				   &why)) == 1) {
 		if (strlen(key) != kl || strcmp(key, "request_id") == 0 || json_object_get(fields, key) ||
-		    json_object_get(body, key)) {
-			snprintf(msg, msglen, "query parameter '%.64s' is repeated, reserved or also in the body",
-				 key);
+		    (body && jscan_has_key(body, key, kl))) {
+			char shown[SERVE_SHOWN_MAX + 1];
+			serve_show(key, SERVE_SHOWN_MAX, shown, sizeof shown);
+			snprintf(msg, msglen, "query parameter '%s' is repeated, reserved or also in the body",
+				 shown);
 			return -1;
 		}
 		json_t *v = json_stringn(val, vl);
@@ -208,7 +252,7 @@ static int serve_query(struct conn *c, json_t *fields, json_t *body, char *msg, 
 /* The body with the fields spliced in front of its own members, keeping
  * the client's text as sent (numbers are not re-formatted). Line breaks
  * can only be whitespace in valid JSON: they become spaces. */
-static char *serve_splice(const char *body, size_t blen, const json_t *rec, const json_t *fields,
+static char *serve_splice(const char *body, size_t blen, size_t body_keys, const json_t *fields,
 			  size_t *outlen)
 {
 	char *ftext = json_dumps(fields, JSON_COMPACT);
@@ -221,7 +265,7 @@ static char *serve_splice(const char *body, size_t blen, const json_t *rec, cons
 	size_t cap = flen + (e - s) + 3;
 	char *line = xmalloc(cap);
 	size_t n = 0;
-	if (json_object_size(rec) == 0 || blen == 0) {
+	if (body_keys == 0 || blen == 0) {
 		memcpy(line, ftext, flen);
 		n = flen;
 	} else if (json_object_size(fields) == 0) {
@@ -243,53 +287,73 @@ static char *serve_splice(const char *body, size_t blen, const json_t *rec, cons
 	return line;
 }
 
+/* The body with its top-level request_id's value replaced by rid, the
+ * rest of the text untouched (numbers keep their digits); vs..ve is the
+ * value's span, found by the scan. */
+static char *serve_replace_rid(const char *body, size_t blen, size_t vs, size_t ve,
+			       const char *rid, size_t *outlen)
+{
+	size_t rl = strlen(rid), n = vs + rl + 2 + (blen - ve);
+	char *out = xmalloc(n + 1);
+	memcpy(out, body, vs);
+	out[vs] = '"';
+	memcpy(out + vs + 1, rid, rl); /* [A-Za-z0-9._:-]: nothing to escape */
+	out[vs + 1 + rl] = '"';
+	memcpy(out + vs + rl + 2, body + ve, blen - ve);
+	out[n] = '\0';
+	*outlen = n;
+	return out;
+}
+
 /* Build the command's input line: the body object, the query parameters
  * and request_id. Sets rid (from X-Request-Id, else the body's own, else
  * new). Returns the line, or NULL with msg set (a 400). */
 static char *serve_input(struct conn *c, char rid[HTTPD_REQUEST_ID_MAX + 1], size_t *len,
 			 char *msg, size_t msglen)
 {
-	json_t *rec;
-	json_error_t je;
-	if (c->blen == 0) {
-		rec = json_object();
-	} else if (!(rec = json_loadb(c->body, c->blen, JSON_REJECT_DUPLICATES, &je))) {
-		snprintf(msg, msglen, "request body is not valid JSON: %s", je.text);
-		return NULL;
-	} else if (!json_is_object(rec)) {
-		snprintf(msg, msglen, "request body must be a JSON object");
-		json_decref(rec);
-		return NULL;
+	struct jscan sc;
+	int have = c->blen > 0;
+	if (have) {
+		const char *why;
+		size_t where;
+		if (jscan_object(&sc, c->body, c->blen, &why, &where) != 0) {
+			if (strcmp(why, "request body must be a JSON object") == 0)
+				snprintf(msg, msglen, "%s", why);
+			else
+				snprintf(msg, msglen, "request body is not valid JSON: %s at byte %zu",
+					 why, where);
+			jscan_free(&sc);
+			return NULL;
+		}
 	}
-	json_t *body_rid = json_object_get(rec, "request_id");
-	const char *brid = json_string_value(body_rid);
+	int body_rid = have && sc.has_rid;
 	int from_body = 0;
-	if (!rid[0] && brid && serve_rid_ok(brid, strlen(brid))) {
-		snprintf(rid, HTTPD_REQUEST_ID_MAX + 1, "%s", brid);
+	if (!rid[0] && body_rid && sc.rid_is_string && sc.ridlen < sizeof sc.rid &&
+	    strlen(sc.rid) == sc.ridlen && serve_rid_ok(sc.rid, sc.ridlen)) {
+		snprintf(rid, HTTPD_REQUEST_ID_MAX + 1, "%s", sc.rid);
 		from_body = 1;
 	}
 	if (!rid[0])
 		serve_new_rid(rid);
 	json_t *fields = json_object();
-	if (!from_body)
+	char *replaced = NULL;
+	size_t rlen = 0;
+	if (body_rid && !from_body)
+		/* The body's own request_id is replaced in its text, so that the
+		 * rest stays as the client wrote it. */
+		replaced = serve_replace_rid(c->body, c->blen, sc.rid_off, sc.rid_end, rid, &rlen);
+	else if (!from_body)
 		json_object_set_new(fields, "request_id", json_string(rid));
 	char *line = NULL;
-	if (serve_query(c, fields, rec, msg, msglen) == 0) {
-		if (body_rid && !from_body) {
-			/* The body's request_id is replaced: rebuild the text. */
-			json_object_update(rec, fields);
-			char *t = json_dumps(rec, JSON_COMPACT);
-			*len = strlen(t) + 1;
-			line = xmalloc(*len + 1);
-			memcpy(line, t, *len - 1);
-			line[*len - 1] = '\n';
-			free(t);
-		} else {
-			line = serve_splice(c->body, c->blen, rec, fields, len);
-		}
+	if (serve_query(c, fields, have ? &sc : NULL, msg, msglen) == 0) {
+		size_t keys = have ? sc.top_n : 0;
+		line = replaced ? serve_splice(replaced, rlen, keys, fields, len)
+				: serve_splice(c->body, c->blen, keys, fields, len);
 	}
+	free(replaced);
 	json_decref(fields);
-	json_decref(rec);
+	if (have)
+		jscan_free(&sc);
 	return line;
 }
 
