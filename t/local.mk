@@ -45,3 +45,9 @@ fuzz-lib: t/fuzz/jsonl-fuzz
 .PHONY: fuzz-lib
 CLEANFILES += t/fuzz/jsonl-fuzz
 EXTRA_DIST += t/fuzz/jsonl-fuzz.c t/fuzz/corpus/jsonl
+
+# hmood: lib/stem (tokenizer + Snowball) driven by t/stem.bats.
+noinst_PROGRAMS += t/unit/stemtest
+t_unit_stemtest_SOURCES = t/unit/stemtest.c
+t_unit_stemtest_LDADD = $(UNDE_LIBS) $(STEMMER_LIBS)
+TESTS += t/stem.bats
