@@ -156,6 +156,26 @@ int shard_replay(struct shard_ctx *x, json_t *rec, struct shard_err *e);
  * with items. Caller frees. */
 char *shard_describe_artifact(const json_t *artifact);
 
+/* ---- chat history: the SYNC rules of §13 (shardc_rules.c) ---- */
+
+/* salience_check: is a message worth embedding? A user message of more
+ * than 15 characters that is not only emoji, emoticons, punctuation and
+ * fillers ("ок", "ага", "thanks"); never an assistant or system one.
+ * shard_save_turn applies it unless the message sets is_embeddable. */
+int shard_salience(const char *role, const char *content);
+/* classify_memory: memory_type (emotion | preference | fact | event |
+ * general) from Russian and English lexicons matched by Snowball stem,
+ * and memory_confidence 0.1..0.95 (0.6 for a typed memory, 0.5 for
+ * general; +0.1 per intensifier, capitals, elongation or "!!", −0.1 per
+ * softener or "?", three of each at most). *type is a static string. 0, or
+ * -1 (invalid UTF-8, no stemmer: "general", 0.5). */
+int shard_classify_memory(const char *content, const char **type, double *confidence);
+/* memory_snippet: a short episode card of at most max_chars characters
+ * (80 in the spec) — the content without fillers and softeners, cut on a
+ * word boundary, ending in "…" when cut. Caller frees. NULL for a message
+ * with no content words. */
+char *shard_memory_snippet(const char *content, size_t max_chars);
+
 /* ---- chat history: hybrid search ---- */
 
 struct shard_search_opts {
@@ -173,6 +193,13 @@ void shard_search_defaults(struct shard_search_opts *o);
  * most 3 per UTC day; an unknown user has none. NULL with e on failure. */
 json_t *shard_search(struct shard_ctx *x, const struct shard_search_opts *o, const char *user_id,
 		     const char *text, const json_t *embedding, long top_k, struct shard_err *e);
+/* The same, with the model that embedded the query: the vector branch
+ * compares it only with messages embedded by that model (NULL: only with
+ * messages whose model is unknown). Vectors of two models are never
+ * compared. */
+json_t *shard_search_model(struct shard_ctx *x, const struct shard_search_opts *o,
+			   const char *user_id, const char *text, const json_t *embedding,
+			   const char *embedding_model, long top_k, struct shard_err *e);
 
 /* ---- user knowledge: the envelope ---- */
 

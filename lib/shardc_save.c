@@ -159,21 +159,58 @@ static json_t *message_row(const json_t *m, int replay, char *err, size_t errlen
 		}
 		json_object_set(row, cols[k].key, (json_t *)v);
 	}
-	/* §13/§14: an artifact's description is built from the template, at
-	 * save when the caller did not, and always at replay. */
-	const json_t *art = json_object_get(m, "artifact");
-	if (art && !json_is_null(art)) {
-		if (!json_is_object(art)) {
-			snprintf(err, errlen, "messages[%zu].artifact must be an object", idx);
+	/* §13 SYNC rules (shard_salience, shard_classify_memory), unless the
+	 * caller set the value: the same at save and at replay. */
+	if (!json_object_get(row, "is_embeddable"))
+		json_object_set_new(row, "is_embeddable",
+				    json_boolean(shard_salience(role, json_string_value(content))));
+	if (!strcmp(role, "user") && !json_object_get(row, "memory_type") &&
+	    !json_object_get(row, "memory_confidence")) {
+		const char *type;
+		double conf;
+		shard_classify_memory(json_string_value(content), &type, &conf);
+		json_object_set_new(row, "memory_type", json_string(type));
+		json_object_set_new(row, "memory_confidence", json_real(conf));
+	}
+	if (strcmp(role, "user") != 0 && json_object_get(row, "reply_to_id")) {
+		snprintf(err, errlen, "messages[%zu].reply_to_id is only for user messages", idx);
+		json_decref(row);
+		return NULL;
+	}
+	const json_t *model = json_object_get(m, "embedding_model");
+	if (model && !json_is_null(model)) {
+		if (!json_is_string(model) || !*json_string_value(model) ||
+		    strlen(json_string_value(model)) > 100 || !json_object_get(row, "embedding")) {
+			snprintf(err, errlen, "messages[%zu].embedding_model must be a model name, with an embedding", idx);
 			json_decref(row);
 			return NULL;
 		}
-		if (replay || !json_object_get(row, "response_description")) {
-			char *d = shard_describe_artifact(art);
-			if (d)
-				json_object_set_new(row, "response_description", json_string(d));
-			free(d);
-		}
+		json_object_set(row, "embedding_model", (json_t *)model);
+	}
+	/* §13/§14: an assistant artifact's description is always the template's
+	 * (its SKU, brand and store tokens are what search finds); a
+	 * description without an artifact is refused, a plain answer has none. */
+	const json_t *art = json_object_get(m, "artifact");
+	if (art && json_is_null(art))
+		art = NULL;
+	if (art && (!json_is_object(art) || strcmp(role, "assistant") != 0)) {
+		snprintf(err, errlen, "messages[%zu].artifact must be an object, on an assistant message", idx);
+		json_decref(row);
+		return NULL;
+	}
+	if (!art && json_object_get(row, "response_description")) {
+		snprintf(err, errlen, "messages[%zu].response_description is only for an assistant artifact "
+			 "(it is built from the artifact)", idx);
+		json_decref(row);
+		return NULL;
+	}
+	(void)replay;
+	json_object_del(row, "response_description");
+	if (art) {
+		char *d = shard_describe_artifact(art);
+		if (d)
+			json_object_set_new(row, "response_description", json_string(d));
+		free(d);
 	}
 	return row;
 }
@@ -182,20 +219,113 @@ static const char insert_sql[] =
 	"WITH ins AS ("
 	" INSERT INTO messages (id, conversation_id, role, content, embedding, is_embeddable,"
 	"  memory_type, memory_confidence, memory_snippet, response_description, reply_to_id,"
-	"  media_urls, mood_frame, input_type, duration_ms, model_used, created_at, needs_enrichment)"
+	"  media_urls, mood_frame, input_type, duration_ms, model_used, created_at, needs_enrichment,"
+	"  embedding_model)"
 	" SELECT m.id, $1::uuid, m.role, m.content, (m.embedding::text)::vector,"
 	"  COALESCE(m.is_embeddable, false), COALESCE(m.memory_type, 'general'),"
 	"  COALESCE(m.memory_confidence, 0.5), m.memory_snippet, m.response_description,"
 	"  m.reply_to_id, m.media_urls, m.mood_frame, m.input_type, m.duration_ms, m.model_used,"
-	"  COALESCE(m.created_at, now()), $3::boolean"
+	"  COALESCE(m.created_at, now()), $3::boolean, m.embedding_model"
 	" FROM jsonb_to_recordset($2::jsonb) AS m(id uuid, role text, content text, embedding jsonb,"
 	"  is_embeddable boolean, memory_type text, memory_confidence float8, memory_snippet text,"
 	"  response_description text, reply_to_id uuid, media_urls jsonb, mood_frame jsonb,"
-	"  input_type text, duration_ms integer, model_used text, created_at timestamptz)"
+	"  input_type text, duration_ms integer, model_used text, created_at timestamptz,"
+	"  embedding_model text)"
 	" ON CONFLICT DO NOTHING RETURNING id),"
 	" upd AS (UPDATE conversations SET message_count = message_count + (SELECT count(*) FROM ins),"
 	"  updated_at = now() WHERE id = $1::uuid AND EXISTS (SELECT 1 FROM ins))"
 	"SELECT id::text FROM ins";
+
+/* §13 reply_to_id for the user messages that came without one: the
+ * last assistant artifact (a message with a response_description) of
+ * the 10 minutes before the message, stored or earlier in this batch;
+ * none when the last two such artifacts were sent less than 60 s apart
+ * (ambiguous: the LLM asks). One query gives the batch's timestamps as
+ * the database reads them (a missing created_at is now(), as the INSERT
+ * will store it) and the stored artifacts of the window. 0, or -1. */
+#define REPLY_WINDOW_S 600.0
+#define REPLY_AMBIGUOUS_S 60.0
+static int assign_reply_to(struct shard_err *err, PGconn *c, const char *conv, json_t *rows)
+{
+	size_t i, n = json_array_size(rows);
+	json_t *row;
+	int needed = 0;
+	json_array_foreach(rows, i, row) needed |= !strcmp(shard_jstr(row, "role"), "user") &&
+						    !json_object_get(row, "reply_to_id");
+	if (!needed)
+		return 0;
+	json_t *ts = json_array();
+	json_array_foreach(rows, i, row)
+	{
+		const char *t = shard_jstr(row, "created_at");
+		json_array_append_new(ts, json_string(t ? t : ""));
+	}
+	char *js = json_dumps(ts, JSON_COMPACT);
+	json_decref(ts);
+	const char *pp[] = { conv, js };
+	PGresult *r = pg_query(c,
+			       "WITH b AS (SELECT ord, CASE WHEN t = '' THEN now() ELSE t::timestamptz END AS at"
+			       "  FROM jsonb_array_elements_text($2::jsonb) WITH ORDINALITY AS e(t, ord))"
+			       " SELECT 0, ord::int - 1, extract(epoch FROM at)::float8, NULL FROM b"
+			       " UNION ALL SELECT 1, 0, extract(epoch FROM created_at)::float8, id::text"
+			       "  FROM messages WHERE conversation_id = $1::uuid AND role = 'assistant'"
+			       "  AND response_description IS NOT NULL AND deleted_at IS NULL"
+			       "  AND created_at >= (SELECT min(at) FROM b) - interval '10 minutes'"
+			       "  AND created_at <= (SELECT max(at) FROM b)",
+			       2, pp);
+	free(js);
+	if (!r)
+		return shard_err_query(err, c, "cannot read the recent artifacts");
+	double *at = xcalloc(n ? n : 1, sizeof *at);
+	for (int k = 0; k < PQntuples(r); k++)
+		if (PQgetvalue(r, k, 0)[0] == '0') {
+			long ord = shard_pg_long(r, k, 1, -1);
+			if (ord >= 0 && (size_t)ord < n)
+				at[ord] = strtod(PQgetvalue(r, k, 2), NULL);
+		}
+	json_array_foreach(rows, i, row)
+	{
+		if (strcmp(shard_jstr(row, "role"), "user") != 0 || json_object_get(row, "reply_to_id"))
+			continue;
+		/* the two latest artifacts at or before this message, in the window */
+		double t1 = -1, t2 = -1;
+		const char *id1 = NULL;
+		for (int k = 0; k < PQntuples(r); k++) {
+			if (PQgetvalue(r, k, 0)[0] != '1')
+				continue;
+			double t = strtod(PQgetvalue(r, k, 2), NULL);
+			if (t > at[i] || t < at[i] - REPLY_WINDOW_S)
+				continue;
+			if (t > t1) {
+				t2 = t1, t1 = t, id1 = PQgetvalue(r, k, 3);
+			} else if (t > t2) {
+				t2 = t;
+			}
+		}
+		for (size_t j = 0; j < i; j++) {
+			json_t *a = json_array_get(rows, j);
+			if (!json_object_get(a, "response_description") || at[j] > at[i] ||
+			    at[j] < at[i] - REPLY_WINDOW_S)
+				continue;
+			int stored = 0; /* a replayed artifact already counted from the table */
+			for (int k = 0; k < PQntuples(r) && !stored; k++)
+				stored = PQgetvalue(r, k, 0)[0] == '1' &&
+					 !strcasecmp(PQgetvalue(r, k, 3), shard_jstr(a, "id"));
+			if (stored)
+				continue;
+			if (at[j] >= t1) {
+				t2 = t1, t1 = at[j], id1 = shard_jstr(a, "id");
+			} else if (at[j] > t2) {
+				t2 = at[j];
+			}
+		}
+		if (id1 && !(t2 >= 0 && t1 - t2 < REPLY_AMBIGUOUS_S))
+			json_object_set_new(row, "reply_to_id", json_string(id1));
+	}
+	free(at);
+	PQclear(r);
+	return 0;
+}
 
 /* Insert rows (a JSON array of message_row objects) into conversation
  * conv; fill inserted/existing with the ids. Inside the caller's
@@ -203,6 +333,8 @@ static const char insert_sql[] =
 static int insert_rows(struct shard_err *err, PGconn *c, const char *conv, json_t *rows,
 		       int enrich, json_t *inserted, json_t *existing)
 {
+	if (assign_reply_to(err, c, conv, rows) != 0)
+		return -1;
 	char *js = json_dumps(rows, JSON_COMPACT);
 	const char *pp[] = { conv, js, enrich ? "true" : "false" };
 	PGresult *r = pg_query(c, insert_sql, 3, pp);

@@ -40,7 +40,9 @@
 #define SEARCH_MAX_DAYS 100
 
 /* $1 query vector (or NULL), $2 conversation, $3 query text (or NULL),
- * $4 threshold, $5 candidates. The query's binary quantization is a
+ * $4 threshold, then the prefilter's $5 candidates and $6 query model, or
+ * the spec plan's $5 query model (a message embedded by another model is
+ * never a vector candidate). The query's binary quantization is a
  * sub-select, so it runs once (an InitPlan) whatever plan PostgreSQL
  * chooses: written inline it was computed again for each of the user's
  * rows in a generic plan — 28 ms instead of 6 at 15,000 rows. */
@@ -51,7 +53,8 @@ static const char vector_prefilter[] =
 	"cand AS MATERIALIZED ("
 	" SELECT id FROM (SELECT id, embedding_bq <~> (SELECT binary_quantize($1::vector)::bit(1024)) AS h"
 	"  FROM messages WHERE conversation_id = $2 AND role = 'user' AND is_embeddable = TRUE"
-	"  AND is_forgotten = FALSE AND embedding IS NOT NULL AND $1::vector IS NOT NULL OFFSET 0) s"
+	"  AND is_forgotten = FALSE AND embedding IS NOT NULL AND $1::vector IS NOT NULL"
+	"  AND embedding_model IS NOT DISTINCT FROM $6::text OFFSET 0) s"
 	" ORDER BY h LIMIT $5::int),"
 	"vector_results AS ("
 	" SELECT " VEC_COLS ", GREATEST(0, 1 - d) AS vec_score FROM ("
@@ -65,6 +68,7 @@ static const char vector_spec[] =
 	" SELECT " VEC_COLS ", GREATEST(0, 1 - (embedding <=> $1::vector)) AS vec_score"
 	" FROM messages WHERE conversation_id = $2 AND role = 'user' AND is_embeddable = TRUE"
 	" AND is_forgotten = FALSE AND embedding IS NOT NULL AND $1::vector IS NOT NULL"
+	" AND embedding_model IS NOT DISTINCT FROM $5::text"
 	" ORDER BY embedding <=> $1::vector LIMIT 20),";
 
 static const char rest_sql[] =
@@ -107,7 +111,7 @@ static PGresult *search_exec(int spec_plan, PGconn *c, const char *const *pp)
 	const char *vb = spec_plan ? vector_spec : vector_prefilter;
 	buf_append(&sql, vb, strlen(vb));
 	buf_append(&sql, rest_sql, sizeof rest_sql);
-	PGresult *r = PQexecParams(c, sql.data, spec_plan ? 4 : 5, NULL, pp, NULL, NULL, 0);
+	PGresult *r = PQexecParams(c, sql.data, spec_plan ? 5 : 6, NULL, pp, NULL, NULL, 0);
 	buf_free(&sql);
 	if (r && PQresultStatus(r) == PGRES_TUPLES_OK)
 		return r;
@@ -129,6 +133,13 @@ void shard_search_defaults(struct shard_search_opts *o)
 
 json_t *shard_search(struct shard_ctx *x, const struct shard_search_opts *o, const char *user,
 		     const char *text, const json_t *emb, long top_k, struct shard_err *e)
+{
+	return shard_search_model(x, o, user, text, emb, NULL, top_k, e);
+}
+
+json_t *shard_search_model(struct shard_ctx *x, const struct shard_search_opts *o, const char *user,
+			   const char *text, const json_t *emb, const char *model, long top_k,
+			   struct shard_err *e)
 {
 	if (!shard_uuid_valid(user)) {
 		shard_err_set(e, EX_DATAERR, "invalid_field", "user_id must be a UUID");
@@ -179,7 +190,7 @@ json_t *shard_search(struct shard_ctx *x, const struct shard_search_opts *o, con
 	snprintf(candidates_s, sizeof candidates_s, "%ld", o->candidates > 0 ? o->candidates : 300);
 
 	char *vec = emb ? json_dumps(emb, JSON_COMPACT) : NULL;
-	const char *pp[] = { vec, conv, text, threshold_s, candidates_s };
+	const char *pp[] = { vec, conv, text, threshold_s, o->spec_plan ? model : candidates_s, model };
 	double t0 = util_now_ms();
 	r = search_exec(o->spec_plan, c, pp);
 	double ms = util_now_ms() - t0;

@@ -9,7 +9,7 @@ src_unde_shard_SOURCES = \
 	src/shard/search.c \
 	src/shard/move.c \
 	src/shard/status.c
-src_unde_shard_LDADD = $(UNDE_LIBS)
+src_unde_shard_LDADD = $(UNDE_LIBS) $(STEMMER_LIBS)
 dist_man_MANS += man/unde-shard.1
 TESTS += t/unde-shard.bats
 EXTRA_DIST += bench/shard/README.md bench/shard/run bench/shard/cluster.sh \

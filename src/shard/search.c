@@ -29,6 +29,9 @@ static int search_record(void *state, struct filter_run *run, json_t *rec)
 		return filter_fail(run, EX_DATAERR, "invalid_field", "query must be a string");
 	if (emb && json_is_null(emb))
 		emb = NULL;
+	const json_t *model = json_object_get(rec, "query_model");
+	if (model && !json_is_null(model) && (!json_is_string(model) || !*json_string_value(model)))
+		return filter_fail(run, EX_DATAERR, "invalid_field", "query_model must be a model name");
 	long top_k = 0;
 	if (tk && !json_is_null(tk)) {
 		if (!json_is_integer(tk) || json_integer_value(tk) < 1 || json_integer_value(tk) > 100)
@@ -36,8 +39,10 @@ static int search_record(void *state, struct filter_run *run, json_t *rec)
 		top_k = (long)json_integer_value(tk);
 	}
 	struct shard_err e;
-	json_t *episodes = shard_search(&s->x, &s->o, user, json_is_string(q) ? json_string_value(q) : NULL,
-					emb, top_k, &e);
+	json_t *episodes = shard_search_model(&s->x, &s->o, user,
+					      json_is_string(q) ? json_string_value(q) : NULL, emb,
+					      json_is_string(model) ? json_string_value(model) : NULL,
+					      top_k, &e);
 	if (!episodes)
 		return sctx_fail(run, &e);
 	json_object_set_new(rec, "episodes", episodes);
@@ -97,7 +102,7 @@ int shard_filter_search(int argc, char **argv)
 	static const struct filter_def def = {
 		.name = "unde-shard",
 		.summary = "search: hybrid search (vector + FTS, recency boost, diversity) of each\n"
-			   "{user_id, query, query_embedding?, top_k?} → \"episodes\".",
+			   "{user_id, query, query_embedding?, query_model?, top_k?} → \"episodes\".",
 		.synopsis = "search [--plan prefilter|spec] [--candidates N] [--shard N | --url URL]",
 		.options_help = SCTX_HELP
 		"  --plan prefilter     exact scan of the user's binary-quantized vectors, best N\n"
