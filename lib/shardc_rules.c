@@ -30,9 +30,10 @@ struct entry {
 	int n;
 };
 
-/* memory types, in the order ties are broken (the more specific first) */
-enum mtype { M_EVENT, M_FACT, M_PREFERENCE, M_EMOTION, M_NTYPES };
-static const char *const mtype_name[] = { "event", "fact", "preference", "emotion" };
+/* memory types, in the order ties are broken: a feeling named outranks
+ * the day it is felt ("сегодня так грустно"), a date outranks a fact */
+enum mtype { M_EMOTION, M_EVENT, M_FACT, M_PREFERENCE, M_NTYPES };
+static const char *const mtype_name[] = { "emotion", "event", "fact", "preference" };
 
 #define E(w) { w, { { 0 } }, 0 }
 
@@ -63,7 +64,7 @@ static struct entry lex_fact[] = {
 static struct entry lex_preference[] = {
 	E("люблю"), E("любит"), E("любимый"), E("любимая"), E("любимые"), E("нравится"), E("нравятся"),
 	E("обожаю"), E("предпочитаю"), E("ненавижу"), E("терпеть не могу"), E("не ношу"), E("ношу"),
-	E("хочу"), E("хотела бы"), E("хотел бы"), E("стиль"), E("не люблю"), E("не нравится"),
+	E("хочу"), E("хотела"), E("хотел"), E("стиль"), E("не люблю"), E("не нравится"),
 	E("мне идёт"), E("не идёт"), E("подходит"), E("выбираю"), E("лучше"), E("цвет"), E("цвета"),
 	E("like"), E("love"), E("prefer"), E("hate"), E("favorite"), E("favourite"), E("can't stand"),
 	E("never wear"), E("always wear"), E("wear"), E("want"), E("style"), E("rather"), E("into"),
@@ -106,7 +107,7 @@ static struct entry lex_filler[] = {
 static const struct {
 	struct entry *v;
 	size_t n;
-} lex_type[M_NTYPES] = { LEX(lex_event), LEX(lex_fact), LEX(lex_preference), LEX(lex_emotion) };
+} lex_type[M_NTYPES] = { LEX(lex_emotion), LEX(lex_event), LEX(lex_fact), LEX(lex_preference) };
 
 static struct stemmer *stemmer_once;
 static int stemmer_failed;
@@ -302,10 +303,21 @@ static int word_is_empty(const struct words *w, size_t i)
 	return 0;
 }
 
-/* The rule-based episode card: split the message into clauses at
- * sentence punctuation and commas, keep the clause with the most content
- * words (the first on a tie) and, while they fit, the clauses after it;
- * a clause's leading fillers and softeners go ("ну, вообще-то" → ""). */
+/* Characters in content[from, to). */
+static size_t span_chars(const char *content, size_t from, size_t to)
+{
+	size_t n = 0;
+	for (size_t b = from; b < to; b++)
+		n += ((unsigned char)content[b] & 0xC0) != 0x80;
+	return n;
+}
+
+/* The rule-based episode card: the message without its leading fillers
+ * and softeners ("ну, вообще-то", "maybe") when that fits in max_chars;
+ * a longer one is split into clauses at sentence punctuation and commas,
+ * and the clause with the most content words (the first on a tie) is kept
+ * with the clauses after it while they fit, cut on a word boundary with
+ * "…" when even it does not. */
 char *shard_memory_snippet(const char *content, size_t max_chars)
 {
 	if (!content || max_chars < 8 || rules_init() != 0)
@@ -316,70 +328,68 @@ char *shard_memory_snippet(const char *content, size_t max_chars)
 		words_free(&w);
 		return NULL;
 	}
-	/* clauses as word ranges [first, end) with their content-word counts */
-	size_t nc = 0, *first = xcalloc(w.t.n + 1, sizeof *first), *end = xcalloc(w.t.n + 1, sizeof *end);
+	/* clauses: byte span from the first content word to the last word or
+	 * number, with the count of content words */
+	size_t nc = 0, *from = xcalloc(w.t.n + 1, sizeof *from), *to = xcalloc(w.t.n + 1, sizeof *to);
 	size_t *score = xcalloc(w.t.n + 1, sizeof *score);
-	size_t wi = 0, start = 0;
+	size_t wi = 0;
+	int open = 0;
 	for (size_t ti = 0; ti <= w.t.n; ti++) {
-		int boundary = ti == w.t.n || (w.t.v[ti].kind == STEM_PUNCT && strpbrk(w.t.v[ti].text, ".!?;,"));
-		if (ti < w.t.n && w.t.v[ti].kind == STEM_WORD)
-			wi++;
-		if (!boundary)
-			continue;
-		if (wi > start) {
-			size_t f = start;
-			while (f < wi && word_is_empty(&w, f))
-				f++;
-			if (f < wi) {
-				first[nc] = f, end[nc] = wi;
-				for (size_t k = f; k < wi; k++)
-					score[nc] += !word_is_empty(&w, k);
+		const struct stem_token *k = ti < w.t.n ? &w.t.v[ti] : NULL;
+		if (!k || (k->kind == STEM_PUNCT && strpbrk(k->text, ".!?;,"))) {
+			if (open)
 				nc++;
-			}
+			open = 0;
+			continue;
 		}
-		start = wi;
+		int content_word = k->kind == STEM_NUMBER || (k->kind == STEM_WORD && !word_is_empty(&w, wi));
+		if (k->kind == STEM_WORD)
+			wi++;
+		if (!open && !content_word)
+			continue;
+		if (!open) {
+			open = 1;
+			from[nc] = k->offset;
+			score[nc] = 0;
+		}
+		if (k->kind == STEM_WORD || k->kind == STEM_NUMBER)
+			to[nc] = k->offset + k->raw_len;
+		score[nc] += content_word;
 	}
 	char *out = NULL;
 	if (nc) {
-		size_t best = 0;
-		for (size_t c = 1; c < nc; c++)
-			if (score[c] > score[best])
-				best = c;
-		/* the byte span from the best clause's first content word on */
-		size_t from = w.t.v[w.tok[first[best]]].offset;
-		const struct stem_token *last = &w.t.v[w.tok[end[best] - 1]];
-		size_t to = last->offset + last->raw_len;
-		for (size_t c = best + 1; c < nc; c++) {
-			const struct stem_token *l = &w.t.v[w.tok[end[c] - 1]];
-			size_t cand = l->offset + l->raw_len, chars = 0;
-			for (size_t b = from; b < cand; b++)
-				chars += ((unsigned char)content[b] & 0xC0) != 0x80;
-			if (chars > max_chars)
-				break;
-			to = cand;
+		size_t a = from[0], b = to[nc - 1];
+		if (span_chars(content, a, b) > max_chars) {
+			size_t best = 0;
+			for (size_t c = 1; c < nc; c++)
+				if (score[c] > score[best])
+					best = c;
+			a = from[best], b = to[best];
+			for (size_t c = best + 1; c < nc && span_chars(content, a, to[c]) <= max_chars; c++)
+				b = to[c];
 		}
-		/* cut to max_chars on a word boundary, marking the cut */
-		size_t chars = 0, b = from, cut = 0;
-		for (; b < to; b++) {
-			if (((unsigned char)content[b] & 0xC0) != 0x80 && ++chars > max_chars - 1)
-				break;
-			if (content[b] == ' ')
-				cut = b;
+		int cut_short = span_chars(content, a, b) > max_chars;
+		if (cut_short) { /* the last space that leaves room for "…" */
+			size_t chars = 0, cut = a, e = a;
+			for (; e < b; e++) {
+				if (((unsigned char)content[e] & 0xC0) != 0x80 && ++chars > max_chars - 1)
+					break;
+				if (content[e] == ' ')
+					cut = e;
+			}
+			b = cut > a ? cut : e;
+			while (b > a && (content[b - 1] == ' ' || content[b - 1] == ','))
+				b--;
 		}
-		int cut_short = b < to;
-		if (cut_short)
-			to = cut > from ? cut : b;
-		while (to > from && (content[to - 1] == ' ' || content[to - 1] == ','))
-			to--;
 		struct buf o = { 0 };
-		buf_append(&o, content + from, to - from);
+		buf_append(&o, content + a, b - a);
 		if (cut_short)
 			buf_append(&o, "…", strlen("…"));
 		buf_append(&o, "", 1);
 		out = o.data;
 	}
-	free(first);
-	free(end);
+	free(from);
+	free(to);
 	free(score);
 	words_free(&w);
 	return out;
