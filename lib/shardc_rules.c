@@ -97,10 +97,10 @@ static struct entry lex_softener[] = {
 static struct entry lex_filler[] = {
 	E("ок"), E("окей"), E("ага"), E("угу"), E("да"), E("нет"), E("спасибо"), E("спс"), E("хорошо"),
 	E("понятно"), E("ясно"), E("ладно"), E("класс"), E("супер"), E("круто"), E("привет"), E("пока"),
-	E("ну"), E("ой"), E("ах"), E("хм"), E("ммм"), E("пожалуйста"), E("большое"), E("тебе"), E("вам"),
+	E("ну"), E("ой"), E("ах"), E("хм"), E("вообще-то"), E("вообще"), E("кстати"), E("честно"), E("ммм"), E("пожалуйста"), E("большое"), E("тебе"), E("вам"),
 	E("ok"), E("okay"), E("yes"), E("no"), E("yeah"), E("yep"), E("nope"), E("thanks"), E("thank"),
 	E("you"), E("thx"), E("ty"), E("cool"), E("nice"), E("great"), E("sure"), E("hi"), E("hello"),
-	E("bye"), E("lol"), E("hmm"), E("wow"), E("much"), E("so"), E("very"), E("oh"), E("ah"),
+	E("bye"), E("lol"), E("hmm"), E("wow"), E("well"), E("actually"), E("honestly"), E("much"), E("so"), E("very"), E("oh"), E("ah"),
 };
 
 #define LEX(a) { a, sizeof a / sizeof *a }
