@@ -13,4 +13,5 @@ src_unde_shard_LDADD = $(UNDE_LIBS) $(STEMMER_LIBS)
 dist_man_MANS += man/unde-shard.1
 TESTS += t/unde-shard.bats
 EXTRA_DIST += bench/shard/README.md bench/shard/run bench/shard/cluster.sh \
-	bench/shard/build.sh bench/shard/gen.sql bench/shard/measure.sql bench/shard/dense.sql
+	bench/shard/build.sh bench/shard/gen.sql bench/shard/measure.sql bench/shard/dense.sql \
+	bench/shard/enrich.sh bench/shard/enrich-bench.c
