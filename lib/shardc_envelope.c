@@ -13,18 +13,16 @@
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sysexits.h>
 #include <unistd.h>
 
 #include "conf.h"
+#include "counters.h"
 #include "crypto.h"
 #include "log.h"
-#include "metrics.h"
 #include "pg.h"
 #include "shardc.h"
 #include "util.h"
@@ -153,54 +151,38 @@ static void kn_aad(char *aad, size_t n, int *len, const char *user, const char *
 	*len = snprintf(aad, n, "uk1|%s|%s|%s", user, id, type);
 }
 
-/* The metrics of decryption, added to the cumulative counters in
- * $UNDE_METRICS_DIR/unde-shard-knowledge.prom (read-modify-write under a
- * lock, so concurrent runs add up). */
+/* The metrics of decryption, added to counters shared by every process
+ * (lib/counters.h: $UNDE_COUNTERS_DIR/unde-shard.counters, else next to
+ * the textfile) and rendered to $UNDE_METRICS_DIR/unde-shard-knowledge.prom:
+ * concurrent runs add up without a lock, and the textfile is replaced
+ * through an exclusive temporary file. */
 void shard_keys_metrics(struct shard_keys *s)
 {
+	static const struct counters_help help[] = {
+		{ "user_knowledge_decrypt_total", "counter", "User knowledge rows decrypted (or tried)" },
+		{ "user_knowledge_decrypt_errors", "counter",
+		  "User knowledge rows that failed to decrypt (tampered, wrong key)" },
+		{ "user_knowledge_decrypt_latency_seconds", "histogram", "Decryption latency per row" },
+		{ NULL, NULL, NULL },
+	};
 	const char *dir = getenv("UNDE_METRICS_DIR");
 	if (!dir || !*dir || (!s->decrypts && !s->errors))
 		return;
-	char path[4096], lock[4200];
+	char path[4096], cpath[4096];
+	const char *cdir = getenv("UNDE_COUNTERS_DIR");
 	if (snprintf(path, sizeof path, "%s/unde-shard-knowledge.prom", dir) >= (int)sizeof path ||
-	    snprintf(lock, sizeof lock, "%s.lock", path) >= (int)sizeof lock)
+	    snprintf(cpath, sizeof cpath, "%s/unde-shard.counters", cdir && *cdir ? cdir : dir) >=
+		    (int)sizeof cpath)
 		return;
-	int fd = open(lock, O_CREAT | O_RDWR | O_CLOEXEC, 0644);
-	if (fd < 0 || flock(fd, LOCK_EX) != 0) {
-		if (fd >= 0)
-			close(fd);
+	struct counters *k = counters_open(cpath);
+	if (!k)
 		return;
-	}
-	double tot = 0, err = 0;
-	FILE *f = fopen(path, "r");
-	if (f) {
-		char line[512];
-		double v;
-		while (fgets(line, sizeof line, f)) {
-			if (sscanf(line, "user_knowledge_decrypt_total %lf", &v) == 1)
-				tot = v;
-			else if (sscanf(line, "user_knowledge_decrypt_errors %lf", &v) == 1)
-				err = v;
-		}
-		fclose(f);
-	}
-	/* p95 of this run's decryptions */
-	double p95 = 0;
-	if (s->nlat) {
-		for (size_t i = 1; i < s->nlat; i++)
-			for (size_t j = i; j > 0 && s->lat[j - 1] > s->lat[j]; j--) {
-				double t = s->lat[j];
-				s->lat[j] = s->lat[j - 1], s->lat[j - 1] = t;
-			}
-		p95 = s->lat[(size_t)((double)(s->nlat - 1) * 0.95)];
-	}
-	struct metrics *m = metrics_new();
-	metrics_add(m, "user_knowledge_decrypt_total", "counter", "User knowledge rows decrypted (or tried)", NULL, tot + (double)s->decrypts);
-	metrics_add(m, "user_knowledge_decrypt_errors", "counter", "User knowledge rows that failed to decrypt (tampered, wrong key)", NULL, err + (double)s->errors);
-	metrics_add(m, "user_knowledge_decrypt_latency_ms", "gauge", "p95 decryption latency of the last run, ms", NULL, p95);
-	metrics_write_textfile(m, path);
-	metrics_free(m);
-	close(fd);
+	counters_add(k, "user_knowledge_decrypt_total", NULL, (uint64_t)s->decrypts);
+	counters_add(k, "user_knowledge_decrypt_errors", NULL, (uint64_t)s->errors);
+	for (size_t i = 0; i < s->nlat; i++)
+		counters_observe_ms(k, "user_knowledge_decrypt_latency_seconds", NULL, s->lat[i]);
+	counters_write_textfile(k, help, path);
+	counters_close(k);
 }
 
 /* Decrypt the user's knowledge rows (active ones unless all) into an
