@@ -24,3 +24,5 @@ dist_sqlshard_DATA = \
 	sql/shard/0004_persona_profiles.sql \
 	sql/shard/0005_enrichment_backfill.sql \
 	sql/shard/0006_retrieval_binary_prefilter.sql
+# issue 13: which model embedded each message (hshard)
+dist_sqlshard_DATA += sql/shard/0007_embedding_model.sql

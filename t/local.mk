@@ -54,3 +54,8 @@ noinst_PROGRAMS += t/unit/example-online
 t_unit_example_online_SOURCES = t/unit/example-online.c
 t_unit_example_online_LDADD = $(UNDE_LIBS)
 TESTS += t/example-online.bats
+# hmood: lib/stem (tokenizer + Snowball) driven by t/stem.bats.
+noinst_PROGRAMS += t/unit/stemtest
+t_unit_stemtest_SOURCES = t/unit/stemtest.c
+t_unit_stemtest_LDADD = $(UNDE_LIBS) $(STEMMER_LIBS)
+TESTS += t/stem.bats

@@ -89,6 +89,26 @@ sql0() { psql -XAt "$UNDE_T_S0" -c "$1"; }
 	[[ $stderr != *secret* ]]
 }
 
+@test "add refuses a key=value connection string with a spaced password, and takes a \$VAR reference" {
+	run --separate-stderr unde-shard add --shard 5 --name x --conninfo 'host=h  password = sekrit dbname=d'
+	assert_failure 64
+	[[ $stderr != *sekrit* ]]
+	run --separate-stderr unde-shard add --shard 5 --name x --conninfo "host=h password='se cret' dbname=d"
+	assert_failure 64
+	[[ $stderr != *cret* ]]
+	run --separate-stderr unde-shard add --shard 5 --name x --conninfo 'not a connection string'
+	assert_failure 64
+	run --separate-stderr unde-shard add --shard 5 --name x --conninfo '$SHARD_5_SECRET_URL'
+	assert_success
+	assert_jq '.conninfo == "$SHARD_5_SECRET_URL"'
+	# a row stored with a password before this rule is listed redacted
+	psql -XAtq "$UNDE_T_PROD" -c "update shards set conninfo = 'host=h password=sekrit' where shard_id = 5"
+	run --separate-stderr unde-shard list
+	assert_success
+	[[ $output != *sekrit* ]]
+	assert_jq -s 'map(select(.shard_id == 5))[0].conninfo | startswith("[redacted")'
+}
+
 @test "the same turn saved three times, interleaved with new turns, is stored once" {
 	a=$(uuid) b=$(uuid) c=$(uuid)
 	turn1='{"user_id":"'$USER_ID'","messages":['$(msg "$a" user "первое")','$(msg "$b" assistant "ответ")']}'
@@ -221,6 +241,17 @@ sql0() { psql -XAt "$UNDE_T_S0" -c "$1"; }
 	# a second run finds nothing left to do
 	run --separate-stderr env MASTER_ENCRYPTION_KEY="$new" unde-shard keys rotate --shard 0
 	assert_jq '.rotated == 0 and .failed == 0'
+}
+
+@test "knowledge put refuses a source_message_id, id or extracted_from that is not a string" {
+	for bad in '"source_message_id":123' '"source_message_id":{"id":"x"}' '"id":7' '"extracted_from":["chat"]'; do
+		run --separate-stderr unde-shard knowledge put <<<'{"user_id":"'$USER_ID'","knowledge_type":"budget",'"$bad"',"data":{"max":300}}'
+		assert_failure 65
+		[[ $stderr == *invalid_field* && $stderr == *"must be a string"* ]]
+		[[ $stderr != *'"max":300'* ]]
+	done
+	run sql0 "select count(*) from user_knowledge where user_id = '$USER_ID'"
+	assert_output 0
 }
 
 # A user with one embeddable message carrying knowledge; prints the message id.
@@ -554,4 +585,139 @@ _hold_route() {
 	run unde-shard init --shard 0 --url "$UNDE_T_S0"
 	assert_success
 	assert_output --partial '"already applied"'
+}
+
+# --- §13 SYNC rules (issue 13) ---
+
+@test "salience: a long user message is embeddable; fillers, emoji, short ones and assistant messages are not; the caller may override" {
+	a=$(uuid) b=$(uuid) c=$(uuid) d=$(uuid) e=$(uuid) f=$(uuid) g=$(uuid)
+	msgs=$(msg "$a" user "Покажи тёплые пальто до 80 тысяч")','$(msg "$b" user "ок ок ок спасибо большое")','$(msg "$c" user "😍😍😍😍😍😍😍😍😍😍😍😍😍😍😍😍")','$(msg "$d" user "ровно 15 знаков")','$(msg "$e" assistant "Вот несколько тёплых пальто для вас")','$(msg "$f" user "thanks thanks thanks ok")','$(msg "$g" user "ok" '"is_embeddable":true')
+	run --separate-stderr unde-shard save <<<'{"user_id":"'$USER_ID'","messages":['"$msgs"']}'
+	assert_success
+	run sql0 "select string_agg(is_embeddable::text, ',' order by array_position(array['$a','$b','$c','$d','$e','$f','$g']::uuid[], id)) from messages where id in ('$a','$b','$c','$d','$e','$f','$g')"
+	assert_output 'true,false,false,false,false,false,true'
+}
+
+# Save every line of a labelled TSV as one user message; print "want got" per line.
+_classify_set() {
+	local file=$1 conv
+	jq -Rnc --arg u "$USER_ID" '[inputs | select(startswith("#") | not) | split("\t") | {want: .[0], content: .[1]}]
+		| {user_id: $u, messages: [to_entries[] | {id: ("00000000-0000-4000-8000-" + ("000000000000" + (.key | tostring))[-12:]), role: "user", content: .value.content, created_at: "2026-01-01T00:00:00Z"}]}' "$file" |
+		unde-shard save >/dev/null
+	conv=$(sql0 "select id from conversations where user_id = '$USER_ID'")
+	paste <(grep -v '^#' "$file" | cut -f1) \
+		<(psql -XAt "$UNDE_T_S0" -c "select memory_type from messages where conversation_id = '$conv' order by id")
+}
+
+@test "classify_memory labels the labelled set (>= 0.9) and the held-out set (>= 0.6), reporting both accuracies" {
+	for set in labelled heldout; do
+		USER_ID=$(uuid)
+		out=$(_classify_set "$BATS_TEST_DIRNAME/fixtures/memory/$set.tsv")
+		n=$(wc -l <<<"$out")
+		ok=$(awk -F'\t' '$1 == $2' <<<"$out" | wc -l)
+		acc=$(awk -v a="$ok" -v b="$n" 'BEGIN { printf "%.3f", a / b }')
+		echo "# classify_memory $set: $ok/$n = $acc" >&3
+		[[ $n -ge 30 ]]
+		if [[ $set == labelled ]]; then
+			[[ $n -ge 100 ]]
+			awk -v a="$acc" 'BEGIN { exit !(a >= 0.9) }'
+		else
+			awk -v a="$acc" 'BEGIN { exit !(a >= 0.6) }'
+		fi
+	done
+}
+
+@test "classify_memory sets confidence from intensifiers and softeners, and the caller's values win" {
+	a=$(uuid) b=$(uuid) c=$(uuid) d=$(uuid)
+	msgs=$(msg "$a" user "Я ОЧЕНЬ люблю льняные рубашки!!!")','$(msg "$b" user "Мне, наверное, нравятся льняные рубашки?")','$(msg "$c" user "Мне нравятся льняные рубашки")','$(msg "$d" user "Мне нравятся льняные рубашки" '"memory_type":"fact","memory_confidence":0.2')
+	unde-shard save <<<'{"user_id":"'$USER_ID'","messages":['"$msgs"']}' >/dev/null
+	run sql0 "select memory_type, memory_confidence from messages where id = '$a'"
+	[[ $output == preference* ]]
+	hi=${output#*|}
+	run sql0 "select memory_type, memory_confidence from messages where id = '$b'"
+	[[ $output == preference* ]]
+	lo=${output#*|}
+	run sql0 "select memory_confidence from messages where id = '$c'"
+	mid=$output
+	awk -v h="$hi" -v m="$mid" -v l="$lo" 'BEGIN { exit !(h > m && m > l) }'
+	run sql0 "select memory_type, memory_confidence from messages where id = '$d'"
+	assert_output 'fact|0.2'
+}
+
+@test "response_description is refused without an artifact or on a user message, and a plain answer has none" {
+	a=$(uuid) u=$(uuid) p=$(uuid)
+	run --separate-stderr unde-shard save <<<'{"user_id":"'$USER_ID'","messages":['$(msg "$a" assistant "Вот" '"response_description":"made up"')']}'
+	assert_failure 65
+	[[ $stderr == *response_description* ]]
+	art='"artifact":{"type":"look","items":[{"brand":"Mango","sku":"MG-1","store":"Mega"}]}'
+	run --separate-stderr unde-shard save <<<'{"user_id":"'$USER_ID'","messages":['$(msg "$u" user "вот моё фото" "$art")']}'
+	assert_failure 65
+	# the template wins over a caller's description that would lose the tokens
+	run --separate-stderr unde-shard save <<<'{"user_id":"'$USER_ID'","messages":['$(msg "$a" assistant "Вот" "$art"',"response_description":"nice look"')','$(msg "$p" assistant "Пожалуйста!")']}'
+	assert_success
+	run sql0 "select coalesce(response_description, 'NULL') from messages where id in ('$a', '$p') order by id = '$p'"
+	assert_output $'look: Mango, SKU MG-1, store Mega\nNULL'
+}
+
+# An assistant artifact message at created_at $2 (ISO), id $1.
+_artifact() {
+	msg "$1" assistant "Смотри" '"created_at":"'$2'","artifact":{"type":"look","items":[{"brand":"Zara","sku":"Z-'$RANDOM'","store":"Dubai Mall"}]}'
+}
+_ago() { date -u -d "-$1 seconds" +%Y-%m-%dT%H:%M:%S.000Z; }
+
+@test "reply_to_id: the last artifact of 10 minutes, none when two came within 60 s or the last is older, the client's kept" {
+	a1=$(uuid) u1=$(uuid) a2=$(uuid) a3=$(uuid) u2=$(uuid) u3=$(uuid) u4=$(uuid) a4=$(uuid)
+	unde-shard save <<<'{"user_id":"'$USER_ID'","messages":['$(_artifact "$a1" "$(_ago 300)")']}' >/dev/null
+	unde-shard save <<<'{"user_id":"'$USER_ID'","messages":['$(msg "$u1" user "а подлиннее есть?")']}' >/dev/null
+	run sql0 "select reply_to_id from messages where id = '$u1'"
+	assert_output "$a1"
+	# two artifacts 30 s apart: ambiguous
+	unde-shard save <<<'{"user_id":"'$USER_ID'","messages":['$(_artifact "$a2" "$(_ago 100)")','$(_artifact "$a3" "$(_ago 70)")','$(msg "$u2" user "вот это нравится")']}' >/dev/null
+	run sql0 "select coalesce(reply_to_id::text, 'NULL') from messages where id = '$u2'"
+	assert_output NULL
+	# the client's value is kept
+	unde-shard save <<<'{"user_id":"'$USER_ID'","messages":['$(msg "$u3" user "первый был лучше" '"reply_to_id":"'$a1'"')']}' >/dev/null
+	run sql0 "select reply_to_id from messages where id = '$u3'"
+	assert_output "$a1"
+	# a user message from 20 minutes after the artifacts: none in its window
+	unde-shard save <<<'{"user_id":"'$USER_ID'","messages":['$(msg "$u4" user "спасибо за помощь" '"created_at":"'$(date -u -d '+20 minutes' +%Y-%m-%dT%H:%M:%S.000Z)'"')']}' >/dev/null
+	run sql0 "select coalesce(reply_to_id::text, 'NULL') from messages where id = '$u4'"
+	assert_output NULL
+	# assistant messages never get one
+	run --separate-stderr unde-shard save <<<'{"user_id":"'$USER_ID'","messages":['$(msg "$a4" assistant "ok" '"reply_to_id":"'$a1'"')']}'
+	assert_failure 65
+}
+
+@test "a replayed pair is stored exactly as a first save would store it" {
+	u1=$(uuid) a1=$(uuid) u2=$(uuid) a2=$(uuid)
+	other=$(uuid)
+	art='"artifact":{"type":"look","items":[{"brand":"Mango","sku":"MG-9","store":"Mango Mall"}]}'
+	t0=$(_ago 120) t1=$(_ago 60)
+	first='{"user_id":"'$other'","messages":['$(msg "$u1" user "Обожаю льняные платья, покажи" '"created_at":"'$t0'"')','$(msg "$a1" assistant "Вот!" '"created_at":"'$t0'",'"$art")','$(msg "$u2" user "Второе просто супер, беру" '"created_at":"'$t1'"')']}'
+	unde-shard save <<<"$first" >/dev/null
+	USER_ID=$(uuid)
+	conv=$(uuid)
+	pairs='[{"user":'$(msg "$(uuid)" user "Обожаю льняные платья, покажи" '"created_at":"'$t0'"')',"assistant":'$(msg "$(uuid)" assistant "Вот!" '"created_at":"'$t0'",'"$art")'},['$(msg "$(uuid)" user "Второе просто супер, беру" '"created_at":"'$t1'"')']]'
+	unde-shard replay <<<'{"conversation_id":"'$conv'","user_id":"'$USER_ID'","unconfirmed":'"$pairs"'}' >/dev/null
+	cols="role, content, is_embeddable, memory_type, memory_confidence, coalesce(response_description, '-'), reply_to_id is not null"
+	run sql0 "select $cols from messages m join conversations c on c.id = m.conversation_id where c.user_id = '$other' order by m.created_at, role desc"
+	saved=$output
+	run sql0 "select $cols from messages m join conversations c on c.id = m.conversation_id where c.user_id = '$USER_ID' order by m.created_at, role desc"
+	assert_output "$saved"
+	[[ $saved == *"preference"*"look: Mango"*"|t" ]]
+}
+
+@test "search compares a query only with messages embedded by the query's model" {
+	a=$(uuid) b=$(uuid)
+	msgs=$(msg "$a" user "льняная рубашка белая" '"embedding":'"$(vec 1)"',"embedding_model":"local-ngram-v1"')','$(msg "$b" user "шерстяное пальто серое" '"embedding":'"$(vec 1)"',"embedding_model":"embed-multilingual-v3.0"')
+	unde-shard save <<<'{"user_id":"'$USER_ID'","messages":['"$msgs"']}' >/dev/null
+	for plan in prefilter spec; do
+		run --separate-stderr unde-shard search --plan $plan <<<'{"user_id":"'$USER_ID'","query_embedding":'"$(vec 1)"',"query_model":"local-ngram-v1"}'
+		assert_success
+		assert_jq '[.episodes[].id] == ["'$a'"]'
+		run --separate-stderr unde-shard search --plan $plan <<<'{"user_id":"'$USER_ID'","query_embedding":'"$(vec 1)"'}'
+		assert_jq '.episodes == []'
+	done
+	run --separate-stderr unde-shard save <<<'{"user_id":"'$USER_ID'","messages":['$(msg "$(uuid)" user "модель без вектора" '"embedding_model":"x"')']}'
+	assert_failure 65
 }
