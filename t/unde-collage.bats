@@ -87,21 +87,26 @@ pixel() {
 		"\($c)/p/jpeg-1600x1200-exif6/d", "\($c)/p/webp-640x480/e"]' >"$BATS_TEST_TMPDIR/in"
 	run --separate-stderr unde-collage <"$BATS_TEST_TMPDIR/in"
 	assert_success
-	# the lowest is 480 high; at 480 they would be 2360 wide, so all go to 416:
-	# 312 + 555 + 312 + 312 + 555 (the EXIF-rotated one is portrait)
-	assert_jq '.collage_width == 2046 and .collage_height == 416'
+	# heights 1600 800 600 1600 480 (the EXIF-rotated one is portrait): the
+	# median, 800, is the height; at 800 the parts are 600 800 600 600 640 =
+	# 3240 wide, so all go down by 2048/3240 to 505 high:
+	# 379 + 506 (379 high) + 379 + 379 + 405 (303 high), the low ones centred on white
+	assert_jq '.collage_width == 2048 and .collage_height == 505'
 	f=$BATS_TEST_TMPDIR/c.jpg
 	moto_aws s3 cp "s3://$S3_BUCKET/collages/zara/P1.jpg" "$f" >/dev/null
 	is_red() { set -- $(pixel "$f" "$1" "$2"); [ "$1" -gt 150 ] && [ "$2" -lt 90 ] && [ "$3" -lt 90 ]; }
 	is_white() { set -- $(pixel "$f" "$1" "$2"); [ "$1" -gt 245 ] && [ "$2" -gt 245 ] && [ "$3" -gt 245 ]; }
 	is_red 10 10 || fail "JPEG part is not red: $(pixel "$f" 10 10)"
-	is_white 330 10 || fail "transparent PNG part is not white: $(pixel "$f" 330 10)"
-	is_red 330 400 || fail "opaque PNG part is not red: $(pixel "$f" 330 400)"
-	is_red 880 200 || fail "CMYK part lost its colour: $(pixel "$f" 880 200)"
+	is_white 400 30 || fail "white above the lower PNG part: $(pixel "$f" 400 30)"
+	is_white 400 150 || fail "transparent PNG part is not white: $(pixel "$f" 400 150)"
+	is_red 400 400 || fail "opaque PNG part is not red: $(pixel "$f" 400 400)"
+	is_white 400 480 || fail "white below the lower PNG part: $(pixel "$f" 400 480)"
+	is_red 900 200 || fail "CMYK part lost its colour: $(pixel "$f" 900 200)"
 	# EXIF 6: the stored image's left (red) half is now on top
 	is_red 1300 10 || fail "EXIF-rotated part: top is not red: $(pixel "$f" 1300 10)"
 	! is_red 1300 400 || fail "EXIF-rotated part was not turned upright"
-	is_red 1500 200 || fail "WebP part is not red"
+	is_red 1700 250 || fail "WebP part is not red: $(pixel "$f" 1700 250)"
+	is_white 1700 50 || fail "white above the WebP part: $(pixel "$f" 1700 50)"
 	run vipsheader -f exif-data "$f"
 	assert_failure
 	run vipsheader -f icc-profile-data "$f"

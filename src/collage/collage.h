@@ -20,8 +20,10 @@ struct collage_out {
 
 /* --- image.c: the collage ------------------------------------------------------ */
 
-/* The collage of n (≤ COLLAGE_MAX_PHOTOS) encoded images: all brought to
- * one height, joined left to right, at most max_width wide, a JPEG at
+/* The collage of n (≤ COLLAGE_MAX_PHOTOS) encoded images: the median of
+ * their heights is the collage's, higher ones lowered to it, lower ones
+ * kept and centred on white, joined left to right, all lowered together
+ * to at most max_width wide, a JPEG at
  * quality without metadata, the parts decoded by up to threads threads.
  * Returns 0, or -1 with why set (one line). */
 int collage_build(const struct buf *bufs, size_t n, int max_width, int quality, int threads,

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include <jpeglib.h>
+#include <jerror.h>
 
 #include "collage.h"
 
@@ -34,11 +35,13 @@ static void jpeg_fail_exit(j_common_ptr c)
 }
 
 /* Warnings (corrupt data that libjpeg decodes around) are not failures,
- * as with libvips' default; a truncated file is refused before. */
+ * as with libvips' default, except the data ending early ("premature end
+ * of data segment"): libjpeg would fill the rest of the image with grey,
+ * so that is an error, as for libvips with fail_on=truncated. */
 static void jpeg_fail_message(j_common_ptr c, int level)
 {
-	(void)c;
-	(void)level;
+	if (level < 0 && c->err->msg_code == JWRN_JPEG_EOF)
+		jpeg_fail_exit(c);
 }
 
 /* libjpeg's error manager with the two above. */
