@@ -29,6 +29,7 @@ and kept in memory, so the tests need no binary fixtures:
                               entropy-coded data (after the first SOS
                               segment of the file's own markers)
   GET /redirect/N/PATH        302 to /redirect/N-1/PATH ... /PATH (N hops)
+  GET /redirect-file/...      302 to file:///etc/passwd (not http: refused)
   GET /empty/...              200 with an empty image/jpeg body
   GET /missing/...            404
   GET /slow/MS/SPEC/...       the image after MS milliseconds
@@ -220,6 +221,11 @@ def redirect(req, n, rest):
     n = int(n)
     target = rest if n <= 1 else "/redirect/%d%s" % (n - 1, rest)
     return 302, {"Location": target, "Content-Type": "text/plain"}, "see %s\n" % target
+
+
+@fake.route("GET", r"/redirect-file(?:/.*)?")
+def redirect_file(req):
+    return 302, {"Location": "file:///etc/passwd", "Content-Type": "text/plain"}, "see file\n"
 
 
 @fake.route("GET", r"/cut/([^/]+)(?:/.*)?")
