@@ -182,8 +182,75 @@ pixel() {
 	before=$(sql "select collage_url, updated_at from raw_products")
 	run --separate-stderr unde-collage <"$BATS_TEST_TMPDIR/in"
 	assert_success
-	assert_jq '.image_status == "collage_ready" and (.collage_url | endswith("/collages/zara/P1.jpg"))'
+	assert_jq '.image_status == "collage_ready" and (.collage_url | endswith("/collages/zara/P1.jpg"))
+		and .collage_width == 64 and .collage_height == 64'
 	assert_equal "$(sql "select collage_url, updated_at from raw_products")" "$before"
+	run sql "select collage_width, collage_height from raw_products"
+	assert_output '64|64'
+}
+
+@test "one tiny photo does not shrink the collage: the median height, lower parts centred on white" {
+	uploaded '["\($c)/p/jpeg-1200x1600/a", "\($c)/p/jpeg-1x1/b"]' \
+		'["\($c)/p/jpeg-1200x1600/c", "\($c)/p/jpeg-1200x1600/d", "\($c)/p/jpeg-1200x1600/e", "\($c)/p/jpeg-100x100/f"]' \
+		>"$BATS_TEST_TMPDIR/in"
+	run --separate-stderr unde-collage <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	# 1600 high (not 1): the photo as it is, the pixel centred beside it
+	assert_jq 'select(.external_id == "P1") | .collage_width == 1201 and .collage_height == 1600'
+	# the median is 1600: 3 x 1200 + 100 = 3700 wide, all lowered by 2048/3700
+	# to 885 high (not 100): 664 x 3 + 55 (55 high, centred)
+	assert_jq 'select(.external_id == "P2") | .collage_width == 2047 and .collage_height == 885'
+	f=$BATS_TEST_TMPDIR/c.jpg
+	moto_aws s3 cp "s3://$S3_BUCKET/collages/zara/P2.jpg" "$f" >/dev/null
+	set -- $(pixel "$f" 2020 100)
+	[ "$1" -gt 245 ] && [ "$2" -gt 245 ] && [ "$3" -gt 245 ] || fail "no white above the swatch: $*"
+	set -- $(pixel "$f" 1995 442)
+	[ "$1" -gt 150 ] && [ "$2" -lt 90 ] || fail "the swatch is not in the middle: $*"
+	set -- $(pixel "$f" 10 870)
+	[ "$1" -gt 150 ] && [ "$2" -lt 90 ] || fail "the photos do not fill the height: $*"
+}
+
+@test "a JPEG cut inside its main image is refused, its EXIF thumbnail or an EOI after the cut notwithstanding" {
+	uploaded '["\($c)/p/jpeg-64x64/a"]' '["\($c)/p/jpeg-64x64/b"]' '["\($c)/p/jpeg-64x64/c"]' >"$BATS_TEST_TMPDIR/in"
+	curl -fsS "$CDN/cutmain/1500/jpeg-1200x1600-thumb/x" |
+		moto_aws s3 cp - "s3://$S3_BUCKET/originals/zara/P1/1.jpg" >/dev/null
+	curl -fsS "$CDN/cuteoi/1500/jpeg-1200x1600/x" |
+		moto_aws s3 cp - "s3://$S3_BUCKET/originals/zara/P2/1.jpg" >/dev/null
+	curl -fsS "$CDN/p/jpeg-600x800-trailer/x" |
+		moto_aws s3 cp - "s3://$S3_BUCKET/originals/zara/P3/1.jpg" >/dev/null
+	run --separate-stderr unde-collage <"$BATS_TEST_TMPDIR/in"
+	assert_failure 65
+	# a whole JPEG with a trailer after its EOI is read
+	assert_json_line_count 1
+	assert_jq '.external_id == "P3" and .collage_width == 600 and .collage_height == 800'
+	run sql "select external_id, image_status, split_part(error_message, ':', 1), collage_url is null
+		from raw_products order by id"
+	assert_output $'P1|error|bad_image|t\nP2|error|bad_image|t\nP3|collage_ready||f'
+	[[ $stderr == *'truncated JPEG'* ]]
+	[[ $stderr == *'premature end of data segment'* ]]
+	run moto_aws s3 ls "s3://$S3_BUCKET/collages/zara/"
+	[[ $output != *P1.jpg* && $output != *P2.jpg* ]]
+}
+
+@test "--retry-failed skips unreadable originals unless --include-permanent; BATCH_SIZE is the default --limit" {
+	uploaded '["\($c)/p/jpeg-64x64/a"]' '["\($c)/p/jpeg-64x64/b"]' '["\($c)/p/jpeg-64x64/c"]' >"$BATS_TEST_TMPDIR/in"
+	echo 'this is not a photo' | moto_aws s3 cp - "s3://$S3_BUCKET/originals/zara/P1/1.jpg" >/dev/null
+	moto_aws s3 rm "s3://$S3_BUCKET/originals/zara/P2/1.jpg" >/dev/null
+	run --separate-stderr env BATCH_SIZE=2 unde-collage --pending
+	assert_failure 65
+	run sql "select external_id, image_status, error_permanent from raw_products order by id"
+	assert_output $'P1|error|t\nP2|error|f\nP3|uploaded|f'
+	curl -fsS "$CDN/p/jpeg-64x64/b" | moto_aws s3 cp - "s3://$S3_BUCKET/originals/zara/P2/1.jpg" >/dev/null
+	run --separate-stderr unde-collage --retry-failed
+	assert_success
+	assert_json_line_count 1
+	assert_jq '.external_id == "P2" and .image_status == "collage_ready"'
+	run --separate-stderr unde-collage --retry-failed --include-permanent
+	assert_failure 65
+	assert_stderr_error_code bad_image
+	run --separate-stderr env BATCH_SIZE=1 COLLAGE_BATCH_SIZE=5 unde-collage --pending
+	assert_success
+	assert_json_line_count 1
 }
 
 @test "a run killed midway leaves every product either collage_ready or untouched" {

@@ -50,7 +50,8 @@ int collage_jpeg_probe(const void *data, size_t len, struct collage_jpeg_info *i
 /* Decode a plain JPEG (see above) to w×h upright pixels, RGB, into dst
  * (rows stride bytes apart): DCT-scaled by the smallest 1/8, 1/4, 1/2 or 1 not
  * smaller than w×h, the rest by collage_scaler, the EXIF orientation
- * applied. 0, or -1 with why set. */
+ * applied. 0, -2 when the data ends early (a scan cut short: final, no
+ * other decoder should make up the rest), or -1 with why set. */
 int collage_jpeg_part(const void *data, size_t len, int orientation, int w, int h,
 		      unsigned char *dst, size_t stride, char *why, size_t whylen);
 

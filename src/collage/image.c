@@ -37,14 +37,17 @@ struct collage_part_job {
 /* Decode one part into its place. A plain JPEG that libjpeg refuses
  * halfway is tried again by libvips, which then gives the error (or reads
  * it after all): the outcome for an odd file is the same as before there
- * was a libjpeg path. */
+ * was a libjpeg path. Not one whose data ends early: libvips would read
+ * it after all, grey where the data is missing. */
 static void collage_part(struct collage_part_job *j, size_t index)
 {
 	char why[300];
-	if (j->plain && collage_jpeg_part(j->b->data, j->b->len, j->orientation, j->w, j->h, j->dst,
-					  j->stride, why, sizeof why) == 0)
+	int rc = j->plain ? collage_jpeg_part(j->b->data, j->b->len, j->orientation, j->w, j->h,
+					      j->dst, j->stride, why, sizeof why)
+			  : -1;
+	if (rc == 0)
 		return;
-	if (collage_vips_part(j->b, j->type, j->dh, j->swap, j->w, j->h, j->dst, j->stride,
+	if (rc != -2 && collage_vips_part(j->b, j->type, j->dh, j->swap, j->w, j->h, j->dst, j->stride,
 			      &j->cm_failed, why, sizeof why) == 0)
 		return;
 	j->failed = 1;

@@ -28,6 +28,8 @@ and kept in memory, so the tests need no binary fixtures:
   GET /cutmain/N/SPEC/...     a JPEG cut N bytes into its main image's
                               entropy-coded data (after the first SOS
                               segment of the file's own markers)
+  GET /cuteoi/N/SPEC/...      the same cut, with an EOI marker put after it
+                              (the file looks whole; its scan is short)
   GET /redirect/N/PATH        302 to /redirect/N-1/PATH ... /PATH (N hops)
   GET /redirect-file/...      302 to file:///etc/passwd (not http: refused)
   GET /empty/...              200 with an empty image/jpeg body
@@ -214,6 +216,12 @@ def truncated(req, spec):
 def cutmain(req, n, spec):
     ctype, data = image(spec)
     return 200, {"Content-Type": ctype}, data[: _main_scan_start(data) + int(n)]
+
+
+@fake.route("GET", r"/cuteoi/([0-9]{1,7})/([^/]+)(?:/.*)?")
+def cuteoi(req, n, spec):
+    ctype, data = image(spec)
+    return 200, {"Content-Type": ctype}, data[: _main_scan_start(data) + int(n)] + b"\xff\xd9"
 
 
 @fake.route("GET", r"/redirect/([0-9]{1,2})(/.*)")
