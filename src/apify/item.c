@@ -136,8 +136,9 @@ static int apify_text(const json_t *v, const char *sep, char **out)
 }
 
 /* The currency a price text names: a three-letter code ("1.299,50 EUR",
- * "eur 12"), a sign (₸ € $ £ ₽ ₺ ₴ ₩ ₹ ₪) or "тг"/"тенге"/"руб". Copied
- * into cur only when cur is empty (the item's own "currency" wins). */
+ * "eur 12"), a sign (₸ € $ £ ₽ ₺ ₴ ₩ ₹ ₪) or "тг"/"тенге"/"руб", into
+ * cur. The price's own text wins over the item's "currency" field: it is
+ * what the shop showed with that amount. Nothing named: cur unchanged. */
 static void apify_text_currency(const char *t, char *cur, size_t clen)
 {
 	static const struct {
@@ -146,8 +147,6 @@ static void apify_text_currency(const char *t, char *cur, size_t clen)
 		      { "\u20bd", "RUB" }, { "\u20ba", "TRY" }, { "\u20b4", "UAH" }, { "\u20a9", "KRW" },
 		      { "\u20b9", "INR" }, { "\u20aa", "ILS" }, { "\u0442\u0435\u043d\u0433\u0435", "KZT" },
 		      { "\u0442\u0433", "KZT" }, { "\u0440\u0443\u0431", "RUB" } };
-	if (cur[0])
-		return;
 	for (const char *p = t; *p; p++) {
 		if (isalpha((unsigned char)*p)) {
 			size_t n = 0;
