@@ -344,3 +344,28 @@ pixel() {
 	run unde-collage --version
 	assert_output --regexp '^unde-collage [0-9]'
 }
+
+# The harness itself (t/lib/moto.bash), here where its setup once failed
+# under load: each step that waits on the server is bounded and named.
+@test "moto_start: a server that never answers fails within MOTO_START_TIMEOUT, naming the step" {
+	d=$(unde_tmpdir)
+	printf '%s\n' '#!/bin/sh' 'exec python3 -c "import socket, sys, time
+s = socket.socket(); s.bind((\"127.0.0.1\", int(sys.argv[1]))); s.listen(8); time.sleep(300)" "$4"' >"$d/mute"
+	chmod +x "$d/mute"
+	start=$SECONDS
+	run bash -c "source '$BATS_TEST_DIRNAME/lib/moto.bash'; MOTO_SERVER='$d/mute' MOTO_START_TIMEOUT=2 moto_start"
+	assert_failure
+	[[ $output == *'step "server start"'* ]] || fail "$output"
+	[ $((SECONDS - start)) -lt 60 ] || fail "took $((SECONDS - start)) s"
+}
+
+@test "moto_start: a failed IAM bootstrap call is named, with what it said" {
+	d=$(unde_tmpdir)
+	printf '%s\n' '#!/bin/sh' 'case "$*" in *create-access-key*) echo "boom: refused" >&2; exit 254;; esac' \
+		'exec /usr/bin/aws "$@"' >"$d/aws"
+	chmod +x "$d/aws"
+	run bash -c "source '$BATS_TEST_DIRNAME/lib/moto.bash'; MOTO_AWS='$d/aws' moto_start"
+	assert_failure
+	[[ $output == *'step "iam create-access-key" failed (exit 254)'* ]] || fail "$output"
+	[[ $output == *'boom: refused'* ]]
+}
