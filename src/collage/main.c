@@ -6,8 +6,9 @@
  *
  * Per product: GET the originals from object storage, read them with
  * libvips (JPEG, PNG, WebP; EXIF orientation applied; CMYK and other
- * spaces to sRGB; alpha flattened on white), bring all to one height, join
- * them left to right, keep the result within COLLAGE_MAX_WIDTH, save a JPEG
+ * spaces to sRGB; alpha flattened on white), bring them to their median
+ * height (lower ones centred on white, image.c), join them left to right,
+ * keep the result within COLLAGE_MAX_WIDTH, save a JPEG
  * at COLLAGE_QUALITY without metadata, upload collages/{brand}/{id}.jpg,
  * and set collage_url and image_status 'collage_ready' in one UPDATE — or
  * image_status 'error' with error_message. The image work itself is in
