@@ -282,6 +282,13 @@ static CURL *http_make_easy(struct transfer *t)
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
 	const char *method = rq->method ? rq->method : (rq->body ? "POST" : "GET");
+	if (strcmp(method, "HEAD") == 0 || strcmp(method, "GET") == 0) {
+		/* a CDN's 301/302 to the file itself: a few hops, http(s) only;
+		 * requests with a body or another method are never redirected */
+		curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+		curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
+		curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	}
 	if (strcmp(method, "HEAD") == 0)
 		curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
 	else if (strcmp(method, "GET") != 0)

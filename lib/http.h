@@ -7,6 +7,8 @@
  *    Retry-After (seconds or HTTP-date, capped), up to max_attempts;
  *  - a cap on the response size (a larger body is an error, not a crash);
  *  - the current request_id sent as X-Request-Id on every request;
+ *  - GET and HEAD follow up to 5 redirects, to http(s) URLs only (libcurl
+ *    sends no credentials to another host);
  *  - many requests at once through the multi interface, at most
  *    max_concurrent in flight, each with its own retry schedule;
  *  - a deadline per request (lib/deadline.h): each attempt's connect and

@@ -15,6 +15,56 @@ static int image_has(const unsigned char *d, size_t n, const char *needle, size_
 	return 0;
 }
 
+/* JPEG: walk the marker segments from SOI (their lengths skip APPn blocks
+ * such as an EXIF thumbnail, which has an EOI of its own), then the
+ * entropy-coded data after each SOS, to the EOI that closes the image.
+ * The offset just past it, or 0 when the data ends first. Bytes after
+ * the EOI (phones append trailers) are no concern of the image. */
+static size_t image_jpeg_end(const unsigned char *d, size_t n)
+{
+	size_t i = 2; /* past SOI */
+	while (i + 1 < n) {
+		if (d[i] != 0xFF)
+			return 0; /* not a marker where one must be */
+		unsigned char m = d[i + 1];
+		if (m == 0xFF) { /* fill byte */
+			i++;
+			continue;
+		}
+		if (m == 0xD9)
+			return i + 2;
+		if (m == 0x01 || (m >= 0xD0 && m <= 0xD7)) { /* TEM, RSTn: no length */
+			i += 2;
+			continue;
+		}
+		if (i + 3 >= n)
+			return 0;
+		size_t seg = (size_t)d[i + 2] << 8 | d[i + 3];
+		if (seg < 2 || i + 2 + seg > n)
+			return 0;
+		i += 2 + seg;
+		if (m != 0xDA)
+			continue;
+		/* entropy-coded data: up to the next marker that is not a
+		 * stuffed FF 00 or a restart marker */
+		for (;;) {
+			const unsigned char *ff = memchr(d + i, 0xFF, n - i);
+			if (!ff)
+				return 0;
+			i = (size_t)(ff - d);
+			if (i + 1 >= n)
+				return 0;
+			unsigned char x = d[i + 1];
+			if (x == 0x00 || (x >= 0xD0 && x <= 0xD7) || x == 0xFF) {
+				i += x == 0xFF ? 1 : 2;
+				continue;
+			}
+			break;
+		}
+	}
+	return 0;
+}
+
 const char *image_sniff(const void *data, size_t n, const char *content_type, char *why,
 			size_t whylen)
 {
@@ -24,13 +74,10 @@ const char *image_sniff(const void *data, size_t n, const char *content_type, ch
 		return NULL;
 	}
 	if (n >= 3 && d[0] == 0xFF && d[1] == 0xD8 && d[2] == 0xFF) {
-		/* an EOI marker (FF D9) closes the file; only padding may follow,
-		 * so look for it in the last 4 KiB */
-		size_t stop = n > 4096 ? n - 4096 : 3;
-		for (size_t i = n - 1; i >= stop; i--)
-			if (d[i - 1] == 0xFF && d[i] == 0xD9)
-				return "image/jpeg";
-		snprintf(why, whylen, "truncated JPEG: no end-of-image marker (%zu bytes)", n);
+		if (image_jpeg_end(d, n))
+			return "image/jpeg";
+		snprintf(why, whylen, "truncated JPEG: the data ends before the end-of-image marker"
+			 " (%zu bytes)", n);
 		return NULL;
 	}
 	if (n >= 8 && memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0) {
@@ -52,7 +99,7 @@ const char *image_sniff(const void *data, size_t n, const char *content_type, ch
 		snprintf(why, whylen, "an HTML page instead of a photo (blocked?)");
 		return NULL;
 	}
-	snprintf(why, whylen, "not a JPEG, PNG or WebP image (Content-Type %s)",
+	snprintf(why, whylen, IMAGE_UNSUPPORTED " (Content-Type %s)",
 		 content_type && *content_type ? content_type : "none");
 	return NULL;
 }

@@ -5,7 +5,8 @@
 sqlstagingdir = $(pkgdatadir)/sql/staging
 dist_sqlstaging_DATA = \
 	sql/staging/0001_raw_tables.sql \
-	sql/staging/0002_image_claims.sql
+	sql/staging/0002_image_claims.sql \
+	sql/staging/0003_image_error_kind.sql
 
 sqlproductiondir = $(pkgdatadir)/sql/production
 dist_sqlproduction_DATA = \

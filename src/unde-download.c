@@ -53,6 +53,7 @@ struct dl_product {
 	char err_code[48];      /* set when the product cannot be done */
 	char err_msg[512];
 	int err_status;
+	int err_permanent;      /* retrying cannot cure it (sql/staging/0003) */
 };
 
 /* Products of the queue taken together (see dl_fill_window). */
@@ -66,6 +67,8 @@ struct dl_state {
 	struct objstore *os;
 	struct claim claim;
 	long timeout_s, max_retries, concurrency, max_photos, max_bytes;
+	int limit_given;        /* --limit was given: BATCH_SIZE does not apply */
+	int include_permanent;  /* --include-permanent */
 	const char *user_agent;
 	char ua_header[300];
 	json_t *batch;          /* the queue taken by --pending / --retry-failed */
@@ -107,10 +110,22 @@ static int dl_key_part_ok(const char *s, int id)
 	return 1;
 }
 
-static void dl_product_error(struct dl_product *p, int status, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+/* A photo URL as logs and error messages show it: without its query
+ * string and fragment, which on signed CDN URLs carry tokens. */
+static const char *dl_url_shown(const char *url, char *out, size_t len)
+{
+	size_t n = strcspn(url, "?#");
+	snprintf(out, len, "%.*s%s", (int)(n < 400 ? n : 400), url, n > 400 ? "…" : "");
+	return out;
+}
 
-static void dl_product_error(struct dl_product *p, int status, const char *code, const char *fmt, ...)
+/* Record why product p cannot be done (the first reason counts): its
+ * error line's status and code, and whether retrying can cure it. */
+static void dl_product_error(struct dl_product *p, int status, int permanent, const char *code,
+			     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void dl_product_error(struct dl_product *p, int status, int permanent, const char *code,
+			     const char *fmt, ...)
 {
 	if (p->err_code[0])
 		return; /* the first reason is the one that counts */
@@ -120,6 +135,7 @@ static void dl_product_error(struct dl_product *p, int status, const char *code,
 	va_end(ap);
 	snprintf(p->err_code, sizeof p->err_code, "%s", code);
 	p->err_status = status;
+	p->err_permanent = permanent;
 }
 
 /* Fill p from a database row: brand, external_id, original_image_urls. */
@@ -130,7 +146,7 @@ static void dl_product_from_row(struct dl_state *s, struct dl_product *p, const 
 	snprintf(p->external_id, sizeof p->external_id, "%s", external_id);
 	p->urls_json = urls_json ? xstrdup(urls_json) : NULL;
 	if (!dl_key_part_ok(p->brand, 0) || !dl_key_part_ok(p->external_id, 1)) {
-		dl_product_error(p, EX_DATAERR, "invalid_field",
+		dl_product_error(p, EX_DATAERR, 1, "invalid_field",
 				 "brand or external_id cannot be part of an object key");
 		return;
 	}
@@ -147,7 +163,7 @@ static void dl_product_from_row(struct dl_state *s, struct dl_product *p, const 
 	}
 	json_decref(urls);
 	if (!p->nphotos)
-		dl_product_error(p, EX_DATAERR, "no_images", "the product has no http(s) photo URL");
+		dl_product_error(p, EX_DATAERR, 1, "no_images", "the product has no http(s) photo URL");
 }
 
 static void dl_product_free(struct dl_product *p)
@@ -216,9 +232,13 @@ static int dl_finish(struct dl_state *s, const struct dl_product *p, const char 
 	snprintf(ids, sizeof ids, "%lld", p->id);
 	return image_urls
 	       ? claim_finish(&s->claim, ids,
-			      "image_urls = $4::jsonb, image_status = 'uploaded', error_message = NULL",
+			      "image_urls = $4::jsonb, image_status = 'uploaded', error_message = NULL,"
+			      " error_permanent = false",
 			      "original_image_urls", p->urls_json, image_urls)
-	       : claim_finish(&s->claim, ids, "image_status = 'error', error_message = $4",
+	       : claim_finish(&s->claim, ids,
+			      p->err_permanent
+			      ? "image_status = 'error', error_message = $4, error_permanent = true"
+			      : "image_status = 'error', error_message = $4, error_permanent = false",
 			      "original_image_urls", p->urls_json, error);
 }
 
@@ -252,27 +272,37 @@ static void dl_store(struct dl_state *s, struct dl_product *ps, size_t n)
 			continue;
 		for (size_t i = 0; i < p->nphotos; i++) {
 			struct http_response *r = &p->resp[i];
-			char why[200];
+			char why[200], url[420];
 			s->photos++;
+			dl_url_shown(p->urls[i], url, sizeof url);
 			if (r->status == 0) {
 				s->photos_failed++;
 				dl_product_error(p, status_exit_for_http(0, r->timed_out),
+				dl_product_error(p, r->timed_out ? EX_TEMPFAIL : EX_UNAVAILABLE, 0,
 						 r->timed_out ? "photo_timeout" : "photo_unreachable",
-						 "photo %zu (%s): %s after %d attempts", i + 1, p->urls[i],
+						 "photo %zu (%s): %s after %d attempts", i + 1, url,
 						 r->error, r->attempts);
 			} else if (r->status != 200) {
+				/* a 4xx (404, 403, 410 …) stays: the URL is wrong or gone;
+				 * 5xx, 408 and 429 may pass */
+				int temporary = http_status_retryable(r->status) || r->status >= 500 ||
+						r->status == 408;
 				s->photos_failed++;
 				/* lib/status.h, except that a photo the CDN refuses
 				 * (403, 501…) is the product's fault, not ours */
 				int st = status_exit_for_http(r->status, 0);
 				dl_product_error(p, st == EX_TEMPFAIL ? EX_TEMPFAIL : EX_DATAERR,
+				dl_product_error(p, temporary ? EX_TEMPFAIL : EX_DATAERR, !temporary,
 						 r->status == 404 ? "photo_not_found" : "photo_http_error",
-						 "photo %zu (%s): HTTP %ld", i + 1, p->urls[i], r->status);
+						 "photo %zu (%s): HTTP %ld", i + 1, url, r->status);
 			} else if (!(p->types[i] = image_sniff(r->body.data, r->body.len, r->content_type, why,
 							       sizeof why))) {
+				/* another format stays what it is; a bot wall, an empty
+				 * or cut body may be gone next time */
 				s->photos_failed++;
-				dl_product_error(p, EX_DATAERR, "not_an_image", "photo %zu (%s): %s", i + 1,
-						 p->urls[i], why);
+				dl_product_error(p, EX_DATAERR,
+						 strncmp(why, IMAGE_UNSUPPORTED, strlen(IMAGE_UNSUPPORTED)) == 0,
+						 "not_an_image", "photo %zu (%s): %s", i + 1, url, why);
 			}
 		}
 		if (!p->err_code[0])
@@ -304,7 +334,7 @@ static void dl_store(struct dl_state *s, struct dl_product *ps, size_t n)
 		size_t first = m;
 		for (size_t i = 0; i < p->nphotos; i++, m++)
 			if (items[m].status != OBJSTORE_OK)
-				dl_product_error(p, items[m].err.retryable ? EX_TEMPFAIL : EX_UNAVAILABLE,
+				dl_product_error(p, items[m].err.retryable ? EX_TEMPFAIL : EX_UNAVAILABLE, 0,
 						 "storage_error", "upload of %s: %s", keys[m],
 						 items[m].err.message);
 		if (p->err_code[0]) {
@@ -327,7 +357,7 @@ static int dl_complete(struct dl_state *s, struct filter_run *run, struct dl_pro
 {
 	if (p->err_code[0] || !p->uploaded) {
 		if (!p->err_code[0])
-			dl_product_error(p, EX_SOFTWARE, "internal", "the product was not stored");
+			dl_product_error(p, EX_SOFTWARE, 0, "internal", "the product was not stored");
 		return dl_fail(s, run, p);
 	}
 	json_t *urls = json_array();
@@ -407,12 +437,15 @@ static json_t *dl_select(void *sp, struct filter_run *run, enum filter_source sr
 {
 	struct dl_state *s = sp;
 	(void)run;
+	limit = claim_batch_size(limit, s->limit_given, "DOWNLOAD_BATCH_SIZE");
 	/* 'error' rows without image_urls are download failures; those with
-	 * image_urls failed later, at the collage (unde-collage retries them) */
+	 * image_urls failed later, at the collage (unde-collage retries them);
+	 * permanent ones only when asked */
 	PGresult *r = claim_queue(&s->claim,
-				  src == FILTER_SOURCE_PENDING
-				  ? "image_status = 'pending'"
-				  : "image_status = 'error' AND image_urls IS NULL",
+				  src == FILTER_SOURCE_PENDING ? "image_status = 'pending'"
+				  : s->include_permanent
+				  ? "image_status = 'error' AND image_urls IS NULL"
+				  : "image_status = 'error' AND image_urls IS NULL AND NOT error_permanent",
 				  "p.id, p.source, p.external_id, p.brand, p.name,"
 				  " p.original_image_urls::text AS urls, p.image_status",
 				  limit);
@@ -547,6 +580,10 @@ static const struct option dl_options[] = {
 static int dl_on_option(void *sp, int opt, const char *arg)
 {
 	struct dl_state *s = sp;
+	if (opt == CLAIM_OPT_INCLUDE_PERMANENT) {
+		s->include_permanent = 1;
+		return 0;
+	}
 	return opt == CLAIM_OPT_TTL ? claim_set_ttl(&s->claim, arg) : -1;
 }
 
@@ -629,6 +666,7 @@ int main(int argc, char **argv)
 		.select_pending = dl_select,
 		.on_finish = dl_on_finish,
 	};
+	state.limit_given = claim_limit_given(argc, argv);
 	int rc = filter_main(&def, &state, argc, argv);
 	PQfinish(state.db);
 	objstore_close(state.os);

@@ -99,7 +99,21 @@ item() { # item ID [EXTRA-JQ]
 	assert_success
 	run sql "select external_id || '=' || coalesce(price::text, 'null') || ' ' || currency
 		from raw_products order by external_id"
-	assert_output $'1=19.90 KZT\n2=1299.50 KZT\n3=1299.50 KZT\n4=5000.00 KZT\n5=null KZT'
+	assert_output $'1=19.90 KZT\n2=1299.50 EUR\n3=1299.50 KZT\n4=5000.00 KZT\n5=null KZT'
+}
+
+@test "a currency in the price text is taken; when none can be known that is said, not guessed silently" {
+	run --separate-stderr unde-apify --from - < <(item 1 '.price = "1.299,50 EUR"'
+		item 2 '.price = "eur 12,50" | .currency = "KZT"'; item 3 '.price = "19 990 тг"'
+		item 4 '.price = "$12.99"'; item 5 '.price = 12990'; item 6 '.price = "12 990"'
+		item 7 '.price = 100 | .currency = "usd"')
+	assert_success
+	products=$output log=$stderr
+	run sql "select external_id || '=' || price::text || ' ' || currency from raw_products order by external_id"
+	assert_output $'1=1299.50 EUR\n2=12.50 EUR\n3=19990.00 KZT\n4=12.99 USD\n5=12990.00 KZT\n6=12990.00 KZT\n7=100.00 USD'
+	# 5 and 6 name no currency: the default stands in, and the line and the log say so
+	[ "$(echo "$products" | jq -sc 'map(select(.currency_assumed) | .external_id)')" = '["5","6"]' ]
+	[ "$(echo "$log" | jq -sc 'map(select(.level == "warn" and (.msg | test("no currency"))) | .external_id)')" = '["5","6"]' ]
 }
 
 @test "re-importing the same items changes nothing: same rows, statuses kept, updated_at unchanged" {

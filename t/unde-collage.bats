@@ -87,21 +87,26 @@ pixel() {
 		"\($c)/p/jpeg-1600x1200-exif6/d", "\($c)/p/webp-640x480/e"]' >"$BATS_TEST_TMPDIR/in"
 	run --separate-stderr unde-collage <"$BATS_TEST_TMPDIR/in"
 	assert_success
-	# the lowest is 480 high; at 480 they would be 2360 wide, so all go to 416:
-	# 312 + 555 + 312 + 312 + 555 (the EXIF-rotated one is portrait)
-	assert_jq '.collage_width == 2046 and .collage_height == 416'
+	# heights 1600 800 600 1600 480 (the EXIF-rotated one is portrait): the
+	# median, 800, is the height; at 800 the parts are 600 800 600 600 640 =
+	# 3240 wide, so all go down by 2048/3240 to 505 high:
+	# 379 + 506 (379 high) + 379 + 379 + 405 (303 high), the low ones centred on white
+	assert_jq '.collage_width == 2048 and .collage_height == 505'
 	f=$BATS_TEST_TMPDIR/c.jpg
 	moto_aws s3 cp "s3://$S3_BUCKET/collages/zara/P1.jpg" "$f" >/dev/null
 	is_red() { set -- $(pixel "$f" "$1" "$2"); [ "$1" -gt 150 ] && [ "$2" -lt 90 ] && [ "$3" -lt 90 ]; }
 	is_white() { set -- $(pixel "$f" "$1" "$2"); [ "$1" -gt 245 ] && [ "$2" -gt 245 ] && [ "$3" -gt 245 ]; }
 	is_red 10 10 || fail "JPEG part is not red: $(pixel "$f" 10 10)"
-	is_white 330 10 || fail "transparent PNG part is not white: $(pixel "$f" 330 10)"
-	is_red 330 400 || fail "opaque PNG part is not red: $(pixel "$f" 330 400)"
-	is_red 880 200 || fail "CMYK part lost its colour: $(pixel "$f" 880 200)"
+	is_white 400 30 || fail "white above the lower PNG part: $(pixel "$f" 400 30)"
+	is_white 400 150 || fail "transparent PNG part is not white: $(pixel "$f" 400 150)"
+	is_red 400 400 || fail "opaque PNG part is not red: $(pixel "$f" 400 400)"
+	is_white 400 480 || fail "white below the lower PNG part: $(pixel "$f" 400 480)"
+	is_red 900 200 || fail "CMYK part lost its colour: $(pixel "$f" 900 200)"
 	# EXIF 6: the stored image's left (red) half is now on top
 	is_red 1300 10 || fail "EXIF-rotated part: top is not red: $(pixel "$f" 1300 10)"
 	! is_red 1300 400 || fail "EXIF-rotated part was not turned upright"
-	is_red 1500 200 || fail "WebP part is not red"
+	is_red 1700 250 || fail "WebP part is not red: $(pixel "$f" 1700 250)"
+	is_white 1700 50 || fail "white above the WebP part: $(pixel "$f" 1700 50)"
 	run vipsheader -f exif-data "$f"
 	assert_failure
 	run vipsheader -f icc-profile-data "$f"
@@ -177,8 +182,75 @@ pixel() {
 	before=$(sql "select collage_url, updated_at from raw_products")
 	run --separate-stderr unde-collage <"$BATS_TEST_TMPDIR/in"
 	assert_success
-	assert_jq '.image_status == "collage_ready" and (.collage_url | endswith("/collages/zara/P1.jpg"))'
+	assert_jq '.image_status == "collage_ready" and (.collage_url | endswith("/collages/zara/P1.jpg"))
+		and .collage_width == 64 and .collage_height == 64'
 	assert_equal "$(sql "select collage_url, updated_at from raw_products")" "$before"
+	run sql "select collage_width, collage_height from raw_products"
+	assert_output '64|64'
+}
+
+@test "one tiny photo does not shrink the collage: the median height, lower parts centred on white" {
+	uploaded '["\($c)/p/jpeg-1200x1600/a", "\($c)/p/jpeg-1x1/b"]' \
+		'["\($c)/p/jpeg-1200x1600/c", "\($c)/p/jpeg-1200x1600/d", "\($c)/p/jpeg-1200x1600/e", "\($c)/p/jpeg-100x100/f"]' \
+		>"$BATS_TEST_TMPDIR/in"
+	run --separate-stderr unde-collage <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	# 1600 high (not 1): the photo as it is, the pixel centred beside it
+	assert_jq 'select(.external_id == "P1") | .collage_width == 1201 and .collage_height == 1600'
+	# the median is 1600: 3 x 1200 + 100 = 3700 wide, all lowered by 2048/3700
+	# to 885 high (not 100): 664 x 3 + 55 (55 high, centred)
+	assert_jq 'select(.external_id == "P2") | .collage_width == 2047 and .collage_height == 885'
+	f=$BATS_TEST_TMPDIR/c.jpg
+	moto_aws s3 cp "s3://$S3_BUCKET/collages/zara/P2.jpg" "$f" >/dev/null
+	set -- $(pixel "$f" 2020 100)
+	[ "$1" -gt 245 ] && [ "$2" -gt 245 ] && [ "$3" -gt 245 ] || fail "no white above the swatch: $*"
+	set -- $(pixel "$f" 1995 442)
+	[ "$1" -gt 150 ] && [ "$2" -lt 90 ] || fail "the swatch is not in the middle: $*"
+	set -- $(pixel "$f" 10 870)
+	[ "$1" -gt 150 ] && [ "$2" -lt 90 ] || fail "the photos do not fill the height: $*"
+}
+
+@test "a JPEG cut inside its main image is refused, its EXIF thumbnail or an EOI after the cut notwithstanding" {
+	uploaded '["\($c)/p/jpeg-64x64/a"]' '["\($c)/p/jpeg-64x64/b"]' '["\($c)/p/jpeg-64x64/c"]' >"$BATS_TEST_TMPDIR/in"
+	curl -fsS "$CDN/cutmain/1500/jpeg-1200x1600-thumb/x" |
+		moto_aws s3 cp - "s3://$S3_BUCKET/originals/zara/P1/1.jpg" >/dev/null
+	curl -fsS "$CDN/cuteoi/1500/jpeg-1200x1600/x" |
+		moto_aws s3 cp - "s3://$S3_BUCKET/originals/zara/P2/1.jpg" >/dev/null
+	curl -fsS "$CDN/p/jpeg-600x800-trailer/x" |
+		moto_aws s3 cp - "s3://$S3_BUCKET/originals/zara/P3/1.jpg" >/dev/null
+	run --separate-stderr unde-collage <"$BATS_TEST_TMPDIR/in"
+	assert_failure 65
+	# a whole JPEG with a trailer after its EOI is read
+	assert_json_line_count 1
+	assert_jq '.external_id == "P3" and .collage_width == 600 and .collage_height == 800'
+	run sql "select external_id, image_status, split_part(error_message, ':', 1), collage_url is null
+		from raw_products order by id"
+	assert_output $'P1|error|bad_image|t\nP2|error|bad_image|t\nP3|collage_ready||f'
+	[[ $stderr == *'truncated JPEG'* ]]
+	[[ $stderr == *'premature end of data segment'* ]]
+	run moto_aws s3 ls "s3://$S3_BUCKET/collages/zara/"
+	[[ $output != *P1.jpg* && $output != *P2.jpg* ]]
+}
+
+@test "--retry-failed skips unreadable originals unless --include-permanent; BATCH_SIZE is the default --limit" {
+	uploaded '["\($c)/p/jpeg-64x64/a"]' '["\($c)/p/jpeg-64x64/b"]' '["\($c)/p/jpeg-64x64/c"]' >"$BATS_TEST_TMPDIR/in"
+	echo 'this is not a photo' | moto_aws s3 cp - "s3://$S3_BUCKET/originals/zara/P1/1.jpg" >/dev/null
+	moto_aws s3 rm "s3://$S3_BUCKET/originals/zara/P2/1.jpg" >/dev/null
+	run --separate-stderr env BATCH_SIZE=2 unde-collage --pending
+	assert_failure 65
+	run sql "select external_id, image_status, error_permanent from raw_products order by id"
+	assert_output $'P1|error|t\nP2|error|f\nP3|uploaded|f'
+	curl -fsS "$CDN/p/jpeg-64x64/b" | moto_aws s3 cp - "s3://$S3_BUCKET/originals/zara/P2/1.jpg" >/dev/null
+	run --separate-stderr unde-collage --retry-failed
+	assert_success
+	assert_json_line_count 1
+	assert_jq '.external_id == "P2" and .image_status == "collage_ready"'
+	run --separate-stderr unde-collage --retry-failed --include-permanent
+	assert_failure 65
+	assert_stderr_error_code bad_image
+	run --separate-stderr env BATCH_SIZE=1 COLLAGE_BATCH_SIZE=5 unde-collage --pending
+	assert_success
+	assert_json_line_count 1
 }
 
 @test "a run killed midway leaves every product either collage_ready or untouched" {
@@ -271,4 +343,29 @@ pixel() {
 	assert_output --partial 'default 100'
 	run unde-collage --version
 	assert_output --regexp '^unde-collage [0-9]'
+}
+
+# The harness itself (t/lib/moto.bash), here where its setup once failed
+# under load: each step that waits on the server is bounded and named.
+@test "moto_start: a server that never answers fails within MOTO_START_TIMEOUT, naming the step" {
+	d=$(unde_tmpdir)
+	printf '%s\n' '#!/bin/sh' 'exec python3 -c "import socket, sys, time
+s = socket.socket(); s.bind((\"127.0.0.1\", int(sys.argv[1]))); s.listen(8); time.sleep(300)" "$4"' >"$d/mute"
+	chmod +x "$d/mute"
+	start=$SECONDS
+	run bash -c "source '$BATS_TEST_DIRNAME/lib/moto.bash'; MOTO_SERVER='$d/mute' MOTO_START_TIMEOUT=2 moto_start"
+	assert_failure
+	[[ $output == *'step "server start"'* ]] || fail "$output"
+	[ $((SECONDS - start)) -lt 60 ] || fail "took $((SECONDS - start)) s"
+}
+
+@test "moto_start: a failed IAM bootstrap call is named, with what it said" {
+	d=$(unde_tmpdir)
+	printf '%s\n' '#!/bin/sh' 'case "$*" in *create-access-key*) echo "boom: refused" >&2; exit 254;; esac' \
+		'exec /usr/bin/aws "$@"' >"$d/aws"
+	chmod +x "$d/aws"
+	run bash -c "source '$BATS_TEST_DIRNAME/lib/moto.bash'; MOTO_AWS='$d/aws' moto_start"
+	assert_failure
+	[[ $output == *'step "iam create-access-key" failed (exit 254)'* ]] || fail "$output"
+	[[ $output == *'boom: refused'* ]]
 }

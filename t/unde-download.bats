@@ -128,6 +128,108 @@ objects() {
 	assert_output ''
 }
 
+# one ID URL… — a pending product with these photo URLs, its line on stdout
+one() {
+	local id=$1
+	shift
+	jq -nc --arg id "$id" '{id: $id, name: "n", brand: "zara", images: $ARGS.positional}' --args "$@" |
+		unde-apify --from - 2>/dev/null
+}
+
+@test "a JPEG cut inside its main image is refused although its EXIF thumbnail's end marker is near the end" {
+	# 1200x1600 with a 160x120 thumbnail in its EXIF block, cut 1500 bytes
+	# into the main image's data: the thumbnail's EOI is in the last 4 KiB
+	one T1 "$CDN/cutmain/1500/jpeg-1200x1600-thumb/T1/1.jpg" >"$BATS_TEST_TMPDIR/in"
+	run --separate-stderr unde-download <"$BATS_TEST_TMPDIR/in"
+	assert_failure 65
+	assert_stderr_error_code not_an_image
+	[[ $stderr == *'truncated JPEG'* ]]
+	run sql "select image_status, split_part(error_message, ':', 1) from raw_products"
+	assert_output 'error|not_an_image'
+	run objects originals/
+	assert_output ''
+}
+
+@test "a whole JPEG with data after its end-of-image marker, or with an EXIF thumbnail, is accepted" {
+	one T1 "$CDN/p/jpeg-600x800-trailer/T1/1.jpg" "$CDN/p/jpeg-1200x1600-thumb/T1/2.jpg" >"$BATS_TEST_TMPDIR/in"
+	run --separate-stderr unde-download <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	assert_jq '.image_status == "uploaded" and (.image_urls | length) == 2'
+	curl -fsS "$CDN/p/jpeg-600x800-trailer/T1/1.jpg" >"$BATS_TEST_TMPDIR/cdn.jpg"
+	moto_aws s3 cp "s3://$S3_BUCKET/originals/zara/T1/1.jpg" "$BATS_TEST_TMPDIR/s3.jpg" >/dev/null
+	cmp "$BATS_TEST_TMPDIR/cdn.jpg" "$BATS_TEST_TMPDIR/s3.jpg"
+}
+
+@test "redirects are followed up to five hops, over http(s) only" {
+	one R1 "$CDN/redirect/2/p/jpeg-64x64/R1/1.jpg" >"$BATS_TEST_TMPDIR/in"
+	one R2 "$CDN/redirect/9/p/jpeg-64x64/R2/1.jpg" >>"$BATS_TEST_TMPDIR/in"
+	one R3 "$CDN/redirect-file/R3/1.jpg" >>"$BATS_TEST_TMPDIR/in"
+	run --separate-stderr env MAX_RETRIES=0 unde-download <"$BATS_TEST_TMPDIR/in"
+	assert_failure
+	assert_json_line_count 1
+	assert_jq '.external_id == "R1" and .image_status == "uploaded"'
+	run sql "select external_id, image_status, error_message like '%redirect%' from raw_products order by id"
+	assert_output $'R1|uploaded|\nR2|error|t\nR3|error|t'
+	run sql "select error_message from raw_products where external_id = 'R3'"
+	[[ $output == *"Unsupported protocol"* ]] || fail "R3: $output"
+	[[ $output != *root:* ]]
+	curl -fsS "$CDN/p/jpeg-64x64/R1/1.jpg" >"$BATS_TEST_TMPDIR/cdn.jpg"
+	moto_aws s3 cp "s3://$S3_BUCKET/originals/zara/R1/1.jpg" "$BATS_TEST_TMPDIR/s3.jpg" >/dev/null
+	cmp "$BATS_TEST_TMPDIR/cdn.jpg" "$BATS_TEST_TMPDIR/s3.jpg"
+}
+
+@test "a signed photo URL's query string is neither logged nor stored in the error message" {
+	one Q1 "$CDN/missing/Q1/1.jpg?X-Amz-Signature=SECRETSIG&token=SECRETTOKEN" >"$BATS_TEST_TMPDIR/in"
+	run --separate-stderr unde-download <"$BATS_TEST_TMPDIR/in"
+	assert_failure 65
+	assert_stderr_error_code photo_not_found
+	[[ $stderr == *"/missing/Q1/1.jpg"* ]] || fail "the URL's path should be named"
+	# the record itself (the error line's "record") holds the URL as given;
+	# the message and the log lines do not
+	echo "$stderr" | jq -c 'del(.record)' | grep -c SECRET && fail "a token reached the log"
+	run sql "select error_message like '%SECRET%', error_message like '%/missing/Q1/1.jpg%' from raw_products"
+	assert_output 'f|t'
+}
+
+@test "permanent failures (404, not an image) are skipped by --retry-failed unless --include-permanent" {
+	one P1 "$CDN/missing/P1/1.jpg" >"$BATS_TEST_TMPDIR/in"
+	one P2 "$CDN/p/jpeg-64x64/P2/1.jpg" >>"$BATS_TEST_TMPDIR/in"
+	one P3 "$CDN/blocked/P3/1.jpg" >>"$BATS_TEST_TMPDIR/in"
+	fake_fail cdn '{"mode": "500", "path": "/p/"}'
+	run --separate-stderr env MAX_RETRIES=0 unde-download <"$BATS_TEST_TMPDIR/in"
+	assert_failure
+	run sql "select external_id, image_status, error_permanent from raw_products order by id"
+	assert_output $'P1|error|t\nP2|error|f\nP3|error|f'
+	fake_reset cdn
+	# the 500 and the bot wall are tried again; the 404 is not
+	run --separate-stderr env MAX_RETRIES=0 unde-download --retry-failed
+	assert_failure
+	assert_jq '.external_id == "P2" and .image_status == "uploaded"'
+	[ "$(echo "$stderr" | jq -s 'map(select(.level == "error") | .record.external_id) | sort == ["P3"]')" = true ]
+	run sql "select count(*) from raw_products where external_id = 'P1' and claimed_by is null and image_status = 'error'"
+	assert_output 1
+	[ "$(fake_requests cdn /missing/ | jq length)" = 0 ]
+	run --separate-stderr env MAX_RETRIES=0 unde-download --retry-failed --include-permanent
+	assert_failure
+	[ "$(echo "$stderr" | jq -s '[.[] | select(.level == "error") | .record.external_id] | sort == ["P1", "P3"]')" = true ]
+	[ "$(fake_requests cdn /missing/ | jq length)" = 1 ]
+}
+
+@test "BATCH_SIZE is the default --limit of --pending; --limit overrides it" {
+	seed 3 zara jpeg-64x64 1 >/dev/null
+	run --separate-stderr env BATCH_SIZE=2 unde-download --pending
+	assert_success
+	assert_json_line_count 2
+	sql "update raw_products set image_status = 'pending', image_urls = null"
+	run --separate-stderr env BATCH_SIZE=2 DOWNLOAD_BATCH_SIZE=1 unde-download --pending
+	assert_success
+	assert_json_line_count 1
+	sql "update raw_products set image_status = 'pending', image_urls = null"
+	run --separate-stderr env BATCH_SIZE=1 unde-download --pending --lim 3
+	assert_success
+	assert_json_line_count 3
+}
+
 @test "a 429 with Retry-After is waited out and the product is uploaded" {
 	seed 1 zara jpeg-64x64 2 >"$BATS_TEST_TMPDIR/in"
 	fake_fail cdn '{"mode": "429", "retry_after": "1", "path": "/p/", "count": 1}'

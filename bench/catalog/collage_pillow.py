@@ -14,9 +14,10 @@ baseline unde-collage is measured against: Pillow, one product at a time.
 Storage is the same file:// object store unde-collage uses in the benchmark
 (objects are files under STORE/<key>), so both read and write the same way.
 The collage is saved at quality 85 (COLLAGE_QUALITY), the spec's only
-setting for it. With --resize, the collage is also brought to at most
-2048 px wide (COLLAGE_MAX_WIDTH) with Pillow's draft mode (JPEG
-shrink-on-load) — what unde-collage's output is; reported for context.
+setting for it. With --resize, Pillow does unde-collage's job: the same
+height rule and the same 2048 px wide output (COLLAGE_MAX_WIDTH), with
+Pillow's draft mode (JPEG shrink-on-load, the same DCT scale unde-collage
+picks) and a Lanczos resize. That is the comparison reported first.
 
 usage: collage_pillow.py DB_URL STORE_DIR [--resize]
 """
@@ -47,24 +48,36 @@ def process_product(db, store, product_id, resize):
         with open(os.path.join(store, key_of(url, store)), "rb") as f:
             images.append(Image.open(io.BytesIO(f.read())))
     if resize:
-        # same output as unde-collage: one height, within MAX_WIDTH
-        h = min(img.height for img in images)
-        total = sum(img.width * h / img.height for img in images)
-        if total > MAX_WIDTH:
-            h = int(h * MAX_WIDTH / total)
+        # the same output as unde-collage: the median height (the upper
+        # middle one), higher photos lowered to it, lower ones kept and
+        # centred on white, all lowered together to at most MAX_WIDTH
+        hs = sorted(img.height for img in images)
+        h = hs[len(hs) // 2]
+        ph = [min(img.height, h) for img in images]
+        pw = [img.width * p / img.height for img, p in zip(images, ph)]
+        f = min(1.0, MAX_WIDTH / sum(pw))
+        full_h = max(1, int(h * f))
         out = []
-        for img in images:
-            w = max(1, round(img.width * h / img.height))
-            img.draft("RGB", (w, h))
-            out.append(img.convert("RGB").resize((w, h), Image.LANCZOS))
+        for img, w0, h0 in zip(images, pw, ph):
+            w = max(1, round(w0 * f))
+            hh = full_h if h0 >= h else max(1, min(full_h, round(h0 * f)))
+            img.draft("RGB", (w, hh))
+            out.append(img.convert("RGB").resize((w, hh), Image.LANCZOS))
         images = out
-    total_width = sum(img.width for img in images)
-    max_height = max(img.height for img in images)
-    collage = Image.new("RGB", (total_width, max_height), "white")
-    x = 0
-    for img in images:
-        collage.paste(img, (x, 0))
-        x += img.width
+        total_width = sum(img.width for img in images)
+        collage = Image.new("RGB", (total_width, full_h), "white")
+        x = 0
+        for img in images:
+            collage.paste(img, (x, (full_h - img.height) // 2))
+            x += img.width
+    else:
+        total_width = sum(img.width for img in images)
+        max_height = max(img.height for img in images)
+        collage = Image.new("RGB", (total_width, max_height), "white")
+        x = 0
+        for img in images:
+            collage.paste(img, (x, 0))
+            x += img.width
     key = "collages-pillow/%s/%s.jpg" % (brand, external_id)
     buf = io.BytesIO()
     collage.save(buf, "JPEG", quality=85)

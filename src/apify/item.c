@@ -135,8 +135,44 @@ static int apify_text(const json_t *v, const char *sep, char **out)
 	return -1;
 }
 
-/* "19 990 ₸", "1.299,00 €", "12,50", 1299 → "19990.00" etc. Returns 0 with
- * out "" when there is no price, 1 when there is one, -1 when unusable. */
+/* The currency a price text names: a three-letter code ("1.299,50 EUR",
+ * "eur 12"), a sign (₸ € $ £ ₽ ₺ ₴ ₩ ₹ ₪) or "тг"/"тенге"/"руб", into
+ * cur. The price's own text wins over the item's "currency" field: it is
+ * what the shop showed with that amount. Nothing named: cur unchanged. */
+static void apify_text_currency(const char *t, char *cur, size_t clen)
+{
+	static const struct {
+		const char *sign, *code;
+	} signs[] = { { "\u20b8", "KZT" }, { "\u20ac", "EUR" }, { "$", "USD" }, { "\u00a3", "GBP" },
+		      { "\u20bd", "RUB" }, { "\u20ba", "TRY" }, { "\u20b4", "UAH" }, { "\u20a9", "KRW" },
+		      { "\u20b9", "INR" }, { "\u20aa", "ILS" }, { "\u0442\u0435\u043d\u0433\u0435", "KZT" },
+		      { "\u0442\u0433", "KZT" }, { "\u0440\u0443\u0431", "RUB" } };
+	for (const char *p = t; *p; p++) {
+		if (isalpha((unsigned char)*p)) {
+			size_t n = 0;
+			while (isalpha((unsigned char)p[n]))
+				n++;
+			if (n == 3 && (p == t || !(p[-1] & 0x80)) && !(p[3] & 0x80)) {
+				for (size_t i = 0; i < 3 && i + 1 < clen; i++)
+					cur[i] = (char)toupper((unsigned char)p[i]);
+				cur[3 < clen ? 3 : clen - 1] = '\0';
+				return;
+			}
+			p += n - 1;
+			continue;
+		}
+		for (size_t i = 0; i < sizeof signs / sizeof signs[0]; i++)
+			if (strncmp(p, signs[i].sign, strlen(signs[i].sign)) == 0) {
+				snprintf(cur, clen, "%s", signs[i].code);
+				return;
+			}
+	}
+}
+
+/* "19 990 ₸", "1.299,00 €", "12,50", 1299 → "19990.00" etc., and the
+ * currency the text names into currency when that is still empty.
+ * Returns 0 with out "" when there is no price, 1 when there is one, -1
+ * when unusable. */
 static int apify_price(const json_t *v, char *out, size_t len, char *currency, size_t clen)
 {
 	out[0] = '\0';
@@ -154,6 +190,7 @@ static int apify_price(const json_t *v, char *out, size_t len, char *currency, s
 	if (json_is_number(v)) {
 		d = json_number_value(v);
 	} else if (json_is_string(v)) {
+		apify_text_currency(json_string_value(v), currency, clen);
 		char digits[64];
 		size_t n = 0;
 		int ndot = 0, ncomma = 0;

@@ -246,6 +246,14 @@ static int apify_on_record(void *sp, struct filter_run *run, json_t *item)
 	json_object_set_new(out, "sizes", p.sizes ? json_incref(p.sizes) : json_null());
 	json_object_set_new(out, "composition", p.composition ? json_string(p.composition) : json_null());
 	json_object_set(out, "original_image_urls", p.images);
+	if (!p.currency[0] && p.price[0]) {
+		/* a price, but neither a "currency" nor a code or sign in the price text: the
+		 * column's default (KZT) stands in, and that is said */
+		json_object_set_new(out, "currency_assumed", json_true());
+		log_event(LOG_WARN, "the item names no currency; stored with the default",
+			  json_pack("{s:s, s:s, s:s}", "external_id", p.external_id, "brand", p.brand,
+				    "currency", PQgetvalue(r, 0, 4)));
+	}
 	json_object_set_new(out, "change", json_string(change));
 	json_object_set_new(out, "provider", json_string(s->from ? "local" : "apify"));
 	json_t *rid = json_object_get(item, "request_id");

@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "claim.h"
 #include "conf.h"
@@ -111,4 +112,27 @@ int claim_finish(struct claim *c, const char *id, const char *set, const char *g
 	if (!done)
 		claim_release(c, id);
 	return done;
+}
+
+int claim_limit_given(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "--") == 0)
+			break;
+		if (strncmp(a, "--l", 3) != 0)
+			continue;
+		size_t n = strcspn(a + 2, "=");
+		if (n <= 5 && strncmp(a + 2, "limit", n) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+long claim_batch_size(long limit, int given, const char *specific_var)
+{
+	if (given)
+		return limit;
+	long v = conf_long("BATCH_SIZE", limit, 1, 1000000);
+	return conf_long(specific_var, v, 1, 1000000);
 }

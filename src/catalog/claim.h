@@ -24,12 +24,26 @@ struct claim {
 /* The --claim-ttl option both commands share: put CLAIM_LONGOPT in the
  * command's option table and CLAIM_OPTIONS_HELP in its help text (with the
  * environment variable it defaults to). */
-enum { CLAIM_OPT_TTL = 3000 };
-#define CLAIM_LONGOPT { "claim-ttl", required_argument, NULL, CLAIM_OPT_TTL }
+enum { CLAIM_OPT_TTL = 3000, CLAIM_OPT_INCLUDE_PERMANENT };
+#define CLAIM_LONGOPT { "claim-ttl", required_argument, NULL, CLAIM_OPT_TTL }, \
+	{ "include-permanent", no_argument, NULL, CLAIM_OPT_INCLUDE_PERMANENT }
 #define CLAIM_OPTIONS_HELP(var) \
 	"  --claim-ttl SECONDS  how long a claimed product stays this run's (default\n" \
-	"                       " var " or 3600)"
-#define CLAIM_SYNOPSIS "[--pending [--limit N] | --retry-failed] [--claim-ttl SECONDS]"
+	"                       " var " or 3600)\n" \
+	"  --include-permanent  with --retry-failed, also products whose error is\n" \
+	"                       permanent (404, not an image, no photo URL)"
+#define CLAIM_SYNOPSIS \
+	"[--pending [--limit N] | --retry-failed [--include-permanent] [--limit N]]\n" \
+	"       [--claim-ttl SECONDS]"
+
+/* Was --limit (or an abbreviation getopt_long accepts) given among the
+ * options of argv? The queue's default size is then not BATCH_SIZE. */
+int claim_limit_given(int argc, char **argv);
+
+/* The queue's size: limit when --limit was given, else the command's
+ * specific_var (DOWNLOAD_BATCH_SIZE …), else the spec's BATCH_SIZE, else
+ * limit (the command's default). */
+long claim_batch_size(long limit, int given, const char *specific_var);
 
 /* Parse --claim-ttl's value. 0, or -1 when it is not 1 s … 7 days. */
 int claim_set_ttl(struct claim *c, const char *arg);

@@ -20,8 +20,10 @@ struct collage_out {
 
 /* --- image.c: the collage ------------------------------------------------------ */
 
-/* The collage of n (≤ COLLAGE_MAX_PHOTOS) encoded images: all brought to
- * one height, joined left to right, at most max_width wide, a JPEG at
+/* The collage of n (≤ COLLAGE_MAX_PHOTOS) encoded images: the median of
+ * their heights is the collage's, higher ones lowered to it, lower ones
+ * kept and centred on white, joined left to right, all lowered together
+ * to at most max_width wide, a JPEG at
  * quality without metadata, the parts decoded by up to threads threads.
  * Returns 0, or -1 with why set (one line). */
 int collage_build(const struct buf *bufs, size_t n, int max_width, int quality, int threads,
@@ -48,7 +50,8 @@ int collage_jpeg_probe(const void *data, size_t len, struct collage_jpeg_info *i
 /* Decode a plain JPEG (see above) to w×h upright pixels, RGB, into dst
  * (rows stride bytes apart): DCT-scaled by the smallest 1/8, 1/4, 1/2 or 1 not
  * smaller than w×h, the rest by collage_scaler, the EXIF orientation
- * applied. 0, or -1 with why set. */
+ * applied. 0, -2 when the data ends early (a scan cut short: final, no
+ * other decoder should make up the rest), or -1 with why set. */
 int collage_jpeg_part(const void *data, size_t len, int orientation, int w, int h,
 		      unsigned char *dst, size_t stride, char *why, size_t whylen);
 

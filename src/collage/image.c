@@ -37,14 +37,17 @@ struct collage_part_job {
 /* Decode one part into its place. A plain JPEG that libjpeg refuses
  * halfway is tried again by libvips, which then gives the error (or reads
  * it after all): the outcome for an odd file is the same as before there
- * was a libjpeg path. */
+ * was a libjpeg path. Not one whose data ends early: libvips would read
+ * it after all, grey where the data is missing. */
 static void collage_part(struct collage_part_job *j, size_t index)
 {
 	char why[300];
-	if (j->plain && collage_jpeg_part(j->b->data, j->b->len, j->orientation, j->w, j->h, j->dst,
-					  j->stride, why, sizeof why) == 0)
+	int rc = j->plain ? collage_jpeg_part(j->b->data, j->b->len, j->orientation, j->w, j->h,
+					      j->dst, j->stride, why, sizeof why)
+			  : -1;
+	if (rc == 0)
 		return;
-	if (collage_vips_part(j->b, j->type, j->dh, j->swap, j->w, j->h, j->dst, j->stride,
+	if (rc != -2 && collage_vips_part(j->b, j->type, j->dh, j->swap, j->w, j->h, j->dst, j->stride,
 			      &j->cm_failed, why, sizeof why) == 0)
 		return;
 	j->failed = 1;
@@ -140,6 +143,25 @@ void collage_thread_done(void)
 	collage_vips_thread_done();
 }
 
+/* The collage's height before the width limit: the median of the parts'
+ * upright heights (the upper one of an even count, so of two parts the
+ * higher). One outlier, a 1×1 pixel or a 100×100 swatch among photos,
+ * can then neither shrink the others to its size (as "the lowest" did) nor,
+ * a very tall one, force them all down to fit it (as "the tallest" with
+ * the width limit would). */
+static int collage_common_height(const int *heights, size_t n)
+{
+	int sorted[COLLAGE_MAX_PHOTOS];
+	memcpy(sorted, heights, n * sizeof *sorted);
+	for (size_t i = 1; i < n; i++) /* n ≤ 16: insertion sort */
+		for (size_t j = i; j > 0 && sorted[j - 1] > sorted[j]; j--) {
+			int t = sorted[j];
+			sorted[j] = sorted[j - 1];
+			sorted[j - 1] = t;
+		}
+	return sorted[n / 2];
+}
+
 /* collage_build: see collage.h. */
 int collage_build(const struct buf *bufs, size_t n, int max_width, int quality, int threads,
 		  struct collage_out *out, char *why, size_t whylen)
@@ -154,33 +176,42 @@ int collage_build(const struct buf *bufs, size_t n, int max_width, int quality, 
 	}
 
 	/* headers only: sizes, upright */
-	int target_h = 0;
+	int heights[COLLAGE_MAX_PHOTOS];
 	for (size_t i = 0; i < n; i++) {
 		jobs[i].b = &bufs[i];
 		if (collage_header(&bufs[i], i, &jobs[i], &w[i], why, whylen) != 0)
 			return -1;
-		if (!target_h || jobs[i].dh < target_h)
-			target_h = jobs[i].dh; /* the lowest: nothing is enlarged */
+		heights[i] = jobs[i].dh;
 	}
-	/* all at target_h side by side; lower them all if that is too wide */
-	double total = 0;
-	for (size_t i = 0; i < n; i++)
-		total += (double)w[i] * target_h / jobs[i].dh;
-	if (total > max_width)
-		target_h = (int)((double)target_h * max_width / total);
-	if (target_h < 1)
-		target_h = 1;
+	int target_h = collage_common_height(heights, n);
+	/* parts higher than that are lowered to it, lower ones keep their
+	 * size (nothing is enlarged) and are centred on white; all of them
+	 * are lowered together when that is too wide */
+	double pw[COLLAGE_MAX_PHOTOS], ph[COLLAGE_MAX_PHOTOS], total = 0;
+	for (size_t i = 0; i < n; i++) {
+		ph[i] = jobs[i].dh < target_h ? jobs[i].dh : target_h;
+		pw[i] = (double)w[i] * ph[i] / jobs[i].dh;
+		total += pw[i];
+	}
+	double f = total > max_width ? max_width / total : 1;
+	int full_h = (int)(target_h * f);
+	if (full_h < 1)
+		full_h = 1;
 
-	/* each part's width; rounding must not push the sum past max_width
-	 * (a resize of the whole collage to lose two pixels costs more than
-	 * all the parts' decoding). With n ≤ 16 parts and max_width ≥ 16 the
-	 * sum always fits. */
+	/* each part's size; rounding must not push the widths' sum past
+	 * max_width (a resize of the whole collage to lose two pixels costs
+	 * more than all the parts' decoding). With n ≤ 16 parts and
+	 * max_width ≥ 16 the sum always fits. */
 	int sum = 0;
 	for (size_t i = 0; i < n; i++) {
-		jobs[i].w = (int)((double)w[i] * target_h / jobs[i].dh + 0.5);
+		jobs[i].w = (int)(pw[i] * f + 0.5);
+		jobs[i].h = ph[i] >= target_h ? full_h : (int)(ph[i] * f + 0.5);
 		if (jobs[i].w < 1)
 			jobs[i].w = 1;
-		jobs[i].h = target_h;
+		if (jobs[i].h < 1)
+			jobs[i].h = 1;
+		if (jobs[i].h > full_h)
+			jobs[i].h = full_h;
 		sum += jobs[i].w;
 	}
 	while (sum > max_width) {
@@ -194,20 +225,26 @@ int collage_build(const struct buf *bufs, size_t n, int max_width, int quality, 
 		sum--;
 	}
 
-	/* the collage: every pixel of it is some part's */
+	/* the collage: every pixel of it is some part's, or the white
+	 * around a lower one */
 	size_t stride = (size_t)sum * 3;
-	if ((size_t)target_h > SIZE_MAX / stride) {
-		snprintf(why, whylen, "a %dx%d collage is too large", sum, target_h);
+	if ((size_t)full_h > SIZE_MAX / stride) {
+		snprintf(why, whylen, "a %dx%d collage is too large", sum, full_h);
 		return -1;
 	}
-	unsigned char *rgb = collage_pixels_get(stride * (size_t)target_h);
+	unsigned char *rgb = collage_pixels_get(stride * (size_t)full_h);
 	if (!rgb) {
-		snprintf(why, whylen, "out of memory for a %dx%d collage", sum, target_h);
+		snprintf(why, whylen, "out of memory for a %dx%d collage", sum, full_h);
 		return -1;
 	}
 	size_t x = 0;
 	for (size_t i = 0; i < n; i++) {
-		jobs[i].dst = rgb + x * 3;
+		int top = (full_h - jobs[i].h) / 2;
+		if (jobs[i].h < full_h)
+			for (int y = 0; y < full_h; y++)
+				if (y < top || y >= top + jobs[i].h)
+					memset(rgb + (size_t)y * stride + x * 3, 255, (size_t)jobs[i].w * 3);
+		jobs[i].dst = rgb + (size_t)top * stride + x * 3;
 		jobs[i].stride = stride;
 		x += (size_t)jobs[i].w;
 	}
@@ -233,10 +270,10 @@ int collage_build(const struct buf *bufs, size_t n, int max_width, int quality, 
 		if (jobs[i].cm_failed)
 			out->profile_ignored |= 1u << i;
 	}
-	if (rc == 0 && collage_jpeg_encode(rgb, sum, target_h, stride, quality, &out->jpeg, &out->len,
+	if (rc == 0 && collage_jpeg_encode(rgb, sum, full_h, stride, quality, &out->jpeg, &out->len,
 					   why, whylen) == 0) {
 		out->width = sum;
-		out->height = target_h;
+		out->height = full_h;
 	} else {
 		rc = -1;
 	}

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include <jpeglib.h>
+#include <jerror.h>
 
 #include "collage.h"
 
@@ -23,6 +24,7 @@ struct jpeg_fail {
 	struct jpeg_error_mgr pub;
 	jmp_buf back;
 	char msg[JMSG_LENGTH_MAX];
+	int truncated; /* the failure is the data ending early */
 };
 
 /* error_exit: the message kept, back to the setjmp. */
@@ -34,11 +36,17 @@ static void jpeg_fail_exit(j_common_ptr c)
 }
 
 /* Warnings (corrupt data that libjpeg decodes around) are not failures,
- * as with libvips' default; a truncated file is refused before. */
+ * as with libvips' default, except the data ending early: the file
+ * ("Premature end of JPEG file") or a scan's data cut by a marker
+ * ("premature end of data segment"). libjpeg would fill the rest of the
+ * image with grey, so those are errors, as for libvips with
+ * fail_on=truncated. */
 static void jpeg_fail_message(j_common_ptr c, int level)
 {
-	(void)c;
-	(void)level;
+	if (level < 0 && (c->err->msg_code == JWRN_JPEG_EOF || c->err->msg_code == JWRN_HIT_MARKER)) {
+		((struct jpeg_fail *)c->err)->truncated = 1;
+		jpeg_fail_exit(c);
+	}
 }
 
 /* libjpeg's error manager with the two above. */
@@ -48,6 +56,7 @@ static void jpeg_fail_init(struct jpeg_fail *f)
 	f->pub.error_exit = jpeg_fail_exit;
 	f->pub.emit_message = jpeg_fail_message;
 	f->msg[0] = '\0';
+	f->truncated = 0;
 }
 
 /* TIFF's 16- and 32-bit numbers, little (le) or big endian. */
@@ -240,6 +249,10 @@ int collage_jpeg_part(const void *data, size_t len, int orientation, int w, int 
 	x.c.err = &x.f.pub;
 	jpeg_create_decompress(&x.c);
 	int rc = jpeg_part_decode(&x, data, len, dst, stride);
+	if (rc && x.f.truncated) {
+		snprintf(why, whylen, "truncated JPEG: %s", x.f.msg);
+		rc = -2;
+	}
 	jpeg_destroy_decompress(&x.c);
 	collage_scaler_free(x.sc);
 	if (rc == 0 && x.stored)

@@ -6,8 +6,9 @@
  *
  * Per product: GET the originals from object storage, read them with
  * libvips (JPEG, PNG, WebP; EXIF orientation applied; CMYK and other
- * spaces to sRGB; alpha flattened on white), bring all to one height, join
- * them left to right, keep the result within COLLAGE_MAX_WIDTH, save a JPEG
+ * spaces to sRGB; alpha flattened on white), bring them to their median
+ * height (lower ones centred on white, image.c), join them left to right,
+ * keep the result within COLLAGE_MAX_WIDTH, save a JPEG
  * at COLLAGE_QUALITY without metadata, upload collages/{brand}/{id}.jpg,
  * and set collage_url and image_status 'collage_ready' in one UPDATE — or
  * image_status 'error' with error_message. The image work itself is in
@@ -48,6 +49,8 @@ struct collage_state {
 	struct objstore *os;
 	struct claim claim;
 	long max_width, quality, concurrency;
+	int limit_given;       /* --limit was given: BATCH_SIZE does not apply */
+	int include_permanent; /* --include-permanent */
 	int threads; /* products (a queue) or originals (stdin) at once: COLLAGE_THREADS */
 	long done, failed;
 	double vips_ms;
@@ -60,15 +63,30 @@ struct collage_state {
 
 /* The final UPDATE, while this run holds the product and its originals are
  * still those it used. Returns 1 done, 0 superseded, -1 database error. */
+/* With collage_url, its size (claim_finish passes one value, $4, so it is
+ * [width, height, url] as JSON, taken apart in SQL); with error, whether it is
+ * permanent (sql/staging/0003). */
 static int collage_finish(struct collage_state *s, const char *id, const char *urls_json,
-			  const char *collage_url, const char *error)
+			  const char *collage_url, int width, int height, const char *error,
+			  int permanent)
 {
-	return collage_url
-	       ? claim_finish(&s->claim, id,
-			      "collage_url = $4, image_status = 'collage_ready', error_message = NULL",
-			      "image_urls", urls_json, collage_url)
-	       : claim_finish(&s->claim, id, "image_status = 'error', error_message = $4",
-			      "image_urls", urls_json, error);
+	if (!collage_url)
+		return claim_finish(&s->claim, id,
+				    permanent
+				    ? "image_status = 'error', error_message = $4, error_permanent = true"
+				    : "image_status = 'error', error_message = $4, error_permanent = false",
+				    "image_urls", urls_json, error);
+	/* the URL itself may hold anything: JSON-quote it */
+	json_t *v = json_pack("[i,i,s]", width, height, collage_url);
+	char *text = json_dumps(v, JSON_COMPACT);
+	json_decref(v);
+	int rc = claim_finish(&s->claim, id,
+			      "collage_url = ($4::jsonb)->>2, collage_width = (($4::jsonb)->>0)::int,"
+			      " collage_height = (($4::jsonb)->>1)::int, image_status = 'collage_ready',"
+			      " error_message = NULL, error_permanent = false",
+			      "image_urls", urls_json, text);
+	free(text);
+	return rc;
 }
 
 /* --- one product ------------------------------------------------------------- */
@@ -109,7 +127,10 @@ static int collage_fail(struct collage_state *s, struct filter_run *run, const s
 	va_end(ap);
 	s->failed++;
 	snprintf(full, sizeof full, "%s: %s", code, msg);
-	if (collage_finish(s, j->id, j->urls_json, NULL, full) < 0)
+	/* an unreadable original or no usable URL stays until the originals
+	 * change; a missing original may be put back, the rest may pass */
+	int permanent = status == EX_DATAERR && strcmp(code, "original_missing") != 0;
+	if (collage_finish(s, j->id, j->urls_json, NULL, 0, 0, full, permanent) < 0)
 		return filter_fail(run, EX_UNAVAILABLE, "database_unavailable",
 				   "%s (and the error status was not recorded: %s)", msg, pg_last_error(s->db));
 	return filter_fail(run, status, code, "%s", msg);
@@ -236,7 +257,7 @@ built:
 		goto out;
 	}
 	char *url = objstore_url(s->os, key);
-	int done = collage_finish(s, j->id, j->urls_json, url, NULL);
+	int done = collage_finish(s, j->id, j->urls_json, url, co.width, co.height, NULL, 0);
 	if (done == 1) {
 		s->done++;
 		json_object_set_new(rec, "collage_url", json_string(url));
@@ -294,7 +315,9 @@ static int collage_on_record(void *sp, struct filter_run *run, json_t *rec)
 	/* claimed already by --pending; from stdin, claim it now */
 	PGresult *r = NULL;
 	char err[512];
-	int c = claim_one(&s->claim, j.id, "brand, external_id, image_urls::text, image_status, collage_url",
+	int c = claim_one(&s->claim, j.id,
+			  "brand, external_id, image_urls::text, image_status, collage_url,"
+			  " collage_width, collage_height",
 			  &r, err, sizeof err);
 	if (c == -2)
 		return filter_fail(run, pg_connection_lost(s->db) ? EX_UNAVAILABLE : EX_SOFTWARE,
@@ -308,6 +331,13 @@ static int collage_on_record(void *sp, struct filter_run *run, json_t *rec)
 	if (strcmp(status, "collage_ready") == 0) {
 		/* done before: pass it on, nothing redone */
 		json_object_set_new(rec, "collage_url", json_string(PQgetvalue(r, 0, 4)));
+		/* made before sql/staging/0003: the size is not known */
+		json_object_set_new(rec, "collage_width",
+				    PQgetisnull(r, 0, 5) ? json_null()
+							 : json_integer(strtol(PQgetvalue(r, 0, 5), NULL, 10)));
+		json_object_set_new(rec, "collage_height",
+				    PQgetisnull(r, 0, 6) ? json_null()
+							 : json_integer(strtol(PQgetvalue(r, 0, 6), NULL, 10)));
 		json_object_set_new(rec, "image_status", json_string(status));
 		PQclear(r);
 		claim_release(&s->claim, j.id);
@@ -338,12 +368,15 @@ static json_t *collage_select(void *sp, struct filter_run *run, enum filter_sour
 {
 	struct collage_state *s = sp;
 	(void)run;
+	limit = claim_batch_size(limit, s->limit_given, "COLLAGE_BATCH_SIZE");
 	/* 'error' rows with image_urls failed here, at the collage; those
-	 * without failed at the download (unde-download retries them) */
+	 * without failed at the download (unde-download retries them);
+	 * permanent ones only when asked */
 	PGresult *r = claim_queue(&s->claim,
-				  src == FILTER_SOURCE_PENDING
-				  ? "image_status = 'uploaded'"
-				  : "image_status = 'error' AND image_urls IS NOT NULL",
+				  src == FILTER_SOURCE_PENDING ? "image_status = 'uploaded'"
+				  : s->include_permanent
+				  ? "image_status = 'error' AND image_urls IS NOT NULL"
+				  : "image_status = 'error' AND image_urls IS NOT NULL AND NOT error_permanent",
 				  "p.id, p.source, p.external_id, p.brand, p.image_urls::text AS urls", limit);
 	if (!r)
 		return NULL;
@@ -386,6 +419,10 @@ static const struct option collage_options[] = {
 static int collage_on_option(void *sp, int opt, const char *arg)
 {
 	struct collage_state *s = sp;
+	if (opt == CLAIM_OPT_INCLUDE_PERMANENT) {
+		s->include_permanent = 1;
+		return 0;
+	}
 	return opt == CLAIM_OPT_TTL ? claim_set_ttl(&s->claim, arg) : -1;
 }
 
@@ -471,6 +508,7 @@ int main(int argc, char **argv)
 		.on_finish = collage_on_finish,
 		.default_limit = 100,
 	};
+	state.limit_given = claim_limit_given(argc, argv);
 	int rc = filter_main(&def, &state, argc, argv);
 	PQfinish(state.db);
 	objstore_close(state.os);

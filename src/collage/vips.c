@@ -168,13 +168,14 @@ static VipsImage *vips_part_image(const struct buf *b, const char *type, int dh,
 				break;
 			}
 		if (V.vips_jpegload_buffer(b->data, b->len, &img, "shrink", shrink, "access",
-					   VIPS_ACCESS_SEQUENTIAL, NULL))
+					   VIPS_ACCESS_SEQUENTIAL, "fail_on", VIPS_FAIL_ON_TRUNCATED, NULL))
 			return NULL;
 	} else if (strcmp(type, "image/webp") == 0) {
 		if (V.vips_webpload_buffer(b->data, b->len, &img, "scale", scale, "access",
-					   VIPS_ACCESS_SEQUENTIAL, NULL))
+					   VIPS_ACCESS_SEQUENTIAL, "fail_on", VIPS_FAIL_ON_TRUNCATED, NULL))
 			return NULL;
-	} else if (V.vips_pngload_buffer(b->data, b->len, &img, "access", VIPS_ACCESS_SEQUENTIAL, NULL)) {
+	} else if (V.vips_pngload_buffer(b->data, b->len, &img, "access", VIPS_ACCESS_SEQUENTIAL,
+					 "fail_on", VIPS_FAIL_ON_TRUNCATED, NULL)) {
 		return NULL;
 	}
 	if (img->Xsize != ow || img->Ysize != oh) {

@@ -11,6 +11,11 @@ and kept in memory, so the tests need no binary fixtures:
                                      grey   (one band)
                                      exif6  (JPEG stored WxH with EXIF
                                              Orientation 6: shown HxW)
+                                     thumb  (JPEG with an EXIF block holding a
+                                             160x120 JPEG thumbnail, which
+                                             has its own SOI ... EOI)
+                                     trailer (8 KiB of other data after the
+                                             JPEG's EOI, as phones append)
                                      vN     (another variant, other bytes)
                               Every image's left half is the "mark" colour
                               sRGB (200, 30, 30); the right half a gradient.
@@ -20,6 +25,13 @@ and kept in memory, so the tests need no binary fixtures:
                               saying so: HTTP is fine, the image is cut
   GET /cut/SPEC/...           Content-Length of the whole image, 60 % sent,
                               connection closed
+  GET /cutmain/N/SPEC/...     a JPEG cut N bytes into its main image's
+                              entropy-coded data (after the first SOS
+                              segment of the file's own markers)
+  GET /cuteoi/N/SPEC/...      the same cut, with an EOI marker put after it
+                              (the file looks whole; its scan is short)
+  GET /redirect/N/PATH        302 to /redirect/N-1/PATH ... /PATH (N hops)
+  GET /redirect-file/...      302 to file:///etc/passwd (not http: refused)
   GET /empty/...              200 with an empty image/jpeg body
   GET /missing/...            404
   GET /slow/MS/SPEC/...       the image after MS milliseconds
@@ -60,6 +72,33 @@ def _exif_orientation(jpeg, orientation):
     return jpeg[:2] + app1 + jpeg[2:]
 
 
+def _exif_thumbnail(jpeg, thumb):
+    """The JPEG with an APP1 Exif segment whose IFD1 holds a JPEG thumbnail
+    (JPEGInterchangeFormat / ...Length), as cameras and phones write it."""
+    # IFD0: no entries, next IFD at 14; IFD1: two LONG entries, then the thumbnail
+    ifd1 = 14
+    data_at = ifd1 + 2 + 2 * 12 + 4
+    tiff = b"MM\x00\x2a\x00\x00\x00\x08" + struct.pack(">HI", 0, ifd1) + \
+        struct.pack(">H", 2) + \
+        struct.pack(">HHII", 0x0201, 4, 1, data_at) + \
+        struct.pack(">HHII", 0x0202, 4, 1, len(thumb)) + struct.pack(">I", 0) + thumb
+    body = b"Exif\x00\x00" + tiff
+    app1 = b"\xff\xe1" + struct.pack(">H", len(body) + 2) + body
+    return jpeg[:2] + app1 + jpeg[2:]
+
+
+def _main_scan_start(jpeg):
+    """The offset of the entropy-coded data after the first SOS of the
+    file's own marker segments (an APPn's content is skipped)."""
+    i = 2
+    while i + 4 <= len(jpeg):
+        marker, length = jpeg[i + 1], struct.unpack(">H", jpeg[i + 2:i + 4])[0]
+        i += 2 + length
+        if marker == 0xDA:
+            return i
+    raise Abort(500, "no SOS\n")
+
+
 def _run(*args):
     subprocess.run([VIPS] + list(args), check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.PIPE)
@@ -78,7 +117,7 @@ def make_image(spec):
         if re.fullmatch(r"v[0-9]+", x):
             variant = int(x[1:])
             mods.discard(x)
-    unknown = mods - {"alpha", "cmyk", "grey", "exif6"}
+    unknown = mods - {"alpha", "cmyk", "grey", "exif6", "thumb", "trailer"}
     if unknown:
         raise Abort(404, "unknown modifier %s\n" % sorted(unknown))
     alpha = "alpha" in mods
@@ -120,6 +159,10 @@ def make_image(spec):
             data = f.read()
     if "exif6" in mods and fmt == "jpeg":
         data = _exif_orientation(data, 6)
+    if "thumb" in mods and fmt == "jpeg":
+        data = _exif_thumbnail(data, image("jpeg-160x120")[1])
+    if "trailer" in mods and fmt == "jpeg":
+        data = data + b"SEFH" + bytes((i * 37) % 256 for i in range(8192))
     return TYPES[fmt], data
 
 
@@ -167,6 +210,30 @@ def blocked(req):
 def truncated(req, spec):
     ctype, data = image(spec)
     return 200, {"Content-Type": ctype}, data[: len(data) * 6 // 10]
+
+
+@fake.route("GET", r"/cutmain/([0-9]{1,7})/([^/]+)(?:/.*)?")
+def cutmain(req, n, spec):
+    ctype, data = image(spec)
+    return 200, {"Content-Type": ctype}, data[: _main_scan_start(data) + int(n)]
+
+
+@fake.route("GET", r"/cuteoi/([0-9]{1,7})/([^/]+)(?:/.*)?")
+def cuteoi(req, n, spec):
+    ctype, data = image(spec)
+    return 200, {"Content-Type": ctype}, data[: _main_scan_start(data) + int(n)] + b"\xff\xd9"
+
+
+@fake.route("GET", r"/redirect/([0-9]{1,2})(/.*)")
+def redirect(req, n, rest):
+    n = int(n)
+    target = rest if n <= 1 else "/redirect/%d%s" % (n - 1, rest)
+    return 302, {"Location": target, "Content-Type": "text/plain"}, "see %s\n" % target
+
+
+@fake.route("GET", r"/redirect-file(?:/.*)?")
+def redirect_file(req):
+    return 302, {"Location": "file:///etc/passwd", "Content-Type": "text/plain"}, "see file\n"
 
 
 @fake.route("GET", r"/cut/([^/]+)(?:/.*)?")

@@ -4,11 +4,19 @@
 
 # catalog_db — create a fresh staging database, migrate it, export
 # STAGING_DB_URL pointing at it.
+# Each step waits on the server within libpq's connect timeout
+# (PGCONNECT_TIMEOUT, 60 s unless set) and a failure says which step.
 catalog_db() {
 	local name url
 	name="s${BATS_TEST_NUMBER:-0}_$RANDOM$RANDOM"
-	url=$(pg_createdb "$name") || return 1
-	unde-db migrate staging --url "$url" >/dev/null || return 1
+	url=$(PGCONNECT_TIMEOUT=${PGCONNECT_TIMEOUT:-60} pg_createdb "$name") || {
+		echo "catalog_db: step \"createdb $name\" failed" >&2
+		return 1
+	}
+	PGCONNECT_TIMEOUT=${PGCONNECT_TIMEOUT:-60} unde-db migrate staging --url "$url" >/dev/null || {
+		echo "catalog_db: step \"unde-db migrate staging\" on $name failed" >&2
+		return 1
+	}
 	export STAGING_DB_URL=$url
 }
 
@@ -20,12 +28,15 @@ catalog_setup() {
 	local prefix=$1 f
 	shift
 	for f in "$@"; do
-		fake_reset "$f"
+		fake_reset "$f" || { echo "catalog_setup: step \"reset fake $f\" failed" >&2; return 1; }
 	done
-	catalog_db
+	catalog_db || return 1
 	export HTTP_BACKOFF_BASE_MS=20 CDN=$FAKE_CDN_URL
 	export S3_BUCKET="$prefix${BATS_TEST_NUMBER}-$RANDOM"
-	moto_aws s3api create-bucket --bucket "$S3_BUCKET" >/dev/null
+	moto_aws s3api create-bucket --bucket "$S3_BUCKET" >/dev/null || {
+		echo "catalog_setup: step \"create bucket $S3_BUCKET\" failed (deadline ${MOTO_STEP_TIMEOUT:-180} s)" >&2
+		return 1
+	}
 }
 
 # catalog_teardown_file — stop what those tests' setup_file started: the

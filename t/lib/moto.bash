@@ -12,23 +12,49 @@
 # every request must be signed with that key (a wrong secret gets 403
 # SignatureDoesNotMatch). Each file gets its own server on a free port;
 # a watchdog stops it if bats goes away without running teardown_file.
+#
+# Every step that waits on the server has a deadline that holds on a loaded
+# 2-core machine, and a failure names the step: the start
+# (MOTO_START_TIMEOUT, default 120 s until its control API answers), each
+# IAM bootstrap call and the bucket (MOTO_STEP_TIMEOUT, default 180 s each,
+# also the aws CLI's read timeout). The bootstrap calls are made once, never
+# retried by the CLI: a retried call after a slow answer would spend one of
+# the three unauthenticated actions twice and fail the next step.
 
 MOTO_SERVER=${MOTO_SERVER:-moto_server}
 MOTO_AWS=${MOTO_AWS:-/usr/bin/aws}
 
 # moto_aws ARGS… — Debian's aws CLI against the moto server, as the test user.
+# Bounded: the CLI's own timeouts, and a deadline on the whole call.
 moto_aws() {
+	local t=${MOTO_STEP_TIMEOUT:-180}
 	AWS_ACCESS_KEY_ID=${MOTO_AWS_KEY:-$S3_ACCESS_KEY} \
 		AWS_SECRET_ACCESS_KEY=${MOTO_AWS_SECRET:-$S3_SECRET_KEY} \
 		AWS_DEFAULT_REGION=${S3_REGION:-us-east-1} AWS_CONFIG_FILE=/dev/null \
 		AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_PAGER= \
-		"$MOTO_AWS" --endpoint-url "$MOTO_URL" "$@"
+		timeout -k 5 "$((t + 10))" "$MOTO_AWS" --endpoint-url "$MOTO_URL" \
+		--cli-connect-timeout 30 --cli-read-timeout "$t" "$@"
+}
+
+# _moto_step NAME CMD… — run one step of moto_start; on failure say which
+# step, after how long, and what it printed (its stderr is $MOTO_DIR/step.err).
+_moto_step() {
+	local step=$1 start=$SECONDS rc
+	shift
+	"$@" 2>"$MOTO_DIR/step.err"
+	rc=$?
+	if [ "$rc" -ne 0 ]; then
+		printf 'moto_start: step "%s" failed (exit %s) after %s s (deadline %s s):\n' \
+			"$step" "$rc" "$((SECONDS - start))" "${MOTO_STEP_TIMEOUT:-180}" >&2
+		cat "$MOTO_DIR/step.err" >&2
+	fi
+	return "$rc"
 }
 
 # moto_start [BUCKET] — start, wait, create the signing user and BUCKET
 # (default unde-images); export the S3_* variables that point at it.
 moto_start() {
-	local bucket=${1:-unde-images} port attempt i pid logf dir
+	local bucket=${1:-unde-images} port attempt pid logf dir deadline alive
 	command -v "$MOTO_SERVER" >/dev/null || { echo "moto_start: no $MOTO_SERVER" >&2; return 1; }
 	dir=$(mktemp -d /tmp/unde-moto.XXXXXX) || return 1
 	logf=$dir/moto.log
@@ -40,21 +66,29 @@ moto_start() {
 		pid=$!
 		# ready when its control API answers (those calls cost no action);
 		# importing moto takes a second, much longer on a loaded machine
-		for i in $(seq 600); do
+		deadline=$((SECONDS + ${MOTO_START_TIMEOUT:-120}))
+		while [ "$SECONDS" -lt "$deadline" ]; do
 			kill -0 "$pid" 2>/dev/null || break
-			curl -fsS --noproxy '*' --max-time 1 -o /dev/null \
+			curl -fsS --noproxy '*' --max-time 5 -o /dev/null \
 				"http://127.0.0.1:$port/moto-api/" 2>/dev/null && break
 			sleep 0.05
 		done
-		if kill -0 "$pid" 2>/dev/null && curl -fsS --noproxy '*' --max-time 1 -o /dev/null \
+		if kill -0 "$pid" 2>/dev/null && curl -fsS --noproxy '*' --max-time 5 -o /dev/null \
 			"http://127.0.0.1:$port/moto-api/" 2>/dev/null; then
 			break
 		fi
+		# a server that exited (the port was taken meanwhile) is tried on
+		# another port; one still running but silent past the deadline is
+		# a failure, not ten more deadlines
+		alive=0
+		kill -0 "$pid" 2>/dev/null && alive=1
 		kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
 		pid=
+		[ "$alive" = 1 ] && break
 	done
 	if [ -z "$pid" ]; then
-		echo "moto_start: server did not start; log:" >&2
+		echo "moto_start: step \"server start\": no answer from its control API within" \
+			"${MOTO_START_TIMEOUT:-120} s (or it exited); log:" >&2
 		cat "$logf" >&2
 		rm -rf "$dir"
 		return 1
@@ -70,14 +104,16 @@ moto_start() {
 
 	local policy='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}'
 	local keys
-	MOTO_AWS_KEY=bootstrap MOTO_AWS_SECRET=bootstrap moto_aws iam create-user --user-name unde \
-		>/dev/null 2>"$dir/aws.err" &&
-		keys=$(MOTO_AWS_KEY=bootstrap MOTO_AWS_SECRET=bootstrap moto_aws iam create-access-key \
-			--user-name unde --output json 2>>"$dir/aws.err") &&
-		MOTO_AWS_KEY=bootstrap MOTO_AWS_SECRET=bootstrap moto_aws iam put-user-policy \
-			--user-name unde --policy-name all --policy-document "$policy" 2>>"$dir/aws.err" || {
-		echo "moto_start: cannot create the IAM user:" >&2
-		cat "$dir/aws.err" "$logf" >&2
+	MOTO_AWS_KEY=bootstrap MOTO_AWS_SECRET=bootstrap AWS_MAX_ATTEMPTS=1 \
+		_moto_step "iam create-user" moto_aws iam create-user --user-name unde >/dev/null &&
+		keys=$(MOTO_AWS_KEY=bootstrap MOTO_AWS_SECRET=bootstrap AWS_MAX_ATTEMPTS=1 \
+			_moto_step "iam create-access-key" moto_aws iam create-access-key \
+			--user-name unde --output json) &&
+		MOTO_AWS_KEY=bootstrap MOTO_AWS_SECRET=bootstrap AWS_MAX_ATTEMPTS=1 \
+			_moto_step "iam put-user-policy" moto_aws iam put-user-policy \
+			--user-name unde --policy-name all --policy-document "$policy" || {
+		echo "moto_start: the IAM bootstrap failed; the server's log:" >&2
+		cat "$logf" >&2
 		moto_stop
 		return 1
 	}
@@ -85,9 +121,7 @@ moto_start() {
 	export S3_ACCESS_KEY S3_SECRET_KEY
 	S3_ACCESS_KEY=$(jq -r .AccessKey.AccessKeyId <<<"$keys")
 	S3_SECRET_KEY=$(jq -r .AccessKey.SecretAccessKey <<<"$keys")
-	moto_aws s3api create-bucket --bucket "$bucket" >/dev/null 2>"$dir/aws.err" || {
-		echo "moto_start: cannot create bucket $bucket:" >&2
-		cat "$dir/aws.err" >&2
+	_moto_step "create bucket $bucket" moto_aws s3api create-bucket --bucket "$bucket" >/dev/null || {
 		moto_stop
 		return 1
 	}
