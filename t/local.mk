@@ -45,3 +45,6 @@ fuzz-lib: t/fuzz/jsonl-fuzz
 .PHONY: fuzz-lib
 CLEANFILES += t/fuzz/jsonl-fuzz
 EXTRA_DIST += t/fuzz/jsonl-fuzz.c t/fuzz/corpus/jsonl
+
+# Operations (issue 18): PgBouncer, roles, install layout, Prometheus config.
+TESTS += t/pgbouncer.bats
