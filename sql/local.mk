@@ -24,3 +24,7 @@ dist_sqlshard_DATA = \
 	sql/shard/0004_persona_profiles.sql \
 	sql/shard/0005_enrichment_backfill.sql \
 	sql/shard/0006_retrieval_binary_prefilter.sql
+
+# Roles and grants (spec §6, §14), applied with psql after the migrations.
+sqlrolesdir = $(pkgdatadir)/sql/roles
+dist_sqlroles_DATA = sql/roles/staging.sql sql/roles/shard.sql
