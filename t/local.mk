@@ -49,3 +49,4 @@ EXTRA_DIST += t/fuzz/jsonl-fuzz.c t/fuzz/corpus/jsonl
 # Operations (issue 18): PgBouncer, roles, install layout, Prometheus config.
 TESTS += t/pgbouncer.bats
 TESTS += t/roles.bats
+TESTS += t/prometheus.bats
