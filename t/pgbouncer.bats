@@ -85,3 +85,65 @@ advisory_locks() { psql -XAtq -d postgres -c "select count(*) from pg_locks wher
 	done
 	jq -e '[.user_knowledge[].data.max] | index(304) != null' <<<"$output"
 }
+
+# pg_conf_value FILE NAME — NAME's value as PostgreSQL 15 reads it with
+# FILE included after the test cluster's own postgresql.conf; fails when
+# the server refuses any line of FILE.
+pg_conf_value() {
+	local d=$PGTEST_DIR/conf-check
+	mkdir -p "$d"
+	cp "$1" "$d/under-test.conf"
+	printf "include '%s'\ninclude '%s'\n" "$PGTEST_DIR/data/postgresql.conf" "$d/under-test.conf" >"$d/main.conf"
+	[ "$(id -u)" -ne 0 ] || chown -R postgres: "$d"
+	_pg_as_owner "$PG_BINDIR/postgres" --config-file="$d/main.conf" -D "$PGTEST_DIR/data" -C "$2"
+}
+
+@test "PostgreSQL 15 accepts the staging and shard-primary settings of sections 6 and 14" {
+	run pg_conf_value "$UNDE_TOP_SRCDIR/etc/postgresql/staging.conf" wal_level
+	assert_success
+	assert_output minimal
+	run pg_conf_value "$UNDE_TOP_SRCDIR/etc/postgresql/staging.conf" shared_buffers
+	assert_output 131072 # 1GB in 8 kB pages
+	run pg_conf_value "$UNDE_TOP_SRCDIR/etc/postgresql/shard-primary.conf" wal_keep_size
+	assert_success
+	assert_output 8192
+	run pg_conf_value "$UNDE_TOP_SRCDIR/etc/postgresql/shard-primary.conf" random_page_cost
+	assert_output 0.01
+	# and the check itself refuses what PostgreSQL does not know
+	printf 'no_such_setting = 1\n' >"$BATS_TEST_TMPDIR/bad.conf"
+	run pg_conf_value "$BATS_TEST_TMPDIR/bad.conf" wal_level
+	assert_failure
+}
+
+@test "section 6's pgbouncer.ini pools in transaction mode and authenticates roles by SCRAM" {
+	pg_createdb unde_staging >/dev/null
+	unde-db migrate staging --url "$PGTEST_URL_BASE/unde_staging" >/dev/null 2>&1
+	psql -XAtq -v ON_ERROR_STOP=1 -d unde_staging -f "$UNDE_TOP_SRCDIR/sql/roles/staging.sql" >/dev/null
+	psql -XAtq -d unde_staging -c "SET password_encryption = 'scram-sha-256'; ALTER ROLE downloader PASSWORD 'dl-secret'"
+	d=$(mktemp -d /tmp/unde-pgb6.XXXXXX)
+	psql -XAtq -d unde_staging -c "select format('\"%s\" \"%s\"', rolname, rolpassword) from pg_authid where rolname = 'downloader'" >"$d/userlist.txt"
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	sed -e "s|^listen_addr = .*|listen_addr = 127.0.0.1|" -e "s|^listen_port = .*|listen_port = $port|" \
+		-e "s|^auth_file = .*|auth_file = $d/userlist.txt|" -e "s|^logfile = .*|logfile = $d/log|" \
+		-e "s|^pidfile = .*|pidfile = $d/pid|" -e "s|^unix_socket_dir = .*|unix_socket_dir =|" \
+		-e "s|host=127.0.0.1 port=5432|host=127.0.0.1 port=$PGPORT|" \
+		"$UNDE_TOP_SRCDIR/etc/pgbouncer/pgbouncer.ini" >"$d/pgbouncer.ini"
+	grep -qx 'pool_mode = transaction' "$d/pgbouncer.ini"
+	grep -qx 'auth_type = scram-sha-256' "$d/pgbouncer.ini"
+	[ "$(id -u)" -ne 0 ] || chown -R postgres: "$d"
+	if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$PGBOUNCER" -d "$d/pgbouncer.ini"; else "$PGBOUNCER" -d "$d/pgbouncer.ini"; fi
+	url="postgresql://downloader@127.0.0.1:$port/unde_staging"
+	ok=
+	for _ in $(seq 300); do
+		if PGPASSWORD=dl-secret psql -XAtq "$url" -c 'select 1' >/dev/null 2>&1; then ok=1; break; fi
+		sleep 0.1
+	done
+	PGPASSWORD=wrong psql -XAtq "$url" -c 'select 1' >"$d/wrong.out" 2>&1 && wrong=accepted || wrong=refused
+	PGPASSWORD=dl-secret psql -XAtq "$url" -c "UPDATE raw_products SET name = 'x'" >"$d/grant.out" 2>&1 && grant=accepted || grant=refused
+	kill "$(cat "$d/pid")" 2>/dev/null || true
+	for _ in $(seq 100); do [ -f "$d/pid" ] || break; sleep 0.05; done
+	rm -rf "$d"
+	[ -n "$ok" ] || fail "could not connect through pgbouncer with the right password"
+	assert_equal "$wrong" refused
+	assert_equal "$grant" refused
+}
