@@ -50,3 +50,4 @@ EXTRA_DIST += t/fuzz/jsonl-fuzz.c t/fuzz/corpus/jsonl
 TESTS += t/pgbouncer.bats
 TESTS += t/roles.bats
 TESTS += t/prometheus.bats
+TESTS += t/unde-install.bats
