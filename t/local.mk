@@ -51,3 +51,4 @@ TESTS += t/pgbouncer.bats
 TESTS += t/roles.bats
 TESTS += t/prometheus.bats
 TESTS += t/unde-install.bats
+TESTS += t/cron-run.bats
