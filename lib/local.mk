@@ -11,3 +11,6 @@ lib_libunde_a_SOURCES = \
 lib_libunde_a_SOURCES += lib/objstore.c lib/objstore.h
 lib_libunde_a_SOURCES += lib/crypto.c lib/crypto.h
 lib_libunde_a_SOURCES += lib/image.c lib/image.h
+# the shard client (lib/shardc.h): unde-shard and every command reading a user's shard
+lib_libunde_a_SOURCES += lib/shardc.h lib/shardc_route.c lib/shardc_save.c \
+	lib/shardc_search.c lib/shardc_envelope.c
