@@ -147,3 +147,30 @@ pg_conf_value() {
 	assert_equal "$wrong" refused
 	assert_equal "$grant" refused
 }
+
+@test "six concurrent unde-shard search processes through pgbouncer all succeed" {
+	# Server connections are shared by the six (pool of 2): a named prepared
+	# statement left on one by a search would make the next client's
+	# "already exists" (409 of 1,200 failed before).
+	export PRODUCTION_DB_URL=$PGB_URL_BASE/production SHARD_0_DB_URL=$PGB_URL_BASE/shard0
+	user=$(uuid)
+	for i in 1 2 3; do
+		printf '{"user_id":"%s","messages":[{"id":"%s","role":"user","content":"balenciaga sneakers %s"}]}\n' \
+			"$user" "$(uuid)" "$i"
+	done | timeout 60 unde-shard save >/dev/null 2>&1
+	q='{"user_id":"'"$user"'","query":"balenciaga"}'
+	for p in 1 2 3 4 5 6; do
+		for i in $(seq 40); do echo "$q"; done >"$BATS_TEST_TMPDIR/q$p"
+	done
+	for p in 1 2 3 4 5; do
+		(for i in 1 2 3 4 5; do timeout 120 unde-shard search <"$BATS_TEST_TMPDIR/q$p" || echo "exit $?"; done) \
+			>"$BATS_TEST_TMPDIR/out$p" 2>"$BATS_TEST_TMPDIR/err$p" &
+	done
+	(for i in 1 2 3 4 5; do timeout 120 unde-shard search <"$BATS_TEST_TMPDIR/q6" || echo "exit $?"; done) \
+		>"$BATS_TEST_TMPDIR/out6" 2>"$BATS_TEST_TMPDIR/err6"
+	wait
+	# 6 processes x 5 runs x 40 searches, each answered with its 3 episodes
+	assert_equal "$(cat "$BATS_TEST_TMPDIR"/out? | jq -c 'select(.episodes | length == 3)' | wc -l)" 1200
+	run grep -h '^exit\|already exists' "$BATS_TEST_TMPDIR"/out? "$BATS_TEST_TMPDIR"/err?
+	assert_failure
+}
