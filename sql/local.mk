@@ -27,3 +27,7 @@ dist_sqlshard_DATA = \
 	sql/shard/0006_retrieval_binary_prefilter.sql
 # issue 13: which model embedded each message (hshard)
 dist_sqlshard_DATA += sql/shard/0007_embedding_model.sql
+
+# Roles and grants (spec §6, §14), applied with psql after the migrations.
+sqlrolesdir = $(pkgdatadir)/sql/roles
+dist_sqlroles_DATA = sql/roles/staging.sql sql/roles/shard.sql

@@ -6,8 +6,12 @@
  *
  * Migrations are the numbered files sql/<db>/NNNN_name.sql, applied in
  * order, each in its own transaction together with its row in
- * schema_migrations (version, name, SHA-256 of the file). A session-level
- * advisory lock keeps two concurrent runs from applying the same file. An
+ * schema_migrations (version, name, SHA-256 of the file). A
+ * transaction-scoped advisory lock, taken inside each migration's own
+ * transaction (and re-checking schema_migrations under it), keeps two
+ * concurrent runs from applying the same file; it ends with the
+ * transaction, so it survives PgBouncer's transaction pooling, where a
+ * session lock would stay behind on a pooled server connection. An
  * applied file whose checksum changed is reported, never re-applied. Output
  * is one JSON line per migration. */
 #include "config.h"
@@ -212,23 +216,53 @@ static void db_print(const char *db, const struct migration *m, const char *stat
 	json_decref(o);
 }
 
+/* Create schema_migrations when missing, under the migration lock:
+ * CREATE TABLE IF NOT EXISTS itself races between sessions. */
 static int db_ensure_bookkeeping(PGconn *c)
 {
-	return pg_exec(c,
-		       "CREATE TABLE IF NOT EXISTS schema_migrations ("
-		       " version text PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"
-		       " applied_at timestamptz NOT NULL DEFAULT now())",
-		       0, NULL);
+	if (pg_begin(c) != 0)
+		return -1;
+	if (pg_exec(c, "SELECT pg_advisory_xact_lock(" DB_MIGRATE_LOCK ")", 0, NULL) != 0 ||
+	    pg_exec(c,
+		    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+		    " version text PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"
+		    " applied_at timestamptz NOT NULL DEFAULT now())",
+		    0, NULL) != 0 ||
+	    pg_commit(c) != 0) {
+		pg_rollback(c);
+		return -1;
+	}
+	return 0;
 }
 
-/* Run one migration file and record it, in one transaction. The file is
+/* Run one migration file and record it, in one transaction that holds the
+ * migration lock (released by COMMIT or ROLLBACK, never left on a pooled
+ * connection). Under the lock the file's row is looked up again: a
+ * concurrent run may have applied it since our first look. The file is
  * static SQL shipped with UNDE — no data is spliced in — so it is the one
- * place where the simple query protocol (several statements) is used. */
+ * place where the simple query protocol (several statements) is used.
+ * Returns 0 applied now, 1 applied meanwhile by another run, -1 failed. */
 static int db_apply(PGconn *c, const char *db, const struct migration *m, const char *sql,
 		    const char *checksum)
 {
 	if (pg_begin(c) != 0)
 		return -1;
+	if (pg_exec(c, "SELECT pg_advisory_xact_lock(" DB_MIGRATE_LOCK ")", 0, NULL) != 0) {
+		pg_rollback(c);
+		return -1;
+	}
+	const char *vp[] = { m->version };
+	PGresult *seen = pg_query(c, "SELECT 1 FROM schema_migrations WHERE version = $1", 1, vp);
+	if (!seen) {
+		pg_rollback(c);
+		return -1;
+	}
+	int already = PQntuples(seen) > 0;
+	PQclear(seen);
+	if (already) {
+		pg_rollback(c);
+		return 1;
+	}
 	PGresult *r = PQexec(c, sql);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
 		const char *pos = PQresultErrorField(r, PG_DIAG_STATEMENT_POSITION);
@@ -276,6 +310,8 @@ static int db_run(const char *db, const char *url, const char *urlvar, const cha
 	if (apply && (pg_exec(c, "SELECT pg_advisory_lock(" DB_MIGRATE_LOCK ")", 0, NULL) != 0 ||
 		      db_ensure_bookkeeping(c) != 0)) {
 		rc = pg_failure_status(c);
+	if (apply && db_ensure_bookkeeping(c) != 0) {
+		rc = EX_SOFTWARE;
 		goto out;
 	}
 	for (size_t i = 0; i < n && rc == 0; i++) {
@@ -315,13 +351,18 @@ static int db_run(const char *db, const char *url, const char *urlvar, const cha
 			}
 		} else if (!apply) {
 			db_print(db, &ms[i], "pending", NULL);
-		} else if (db_apply(c, db, &ms[i], sql, sum) == 0) {
-			db_print(db, &ms[i], "applied now", NULL);
-			log_event(LOG_INFO, "migration applied",
-				  json_pack("{s:s, s:s, s:s}", "db", db, "version", ms[i].version,
-					    "name", ms[i].name));
 		} else {
-			rc = EX_DATAERR;
+			int a = db_apply(c, db, &ms[i], sql, sum);
+			if (a == 0) {
+				db_print(db, &ms[i], "applied now", NULL);
+				log_event(LOG_INFO, "migration applied",
+					  json_pack("{s:s, s:s, s:s}", "db", db, "version",
+						    ms[i].version, "name", ms[i].name));
+			} else if (a == 1) {
+				db_print(db, &ms[i], "already applied", NULL);
+			} else {
+				rc = EX_DATAERR;
+			}
 		}
 		PQclear(r);
 		free(sql);

@@ -43,3 +43,30 @@ active_jobs() {
 	dups=$(grep -o 'unde-job [a-z_]*' "$CRON" | sort | uniq -d)
 	assert_equal "$dups" ""
 }
+
+@test "the schedule does not rely on CRON_TZ, which Debian's cron ignores" {
+	run grep -E '^[[:space:]]*CRON_TZ=' "$CRON"
+	assert_failure
+	grep -q 'host must run on UTC' "$CRON"
+}
+
+@test "cron hands every job a log directory and the textfile directory" {
+	grep -qx 'UNDE_LOG_DIR=/var/log/unde' "$CRON"
+	grep -qx 'UNDE_METRICS_DIR=/var/lib/node_exporter/textfile_collector' "$CRON"
+}
+
+@test "logrotate rotates the jobs' .err files and keeps appending working" {
+	d=$(unde_tmpdir)
+	mkdir -p "$d/log"
+	printf '{"error":1}\n' >"$d/log/download_pending.err"
+	# The shipped config, pointed at a scratch directory and its own user.
+	sed -e "s|/var/log/unde|$d/log|" -e "s|su unde unde|su $(id -un) $(id -gn)|" \
+		"$UNDE_TOP_SRCDIR/etc/logrotate.d/unde" >"$d/conf"
+	logrotate --state "$d/state" -f "$d/conf"
+	[ -f "$d/log/download_pending.err.1" ]
+	grep -qx '{"error":1}' "$d/log/download_pending.err.1"
+	[ ! -s "$d/log/download_pending.err" ]
+	UNDE_LOG_DIR=$d/log UNDE_METRICS_DIR=$d/m UNDE_LOCK_DIR=$d/l TZ=UTC \
+		unde-job download_pending -- sh -c 'echo "{\"error\":2}" >&2'
+	grep -qx '{"error":2}' "$d/log/download_pending.err"
+}

@@ -59,3 +59,9 @@ noinst_PROGRAMS += t/unit/stemtest
 t_unit_stemtest_SOURCES = t/unit/stemtest.c
 t_unit_stemtest_LDADD = $(UNDE_LIBS) $(STEMMER_LIBS)
 TESTS += t/stem.bats
+# Operations (issue 18): PgBouncer, roles, install layout, Prometheus config.
+TESTS += t/pgbouncer.bats
+TESTS += t/roles.bats
+TESTS += t/prometheus.bats
+TESTS += t/unde-install.bats
+TESTS += t/cron-run.bats

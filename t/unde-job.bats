@@ -6,6 +6,8 @@ load lib/common
 setup() {
 	W=$(unde_tmpdir)
 	export UNDE_LOCK_DIR=$W/lock UNDE_METRICS_DIR=$W/metrics
+	export TZ=UTC # the schedule's zone; one test sets another
+	unset UNDE_LOG_DIR UNDE_JOB_ALLOW_LOCAL_TZ
 	bg_pid=
 }
 
@@ -127,7 +129,7 @@ release_blocked() {
 	# A rename puts a new inode in place; rewriting in place would keep it.
 	[ "$ino1" != "$ino2" ]
 	run ls -A "$W/metrics"
-	assert_output 'unde_job_atomic.prom'
+	assert_output $'unde-job.d\nunde_job_atomic.prom'
 }
 
 @test "a failing run keeps the last success time of the previous run" {
@@ -242,4 +244,77 @@ release_blocked() {
 	unde-job checked -- sh -c 'cat "$1" >>"$UNDE_JOB_STATS"' sh "$W/stats.json" 2>/dev/null
 	run promtool check metrics <"$W/metrics/unde_job_checked.prom"
 	assert_success
+}
+
+# A command that writes its own textfile metrics the way lib/metrics.c does:
+# $UNDE_METRICS_DIR/fake-cmd.prom, the same names whatever the run kind.
+fake_cmd() {
+	printf '%s\n' "printf '# HELP photo_download_errors Photos of the last run that failed\n# TYPE photo_download_errors gauge\nphoto_download_errors $1\n# HELP apify_scraper_items Items fetched\n# TYPE apify_scraper_items gauge\napify_scraper_items{brand=\"zara\"} 7\n' >\"\$UNDE_METRICS_DIR/fake-cmd.prom\""
+}
+
+@test "the command gets a metrics directory of its own and its metrics come out labelled with the job" {
+	run --separate-stderr unde-job download_pending -- sh -c 'echo "$UNDE_METRICS_DIR"'
+	assert_success
+	assert_output "$W/metrics/unde-job.d/download_pending"
+	unde-job download_pending -- sh -c "$(fake_cmd 3)" 2>/dev/null
+	f=$W/metrics/unde_job_download_pending.fake-cmd.prom
+	[ -f "$f" ]
+	grep -qx 'photo_download_errors{job="download_pending"} 3' "$f"
+	grep -qx 'apify_scraper_items{job="download_pending",brand="zara"} 7' "$f"
+	grep -qx '# TYPE photo_download_errors gauge' "$f"
+}
+
+@test "two run kinds of one command keep their own metrics and node_exporter serves both" {
+	unde-job download_pending -- sh -c "$(fake_cmd 1)" 2>/dev/null
+	unde-job download_retry -- sh -c "$(fake_cmd 9)" 2>/dev/null
+	grep -qx 'photo_download_errors{job="download_pending"} 1' "$W/metrics/unde_job_download_pending.fake-cmd.prom"
+	grep -qx 'photo_download_errors{job="download_retry"} 9' "$W/metrics/unde_job_download_retry.fake-cmd.prom"
+	cat "$W"/metrics/unde_job_download_pending.fake-cmd.prom | promtool check metrics
+	command -v prometheus-node-exporter >/dev/null || skip "no prometheus-node-exporter"
+	# The real collector, on a port the OS picks, reading the directory.
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	prometheus-node-exporter --web.listen-address="127.0.0.1:$port" \
+		--collector.disable-defaults --collector.textfile \
+		--collector.textfile.directory="$W/metrics" >"$W/ne.log" 2>&1 &
+	bg_ne=$!
+	body=
+	for _ in $(seq 300); do
+		body=$(curl -fsS "http://127.0.0.1:$port/metrics" 2>/dev/null) && break
+		sleep 0.1
+	done
+	kill "$bg_ne"; wait "$bg_ne" || true
+	grep -qx 'photo_download_errors{job="download_pending"} 1' <<<"$body"
+	grep -qx 'photo_download_errors{job="download_retry"} 9' <<<"$body"
+	grep -qx 'node_textfile_scrape_error 0' <<<"$body"
+	grep -q '^unde_job_exit_code{job="download_retry"} 0' <<<"$body"
+}
+
+@test "with a log directory the command's stderr and the job's log line are appended to NAME.err" {
+	export UNDE_LOG_DIR=$W/log
+	run --separate-stderr unde-job errs -- sh -c 'echo out; echo "{\"error\":1}" >&2; exit 3'
+	assert_failure 3
+	assert_output out
+	assert_equal "$stderr" ""
+	run --separate-stderr unde-job --log-dir "$W/log" errs -- sh -c 'echo "{\"error\":2}" >&2'
+	assert_success
+	assert_equal "$(grep -c '^{"error":' "$W/log/errs.err")" 2
+	assert_equal "$(grep -c '"msg":"job finished"' "$W/log/errs.err")" 2
+	head -n 1 "$W/log/errs.err" | grep -qx '{"error":1}'
+}
+
+@test "an unwritable log directory is a configuration error and the command does not run" {
+	: >"$W/notadir"
+	run unde-job --log-dir "$W/notadir" nolog -- touch "$W/ran"
+	assert_failure 78
+	[ ! -e "$W/ran" ]
+}
+
+@test "a host not on UTC is refused, because Debian's cron ignores CRON_TZ" {
+	run --separate-stderr env TZ=Asia/Dubai unde-job tz -- touch "$W/ran"
+	assert_failure 78
+	[[ "$stderr" == *'not UTC'* ]]
+	[ ! -e "$W/ran" ]
+	run env TZ=Asia/Dubai UNDE_JOB_ALLOW_LOCAL_TZ=1 unde-job tz -- touch "$W/ran"
+	assert_success
+	[ -e "$W/ran" ]
 }
