@@ -11,3 +11,4 @@ lib_libunde_a_SOURCES = \
 lib_libunde_a_SOURCES += lib/objstore.c lib/objstore.h
 lib_libunde_a_SOURCES += lib/crypto.c lib/crypto.h
 lib_libunde_a_SOURCES += lib/image.c lib/image.h
+lib_libunde_a_SOURCES += lib/descriptor.c lib/descriptor.h

@@ -24,3 +24,10 @@ dist_sqlshard_DATA = \
 	sql/shard/0004_persona_profiles.sql \
 	sql/shard/0005_enrichment_backfill.sql \
 	sql/shard/0006_retrieval_binary_prefilter.sql
+
+# h16: the catalog's way to production (unde-availability's budget,
+# unde-ximilar-sync's records and descriptors, unde-sync's available flag)
+dist_sqlstaging_DATA += sql/staging/0005_availability_budget.sql \
+	sql/staging/0006_ximilar_records.sql
+dist_sqlproduction_DATA += sql/production/0010_products_available.sql \
+	sql/production/0011_product_descriptors.sql

@@ -1,0 +1,17 @@
+# The catalog's way to production (spec §1, §4, §17.2, §17.4, §18):
+# unde-ximilar-sync (photos → Ximilar collection, or local descriptors in
+# pgvector), unde-availability (store stock → staging), unde-sync
+# (staging → production), unde-cleanup (old staging data).
+
+bin_PROGRAMS += src/unde-sync
+src_unde_sync_SOURCES = src/sync/main.c
+src_unde_sync_LDADD = $(UNDE_LIBS)
+
+bin_PROGRAMS += src/unde-availability
+src_unde_availability_SOURCES = src/availability/main.c src/availability/inditex.c \
+	src/availability/availability.h
+src_unde_availability_LDADD = $(UNDE_LIBS)
+
+bin_PROGRAMS += src/unde-cleanup
+src_unde_cleanup_SOURCES = src/cleanup/main.c
+src_unde_cleanup_LDADD = $(UNDE_LIBS)
