@@ -15,3 +15,5 @@ src_unde_availability_LDADD = $(UNDE_LIBS)
 bin_PROGRAMS += src/unde-cleanup
 src_unde_cleanup_SOURCES = src/cleanup/main.c
 src_unde_cleanup_LDADD = $(UNDE_LIBS)
+
+TESTS += t/unde-availability.bats t/unde-sync.bats t/unde-cleanup.bats

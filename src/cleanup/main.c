@@ -179,7 +179,7 @@ int main(int argc, char **argv)
 			}
 		}
 		total += (double)n;
-		json_t *line = json_pack("{s:s, s:s, s:I, s:s}", "table", ct->name, dry ? "would_delete" : "deleted",
+		json_t *line = json_pack("{s:s, s:I, s:s}", "table", ct->name, dry ? "would_delete" : "deleted",
 					 (json_int_t)n, "older_than", cutoff);
 		if (!dry)
 			json_object_set_new(line, "batches", json_integer(batches));
