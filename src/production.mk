@@ -17,3 +17,10 @@ src_unde_cleanup_SOURCES = src/cleanup/main.c
 src_unde_cleanup_LDADD = $(UNDE_LIBS)
 
 TESTS += t/unde-availability.bats t/unde-sync.bats t/unde-cleanup.bats
+
+# unde-ximilar-sync links libjpeg (local descriptors) and the claims
+bin_PROGRAMS += src/unde-ximilar-sync
+src_unde_ximilar_sync_SOURCES = src/ximilar-sync/main.c src/ximilar-sync/ximilar.c \
+	src/ximilar-sync/local.c src/ximilar-sync/xsync.h
+src_unde_ximilar_sync_CFLAGS = $(AM_CFLAGS) $(JPEG_CFLAGS)
+src_unde_ximilar_sync_LDADD = src/catalog/libcatalog.a $(UNDE_LIBS) $(JPEG_LIBS)
