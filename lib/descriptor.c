@@ -10,6 +10,9 @@
 
 #define HIST_BINS 64
 #define GRID 4
+/* the length of the layout deviations (48 values in [-1, 1]) below which
+ * an image counts as partly uniform */
+#define DESCRIPTOR_MIN_CONTRAST 0.1
 
 /* Scale v (n floats) to length target; a zero vector stays zero. */
 static void descriptor_normalise(double *v, size_t n, double target)
@@ -53,21 +56,29 @@ int descriptor_compute(const unsigned char *rgb, size_t width, size_t height, si
 	for (size_t i = 0; i < HIST_BINS; i++)
 		v[i] = sqrt(hist[i]);
 	descriptor_normalise(v, HIST_BINS, M_SQRT1_2);
-	double mean = 0;
+	double mean[3] = { 0, 0, 0 };
 	for (size_t c = 0; c < GRID * GRID; c++)
 		for (size_t k = 0; k < 3; k++) {
 			/* a grid cell of a tiny image may hold no pixel: mid-grey */
 			double m = cellw[c] > 0 ? cell[c][k] / cellw[c] / 255.0 : 0.5;
 			v[HIST_BINS + c * 3 + k] = m;
-			mean += m;
+			mean[k] += m / (GRID * GRID);
 		}
-	mean /= GRID * GRID * 3;
-	for (size_t i = HIST_BINS; i < DESCRIPTOR_DIM; i++) {
-		v[i] -= mean;
-		if (fabs(v[i]) < 1e-9)
-			v[i] = 0;
-	}
-	descriptor_normalise(v + HIST_BINS, DESCRIPTOR_DIM - HIST_BINS, M_SQRT1_2);
+	for (size_t c = 0; c < GRID * GRID; c++)
+		for (size_t k = 0; k < 3; k++) {
+			double *x = &v[HIST_BINS + c * 3 + k];
+			*x -= mean[k];
+			if (fabs(*x) < 1e-9)
+				*x = 0;
+		}
+	/* low contrast is mostly JPEG noise: it keeps a proportionally small
+	 * weight instead of being blown up to full length */
+	double contrast = 0;
+	for (size_t i = HIST_BINS; i < DESCRIPTOR_DIM; i++)
+		contrast += v[i] * v[i];
+	contrast = sqrt(contrast);
+	descriptor_normalise(v + HIST_BINS, DESCRIPTOR_DIM - HIST_BINS,
+			     M_SQRT1_2 * (contrast < DESCRIPTOR_MIN_CONTRAST ? contrast / DESCRIPTOR_MIN_CONTRAST : 1));
 	assert(HIST_BINS + GRID * GRID * 3 == DESCRIPTOR_DIM);
 	for (size_t i = 0; i < DESCRIPTOR_DIM; i++)
 		out[i] = (float)v[i];

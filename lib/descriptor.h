@@ -12,12 +12,14 @@
  *             middle counts twice as much as the background at the edges;
  *             then the square root of each bin (Hellinger), L2-normalised.
  *   [64, 112) layout: the image cut into a 4x4 grid, each cell's mean R, G,
- *             B in [0, 1], minus the mean of all 48, L2-normalised (the
- *             arrangement of light and colour, not the overall brightness).
- *   The two parts are each scaled by 1/sqrt(2), so the whole vector has
- *   unit length and colour and layout weigh alike in a cosine distance.
- * A uniform image has no layout contrast: that part is all zeros (and the
- * vector's length 1/sqrt(2)). Cost: one pass over the pixels. */
+ *             B in [0, 1], minus that channel's mean over the 16 cells (the
+ *             arrangement of light and colour, not the overall colour), scaled to
+ *             length 1/sqrt(2) — or, when those deviations are shorter
+ *             than 0.1 (a nearly uniform photo, where they are mostly JPEG
+ *             noise), to 1/sqrt(2) * length / 0.1.
+ *   The colour part is scaled to length 1/sqrt(2) too, so colour and layout
+ *   weigh alike in a cosine distance; the vector's length is between
+ *   1/sqrt(2) (a uniform image) and 1. Cost: one pass over the pixels. */
 #ifndef UNDE_DESCRIPTOR_H
 #define UNDE_DESCRIPTOR_H
 

@@ -24,3 +24,4 @@ src_unde_ximilar_sync_SOURCES = src/ximilar-sync/main.c src/ximilar-sync/ximilar
 	src/ximilar-sync/local.c src/ximilar-sync/xsync.h
 src_unde_ximilar_sync_CFLAGS = $(AM_CFLAGS) $(JPEG_CFLAGS)
 src_unde_ximilar_sync_LDADD = src/catalog/libcatalog.a $(UNDE_LIBS) $(JPEG_LIBS)
+TESTS += t/unde-ximilar-sync.bats

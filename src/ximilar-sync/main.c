@@ -144,7 +144,13 @@ static int xs_sync(struct xs_state *s, struct filter_run *run, json_t *rec, PGre
 			       : local_put_product(s->production, s->os, &p, &err);
 	int done;
 	if (rc) {
-		char msg[600];
+		char msg[600], n[24];
+		/* records 1…n may be in the collection now: the retry deletes them */
+		snprintf(n, sizeof n, "%zu", p.nurls);
+		const char *params[] = { p.id, n, s->claim.run_id };
+		if (s->remote)
+			pg_exec(s->db, "UPDATE raw_products SET ximilar_records = greatest(ximilar_records, $2::int)"
+				       " WHERE id = $1 AND claimed_by = $3", 3, params);
 		snprintf(msg, sizeof msg, "%s: %s", err.code, err.message);
 		done = claim_finish(&s->claim, p.id, "ximilar_status = 'error', error_message = $4",
 				    "image_urls", p.image_urls, msg);
