@@ -35,6 +35,17 @@ product() {
 		'$urls', '${3:-collage_ready}', now()) returning id"
 }
 
+# jpeg_solid FILE W H "R G B" — a uniform JPEG; jpeg_pattern FILE W H — a gradient
+jpeg_solid() {
+	vips black "$BATS_TEST_TMPDIR/b.v" "$2" "$3" --bands 3
+	vips linear "$BATS_TEST_TMPDIR/b.v" "$1" "1 1 1" "$4" --uchar
+}
+jpeg_pattern() {
+	vips xyz "$BATS_TEST_TMPDIR/x.v" "$2" "$3"
+	vips linear "$BATS_TEST_TMPDIR/x.v" "$BATS_TEST_TMPDIR/x2.v" "1 1" "0 0" --uchar
+	vips bandjoin_const "$BATS_TEST_TMPDIR/x2.v" "$1" 128
+}
+
 collection() {
 	curl -fsS "$FAKE_XIMILAR_URL/fake/collection/${1:-coll-1}"
 }
@@ -148,9 +159,9 @@ collection() {
 	unset XIMILAR_API_TOKEN
 	d=$(unde_tmpdir)
 	mkdir -p "$d/unde-images/originals/zara/L1" "$d/unde-images/originals/zara/L2"
-	ffmpeg -loglevel error -f lavfi -i color=c=red:s=160x200 -frames:v 1 "$d/unde-images/originals/zara/L1/1.jpg"
-	ffmpeg -loglevel error -f lavfi -i testsrc=s=160x200 -frames:v 1 "$d/unde-images/originals/zara/L1/2.jpg"
-	ffmpeg -loglevel error -f lavfi -i color=c=blue:s=200x160 -frames:v 1 "$d/unde-images/originals/zara/L2/1.jpg"
+	jpeg_solid "$d/unde-images/originals/zara/L1/1.jpg" 160 200 "254 0 0"
+	jpeg_pattern "$d/unde-images/originals/zara/L1/2.jpg" 160 200
+	jpeg_solid "$d/unde-images/originals/zara/L2/1.jpg" 200 160 "0 0 254"
 	export S3_ENDPOINT=file://$d S3_BUCKET=unde-images
 	sql "insert into raw_products (source, external_id, brand, name, image_urls, image_status, scraped_at) values
 		('apify_zara', 'L1', 'zara', 'red', '[\"file://$d/unde-images/originals/zara/L1/1.jpg\", \"file://$d/unde-images/originals/zara/L1/2.jpg\"]', 'uploaded', now()),
