@@ -27,3 +27,4 @@ src_unde_ximilar_sync_LDADD = src/catalog/libcatalog.a $(UNDE_LIBS) $(JPEG_LIBS)
 TESTS += t/unde-ximilar-sync.bats
 dist_man_MANS += man/unde-ximilar-sync.1 man/unde-availability.1 man/unde-sync.1 man/unde-cleanup.1
 TESTS += t/catalog-pipeline.bats
+EXTRA_DIST += share/sample/README.md share/sample/items.jsonl share/sample/stock.jsonl share/sample/make-dataset share/sample/run

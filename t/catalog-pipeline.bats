@@ -110,3 +110,22 @@ prod() {
 	assert_output ''
 	assert_equal "$(prod "select sku, price, availability, updated_at from products order by sku")" "$before"
 }
+
+@test "the sample catalogue runs the whole job on the embedded defaults (file object store, local stock and descriptors)" {
+	unset APIFY_API_URL APIFY_TOKEN XIMILAR_API_URL XIMILAR_API_TOKEN XIMILAR_COLLECTION_ID \
+		ZARA_API_URL ZARA_USER_AGENT KZ_BERSHKA_STORES BERSHKA_API_URL BERSHKA_USER_AGENT
+	d=$(unde_tmpdir)
+	export S3_ENDPOINT=file://$d/objects S3_BUCKET=unde-images
+	unset S3_ACCESS_KEY S3_SECRET_KEY S3_REGION
+	mkdir -p "$d/objects/unde-images"
+	run --separate-stderr "$UNDE_TOP_SRCDIR/share/sample/run" "$d/work"
+	assert_success
+	assert_json_line_count 27
+	assert_jq '.sync == "inserted" and .available'
+	run prod "select count(*), count(distinct brand), bool_and(collage_url like 'file://%/collages/%'),
+		bool_and(jsonb_array_length(image_urls) = 3) from products"
+	assert_output '27|2|t|t'
+	assert_equal "$(prod "select count(*) from product_descriptors")" 90
+	assert_equal "$(prod "select string_agg(sku, ',' order by sku) from products where sku in ('ZS07', 'ZS14', 'BS07')")" ''
+	test -s "$d/objects/unde-images/collages/zara/ZS01.jpg"
+}
