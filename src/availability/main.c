@@ -117,8 +117,10 @@ static void av_add_brand(struct av_state *s, const char *name, int local_only)
 		b->api_url = "https://itxrest.inditex.com";
 	if (b->remote && !b->user_agent)
 		b->user_agent = "Mozilla/5.0 (Linux; Android 14) InditexApp";
-	if (b->remote && !b->nstores)
-		conf_die(var, "brand %s has an API but no KZ_%s_STORES", name, b->upper);
+	if (b->remote && !b->nstores) {
+		snprintf(var, sizeof var, "KZ_%s_STORES", b->upper);
+		conf_die(var, "brand %s has an API configured but no stores", name);
+	}
 	if (b->remote && (long)b->nstores > s->budget)
 		conf_die("AVAILABILITY_BUDGET_PER_HOUR",
 			 "%s has %zu stores but the budget allows %ld requests per hour", name,

@@ -65,7 +65,7 @@ static void xs_stores(struct xs_state *s, struct xsync_product *p)
 	const char *params[] = { p->sku, p->brand };
 	PGresult *r = pg_query(s->db,
 			       "SELECT string_agg(COALESCE(st.name, a.store_id::text), ', ' ORDER BY a.store_id),"
-			       " json_agg(a.store_id ORDER BY a.store_id)::text"
+			       " array_agg(a.store_id ORDER BY a.store_id)::text"
 			       " FROM (SELECT DISTINCT store_id FROM raw_availability WHERE product_id = $1"
 			       " AND brand = $2 AND fetched_at > now() - interval '2 hours'"
 			       " AND jsonb_typeof(sizes_in_stock) = 'array' AND jsonb_array_length(sizes_in_stock) > 0) a"
@@ -75,11 +75,7 @@ static void xs_stores(struct xs_state *s, struct xsync_product *p)
 	json_object_set_new(p->meta, "store", names ? json_string(names) : json_null());
 	json_object_set_new(p->meta, "floor", json_null());
 	if (r && names && s->production) {
-		char ids[1024];
-		snprintf(ids, sizeof ids, "{%s}", PQgetvalue(r, 0, 1) + 1);
-		ids[strlen(ids) - 2] = '}';
-		ids[strlen(ids) - 1] = '\0';
-		const char *pp[] = { p->brand, ids };
+		const char *pp[] = { p->brand, PQgetvalue(r, 0, 1) };
 		PGresult *q = pg_query(s->production,
 				       "SELECT string_agg(name, ', ' ORDER BY external_store_id), min(floor)"
 				       " FROM stores WHERE brand = $1 AND external_store_id = ANY($2::int[])",
@@ -213,7 +209,8 @@ static int xs_on_record(void *sp, struct filter_run *run, json_t *rec)
 		return filter_fail(run, EX_DATAERR, "not_found", "%s", err);
 	if (c == 0)
 		return filter_fail(run, EX_TEMPFAIL, "busy", "product %s is being worked on by another run", id);
-	const char *st = PQgetvalue(row, 0, 9);
+	char st[24];
+	snprintf(st, sizeof st, "%s", PQgetvalue(row, 0, 9));
 	if (strcmp(st, "uploaded") != 0 && strcmp(st, "collage_ready") != 0) {
 		PQclear(row);
 		claim_release(&s->claim, id);
