@@ -28,3 +28,4 @@ TESTS += t/unde-ximilar-sync.bats
 dist_man_MANS += man/unde-ximilar-sync.1 man/unde-availability.1 man/unde-sync.1 man/unde-cleanup.1
 TESTS += t/catalog-pipeline.bats
 EXTRA_DIST += share/sample/README.md share/sample/items.jsonl share/sample/stock.jsonl share/sample/make-dataset share/sample/run
+EXTRA_DIST += bench/production/run bench/production/README.md
