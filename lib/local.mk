@@ -21,3 +21,4 @@ lib_libunde_a_SOURCES += lib/stem.c lib/stem.h
 lib_libunde_a_SOURCES += lib/deadline.c lib/deadline.h lib/status.c lib/status.h \
 	lib/svc.c lib/svc.h lib/provider.c lib/provider.h lib/counters.c lib/counters.h \
 	lib/cache.c lib/cache.h lib/sse.c lib/sse.h
+lib_libunde_a_SOURCES += lib/descriptor.c lib/descriptor.h

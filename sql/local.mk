@@ -31,3 +31,10 @@ dist_sqlshard_DATA += sql/shard/0007_embedding_model.sql
 # Roles and grants (spec §6, §14), applied with psql after the migrations.
 sqlrolesdir = $(pkgdatadir)/sql/roles
 dist_sqlroles_DATA = sql/roles/staging.sql sql/roles/shard.sql
+
+# h16: the catalog's way to production (unde-availability's budget,
+# unde-ximilar-sync's records and descriptors, unde-sync's available flag)
+dist_sqlstaging_DATA += sql/staging/0005_availability_budget.sql \
+	sql/staging/0006_ximilar_records.sql
+dist_sqlproduction_DATA += sql/production/0010_products_available.sql \
+	sql/production/0011_product_descriptors.sql
