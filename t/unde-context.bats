@@ -45,7 +45,7 @@ teardown_file() {
 setup() {
 	fake_reset weather
 	W=$(mktemp -d "${BATS_TEST_TMPDIR:-/tmp}/ctx.XXXXXX")
-	export WEATHER_CACHE_DIR=$W/cache PRODUCTION_DB_URL=$PROD_URL WEATHER_API_KEY=test-key
+	export WEATHER_CACHE_DIR=$W/cache PRODUCTION_DB_URL=$PROD_URL WEATHER_API_KEY=test-key UNDE_COUNTERS_DIR=$W
 	PREFS='{"favorite_brands":["Zara","Massimo Dutti"],"allergies":["gluten"],"interests":["korean_thrillers"]}'
 }
 

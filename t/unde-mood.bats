@@ -23,6 +23,7 @@ setup() {
 	fake_reset deepseek
 	fake_reset gemini
 	W=$(mktemp -d "${BATS_TEST_TMPDIR:-/tmp}/mood.XXXXXX")
+	export UNDE_COUNTERS_DIR=$W
 }
 
 # mood TEXT [unde-mood ARGS]: the frame of one message, local classifier.

@@ -20,6 +20,7 @@
 
 #include "classify.h"
 #include "conf.h"
+#include "deadline.h"
 #include "filter.h"
 #include "frame.h"
 #include "lexicon.h"
@@ -178,7 +179,11 @@ static int mood_on_record(void *state, struct filter_run *run, json_t *rec)
 	int have = 0;
 	for (int i = 0; i < s->nchain && !have; i++) {
 		const struct mood_provider *p = &s->chain[i];
-		long left = s->deadline_ms - (long)(util_now_ms() - t0) - MOOD_LOCAL_RESERVE_MS;
+		long left = s->deadline_ms - (long)(util_now_ms() - t0);
+		long route = ms_left(filter_deadline(run)); /* unde-httpd's timeout= */
+		if (route < left)
+			left = route;
+		left -= MOOD_LOCAL_RESERVE_MS;
 		char code[32] = "", msg[400] = "";
 		if (left < 5) {
 			snprintf(code, sizeof code, "deadline");
