@@ -81,10 +81,17 @@ static int ctx_on_start(void *state, struct filter_run *run, int argc, char **ar
 	s->weather.timeout_ms = conf_long("WEATHER_TIMEOUT_MS", 80, 1, 60000);
 	const char *dir = conf_str("WEATHER_CACHE_DIR", NULL);
 	if (!dir || !*dir) {
-		static char tmpdir[600];
-		const char *t = getenv("TMPDIR");
-		snprintf(tmpdir, sizeof tmpdir, "%s/unde-context-cache", t && *t ? t : "/tmp");
-		dir = access("/var/cache/unde", W_OK) == 0 ? "/var/cache/unde/context" : tmpdir;
+		/* shared by every connection's process: systemd's RuntimeDirectory
+		 * (the units use PrivateTmp, so /tmp is per connection there) */
+		static char def[600];
+		const char *rt = getenv("RUNTIME_DIRECTORY"), *t = getenv("TMPDIR");
+		if (rt && *rt && !strchr(rt, ':'))
+			snprintf(def, sizeof def, "%s/context-cache", rt);
+		else if (access("/var/cache/unde", W_OK) == 0)
+			snprintf(def, sizeof def, "/var/cache/unde/context");
+		else
+			snprintf(def, sizeof def, "%s/unde-context-cache", t && *t ? t : "/tmp");
+		dir = def;
 	}
 	s->weather.cache_dir = dir;
 	s->events_ttl = conf_long("EVENTS_CACHE_TTL", 3600, 0, 86400);
