@@ -5,6 +5,7 @@
 # wire formats), bad input, and POST /analyze through unde-httpd.
 
 load lib/common
+load lib/pg
 
 BATS_NO_PARALLELIZE_WITHIN_FILE=true
 FIX=$UNDE_TOP_SRCDIR/t/fixtures/mood
@@ -13,10 +14,15 @@ setup_file() {
 	fake_start deepseek deepseek.py
 	fake_start gemini gemini.py
 	export DEEPSEEK_API_URL=$FAKE_DEEPSEEK_URL GEMINI_API_URL=$FAKE_GEMINI_URL
+	pg_start
+	SHARD_URL=$(pg_createdb shard0)
+	export SHARD_URL
+	unde-db migrate shard --url "$SHARD_URL" >/dev/null 2>&1
 }
 
 teardown_file() {
 	fake_stop_all
+	pg_stop
 }
 
 setup() {
@@ -314,4 +320,28 @@ mood() {
 	wait "$pid" 2>/dev/null || true
 	assert_success
 	jq -e '.mood_frame.emotion.valence > 0.6 and .request_id == "req-7" and .mood_frame.provider == "local"' <<<"$output"
+}
+
+@test "without a previous frame in the input, the last one saved in the user's shard is used" {
+	local u=7d8c3a52-2f1e-4b61-9a53-0c1d2e3f4a5b
+	psql -q -v ON_ERROR_STOP=1 "$SHARD_URL" <<SQL
+INSERT INTO conversations (id, user_id) VALUES ('11111111-1111-4111-8111-111111111111', '$u');
+INSERT INTO messages (conversation_id, role, content, mood_frame, created_at) VALUES
+ ('11111111-1111-4111-8111-111111111111', 'user', 'old', '{"mood_frame_id":"f-old","emotion":{"valence":0.2,"arousal":0.5,"dominance":0.5},"smoothed_baseline":{"valence":0.2,"arousal":0.5}}', now() - interval '1 hour'),
+ ('11111111-1111-4111-8111-111111111111', 'user', 'new', '{"mood_frame_id":"f-new","emotion":{"valence":0.9,"arousal":0.5,"dominance":0.5},"smoothed_baseline":{"valence":0.9,"arousal":0.5}}', now() - interval '1 minute'),
+ ('11111111-1111-4111-8111-111111111111', 'assistant', 'reply', NULL, now());
+SQL
+	SHARD_0_DB_URL=$SHARD_URL run -0 --separate-stderr unde-mood --local <<<"{\"user_id\":\"$u\",\"text\":\"покажи джинсы\"}"
+	# neutral message (0.5) against the saved baseline 0.9: 0.9 + 0.3 * (0.5 - 0.9)
+	jq -e '.mood_frame | .previous_source == "shard" and ((.smoothed_baseline.valence - 0.78) | fabs) < 0.002' <<<"$output"
+	SHARD_0_DB_URL=$SHARD_URL run -0 --separate-stderr unde-mood --local <<<"{\"user_id\":\"$u\",\"text\":\"покажи джинсы\",\"previous_mood_frame_id\":\"f-old\"}"
+	jq -e '.mood_frame | .previous_source == "shard" and ((.smoothed_baseline.valence - 0.29) | fabs) < 0.002' <<<"$output"
+	# a user the shard does not know, and MOOD_HISTORY=0: no previous frame, no error
+	SHARD_0_DB_URL=$SHARD_URL run -0 --separate-stderr unde-mood --local <<<'{"user_id":"00000000-0000-4000-8000-000000000001","text":"ok"}'
+	jq -e '.mood_frame.previous_source == null' <<<"$output"
+	MOOD_HISTORY=0 SHARD_0_DB_URL=$SHARD_URL run -0 --separate-stderr unde-mood --local <<<"{\"user_id\":\"$u\",\"text\":\"ok\"}"
+	jq -e '.mood_frame.previous_source == null' <<<"$output"
+	# the input's frame wins over the shard's
+	SHARD_0_DB_URL=$SHARD_URL run -0 --separate-stderr unde-mood --local <<<"{\"user_id\":\"$u\",\"text\":\"ok\",\"previous_mood_frame\":{\"emotion\":{\"valence\":0.5,\"arousal\":0.5,\"dominance\":0.5}}}"
+	jq -e '.mood_frame.previous_source == "input"' <<<"$output"
 }

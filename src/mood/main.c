@@ -23,6 +23,7 @@
 #include "deadline.h"
 #include "filter.h"
 #include "frame.h"
+#include "history.h"
 #include "lexicon.h"
 #include "log.h"
 #include "providers.h"
@@ -42,6 +43,8 @@ struct mood_state {
 	int local_only;
 	const char *lexicon_path;
 	struct mood_settings settings;
+	int history;            /* look the previous frame up in the shard */
+	struct shard_ctx shard;
 };
 
 enum { OPT_LOCAL = 256, OPT_DEADLINE, OPT_LEXICON };
@@ -137,6 +140,8 @@ static int mood_on_start(void *state, struct filter_run *run, int argc, char **a
 		chain_add(s, "MOOD_FALLBACK_PROVIDER", "gemini", "MOOD_FALLBACK_MODEL",
 			  "MOOD_FALLBACK_API_KEY");
 	}
+	s->history = mood_history_enabled();
+	sctx_init(&s->shard);
 	stats_init("unde-mood", "mood_agent");
 	log_event(LOG_DEBUG, "ready",
 		  json_pack("{s:s, s:I, s:i, s:I}", "lexicon", path, "terms",
@@ -167,11 +172,29 @@ static int mood_on_record(void *state, struct filter_run *run, json_t *rec)
 	if (uid && !json_is_string(uid) && !json_is_null(uid))
 		return MOOD_FAIL(run, EX_DATAERR, "invalid_field", "field user_id: want a string");
 	struct mood_prev prev = {0};
+	const char *prev_source = NULL;
 	const json_t *pf = json_object_get(rec, "previous_mood_frame");
+	const json_t *pid = json_object_get(rec, "previous_mood_frame_id");
+	if (pid && !json_is_null(pid) && !json_is_string(pid))
+		return MOOD_FAIL(run, EX_DATAERR, "invalid_field",
+				 "field previous_mood_frame_id: want a string");
 	if (pf && !json_is_null(pf)) {
 		char why[160];
 		if (mood_prev_from_json(pf, &prev, why, sizeof why) != 0)
 			return MOOD_FAIL(run, EX_DATAERR, "invalid_field", "%s", why);
+		prev_source = "input";
+	} else if (s->history && json_is_string(uid)) {
+		/* no frame given: the last one saved in the user's shard */
+		const char *why = NULL;
+		json_t *saved = mood_history_last(&s->shard, json_string_value(uid),
+						  json_string_value(pid), &why);
+		char bad[160];
+		if (saved && mood_prev_from_json(saved, &prev, bad, sizeof bad) == 0)
+			prev_source = "shard";
+		else if (why && strcmp(why, "none") && strcmp(why, "unknown_user"))
+			log_event(LOG_WARN, "previous frame not read from the shard",
+				  json_pack("{s:s}", "reason", why));
+		json_decref(saved);
 	}
 
 	struct mood_reading r;
@@ -208,6 +231,8 @@ static int mood_on_record(void *state, struct filter_run *run, json_t *rec)
 					 "field text: invalid UTF-8 at byte %zu", bad);
 	}
 	json_t *frame = mood_frame_build(&r, &prev, &s->settings, provider);
+	json_object_set_new(frame, "previous_source",
+			    prev_source ? json_string(prev_source) : json_null());
 	json_object_set_new(rec, "mood_frame", frame);
 	char labels[48];
 	snprintf(labels, sizeof labels, "provider=\"%s\"", provider);
@@ -224,6 +249,7 @@ static void mood_on_finish(void *state, struct filter_run *run)
 	stats_flush();
 	lexicon_free(s->lexicon);
 	stemmer_free(s->stemmer);
+	sctx_close(&s->shard);
 	s->lexicon = NULL;
 	s->stemmer = NULL;
 }
