@@ -82,12 +82,21 @@ int main(int argc, char **argv)
 	double seconds = atof(argv[3]), warmup = atof(argv[4]);
 	if (n < 1 || n > MAX_CONNS || seconds <= 0 || warmup < 0)
 		return 64;
-	const char *body = "{\"user_id\":\"u1\",\"text\":\"I am so happy today\"}";
-	char req[512];
+	/* LOADGEN_PATH and LOADGEN_BODY let other benches (bench/mood) post
+	 * their own request; the defaults are the echo route's. */
+	const char *body = getenv("LOADGEN_BODY");
+	const char *path = getenv("LOADGEN_PATH");
+	if (!body)
+		body = "{\"user_id\":\"u1\",\"text\":\"I am so happy today\"}";
+	if (!path)
+		path = "/echo";
+	char req[4096];
 	int rl = snprintf(req, sizeof req,
-			  "POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+			  "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
 			  "Content-Length: %zu\r\n\r\n%s",
-			  strlen(body), body);
+			  path, strlen(body), body);
+	if (rl < 0 || (size_t)rl >= sizeof req)
+		return 64;
 	size_t cap = 1u << 25, count = 0;
 	double *lat = malloc(cap * sizeof *lat);
 	struct client *cs = calloc((size_t)n, sizeof *cs);
