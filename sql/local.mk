@@ -24,3 +24,6 @@ dist_sqlshard_DATA = \
 	sql/shard/0004_persona_profiles.sql \
 	sql/shard/0005_enrichment_backfill.sql \
 	sql/shard/0006_retrieval_binary_prefilter.sql
+
+# unde-persona (hpersona)
+dist_sqlshard_DATA += sql/shard/0010_persona_signals.sql
