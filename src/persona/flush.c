@@ -171,7 +171,7 @@ static int save(struct flush_state *f, PGresult *st, json_t **stage_out)
 	for (int k = 0; k < NFIELDS; k++)
 		if (f->set[k])
 			json_object_set_new(prof, CANONICAL_FIELDS[k].name, json_real(round(f->profile[k] * 1e9) / 1e9));
-	char *text = json_dumps(prof, JSON_COMPACT | JSON_SORT_KEYS);
+	char *text = json_dumps(prof, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(10));
 	json_decref(prof);
 	const char *p[4] = { f->user_id, text, PERSONA_CONTRACT_VERSION, f->ts };
 	int rc = pg_exec(f->db,
@@ -190,7 +190,7 @@ static int save(struct flush_state *f, PGresult *st, json_t **stage_out)
 		    pg_exec(f->db,
 			    "DELETE FROM persona_temp_blocks WHERE id IN (SELECT id FROM persona_temp_blocks WHERE user_id = $1"
 			    " ORDER BY created_at DESC, id DESC OFFSET $2::int)",
-			    3, (const char *const[]){ q[0], q[2] }) < 0)
+			    2, (const char *const[]){ q[0], q[2] }) < 0)
 			return -1;
 	}
 	/* the stage: downgrade for inactivity first, then count this flush */

@@ -44,8 +44,10 @@ void situational_apply(struct persona_ctx *c)
 	} else if (c->part_of_day && !strcmp(c->part_of_day, "morning")) {
 		say(c, "It is morning: a fresh, practical start.");
 	}
-	if (c->rush && c->d[D_VERBOSITY].value > 0)
-		resolver_cap(c, D_VERBOSITY, L_OVERRIDE, "situational.rush_hour", 1);
+	if (c->rush) {
+		resolver_cap(c, D_VERBOSITY, L_OVERRIDE, "situational.rush_hour", 0);
+		say(c, "It is rush hour: get to the point.");
+	}
 	if (c->fatigue >= 0.6)
 		resolver_cap(c, D_VERBOSITY, L_OVERRIDE, "situational.fatigue", 0);
 	if (c->event_in_days >= 0)
