@@ -1,6 +1,8 @@
 /* filter.c — the shared record loop; see filter.h. */
 #include "config.h"
 
+#include <assert.h>
+#include <ctype.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -34,6 +36,8 @@ struct filter_run {
 	unsigned long in, done, failed, malformed;
 	int exit_status;
 	int write_failed;
+	long budget_ms;            /* UNDE_DEADLINE_MS, 0: none */
+	struct deadline deadline;  /* the current record's */
 };
 
 /* Which exit status wins when records failed in different ways: the one
@@ -72,6 +76,92 @@ int filter_fail(struct filter_run *run, int status, const char *code, const char
 
 int filter_online(const struct filter_run *run) { return run->online; }
 
+void filter_set_status(struct filter_run *run, int status) { filter_note_status(run, status); }
+
+struct deadline filter_deadline(const struct filter_run *run) { return run->deadline; }
+
+long filter_budget_ms(const struct filter_run *run) { return run->budget_ms; }
+
+static int filter_is_uuid(const char *s)
+{
+	static const char shape[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
+	for (size_t i = 0; i < sizeof shape - 1; i++) {
+		if (!s[i])
+			return 0;
+		if (shape[i] == '-' ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
+			return 0;
+	}
+	return s[sizeof shape - 1] == '\0';
+}
+
+static const char *filter_type_text(enum filter_type t)
+{
+	switch (t) {
+	case FILTER_ANY: return "present";
+	case FILTER_STRING: return "a string";
+	case FILTER_BOOL: return "true or false";
+	case FILTER_NUMBER: return "a number";
+	case FILTER_INTEGER: return "an integer";
+	case FILTER_UUID: return "a UUID";
+	case FILTER_OBJECT: return "an object";
+	case FILTER_ARRAY: return "an array";
+	}
+	return "valid";
+}
+
+static int filter_type_ok(const json_t *v, enum filter_type t)
+{
+	switch (t) {
+	case FILTER_ANY: return 1;
+	case FILTER_STRING: return json_is_string(v);
+	case FILTER_BOOL: return json_is_boolean(v);
+	case FILTER_NUMBER: return json_is_number(v);
+	case FILTER_INTEGER: return json_is_integer(v);
+	case FILTER_UUID: return json_is_string(v) && filter_is_uuid(json_string_value(v));
+	case FILTER_OBJECT: return json_is_object(v);
+	case FILTER_ARRAY: return json_is_array(v);
+	}
+	return 0;
+}
+
+int filter_validate(const json_t *obj, const struct filter_field *fields, const char *where,
+		    char *err, size_t errlen, int *missing)
+{
+	const char *w = where ? where : "", *dot = where ? "." : "";
+	if (missing)
+		*missing = 0;
+	for (const struct filter_field *f = fields; f && f->key; f++) {
+		const json_t *v = json_object_get(obj, f->key);
+		if (!v || json_is_null(v)) {
+			if (!f->required)
+				continue;
+			snprintf(err, errlen, "%s%s%s is required", w, dot, f->key);
+			if (missing)
+				*missing = 1;
+			return -1;
+		}
+		if (!filter_type_ok(v, f->type)) {
+			snprintf(err, errlen, "%s%s%s must be %s", w, dot, f->key, filter_type_text(f->type));
+			return -1;
+		}
+		if ((f->type == FILTER_INTEGER || f->type == FILTER_NUMBER) && f->max > f->min) {
+			double d = json_number_value(v);
+			if (d < (double)f->min || d > (double)f->max) {
+				snprintf(err, errlen, "%s%s%s must be from %lld to %lld", w, dot, f->key,
+					 f->min, f->max);
+				return -1;
+			}
+		}
+		if (f->max > 0 && ((f->type == FILTER_STRING && json_string_length(v) > (size_t)f->max) ||
+				   (f->type == FILTER_ARRAY && json_array_size(v) > (size_t)f->max))) {
+			snprintf(err, errlen, "%s%s%s is longer than %lld %s", w, dot, f->key, f->max,
+				 f->type == FILTER_STRING ? "bytes" : "elements");
+			return -1;
+		}
+	}
+	return 0;
+}
+
 enum filter_source filter_source(const struct filter_run *run) { return run->source; }
 
 static void filter_write(struct filter_run *run, const json_t *line)
@@ -109,7 +199,16 @@ static void filter_do_record(struct filter_run *run, void *state, json_t *rec)
 	json_t *rid = json_object_get(rec, "request_id");
 	log_set_request_id(json_is_string(rid) ? json_string_value(rid) : NULL);
 	run->fail_status = 0;
-	int rc = run->def->on_record(state, run, rec);
+	run->deadline = run->budget_ms > 0 ? deadline_in(run->budget_ms) : DEADLINE_NONE;
+	int rc;
+	char verr[512];
+	int missing = 0;
+	if (run->def->fields &&
+	    filter_validate(rec, run->def->fields, NULL, verr, sizeof verr, &missing) != 0)
+		rc = filter_fail(run, EX_DATAERR, missing ? "missing_field" : "invalid_field", "%s",
+				 verr);
+	else
+		rc = run->def->on_record(state, run, rec);
 	if (rc == 0 && run->fail_status == 0) {
 		run->done++;
 		filter_write(run, rec);
@@ -121,6 +220,8 @@ static void filter_do_record(struct filter_run *run, void *state, json_t *rec)
 		log_record_error(rec, run->fail_code, run->fail_message, NULL);
 		filter_answer_error(run, run->fail_code, run->fail_message, run->fail_status);
 	}
+	if (run->def->after_record)
+		run->def->after_record(state, run, rec, run->fail_status);
 	log_set_request_id(NULL);
 }
 
@@ -161,6 +262,14 @@ static void filter_read_pending(struct filter_run *run, void *state, long limit)
 		filter_note_status(run, EX_UNAVAILABLE);
 		return;
 	}
+	if (run->def->on_batch) {
+		int rc = run->def->on_batch(state, run, recs);
+		if (rc) {
+			filter_note_status(run, rc);
+			json_decref(recs);
+			return;
+		}
+	}
 	size_t i;
 	json_t *rec;
 	json_array_foreach(recs, i, rec)
@@ -171,6 +280,25 @@ static void filter_read_pending(struct filter_run *run, void *state, long limit)
 			filter_do_record(run, state, rec);
 	}
 	json_decref(recs);
+}
+
+/* Records from the command's own pull source, one at a time. */
+static void filter_read_pull(struct filter_run *run, void *state)
+{
+	while (!run->write_failed) {
+		json_t *rec = NULL;
+		enum filter_pull st = run->def->pull(state, run, &rec);
+		if (st != FILTER_PULL_RECORD) {
+			json_decref(rec);
+			if (st == FILTER_PULL_FAILED && run->exit_status == 0)
+				filter_note_status(run, EX_SOFTWARE);
+			return;
+		}
+		assert(rec);
+		if (json_is_object(rec))
+			filter_do_record(run, state, rec);
+		json_decref(rec);
+	}
 }
 
 /* Tell unde-job how many records this run did, when it asked. */
@@ -187,10 +315,31 @@ static void filter_report_stats(const struct filter_run *run)
 	fclose(f);
 }
 
+/* The --help lines of an option table: "  -k, --top-k N       text". */
+static void filter_usage_table(const struct filter_option *opts, FILE *f)
+{
+	fprintf(f, "Options:\n");
+	for (const struct filter_option *o = opts; o->name; o++) {
+		char head[96];
+		snprintf(head, sizeof head, "%c%c%s--%s%s%s", o->letter ? '-' : ' ',
+			 o->letter ? o->letter : ' ', o->letter ? ", " : "  ", o->name,
+			 o->arg ? " " : "", o->arg ? o->arg : "");
+		fprintf(f, "  %-19s %s\n", head, o->help ? o->help : "");
+	}
+	fputc('\n', f);
+}
+
 static void filter_usage(const struct filter_def *def, FILE *f)
 {
-	fprintf(f, "Usage: %s %s\n%s\n\n", def->name, def->synopsis ? def->synopsis : "[OPTIONS]",
-		def->summary);
+	char synopsis[256];
+	if (def->synopsis)
+		snprintf(synopsis, sizeof synopsis, "%s", def->synopsis);
+	else
+		snprintf(synopsis, sizeof synopsis, "[OPTIONS]%s%s",
+			 def->operands_help ? " " : "", def->operands_help ? def->operands_help : "");
+	fprintf(f, "Usage: %s %s\n%s\n\n", def->name, synopsis, def->summary);
+	if (def->options && def->options[0].name)
+		filter_usage_table(def->options, f);
 	if (def->options_help && *def->options_help)
 		fprintf(f, "Options:\n%s\n", def->options_help);
 	fprintf(f, "Common options:\n");
@@ -231,11 +380,40 @@ static int filter_usage_error(const struct filter_def *def, const char *msg)
 
 static int filter_parse_count(const char *s, long min, long max, long *out)
 {
-	char *end;
-	long v = strtol(s, &end, 10);
-	if (end == s || *end || v < min || v > max)
+	long long v;
+	if (util_parse_long(s, min, max, &v) != NUM_OK)
 		return -1;
-	*out = v;
+	*out = (long)v;
+	return 0;
+}
+
+/* Take one option of the command's table: store it, then on_option. */
+static int filter_table_option(const struct filter_def *def, void *state,
+			       const struct filter_option *o, const char *arg)
+{
+	if (o->number) {
+		long long v;
+		enum num_status st = util_parse_long(arg, o->min, o->max, &v);
+		if (st != NUM_OK) {
+			log_event(LOG_ERROR, "invalid option value",
+				  json_pack("{s:s, s:s, s:s, s:I, s:I, s:i}", "option", o->name,
+					    "value", arg, "error", util_num_status_text(st), "min",
+					    (json_int_t)o->min, "max", (json_int_t)o->max, "exit",
+					    EX_USAGE));
+			fprintf(stderr, "Try '%s --help'.\n", def->name);
+			return EX_USAGE;
+		}
+		*o->number = v;
+	}
+	if (o->flag)
+		*o->flag = 1;
+	if (o->string)
+		*o->string = arg;
+	if (def->on_option &&
+	    def->on_option(state, o->id ? o->id : o->letter ? o->letter : (int)(o - def->options) +
+							    FILTER_OPT_TABLE,
+			   arg) != 0)
+		return filter_usage_error(def, "invalid option value");
 	return 0;
 }
 
@@ -244,16 +422,28 @@ int filter_main(const struct filter_def *def, void *state, int argc, char **argv
 	log_init(def->name);
 	signal(SIGPIPE, SIG_IGN);
 
-	size_t nown = 0;
+	size_t nown = 0, ntable = 0;
 	while (def->longopts && def->longopts[nown].name)
 		nown++;
+	while (def->options && def->options[ntable].name)
+		ntable++;
 	size_t ncommon = sizeof filter_common_options / sizeof *filter_common_options;
-	struct option *opts = xcalloc(nown + ncommon + 1, sizeof *opts);
+	struct option *opts = xcalloc(nown + ntable + ncommon + 1, sizeof *opts);
 	memcpy(opts, filter_common_options, sizeof filter_common_options);
 	if (nown)
 		memcpy(opts + ncommon, def->longopts, nown * sizeof *opts);
-	char shortopts[128];
-	snprintf(shortopts, sizeof shortopts, "+hV%s", def->shortopts ? def->shortopts : "");
+	struct buf shortopts = { 0 };
+	buf_printf(&shortopts, "+hV%s", def->shortopts ? def->shortopts : "");
+	for (size_t i = 0; i < ntable; i++) {
+		const struct filter_option *o = &def->options[i];
+		assert(o->letter == 0 || isalnum(o->letter));
+		opts[ncommon + nown + i] = (struct option){
+			o->name, o->arg ? required_argument : no_argument, NULL,
+			o->letter ? o->letter : FILTER_OPT_TABLE + (int)i
+		};
+		if (o->letter)
+			buf_printf(&shortopts, "%c%s", o->letter, o->arg ? ":" : "");
+	}
 
 	struct filter_run run = { .def = def, .out = stdout, .source = FILTER_SOURCE_STDIN };
 	run.online = conf_bool("UNDE_ONLINE", 0);
@@ -262,10 +452,24 @@ int filter_main(const struct filter_def *def, void *state, int argc, char **argv
 	long max_line = JSONL_DEFAULT_MAX_LINE;
 	int limit_given = 0, c, rc = 0;
 
-	while ((c = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, shortopts.data, opts, NULL)) != -1) {
+		const struct filter_option *o = NULL;
+		for (size_t i = 0; i < ntable && !o; i++)
+			if (c == (def->options[i].letter ? def->options[i].letter
+							 : FILTER_OPT_TABLE + (int)i))
+				o = &def->options[i];
+		if (o && c != 'h' && c != 'V') {
+			if ((rc = filter_table_option(def, state, o, optarg)) != 0)
+				break;
+			continue;
+		}
 		switch (c) {
-		case 'h': filter_usage(def, stdout); free(opts); return 0;
-		case 'V': printf("%s %s\n", def->name, PACKAGE_VERSION); free(opts); return 0;
+		case 'h': filter_usage(def, stdout); free(opts); buf_free(&shortopts); return 0;
+		case 'V':
+			printf("%s %s\n", def->name, PACKAGE_VERSION);
+			free(opts);
+			buf_free(&shortopts);
+			return 0;
 		case OPT_ENV_FILE: env_file = optarg; break;
 		case OPT_ONLINE: run.online = 1; break;
 		case OPT_PENDING: run.source = FILTER_SOURCE_PENDING; break;
@@ -288,8 +492,14 @@ int filter_main(const struct filter_def *def, void *state, int argc, char **argv
 			break;
 	}
 	free(opts);
+	buf_free(&shortopts);
 	if (rc)
 		return rc;
+	int noperands = argc - optind;
+	if (def->max_operands == FILTER_NO_OPERANDS && noperands > 0)
+		return filter_usage_error(def, "this command takes no arguments");
+	if (def->max_operands > 0 && noperands > def->max_operands)
+		return filter_usage_error(def, "too many arguments");
 	if (run.source != FILTER_SOURCE_STDIN && !def->select_pending)
 		return filter_usage_error(def, "this command takes records from stdin only");
 	if (limit_given && run.source == FILTER_SOURCE_STDIN)
@@ -300,10 +510,13 @@ int filter_main(const struct filter_def *def, void *state, int argc, char **argv
 	if (!run.online)
 		run.online = conf_bool("UNDE_ONLINE", 0);
 
+	run.budget_ms = conf_long(DEADLINE_ENV, 0, 0, 86400000L);
 	double t0 = util_now_ms();
 	if (def->on_start && (rc = def->on_start(state, &run, argc - optind, argv + optind)) != 0)
 		return rc;
-	if (run.source == FILTER_SOURCE_STDIN)
+	if (run.source == FILTER_SOURCE_STDIN && def->pull)
+		filter_read_pull(&run, state);
+	else if (run.source == FILTER_SOURCE_STDIN)
 		filter_read_stdin(&run, state, (size_t)max_line);
 	else
 		filter_read_pending(&run, state, limit);

@@ -16,7 +16,33 @@
  *                      {"error":{"code","message"},"request_id"} on stdout,
  *                      so a keep-alive client is never left waiting.
  * Queue commands add a select_pending callback and get --pending,
- * --retry-failed and --limit N for free. */
+ * --retry-failed and --limit N for free.
+ *
+ * What the runner also does, so commands stop repeating it:
+ *  - options from one table (struct filter_option) that also writes
+ *    --help, with bounded numbers parsed by the runner;
+ *  - a limit on positional operands (max_operands);
+ *  - a table-driven record validator (fields) run before on_record;
+ *  - an after_record hook (release a lock whatever happened), an on_batch
+ *    hook for queue commands, a pull source for commands that produce
+ *    records themselves;
+ *  - the record's budget: unde-httpd passes a route's timeout= as
+ *    UNDE_DEADLINE_MS, and filter_deadline() is that many ms from the
+ *    moment the record was read (no deadline when unset);
+ *  - the request_id of the record, per thread (lib/log.h).
+ *
+ *   static long long top_k = 10;
+ *   static const struct filter_option opts[] = {
+ *           { "top-k", 'k', "N", "results to keep (1-100, default 10)",
+ *             .number = &top_k, .min = 1, .max = 100 },
+ *           { 0 } };
+ *   static const struct filter_field fields[] = {
+ *           { "user_id", FILTER_UUID, .required = 1 },
+ *           { "text", FILTER_STRING, .required = 1, .max = 4000 },
+ *           { 0 } };
+ *   static const struct filter_def def = { .name = "unde-x", .summary = "…",
+ *           .options = opts, .fields = fields,
+ *           .max_operands = FILTER_NO_OPERANDS, .on_record = x_record }; */
 #ifndef UNDE_FILTER_H
 #define UNDE_FILTER_H
 
@@ -24,11 +50,60 @@
 #include <jansson.h>
 #include <sysexits.h>
 
+#include "deadline.h"
+
 struct filter_run;
 
 /* getopt values from here up are the runner's own long options; a
- * command's long-only options take values below it (e.g. from 256). */
+ * command's legacy longopts take values below FILTER_OPT_TABLE (e.g. from
+ * 256). Options from a filter_option table are numbered by the runner. */
 #define FILTER_OPT_RESERVED 0x7000
+#define FILTER_OPT_TABLE 0x6000
+
+/* One option of a command's own: its getopt entry and its --help line.
+ * The runner stores what it can (number, flag, string) and then calls
+ * on_option(state, id, arg) when the command has one. */
+struct filter_option {
+	const char *name;  /* long name without "--" */
+	int letter;        /* short option letter, or 0 */
+	const char *arg;   /* the argument's name in --help ("N"), or NULL: a flag */
+	const char *help;  /* one line for --help */
+	int id;            /* for on_option; 0: the letter */
+	long long *number; /* parsed with bounds [min, max] (util_parse_long) */
+	long long min, max;
+	int *flag;           /* set to 1 when given */
+	const char **string; /* set to the argument */
+};
+
+/* max_operands: 0 leaves operands to on_start (the old way). */
+#define FILTER_NO_OPERANDS (-1)
+
+/* Types of the record validator. */
+enum filter_type {
+	FILTER_ANY = 0, FILTER_STRING, FILTER_BOOL, FILTER_NUMBER, FILTER_INTEGER, FILTER_UUID,
+	FILTER_OBJECT, FILTER_ARRAY
+};
+
+/* One key of a record: its type and whether it must be present (null
+ * counts as absent). For FILTER_INTEGER and FILTER_NUMBER min/max bound
+ * the value when max > min; for FILTER_STRING and FILTER_ARRAY max > 0
+ * bounds the length (bytes / elements). */
+struct filter_field {
+	const char *key;
+	enum filter_type type;
+	int required;
+	long long min, max;
+};
+
+/* Check obj against fields ({ NULL }-terminated). Returns 0, or -1 with
+ * err set ("<where>.key must be a UUID"); where may be NULL. *missing is
+ * set when the failure is a missing required key (may be NULL). Usable for
+ * nested objects (messages[i]) as well as whole records. */
+int filter_validate(const json_t *obj, const struct filter_field *fields, const char *where,
+		    char *err, size_t errlen, int *missing);
+
+/* What a pull source hands the runner. */
+enum filter_pull { FILTER_PULL_RECORD, FILTER_PULL_END, FILTER_PULL_FAILED };
 
 enum filter_source { FILTER_SOURCE_STDIN, FILTER_SOURCE_PENDING, FILTER_SOURCE_RETRY_FAILED };
 
@@ -56,6 +131,21 @@ struct filter_def {
 	/* Optional: release what on_start took. */
 	void (*on_finish)(void *state, struct filter_run *run);
 	long default_limit; /* for --limit; 0 means 200 */
+
+	/* --- added in the runner's second version; all optional --- */
+	const struct filter_option *options; /* { NULL }-terminated; also --help */
+	int max_operands;                    /* FILTER_NO_OPERANDS, N > 0, or 0 */
+	const char *operands_help;           /* "FILE…" for the usage line */
+	const struct filter_field *fields;   /* checked before on_record */
+	/* After each record, whatever became of it (status 0 or its EX_*):
+	 * release what on_record took. */
+	void (*after_record)(void *state, struct filter_run *run, json_t *record, int status);
+	/* Queue commands: each batch select_pending returned, before its
+	 * records run (prefetch, claim). 0, or an EX_* status to skip it. */
+	int (*on_batch)(void *state, struct filter_run *run, json_t *records);
+	/* Commands that produce records: the next one (*record owned by the
+	 * runner), END, or FAILED after filter_set_status(). Replaces stdin. */
+	enum filter_pull (*pull)(void *state, struct filter_run *run, json_t **record);
 };
 
 int filter_main(const struct filter_def *def, void *state, int argc, char **argv);
@@ -75,6 +165,15 @@ void filter_emit(struct filter_run *run, json_t *line);
  * error over an unreachable service over a temporary failure over bad
  * data over 0): for commands that combine a run's status with their own. */
 int filter_worse_status(int a, int b);
+
+/* Fold an exit status into the run's (the worse one wins). */
+void filter_set_status(struct filter_run *run, int status);
+
+/* The current record's deadline: UNDE_DEADLINE_MS from when it was read,
+ * or none. */
+struct deadline filter_deadline(const struct filter_run *run);
+/* The budget in ms (0: none). */
+long filter_budget_ms(const struct filter_run *run);
 
 /* Is this an online (1:1) run? */
 int filter_online(const struct filter_run *run);

@@ -1,7 +1,9 @@
 /* http.c — libcurl multi client with retries; see http.h. */
 #include "config.h"
 
+#include <assert.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,17 +27,120 @@ struct transfer {
 	int running, finished;
 	size_t max_response;
 	int too_large;
+	int stopped;          /* on_chunk asked to stop */
+	long body_status;     /* the status seen at the first body byte, -1 before */
 	char rid_header[160];
 };
 
-static int http_initialised;
+/* --- process-wide state: libcurl's global init and the share handle ---- */
+
+static pthread_once_t http_once = PTHREAD_ONCE_INIT;
+static CURLSH *http_share;
+static pthread_mutex_t http_share_lock[CURL_LOCK_DATA_LAST];
+
+static void http_share_lock_fn(CURL *h, curl_lock_data data, curl_lock_access access, void *ud)
+{
+	(void)h, (void)access, (void)ud;
+	assert((int)data >= 0 && data < CURL_LOCK_DATA_LAST);
+	pthread_mutex_lock(&http_share_lock[data]);
+}
+
+static void http_share_unlock_fn(CURL *h, curl_lock_data data, void *ud)
+{
+	(void)h, (void)ud;
+	pthread_mutex_unlock(&http_share_lock[data]);
+}
+
+/* Once per process (curl_global_init is not thread-safe in 7.88): DNS
+ * answers and TLS sessions go in one share handle every thread uses. */
+static void http_global_init_once(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_init(&http_share_lock[i], NULL);
+	http_share = curl_share_init();
+	if (http_share) {
+		curl_share_setopt(http_share, CURLSHOPT_LOCKFUNC, http_share_lock_fn);
+		curl_share_setopt(http_share, CURLSHOPT_UNLOCKFUNC, http_share_unlock_fn);
+		curl_share_setopt(http_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+		curl_share_setopt(http_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+	}
+}
 
 static void http_global_init(void)
 {
-	if (!http_initialised) {
-		curl_global_init(CURL_GLOBAL_DEFAULT);
-		http_initialised = 1;
+	pthread_once(&http_once, http_global_init_once);
+}
+
+/* --- per-thread state: one multi handle whose pool outlives a call ----- */
+
+/* Every thread's multi handle, listed under a lock so the main thread's
+ * stays reachable (no leak report) and a thread's is closed when it ends. */
+struct http_thread {
+	CURLM *multi;
+	int busy; /* a call is running on it (a callback may call again) */
+	struct http_thread *prev, *next;
+};
+
+static pthread_mutex_t http_threads_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct http_thread *http_threads;
+static pthread_key_t http_thread_key;
+static pthread_once_t http_key_once = PTHREAD_ONCE_INIT;
+
+static void http_thread_free(void *p)
+{
+	struct http_thread *ht = p;
+	if (!ht)
+		return;
+	pthread_mutex_lock(&http_threads_lock);
+	if (ht->prev)
+		ht->prev->next = ht->next;
+	else
+		http_threads = ht->next;
+	if (ht->next)
+		ht->next->prev = ht->prev;
+	pthread_mutex_unlock(&http_threads_lock);
+	curl_multi_cleanup(ht->multi);
+	free(ht);
+}
+
+static void http_key_init(void)
+{
+	pthread_key_create(&http_thread_key, http_thread_free);
+}
+
+/* This thread's multi handle, made on first use. */
+static struct http_thread *http_thread_get(void)
+{
+	pthread_once(&http_key_once, http_key_init);
+	struct http_thread *ht = pthread_getspecific(http_thread_key);
+	if (ht)
+		return ht;
+	ht = xcalloc(1, sizeof *ht);
+	ht->multi = curl_multi_init();
+	if (!ht->multi) {
+		free(ht);
+		return NULL;
 	}
+	curl_multi_setopt(ht->multi, CURLMOPT_MAXCONNECTS, 32L);
+	pthread_mutex_lock(&http_threads_lock);
+	ht->next = http_threads;
+	if (http_threads)
+		http_threads->prev = ht;
+	http_threads = ht;
+	pthread_mutex_unlock(&http_threads_lock);
+	pthread_setspecific(http_thread_key, ht);
+	return ht;
+}
+
+void http_thread_cleanup(void)
+{
+	pthread_once(&http_key_once, http_key_init);
+	struct http_thread *ht = pthread_getspecific(http_thread_key);
+	if (!ht || ht->busy)
+		return;
+	pthread_setspecific(http_thread_key, NULL);
+	http_thread_free(ht);
 }
 
 int http_status_retryable(long status)
@@ -47,6 +152,21 @@ static size_t http_on_body(char *p, size_t size, size_t n, void *ud)
 {
 	struct transfer *t = ud;
 	size_t len = size * n;
+	if (t->req->on_chunk) {
+		if (t->body_status < 0) {
+			long st = 0;
+			curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &st);
+			t->body_status = st;
+		}
+		if (t->body_status >= 200 && t->body_status < 300) {
+			if (t->req->on_chunk(t->req->chunk_ud, p, len) != 0) {
+				t->stopped = 1;
+				return 0;
+			}
+			t->resp->streamed += len;
+			return len;
+		}
+	}
 	if (t->resp->body.len + len > t->max_response) {
 		t->too_large = 1;
 		return 0;
@@ -145,10 +265,16 @@ static CURL *http_make_easy(struct transfer *t)
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->hdrs);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "unde/" PACKAGE_VERSION);
-	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
-			 http_setting(rq->connect_timeout_ms, "HTTP_CONNECT_TIMEOUT_MS", 5000, 600000));
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
-			 http_setting(rq->timeout_ms, "HTTP_TIMEOUT_MS", 30000, 3600000));
+	/* Each attempt fits in what is left of the deadline (at least 1 ms:
+	 * 0 would mean "no timeout" to libcurl; the caller checked time is left). */
+	long connect_ms = deadline_cap(rq->deadline, http_setting(rq->connect_timeout_ms,
+								  "HTTP_CONNECT_TIMEOUT_MS", 5000, 600000));
+	long total_ms = deadline_cap(rq->deadline,
+				     http_setting(rq->timeout_ms, "HTTP_TIMEOUT_MS", 30000, 3600000));
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_ms > 0 ? connect_ms : 1L);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, total_ms > 0 ? total_ms : 1L);
+	if (http_share)
+		curl_easy_setopt(e, CURLOPT_SHARE, http_share);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, http_on_body);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, http_on_header);
@@ -214,7 +340,13 @@ static void http_attempt_done(struct transfer *t, CURLcode rc, double now)
 	if (curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &clen) != CURLE_OK)
 		clen = -1;
 	r->content_length = rc == CURLE_OK ? (long long)clen : -1;
-	if (t->too_large)
+	long nconn = 0;
+	if (curl_easy_getinfo(t->easy, CURLINFO_NUM_CONNECTS, &nconn) == CURLE_OK)
+		r->new_connections += (int)nconn;
+	r->retry_after_ms = t->retry_after_ms;
+	if (t->stopped)
+		snprintf(r->error, sizeof r->error, "stopped by the caller");
+	else if (t->too_large)
 		snprintf(r->error, sizeof r->error, "response larger than %zu bytes", t->max_response);
 	else if (rc != CURLE_OK)
 		snprintf(r->error, sizeof r->error, "%s", curl_easy_strerror(rc));
@@ -224,8 +356,8 @@ static void http_attempt_done(struct transfer *t, CURLcode rc, double now)
 		r->error[0] = '\0';
 
 	int max_attempts = (int)http_setting(rq->max_attempts, "HTTP_MAX_ATTEMPTS", 3, 100);
-	int retryable = !t->too_large && (rc == CURLE_OK ? http_status_retryable(status)
-							  : http_transport_retryable(rc));
+	int retryable = !t->too_large && !t->stopped && r->streamed == 0 &&
+			(rc == CURLE_OK ? http_status_retryable(status) : http_transport_retryable(rc));
 	if (!retryable || r->attempts >= max_attempts) {
 		t->finished = 1;
 		r->elapsed_ms = now - t->began_ms;
@@ -242,6 +374,18 @@ static void http_attempt_done(struct transfer *t, CURLcode rc, double now)
 		delay = t->retry_after_ms > (double)ra_cap ? (double)ra_cap : t->retry_after_ms;
 	char url[1024];
 	http_log_url(rq->url, url, sizeof url);
+	/* No retry past the deadline: this answer is the last, now, so the
+	 * caller has the time that is left for something else. */
+	if (deadline_set(rq->deadline) && now + delay >= rq->deadline.at_ms) {
+		t->finished = 1;
+		r->deadline_cut = 1;
+		r->elapsed_ms = now - t->began_ms;
+		log_event(LOG_WARN, "not retrying: the deadline comes first",
+			  json_pack("{s:s, s:I, s:s, s:i, s:f, s:I}", "url", url, "status",
+				    (json_int_t)r->status, "error", r->error, "attempt", r->attempts,
+				    "delay_ms", delay, "ms_left", (json_int_t)ms_left(rq->deadline)));
+		return;
+	}
 	log_event(LOG_WARN, "retrying",
 		  json_pack("{s:s, s:I, s:s, s:i, s:f}", "url", url, "status", (json_int_t)r->status,
 			    "error", r->error, "attempt", r->attempts, "delay_ms", delay));
@@ -268,10 +412,21 @@ size_t http_perform_many(const struct http_request *reqs, struct http_response *
 	if (max_concurrent < 1)
 		max_concurrent = 1;
 	struct transfer *ts = xcalloc(n ? n : 1, sizeof *ts);
-	CURLM *multi = curl_multi_init();
+	/* This thread's kept multi handle, unless a callback of a call running
+	 * on it calls again: that one gets a handle of its own. */
+	struct http_thread *ht = http_thread_get();
+	CURLM *multi = NULL;
+	if (ht && !ht->busy) {
+		multi = ht->multi;
+		ht->busy = 1;
+	} else {
+		ht = NULL;
+		multi = curl_multi_init();
+	}
 	double now = util_now_ms();
 	for (size_t i = 0; i < n; i++) {
 		memset(&resps[i], 0, sizeof resps[i]);
+		resps[i].retry_after_ms = -1;
 		ts[i].req = &reqs[i];
 		ts[i].resp = &resps[i];
 		ts[i].start_at_ms = now;
@@ -286,8 +441,22 @@ size_t http_perform_many(const struct http_request *reqs, struct http_response *
 			struct transfer *t = &ts[i];
 			if (t->finished || t->running || t->start_at_ms > now)
 				continue;
+			if (deadline_set(t->req->deadline) && ms_left(t->req->deadline) < 1) {
+				if (t->resp->attempts == 0) {
+					snprintf(t->resp->error, sizeof t->resp->error,
+						 "the deadline passed before the request was sent");
+					t->resp->timed_out = 1;
+				}
+				t->resp->deadline_cut = 1;
+				t->resp->elapsed_ms = now - t->began_ms;
+				t->finished = 1;
+				finished++;
+				continue;
+			}
 			t->retry_after_ms = -1;
 			t->too_large = 0;
+			t->stopped = 0;
+			t->body_status = -1;
 			t->easy = http_make_easy(t);
 			if (!t->easy || curl_multi_add_handle(multi, t->easy) != CURLM_OK) {
 				snprintf(t->resp->error, sizeof t->resp->error, "cannot start transfer");
@@ -340,7 +509,10 @@ size_t http_perform_many(const struct http_request *reqs, struct http_response *
 		if (resps[i].status == 0)
 			failed++;
 	}
-	curl_multi_cleanup(multi);
+	if (ht)
+		ht->busy = 0;
+	else
+		curl_multi_cleanup(multi);
 	free(ts);
 	return failed;
 }

@@ -8,7 +8,21 @@
  *  - a cap on the response size (a larger body is an error, not a crash);
  *  - the current request_id sent as X-Request-Id on every request;
  *  - many requests at once through the multi interface, at most
- *    max_concurrent in flight, each with its own retry schedule.
+ *    max_concurrent in flight, each with its own retry schedule;
+ *  - a deadline per request (lib/deadline.h): each attempt's connect and
+ *    total timeouts are capped by the time left, no retry is scheduled past
+ *    it, and a Retry-After longer than the time left ends the request at
+ *    once with that answer (deadline_cut set), so a fallback can still run;
+ *  - connection reuse: each thread keeps one multi handle across calls, so
+ *    its connection pool (keep-alive) outlives a request; DNS answers and
+ *    TLS sessions are shared by all threads through one share handle with
+ *    locks. Connections themselves are not shared across threads: libcurl
+ *    7.88 documents a shared connection cache as unsafe between concurrent
+ *    threads;
+ *  - streaming: with on_chunk set, a 2xx body is handed over chunk by
+ *    chunk as it arrives and never buffered (error bodies still are, for
+ *    the caller's error parser). Once a chunk was delivered the request is
+ *    not retried.
  * A request that got an HTTP answer returns it whatever its status (after
  * the retries); the caller decides what a 404 means. */
 #ifndef UNDE_HTTP_H
@@ -16,7 +30,13 @@
 
 #include <stddef.h>
 
+#include "deadline.h"
 #include "util.h"
+
+/* Called with each piece of a 2xx body as it arrives. Return 0 to go on,
+ * non-zero to stop the transfer (the response then says "stopped by the
+ * caller"). */
+typedef int (*http_chunk_fn)(void *ud, const char *data, size_t len);
 
 struct http_request {
 	const char *method;          /* NULL: GET, or POST when body is set */
@@ -33,6 +53,9 @@ struct http_request {
 	size_t max_response;         /* 0: 64 MiB */
 	const char *aws_sigv4;       /* e.g. "aws:amz:eu-central:s3", or NULL */
 	const char *userpwd;         /* "user:password" for SigV4 / basic auth */
+	struct deadline deadline;    /* zero: none */
+	http_chunk_fn on_chunk;      /* NULL: buffer the body in resp->body */
+	void *chunk_ud;
 };
 
 struct http_response {
@@ -46,6 +69,10 @@ struct http_response {
 	char error[256];        /* why it failed, for people */
 	double elapsed_ms;      /* all attempts and waits */
 	long long content_length; /* the answer's Content-Length, -1 when it had none */
+	int deadline_cut;       /* ended early because the deadline left no time */
+	double retry_after_ms;  /* the last answer's Retry-After, -1 when none */
+	int new_connections;    /* connections opened (0 when all were reused) */
+	size_t streamed;        /* bytes handed to on_chunk */
 };
 
 /* Perform one request. Returns 0 when an HTTP answer was had (see status),
@@ -61,5 +88,9 @@ void http_response_free(struct http_response *resp);
 
 /* Is the status worth another attempt? (429, 500, 502, 503, 504) */
 int http_status_retryable(long status);
+
+/* Close this thread's kept-alive connections (tests, long-lived threads
+ * about to idle). The next request opens new ones. */
+void http_thread_cleanup(void);
 
 #endif

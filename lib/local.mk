@@ -11,3 +11,8 @@ lib_libunde_a_SOURCES = \
 lib_libunde_a_SOURCES += lib/objstore.c lib/objstore.h
 lib_libunde_a_SOURCES += lib/crypto.c lib/crypto.h
 lib_libunde_a_SOURCES += lib/image.c lib/image.h
+# Online-service pieces (issue 10): deadlines, sibling calls, provider
+# chains, shared counters, the cache, SSE, the sysexits↔HTTP table.
+lib_libunde_a_SOURCES += lib/deadline.c lib/deadline.h lib/status.c lib/status.h \
+	lib/svc.c lib/svc.h lib/provider.c lib/provider.h lib/counters.c lib/counters.h \
+	lib/cache.c lib/cache.h lib/sse.c lib/sse.h

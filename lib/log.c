@@ -13,7 +13,8 @@
 #include "log.h"
 
 static char log_cmd_name[64] = "unde";
-static char log_rid[128];
+/* per thread: see log.h */
+static _Thread_local char log_rid[128];
 static enum log_level log_min = LOG_INFO;
 
 static const char *const level_names[] = { "debug", "info", "warn", "error" };
@@ -59,9 +60,10 @@ static void log_timestamp(char *buf, size_t len)
 	snprintf(buf + n, len - n, ".%03ldZ", (long)(tv.tv_usec / 1000));
 }
 
-/* One write(2) per line, newline included: lines from several processes
- * sharing one stderr (a pipeline, unde-httpd and its children) never
- * interleave, since writes up to PIPE_BUF are atomic. */
+/* One write(2) per line, newline included: lines up to PIPE_BUF from
+ * several processes sharing one stderr pipe (a pipeline, unde-httpd and
+ * its children) never interleave, since such writes are atomic. A longer
+ * line may be split by the kernel and interleave with other writers. */
 static void log_emit(json_t *line)
 {
 	char *s = json_dumps(line, JSON_COMPACT | JSON_ENSURE_ASCII);

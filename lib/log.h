@@ -2,10 +2,18 @@
  *
  * Every line carries ts (UTC, RFC 3339 with milliseconds), level, cmd and
  * request_id (null when none is known), then the event's own fields. The
- * request id is process-wide state set by the filter runner per record, so
+ * request id is per-thread state set by the filter runner per record, so
  * code deep in lib/ (HTTP client, PostgreSQL) logs with the right id
- * without having it passed down. Values known to be secrets never reach a
- * log line: callers pass URLs through config_redact_url() first. */
+ * without having it passed down, and a worker thread never reads an id the
+ * main thread is rewriting: a thread that works for a record sets the id
+ * itself (log_set_request_id) or logs null. Values known to be secrets
+ * never reach a log line: callers pass URLs through conf_redact_url()
+ * (lib/conf.h) first.
+ *
+ * Each line is one write(2). Lines up to PIPE_BUF (4096 bytes) from
+ * several processes sharing one stderr pipe never interleave; a longer one
+ * (an error line carrying a large record) may be split by the kernel and
+ * interleave with other writers' lines. */
 #ifndef UNDE_LOG_H
 #define UNDE_LOG_H
 
@@ -15,7 +23,9 @@ enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
 void log_init(const char *cmd);
 const char *log_cmd(void);
+/* This thread's request id: a bounded (127 bytes), printable copy. */
 void log_set_request_id(const char *request_id);
+/* This thread's request id, or NULL. */
 const char *log_request_id(void);
 void log_set_min_level(enum log_level level);
 

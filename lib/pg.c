@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sysexits.h>
 
 #include "conf.h"
 #include "log.h"
@@ -92,3 +93,23 @@ const char *pg_last_error(PGconn *c) { return pg_one_line(PQerrorMessage(c)); }
 int pg_connection_lost(PGconn *c) { return !c || PQstatus(c) != CONNECTION_OK; }
 
 const char *pg_last_sqlstate(void) { return pg_sqlstate; }
+
+int pg_failure_status(PGconn *c)
+{
+	if (!c || pg_connection_lost(c))
+		return EX_UNAVAILABLE;
+	const char *st = pg_last_sqlstate();
+	static const struct {
+		const char *prefix;
+		int status;
+	} map[] = {
+		{ "08", EX_UNAVAILABLE },  { "57P01", EX_UNAVAILABLE }, { "57P02", EX_UNAVAILABLE },
+		{ "57P03", EX_UNAVAILABLE }, { "40001", EX_TEMPFAIL },  { "40P01", EX_TEMPFAIL },
+		{ "55P03", EX_TEMPFAIL },  { "57014", EX_TEMPFAIL },    { "53", EX_TEMPFAIL },
+		{ "22", EX_DATAERR },	   { "23", EX_DATAERR },
+	};
+	for (size_t i = 0; st && *st && i < sizeof map / sizeof *map; i++)
+		if (strncmp(st, map[i].prefix, strlen(map[i].prefix)) == 0)
+			return map[i].status;
+	return EX_SOFTWARE;
+}

@@ -34,4 +34,14 @@ int pg_connection_lost(PGconn *c);
 /* SQLSTATE of a failed query, or "" (for unique violations etc.). */
 const char *pg_last_sqlstate(void);
 
+/* The exit status for a failed statement or connection: the one mapping
+ * every command uses instead of inlining it.
+ *   connection gone, SQLSTATE 08…, 57P01-57P03 (shutdown)  → 69 EX_UNAVAILABLE
+ *   40001, 40P01 (serialization, deadlock), 55P03 (lock not
+ *   available), 57014 (statement timeout), 53… (resources)  → 75 EX_TEMPFAIL
+ *   22… (bad data), 23… (constraint violated)              → 65 EX_DATAERR
+ *   anything else (a bug of ours: 42… and the rest)         → 70 EX_SOFTWARE
+ * c may be NULL (could not connect: 69). Reads pg_last_sqlstate(). */
+int pg_failure_status(PGconn *c);
+
 #endif

@@ -1,11 +1,18 @@
 /* util.c — checked allocation, clocks, randomness, buffers; see util.h. */
 #include "config.h"
 
+#include <assert.h>
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sysexits.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/rand.h>
 
@@ -114,4 +121,110 @@ void buf_free(struct buf *b)
 	free(b->data);
 	b->data = NULL;
 	b->len = b->cap = 0;
+}
+
+void buf_reset(struct buf *b)
+{
+	b->len = 0;
+	if (b->data)
+		b->data[0] = '\0';
+}
+
+char *buf_take(struct buf *b)
+{
+	char *s = b->data ? b->data : xstrdup("");
+	b->data = NULL;
+	b->len = b->cap = 0;
+	return s;
+}
+
+int buf_printf(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	char small[256];
+	va_start(ap, fmt);
+	int n = vsnprintf(small, sizeof small, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -1;
+	if ((size_t)n < sizeof small)
+		return buf_append(b, small, (size_t)n);
+	if (b->limit && b->len + (size_t)n > b->limit)
+		return -1;
+	char *big = xmalloc((size_t)n + 1);
+	va_start(ap, fmt);
+	vsnprintf(big, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	int rc = buf_append(b, big, (size_t)n);
+	free(big);
+	return rc;
+}
+
+enum num_status util_parse_long(const char *s, long long min, long long max, long long *out)
+{
+	assert(min <= max);
+	if (!s || !*s)
+		return NUM_EMPTY;
+	if (!(isdigit((unsigned char)*s) || ((*s == '-' || *s == '+') && isdigit((unsigned char)s[1]))))
+		return NUM_JUNK;
+	char *end;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (*end)
+		return NUM_JUNK;
+	if ((errno == ERANGE && v == LLONG_MIN) || v < min)
+		return NUM_TOO_SMALL;
+	if (errno == ERANGE || v > max)
+		return NUM_TOO_LARGE;
+	*out = v;
+	return NUM_OK;
+}
+
+const char *util_num_status_text(enum num_status st)
+{
+	switch (st) {
+	case NUM_OK: return "is fine";
+	case NUM_EMPTY: return "is empty";
+	case NUM_JUNK: return "is not a whole number";
+	case NUM_TOO_SMALL: return "is below the minimum";
+	case NUM_TOO_LARGE: return "is above the maximum";
+	}
+	return "is invalid";
+}
+
+int util_replace_file(const char *path, const void *data, size_t len, unsigned mode)
+{
+	size_t pl = strlen(path);
+	char *tmp = xmalloc(pl + 16);
+	snprintf(tmp, pl + 16, "%s.tmpXXXXXX", path);
+	int fd = mkstemp(tmp); /* O_CREAT|O_EXCL: never an existing file or link */
+	if (fd < 0) {
+		free(tmp);
+		return -1;
+	}
+	const char *p = data;
+	size_t off = 0;
+	int ok = fchmod(fd, (mode_t)mode) == 0;
+	while (ok && off < len) {
+		ssize_t w = write(fd, p + off, len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			ok = 0;
+		else
+			off += (size_t)w;
+	}
+	ok = ok && fsync(fd) == 0;
+	int saved = errno;
+	ok = close(fd) == 0 && ok;
+	if (ok && rename(tmp, path) != 0) {
+		saved = errno;
+		ok = 0;
+	}
+	if (!ok) {
+		unlink(tmp);
+		errno = saved;
+	}
+	free(tmp);
+	return ok ? 0 : -1;
 }

@@ -47,4 +47,33 @@ struct buf {
 int buf_append(struct buf *b, const void *p, size_t n);
 void buf_free(struct buf *b);
 
+/* The growable printf buffer ("strbuf"): append formatted text, sized from
+ * the output itself (vsnprintf twice), so no line is ever cut at a fixed
+ * array's end and nothing abort()s on a long value. The data stays
+ * NUL-terminated. Returns 0, or -1 when b->limit would be passed (b is then
+ * unchanged). */
+int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Empty b, keeping its memory. */
+void buf_reset(struct buf *b);
+/* Hand b's text to the caller (an empty string when nothing was added);
+ * b is left empty. */
+char *buf_take(struct buf *b);
+
+/* Replace path with len bytes of data, atomically: written to a temporary
+ * file made with mkstemp (O_EXCL) in path's directory, fsync'd, renamed
+ * over path. A symlink planted at path is replaced, never followed; a
+ * reader never sees half a file. mode: e.g. 0644. Returns 0 or -1 (errno
+ * set; the temporary file is gone). */
+int util_replace_file(const char *path, const void *data, size_t len, unsigned mode);
+
+/* How a number operand failed to parse (see util_parse_long). */
+enum num_status { NUM_OK = 0, NUM_EMPTY, NUM_JUNK, NUM_TOO_SMALL, NUM_TOO_LARGE };
+
+/* The one bounded argv/env number parser (strtonum-like): base 10, the
+ * whole string, no leading or trailing spaces, within [min, max]. *out is
+ * set only on NUM_OK. */
+enum num_status util_parse_long(const char *s, long long min, long long max, long long *out);
+/* A phrase for people ("is not a number", "is below the minimum"). */
+const char *util_num_status_text(enum num_status st);
+
 #endif

@@ -426,3 +426,342 @@ libtest() {
 	[[ "$a" =~ ^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$ ]]
 	[ "$a" != "$b" ]
 }
+
+# --- online-service pieces (issue 10): deadlines, reuse, SSE, siblings, ----
+# --- provider chains, shared counters, the cache, the runner's tables  ----
+
+@test "a deadline cuts a slow upstream and no retry is scheduled past it" {
+	fake_fail echo '{"path":"/json","mode":"slow","count":-1,"delay_ms":8000}'
+	run --separate-stderr libtest http2 --deadline-ms 800 --attempts 5 "$FAKE_ECHO_URL/json"
+	assert_success
+	assert_jq '.status == 0 and .timed_out and .deadline_cut and .attempts == 1'
+	assert_jq '.elapsed_ms < 4000'
+}
+
+@test "a 429 whose Retry-After is longer than the time left fails at once" {
+	fake_fail echo '{"path":"/json","mode":"429","count":1,"retry_after":"30"}'
+	run --separate-stderr libtest http2 --deadline-ms 5000 --attempts 5 "$FAKE_ECHO_URL/json"
+	assert_success
+	assert_jq '.status == 429 and .attempts == 1 and .deadline_cut and .retry_after_ms == 30000'
+	assert_jq '.elapsed_ms < 2500'
+	[[ "$stderr" == *'not retrying: the deadline comes first'* ]]
+}
+
+@test "a Retry-After that fits in the deadline is still honoured" {
+	fake_fail echo '{"path":"/json","mode":"503","count":1,"retry_after":"1"}'
+	run --separate-stderr libtest http2 --deadline-ms 8000 --attempts 3 "$FAKE_ECHO_URL/json"
+	assert_success
+	assert_jq '.status == 200 and .attempts == 2 and (.deadline_cut | not) and .elapsed_ms >= 1000'
+}
+
+@test "requests one after another from one process reuse one connection" {
+	run --separate-stderr libtest http2 --sequential "$FAKE_ECHO_URL/json?1" "$FAKE_ECHO_URL/json?2" \
+		"$FAKE_ECHO_URL/echo" "$FAKE_ECHO_URL/json?3" "$FAKE_ECHO_URL/json?4"
+	assert_success
+	assert_equal "$(printf '%s\n' "$output" | jq -s 'map(select(.status==200)) | length')" 5
+	assert_equal "$(printf '%s\n' "$output" | jq -s 'map(.new_connections) | add')" 1
+	# counted at the server: every request came over the same TCP connection
+	assert_equal "$(fake_requests echo | jq '[.[].client_port] | unique | length')" 1
+}
+
+@test "threads keep a connection each and share DNS and TLS state without races" {
+	run --separate-stderr libtest http2 --threads 4 "$FAKE_ECHO_URL/json?1" "$FAKE_ECHO_URL/json?2" \
+		"$FAKE_ECHO_URL/json?3" "$FAKE_ECHO_URL/json?4" "$FAKE_ECHO_URL/json?5"
+	assert_success
+	assert_equal "$(printf '%s\n' "$output" | jq -s 'map(select(.status==200)) | length')" 20
+	assert_equal "$(fake_requests echo | jq 'length')" 20
+	ports=$(fake_requests echo | jq '[.[].client_port] | unique | length')
+	[ "$ports" -le 4 ]
+}
+
+@test "SSE events are delivered one by one as they arrive, never buffered whole" {
+	run --separate-stderr libtest sse "$FAKE_ECHO_URL/sse?n=3&gap_ms=700"
+	assert_success
+	assert_equal "$(printf '%s\n' "$output" | jq -c '[.event, .data.n]' | paste -sd' ')" \
+		'["tick",1] ["tick",2] ["tick",3]'
+	# the first event was in hand well before the last had been sent
+	run jq -se '(.[2].at_ms - .[0].at_ms) >= 1000 and (.[0].wall < .[2].data.sent)' <<<"$output"
+	assert_success
+	[[ "$stderr" == *'"events":3'* && "$stderr" == *'"buffered":0'* ]]
+}
+
+@test "a sibling call posts the record with its request_id and reads stage lines and the answer" {
+	fake_config echo '{"reply_body":"{\"stage\":\"progress\",\"n\":1}\n{\"stage\":\"done\",\"ok\":true}\n"}'
+	ECHO_URL=$FAKE_ECHO_URL run --separate-stderr libtest svc echo /reply '{"request_id":"r-7","q":1}'
+	assert_success
+	assert_jq '.status == 0 and .http_status == 200 and .answer.ok == true and (.stages | length) == 1'
+	fake_requests echo | jq -e '.[0] | .path == "/reply" and .headers["x-request-id"] == "r-7" and .json.q == 1' >/dev/null
+}
+
+@test "a sibling's error is lifted into the caller's error with the mapped exit status" {
+	fake_config echo '{"reply_status":400,"reply_body":"{\"error\":{\"code\":\"missing_field\",\"message\":\"text is required\",\"status\":65}}"}'
+	ECHO_URL=$FAKE_ECHO_URL run --separate-stderr libtest svc echo /reply '{"q":1}'
+	assert_failure 65
+	assert_jq '.code == "missing_field" and .message == "text is required" and .answer == null'
+	fake_config echo '{"reply_status":503,"reply_body":"{\"error\":{\"code\":\"database_unavailable\",\"message\":\"down\",\"status\":69}}"}'
+	ECHO_URL=$FAKE_ECHO_URL run --separate-stderr libtest svc echo /reply '{"q":1}'
+	assert_failure 69
+	assert_jq '.code == "database_unavailable"'
+	fake_config echo '{"reply_status":429,"reply_body":"busy"}'
+	ECHO_URL=$FAKE_ECHO_URL run --separate-stderr libtest svc echo /reply '{"q":1}'
+	assert_failure 75
+	assert_jq '.code == "rate_limited"'
+	fake_config echo '{"reply_status":504,"reply_body":"{\"error\":{\"code\":\"timeout\",\"message\":\"route timeout\"}}"}'
+	ECHO_URL=$FAKE_ECHO_URL run --separate-stderr libtest svc echo /reply '{"q":1}'
+	assert_failure 75
+}
+
+@test "a sibling that does not answer in the budget fails as temporary, an unset URL as config" {
+	fake_fail echo '{"path":"/reply","mode":"slow","count":-1,"delay_ms":8000}'
+	ECHO_URL=$FAKE_ECHO_URL run --separate-stderr libtest svc echo /reply '{"q":1}' 600
+	assert_failure 75
+	assert_jq '.code == "sibling_timeout"'
+	run --separate-stderr libtest svc no-such /x '{}'
+	assert_failure 78
+	assert_jq '.message == "NO_SUCH_URL is not set"'
+}
+
+chain() {
+	ALPHA_API_URL=$FAKE_ECHO_URL BETA_API_URL=$FAKE_ECHO_URL libtest chain "$@"
+}
+
+@test "a provider chain answers from the first configured provider and says why others were skipped" {
+	BETA_API_KEY=bk run --separate-stderr chain <<<'{"request_id":"c1","q":1}'
+	assert_success
+	assert_jq '.provider == "beta" and .answer.auth == "bk" and .providers_skipped[0].provider == "alpha" and .providers_skipped[0].reason == "no_key"'
+	ALPHA_API_KEY=ak BETA_API_KEY=bk run --separate-stderr chain <<<'{"q":1}'
+	assert_jq '.provider == "alpha" and .answer.auth == "Bearer ak" and (has("providers_skipped") | not)'
+	[[ "$stderr" != *'"ak"'* && "$stderr" != *'Bearer ak'* ]]
+}
+
+@test "a malformed provider answer falls through to the next provider" {
+	fake_fail echo '{"path":"/echo","mode":"malformed","count":1}'
+	ALPHA_API_KEY=ak BETA_API_KEY=bk run --separate-stderr chain <<<'{"q":1}'
+	assert_success
+	assert_jq '.provider == "beta" and .providers_skipped[0].reason == "malformed"'
+	# valid JSON of the wrong shape is malformed too
+	fake_fail echo '{"path":"/echo","mode":"malformed","count":1,"body":"{\"candidates\":[]}"}'
+	ALPHA_API_KEY=ak BETA_API_KEY=bk run --separate-stderr chain <<<'{"q":1}'
+	assert_jq '.provider == "beta" and .providers_skipped[0].reason == "malformed" and (.providers_skipped[0].message | test("wrong shape"))'
+}
+
+@test "a deadline cuts a slow provider and the local stand-in answers inside the budget" {
+	fake_fail echo '{"path":"/echo","mode":"slow","count":-1,"delay_ms":10000}'
+	ALPHA_API_KEY=ak BETA_API_KEY=bk UNDE_DEADLINE_MS=1500 run --separate-stderr chain <<<'{"q":1}'
+	assert_success
+	assert_jq '.provider == "local" and .answer.echoed == "local" and .providers_skipped[0].reason == "timeout"'
+	assert_jq '.providers_skipped[1].reason == "no_time" or .providers_skipped[1].reason == "timeout"'
+	assert_jq '.chain_ms < 1500'
+}
+
+@test "a 429 with a long Retry-After makes the chain move on at once" {
+	fake_fail echo '{"path":"/echo","mode":"429","count":1,"retry_after":"60"}'
+	ALPHA_API_KEY=ak BETA_API_KEY=bk UNDE_DEADLINE_MS=10000 run --separate-stderr chain <<<'{"q":1}'
+	assert_success
+	assert_jq '.provider == "beta" and .providers_skipped[0].reason == "429" and .providers_skipped[0].status == 429'
+	assert_jq '.chain_ms < 5000'
+}
+
+@test "when every provider fails and there is no stand-in the record fails with the reasons" {
+	fake_fail echo '{"path":"/echo","mode":"500","count":-1}'
+	ALPHA_API_KEY=ak BETA_API_KEY=bk HTTP_BACKOFF_BASE_MS=10 run --separate-stderr chain --no-local <<<'{"q":1}'
+	assert_failure 75
+	assert_output ''
+	echo "$stderr" | jq -se 'map(select((.error|type) == "object" and .error.code == "providers_failed")) | .[0].record.providers_skipped | map(.reason) == ["5xx","5xx"]' >/dev/null
+}
+
+@test "counters from concurrent processes add up exactly" {
+	W=$(unde_tmpdir)
+	for i in 1 2 3 4 5 6 7 8; do
+		libtest counters "$W/c" add libtest_events_total 'k="v"' 5000 &
+	done
+	wait
+	run libtest counters "$W/c" get libtest_events_total 'k="v"'
+	assert_output 40000
+	run libtest counters "$W/c" render
+	assert_output --partial 'libtest_events_total{k="v"} 40000'
+	assert_output --partial 'libtest_never_total 0'
+}
+
+@test "a histogram renders cumulative buckets, sum and count, and passes promtool" {
+	W=$(unde_tmpdir)
+	libtest counters "$W/c" observe libtest_duration_seconds 'route="a"' 3
+	libtest counters "$W/c" observe libtest_duration_seconds 'route="a"' 40
+	libtest counters "$W/c" observe libtest_duration_seconds 'route="a"' 90000
+	run libtest counters "$W/c" render
+	assert_output --partial 'libtest_duration_seconds_bucket{route="a",le="0.005"} 1'
+	assert_output --partial 'libtest_duration_seconds_bucket{route="a",le="0.05"} 2'
+	assert_output --partial 'libtest_duration_seconds_bucket{route="a",le="30"} 2'
+	assert_output --partial 'libtest_duration_seconds_bucket{route="a",le="+Inf"} 3'
+	assert_output --partial 'libtest_duration_seconds_count{route="a"} 3'
+	assert_output --partial 'libtest_duration_seconds_sum{route="a"} 90.043000'
+	printf '%s\n' "$output" | promtool check metrics
+}
+
+@test "a label of 300 characters is kept whole and escaped, and the text still parses" {
+	W=$(unde_tmpdir)
+	long="POST /$(printf 'r%.0s' $(seq 300))\"q"
+	libtest counters "$W/c" label libtest_events_total "$long"
+	run libtest counters "$W/c" render
+	assert_output --partial "libtest_events_total{route=\"POST /$(printf 'r%.0s' $(seq 300))\\\"q\"} 1"
+	printf '%s\n' "$output" | promtool check metrics
+}
+
+@test "a symlink planted at the textfile path is replaced, not followed" {
+	W=$(unde_tmpdir)
+	echo precious >"$W/victim"
+	ln -s "$W/victim" "$W/out.prom"
+	libtest counters "$W/c" add libtest_events_total '' 2
+	run libtest counters "$W/c" textfile "$W/out.prom"
+	assert_success
+	assert_equal "$(cat "$W/victim")" precious
+	[ -f "$W/out.prom" ] && [ ! -L "$W/out.prom" ]
+	grep -qx 'libtest_events_total 2' "$W/out.prom"
+	[ "$(ls "$W" | wc -l)" -eq 3 ]
+}
+
+@test "a counters file that is a symlink is refused" {
+	W=$(unde_tmpdir)
+	: >"$W/target"
+	ln -s "$W/target" "$W/c"
+	run --separate-stderr libtest counters "$W/c" add libtest_events_total '' 1
+	assert_failure 73
+	[[ "$stderr" == *'cannot open the counters file'* ]]
+	[ ! -s "$W/target" ]
+}
+
+@test "the cache evicts the least recently used entry and expires entries after their TTL" {
+	run libtest cache 2 400 <<-'EOF'
+	put a 1
+	put b 2
+	get a
+	put c 3
+	get b
+	get a
+	get c
+	sleep 600
+	get c
+	stats
+	EOF
+	assert_success
+	assert_equal "$output" "$(printf '%s\n' 'a 1' 'b (miss)' 'a 1' 'c 3' 'c (miss)' 'hits=3 misses=2 expired=1 evicted=1 entries=1')"
+}
+
+@test "--help is written from the option table" {
+	run libtest opts --help
+	assert_success
+	assert_output --partial 'Usage: libtest-opts [OPTIONS] [WORD]'
+	assert_output --partial '  -k, --top-k N       results to keep (1-100, default 10)'
+	assert_output --partial '      --name NAME     a name to echo'
+	assert_output --partial '  -v, --verbose       say more'
+}
+
+@test "options from the table are parsed and stored, numbers within their bounds" {
+	run --separate-stderr libtest opts -k 7 --name zed -v word <<<'{"user_id":"6f1c2a9e-1b7d-4c3e-9a51-0d2b8e4f7a10"}'
+	assert_success
+	assert_jq '.top_k == 7 and .name == "zed" and .verbose and .operand == "word"'
+	run --separate-stderr libtest opts --top-k 101
+	assert_failure 64
+	[[ "$stderr" == *'"option":"top-k"'*'is above the maximum'* ]]
+	run --separate-stderr libtest opts -k 3x
+	assert_failure 64
+	[[ "$stderr" == *'is not a whole number'* ]]
+}
+
+@test "operands over the command's limit are a usage error" {
+	run --separate-stderr libtest opts one two
+	assert_failure 64
+	[[ "$stderr" == *'too many arguments'* ]]
+	run --separate-stderr libtest chain stray </dev/null
+	assert_failure 64
+	[[ "$stderr" == *'this command takes no arguments'* ]]
+}
+
+@test "the record validator names the bad key and lets good records through" {
+	run --separate-stderr libtest opts <<-'EOF'
+	{"n":1}
+	{"user_id":"not-a-uuid"}
+	{"user_id":"6f1c2a9e-1b7d-4c3e-9a51-0d2b8e4f7a10","n":5000}
+	{"user_id":"6f1c2a9e-1b7d-4c3e-9a51-0d2b8e4f7a10","text":"far too long here"}
+	{"user_id":"6f1c2a9e-1b7d-4c3e-9a51-0d2b8e4f7a10","tags":[1,2,3,4]}
+	{"user_id":"6f1c2a9e-1b7d-4c3e-9a51-0d2b8e4f7a10","n":3,"text":"ok","tags":[1]}
+	EOF
+	assert_failure 65
+	assert_jq '.n == 3'
+	assert_equal "$(echo "$stderr" | jq -rs 'map(select(.error) | .error.code + ": " + .error.message) | .[]')" "$(printf '%s\n' \
+		'missing_field: user_id is required' 'invalid_field: user_id must be a UUID' \
+		'invalid_field: n must be from 0 to 1000' 'invalid_field: text is longer than 10 bytes' \
+		'invalid_field: tags is longer than 3 elements')"
+}
+
+@test "the after-record hook runs once per record, failed or not, and the batch hook per batch" {
+	run --separate-stderr libtest opts <<-'EOF'
+	{"user_id":"6f1c2a9e-1b7d-4c3e-9a51-0d2b8e4f7a10","n":1}
+	{"user_id":"6f1c2a9e-1b7d-4c3e-9a51-0d2b8e4f7a10","n":2,"fail":true}
+	{"n":3}
+	EOF
+	assert_failure 65
+	assert_equal "$(echo "$stderr" | jq -c 'select(.msg=="after record") | [.after, .status, .n]' | paste -sd' ')" \
+		'[1,0,1] [2,65,2] [3,65,3]'
+	run --separate-stderr libtest opts --pending --limit 3
+	assert_success
+	assert_equal "$(printf '%s\n' "$output" | jq -c .batches | paste -sd,)" "1,1,1"
+	[[ "$stderr" == *'"msg":"batch","size":3'* ]]
+}
+
+@test "UNDE_DEADLINE_MS gives each record its own budget, from when it was read" {
+	UNDE_DEADLINE_MS=5000 run --separate-stderr libtest opts <<<'{"user_id":"6f1c2a9e-1b7d-4c3e-9a51-0d2b8e4f7a10"}'
+	assert_success
+	assert_jq '.budget_ms == 5000 and .ms_left > 3000 and .ms_left <= 5000'
+	run --separate-stderr libtest opts <<<'{"user_id":"6f1c2a9e-1b7d-4c3e-9a51-0d2b8e4f7a10"}'
+	assert_jq '.budget_ms == 0 and .ms_left == null'
+	UNDE_DEADLINE_MS=soon run --separate-stderr libtest opts </dev/null
+	assert_failure 78
+}
+
+@test "a pull source feeds the runner records the command makes itself" {
+	run --separate-stderr libtest pull 3 </dev/null
+	assert_failure 65
+	assert_equal "$(printf '%s\n' "$output" | jq -c .item | paste -sd,)" "1,3"
+	[[ "$stderr" == *'"code":"item_two"'* ]]
+}
+
+@test "the number parser takes whole numbers within bounds and nothing else" {
+	run libtest num 42 0 100; assert_output 42
+	run libtest num -5 -10 10; assert_output -5
+	run libtest num 101 0 100; assert_failure 65; assert_output 'error: is above the maximum'
+	run libtest num -1 0 100; assert_output 'error: is below the minimum'
+	run libtest num ' 4' 0 100; assert_output 'error: is not a whole number'
+	run libtest num 4k 0 100; assert_output 'error: is not a whole number'
+	run libtest num '' 0 100; assert_output 'error: is empty'
+	run libtest num 99999999999999999999 0 100; assert_output 'error: is above the maximum'
+}
+
+@test "the printf buffer grows to fit any output and respects its limit" {
+	run libtest strbuf 100000
+	assert_success
+	assert_output "$(printf '%s\n' '100005 < |42>' 'limited -1 0')"
+}
+
+@test "one table maps exit statuses to HTTP and HTTP answers to exit statuses" {
+	for p in 0:200 64:400 65:400 69:503 75:503 70:500 78:500; do
+		run libtest status exit "${p%%:*}"; assert_output "${p##*:}"
+	done
+	run libtest status http 400; assert_output '65 upstream_rejected'
+	run libtest status http 401; assert_output '78 upstream_auth'
+	run libtest status http 429; assert_output '75 rate_limited'
+	run libtest status http 503; assert_output '75 upstream_unavailable'
+	run libtest status http 504; assert_output '75 upstream_timeout'
+	run libtest status http 501; assert_output '69 upstream_error'
+	run libtest status http 204; assert_output '0 upstream_protocol'
+}
+
+@test "PostgreSQL failures map to exit statuses in one place" {
+	url=$(pg_createdb libtest3)
+	for p in 40001:75 40P01:75 55P03:75 57014:75 23505:65 22P02:65 42P01:70 08006:69; do
+		run --separate-stderr libtest pgstatus "$url" "${p%%:*}"
+		assert_output "${p##*:} ${p%%:*}"
+	done
+	run --separate-stderr libtest pgstatus 'postgresql://127.0.0.1:1/db' 40001
+	assert_output 69
+}

@@ -14,6 +14,7 @@ EXTRA_DIST += t/lib t/fakes t/fixtures $(TESTS)
 # make all so the tests can run straight from bats).
 noinst_PROGRAMS += t/unit/libtest
 t_unit_libtest_SOURCES = t/unit/libtest.c
+t_unit_libtest_SOURCES += t/unit/libtest-online.c
 t_unit_libtest_LDADD = $(UNDE_LIBS)
 TESTS += t/libunde.bats t/unde-db.bats
 TESTS += t/unde-job.bats t/unde-dev.bats

@@ -6,6 +6,11 @@
                       ?retry_after=V adds a Retry-After header
   GET  /bytes/N       N bytes of application/octet-stream (byte i is i % 256)
   GET  /json          {"ok":true}
+  GET  /sse           text/event-stream: ?n=N events ("data: {"n":i}"), ?gap_ms=M
+                      apart, each written and flushed on its own
+  POST /reply         answers config "reply_status" (default 200) with the text
+                      of config "reply_body" (default: the request body), as
+                      application/x-ndjson: a stand-in for a sibling service
 
 plus the control API every fake has (/_fake/...; see README.md).
 Run: python3 t/fakes/echo.py --port-file FILE
@@ -14,6 +19,7 @@ Run: python3 t/fakes/echo.py --port-file FILE
 import base64
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fakelib import Abort, Fake  # noqa: E402
@@ -60,6 +66,29 @@ def nbytes(req, n):
 @fake.route("GET", "/json")
 def ok_json(req):
     return {"ok": True}
+
+
+@fake.route("GET", "/sse")
+def sse(req):
+    n = int(req.args.get("n", "3"))
+    gap = int(req.args.get("gap_ms", "0")) / 1000.0
+
+    def gen():
+        yield ": a comment line, ignored\n"
+        for i in range(1, n + 1):
+            if i > 1 and gap:
+                time.sleep(gap)
+            # CRLF on even events, LF on odd: both end a line
+            end = "\r\n" if i % 2 == 0 else "\n"
+            yield "event: tick" + end + 'data: {"n":%d,' % i + end + 'data: "sent":%.3f}' % time.time() + end + end
+    return 200, {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}, gen()
+
+
+@fake.route("POST", "/reply")
+def reply(req):
+    body = fake.config.get("reply_body")
+    text = body if body is not None else (req.text or "")
+    return int(fake.config.get("reply_status", 200)), {"Content-Type": "application/x-ndjson"}, text
 
 
 if __name__ == "__main__":

@@ -515,7 +515,10 @@ class _Handler(BaseHTTPRequestHandler):
 
         entry = {"method": self.command, "path": path, "query": url.query,
                  "args": req.args, "headers": headers, "timestamp": time.time(),
-                 "status": None, "fault": None}
+                 "status": None, "fault": None,
+                 # the client's source port: one per TCP connection, so
+                 # tests can count connections (keep-alive reuse)
+                 "client_port": self.client_address[1]}
         text = req.text
         if text is None:
             entry["body"], entry["body_encoding"] = base64.b64encode(body).decode(), "base64"

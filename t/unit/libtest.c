@@ -216,6 +216,11 @@ int main(int argc, char **argv)
 	}
 	const char *sub = argv[1];
 	int rc = EX_USAGE;
+	/* issue 10's pieces: t/unit/libtest-online.c */
+	int libtest_online(int argc, char **argv);
+	if ((rc = libtest_online(argc - 1, argv + 1)) >= 0)
+		return rc;
+	rc = EX_USAGE;
 	if (strcmp(sub, "filter") == 0)
 		return demo_filter(argc - 1, argv + 1);
 	if (strcmp(sub, "http") == 0)
