@@ -25,6 +25,7 @@ setup() {
 	export SHARD_0_DB_URL=$UNDE_T_S0
 	export UNDE_NOW=2026-02-13T15:00:00Z
 	TMP=$(unde_tmpdir)
+	export UNDE_COUNTERS_DIR=$TMP
 	U=$(uuid)
 }
 

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sysexits.h>
 
+#include "cache.h"
 #include "conf.h"
 #include "filter.h"
 #include "jsonl.h"
@@ -66,6 +67,17 @@ static PGconn *shard_for(struct pstate *s, const char *user_id)
 	return s->no_shard ? NULL : persona_shard_conn(user_id, s->url);
 }
 
+/* The spec's in-process LRU of 100 profiles. Its TTL
+ * (PERSONA_PROFILE_CACHE_TTL_MS, default 5 s) bounds how long another
+ * process's flush goes unseen; stage and temp blocks are never cached. */
+static struct cache *profiles(void)
+{
+	static struct cache *c;
+	if (!c)
+		c = cache_new(100, conf_long("PERSONA_PROFILE_CACHE_TTL_MS", 5000, 0, 3600000));
+	return c;
+}
+
 /* POST /persona. */
 static int persona_record(void *sp, struct filter_run *run, json_t *rec)
 {
@@ -80,8 +92,20 @@ static int persona_record(void *sp, struct filter_run *run, json_t *rec)
 		PGconn *db = uid ? shard_for(s, uid) : NULL;
 		int want_profile = !json_is_object(json_object_get(rec, "persona_profile"));
 		int want_stage = strcmp(c.stage_source, "request") != 0;
-		if (!uid || !db || store_load(db, &c, uid, want_profile, want_stage, &e) == 0)
+		json_t *cached = want_profile && db ? cache_get(profiles(), uid) : NULL, *loaded = NULL;
+		if (cached) {
+			struct persona_err e2 = { 0 };
+			if (canonicalize_profile(cached, c.profile, c.profile_set, c.debug, &e2) == 0)
+				c.profile_source = "cache";
+			want_profile = 0;
+			json_decref(cached);
+		}
+		if (!uid || !db || store_load(db, &c, uid, want_profile, want_stage, &loaded, &e) == 0)
 			out = persona_run(&c, rec, &e);
+		if (loaded) {
+			cache_put(profiles(), uid, loaded);
+			json_decref(loaded);
+		}
 	}
 	persona_ctx_free(&c);
 	if (!out)
@@ -134,6 +158,8 @@ static int flush_record(void *sp, struct filter_run *run, json_t *rec)
 		return EX_DATAERR;
 	if (store_flush(db, uid, json_string_value(json_object_get(rec, "exchange_id")), persona_now(), &res, &e) < 0)
 		return fail_with(run, &e);
+	if (uid)
+		cache_del(profiles(), uid);
 	merge(rec, res);
 	return 0;
 }

@@ -220,7 +220,7 @@ void persona_iso(double t, char out[40]);
 /* store.c: the shard side */
 PGconn *persona_shard_conn(const char *user_id, const char *url_flag);
 int store_load(PGconn *db, struct persona_ctx *c, const char *user_id, int want_profile,
-	       int want_stage, struct persona_err *err);
+	       int want_stage, json_t **profile_out, struct persona_err *err);
 int store_feedback(PGconn *db, const json_t *rec, double now, json_t **result,
 		   struct persona_err *err);
 int store_flush(PGconn *db, const char *user_id, const char *exchange_id, double now,

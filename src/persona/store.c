@@ -89,13 +89,13 @@ int persona_stage_after_inactivity(int stage, double since, double now)
 
 /* One round trip: the stored profile, the stage row and the active temp
  * blocks of a user. */
-static PGresult *load_row(PGconn *db, const char *user_id, double now)
+static PGresult *load_row(PGconn *db, const char *user_id, double now, int want_profile)
 {
 	char ts[40];
 	snprintf(ts, sizeof ts, "%.6f", now);
-	const char *p[2] = { user_id, ts };
+	const char *p[3] = { user_id, ts, want_profile ? "t" : "f" };
 	return pg_query(db,
-			"SELECT (SELECT profile::text FROM persona_profiles WHERE user_id = $1),"
+			"SELECT CASE WHEN $3::boolean THEN (SELECT profile::text FROM persona_profiles WHERE user_id = $1) END,"
 			" s.stage, s.sessions_count, s.total_exchanges, s.positive_signals_count,"
 			" extract(epoch FROM greatest(s.last_active_at, s.stage_updated_at)),"
 			" extract(epoch FROM s.last_active_at),"
@@ -103,7 +103,7 @@ static PGresult *load_row(PGconn *db, const char *user_id, double now)
 			"   'reason', b.reason) ORDER BY b.created_at DESC), '[]')::text"
 			"    FROM persona_temp_blocks b WHERE b.user_id = $1 AND b.until > to_timestamp($2::float8))"
 			" FROM (SELECT 1) one LEFT JOIN relationship_stage s ON s.user_id = $1",
-			2, p);
+			3, p);
 }
 
 static void add_blocks(struct persona_ctx *c, const char *json)
@@ -121,18 +121,21 @@ static void add_blocks(struct persona_ctx *c, const char *json)
 }
 
 int store_load(PGconn *db, struct persona_ctx *c, const char *user_id, int want_profile, int want_stage,
-	       struct persona_err *err)
+	       json_t **profile_out, struct persona_err *err)
 {
 	if (!persona_is_uuid(user_id))
 		return store_fail(err, "invalid_field", "user_id: expected a UUID");
-	PGresult *r = load_row(db, user_id, c->now);
+	PGresult *r = load_row(db, user_id, c->now, want_profile);
 	if (!r)
 		return store_db_fail(db, err);
 	if (want_profile && !PQgetisnull(r, 0, 0)) {
 		json_t *p = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
 		struct persona_err e2 = { 0 };
-		if (json_is_object(p) && canonicalize_profile(p, c->profile, c->profile_set, c->debug, &e2) == 0)
+		if (json_is_object(p) && canonicalize_profile(p, c->profile, c->profile_set, c->debug, &e2) == 0) {
 			c->profile_source = "shard";
+			if (profile_out)
+				*profile_out = json_incref(p);
+		}
 		json_decref(p);
 	}
 	if (want_stage && !PQgetisnull(r, 0, 1)) {
@@ -203,7 +206,7 @@ int store_profile(PGconn *db, const char *user_id, double now, json_t **result, 
 {
 	if (!user_id || !persona_is_uuid(user_id))
 		return store_fail(err, "invalid_field", "user_id: expected a UUID");
-	PGresult *r = load_row(db, user_id, now);
+	PGresult *r = load_row(db, user_id, now, 1);
 	if (!r)
 		return store_db_fail(db, err);
 	if (PQgetisnull(r, 0, 0) && PQgetisnull(r, 0, 1)) {
