@@ -74,20 +74,24 @@ static int send_request(struct client *c, const char *req, size_t len)
 
 int main(int argc, char **argv)
 {
-	if (argc != 5) {
-		fputs("usage: loadgen PORT CONNECTIONS SECONDS WARMUP_SECONDS\n", stderr);
+	if (argc != 5 && argc != 7) {
+		fputs("usage: loadgen PORT CONNECTIONS SECONDS WARMUP_SECONDS [PATH BODY]\n", stderr);
 		return 64;
 	}
 	int port = atoi(argv[1]), n = atoi(argv[2]);
 	double seconds = atof(argv[3]), warmup = atof(argv[4]);
 	if (n < 1 || n > MAX_CONNS || seconds <= 0 || warmup < 0)
 		return 64;
-	const char *body = "{\"user_id\":\"u1\",\"text\":\"I am so happy today\"}";
-	char req[512];
+	/* PATH and BODY (bench/persona): another route and request body */
+	const char *path = argc == 7 ? argv[5] : "/echo";
+	const char *body = argc == 7 ? argv[6] : "{\"user_id\":\"u1\",\"text\":\"I am so happy today\"}";
+	static char req[32768];
 	int rl = snprintf(req, sizeof req,
-			  "POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+			  "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
 			  "Content-Length: %zu\r\n\r\n%s",
-			  strlen(body), body);
+			  path, strlen(body), body);
+	if (rl < 0 || (size_t)rl >= sizeof req)
+		return 64;
 	size_t cap = 1u << 25, count = 0;
 	double *lat = malloc(cap * sizeof *lat);
 	struct client *cs = calloc((size_t)n, sizeof *cs);
