@@ -11,4 +11,4 @@ src_unde_persona_SOURCES = \
 src_unde_persona_LDADD = $(UNDE_LIBS) -lm
 dist_man_MANS += man/unde-persona.1
 TESTS += t/unde-persona.bats
-EXTRA_DIST += bench/persona/README.md bench/persona/run
+EXTRA_DIST += bench/persona/README.md bench/persona/run bench/persona/request.json
