@@ -342,3 +342,21 @@ field() { sql "select profile->>'$1' from persona_profiles where user_id = '$U'"
 	kill "$pid"
 	wait "$pid" 2>/dev/null || true
 }
+
+@test "a process reads a profile from the shard once, then from its LRU within the TTL" {
+	signal p1 warmth_positive | unde-persona feedback >/dev/null 2>&1
+	unde-persona flush <<<"$(flushline p1)" >/dev/null 2>&1
+	run --separate-stderr unde-persona <<-EOF
+	{"user_id":"$U"}
+	{"user_id":"$U"}
+	EOF
+	assert_success
+	run jq -sc 'map(.persona.debug.profile_source)' <<<"$output"
+	assert_output '["shard","cache"]'
+	run --separate-stderr env PERSONA_PROFILE_CACHE_TTL_MS=0 unde-persona <<-EOF
+	{"user_id":"$U"}
+	{"user_id":"$U"}
+	EOF
+	run jq -sc 'map(.persona.debug.profile_source)' <<<"$output"
+	assert_output '["shard","shard"]'
+}
