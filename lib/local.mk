@@ -16,3 +16,6 @@ lib_libunde_a_SOURCES += lib/image.c lib/image.h
 lib_libunde_a_SOURCES += lib/deadline.c lib/deadline.h lib/status.c lib/status.h \
 	lib/svc.c lib/svc.h lib/provider.c lib/provider.h lib/counters.c lib/counters.h \
 	lib/cache.c lib/cache.h lib/sse.c lib/sse.h
+# the shard client (lib/shardc.h): unde-shard and every command reading a user's shard
+lib_libunde_a_SOURCES += lib/shardc.h lib/shardc_route.c lib/shardc_save.c \
+	lib/shardc_search.c lib/shardc_envelope.c

@@ -89,6 +89,26 @@ sql0() { psql -XAt "$UNDE_T_S0" -c "$1"; }
 	[[ $stderr != *secret* ]]
 }
 
+@test "add refuses a key=value connection string with a spaced password, and takes a \$VAR reference" {
+	run --separate-stderr unde-shard add --shard 5 --name x --conninfo 'host=h  password = sekrit dbname=d'
+	assert_failure 64
+	[[ $stderr != *sekrit* ]]
+	run --separate-stderr unde-shard add --shard 5 --name x --conninfo "host=h password='se cret' dbname=d"
+	assert_failure 64
+	[[ $stderr != *cret* ]]
+	run --separate-stderr unde-shard add --shard 5 --name x --conninfo 'not a connection string'
+	assert_failure 64
+	run --separate-stderr unde-shard add --shard 5 --name x --conninfo '$SHARD_5_SECRET_URL'
+	assert_success
+	assert_jq '.conninfo == "$SHARD_5_SECRET_URL"'
+	# a row stored with a password before this rule is listed redacted
+	psql -XAtq "$UNDE_T_PROD" -c "update shards set conninfo = 'host=h password=sekrit' where shard_id = 5"
+	run --separate-stderr unde-shard list
+	assert_success
+	[[ $output != *sekrit* ]]
+	assert_jq -s 'map(select(.shard_id == 5))[0].conninfo | startswith("[redacted")'
+}
+
 @test "the same turn saved three times, interleaved with new turns, is stored once" {
 	a=$(uuid) b=$(uuid) c=$(uuid)
 	turn1='{"user_id":"'$USER_ID'","messages":['$(msg "$a" user "первое")','$(msg "$b" assistant "ответ")']}'
@@ -221,6 +241,17 @@ sql0() { psql -XAt "$UNDE_T_S0" -c "$1"; }
 	# a second run finds nothing left to do
 	run --separate-stderr env MASTER_ENCRYPTION_KEY="$new" unde-shard keys rotate --shard 0
 	assert_jq '.rotated == 0 and .failed == 0'
+}
+
+@test "knowledge put refuses a source_message_id, id or extracted_from that is not a string" {
+	for bad in '"source_message_id":123' '"source_message_id":{"id":"x"}' '"id":7' '"extracted_from":["chat"]'; do
+		run --separate-stderr unde-shard knowledge put <<<'{"user_id":"'$USER_ID'","knowledge_type":"budget",'"$bad"',"data":{"max":300}}'
+		assert_failure 65
+		[[ $stderr == *invalid_field* && $stderr == *"must be a string"* ]]
+		[[ $stderr != *'"max":300'* ]]
+	done
+	run sql0 "select count(*) from user_knowledge where user_id = '$USER_ID'"
+	assert_output 0
 }
 
 # A user with one embeddable message carrying knowledge; prints the message id.

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "jsonl.h"
 #include "log.h"
 #include "pg.h"
 #include "shard.h"
@@ -100,6 +101,28 @@ static int add_option(int opt, const char *arg, void *data)
 	return 0;
 }
 
+/* Does conninfo carry a password? Parsed the way libpq parses it
+ * (PQconninfoParse: key=value with any spacing and quoting, or a URI),
+ * not by pattern. 1 yes, 0 no, -1 not a connection string at all. A
+ * "$VAR" reference is never parsed: it names the variable that holds the
+ * real string. */
+static int conninfo_has_password(const char *ci)
+{
+	if (ci[0] == '$')
+		return 0;
+	char *why = NULL;
+	PQconninfoOption *o = PQconninfoParse(ci, &why);
+	PQfreemem(why);
+	if (!o)
+		return -1;
+	int has = 0;
+	for (PQconninfoOption *i = o; i->keyword; i++)
+		if (!strcmp(i->keyword, "password") && i->val && *i->val)
+			has = 1;
+	PQconninfoFree(o);
+	return has;
+}
+
 /* add: register a shard in production. A conninfo holding a password is
  * refused: passwords live in SHARD_<N>_DB_URL (or the variable "$VAR"
  * names), never in a table anyone with read access can dump. */
@@ -120,9 +143,11 @@ int shard_cmd_add(int argc, char **argv)
 	if (x.shard < 0 || !name || !*name || optind != argc)
 		return admin_usage_error(add_usage, "add needs --shard N and --name NAME");
 	if (ci) {
-		char red[1024];
-		conf_redact_url(ci, red, sizeof red);
-		if (strcmp(red, ci) != 0)
+		int has = conninfo_has_password(ci);
+		if (has < 0)
+			return admin_usage_error(add_usage, "--conninfo is not a libpq connection string "
+							    "(key=value or postgresql:// URI) or a $VAR reference");
+		if (has)
 			return admin_usage_error(add_usage, "--conninfo must not hold a password: put it "
 							    "in SHARD_<N>_DB_URL or name a variable as $VAR");
 	}
@@ -148,7 +173,7 @@ int shard_cmd_add(int argc, char **argv)
 	shard_print(json_pack("{s:i, s:s, s:s*, s:s, s:i}", "shard_id", (int)x.shard, "name", name,
 			      "conninfo", ci, "status",
 			      PQgetvalue(r, 0, 0)[0] == 't' ? "added" : "updated", "shards",
-			      (int)pg_long(r, 0, 1, 0)));
+			      (int)shard_pg_long(r, 0, 1, 0)));
 	PQclear(r);
 	sctx_close(&x);
 	return 0;
@@ -183,15 +208,18 @@ int shard_cmd_list(int argc, char **argv)
 		return EX_SOFTWARE;
 	}
 	for (int i = 0; i < PQntuples(r); i++) {
-		long id = pg_long(r, i, 0, -1);
+		long id = shard_pg_long(r, i, 0, -1);
 		char var[128], *owned = NULL;
 		struct shard_err e2;
 		int configured = sctx_shard_url(&x, id, &owned, var, sizeof var, &e2) != NULL;
 		free(owned);
+		/* a row stored before add refused passwords is never printed whole */
+		const char *ci = PQgetisnull(r, i, 2) ? NULL : PQgetvalue(r, i, 2);
+		if (ci && conninfo_has_password(ci) != 0)
+			ci = "[redacted: holds a password; re-add with $VAR]";
 		shard_print(json_pack("{s:i, s:s, s:s*, s:I, s:s, s:b}", "shard_id", (int)id, "name",
-				      PQgetvalue(r, i, 1), "conninfo",
-				      PQgetisnull(r, i, 2) ? NULL : PQgetvalue(r, i, 2), "users",
-				      (json_int_t)pg_long(r, i, 3, 0), "connection", var,
+				      PQgetvalue(r, i, 1), "conninfo", ci, "users",
+				      (json_int_t)shard_pg_long(r, i, 3, 0), "connection", var,
 				      "configured", configured));
 	}
 	PQclear(r);
@@ -229,7 +257,7 @@ int shard_cmd_route(int argc, char **argv)
 	if (optind >= argc)
 		return admin_usage_error(route_usage, "route needs USER_ID");
 	for (int i = optind; i < argc; i++)
-		if (!uuid_valid(argv[i]))
+		if (!shard_uuid_valid(argv[i]))
 			return admin_usage_error(route_usage, "USER_ID must be a UUID");
 	if ((rc = admin_load_env(a.env_file)))
 		return rc;
@@ -264,3 +292,64 @@ int shard_cmd_route(int argc, char **argv)
 	sctx_close(&x);
 	return worst;
 }
+
+void shard_print(json_t *line)
+{
+	jsonl_write(stdout, line);
+	json_decref(line);
+}
+
+int admin_usage_error(const char *usage, const char *msg)
+{
+	log_event(LOG_ERROR, msg, json_pack("{s:i}", "exit", EX_USAGE));
+	fprintf(stderr, "Usage: %sTry 'unde-shard --help'.\n", usage);
+	return EX_USAGE;
+}
+
+int admin_load_env(const char *env_file) { return conf_load_env(env_file); }
+
+/* One getopt_long loop for all the admin subcommands, so that --help,
+ * --env-file, --shard/--url and the "invalid option" usage error behave
+ * the same in each; the subcommand keeps its own option table (getopt's
+ * messages follow it) and its own options (own). See shard.h. */
+int admin_options(struct admin_opts *a, int argc, char **argv)
+{
+	const char *shortopts = a->shortopts ? a->shortopts : "h";
+	int c;
+	a->env_file = NULL;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, shortopts, a->longopts, NULL)) != -1) {
+		int rc;
+		if (c == 'h') {
+			printf("Usage: %s%s", a->usage, a->summary ? a->summary : "");
+			return 0;
+		}
+		if (c == ADMIN_OPT_ENV) {
+			a->env_file = optarg;
+			continue;
+		}
+		if (a->x && (c == SCTX_OPT_SHARD || (c == SCTX_OPT_URL && !a->shard_only)))
+			rc = sctx_option(a->x, c, optarg) == 1 ? 0 : -1;
+		else
+			rc = a->own ? a->own(c, optarg, a->data) : -1;
+		if (rc < 0)
+			return admin_usage_error(a->usage, "invalid option");
+		if (rc > 0)
+			return rc;
+	}
+	return -1;
+}
+
+/* The admin commands' one way to fail on production (add, list, route,
+ * erase --user): the reason logged, its exit class returned. */
+PGconn *admin_production(struct shard_ctx *x, int *status)
+{
+	struct shard_err e;
+	PGconn *p = sctx_production(x, 1, &e);
+	if (!p) {
+		log_event(LOG_ERROR, e.msg, NULL);
+		*status = e.status;
+	}
+	return p;
+}
+

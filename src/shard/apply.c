@@ -54,8 +54,8 @@ static int apply_batch(PGconn *c, struct tomb *t)
 	free(d);
 	if (!r)
 		return -1;
-	t->erased += pg_long(r, 0, 0, 0);
-	t->knowledge += pg_long(r, 0, 1, 0);
+	t->erased += shard_pg_long(r, 0, 0, 0);
+	t->knowledge += shard_pg_long(r, 0, 1, 0);
 	PQclear(r);
 	json_array_clear(t->conv);
 	json_array_clear(t->msg);
@@ -65,7 +65,7 @@ static int apply_batch(PGconn *c, struct tomb *t)
 
 static int add_message(PGconn *c, struct tomb *t, const char *conv, const char *msg, const char *at)
 {
-	if (!conv || !msg || !uuid_valid(conv) || !uuid_valid(msg))
+	if (!conv || !msg || !shard_uuid_valid(conv) || !shard_uuid_valid(msg))
 		return 0;
 	t->tombstones++;
 	json_array_append_new(t->conv, json_string(conv));
@@ -83,7 +83,7 @@ static int apply_users(PGconn *c, struct tomb *t)
 		const char *pp[] = { json_string_value(u) };
 		PGresult *r = pg_query(c, "SELECT count(*) FROM conversations WHERE user_id = $1"
 					  " UNION ALL SELECT count(*) FROM user_keys WHERE user_id = $1", 1, pp);
-		long had = r ? pg_long(r, 0, 0, 0) + pg_long(r, 1, 0, 0) : 0;
+		long had = r ? shard_pg_long(r, 0, 0, 0) + shard_pg_long(r, 1, 0, 0) : 0;
 		PQclear(r);
 		if (pg_begin(c) != 0 || shard_delete_user_rows(c, json_string_value(u), NULL) != 0 ||
 		    pg_commit(c) != 0) {
@@ -144,13 +144,13 @@ static int from_copy(const char *path, PGconn *c, long sid, struct tomb *t)
 		}
 		json_t *s = json_object_get(o, "shard_id");
 		if (sid < 0 || !json_is_integer(s) || json_integer_value(s) == sid) {
-			const char *type = jstr(o, "type");
-			if (type && !strcmp(type, "user") && jstr(o, "user_id") && uuid_valid(jstr(o, "user_id"))) {
+			const char *type = shard_jstr(o, "type");
+			if (type && !strcmp(type, "user") && shard_jstr(o, "user_id") && shard_uuid_valid(shard_jstr(o, "user_id"))) {
 				t->tombstones++;
-				json_array_append_new(t->users, json_string(jstr(o, "user_id")));
+				json_array_append_new(t->users, json_string(shard_jstr(o, "user_id")));
 			} else {
-				rc = add_message(c, t, jstr(o, "conversation_id"), jstr(o, "message_id"),
-						 jstr(o, "deleted_at"));
+				rc = add_message(c, t, shard_jstr(o, "conversation_id"), shard_jstr(o, "message_id"),
+						 shard_jstr(o, "deleted_at"));
 			}
 		}
 		json_decref(o);

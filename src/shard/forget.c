@@ -63,7 +63,7 @@ static const char erase_sql[] =
 static json_t *record_ids(struct filter_run *run, const json_t *rec, int *rc)
 {
 	json_t *ids = json_array();
-	const char *one = jstr(rec, "message_id");
+	const char *one = shard_jstr(rec, "message_id");
 	const json_t *many = json_object_get(rec, "message_ids");
 	if (one)
 		json_array_append_new(ids, json_string(one));
@@ -74,7 +74,7 @@ static json_t *record_ids(struct filter_run *run, const json_t *rec, int *rc)
 	}
 	size_t i;
 	json_t *v;
-	json_array_foreach(ids, i, v) if (!json_is_string(v) || !uuid_valid(json_string_value(v)))
+	json_array_foreach(ids, i, v) if (!json_is_string(v) || !shard_uuid_valid(json_string_value(v)))
 	{
 		json_decref(ids);
 		*rc = filter_fail(run, EX_DATAERR, "invalid_field", "message ids must be UUIDs");
@@ -115,11 +115,11 @@ static int locate(struct fg_state *s, struct filter_run *run, const json_t *rec,
 	int rc = 0;
 	if (!(*ids = record_ids(run, rec, &rc)))
 		return rc;
-	const char *conv = jstr(rec, "conversation_id"), *user = jstr(rec, "user_id");
+	const char *conv = shard_jstr(rec, "conversation_id"), *user = shard_jstr(rec, "user_id");
 	struct shard_err e;
-	if (!conv || !uuid_valid(conv))
+	if (!conv || !shard_uuid_valid(conv))
 		rc = filter_fail(run, EX_DATAERR, "invalid_field", "conversation_id must be a UUID");
-	else if (user && !uuid_valid(user))
+	else if (user && !shard_uuid_valid(user))
 		rc = filter_fail(run, EX_DATAERR, "invalid_field", "user_id must be a UUID");
 	else if (!(*c = sctx_for_conversation(&s->x, conv, user, 1, sid, &e)))
 		rc = sctx_fail(run, &e);
@@ -141,7 +141,7 @@ static int forget_record(void *state, struct filter_run *run, json_t *rec)
 		return rc;
 	const json_t *fd = json_object_get(rec, "forget_description");
 	char *arr = uuid_array(ids);
-	const char *pp[] = { jstr(rec, "conversation_id"), arr, json_is_true(fd) ? "true" : "false" };
+	const char *pp[] = { shard_jstr(rec, "conversation_id"), arr, json_is_true(fd) ? "true" : "false" };
 	PGresult *r = pg_query(c, forget_sql, 3, pp);
 	free(arr);
 	if (!r)
@@ -149,8 +149,8 @@ static int forget_record(void *state, struct filter_run *run, json_t *rec)
 	else
 		json_object_set_new(rec, "forgotten",
 				    json_pack("{s:i, s:I, s:I}", "shard_id", (int)sid, "messages",
-					      (json_int_t)pg_long(r, 0, 0, 0), "knowledge_deactivated",
-					      (json_int_t)pg_long(r, 0, 1, 0)));
+					      (json_int_t)shard_pg_long(r, 0, 0, 0), "knowledge_deactivated",
+					      (json_int_t)shard_pg_long(r, 0, 1, 0)));
 	PQclear(r);
 	json_decref(ids);
 	return rc;
@@ -233,7 +233,7 @@ static int erase_record(void *state, struct filter_run *run, json_t *rec)
 		json_decref(ids);
 		return sctx_fail(run, &e);
 	}
-	const char *conv = jstr(rec, "conversation_id");
+	const char *conv = shard_jstr(rec, "conversation_id");
 	char *arr = uuid_array(ids), sids[24];
 	snprintf(sids, sizeof sids, "%ld", sid);
 	/* 1. the registry (production) */
@@ -272,8 +272,8 @@ static int erase_record(void *state, struct filter_run *run, json_t *rec)
 	}
 	json_object_set_new(rec, "erased",
 			    json_pack("{s:i, s:I, s:I, s:s, s:s}", "shard_id", (int)sid, "messages",
-				      (json_int_t)pg_long(r, 0, 0, 0), "knowledge_deleted",
-				      (json_int_t)pg_long(r, 0, 1, 0), "registry", "recorded", "copy",
+				      (json_int_t)shard_pg_long(r, 0, 0, 0), "knowledge_deleted",
+				      (json_int_t)shard_pg_long(r, 0, 1, 0), "registry", "recorded", "copy",
 				      s->copy_file));
 	PQclear(r);
 out:
@@ -304,7 +304,7 @@ int shard_delete_user_rows(PGconn *c, const char *user_id, long *messages)
 	if (!r)
 		return -1;
 	if (messages)
-		*messages = pg_long(r, 0, 0, 0);
+		*messages = shard_pg_long(r, 0, 0, 0);
 	PQclear(r);
 	for (size_t i = 0; i < sizeof stmts / sizeof *stmts; i++)
 		if (pg_exec(c, stmts[i], 1, pp) != 0)
@@ -385,7 +385,7 @@ static int fg_option(void *state, int opt, const char *arg)
 	}
 	if (opt == OPT_USER) {
 		s->user = arg;
-		return uuid_valid(arg) ? 0 : -1;
+		return shard_uuid_valid(arg) ? 0 : -1;
 	}
 	return sctx_option(&s->x, opt, arg) == 1 ? 0 : -1;
 }

@@ -1,7 +1,8 @@
 /* keys.c — the admin side of user knowledge: `knowledge get --user U`
  * and `knowledge list --user U` (one JSON line per fact), and `keys rotate`,
  * which re-wraps the users' DEKs under MASTER_ENCRYPTION_KEY without
- * touching a byte of user_knowledge. */
+ * touching a byte of user_knowledge. The envelope itself (keys, DEKs,
+ * decryption) is lib/shardc.h's, shared with the filters in knowledge.c. */
 #include "config.h"
 
 #include <getopt.h>
@@ -12,7 +13,6 @@
 
 #include "conf.h"
 #include "crypto.h"
-#include "knowledge.h"
 #include "log.h"
 #include "pg.h"
 #include "shard.h"
@@ -20,13 +20,12 @@
 
 enum { OPT_USER = ADMIN_OPT_OWN, OPT_TYPE, OPT_ALL };
 
-int knowledge_has_user(int argc, char **argv)
-{
-	for (int i = 2; i < argc; i++)
-		if (!strcmp(argv[i], "--user") || !strncmp(argv[i], "--user=", 7))
-			return 1;
-	return 0;
-}
+/* The admin forms' state: the keys, the shard context and the options. */
+struct kn_state {
+	struct shard_ctx x;
+	struct shard_keys k;
+	const char *user, *type;
+};
 
 struct kadmin {
 	struct kn_state *s;
@@ -41,7 +40,7 @@ static int kadmin_option(int opt, const char *arg, void *data)
 	struct kadmin *k = data;
 	switch (opt) {
 	case OPT_USER:
-		if (!uuid_valid(arg))
+		if (!shard_uuid_valid(arg))
 			return admin_usage_error(k->usage, "--user takes a UUID");
 		k->s->user = arg;
 		return 0;
@@ -92,7 +91,7 @@ int shard_cmd_knowledge_get_user(int argc, char **argv)
 		return rc;
 	if (!s.user)
 		return admin_usage_error(get_usage, "--user is required");
-	kn_load_keys(&s);
+	shard_keys_load(&s.k);
 	struct shard_err e;
 	long sid;
 	rc = 0;
@@ -103,7 +102,7 @@ int shard_cmd_knowledge_get_user(int argc, char **argv)
 			rc = e.status;
 		}
 	} else {
-		json_t *k = kn_read(&s, c, s.user, s.type, &e);
+		json_t *k = shard_knowledge_read(&s.k, c, s.user, s.type, &e);
 		if (!k) {
 			log_event(LOG_ERROR, e.msg, json_pack("{s:s}", "code", e.code));
 			rc = e.status;
@@ -118,9 +117,9 @@ int shard_cmd_knowledge_get_user(int argc, char **argv)
 			json_decref(k);
 		}
 	}
-	kn_metrics(&s);
+	shard_keys_metrics(&s.k);
 	sctx_close(&s.x);
-	kn_wipe(&s);
+	shard_keys_wipe(&s.k);
 	return rc;
 }
 
@@ -162,9 +161,9 @@ int shard_cmd_knowledge_list(int argc, char **argv)
 	for (int i = 0; i < PQntuples(r); i++) {
 		json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:b, s:I, s:s}", "user_id", s.user, "id",
 				      PQgetvalue(r, i, 0), "knowledge_type", PQgetvalue(r, i, 1),
-				      "version", (json_int_t)pg_long(r, i, 2, 1), "is_active",
+				      "version", (json_int_t)shard_pg_long(r, i, 2, 1), "is_active",
 				      PQgetvalue(r, i, 3)[0] == 't', "encrypted_bytes",
-				      (json_int_t)pg_long(r, i, 7, 0), "updated_at", PQgetvalue(r, i, 8));
+				      (json_int_t)shard_pg_long(r, i, 7, 0), "updated_at", PQgetvalue(r, i, 8));
 		if (!PQgetisnull(r, i, 4))
 			json_object_set_new(o, "extracted_from", json_string(PQgetvalue(r, i, 4)));
 		if (!PQgetisnull(r, i, 5))
@@ -200,19 +199,19 @@ static int rotate_shard(struct kn_state *s, PGconn *c, long sid, int *worst)
 			break;
 		PGresult *r = pg_query(c, "SELECT encrypted_dek FROM user_keys WHERE user_id = $1 FOR UPDATE", 1, pp);
 		size_t wl = 0;
-		unsigned char *w = r && PQntuples(r) == 1 ? bytes_of(PQgetvalue(r, 0, 0), &wl) : NULL;
+		unsigned char *w = r && PQntuples(r) == 1 ? shard_bytea_bytes(PQgetvalue(r, 0, 0), &wl) : NULL;
 		PQclear(r);
 		const unsigned char *kid = w ? crypto_wrapped_kid(w, wl) : NULL;
 		unsigned char dek[CRYPTO_KEY_LEN], out[CRYPTO_WRAPPED_LEN];
 		char aad[64];
-		int al = snprintf(aad, sizeof aad, "dek1|%s", user);
-		if (kid && !memcmp(kid, s->kid, CRYPTO_KID_LEN) &&
-		    crypto_unwrap(s->kek, w, wl, aad, (size_t)al, dek) == 0) {
+		int al = shard_dek_aad(aad, sizeof aad, user);
+		if (kid && !memcmp(kid, s->k.kid, CRYPTO_KID_LEN) &&
+		    crypto_unwrap(s->k.kek, w, wl, aad, (size_t)al, dek) == 0) {
 			current++;
 			pg_rollback(c);
-		} else if (w && kn_unwrap(s, user, w, wl, dek) == 0 &&
-			   crypto_wrap(s->kek, dek, aad, (size_t)al, out) == 0) {
-			char *hex = hex_of(out, sizeof out);
+		} else if (w && shard_dek_unwrap(&s->k, user, w, wl, dek) == 0 &&
+			   crypto_wrap(s->k.kek, dek, aad, (size_t)al, out) == 0) {
+			char *hex = shard_bytea_hex(out, sizeof out);
 			pp[1] = hex;
 			if (pg_exec(c, "UPDATE user_keys SET encrypted_dek = $2, rotated_at = now()"
 				       " WHERE user_id = $1", 2, pp) == 0 && pg_commit(c) == 0) {
@@ -246,23 +245,17 @@ static const char keys_usage[] =
 	"MASTER_ENCRYPTION_KEY_PREVIOUS are opened with it. Data is not touched.\n"
 	"Without --user/--shard/--url: every shard in production's shards table.\n";
 
-int shard_cmd_keys(int argc, char **argv)
+/* keys rotate; argv[0] is "rotate". */
+int shard_cmd_keys_rotate(int argc, char **argv)
 {
-	if (argc < 2 || strcmp(argv[1], "rotate") != 0) {
-		if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-			printf("Usage: %s", keys_usage);
-			return 0;
-		}
-		return admin_usage_error(keys_usage, "keys takes the subcommand rotate");
-	}
 	struct kn_state s;
 	memset(&s, 0, sizeof s);
 	sctx_init(&s.x);
 	int all = 0;
-	int rc = kadmin_opts(&s, argc - 1, argv + 1, keys_usage, &all);
+	int rc = kadmin_opts(&s, argc, argv, keys_usage, &all);
 	if (rc >= 0)
 		return rc;
-	kn_load_keys(&s);
+	shard_keys_load(&s.k);
 	int worst = 0;
 	struct shard_err e;
 	if (s.user && !all) {
@@ -279,7 +272,7 @@ int shard_cmd_keys(int argc, char **argv)
 		if (!s.x.url && s.x.shard < 0 && !s.x.prod_missing) {
 			log_event(LOG_ERROR, e.msg, NULL);
 			sctx_close(&s.x);
-			kn_wipe(&s);
+			shard_keys_wipe(&s.k);
 			return e.status;
 		}
 		long sid = s.x.shard >= 0 ? s.x.shard : 0;
@@ -298,7 +291,7 @@ int shard_cmd_keys(int argc, char **argv)
 			worst = EX_UNAVAILABLE;
 		}
 		for (int i = 0; r && i < PQntuples(r); i++) {
-			long sid = pg_long(r, i, 0, 0);
+			long sid = shard_pg_long(r, i, 0, 0);
 			PGconn *c = sctx_shard(&s.x, sid, &e);
 			if (!c) {
 				log_event(LOG_ERROR, e.msg, json_pack("{s:s}", "code", e.code));
@@ -310,6 +303,6 @@ int shard_cmd_keys(int argc, char **argv)
 		PQclear(r);
 	}
 	sctx_close(&s.x);
-	kn_wipe(&s);
+	shard_keys_wipe(&s.k);
 	return worst;
 }

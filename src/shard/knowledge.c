@@ -1,443 +1,52 @@
-/* knowledge.c — user knowledge (§14): facts about a user, encrypted with
- * AES-256-GCM under the user's DEK, the DEK wrapped by
- * MASTER_ENCRYPTION_KEY (lib/crypto.h). `knowledge put|get|list` and
- * `keys rotate`.
- *
- * Associated data binds every ciphertext to its place: a knowledge row to
- * "uk1|user_id|row id|knowledge_type", a wrapped DEK to "dek1|user_id". A
- * row copied onto another row or user, a flipped byte, a wrong master key:
- * each fails authentication, is counted in user_knowledge_decrypt_errors
- * and fails the request — never garbage. Plaintext never reaches a log:
- * a failed put's record is logged with its "data" replaced. */
+/* knowledge.c — the `knowledge put` and `knowledge get` filters over
+ * lib/shardc.h's envelope (shard_knowledge_put, shard_knowledge_get): the
+ * encryption, the DEKs and the route lock live there. The admin forms
+ * (get --user, list, keys rotate) are keys.c; main.c's table chooses. */
 #include "config.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sysexits.h>
-#include <unistd.h>
 
-#include "conf.h"
-#include "crypto.h"
 #include "filter.h"
 #include "log.h"
-#include "metrics.h"
-#include "pg.h"
-#include "knowledge.h"
 #include "shard.h"
-#include "util.h"
 
-
-/* Master keys: MASTER_ENCRYPTION_KEY, and during a rotation
- * MASTER_ENCRYPTION_KEY_PREVIOUS (DEKs still wrapped by it open too). */
-void kn_load_keys(struct kn_state *s)
-{
-	if (crypto_key_from_base64(conf_require("MASTER_ENCRYPTION_KEY"), s->kek) != 0)
-		conf_die("MASTER_ENCRYPTION_KEY",
-			 "MASTER_ENCRYPTION_KEY is invalid: expected base64 of 32 bytes");
-	crypto_key_id(s->kek, s->kid);
-	const char *o = conf_str("MASTER_ENCRYPTION_KEY_PREVIOUS", NULL);
-	if (o) {
-		if (crypto_key_from_base64(o, s->old) != 0)
-			conf_die("MASTER_ENCRYPTION_KEY_PREVIOUS",
-				 "MASTER_ENCRYPTION_KEY_PREVIOUS is invalid: expected base64 of 32 bytes");
-		crypto_key_id(s->old, s->oldkid);
-		s->have_old = 1;
-	}
-}
-
-void kn_wipe(struct kn_state *s)
-{
-	crypto_wipe(s->kek, sizeof s->kek);
-	crypto_wipe(s->old, sizeof s->old);
-	free(s->lat);
-	s->lat = NULL;
-}
-
-/* bytea in text form ("\x…") ↔ bytes */
-char *hex_of(const unsigned char *b, size_t n)
-{
-	char *s = xmalloc(2 * n + 3);
-	s[0] = '\\', s[1] = 'x';
-	for (size_t i = 0; i < n; i++)
-		snprintf(s + 2 + 2 * i, 3, "%02x", b[i]);
-	return s;
-}
-
-unsigned char *bytes_of(const char *hex, size_t *n)
-{
-	if (strncmp(hex, "\\x", 2) != 0)
-		return NULL;
-	hex += 2;
-	size_t l = strlen(hex);
-	if (l % 2)
-		return NULL;
-	unsigned char *b = xmalloc(l / 2 + 1);
-	for (size_t i = 0; i < l / 2; i++) {
-		unsigned v;
-		if (sscanf(hex + 2 * i, "%2x", &v) != 1) {
-			free(b);
-			return NULL;
-		}
-		b[i] = (unsigned char)v;
-	}
-	*n = l / 2;
-	return b;
-}
-
-/* Open a wrapped DEK with whichever master key its key id names. 0, -1. */
-int kn_unwrap(struct kn_state *s, const char *user, const unsigned char *w, size_t wl,
-		     unsigned char dek[CRYPTO_KEY_LEN])
-{
-	char aad[64];
-	int al = snprintf(aad, sizeof aad, "dek1|%s", user);
-	const unsigned char *kid = crypto_wrapped_kid(w, wl);
-	if (!kid)
-		return -1;
-	if (!memcmp(kid, s->kid, CRYPTO_KID_LEN))
-		return crypto_unwrap(s->kek, w, wl, aad, (size_t)al, dek) == 0 ? 0 : -1;
-	if (s->have_old && !memcmp(kid, s->oldkid, CRYPTO_KID_LEN))
-		return crypto_unwrap(s->old, w, wl, aad, (size_t)al, dek) == 0 ? 0 : -1;
-	return -1;
-}
-
-/* The user's DEK, created (and stored wrapped) on first use when create.
- * 0, 1 (no key and not created), -1 (database), -2 (cannot unwrap). */
-static int kn_dek(struct kn_state *s, PGconn *c, const char *user, int create,
-		  unsigned char dek[CRYPTO_KEY_LEN])
-{
-	const char *pp[] = { user, NULL };
-	for (int attempt = 0; attempt < 2; attempt++) {
-		PGresult *r = pg_query(c, "SELECT encrypted_dek FROM user_keys WHERE user_id = $1", 1, pp);
-		if (!r)
-			return -1;
-		if (PQntuples(r) == 1) {
-			size_t wl;
-			unsigned char *w = bytes_of(PQgetvalue(r, 0, 0), &wl);
-			PQclear(r);
-			int rc = w ? kn_unwrap(s, user, w, wl, dek) : -1;
-			free(w);
-			return rc == 0 ? 0 : -2;
-		}
-		PQclear(r);
-		if (!create)
-			return 1;
-		unsigned char wrapped[CRYPTO_WRAPPED_LEN];
-		char aad[64];
-		int al = snprintf(aad, sizeof aad, "dek1|%s", user);
-		if (util_random_bytes(dek, CRYPTO_KEY_LEN) != 0 ||
-		    crypto_wrap(s->kek, dek, aad, (size_t)al, wrapped) != 0)
-			return -1;
-		crypto_wipe(dek, CRYPTO_KEY_LEN);
-		char *hex = hex_of(wrapped, sizeof wrapped);
-		pp[1] = hex;
-		int e = pg_exec(c, "INSERT INTO user_keys (user_id, encrypted_dek) VALUES ($1, $2)"
-				   " ON CONFLICT (user_id) DO NOTHING", 2, pp);
-		free(hex);
-		if (e != 0)
-			return -1;
-		/* loop: read back whichever key won a race */
-	}
-	return -1;
-}
-
-static void kn_aad(char *aad, size_t n, int *len, const char *user, const char *id, const char *type)
-{
-	*len = snprintf(aad, n, "uk1|%s|%s|%s", user, id, type);
-}
-
-/* The metrics of decryption, added to the cumulative counters in
- * $UNDE_METRICS_DIR/unde-shard-knowledge.prom (read-modify-write under a
- * lock, so concurrent runs add up). */
-void kn_metrics(struct kn_state *s)
-{
-	const char *dir = getenv("UNDE_METRICS_DIR");
-	if (!dir || !*dir || (!s->decrypts && !s->errors))
-		return;
-	char path[4096], lock[4200];
-	if (snprintf(path, sizeof path, "%s/unde-shard-knowledge.prom", dir) >= (int)sizeof path ||
-	    snprintf(lock, sizeof lock, "%s.lock", path) >= (int)sizeof lock)
-		return;
-	int fd = open(lock, O_CREAT | O_RDWR | O_CLOEXEC, 0644);
-	if (fd < 0 || flock(fd, LOCK_EX) != 0) {
-		if (fd >= 0)
-			close(fd);
-		return;
-	}
-	double tot = 0, err = 0;
-	FILE *f = fopen(path, "r");
-	if (f) {
-		char line[512];
-		double v;
-		while (fgets(line, sizeof line, f)) {
-			if (sscanf(line, "user_knowledge_decrypt_total %lf", &v) == 1)
-				tot = v;
-			else if (sscanf(line, "user_knowledge_decrypt_errors %lf", &v) == 1)
-				err = v;
-		}
-		fclose(f);
-	}
-	/* p95 of this run's decryptions */
-	double p95 = 0;
-	if (s->nlat) {
-		for (size_t i = 1; i < s->nlat; i++)
-			for (size_t j = i; j > 0 && s->lat[j - 1] > s->lat[j]; j--) {
-				double t = s->lat[j];
-				s->lat[j] = s->lat[j - 1], s->lat[j - 1] = t;
-			}
-		p95 = s->lat[(size_t)((double)(s->nlat - 1) * 0.95)];
-	}
-	struct metrics *m = metrics_new();
-	metrics_add(m, "user_knowledge_decrypt_total", "counter", "User knowledge rows decrypted (or tried)", NULL, tot + (double)s->decrypts);
-	metrics_add(m, "user_knowledge_decrypt_errors", "counter", "User knowledge rows that failed to decrypt (tampered, wrong key)", NULL, err + (double)s->errors);
-	metrics_add(m, "user_knowledge_decrypt_latency_ms", "gauge", "p95 decryption latency of the last run, ms", NULL, p95);
-	metrics_write_textfile(m, path);
-	metrics_free(m);
-	close(fd);
-}
-
-/* Decrypt the user's knowledge rows (active ones unless all) into an
- * array. NULL after failing the record (loudly: tamper, wrong key). */
-json_t *kn_read(struct kn_state *s, PGconn *c, const char *user, const char *type,
-		struct shard_err *e)
-{
-	unsigned char dek[CRYPTO_KEY_LEN];
-	int d = kn_dek(s, c, user, 0, dek);
-	if (d == 1)
-		return json_array(); /* no key: no knowledge yet */
-	if (d != 0) {
-		if (d == -2) {
-			s->errors++;
-			s->decrypts++;
-			shard_err_set(e, EX_DATAERR, "decrypt_failed",
-			     "user %s: the data key does not open with MASTER_ENCRYPTION_KEY "
-			     "(wrong key or tampered user_keys row)", user);
-			log_event(LOG_ERROR, "user key unwrap failed", json_pack("{s:s}", "user_id", user));
-		} else {
-			shard_err_set(e, pg_connection_lost(c) ? EX_UNAVAILABLE : EX_SOFTWARE, "query_failed",
-			     "cannot read the user's key: %s", pg_last_error(c));
-		}
-		return NULL;
-	}
-	const char *pp[] = { user, type };
-	PGresult *r = pg_query(c,
-			       "SELECT id, knowledge_type, encrypted_data, iv, auth_tag, version,"
-			       " extracted_from, source_message_id, confidence::float8,"
-			       " to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
-			       " FROM user_knowledge WHERE user_id = $1 AND is_active"
-			       " AND ($2::text IS NULL OR knowledge_type = $2) ORDER BY knowledge_type, created_at, id",
-			       2, pp);
-	if (!r) {
-		crypto_wipe(dek, sizeof dek);
-		shard_err_set(e, pg_connection_lost(c) ? EX_UNAVAILABLE : EX_SOFTWARE, "query_failed",
-		     "cannot read user knowledge: %s", pg_last_error(c));
-		return NULL;
-	}
-	json_t *out = json_array();
-	for (int i = 0; i < PQntuples(r); i++) {
-		size_t cl = 0, il = 0, tl = 0;
-		unsigned char *ct = bytes_of(PQgetvalue(r, i, 2), &cl);
-		unsigned char *iv = bytes_of(PQgetvalue(r, i, 3), &il);
-		unsigned char *tag = bytes_of(PQgetvalue(r, i, 4), &tl);
-		char aad[200];
-		int al;
-		kn_aad(aad, sizeof aad, &al, user, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
-		unsigned char *pt = xmalloc(cl + 1);
-		double t0 = util_now_ms();
-		int ok = ct && iv && tag &&
-			 crypto_open(dek, aad, (size_t)al, ct, cl, iv, il, tag, tl, pt) == 0;
-		double dt = util_now_ms() - t0;
-		s->decrypts++;
-		if (s->nlat == s->caplat) {
-			s->caplat = s->caplat ? 2 * s->caplat : 64;
-			s->lat = xrealloc(s->lat, s->caplat * sizeof *s->lat);
-		}
-		s->lat[s->nlat++] = dt;
-		json_t *data = NULL;
-		if (ok) {
-			pt[cl] = '\0';
-			data = json_loadb((const char *)pt, cl, JSON_DECODE_ANY, NULL);
-		}
-		crypto_wipe(pt, cl + 1);
-		free(pt);
-		free(ct);
-		free(iv);
-		free(tag);
-		if (!data) {
-			s->errors++;
-			shard_err_set(e, EX_DATAERR, "decrypt_failed",
-			     "user_knowledge row %s does not authenticate (tampered or wrong key)",
-			     PQgetvalue(r, i, 0));
-			log_event(LOG_ERROR, "user knowledge decrypt failed",
-				  json_pack("{s:s, s:s}", "user_id", user, "row_id", PQgetvalue(r, i, 0)));
-			json_decref(out);
-			PQclear(r);
-			crypto_wipe(dek, sizeof dek);
-			return NULL;
-		}
-		json_t *o = json_pack("{s:s, s:s, s:o, s:I}", "id", PQgetvalue(r, i, 0), "knowledge_type",
-				      PQgetvalue(r, i, 1), "data", data, "version",
-				      (json_int_t)pg_long(r, i, 5, 1));
-		if (!PQgetisnull(r, i, 6))
-			json_object_set_new(o, "extracted_from", json_string(PQgetvalue(r, i, 6)));
-		if (!PQgetisnull(r, i, 7))
-			json_object_set_new(o, "source_message_id", json_string(PQgetvalue(r, i, 7)));
-		if (!PQgetisnull(r, i, 8))
-			json_object_set_new(o, "confidence", json_real(strtod(PQgetvalue(r, i, 8), NULL)));
-		json_object_set_new(o, "updated_at", json_string(PQgetvalue(r, i, 9)));
-		json_array_append_new(out, o);
-	}
-	PQclear(r);
-	crypto_wipe(dek, sizeof dek);
-	return out;
-}
+struct kn_filter {
+	struct shard_ctx x;
+	struct shard_keys k;
+	const char *user, *type; /* --user, --type: for records without them */
+};
 
 static int kn_put(void *state, struct filter_run *run, json_t *rec)
 {
-	struct kn_state *s = state;
-	const char *user = jstr(rec, "user_id") ? jstr(rec, "user_id") : s->user;
-	const char *type = jstr(rec, "knowledge_type"), *id = jstr(rec, "id");
-	const char *from = jstr(rec, "extracted_from"), *src = jstr(rec, "source_message_id");
-	json_t *data = json_object_get(rec, "data"), *conf = json_object_get(rec, "confidence");
-	int rc = 0;
-	char idbuf[37], cbuf[32];
-	if (!user || !uuid_valid(user))
-		rc = filter_fail(run, EX_DATAERR, "invalid_field", "user_id must be a UUID");
-	else if (!type || !*type || strlen(type) > 50)
-		rc = filter_fail(run, EX_DATAERR, "invalid_field", "knowledge_type must be a string of 1 to 50 characters");
-	else if (!data)
-		rc = filter_fail(run, EX_DATAERR, "invalid_field", "data is missing");
-	else if ((id && !uuid_valid(id)) || (src && !uuid_valid(src)))
-		rc = filter_fail(run, EX_DATAERR, "invalid_field", "id and source_message_id must be UUIDs");
-	else if (conf && !json_is_null(conf) && (!json_is_number(conf) || json_number_value(conf) < 0 || json_number_value(conf) > 1))
-		rc = filter_fail(run, EX_DATAERR, "invalid_field", "confidence must be a number from 0 to 1");
-	if (rc)
-		goto out;
-	if (!id) {
-		util_uuid4(idbuf);
-		id = idbuf;
-	}
-	snprintf(cbuf, sizeof cbuf, "%.2f", conf && json_is_number(conf) ? json_number_value(conf) : 0);
+	struct kn_filter *s = state;
 	struct shard_err e;
-	long sid;
-	PGconn *c = sctx_for_user_write(&s->x, user, 1, &sid, &e);
-	if (!c) {
-		rc = sctx_fail(run, &e);
-		goto out;
-	}
-	unsigned char dek[CRYPTO_KEY_LEN];
-	if (pg_begin(c) != 0) {
-		rc = sctx_query_fail(run, c, "cannot begin");
-		goto out;
-	}
-	int d = kn_dek(s, c, user, 1, dek);
-	if (d != 0) {
-		pg_rollback(c);
-		rc = d == -2 ? filter_fail(run, EX_DATAERR, "decrypt_failed",
-					   "user %s: the data key does not open with MASTER_ENCRYPTION_KEY", user)
-			     : sctx_query_fail(run, c, "cannot get the user's key");
-		goto out;
-	}
-	char *pt = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
-	size_t pl = strlen(pt);
-	unsigned char *ct = xmalloc(pl + 1), iv[CRYPTO_IV_LEN], tag[CRYPTO_TAG_LEN];
-	char aad[200];
-	int al;
-	kn_aad(aad, sizeof aad, &al, user, id, type);
-	int sealed = crypto_seal(dek, aad, (size_t)al, pt, pl, ct, iv, tag);
-	crypto_wipe(dek, sizeof dek);
-	crypto_wipe(pt, pl);
-	free(pt);
-	char *hct = hex_of(ct, pl), *hiv = hex_of(iv, sizeof iv), *htag = hex_of(tag, sizeof tag);
-	free(ct);
-	const char *pp[] = { id, user, hct, hiv, htag, type, from, src,
-			     conf && json_is_number(conf) ? cbuf : NULL };
-	PGresult *r = sealed ? NULL
-			     : pg_query(c,
-					"INSERT INTO user_knowledge (id, user_id, encrypted_data, iv, auth_tag,"
-					" knowledge_type, extracted_from, source_message_id, confidence)"
-					" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-					" ON CONFLICT (id) DO UPDATE SET encrypted_data = EXCLUDED.encrypted_data,"
-					" iv = EXCLUDED.iv, auth_tag = EXCLUDED.auth_tag,"
-					" version = user_knowledge.version + 1, is_active = TRUE,"
-					" extracted_from = COALESCE(EXCLUDED.extracted_from, user_knowledge.extracted_from),"
-					" source_message_id = COALESCE(EXCLUDED.source_message_id, user_knowledge.source_message_id),"
-					" confidence = COALESCE(EXCLUDED.confidence, user_knowledge.confidence),"
-					" updated_at = now()"
-					" WHERE user_knowledge.user_id = EXCLUDED.user_id"
-					" AND user_knowledge.knowledge_type = EXCLUDED.knowledge_type"
-					" RETURNING version",
-					9, pp);
-	free(hct);
-	free(hiv);
-	free(htag);
-	if (sealed)
-		rc = filter_fail(run, EX_SOFTWARE, "encrypt_failed", "encryption failed");
-	else if (!r)
-		rc = sctx_query_fail(run, c, "cannot store user knowledge");
-	else if (PQntuples(r) != 1)
-		rc = filter_fail(run, EX_DATAERR, "id_conflict",
-				 "knowledge row %s belongs to another user or type", id);
-	else if (pg_commit(c) != 0)
-		rc = sctx_query_fail(run, c, "cannot commit");
-	if (rc)
-		pg_rollback(c);
-	else
-		json_object_set_new(rec, "knowledge", json_pack("{s:s, s:I, s:i}", "id", id, "version",
-								(json_int_t)pg_long(r, 0, 0, 1),
-								"shard_id", (int)sid));
-	PQclear(r);
-out:
-	/* the plaintext leaves with neither the output nor the error log */
-	if (json_object_get(rec, "data"))
-		json_object_set_new(rec, "data", json_string("[encrypted]"));
-	return rc;
+	return shard_knowledge_put(&s->x, &s->k, rec, s->user, &e) ? sctx_fail(run, &e) : 0;
 }
 
 static int kn_get(void *state, struct filter_run *run, json_t *rec)
 {
-	struct kn_state *s = state;
-	const char *user = jstr(rec, "user_id") ? jstr(rec, "user_id") : s->user;
-	const char *type = jstr(rec, "knowledge_type") ? jstr(rec, "knowledge_type") : s->type;
-	if (!user || !uuid_valid(user))
+	struct kn_filter *s = state;
+	const char *user = shard_jstr(rec, "user_id") ? shard_jstr(rec, "user_id") : s->user;
+	const char *type = shard_jstr(rec, "knowledge_type") ? shard_jstr(rec, "knowledge_type") : s->type;
+	if (!user || !shard_uuid_valid(user))
 		return filter_fail(run, EX_DATAERR, "invalid_field", "user_id must be a UUID");
 	struct shard_err e;
-	long sid;
-	PGconn *c = sctx_for_user(&s->x, user, 0, &sid, &e);
-	if (!c) {
-		if (e.code && !strcmp(e.code, "unknown_user")) {
-			json_object_set_new(rec, "user_knowledge", json_array());
-			return 0;
-		}
-		return sctx_fail(run, &e);
-	}
-	json_t *k = kn_read(s, c, user, type, &e);
+	json_t *k = shard_knowledge_get(&s->x, &s->k, user, type, &e);
 	if (!k)
 		return sctx_fail(run, &e);
 	json_object_set_new(rec, "user_knowledge", k);
 	return 0;
 }
 
-/* kn_put with the writer's route lock (sctx_for_user_write) ended after it,
- * whatever the outcome. */
-static int kn_put_then_unlock(void *state, struct filter_run *run, json_t *rec)
-{
-	int rc = kn_put(state, run, rec);
-	sctx_write_done(&((struct kn_state *)state)->x);
-	return rc;
-}
-
 enum { OPT_USER = 2000, OPT_TYPE };
 
 static int kn_option(void *state, int opt, const char *arg)
 {
-	struct kn_state *s = state;
+	struct kn_filter *s = state;
 	if (opt == OPT_USER) {
-		if (!uuid_valid(arg))
+		if (!shard_uuid_valid(arg))
 			return -1;
 		s->user = arg;
 		return 0;
@@ -457,17 +66,17 @@ static int kn_start(void *state, struct filter_run *run, int argc, char **argv)
 		log_event(LOG_ERROR, "unexpected argument", json_pack("{s:i}", "exit", EX_USAGE));
 		return EX_USAGE;
 	}
-	kn_load_keys(state);
+	shard_keys_load(&((struct kn_filter *)state)->k);
 	return 0;
 }
 
 static void kn_finish(void *state, struct filter_run *run)
 {
 	(void)run;
-	struct kn_state *s = state;
-	kn_metrics(s);
+	struct kn_filter *s = state;
+	shard_keys_metrics(&s->k);
 	sctx_close(&s->x);
-	kn_wipe(s);
+	shard_keys_wipe(&s->k);
 }
 
 static const struct option kn_longopts[] = { SCTX_LONGOPTS,
@@ -479,14 +88,10 @@ static const char kn_help[] = SCTX_HELP
 	"  --user U             the user, for records without user_id\n"
 	"  --type T             get: only this knowledge_type\n";
 
-int shard_cmd_knowledge(int argc, char **argv)
+/* Run one of the two filters; argv[0] is "put" or "get". */
+static int kn_filter_main(int put, int argc, char **argv)
 {
-	if (argc < 2) {
-		fputs("Usage: unde-shard knowledge put|get|list [--user U] [OPTIONS]\n", stderr);
-		return EX_USAGE;
-	}
-	const char *sub = argv[1];
-	struct kn_state s;
+	struct kn_filter s;
 	memset(&s, 0, sizeof s);
 	sctx_init(&s.x);
 	struct filter_def def = {
@@ -498,24 +103,20 @@ int shard_cmd_knowledge(int argc, char **argv)
 		.on_start = kn_start,
 		.on_finish = kn_finish,
 	};
-	if (!strcmp(sub, "put")) {
+	if (put) {
 		def.summary = "knowledge put: encrypt and store each fact {user_id, knowledge_type, data,\n"
 			      "id?, confidence?, extracted_from?, source_message_id?}; an existing id gets a\n"
 			      "new version. \"data\" leaves as \"[encrypted]\".";
 		def.synopsis = "knowledge put [--user U] [--shard N | --url URL]";
-		def.on_record = kn_put_then_unlock;
-	} else if (!strcmp(sub, "get") && knowledge_has_user(argc, argv)) {
-		return shard_cmd_knowledge_get_user(argc - 1, argv + 1);
-	} else if (!strcmp(sub, "get")) {
+		def.on_record = kn_put;
+	} else {
 		def.summary = "knowledge get: add each record's decrypted active facts as \"user_knowledge\"\n"
 			      "({user_id, knowledge_type?} in).";
 		def.synopsis = "knowledge get [--user U] [--type T] [--shard N | --url URL]";
 		def.on_record = kn_get;
-	} else if (!strcmp(sub, "list")) {
-		return shard_cmd_knowledge_list(argc - 1, argv + 1);
-	} else {
-		fputs("Usage: unde-shard knowledge put|get|list [--user U] [OPTIONS]\n", stderr);
-		return EX_USAGE;
 	}
-	return filter_main(&def, &s, argc - 1, argv + 1);
+	return filter_main(&def, &s, argc, argv);
 }
+
+int shard_filter_knowledge_put(int argc, char **argv) { return kn_filter_main(1, argc, argv); }
+int shard_filter_knowledge_get(int argc, char **argv) { return kn_filter_main(0, argc, argv); }

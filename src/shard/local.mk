@@ -2,9 +2,9 @@
 bin_PROGRAMS += src/unde-shard
 src_unde_shard_SOURCES = \
 	src/shard/main.c src/shard/shard.h \
-	src/shard/route.c src/shard/admin.c \
+	src/shard/admin.c \
 	src/shard/save.c \
-	src/shard/knowledge.c src/shard/knowledge.h src/shard/keys.c \
+	src/shard/knowledge.c src/shard/keys.c \
 	src/shard/forget.c src/shard/apply.c \
 	src/shard/search.c \
 	src/shard/move.c \

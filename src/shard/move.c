@@ -87,7 +87,7 @@ static long copy_rows(PGconn *src, PGconn *dst, const char *table, const char *w
 			total = -1;
 			break;
 		}
-		long got = pg_long(r, 0, 1, 0);
+		long got = shard_pg_long(r, 0, 1, 0);
 		if (got == 0) {
 			PQclear(r);
 			break;
@@ -166,7 +166,7 @@ int shard_cmd_move(int argc, char **argv)
 	int rc = admin_options(&a, argc, argv);
 	if (rc >= 0)
 		return rc;
-	if (optind != argc - 1 || to < 0 || !uuid_valid(argv[optind]))
+	if (optind != argc - 1 || to < 0 || !shard_uuid_valid(argv[optind]))
 		return admin_usage_error(usage, "move needs USER_ID (a UUID) and --to N");
 	const char *user = argv[optind];
 	if ((rc = admin_load_env(a.env_file)))

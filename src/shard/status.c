@@ -75,14 +75,14 @@ static int status_one(PGconn *c, long sid, double trigger, struct metrics *m)
 	int replica = PQgetvalue(r, 0, 6)[0] == 't';
 	json_t *o = json_pack("{s:i, s:s, s:I, s:I, s:I, s:I, s:f, s:I, s:I, s:I, s:b}",
 			      "shard_id", (int)sid, "role", replica ? "replica" : "primary",
-			      "messages", (json_int_t)pg_long(r, 0, 0, 0),
-			      "embedded_messages", (json_int_t)pg_long(r, 0, 1, 0),
-			      "users", (json_int_t)pg_long(r, 0, 2, 0),
+			      "messages", (json_int_t)shard_pg_long(r, 0, 0, 0),
+			      "embedded_messages", (json_int_t)shard_pg_long(r, 0, 1, 0),
+			      "users", (json_int_t)shard_pg_long(r, 0, 2, 0),
 			      "heap_bytes", (json_int_t)strtoll(PQgetvalue(r, 0, 3), NULL, 10),
 			      "hnsw_index_size_bytes", hnsw,
 			      "database_bytes", (json_int_t)strtoll(PQgetvalue(r, 0, 5), NULL, 10),
-			      "user_keys", (json_int_t)pg_long(r, 0, 10, 0),
-			      "needs_enrichment", (json_int_t)pg_long(r, 0, 11, 0),
+			      "user_keys", (json_int_t)shard_pg_long(r, 0, 10, 0),
+			      "needs_enrichment", (json_int_t)shard_pg_long(r, 0, 11, 0),
 			      "new_shard_needed", hnsw > trigger);
 	json_object_set_new(o, "new_shard_trigger_bytes", json_real(trigger));
 	char labels[64];
@@ -92,13 +92,13 @@ static int status_one(PGconn *c, long sid, double trigger, struct metrics *m)
 		json_object_set_new(o, "replication_lag_seconds", json_real(lag));
 		metrics_add(m, "replication_lag_seconds", "gauge", "Seconds since the last replayed transaction", labels, lag);
 	} else {
-		json_object_set_new(o, "replicas", json_integer(pg_long(r, 0, 8, 0)));
+		json_object_set_new(o, "replicas", json_integer(shard_pg_long(r, 0, 8, 0)));
 		if (!PQgetisnull(r, 0, 9)) {
 			double lag = strtod(PQgetvalue(r, 0, 9), NULL);
 			json_object_set_new(o, "replication_lag_seconds", json_real(lag));
 			metrics_add(m, "replication_lag_seconds", "gauge", "Largest replay lag of the standbys", labels, lag);
 		}
-		metrics_add(m, "replica_up", "gauge", "Streaming standbys connected", labels, (double)pg_long(r, 0, 8, 0));
+		metrics_add(m, "replica_up", "gauge", "Streaming standbys connected", labels, (double)shard_pg_long(r, 0, 8, 0));
 	}
 	double tp = tmpfs_percent(PQgetisnull(r, 0, 12) ? NULL : PQgetvalue(r, 0, 12));
 	if (tp >= 0) {
@@ -107,10 +107,10 @@ static int status_one(PGconn *c, long sid, double trigger, struct metrics *m)
 	}
 	metrics_add(m, "hnsw_index_size_bytes", "gauge", "Size of the HNSW index over all partitions (new shard above 80 GB)", labels, hnsw);
 	metrics_add(m, "shard_new_shard_needed", "gauge", "1 when the HNSW index passed the new-shard trigger", labels, hnsw > trigger);
-	metrics_add(m, "shard_messages", "gauge", "Messages stored", labels, (double)pg_long(r, 0, 0, 0));
-	metrics_add(m, "shard_users", "gauge", "Users (conversations) stored", labels, (double)pg_long(r, 0, 2, 0));
+	metrics_add(m, "shard_messages", "gauge", "Messages stored", labels, (double)shard_pg_long(r, 0, 0, 0));
+	metrics_add(m, "shard_users", "gauge", "Users (conversations) stored", labels, (double)shard_pg_long(r, 0, 2, 0));
 	metrics_add(m, "shard_heap_bytes", "gauge", "Heap size of the messages partitions", labels, strtod(PQgetvalue(r, 0, 3), NULL));
-	metrics_add(m, "enrichment_backfill_pending", "gauge", "Replayed messages awaiting enrichment", labels, (double)pg_long(r, 0, 11, 0));
+	metrics_add(m, "enrichment_backfill_pending", "gauge", "Replayed messages awaiting enrichment", labels, (double)shard_pg_long(r, 0, 11, 0));
 	PQclear(r);
 	shard_print(o);
 	return 0;
@@ -172,7 +172,7 @@ int shard_cmd_status(int argc, char **argv)
 		}
 	} else if ((ids = pg_query(x.prod, "SELECT shard_id FROM shards ORDER BY shard_id", 0, NULL))) {
 		for (int i = 0; i < PQntuples(ids); i++) {
-			long sid = pg_long(ids, i, 0, 0);
+			long sid = shard_pg_long(ids, i, 0, 0);
 			PGconn *sc = sctx_shard(&x, sid, &e);
 			if (!sc) {
 				log_event(LOG_ERROR, e.msg, json_pack("{s:i}", "shard_id", (int)sid));

@@ -1,26 +1,22 @@
-/* route.c — reaching a user's shard: the routing table in production and
- * the shard connections (the admin subcommands that manage them — init,
- * add, list, route live in admin.c). See shard.h for the order in which a
- * shard is chosen. */
+/* shardc_route.c — reaching a user's shard: the routing table in
+ * production, the shard connections, the writer's route lock, and the
+ * error mapping every shard-client call shares. See shardc.h for the order
+ * in which a shard is chosen. */
 #include "config.h"
 
 #include <errno.h>
-#include <getopt.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
-#include <unistd.h>
 
 #include <openssl/evp.h>
 
 #include "conf.h"
-#include "jsonl.h"
 #include "log.h"
 #include "pg.h"
-#include "shard.h"
+#include "shardc.h"
 #include "util.h"
 
 void sctx_init(struct shard_ctx *x)
@@ -61,7 +57,7 @@ int sctx_option(struct shard_ctx *x, int opt, const char *arg)
 	}
 }
 
-void shard_err_set(struct shard_err *e, int status, const char *code, const char *fmt, ...)
+int shard_err_set(struct shard_err *e, int status, const char *code, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -69,6 +65,19 @@ void shard_err_set(struct shard_err *e, int status, const char *code, const char
 	va_end(ap);
 	e->status = status;
 	e->code = code;
+	return -1;
+}
+
+int shard_err_query(struct shard_err *e, PGconn *c, const char *what)
+{
+	const char *st = pg_last_sqlstate();
+	if (pg_connection_lost(c))
+		return shard_err_set(e, EX_UNAVAILABLE, "shard_unavailable", "%s: connection lost", what);
+	if (st[0] == '2' && st[1] == '2') /* data exception: bad vector, bad number… */
+		return shard_err_set(e, EX_DATAERR, "invalid_field", "%s: %s", what, pg_last_error(c));
+	if (!strcmp(st, "40001") || !strcmp(st, "40P01"))
+		return shard_err_set(e, EX_TEMPFAIL, "conflict", "%s: %s", what, pg_last_error(c));
+	return shard_err_set(e, EX_SOFTWARE, "query_failed", "%s: %s", what, pg_last_error(c));
 }
 
 /* A connection that broke between records gets one reset before use. */
@@ -167,7 +176,7 @@ PGconn *sctx_shard(struct shard_ctx *x, long id, struct shard_err *err)
 	return c;
 }
 
-int uuid_parse(const char *s, unsigned char out[16])
+int shard_uuid_parse(const char *s, unsigned char out[16])
 {
 	static const int dash[] = { 8, 13, 18, 23 };
 	if (!s || strlen(s) != 36)
@@ -191,10 +200,10 @@ int uuid_parse(const char *s, unsigned char out[16])
 	return 0;
 }
 
-int uuid_valid(const char *s)
+int shard_uuid_valid(const char *s)
 {
 	unsigned char b[16];
-	return uuid_parse(s, b) == 0;
+	return shard_uuid_parse(s, b) == 0;
 }
 
 /* Placement hash: the first 8 bytes (big-endian) of SHA-256 over the UUID's
@@ -225,7 +234,7 @@ int route_lookup(PGconn *p, const char *user_id, int place, int lock, long *shar
 		return -1;
 	*placed = 0;
 	if (PQntuples(r) == 1) {
-		*shard_id = pg_long(r, 0, 0, -1);
+		*shard_id = shard_pg_long(r, 0, 0, -1);
 		PQclear(r);
 		return 0;
 	}
@@ -233,7 +242,7 @@ int route_lookup(PGconn *p, const char *user_id, int place, int lock, long *shar
 	if (!place)
 		return 1;
 	unsigned char b[16];
-	uuid_parse(user_id, b);
+	shard_uuid_parse(user_id, b);
 	char hs[32];
 	snprintf(hs, sizeof hs, "%llu", (unsigned long long)shard_hash(b));
 	pp[1] = hs;
@@ -259,7 +268,7 @@ int route_lookup(PGconn *p, const char *user_id, int place, int lock, long *shar
 			return -1;
 		}
 	}
-	*shard_id = pg_long(r, 0, 0, -1);
+	*shard_id = shard_pg_long(r, 0, 0, -1);
 	*placed = PQgetvalue(r, 0, 1)[0] == 't';
 	PQclear(r);
 	return 0;
@@ -365,7 +374,7 @@ PGconn *sctx_for_conversation(struct shard_ctx *x, const char *conversation_id,
 	}
 	const char *pp[] = { conversation_id };
 	for (int i = 0; i < PQntuples(r); i++) {
-		long id = pg_long(r, i, 0, -1);
+		long id = shard_pg_long(r, i, 0, -1);
 		PGconn *c = sctx_shard(x, id, err);
 		if (!c)
 			continue;
@@ -394,88 +403,21 @@ int sctx_fail(struct filter_run *run, const struct shard_err *err)
 
 int sctx_query_fail(struct filter_run *run, PGconn *c, const char *what)
 {
-	const char *st = pg_last_sqlstate();
-	if (pg_connection_lost(c))
-		return filter_fail(run, EX_UNAVAILABLE, "shard_unavailable", "%s: connection lost",
-				   what);
-	if (st[0] == '2' && st[1] == '2') /* data exception: bad vector, bad number… */
-		return filter_fail(run, EX_DATAERR, "invalid_field", "%s: %s", what,
-				   pg_last_error(c));
-	if (!strcmp(st, "40001") || !strcmp(st, "40P01"))
-		return filter_fail(run, EX_TEMPFAIL, "conflict", "%s: %s", what, pg_last_error(c));
-	return filter_fail(run, EX_SOFTWARE, "query_failed", "%s: %s", what, pg_last_error(c));
+	struct shard_err e;
+	shard_err_query(&e, c, what);
+	return sctx_fail(run, &e);
 }
 
-const char *jstr(const json_t *o, const char *key)
+const char *shard_jstr(const json_t *o, const char *key)
 {
 	const json_t *v = json_object_get(o, key);
 	return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-void shard_print(json_t *line)
-{
-	jsonl_write(stdout, line);
-	json_decref(line);
-}
-
-long pg_long(PGresult *r, int row, int col, long def)
+long shard_pg_long(PGresult *r, int row, int col, long def)
 {
 	if (!r || row >= PQntuples(r) || PQgetisnull(r, row, col))
 		return def;
 	return strtol(PQgetvalue(r, row, col), NULL, 10);
-}
-
-int admin_usage_error(const char *usage, const char *msg)
-{
-	log_event(LOG_ERROR, msg, json_pack("{s:i}", "exit", EX_USAGE));
-	fprintf(stderr, "Usage: %sTry 'unde-shard --help'.\n", usage);
-	return EX_USAGE;
-}
-
-int admin_load_env(const char *env_file) { return conf_load_env(env_file); }
-
-/* One getopt_long loop for all the admin subcommands, so that --help,
- * --env-file, --shard/--url and the "invalid option" usage error behave
- * the same in each; the subcommand keeps its own option table (getopt's
- * messages follow it) and its own options (own). See shard.h. */
-int admin_options(struct admin_opts *a, int argc, char **argv)
-{
-	const char *shortopts = a->shortopts ? a->shortopts : "h";
-	int c;
-	a->env_file = NULL;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, shortopts, a->longopts, NULL)) != -1) {
-		int rc;
-		if (c == 'h') {
-			printf("Usage: %s%s", a->usage, a->summary ? a->summary : "");
-			return 0;
-		}
-		if (c == ADMIN_OPT_ENV) {
-			a->env_file = optarg;
-			continue;
-		}
-		if (a->x && (c == SCTX_OPT_SHARD || (c == SCTX_OPT_URL && !a->shard_only)))
-			rc = sctx_option(a->x, c, optarg) == 1 ? 0 : -1;
-		else
-			rc = a->own ? a->own(c, optarg, a->data) : -1;
-		if (rc < 0)
-			return admin_usage_error(a->usage, "invalid option");
-		if (rc > 0)
-			return rc;
-	}
-	return -1;
-}
-
-/* The admin commands' one way to fail on production (add, list, route,
- * erase --user): the reason logged, its exit class returned. */
-PGconn *admin_production(struct shard_ctx *x, int *status)
-{
-	struct shard_err e;
-	PGconn *p = sctx_production(x, 1, &e);
-	if (!p) {
-		log_event(LOG_ERROR, e.msg, NULL);
-		*status = e.status;
-	}
-	return p;
 }
 

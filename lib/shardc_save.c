@@ -1,0 +1,524 @@
+/* shardc_save.c — writing chat history: saving a turn (idempotent by the
+ * client's message UUIDs) and §14's client-side verify-and-replay after a
+ * failover, plus the template that turns an assistant's artifact into its
+ * response_description. Both take the writer's route lock and end it. */
+#include "config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sysexits.h>
+
+#include "log.h"
+#include "pg.h"
+#include "shardc.h"
+#include "util.h"
+
+
+static const char *const roles[] = { "user", "assistant", "system", NULL };
+static const char *const mtypes[] = { "emotion", "preference", "fact", "event", "general", NULL };
+static const char *const itypes[] = { "voice", "text", NULL };
+
+static int in_list(const char *s, const char *const *l)
+{
+	for (; *l; l++)
+		if (!strcmp(s, *l))
+			return 1;
+	return 0;
+}
+
+/* Append "text" to b, skipping NULL/empty. */
+static void desc_add(struct buf *b, const char *sep, const char *text)
+{
+	if (!text || !*text)
+		return;
+	if (b->len && sep)
+		buf_append(b, sep, strlen(sep));
+	buf_append(b, text, strlen(text));
+}
+
+char *shard_describe_artifact(const json_t *a)
+{
+	if (!json_is_object(a))
+		return NULL;
+	const json_t *items = json_object_get(a, "items");
+	if (!json_is_array(items) || json_array_size(items) == 0)
+		return NULL;
+	struct buf b = { 0 };
+	const char *type = shard_jstr(a, "type");
+	desc_add(&b, NULL, type ? type : "artifact");
+	if (shard_jstr(a, "title")) {
+		buf_append(&b, " \"", 2);
+		desc_add(&b, NULL, shard_jstr(a, "title"));
+		buf_append(&b, "\"", 1);
+	}
+	buf_append(&b, ":", 1);
+	size_t i;
+	const json_t *it;
+	json_array_foreach(items, i, it)
+	{
+		if (!json_is_object(it))
+			continue;
+		buf_append(&b, i ? "; " : " ", i ? 2 : 1);
+		size_t start = b.len;
+		desc_add(&b, NULL, shard_jstr(it, "brand"));
+		desc_add(&b, " ", shard_jstr(it, "name"));
+		desc_add(&b, " ", shard_jstr(it, "category"));
+		desc_add(&b, " ", shard_jstr(it, "color"));
+		const char *sku = shard_jstr(it, "sku") ? shard_jstr(it, "sku") : shard_jstr(it, "item_id");
+		if (sku) {
+			desc_add(&b, b.len > start ? ", " : NULL, "SKU ");
+			buf_append(&b, sku, strlen(sku));
+		}
+		const char *store = shard_jstr(it, "store") ? shard_jstr(it, "store") : shard_jstr(a, "store");
+		if (store) {
+			desc_add(&b, b.len > start ? ", " : NULL, "store ");
+			buf_append(&b, store, strlen(store));
+		}
+		const json_t *price = json_object_get(it, "price");
+		if (json_is_number(price)) {
+			char pr[64];
+			snprintf(pr, sizeof pr, "%s%g %s", b.len > start ? ", " : "",
+				 json_number_value(price),
+				 shard_jstr(it, "currency") ? shard_jstr(it, "currency") : "");
+			desc_add(&b, NULL, pr);
+			while (b.len && b.data[b.len - 1] == ' ')
+				b.len--;
+		}
+	}
+	buf_append(&b, "", 1);
+	return b.data;
+}
+
+/* Validate one message and copy the columns we store into a clean object
+ * for jsonb_to_recordset. On error returns NULL with why in err. */
+static json_t *message_row(const json_t *m, int replay, char *err, size_t errlen, size_t idx)
+{
+	if (!json_is_object(m)) {
+		snprintf(err, errlen, "messages[%zu] is not an object", idx);
+		return NULL;
+	}
+	const char *id = shard_jstr(m, "id"), *role = shard_jstr(m, "role");
+	const json_t *content = json_object_get(m, "content");
+	if (!id || !shard_uuid_valid(id)) {
+		snprintf(err, errlen, "messages[%zu].id must be a UUID (client-generated)", idx);
+		return NULL;
+	}
+	if (!role || !in_list(role, roles)) {
+		snprintf(err, errlen, "messages[%zu].role must be user, assistant or system", idx);
+		return NULL;
+	}
+	if (!json_is_string(content)) {
+		snprintf(err, errlen, "messages[%zu].content must be a string", idx);
+		return NULL;
+	}
+	json_t *row = json_pack("{s:s, s:s, s:O}", "id", id, "role", role, "content", content);
+	static const struct {
+		const char *key;
+		int type; /* 's' string, 'b' bool, 'n' number, 'i' integer, 'u' uuid, 'j' json, 'a' array */
+	} cols[] = {
+		{ "created_at", 's' }, { "embedding", 'a' }, { "is_embeddable", 'b' },
+		{ "memory_type", 's' }, { "memory_confidence", 'n' }, { "memory_snippet", 's' },
+		{ "response_description", 's' }, { "reply_to_id", 'u' }, { "media_urls", 'j' },
+		{ "mood_frame", 'j' }, { "input_type", 's' }, { "duration_ms", 'i' },
+		{ "model_used", 's' },
+	};
+	for (size_t k = 0; k < sizeof cols / sizeof *cols; k++) {
+		const json_t *v = json_object_get(m, cols[k].key);
+		if (!v || json_is_null(v))
+			continue;
+		int ok = 1;
+		switch (cols[k].type) {
+		case 's': ok = json_is_string(v); break;
+		case 'b': ok = json_is_boolean(v); break;
+		case 'n': ok = json_is_number(v); break;
+		case 'i': ok = json_is_integer(v) && json_integer_value(v) >= 0 && json_integer_value(v) <= 2147483647; break;
+		case 'u': ok = json_is_string(v) && shard_uuid_valid(json_string_value(v)); break;
+		case 'a': {
+			size_t j;
+			const json_t *e;
+			ok = json_is_array(v) && json_array_size(v) > 0;
+			json_array_foreach(v, j, e) if (!json_is_number(e)) ok = 0;
+			break;
+		}
+		default: break;
+		}
+		if (ok && !strcmp(cols[k].key, "memory_type"))
+			ok = in_list(json_string_value(v), mtypes);
+		if (ok && !strcmp(cols[k].key, "input_type"))
+			ok = in_list(json_string_value(v), itypes);
+		if (ok && !strcmp(cols[k].key, "memory_confidence"))
+			ok = json_number_value(v) >= 0 && json_number_value(v) <= 1;
+		if (!ok) {
+			snprintf(err, errlen, "messages[%zu].%s has the wrong type or value", idx,
+				 cols[k].key);
+			json_decref(row);
+			return NULL;
+		}
+		json_object_set(row, cols[k].key, (json_t *)v);
+	}
+	/* §13/§14: an artifact's description is built from the template, at
+	 * save when the caller did not, and always at replay. */
+	const json_t *art = json_object_get(m, "artifact");
+	if (art && !json_is_null(art)) {
+		if (!json_is_object(art)) {
+			snprintf(err, errlen, "messages[%zu].artifact must be an object", idx);
+			json_decref(row);
+			return NULL;
+		}
+		if (replay || !json_object_get(row, "response_description")) {
+			char *d = shard_describe_artifact(art);
+			if (d)
+				json_object_set_new(row, "response_description", json_string(d));
+			free(d);
+		}
+	}
+	return row;
+}
+
+static const char insert_sql[] =
+	"WITH ins AS ("
+	" INSERT INTO messages (id, conversation_id, role, content, embedding, is_embeddable,"
+	"  memory_type, memory_confidence, memory_snippet, response_description, reply_to_id,"
+	"  media_urls, mood_frame, input_type, duration_ms, model_used, created_at, needs_enrichment)"
+	" SELECT m.id, $1::uuid, m.role, m.content, (m.embedding::text)::vector,"
+	"  COALESCE(m.is_embeddable, false), COALESCE(m.memory_type, 'general'),"
+	"  COALESCE(m.memory_confidence, 0.5), m.memory_snippet, m.response_description,"
+	"  m.reply_to_id, m.media_urls, m.mood_frame, m.input_type, m.duration_ms, m.model_used,"
+	"  COALESCE(m.created_at, now()), $3::boolean"
+	" FROM jsonb_to_recordset($2::jsonb) AS m(id uuid, role text, content text, embedding jsonb,"
+	"  is_embeddable boolean, memory_type text, memory_confidence float8, memory_snippet text,"
+	"  response_description text, reply_to_id uuid, media_urls jsonb, mood_frame jsonb,"
+	"  input_type text, duration_ms integer, model_used text, created_at timestamptz)"
+	" ON CONFLICT DO NOTHING RETURNING id),"
+	" upd AS (UPDATE conversations SET message_count = message_count + (SELECT count(*) FROM ins),"
+	"  updated_at = now() WHERE id = $1::uuid AND EXISTS (SELECT 1 FROM ins))"
+	"SELECT id::text FROM ins";
+
+/* Insert rows (a JSON array of message_row objects) into conversation
+ * conv; fill inserted/existing with the ids. Inside the caller's
+ * transaction. Returns 0 or the filter failure. */
+static int insert_rows(struct shard_err *err, PGconn *c, const char *conv, json_t *rows,
+		       int enrich, json_t *inserted, json_t *existing)
+{
+	char *js = json_dumps(rows, JSON_COMPACT);
+	const char *pp[] = { conv, js, enrich ? "true" : "false" };
+	PGresult *r = pg_query(c, insert_sql, 3, pp);
+	free(js);
+	if (!r)
+		return shard_err_query(err, c, "cannot store the messages");
+	size_t i;
+	json_t *row;
+	json_array_foreach(rows, i, row)
+	{
+		const char *id = shard_jstr(row, "id");
+		int found = 0;
+		for (int k = 0; k < PQntuples(r) && !found; k++)
+			found = !strcasecmp(PQgetvalue(r, k, 0), id);
+		json_t *dest = found ? inserted : existing;
+		/* a message repeated inside one batch is listed once */
+		int dup = 0;
+		size_t j;
+		json_t *e;
+		json_array_foreach(inserted, j, e) dup |= !strcasecmp(json_string_value(e), id);
+		json_array_foreach(existing, j, e) dup |= !strcasecmp(json_string_value(e), id);
+		if (!dup)
+			json_array_append_new(dest, json_string(id));
+	}
+	PQclear(r);
+	return 0;
+}
+
+/* The user's one conversation (§14: UNIQUE(user_id)), created on first
+ * use with the client's id when it sent one. conv gets its id. */
+static int conversation_for(struct shard_err *err, PGconn *c, const char *user_id,
+			    const char *want, char conv[37])
+{
+	const char *pp[] = { user_id, want };
+	PGresult *r = pg_query(c,
+			       "WITH ins AS (INSERT INTO conversations (id, user_id)"
+			       " VALUES (COALESCE($2::uuid, gen_random_uuid()), $1::uuid)"
+			       " ON CONFLICT (user_id) DO NOTHING RETURNING id)"
+			       " SELECT id::text FROM ins UNION ALL"
+			       " SELECT id::text FROM conversations WHERE user_id = $1::uuid LIMIT 1",
+			       2, pp);
+	if (!r) {
+		if (!strcmp(pg_last_sqlstate(), "23505"))
+			return shard_err_set(err, EX_DATAERR, "conversation_mismatch",
+					   "conversation %s belongs to another user", want);
+		return shard_err_query(err, c, "cannot find the conversation");
+	}
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		return shard_err_set(err, EX_TEMPFAIL, "conflict", "conversation created concurrently; retry");
+	}
+	snprintf(conv, 37, "%s", PQgetvalue(r, 0, 0));
+	PQclear(r);
+	if (want && strcasecmp(want, conv) != 0)
+		return shard_err_set(err, EX_DATAERR, "conversation_mismatch",
+				   "user %s's conversation is %s, not %s", user_id, conv, want);
+	return 0;
+}
+
+/* Drop from rows the messages tombstoned in production's
+ * deleted_messages_registry (erased), listing their ids in erased: a
+ * client that replays a turn it never heard was erased must not bring it
+ * back. Asked on the writer's production connection; without production
+ * (single-shard mode) there is no registry to ask. 0, or the filter
+ * failure. */
+static int drop_erased(struct shard_err *err, struct shard_ctx *x, json_t *rows, json_t *erased)
+{
+	PGconn *p = x->holding ? x->hold : x->prod;
+	if (!p || !json_array_size(rows))
+		return 0;
+	json_t *ids = json_array();
+	size_t i;
+	json_t *row;
+	json_array_foreach(rows, i, row) json_array_append(ids, json_object_get(row, "id"));
+	char *js = json_dumps(ids, JSON_COMPACT);
+	json_decref(ids);
+	const char *pp[] = { js };
+	PGresult *r = pg_query(p,
+			       "SELECT message_id::text FROM deleted_messages_registry"
+			       " WHERE message_id IN (SELECT jsonb_array_elements_text($1::jsonb)::uuid)",
+			       1, pp);
+	free(js);
+	if (!r)
+		return shard_err_set(err, pg_connection_lost(p) ? EX_UNAVAILABLE : EX_SOFTWARE,
+				   "registry_failed", "cannot read the tombstone registry: %s",
+				   pg_last_error(p));
+	for (i = json_array_size(rows); i-- > 0;) {
+		const char *id = shard_jstr(json_array_get(rows, i), "id");
+		for (int k = 0; k < PQntuples(r); k++)
+			if (!strcasecmp(PQgetvalue(r, k, 0), id)) {
+				json_array_insert_new(erased, 0, json_string(id));
+				json_array_remove(rows, i);
+				break;
+			}
+	}
+	PQclear(r);
+	return 0;
+}
+
+static json_t *rows_of(struct shard_err *e, const json_t *msgs, int replay)
+{
+	char err[256];
+	json_t *rows = json_array();
+	size_t i;
+	const json_t *m;
+	json_array_foreach(msgs, i, m)
+	{
+		json_t *row = message_row(m, replay, err, sizeof err, i);
+		if (!row) {
+			json_decref(rows);
+			shard_err_set(e, EX_DATAERR, "invalid_field", "%s", err);
+			return NULL;
+		}
+		json_array_append_new(rows, row);
+	}
+	return rows;
+}
+
+int shard_save_turn(struct shard_ctx *x, json_t *rec, struct shard_err *err)
+{
+	const char *user = shard_jstr(rec, "user_id"), *want = shard_jstr(rec, "conversation_id");
+	const json_t *msgs = json_object_get(rec, "messages");
+	if (!user || !shard_uuid_valid(user))
+		return shard_err_set(err, EX_DATAERR, "invalid_field", "user_id must be a UUID");
+	if (json_object_get(rec, "conversation_id") && !json_is_null(json_object_get(rec, "conversation_id")) &&
+	    (!want || !shard_uuid_valid(want)))
+		return shard_err_set(err, EX_DATAERR, "invalid_field", "conversation_id must be a UUID");
+	if (!json_is_array(msgs) || json_array_size(msgs) == 0 ||
+	    json_array_size(msgs) > SHARD_SAVE_MAX_MESSAGES)
+		return shard_err_set(err, EX_DATAERR, "invalid_field",
+				   "messages must be an array of 1 to %d messages", SHARD_SAVE_MAX_MESSAGES);
+	int rc = 0;
+	json_t *rows = rows_of(err, msgs, 0);
+	if (!rows)
+		return -1;
+	long sid;
+	PGconn *c = sctx_for_user_write(x, user, 1, &sid, err);
+	if (!c) {
+		json_decref(rows);
+		return -1;
+	}
+	char conv[37];
+	json_t *ins = json_array(), *old = json_array(), *erased = json_array();
+	rc = drop_erased(err, x, rows, erased);
+	if (!rc && pg_begin(c) != 0)
+		rc = shard_err_query(err, c, "cannot begin");
+	else if (!rc && (rc = conversation_for(err, c, user, want, conv)) == 0 &&
+		 (rc = insert_rows(err, c, conv, rows, 0, ins, old)) == 0 && pg_commit(c) != 0)
+		rc = shard_err_query(err, c, "cannot commit");
+	if (rc) {
+		pg_rollback(c);
+		json_decref(ins);
+		json_decref(old);
+		json_decref(erased);
+	} else {
+		json_object_set_new(rec, "conversation_id", json_string(conv));
+		json_object_set_new(rec, "saved", json_pack("{s:i, s:o, s:o, s:o}", "shard_id", (int)sid,
+							    "inserted", ins, "existing", old,
+							    "erased", erased));
+	}
+	json_decref(rows);
+	sctx_write_done(x);
+	return rc ? -1 : 0;
+}
+
+/* Flatten replay pairs: each is {"user":{…},"assistant":{…}} or an array
+ * of messages. */
+static json_t *replay_messages(const json_t *pairs, char *err, size_t errlen)
+{
+	json_t *out = json_array();
+	size_t i;
+	const json_t *p;
+	json_array_foreach(pairs, i, p)
+	{
+		if (json_is_array(p)) {
+			json_array_extend(out, (json_t *)p);
+		} else if (json_is_object(p) && (json_object_get(p, "user") || json_object_get(p, "assistant"))) {
+			static const char *const k[] = { "user", "assistant" };
+			for (int j = 0; j < 2; j++) {
+				json_t *m = json_object_get(p, k[j]);
+				if (m && !json_is_null(m)) {
+					json_t *cp = json_deep_copy(m);
+					if (json_is_object(cp) && !json_object_get(cp, "role"))
+						json_object_set_new(cp, "role", json_string(k[j]));
+					json_array_append_new(out, cp);
+				}
+			}
+		} else {
+			snprintf(err, errlen, "unconfirmed[%zu] must be a pair {user, assistant} or an array", i);
+			json_decref(out);
+			return NULL;
+		}
+	}
+	return out;
+}
+
+int shard_replay(struct shard_ctx *x, json_t *rec, struct shard_err *err)
+{
+	const char *conv = shard_jstr(rec, "conversation_id"), *user = shard_jstr(rec, "user_id");
+	const json_t *pairs = json_object_get(rec, "unconfirmed");
+	const json_t *confirmed = json_object_get(rec, "recent_confirmed_ids");
+	if (!conv || !shard_uuid_valid(conv))
+		return shard_err_set(err, EX_DATAERR, "invalid_field", "conversation_id must be a UUID");
+	if (user && !shard_uuid_valid(user))
+		return shard_err_set(err, EX_DATAERR, "invalid_field", "user_id must be a UUID");
+	if (pairs && !json_is_array(pairs))
+		return shard_err_set(err, EX_DATAERR, "invalid_field", "unconfirmed must be an array");
+	if (confirmed && !json_is_array(confirmed))
+		return shard_err_set(err, EX_DATAERR, "invalid_field", "recent_confirmed_ids must be an array");
+	json_t *ids = json_array();
+	size_t i;
+	const json_t *v;
+	json_array_foreach(confirmed, i, v)
+	{
+		/* an id, or a pair of ids */
+		const json_t *one = v;
+		for (size_t j = 0; j < (json_is_array(v) ? json_array_size(v) : 1); j++) {
+			if (json_is_array(v))
+				one = json_array_get(v, j);
+			if (!json_is_string(one) || !shard_uuid_valid(json_string_value(one))) {
+				json_decref(ids);
+				return shard_err_set(err, EX_DATAERR, "invalid_field",
+						   "recent_confirmed_ids[%zu] must be a UUID or an array of UUIDs", i);
+			}
+			json_array_append(ids, (json_t *)one);
+		}
+	}
+	char why[256];
+	json_t *msgs = pairs ? replay_messages(pairs, why, sizeof why) : json_array();
+	if (!msgs) {
+		json_decref(ids);
+		return shard_err_set(err, EX_DATAERR, "invalid_field", "%s", why);
+	}
+	json_t *rows = rows_of(err, msgs, 1);
+	json_decref(msgs);
+	if (!rows) {
+		json_decref(ids);
+		return -1;
+	}
+	long sid;
+	PGconn *c = user ? sctx_for_user_write(x, user, 1, &sid, err)
+			 : sctx_for_conversation(x, conv, NULL, 1, &sid, err);
+	if (!c) {
+		json_decref(rows);
+		json_decref(ids);
+		sctx_write_done(x);
+		return -1;
+	}
+	int rc = 0;
+	json_t *ins = json_array(), *old = json_array(), *cpresent = json_array(),
+	       *cmissing = json_array(), *erased = json_array();
+	char have[37];
+	if ((rc = drop_erased(err, x, rows, erased)) != 0)
+		goto out;
+	if (pg_begin(c) != 0) {
+		rc = shard_err_query(err, c, "cannot begin");
+		goto out;
+	}
+	if (user) {
+		if ((rc = conversation_for(err, c, user, conv, have)) != 0)
+			goto out;
+	} else {
+		const char *pp[] = { conv };
+		PGresult *r = pg_query(c, "SELECT 1 FROM conversations WHERE id = $1", 1, pp);
+		int found = r && PQntuples(r) == 1;
+		PQclear(r);
+		if (!found) {
+			rc = shard_err_set(err, EX_DATAERR, "unknown_conversation",
+					 "conversation %s is not on this shard; send user_id to create it", conv);
+			goto out;
+		}
+	}
+	if (json_array_size(rows) && (rc = insert_rows(err, c, conv, rows, 1, ins, old)) != 0)
+		goto out;
+	if (json_array_size(ids)) {
+		char *js = json_dumps(ids, JSON_COMPACT);
+		const char *pp[] = { conv, js };
+		PGresult *r = pg_query(c,
+				       "SELECT i::text, EXISTS (SELECT 1 FROM messages m"
+				       " WHERE m.conversation_id = $1::uuid AND m.id = i)"
+				       " FROM jsonb_array_elements_text($2::jsonb) AS t(i0),"
+				       " LATERAL (SELECT t.i0::uuid AS i) x",
+				       2, pp);
+		free(js);
+		if (!r) {
+			rc = shard_err_query(err, c, "cannot check the confirmed messages");
+			goto out;
+		}
+		for (int k = 0; k < PQntuples(r); k++)
+			json_array_append_new(PQgetvalue(r, k, 1)[0] == 't' ? cpresent : cmissing,
+					      json_string(PQgetvalue(r, k, 0)));
+		PQclear(r);
+	}
+	if (pg_commit(c) != 0)
+		rc = shard_err_query(err, c, "cannot commit");
+out:
+	if (rc) {
+		pg_rollback(c);
+	} else {
+		if (json_array_size(cmissing))
+			log_event(LOG_WARN, "confirmed messages missing after failover",
+				  json_pack("{s:s, s:O}", "conversation_id", conv, "missing", cmissing));
+		json_object_set_new(rec, "replay",
+				    json_pack("{s:i, s:O, s:O, s:O, s:O, s:O, s:O}", "shard_id", (int)sid,
+					      "inserted", ins, "already_present", old,
+					      "backfill", ins, "confirmed_present", cpresent,
+					      "confirmed_missing", cmissing, "erased", erased));
+	}
+	json_decref(ins);
+	json_decref(old);
+	json_decref(cpresent);
+	json_decref(cmissing);
+	json_decref(erased);
+	json_decref(rows);
+	json_decref(ids);
+	sctx_write_done(x);
+	return rc ? -1 : 0;
+}
+
