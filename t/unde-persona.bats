@@ -360,3 +360,21 @@ field() { sql "select profile->>'$1' from persona_profiles where user_id = '$U'"
 	run jq -sc 'map(.persona.debug.profile_source)' <<<"$output"
 	assert_output '["shard","shard"]'
 }
+
+@test "with PRODUCTION_DB_URL a user's signals, flush and profile go to the shard of its route" {
+	prod=$(pg_createdb "prod_$RANDOM") s1=$(pg_createdb "shard1_$RANDOM")
+	unde-db migrate production --url "$prod" >/dev/null 2>&1
+	unde-db migrate shard --url "$s1" >/dev/null 2>&1
+	psql -XAtq "$prod" -c "insert into shards (shard_id, name) values (1, 'dubai-shard-1');
+		insert into routing_table (user_id, shard_id) values ('$U', 1)"
+	export PRODUCTION_DB_URL=$prod SHARD_1_DB_URL=$s1
+	signal r1 warmth_positive | unde-persona feedback >/dev/null 2>&1
+	run --separate-stderr unde-persona flush <<<"$(flushline r1)"
+	assert_success
+	assert_jq '.applied == 1'
+	assert_equal "$(psql -XAt "$s1" -c "select profile->>'warmth' from persona_profiles where user_id = '$U'")" 0.75
+	assert_equal "$(sql "select count(*) from persona_profiles where user_id = '$U'")" 0
+	run --separate-stderr unde-persona profile --user-id "$U"
+	assert_success
+	assert_jq '.persona_profile.warmth == 0.75'
+}

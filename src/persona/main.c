@@ -56,15 +56,16 @@ static int on_option(void *sp, int opt, const char *arg)
 static int fail_with(struct filter_run *run, const struct persona_err *e)
 {
 	pmetrics_add("errors", 1);
-	int status = !strcmp(e->code, "database_unavailable") ? EX_UNAVAILABLE
+	int status = e->status                                  ? e->status
+		     : !strcmp(e->code, "database_unavailable") ? EX_UNAVAILABLE
 		     : !strcmp(e->code, "database_error")     ? EX_TEMPFAIL
 								 : EX_DATAERR;
 	return filter_fail(run, status, e->code, "%s", e->message);
 }
 
-static PGconn *shard_for(struct pstate *s, const char *user_id)
+static PGconn *shard_for(struct pstate *s, const char *user_id, int write, struct persona_err *e)
 {
-	return s->no_shard ? NULL : persona_shard_conn(user_id, s->url);
+	return s->no_shard ? NULL : persona_shard_conn(user_id, s->url, write, e);
 }
 
 /* The spec's in-process LRU of 100 profiles. Its TTL
@@ -89,7 +90,9 @@ static int persona_record(void *sp, struct filter_run *run, json_t *rec)
 	json_t *out = NULL;
 	if (canonicalize_request(&c, rec, &e) == 0) {
 		const char *uid = json_string_value(json_object_get(rec, "user_id"));
-		PGconn *db = uid ? shard_for(s, uid) : NULL;
+		PGconn *db = uid ? shard_for(s, uid, 0, &e) : NULL;
+		if (!db && !strcmp(e.code, "unknown_user"))
+			memset(&e, 0, sizeof e); /* a new user: nothing stored yet */
 		int want_profile = !json_is_object(json_object_get(rec, "persona_profile"));
 		int want_stage = strcmp(c.stage_source, "request") != 0;
 		json_t *cached = want_profile && db ? cache_get(profiles(), uid) : NULL, *loaded = NULL;
@@ -100,7 +103,9 @@ static int persona_record(void *sp, struct filter_run *run, json_t *rec)
 			want_profile = 0;
 			json_decref(cached);
 		}
-		if (!uid || !db || store_load(db, &c, uid, want_profile, want_stage, &loaded, &e) == 0)
+		if (e.code[0])
+			; /* the shard could not be asked */
+		else if (!uid || !db || store_load(db, &c, uid, want_profile, want_stage, &loaded, &e) == 0)
 			out = persona_run(&c, rec, &e);
 		if (loaded) {
 			cache_put(profiles(), uid, loaded);
@@ -122,15 +127,17 @@ static void merge(json_t *rec, json_t *result)
 	json_decref(result);
 }
 
-static int need_db(struct pstate *s, struct filter_run *run, const char *uid, PGconn **db)
+static int need_db(struct pstate *s, struct filter_run *run, const char *uid, int write, PGconn **db)
 {
-	*db = shard_for(s, uid);
+	struct persona_err e = { 0 };
+	*db = shard_for(s, uid, write, &e);
 	if (*db)
 		return 0;
+	if (e.code[0])
+		return fail_with(run, &e);
 	pmetrics_add("errors", 1);
-	if (s->no_shard || (!s->url && !conf_str("SHARD_0_DB_URL", NULL)))
-		return filter_fail(run, EX_DATAERR, "no_shard", "%s needs the shard: set SHARD_0_DB_URL or --url", s->sub);
-	return filter_fail(run, EX_UNAVAILABLE, "database_unavailable", "the shard database cannot be reached");
+	return filter_fail(run, EX_DATAERR, "no_shard",
+			   "%s needs the shard: set PRODUCTION_DB_URL (routing), SHARD_0_DB_URL or --url", s->sub);
 }
 
 static int feedback_record(void *sp, struct filter_run *run, json_t *rec)
@@ -139,9 +146,12 @@ static int feedback_record(void *sp, struct filter_run *run, json_t *rec)
 	PGconn *db;
 	struct persona_err e = { 0 };
 	json_t *res;
-	if (need_db(s, run, json_string_value(json_object_get(rec, "user_id")), &db))
-		return EX_DATAERR;
-	if (store_feedback(db, rec, persona_now(), &res, &e) < 0)
+	int st = need_db(s, run, json_string_value(json_object_get(rec, "user_id")), 1, &db);
+	if (st)
+		return st;
+	int rc = store_feedback(db, rec, persona_now(), &res, &e);
+	persona_shard_done();
+	if (rc < 0)
 		return fail_with(run, &e);
 	merge(rec, res);
 	return 0;
@@ -154,9 +164,12 @@ static int flush_record(void *sp, struct filter_run *run, json_t *rec)
 	struct persona_err e = { 0 };
 	json_t *res;
 	const char *uid = json_string_value(json_object_get(rec, "user_id"));
-	if (need_db(s, run, uid, &db))
-		return EX_DATAERR;
-	if (store_flush(db, uid, json_string_value(json_object_get(rec, "exchange_id")), persona_now(), &res, &e) < 0)
+	int st = need_db(s, run, uid, 1, &db);
+	if (st)
+		return st;
+	int rc = store_flush(db, uid, json_string_value(json_object_get(rec, "exchange_id")), persona_now(), &res, &e);
+	persona_shard_done();
+	if (rc < 0)
 		return fail_with(run, &e);
 	if (uid)
 		cache_del(profiles(), uid);
@@ -171,8 +184,9 @@ static int profile_record(void *sp, struct filter_run *run, json_t *rec)
 	struct persona_err e = { 0 };
 	json_t *res;
 	const char *uid = json_string_value(json_object_get(rec, "user_id"));
-	if (need_db(s, run, uid, &db))
-		return EX_DATAERR;
+	int st = need_db(s, run, uid, 0, &db);
+	if (st)
+		return st;
 	if (store_profile(db, uid, persona_now(), &res, &e) < 0)
 		return fail_with(run, &e);
 	merge(rec, res);
@@ -243,14 +257,26 @@ static int one_shot(const char *sub, int argc, char **argv)
 		return rc;
 	if (!strcmp(sub, "metrics"))
 		return pmetrics_render(stdout) ? EX_IOERR : 0;
-	PGconn *db = persona_shard_conn(user, url);
-	if (!db) {
-		if (!url && !conf_str("SHARD_0_DB_URL", NULL))
-			conf_die("SHARD_0_DB_URL", "%s needs the shard database (or --url)", sub);
-		return EX_UNAVAILABLE;
-	}
 	json_t *res = NULL;
 	struct persona_err e = { 0 };
+	PGconn *db;
+	if (!strcmp(sub, "cleanup")) {
+		/* one shard's housekeeping: --url, else SHARD_0_DB_URL */
+		const char *u = url ? url : conf_str("SHARD_0_DB_URL", NULL);
+		if (!u || !*u)
+			conf_die("SHARD_0_DB_URL", "cleanup needs the shard database (or --url)");
+		db = pg_connect(u, url ? "--url" : "SHARD_0_DB_URL");
+		if (!db)
+			return EX_UNAVAILABLE;
+	} else {
+		if (!url && !conf_str("PRODUCTION_DB_URL", NULL) && !conf_str("SHARD_0_DB_URL", NULL))
+			conf_die("SHARD_0_DB_URL", "profile needs the shard (PRODUCTION_DB_URL, SHARD_0_DB_URL or --url)");
+		db = persona_shard_conn(user, url, 0, &e);
+		if (!db) {
+			log_event(LOG_ERROR, e.message, json_pack("{s:s}", "code", e.code));
+			return e.status ? e.status : EX_DATAERR;
+		}
+	}
 	rc = !strcmp(sub, "cleanup") ? store_cleanup(db, persona_now(), &res, &e)
 				     : store_profile(db, user, persona_now(), &res, &e);
 	if (rc < 0) {

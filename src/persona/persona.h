@@ -169,7 +169,7 @@ struct persona_ctx {
 };
 
 /* Error from a module: an input field that is malformed. */
-struct persona_err { char code[40]; char message[300]; };
+struct persona_err { char code[40]; char message[300]; int status; /* sysexits, 0: by code */ };
 
 /* resolver.c */
 void resolver_init(struct persona_ctx *c);
@@ -218,7 +218,8 @@ void persona_day(double t, char out[11]);
 void persona_iso(double t, char out[40]);
 
 /* store.c: the shard side */
-PGconn *persona_shard_conn(const char *user_id, const char *url_flag);
+PGconn *persona_shard_conn(const char *user_id, const char *url_flag, int write, struct persona_err *err);
+void persona_shard_done(void);
 int store_load(PGconn *db, struct persona_ctx *c, const char *user_id, int want_profile,
 	       int want_stage, json_t **profile_out, struct persona_err *err);
 int store_feedback(PGconn *db, const json_t *rec, double now, json_t **result,

@@ -14,11 +14,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sysexits.h>
 
 #include "conf.h"
 #include "log.h"
 #include "pg.h"
 #include "persona.h"
+#include "shardc.h"
 
 /* Fill err and return -1. */
 int store_fail(struct persona_err *err, const char *code, const char *fmt, ...)
@@ -51,25 +53,46 @@ int persona_is_uuid(const char *s)
 	return s[36] == 0;
 }
 
-/* The user's shard connection, kept for the life of the process (one
- * filter process serves a keep-alive connection). The seam until the lib
- * shard client lands: --url, else SHARD_0_DB_URL; NULL when neither is set
- * (the engine then runs on the request alone). */
-PGconn *persona_shard_conn(const char *user_id, const char *url_flag)
+/* The user's shard through the lib shard client (lib/shardc.h): --url is
+ * one shard; else PRODUCTION_DB_URL's routing_table; else SHARD_0_DB_URL.
+ * Connections are kept for the life of the process (one filter process
+ * serves a keep-alive connection). A writer (feedback, flush) is placed on
+ * a shard when new and holds the route lock until persona_shard_done(), so
+ * `unde-shard move` never switches a user mid-write. NULL with err->code
+ * empty when no database is configured at all: the engine then runs on the
+ * request alone. */
+static struct shard_ctx shards;
+static int shards_ready;
+
+PGconn *persona_shard_conn(const char *user_id, const char *url_flag, int write, struct persona_err *err)
 {
-	static PGconn *conn;
-	(void)user_id;
-	if (conn && PQstatus(conn) == CONNECTION_OK)
-		return conn;
-	if (conn) {
-		PQfinish(conn);
-		conn = NULL;
+	if (!shards_ready) {
+		sctx_init(&shards);
+		shards_ready = 1;
 	}
-	const char *url = url_flag ? url_flag : conf_str("SHARD_0_DB_URL", NULL);
-	if (!url || !*url)
+	shards.url = url_flag;
+	if (!url_flag && !conf_str("PRODUCTION_DB_URL", NULL) && !conf_str("SHARD_0_DB_URL", NULL))
 		return NULL;
-	conn = pg_connect(url, url_flag ? "--url" : "SHARD_0_DB_URL");
-	return conn;
+	if (!user_id || !persona_is_uuid(user_id)) {
+		store_fail(err, "invalid_field", "user_id: expected a UUID");
+		return NULL;
+	}
+	struct shard_err e = { 0 };
+	long shard_id = -1;
+	PGconn *c = write ? sctx_for_user_write(&shards, user_id, 1, &shard_id, &e)
+			  : sctx_for_user(&shards, user_id, 0, &shard_id, &e);
+	if (!c) {
+		store_fail(err, e.code ? e.code : "database_unavailable", "%s", e.msg[0] ? e.msg : "no shard for the user");
+		err->status = e.status == EX_CONFIG ? EX_UNAVAILABLE : e.status;
+	}
+	return c;
+}
+
+/* End a writer's route lock (after its shard transaction, on every path). */
+void persona_shard_done(void)
+{
+	if (shards_ready)
+		sctx_write_done(&shards);
 }
 
 /* A stage after the inactivity since `since` (the later of last activity
