@@ -277,8 +277,12 @@ static int one_shot(const char *sub, int argc, char **argv)
 			return e.status ? e.status : EX_DATAERR;
 		}
 	}
-	rc = !strcmp(sub, "cleanup") ? store_cleanup(db, persona_now(), &res, &e)
-				     : store_profile(db, user, persona_now(), &res, &e);
+	if (!strcmp(sub, "cleanup")) {
+		rc = store_cleanup(db, persona_now(), &res, &e);
+		PQfinish(db); /* ours; the shard client keeps its own */
+	} else {
+		rc = store_profile(db, user, persona_now(), &res, &e);
+	}
 	if (rc < 0) {
 		pmetrics_add("errors", 1);
 		log_event(LOG_ERROR, e.message, json_pack("{s:s}", "code", e.code));
