@@ -38,3 +38,6 @@ dist_sqlstaging_DATA += sql/staging/0005_availability_budget.sql \
 	sql/staging/0006_ximilar_records.sql
 dist_sqlproduction_DATA += sql/production/0010_products_available.sql \
 	sql/production/0011_product_descriptors.sql
+
+# unde-persona (hpersona)
+dist_sqlshard_DATA += sql/shard/0010_persona_signals.sql

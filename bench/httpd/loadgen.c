@@ -74,8 +74,8 @@ static int send_request(struct client *c, const char *req, size_t len)
 
 int main(int argc, char **argv)
 {
-	if (argc != 5) {
-		fputs("usage: loadgen PORT CONNECTIONS SECONDS WARMUP_SECONDS\n", stderr);
+	if (argc != 5 && argc != 7) {
+		fputs("usage: loadgen PORT CONNECTIONS SECONDS WARMUP_SECONDS [PATH BODY]\n", stderr);
 		return 64;
 	}
 	int port = atoi(argv[1]), n = atoi(argv[2]);
@@ -91,6 +91,10 @@ int main(int argc, char **argv)
 	if (!path)
 		path = "/echo";
 	char req[4096];
+	/* PATH and BODY (bench/persona): another route and request body */
+	const char *path = argc == 7 ? argv[5] : "/echo";
+	const char *body = argc == 7 ? argv[6] : "{\"user_id\":\"u1\",\"text\":\"I am so happy today\"}";
+	static char req[32768];
 	int rl = snprintf(req, sizeof req,
 			  "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
 			  "Content-Length: %zu\r\n\r\n%s",
