@@ -303,13 +303,9 @@ static int db_run(const char *db, const char *url, const char *urlvar, const cha
 	PGconn *c = pg_connect(url, urlvar);
 	if (!c) {
 		free(ms);
-		return pg_failure_status(NULL);
+		return EX_UNAVAILABLE;
 	}
 	int rc = 0;
-	/* Lock first: CREATE TABLE IF NOT EXISTS itself races between sessions. */
-	if (apply && (pg_exec(c, "SELECT pg_advisory_lock(" DB_MIGRATE_LOCK ")", 0, NULL) != 0 ||
-		      db_ensure_bookkeeping(c) != 0)) {
-		rc = pg_failure_status(c);
 	if (apply && db_ensure_bookkeeping(c) != 0) {
 		rc = EX_SOFTWARE;
 		goto out;
@@ -335,7 +331,7 @@ static int db_run(const char *db, const char *url, const char *urlvar, const cha
 			/* no bookkeeping table yet: nothing applied */
 			if (strcmp(pg_last_sqlstate(), "42P01") != 0) {
 				free(sql);
-				rc = pg_failure_status(c);
+				rc = EX_SOFTWARE;
 				break;
 			}
 		}
@@ -396,15 +392,17 @@ int main(int argc, char **argv)
 		{ 0 },
 	};
 	const char *url = NULL, *sqldir_opt = NULL, *env_file = NULL;
-	long long shard = 0;
+	long shard = 0;
 	int c;
 	while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
+		char *end;
 		switch (c) {
 		case 'u': url = optarg; break;
 		case 'd': sqldir_opt = optarg; break;
 		case 'e': env_file = optarg; break;
 		case 's':
-			if (util_parse_long(optarg, 0, 9999, &shard) != NUM_OK)
+			shard = strtol(optarg, &end, 10);
+			if (end == optarg || *end || shard < 0 || shard > 9999)
 				return db_usage_error("--shard takes a shard number from 0 to 9999");
 			break;
 		case 'h': db_usage(stdout); return 0;
@@ -444,7 +442,7 @@ int main(int argc, char **argv)
 	int worst = 0;
 	for (int i = 0; i < ndb; i++) {
 		char varbuf[64];
-		const char *var = db_url_var(dbs[i], (long)shard, varbuf, sizeof varbuf);
+		const char *var = db_url_var(dbs[i], shard, varbuf, sizeof varbuf);
 		const char *u = url ? url : conf_require(var);
 		int r = db_run(dbs[i], u, url ? "--url" : var, sqlroot, apply);
 		if (r && !worst)

@@ -277,8 +277,7 @@ static void dl_store(struct dl_state *s, struct dl_product *ps, size_t n)
 			dl_url_shown(p->urls[i], url, sizeof url);
 			if (r->status == 0) {
 				s->photos_failed++;
-				dl_product_error(p, status_exit_for_http(0, r->timed_out),
-				dl_product_error(p, r->timed_out ? EX_TEMPFAIL : EX_UNAVAILABLE, 0,
+				dl_product_error(p, status_exit_for_http(0, r->timed_out), 0,
 						 r->timed_out ? "photo_timeout" : "photo_unreachable",
 						 "photo %zu (%s): %s after %d attempts", i + 1, url,
 						 r->error, r->attempts);
@@ -288,10 +287,6 @@ static void dl_store(struct dl_state *s, struct dl_product *ps, size_t n)
 				int temporary = http_status_retryable(r->status) || r->status >= 500 ||
 						r->status == 408;
 				s->photos_failed++;
-				/* lib/status.h, except that a photo the CDN refuses
-				 * (403, 501…) is the product's fault, not ours */
-				int st = status_exit_for_http(r->status, 0);
-				dl_product_error(p, st == EX_TEMPFAIL ? EX_TEMPFAIL : EX_DATAERR,
 				dl_product_error(p, temporary ? EX_TEMPFAIL : EX_DATAERR, !temporary,
 						 r->status == 404 ? "photo_not_found" : "photo_http_error",
 						 "photo %zu (%s): HTTP %ld", i + 1, url, r->status);
