@@ -82,18 +82,11 @@ int main(int argc, char **argv)
 	double seconds = atof(argv[3]), warmup = atof(argv[4]);
 	if (n < 1 || n > MAX_CONNS || seconds <= 0 || warmup < 0)
 		return 64;
-	/* LOADGEN_PATH and LOADGEN_BODY let other benches (bench/mood) post
-	 * their own request; the defaults are the echo route's. */
-	const char *body = getenv("LOADGEN_BODY");
-	const char *path = getenv("LOADGEN_PATH");
-	if (!body)
-		body = "{\"user_id\":\"u1\",\"text\":\"I am so happy today\"}";
-	if (!path)
-		path = "/echo";
-	char req[4096];
 	/* PATH and BODY (bench/persona): another route and request body */
-	const char *path = argc == 7 ? argv[5] : "/echo";
-	const char *body = argc == 7 ? argv[6] : "{\"user_id\":\"u1\",\"text\":\"I am so happy today\"}";
+	/* or LOADGEN_PATH / LOADGEN_BODY (bench/mood) */
+	const char *path = argc == 7 ? argv[5] : getenv("LOADGEN_PATH") ? getenv("LOADGEN_PATH") : "/echo";
+	const char *body = argc == 7 ? argv[6] : getenv("LOADGEN_BODY") ? getenv("LOADGEN_BODY") :
+		"{\"user_id\":\"u1\",\"text\":\"I am so happy today\"}";
 	static char req[32768];
 	int rl = snprintf(req, sizeof req,
 			  "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
