@@ -775,6 +775,8 @@ chain() {
 	assert_equal "$(cat "$W/victim")" precious
 	[ -f "$W/m.prom" ] && [ ! -L "$W/m.prom" ]
 	grep -q '^libtest_x{job="libtest"} 1$' "$W/m.prom"
+}
+
 # --- h8http: redaction by libpq's parse, exclusive metrics temp files ------
 
 @test "a conninfo password is redacted however libpq would read it: spaces, quotes, escaped keys, sslpassword" {
