@@ -52,10 +52,27 @@ void metrics_add(struct metrics *m, const char *name, const char *type, const ch
 	s->value = value;
 }
 
-static int metrics_header_seen(const struct metrics *m, size_t upto, const char *name)
+/* The family a sample belongs to: its name, or for a histogram's series
+ * the name without _bucket/_sum/_count, so the three share one header. */
+static size_t metrics_family_len(const struct sample *s)
 {
+	size_t n = strlen(s->name);
+	if (strcmp(s->type, "histogram") != 0)
+		return n;
+	static const char *const suffix[] = { "_bucket", "_sum", "_count" };
+	for (size_t i = 0; i < sizeof suffix / sizeof *suffix; i++) {
+		size_t k = strlen(suffix[i]);
+		if (n > k && strcmp(s->name + n - k, suffix[i]) == 0)
+			return n - k;
+	}
+	return n;
+}
+
+static int metrics_header_seen(const struct metrics *m, size_t upto, const struct sample *s)
+{
+	size_t n = metrics_family_len(s);
 	for (size_t i = 0; i < upto; i++)
-		if (strcmp(m->s[i].name, name) == 0)
+		if (metrics_family_len(&m->s[i]) == n && strncmp(m->s[i].name, s->name, n) == 0)
 			return 1;
 	return 0;
 }
@@ -67,9 +84,10 @@ char *metrics_render(const struct metrics *m)
 	buf_append(&b, "", 0);
 	for (size_t i = 0; i < m->n; i++) {
 		const struct sample *s = &m->s[i];
-		if (!metrics_header_seen(m, i, s->name)) {
-			int n = snprintf(line, sizeof line, "# HELP %s %s\n# TYPE %s %s\n", s->name,
-					 s->help, s->name, s->type);
+		if (!metrics_header_seen(m, i, s)) {
+			int f = (int)metrics_family_len(s);
+			int n = snprintf(line, sizeof line, "# HELP %.*s %s\n# TYPE %.*s %s\n", f, s->name,
+					 s->help, f, s->name, s->type);
 			buf_append(&b, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 		}
 		int n = snprintf(line, sizeof line, "%s%s%s%s %.17g\n", s->name,

@@ -11,8 +11,9 @@ struct metrics;
 struct metrics *metrics_new(void);
 void metrics_free(struct metrics *m);
 
-/* Add a sample. type is "gauge" or "counter"; labels is the inside of the
- * braces (`job="x",brand="zara"`) or NULL. */
+/* Add a sample. type is "gauge", "counter" or "histogram" (then name ends
+ * in _bucket, _sum or _count and the three share the family's header);
+ * labels is the inside of the braces (`job="x",brand="zara"`) or NULL. */
 void metrics_add(struct metrics *m, const char *name, const char *type, const char *help,
 		 const char *labels, double value);
 

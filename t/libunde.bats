@@ -551,7 +551,9 @@ chain() {
 	assert_success
 	assert_jq '.provider == "local" and .answer.echoed == "local" and .providers_skipped[0].reason == "timeout"'
 	assert_jq '.providers_skipped[1].reason == "no_time" or .providers_skipped[1].reason == "timeout"'
-	assert_jq '.chain_ms < 1500'
+	# far below the provider's 10 s: the deadline cut it (the local answer
+	# itself may take a while under valgrind on a loaded machine)
+	assert_jq '.chain_ms < 6000'
 }
 
 @test "a 429 with a long Retry-After makes the chain move on at once" {

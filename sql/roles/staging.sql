@@ -17,11 +17,13 @@
 --   downloader  unde-download (src/unde-download.c, src/catalog/claim.c):
 --               reads products, claims them (claimed_by, claimed_until; FOR
 --               UPDATE SKIP LOCKED), writes image_urls, image_status,
---               error_message, updated_at.
+--               error_message, error_permanent, updated_at.
 --   collage     unde-collage (src/collage/main.c, claim.c): the same claim,
---               writes collage_url, image_status, error_message, updated_at.
---   ximilar     the Ximilar sync (§4): reads products, writes ximilar_status,
---               ximilar_synced_at, error_message, updated_at.
+--               writes collage_url, collage_width, collage_height,
+--               image_status, error_message, error_permanent, updated_at.
+--   ximilar     unde-ximilar-sync (§4, src/ximilar-sync/): the same claim,
+--               writes ximilar_status, ximilar_synced_at, ximilar_records,
+--               error_message, updated_at.
 --   scraper     the scraper server (§1, §17): READ/WRITE all, as §6 says:
 --               rows of every table, no DDL.
 
@@ -54,17 +56,20 @@ GRANT USAGE ON SEQUENCE scraper_logs_id_seq TO apify;
 
 -- downloader
 GRANT SELECT ON raw_products TO downloader;
-GRANT UPDATE (image_urls, image_status, error_message, updated_at, claimed_by, claimed_until)
+GRANT UPDATE (image_urls, image_status, error_message, error_permanent, updated_at,
+    claimed_by, claimed_until)
     ON raw_products TO downloader;
 
 -- collage
 GRANT SELECT ON raw_products TO collage;
-GRANT UPDATE (collage_url, image_status, error_message, updated_at, claimed_by, claimed_until)
+GRANT UPDATE (collage_url, collage_width, collage_height, image_status, error_message,
+    error_permanent, updated_at, claimed_by, claimed_until)
     ON raw_products TO collage;
 
 -- ximilar
 GRANT SELECT ON raw_products TO ximilar;
-GRANT UPDATE (ximilar_status, ximilar_synced_at, error_message, updated_at)
+GRANT UPDATE (ximilar_status, ximilar_synced_at, ximilar_records, error_message, updated_at,
+    claimed_by, claimed_until)
     ON raw_products TO ximilar;
 
 -- scraper: all rows of all tables

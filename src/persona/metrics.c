@@ -101,14 +101,14 @@ static struct metrics *build(void)
 			snprintf(le, sizeof le, "le=\"%g\"", BUCKETS_MS[b]);
 		else
 			snprintf(le, sizeof le, "le=\"+Inf\"");
-		metrics_add(m, "persona_agent_latency_ms_bucket", "counter",
+		metrics_add(m, "persona_agent_latency_ms_bucket", "histogram",
 			    "POST /persona latency, milliseconds (histogram; §19 alert p95 > 15)", le,
 			    get("persona_agent_latency_ms_bucket", le));
 	}
 	double count = get("persona_agent_latency_ms_bucket", "le=\"+Inf\"");
-	metrics_add(m, "persona_agent_latency_ms_sum", "counter", "sum of POST /persona latencies, ms", NULL,
+	metrics_add(m, "persona_agent_latency_ms_sum", "histogram", "sum of POST /persona latencies, ms", NULL,
 		    get("persona_latency_us_sum", NULL) / 1000.0);
-	metrics_add(m, "persona_agent_latency_ms_count", "counter", "POST /persona requests answered", NULL, count);
+	metrics_add(m, "persona_agent_latency_ms_count", "histogram", "POST /persona requests answered", NULL, count);
 	metrics_add(m, "persona_agent_errors", "counter", "records of every subcommand that failed (§19 alert > 5%)",
 		    NULL, pget("errors"));
 	metrics_add(m, "persona_feedback_signals_total", "counter", "feedback signals buffered (replays not counted)",
