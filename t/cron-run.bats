@@ -3,13 +3,14 @@
 # the file's settings, in file order, as run-parts would the jobs of one
 # night), against a local environment: PostgreSQL, the S3-compatible server,
 # the fake Apify and brand CDN, production and one user shard (the local
-# Ximilar collection, a local stock file, local embeddings). Each job must succeed, leave its stderr in
-# its .err file and valid textfile metrics behind.
+# Ximilar collection, a local stock file, local embeddings). Each job must
+# succeed, leave its stderr in its .err file and valid textfile metrics.
 
 load lib/common
 load lib/pg
 load lib/moto
 load lib/catalog
+load lib/cron
 
 setup_file() {
 	pg_start
@@ -38,34 +39,9 @@ setup() {
 	export AVAILABILITY_STOCK_FILE=$W/stock.jsonl
 }
 
-# The crontab's own settings (NAME=value lines), with the log and metrics
-# directories moved into the test's directory.
-cron_env() {
-	grep -E '^[A-Z_]+=' "$UNDE_TOP_SRCDIR/cron/unde" |
-		sed -e "s|^UNDE_LOG_DIR=.*|UNDE_LOG_DIR=$W/log|" \
-			-e "s|^UNDE_METRICS_DIR=.*|UNDE_METRICS_DIR=$W/metrics|" \
-			-e "s|^PATH=.*|PATH=$PATH|"
-}
-
 @test "every active cron line runs successfully as cron would run it and leaves valid metrics" {
-	mapfile -t settings < <(cron_env)
-	n=0
-	set -f
-	while IFS= read -r line; do
-		# the command part: from unde-job on, after the five times and the user
-		cmd=${line#*unde-job}
-		cmd="unde-job$cmd"
-		job=$(awk '{ for (i = 1; i < NF; i++) if ($i == "unde-job") { print $(i + 1); exit } }' <<<"$line")
-		env "${settings[@]}" S3_ENDPOINT="$S3_ENDPOINT" STAGING_DB_URL="$STAGING_DB_URL" \
-			PRODUCTION_DB_URL="$PRODUCTION_DB_URL" SHARD_0_DB_URL="$SHARD_0_DB_URL" \
-			/bin/sh -c "$cmd" || fail "job $job failed ($?): $(cat "$W/log/$job.err" 2>/dev/null)"
-		[ -f "$W/log/$job.err" ] || fail "no $job.err"
-		grep -q '"msg":"job finished"' "$W/log/$job.err" || fail "$job.err has no final log line"
-		assert_equal "$(awk -v w="unde_job_exit_code{job=\"$job\"}" '$1 == w { print $2 }' "$W/metrics/unde_job_$job.prom")" 0
-		n=$((n + 1))
-	done < <(grep -Ev '^[[:space:]]*(#|$)|^[A-Z_]+=' "$UNDE_TOP_SRCDIR/cron/unde")
-	set +f
-	[ "$n" -ge 10 ]
+	cron_run_every_line
+	[ "$CRON_JOBS_RUN" -ge 10 ]
 	# the night's work really happened: six brands, photos up, collages made
 	[ "$(sql 'select count(distinct brand) from raw_products')" = 6 ]
 	[ "$(sql "select count(*) from raw_products where image_status <> 'collage_ready'")" = 0 ]
@@ -81,4 +57,17 @@ cron_env() {
 			fail "promtool refuses $f: $out"
 		fi
 	done
+}
+
+@test "as root on a throwaway machine every cron line runs as the unde user" {
+	[ "${UNDE_TEST_SYSTEM_INSTALL:-}" = 1 ] || skip "set UNDE_TEST_SYSTEM_INSTALL=1 on a throwaway machine (writes /etc)"
+	[ "$(id -u)" -eq 0 ] || skip "needs root"
+	unde-install >/dev/null
+	mkdir -p "$W/log" "$W/metrics" "$UNDE_LOCK_DIR"
+	chown unde: "$W/log" "$W/metrics" "$UNDE_LOCK_DIR"
+	cron_run_every_line unde
+	[ "$CRON_JOBS_RUN" -ge 10 ]
+	[ "$(sql "select count(*) from raw_products where image_status <> 'collage_ready'")" = 0 ]
+	# what the jobs wrote is the unde user's
+	[ -z "$(find "$W/log" "$W/metrics" -type f ! -user unde)" ]
 }

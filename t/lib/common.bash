@@ -43,14 +43,14 @@ fi
 # URLs and keys (a stray GEMINI_API_KEY must never reach the real API),
 # database URLs, S3, libpq's PG* defaults, UNDE_*, proxies (tests talk only
 # to loopback). Kept: the harness's own knobs (UNDE_TOP_SRCDIR,
-# UNDE_TOP_BUILDDIR, UNDE_VALGRIND from make check-valgrind, PG_BINDIR and
-# other PG_* of t/lib/pg.bash, FAKE_*). Done once per test file, before
+# UNDE_TOP_BUILDDIR, UNDE_VALGRIND from make check-valgrind, the opt-in
+# UNDE_TEST_*, PG_BINDIR and other PG_* of t/lib/pg.bash, FAKE_*). Done once per test file, before
 # setup_file, so what setup_file exports survives each test's re-load.
 _unde_scrub_env() {
 	local v
 	for v in $(compgen -e); do
 		case $v in
-		UNDE_TOP_SRCDIR | UNDE_TOP_BUILDDIR | UNDE_VALGRIND | PG_* | FAKE_*) ;;
+		UNDE_TOP_SRCDIR | UNDE_TOP_BUILDDIR | UNDE_VALGRIND | UNDE_TEST_* | PG_* | FAKE_*) ;;
 		*_DB_URL | *_API_URL | *_API_KEY | *_API_TOKEN | *_TOKEN | *_SECRET | *_SECRET_KEY | \
 			*_ACCESS_KEY | *_PASSWORD | *_AGENT_URL | *_GW_URL | DATABASE_URL | REDIS_URL | \
 			MASTER_ENCRYPTION_KEY | S3_* | UNDE_* | PG* | [Hh][Tt][Tt][Pp]*_[Pp][Rr][Oo][Xx][Yy] | \
