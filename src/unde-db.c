@@ -303,11 +303,11 @@ static int db_run(const char *db, const char *url, const char *urlvar, const cha
 	PGconn *c = pg_connect(url, urlvar);
 	if (!c) {
 		free(ms);
-		return EX_UNAVAILABLE;
+		return pg_failure_status(NULL);
 	}
 	int rc = 0;
 	if (apply && db_ensure_bookkeeping(c) != 0) {
-		rc = EX_SOFTWARE;
+		rc = pg_failure_status(c);
 		goto out;
 	}
 	for (size_t i = 0; i < n && rc == 0; i++) {
@@ -331,7 +331,7 @@ static int db_run(const char *db, const char *url, const char *urlvar, const cha
 			/* no bookkeeping table yet: nothing applied */
 			if (strcmp(pg_last_sqlstate(), "42P01") != 0) {
 				free(sql);
-				rc = EX_SOFTWARE;
+				rc = pg_failure_status(c);
 				break;
 			}
 		}
@@ -392,17 +392,15 @@ int main(int argc, char **argv)
 		{ 0 },
 	};
 	const char *url = NULL, *sqldir_opt = NULL, *env_file = NULL;
-	long shard = 0;
+	long long shard = 0;
 	int c;
 	while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
-		char *end;
 		switch (c) {
 		case 'u': url = optarg; break;
 		case 'd': sqldir_opt = optarg; break;
 		case 'e': env_file = optarg; break;
 		case 's':
-			shard = strtol(optarg, &end, 10);
-			if (end == optarg || *end || shard < 0 || shard > 9999)
+			if (util_parse_long(optarg, 0, 9999, &shard) != NUM_OK)
 				return db_usage_error("--shard takes a shard number from 0 to 9999");
 			break;
 		case 'h': db_usage(stdout); return 0;
@@ -442,7 +440,7 @@ int main(int argc, char **argv)
 	int worst = 0;
 	for (int i = 0; i < ndb; i++) {
 		char varbuf[64];
-		const char *var = db_url_var(dbs[i], shard, varbuf, sizeof varbuf);
+		const char *var = db_url_var(dbs[i], (long)shard, varbuf, sizeof varbuf);
 		const char *u = url ? url : conf_require(var);
 		int r = db_run(dbs[i], u, url ? "--url" : var, sqlroot, apply);
 		if (r && !worst)
