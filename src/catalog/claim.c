@@ -32,18 +32,18 @@ void claim_start(struct claim *c, const char *ttl_var)
 int claim_one(struct claim *c, const char *id, const char *returning, PGresult **row,
 	      char *err, size_t len)
 {
-	char ttl[24], sql[1024];
+	char ttl[24];
 	snprintf(ttl, sizeof ttl, "%ld", c->ttl);
 	const char *params[] = { id, c->run_id, ttl };
-	int n = snprintf(sql, sizeof sql,
-			 "UPDATE raw_products SET claimed_by = $2,"
-			 " claimed_until = now() + make_interval(secs => $3::int)"
-			 " WHERE id = $1 AND (claimed_by IS NULL OR claimed_until < now()"
-			 " OR claimed_by = $2) RETURNING %s",
-			 returning);
-	if (n < 0 || (size_t)n >= sizeof sql)
-		abort(); /* the commands' constants fit */
-	PGresult *r = pg_query(c->db, sql, 3, params);
+	struct buf sql = { 0 };
+	buf_printf(&sql,
+		   "UPDATE raw_products SET claimed_by = $2,"
+		   " claimed_until = now() + make_interval(secs => $3::int)"
+		   " WHERE id = $1 AND (claimed_by IS NULL OR claimed_until < now()"
+		   " OR claimed_by = $2) RETURNING %s",
+		   returning);
+	PGresult *r = pg_query(c->db, sql.data, 3, params);
+	buf_free(&sql);
 	if (!r) {
 		snprintf(err, len, "%s", pg_last_error(c->db));
 		return -2;
@@ -67,22 +67,23 @@ int claim_one(struct claim *c, const char *id, const char *returning, PGresult *
 
 PGresult *claim_queue(struct claim *c, const char *where, const char *returning, long limit)
 {
-	char lim[24], ttl[24], sql[1536];
+	char lim[24], ttl[24];
 	snprintf(lim, sizeof lim, "%ld", limit);
 	snprintf(ttl, sizeof ttl, "%ld", c->ttl);
 	const char *params[] = { c->run_id, ttl, lim };
-	int n = snprintf(sql, sizeof sql,
-			 "WITH c AS (SELECT id FROM raw_products WHERE %s"
-			 " AND (claimed_by IS NULL OR claimed_until < now()) ORDER BY id LIMIT $3"
-			 " FOR UPDATE SKIP LOCKED),"
-			 " u AS (UPDATE raw_products p SET claimed_by = $1,"
-			 " claimed_until = now() + make_interval(secs => $2::int) FROM c"
-			 " WHERE p.id = c.id RETURNING %s)"
-			 " SELECT * FROM u ORDER BY id",
-			 where, returning);
-	if (n < 0 || (size_t)n >= sizeof sql)
-		abort();
-	return pg_query(c->db, sql, 3, params);
+	struct buf sql = { 0 };
+	buf_printf(&sql,
+		   "WITH c AS (SELECT id FROM raw_products WHERE %s"
+		   " AND (claimed_by IS NULL OR claimed_until < now()) ORDER BY id LIMIT $3"
+		   " FOR UPDATE SKIP LOCKED),"
+		   " u AS (UPDATE raw_products p SET claimed_by = $1,"
+		   " claimed_until = now() + make_interval(secs => $2::int) FROM c"
+		   " WHERE p.id = c.id RETURNING %s)"
+		   " SELECT * FROM u ORDER BY id",
+		   where, returning);
+	PGresult *r = pg_query(c->db, sql.data, 3, params);
+	buf_free(&sql);
+	return r;
 }
 
 void claim_release(struct claim *c, const char *id)
@@ -95,16 +96,15 @@ void claim_release(struct claim *c, const char *id)
 int claim_finish(struct claim *c, const char *id, const char *set, const char *guard,
 		 const char *guard_json, const char *value)
 {
-	char sql[1024];
-	int n = snprintf(sql, sizeof sql,
-			 "UPDATE raw_products SET %s, updated_at = now(), claimed_by = NULL,"
-			 " claimed_until = NULL WHERE id = $1 AND claimed_by = $2"
-			 " AND %s IS NOT DISTINCT FROM $3::jsonb",
-			 set, guard);
-	if (n < 0 || (size_t)n >= sizeof sql)
-		abort();
+	struct buf sql = { 0 };
+	buf_printf(&sql,
+		   "UPDATE raw_products SET %s, updated_at = now(), claimed_by = NULL,"
+		   " claimed_until = NULL WHERE id = $1 AND claimed_by = $2"
+		   " AND %s IS NOT DISTINCT FROM $3::jsonb",
+		   set, guard);
 	const char *params[] = { id, c->run_id, guard_json, value };
-	PGresult *r = pg_query(c->db, sql, 4, params);
+	PGresult *r = pg_query(c->db, sql.data, 4, params);
+	buf_free(&sql);
 	if (!r)
 		return -1;
 	int done = atoi(PQcmdTuples(r)) == 1;
