@@ -820,11 +820,18 @@ metric_at_least() { [ "$(metric "$1" "$2")" -ge "$3" ]; }
 	out=$output
 	[[ $out != *"Socket errors"* ]] || fail "wrk saw socket errors: $out"
 	[[ $out != *"Non-2xx"* ]] || fail "wrk saw error answers: $out"
-	[[ $out =~ ([0-9]+)\ requests\ in ]] && ((BASH_REMATCH[1] >= 200)) || fail "too few requests: $out"
+	[[ $out =~ ([0-9]+)\ requests\ in ]] && ((BASH_REMATCH[1] >= 1)) || fail "no request answered: $out"
+	# wrk stops at its deadline without counting what was still in flight,
+	# so "all answered" is shown by 200 clients at once, each waiting for its
+	# answer as long as it takes (slow under sanitizers on a loaded machine)
+	seq 200 | xargs -P 200 -I{} curl -sS -o /dev/null -w '%{http_code}\n' --max-time 120 \
+		-H 'Content-Type: application/json' --data '{"n":{}}' \
+		"http://127.0.0.1:$LOAD_PORT/echo" >"$W/codes" || fail "a client failed: $(sort "$W/codes" | uniq -c)"
+	[ "$(grep -cx 200 "$W/codes")" -eq 200 ] || fail "answers: $(sort "$W/codes" | uniq -c)"
 	# all 200 connections were accepted and served (each counts itself as
 	# it starts: on a loaded machine the last ones may still be starting)
-	wait_until 20 metric_at_least load unde_httpd_connections_total $((c0 + 200)) ||
-		fail "connections counted: $(metric load unde_httpd_connections_total), want $((c0 + 200))"
+	wait_until 20 metric_at_least load unde_httpd_connections_total $((c0 + 400)) ||
+		fail "connections counted: $(metric load unde_httpd_connections_total), want $((c0 + 400))"
 	[ "$(metric load 'unde_httpd_requests_total{route="POST /echo",status="500"}')" -eq 0 ]
 	# afterwards: no unde-httpd, no command left (not even orphaned), no fd leaked
 	wait_until 20 no_marked_pids load || fail "left behind: $(marked_pids load | xargs -r ps -o pid,ppid,args -p)"
