@@ -18,12 +18,17 @@
  * it still holds the claim and the product still has the photos it fetched. */
 #include "config.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sysexits.h>
+
+#include <curl/curl.h>
 
 #include "catalog/claim.h"
 #include "conf.h"
@@ -71,6 +76,7 @@ struct dl_state {
 	int include_permanent;  /* --include-permanent */
 	const char *user_agent;
 	char ua_header[300];
+	char file_root[4096];   /* DOWNLOAD_FILE_ROOT, resolved; "": file:// is off */
 	json_t *batch;          /* the queue taken by --pending / --retry-failed */
 	size_t cursor;          /* index of the next record of batch */
 	struct dl_window *win;  /* stored products of batch[win->start …] */
@@ -157,13 +163,17 @@ static void dl_product_from_row(struct dl_state *s, struct dl_product *p, const 
 	{
 		if (p->nphotos >= (size_t)s->max_photos)
 			break;
-		if (json_is_string(u) && (strncmp(json_string_value(u), "http://", 7) == 0 ||
-					  strncmp(json_string_value(u), "https://", 8) == 0))
-			p->urls[p->nphotos++] = xstrdup(json_string_value(u));
+		const char *us = json_string_value(u);
+		if (us && (strncmp(us, "http://", 7) == 0 || strncmp(us, "https://", 8) == 0 ||
+			   (s->file_root[0] && strncmp(us, "file:///", 8) == 0)))
+			p->urls[p->nphotos++] = xstrdup(us);
 	}
 	json_decref(urls);
 	if (!p->nphotos)
-		dl_product_error(p, EX_DATAERR, 1, "no_images", "the product has no http(s) photo URL");
+		dl_product_error(p, EX_DATAERR, 1, "no_images",
+				 s->file_root[0] ? "the product has no http(s) or file:// photo URL"
+						 : "the product has no http(s) photo URL (file:// ones need"
+						   " DOWNLOAD_FILE_ROOT)");
 }
 
 static void dl_product_free(struct dl_product *p)
@@ -179,7 +189,54 @@ static void dl_product_free(struct dl_product *p)
 
 /* --- fetching ------------------------------------------------------------------- */
 
-/* Fetch every photo of the n products at once, CONCURRENT_DOWNLOADS at a time. */
+/* A file:// photo under DOWNLOAD_FILE_ROOT, read here and answered as an
+ * HTTP server would (200 with the bytes, 404 missing, 403 outside the root
+ * or not a regular file, 413 past DOWNLOAD_MAX_BYTES), so the rest of the
+ * path cannot tell the difference. For local catalogues and the demo. */
+static void dl_read_file_url(const struct dl_state *s, const char *url, struct http_response *r)
+{
+	memset(r, 0, sizeof *r);
+	r->content_length = -1;
+	r->retry_after_ms = -1;
+	r->attempts = 1;
+	char *path = curl_unescape(url + 7, 0), real[4096];
+	size_t rootlen = strlen(s->file_root);
+	struct stat st;
+	FILE *f = NULL;
+	if (!path || !realpath(path, real)) {
+		r->status = path && errno == ENOENT ? 404 : 403;
+	} else if (strncmp(real, s->file_root, rootlen) != 0 ||
+		   (rootlen > 1 && real[rootlen] != '/') ||
+		   stat(real, &st) != 0 || !S_ISREG(st.st_mode)) {
+		r->status = 403;
+	} else if (st.st_size > s->max_bytes) {
+		r->status = 413;
+	} else if (!(f = fopen(real, "rb"))) {
+		r->status = 403;
+	} else {
+		char chunk[65536];
+		size_t got;
+		r->status = 200;
+		buf_append(&r->body, "", 0);
+		while ((got = fread(chunk, 1, sizeof chunk, f)) > 0)
+			if (buf_append(&r->body, chunk, got) != 0 ||
+			    r->body.len > (size_t)s->max_bytes) {
+				r->status = 413;
+				break;
+			}
+		if (ferror(f))
+			r->status = 403;
+		fclose(f);
+		if (r->status != 200)
+			buf_free(&r->body);
+	}
+	if (r->status != 200)
+		snprintf(r->error, sizeof r->error, "HTTP %ld", r->status);
+	curl_free(path);
+}
+
+/* Fetch every photo of the n products at once, CONCURRENT_DOWNLOADS at a time
+ * (file:// ones read in place). */
 static void dl_fetch(struct dl_state *s, struct dl_product *ps, size_t n)
 {
 	size_t total = 0;
@@ -197,6 +254,8 @@ static void dl_fetch(struct dl_state *s, struct dl_product *ps, size_t n)
 		if (ps[i].err_code[0])
 			continue;
 		for (size_t j = 0; j < ps[i].nphotos; j++, k++) {
+			if (strncmp(ps[i].urls[j], "file://", 7) == 0)
+				continue; /* reqs[k].url stays NULL: read below */
 			reqs[k].url = ps[i].urls[j];
 			reqs[k].headers = headers;
 			reqs[k].timeout_ms = s->timeout_s * 1000;
@@ -205,7 +264,32 @@ static void dl_fetch(struct dl_state *s, struct dl_product *ps, size_t n)
 		}
 	}
 	double t0 = util_now_ms();
-	http_perform_many(reqs, resps, total, (int)s->concurrency);
+	size_t nlocal = 0;
+	for (k = 0; k < total; k++)
+		nlocal += reqs[k].url == NULL;
+	if (nlocal < total) {
+		/* the HTTP ones, packed, then their answers put back in place */
+		struct http_request *hreq = xcalloc(total - nlocal, sizeof *hreq);
+		struct http_response *hresp = xcalloc(total - nlocal, sizeof *hresp);
+		size_t h = 0;
+		for (k = 0; k < total; k++)
+			if (reqs[k].url)
+				hreq[h++] = reqs[k];
+		http_perform_many(hreq, hresp, h, (int)s->concurrency);
+		for (k = 0, h = 0; k < total; k++)
+			if (reqs[k].url)
+				resps[k] = hresp[h++];
+		free(hreq);
+		free(hresp);
+	}
+	k = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (ps[i].err_code[0])
+			continue;
+		for (size_t j = 0; j < ps[i].nphotos; j++, k++)
+			if (!reqs[k].url)
+				dl_read_file_url(s, ps[i].urls[j], &resps[k]);
+	}
 	s->fetch_ms += util_now_ms() - t0;
 	k = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -599,6 +683,9 @@ static int dl_on_start(void *sp, struct filter_run *run, int argc, char **argv)
 	s->max_bytes = conf_long("DOWNLOAD_MAX_BYTES", 20L << 20, 1024, 1L << 30);
 	claim_start(&s->claim, "DOWNLOAD_CLAIM_TTL");
 	s->user_agent = conf_str("DOWNLOAD_USER_AGENT", NULL);
+	const char *root = conf_str("DOWNLOAD_FILE_ROOT", NULL);
+	if (root && *root && !realpath(root, s->file_root))
+		conf_die("DOWNLOAD_FILE_ROOT", "%s: %s", root, strerror(errno));
 	if (s->user_agent) {
 		if (strpbrk(s->user_agent, "\r\n") || strlen(s->user_agent) > 250)
 			conf_die("DOWNLOAD_USER_AGENT", "must be one line of at most 250 characters");

@@ -178,6 +178,38 @@ one() {
 	cmp "$BATS_TEST_TMPDIR/cdn.jpg" "$BATS_TEST_TMPDIR/s3.jpg"
 }
 
+@test "file:// photos are read under DOWNLOAD_FILE_ROOT only, and anything outside it is refused" {
+	local d=$BATS_TEST_TMPDIR/photos
+	mkdir -p "$d/zara" "$BATS_TEST_TMPDIR/outside"
+	curl -fsS "$CDN/p/jpeg-300x400/zara/L1/1.jpg" >"$d/zara/1.jpg"
+	cp "$d/zara/1.jpg" "$d/zara/2 two.jpg"
+	cp "$d/zara/1.jpg" "$BATS_TEST_TMPDIR/outside/x.jpg"
+	ln -s "$BATS_TEST_TMPDIR/outside/x.jpg" "$d/zara/link.jpg"
+	item() { jq -nc --arg id "$1" --argjson im "$2" \
+		'{id: $id, name: "local", brand: "zara", price: 10, currency: "KZT", images: $im}'; }
+	{
+		item L1 "[\"file://$d/zara/1.jpg\", \"file://$d/zara/2%20two.jpg\"]"
+		item L2 "[\"file://$d/zara/link.jpg\"]"
+		item L3 "[\"file://$d/zara/nothere.jpg\"]"
+	} | unde-apify --from - 2>/dev/null >"$BATS_TEST_TMPDIR/in"
+	# without the root, a file:// URL is not a photo at all
+	run --separate-stderr unde-download <"$BATS_TEST_TMPDIR/in"
+	assert_failure
+	[[ $stderr == *"file:// ones need DOWNLOAD_FILE_ROOT"* ]]
+	sql "update raw_products set image_status = 'pending', error_message = null, error_permanent = false"
+	DOWNLOAD_FILE_ROOT=$d run --separate-stderr unde-download <"$BATS_TEST_TMPDIR/in"
+	assert_failure 65
+	assert_jq 'select(.external_id == "L1") | .image_status == "uploaded" and (.image_urls | length) == 2'
+	moto_aws s3 cp s3://$S3_BUCKET/originals/zara/L1/2.jpg "$BATS_TEST_TMPDIR/back.jpg" >/dev/null
+	cmp "$d/zara/2 two.jpg" "$BATS_TEST_TMPDIR/back.jpg"
+	# a symlink out of the root is 403, a missing file 404: both permanent
+	run sql "select external_id, image_status, error_permanent, error_message like '%HTTP 403%', error_message like '%HTTP 404%'
+		from raw_products where external_id in ('L2', 'L3') order by external_id"
+	assert_output $'L2|error|t|t|f\nL3|error|t|f|t'
+	run objects originals/zara/L2/
+	assert_output ''
+}
+
 @test "a signed photo URL's query string is neither logged nor stored in the error message" {
 	one Q1 "$CDN/missing/Q1/1.jpg?X-Amz-Signature=SECRETSIG&token=SECRETTOKEN" >"$BATS_TEST_TMPDIR/in"
 	run --separate-stderr unde-download <"$BATS_TEST_TMPDIR/in"

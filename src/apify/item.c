@@ -251,9 +251,12 @@ static int apify_price(const json_t *v, char *out, size_t len, char *currency, s
 	return w > 0 && (size_t)w < len ? 1 : -1;
 }
 
-static int apify_http_url(const char *s)
+/* http(s), or file:/// for a local catalogue (unde-download reads those
+ * only under DOWNLOAD_FILE_ROOT). */
+static int apify_photo_url(const char *s)
 {
-	return (strncmp(s, "https://", 8) == 0 && s[8]) || (strncmp(s, "http://", 7) == 0 && s[7]);
+	return (strncmp(s, "https://", 8) == 0 && s[8]) || (strncmp(s, "http://", 7) == 0 && s[7]) ||
+	       (strncmp(s, "file:///", 8) == 0 && s[8]);
 }
 
 /* Photos: an array of URLs or of {url|src|href} objects, or one URL.
@@ -284,7 +287,7 @@ static int apify_images(const json_t *v, json_t **out)
 			return -1;
 		}
 		const char *s = json_string_value(u);
-		if (!apify_http_url(s) || strlen(s) > 2048 || strpbrk(s, " \t\r\n"))
+		if (!apify_photo_url(s) || strlen(s) > 2048 || strpbrk(s, " \t\r\n"))
 			continue; /* relative, data: or broken URLs cannot be fetched */
 		int dup = 0;
 		size_t j;
