@@ -6,6 +6,7 @@
 load lib/common
 load lib/pg
 load lib/catalog
+load lib/pgbouncer
 
 setup_file() {
 	pg_start
@@ -137,46 +138,12 @@ psql_prod() {
 	assert_equal "$status" 64
 }
 
-# pgbouncer_start — PgBouncer in transaction pooling mode in front of the
-# test cluster (as the spec deploys every database URL); prints its port.
-pgbouncer_start() {
-	local d=$1 port i
-	port=$(( ((RANDOM << 15) | RANDOM) % 20000 + 40000 ))
-	cat >"$d/pgbouncer.ini" <<-EOF2
-	[databases]
-	* = host=127.0.0.1 port=$PGPORT
-	[pgbouncer]
-	listen_addr = 127.0.0.1
-	listen_port = $port
-	unix_socket_dir =
-	auth_type = trust
-	auth_file = $d/users.txt
-	pool_mode = transaction
-	pidfile = $d/pgbouncer.pid
-	logfile = $d/pgbouncer.log
-	EOF2
-	echo '"postgres" ""' >"$d/users.txt"
-	chown -R postgres: "$d" 2>/dev/null || true
-	if [ "$(id -u)" -eq 0 ]; then
-		runuser -u postgres -- pgbouncer -d "$d/pgbouncer.ini" >/dev/null 2>&1
-	else
-		pgbouncer -d "$d/pgbouncer.ini" >/dev/null 2>&1
-	fi
-	for i in $(seq 200); do
-		psql -XAtq "postgresql://postgres@127.0.0.1:$port/postgres" -c 'select 1' >/dev/null 2>&1 && break
-		sleep 0.05
-	done
-	echo "$port"
-}
-
 @test "through PgBouncer in transaction pooling mode it works the same" {
-	command -v pgbouncer >/dev/null || skip "no pgbouncer"
-	d=$(unde_tmpdir)
-	port=$(pgbouncer_start "$d")
+	pgb_start
 	sdb=${STAGING_DB_URL##*/} pdb=${PRODUCTION_DB_URL##*/}
-	run --separate-stderr env STAGING_DB_URL="postgresql://postgres@127.0.0.1:$port/$sdb" \
-		PRODUCTION_DB_URL="postgresql://postgres@127.0.0.1:$port/$pdb" unde-sync --batch 1
-	kill "$(cat "$d/pgbouncer.pid")" 2>/dev/null || true
+	run --separate-stderr env STAGING_DB_URL="$PGB_URL_BASE/$sdb" \
+		PRODUCTION_DB_URL="$PGB_URL_BASE/$pdb" unde-sync --batch 1
+	pgb_stop
 	assert_success
 	assert_jq '.sku == "Z1" and .sync == "inserted"'
 	assert_equal "$(psql_prod "select count(*) from products")" 1
