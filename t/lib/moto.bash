@@ -82,14 +82,19 @@ moto_start() {
 		# a failure, not ten more deadlines
 		alive=0
 		kill -0 "$pid" 2>/dev/null && alive=1
-		kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true # its status, not ours: under set -e it ended the retries
 		pid=
 		[ "$alive" = 1 ] && break
 	done
 	if [ -z "$pid" ]; then
-		echo "moto_start: step \"server start\": no answer from its control API within" \
-			"${MOTO_START_TIMEOUT:-120} s (or it exited); log:" >&2
-		cat "$logf" >&2
+		# to stderr, and to bats' own output (fd 3) too: bats does not show a
+		# failed setup_file's stderr, and CI's log is all there is to read
+		{
+			echo "moto_start: step \"server start\": no answer from its control API within" \
+				"${MOTO_START_TIMEOUT:-120} s (or it exited $attempt times); load: $(cut -d' ' -f1-3 /proc/loadavg); log:"
+			tail -n 20 "$logf"
+		} | tee /dev/stderr | sed 's/^/# /' >&3 2>/dev/null || true
 		rm -rf "$dir"
 		return 1
 	fi
