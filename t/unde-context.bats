@@ -6,6 +6,7 @@
 
 load lib/common
 load lib/pg
+load lib/httpd
 
 BATS_NO_PARALLELIZE_WITHIN_FILE=true
 PY=/usr/bin/python3
@@ -232,26 +233,12 @@ CITIES
 }
 
 @test "POST /context through unde-httpd answers a context_frame" {
-	local port try pid i
-	for ((try = 0; try < 20; try++)); do
-		port=$((20000 + RANDOM % 40000))
-		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && continue
-		systemd-socket-activate --inetd -a -l "127.0.0.1:$port" -E UNDE_ENV_FILE=/dev/null \
-			-E "PATH=$PATH" -E "PRODUCTION_DB_URL=$PROD_URL" -E "WEATHER_API_URL=$WEATHER_API_URL" \
-			-E WEATHER_API_KEY=test-key -E "WEATHER_CACHE_DIR=$W/cache" \
-			unde-httpd --routes "$UNDE_TOP_SRCDIR/etc/httpd/context.routes" \
-			--metrics-file "$W/httpd.metrics" </dev/null 2>>"$W/httpd.log" 3>&- &
-		pid=$!
-		for ((i = 0; i < 100; i++)); do
-			curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$port/health" && break 2
-			sleep 0.05
-		done
-		kill "$pid" 2>/dev/null || true
-	done
+	httpd_serve context "$UNDE_TOP_SRCDIR/etc/httpd/context.routes" \
+		PRODUCTION_DB_URL="$PROD_URL" WEATHER_API_URL="$WEATHER_API_URL" \
+		WEATHER_API_KEY=test-key WEATHER_CACHE_DIR="$W/cache" -- --metrics-file "$W/httpd.metrics"
 	run curl -s --max-time 10 -d "{\"user_id\":\"u1\",\"lat\":25.1025,\"lng\":55.2438,\"mall_id\":\"dubai-hills-mall\",\"compact_preferences\":$PREFS}" \
-		"http://127.0.0.1:$port/context"
-	kill "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
+		"http://127.0.0.1:$CONTEXT_PORT/context"
+	httpd_stop context
 	assert_success
 	jq -e '.context_frame.location.mall_id == "dubai-hills-mall" and .context_frame.environment.weather.temp_c == 28' <<<"$output"
 }

@@ -6,6 +6,7 @@
 
 load lib/common
 load lib/pg
+load lib/httpd
 
 BATS_NO_PARALLELIZE_WITHIN_FILE=true
 FIX=$UNDE_TOP_SRCDIR/t/fixtures/mood
@@ -300,24 +301,10 @@ mood() {
 }
 
 @test "POST /analyze through unde-httpd answers a mood_frame" {
-	local port try pid
-	for ((try = 0; try < 20; try++)); do
-		port=$((20000 + RANDOM % 40000))
-		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && continue
-		systemd-socket-activate --inetd -a -l "127.0.0.1:$port" -E UNDE_ENV_FILE=/dev/null \
-			-E "PATH=$PATH" unde-httpd --routes "$UNDE_TOP_SRCDIR/etc/httpd/mood.routes" \
-			--metrics-file "$W/httpd.metrics" </dev/null 2>>"$W/httpd.log" 3>&- &
-		pid=$!
-		for ((i = 0; i < 100; i++)); do
-			curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$port/health" && break 2
-			sleep 0.05
-		done
-		kill "$pid" 2>/dev/null || true
-	done
+	httpd_serve mood "$UNDE_TOP_SRCDIR/etc/httpd/mood.routes" -- --metrics-file "$W/httpd.metrics"
 	run curl -s --max-time 10 -H 'X-Request-Id: req-7' -d '{"user_id":"u1","text":"Супер, спасибо!"}' \
-		"http://127.0.0.1:$port/analyze"
-	kill "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
+		"http://127.0.0.1:$MOOD_PORT/analyze"
+	httpd_stop mood
 	assert_success
 	jq -e '.mood_frame.emotion.valence > 0.6 and .request_id == "req-7" and .mood_frame.provider == "local"' <<<"$output"
 }

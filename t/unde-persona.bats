@@ -5,6 +5,7 @@
 
 load lib/common
 load lib/pg
+load lib/httpd
 
 GOLDEN=$UNDE_TOP_SRCDIR/t/fixtures/persona
 
@@ -28,6 +29,8 @@ setup() {
 	export UNDE_COUNTERS_DIR=$TMP
 	U=$(uuid)
 }
+
+teardown() { httpd_stop_all; }
 
 uuid() { cat /proc/sys/kernel/random/uuid; }
 sql() { psql -XAt "$UNDE_T_S0" -c "$1"; }
@@ -321,12 +324,9 @@ field() { sql "select profile->>'$1' from persona_profiles where user_id = '$U'"
 # ------------------------------------------------------- through unde-httpd
 
 @test "POST /persona, /persona/feedback, /persona/flush and GET /persona/profile through unde-httpd" {
-	port=$((20000 + RANDOM % 40000))
-	systemd-socket-activate --inetd -a -l "127.0.0.1:$port" -E UNDE_ENV_FILE=/dev/null \
-		-E "SHARD_0_DB_URL=$UNDE_T_S0" -E "UNDE_NOW=$UNDE_NOW" \
-		unde-httpd --routes "$UNDE_TOP_SRCDIR/etc/httpd/persona.routes" </dev/null 2>"$TMP/httpd.log" 3>&- &
-	pid=$!
-	for _ in $(seq 200); do curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$port/health" && break; sleep 0.05; done
+	httpd_serve persona "$UNDE_TOP_SRCDIR/etc/httpd/persona.routes" \
+		SHARD_0_DB_URL="$UNDE_T_S0" UNDE_NOW="$UNDE_NOW" UNDE_COUNTERS_DIR="$TMP"
+	port=$PERSONA_PORT
 	sid=$(uuid)
 	run curl -sS --max-time 10 --data-binary "{\"user_id\":\"$U\",\"signal_id\":\"$sid\",\"exchange_id\":\"h1\",\"signal_type\":\"warmth_positive\"}" \
 		"http://127.0.0.1:$port/persona/feedback"
@@ -339,8 +339,7 @@ field() { sql "select profile->>'$1' from persona_profiles where user_id = '$U'"
 	assert_jq '.persona.debug.profile_source == "shard" and .persona.debug.rules.tone_mode.value == "gentle"'
 	run curl -sS --max-time 10 -o /dev/null -w '%{http_code}' --data-binary '{"contract_version":"3.1.0"}' "http://127.0.0.1:$port/persona"
 	assert_output 400
-	kill "$pid"
-	wait "$pid" 2>/dev/null || true
+	httpd_stop persona
 }
 
 @test "a process reads a profile from the shard once, then from its LRU within the TTL" {
