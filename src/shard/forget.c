@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/file.h>
 #include <sysexits.h>
 #include <unistd.h>
@@ -106,6 +107,30 @@ static char *uuid_array(const json_t *ids)
 	return b.data;
 }
 
+/* A record that names its user may act only on that user's conversation
+ * (as save refuses it with conversation_mismatch): user_id routes the
+ * record, and without this check a user's id with another user's
+ * conversation and message ids would forget or erase the other user's data
+ * on a shared shard. Message ids are always matched inside the
+ * conversation, so the conversation is the one thing to check. 0, or the
+ * record's failure (nothing changed). */
+static int check_owner(struct filter_run *run, PGconn *c, const char *conv, const char *user)
+{
+	const char *pp[] = { conv };
+	PGresult *r = pg_query(c, "SELECT user_id::text FROM conversations WHERE id = $1", 1, pp);
+	if (!r)
+		return sctx_query_fail(run, c, "cannot read the conversation");
+	int rc = 0;
+	if (PQntuples(r) == 0)
+		rc = filter_fail(run, EX_DATAERR, "unknown_conversation",
+				 "conversation %s is not user %s's (no such conversation on its shard)", conv, user);
+	else if (strcasecmp(PQgetvalue(r, 0, 0), user) != 0)
+		rc = filter_fail(run, EX_DATAERR, "conversation_mismatch",
+				 "conversation %s belongs to another user, not %s", conv, user);
+	PQclear(r);
+	return rc;
+}
+
 /* What forget and erase both start from: the record's message ids, then
  * the shard of its conversation (with the writer's route lock). 0 with
  * *ids set for the caller to free, else the record's failure (*ids NULL). */
@@ -123,6 +148,8 @@ static int locate(struct fg_state *s, struct filter_run *run, const json_t *rec,
 		rc = filter_fail(run, EX_DATAERR, "invalid_field", "user_id must be a UUID");
 	else if (!(*c = sctx_for_conversation(&s->x, conv, user, 1, sid, &e)))
 		rc = sctx_fail(run, &e);
+	else if (user)
+		rc = check_owner(run, *c, conv, user);
 	if (rc) {
 		json_decref(*ids);
 		*ids = NULL;

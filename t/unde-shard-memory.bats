@@ -1,0 +1,77 @@
+#!/usr/bin/env bats
+# unde-shard under realistic use (issue 9): owner checks on forget and erase,
+# client timestamps in the future, soft forget across a restore, erased bytes
+# gone from the relation files, full text over natural sentences.
+
+load lib/common
+load lib/pg
+
+setup_file() {
+	pg_start
+	export UNDE_T_PROD UNDE_T_S0
+	UNDE_T_PROD=$(pg_createdb prod)
+	UNDE_T_S0=$(pg_createdb shard0)
+	unde-db migrate production --url "$UNDE_T_PROD" >/dev/null 2>&1
+	unde-shard init --shard 0 --url "$UNDE_T_S0" >/dev/null 2>&1
+}
+
+teardown_file() {
+	pg_stop
+	unde_teardown_file
+}
+
+teardown() {
+	unde_teardown
+}
+
+setup() {
+	export PRODUCTION_DB_URL=$UNDE_T_PROD SHARD_0_DB_URL=$UNDE_T_S0
+	export MASTER_ENCRYPTION_KEY=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=
+	TMP=$(unde_tmpdir)
+	export TOMBSTONE_COPY_FILE=$TMP/tombstones.jsonl
+	USER_ID=$(uuid)
+}
+
+uuid() { cat /proc/sys/kernel/random/uuid; }
+
+# vec A0 A1 … — a 1024-dim JSON vector whose first components are given.
+vec() {
+	python3 -c 'import sys, json; v=[float(x) for x in sys.argv[1:]]; print(json.dumps(v + [0.0] * (1024 - len(v))))' "$@"
+}
+
+# msg ID ROLE CONTENT [EXTRA-JSON-MEMBERS]
+msg() {
+	printf '{"id":"%s","role":"%s","content":"%s"%s}' "$1" "$2" "$3" "${4:+,$4}"
+}
+
+sql0() { psql -XAt "$UNDE_T_S0" -c "$1"; }
+
+# save USER MESSAGE-JSON… — one turn of USER.
+save() {
+	local u=$1
+	shift
+	local IFS=,
+	echo '{"user_id":"'$u'","messages":['"$*"']}' | unde-shard save >/dev/null 2>&1
+}
+
+conv_of() { sql0 "select id from conversations where user_id = '$1'"; }
+
+@test "forget and erase refuse another user's conversation and change nothing" {
+	victim=$(uuid) m=$(uuid)
+	save "$victim" "$(msg "$m" user "мой размер обуви 38" '"is_embeddable":true,"memory_snippet":"размер 38","embedding":'"$(vec 1)")"
+	save "$USER_ID" "$(msg "$(uuid)" user "привет" '"is_embeddable":false')"
+	conv=$(conv_of "$victim")
+	for sub in forget erase; do
+		run --separate-stderr unde-shard "$sub" <<<'{"user_id":"'$USER_ID'","conversation_id":"'$conv'","message_id":"'$m'"}'
+		assert_failure 65
+		assert_stderr_error_code conversation_mismatch
+	done
+	run sql0 "select content, is_forgotten, memory_snippet, embedding is not null from messages where id = '$m'"
+	assert_output 'мой размер обуви 38|f|размер 38|t'
+	run psql -XAt "$UNDE_T_PROD" -c "select count(*) from deleted_messages_registry where message_id = '$m'"
+	assert_output 0
+	# the owner's own request goes through
+	run --separate-stderr unde-shard forget <<<'{"user_id":"'$victim'","conversation_id":"'$conv'","message_id":"'$m'"}'
+	assert_success
+	assert_jq '.forgotten.messages == 1'
+}
