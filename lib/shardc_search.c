@@ -95,7 +95,7 @@ static const char rest_sql[] =
 	"  WHEN 'emotion' THEN 0.015 WHEN 'event' THEN 0.008 WHEN 'general' THEN 0.005"
 	"  WHEN 'preference' THEN 0.002 WHEN 'fact' THEN 0.001 ELSE 0.005 END"
 	"  * (1.3 - COALESCE(memory_confidence, 0.5))"
-	"  * EXTRACT(EPOCH FROM NOW() - created_at) / 86400)) AS final_score"
+	"  * EXTRACT(EPOCH FROM NOW() - LEAST(NOW(), created_at)) / 86400)) AS final_score"
 	" FROM merged WHERE vec_score > $4::float8 OR fts_score > 0)"
 	"SELECT id, episode_card, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"
 	" role, memory_type, vec_score::float8, fts_score::float8, final_score::float8,"

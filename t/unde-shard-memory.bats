@@ -75,3 +75,22 @@ conv_of() { sql0 "select id from conversations where user_id = '$1'"; }
 	assert_success
 	assert_jq '.forgotten.messages == 1'
 }
+
+@test "a client created_at in the future is refused, and no row's recency boost exceeds 1.3" {
+	m=$(uuid) soon=$(uuid) later=$(date -u -d '+200 days' +%FT%TZ)
+	run --separate-stderr unde-shard save <<<'{"user_id":"'$USER_ID'","messages":['"$(msg "$m" user "из будущего" '"is_embeddable":true,"created_at":"'$later'","embedding":'"$(vec 1)")"']}'
+	assert_failure 65
+	assert_stderr_error_code invalid_field
+	[[ $stderr == *"messages[0].created_at"*future* ]]
+	run sql0 "select count(*) from messages where id = '$m'"
+	assert_output 0
+	# a phone clock a minute ahead is within the skew
+	run --separate-stderr unde-shard save <<<'{"user_id":"'$USER_ID'","messages":['"$(msg "$soon" user "чуть вперёд" '"is_embeddable":true,"created_at":"'$(date -u -d '+1 minute' +%FT%TZ)'","embedding":'"$(vec 1)")"']}'
+	assert_success
+	# a row that got a future date some other way (an old client, a restore) is
+	# still bounded by the formula's range: score <= (0.7 vec + 0.3 fts) * 1.3
+	sql0 "update messages set created_at = now() + interval '200 days' where id = '$soon'" >/dev/null
+	run --separate-stderr unde-shard search <<<'{"user_id":"'$USER_ID'","query_embedding":'"$(vec 1)"'}'
+	assert_success
+	assert_jq '.episodes | length == 1 and (.[0].score <= 0.7 * 1.3 + 1e-9)'
+}
