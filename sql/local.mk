@@ -41,3 +41,6 @@ dist_sqlproduction_DATA += sql/production/0010_products_available.sql \
 
 # unde-persona (hpersona)
 dist_sqlshard_DATA += sql/shard/0010_persona_signals.sql
+
+# hmem (issue 9): the forget registry; the erasure compaction queue
+dist_sqlproduction_DATA += sql/production/0035_forgotten_messages_registry.sql

@@ -94,3 +94,39 @@ conv_of() { sql0 "select id from conversations where user_id = '$1'"; }
 	assert_success
 	assert_jq '.episodes | length == 1 and (.[0].score <= 0.7 * 1.3 + 1e-9)'
 }
+
+@test "a soft forget survives a restore: the forget registry and its copy are re-applied by apply-deletions" {
+	m=$(uuid)
+	save "$USER_ID" "$(msg "$m" user "я не ем глютен" '"is_embeddable":true,"memory_snippet":"не ест глютен","embedding":'"$(vec 1)")"
+	echo '{"user_id":"'$USER_ID'","knowledge_type":"life_events","source_message_id":"'$m'","data":{"diet":"gluten-free"}}' |
+		unde-shard knowledge put >/dev/null 2>&1
+	conv=$(conv_of "$USER_ID")
+	pg_dump -Fc -f "$TMP/before.dump" "$UNDE_T_S0"
+	run --separate-stderr unde-shard forget <<<'{"user_id":"'$USER_ID'","conversation_id":"'$conv'","message_id":"'$m'"}'
+	assert_success
+	run psql -XAt "$UNDE_T_PROD" -c "select count(*), bool_and(exported_at is not null) from forgotten_messages_registry where message_id = '$m'"
+	assert_output '1|t'
+	jq -e --arg m "$m" 'select(.message_id == $m) | .type == "forget"' "$TOMBSTONE_COPY_FILE"
+	for source in registry copy; do
+		restored=$(pg_createdb "forget$source$RANDOM")
+		pg_restore -d "$restored" "$TMP/before.dump" 2>/dev/null || true
+		# the backup remembers the message …
+		run psql -XAt "$restored" -c "select is_forgotten, memory_snippet from messages where id = '$m'"
+		assert_output 'f|не ест глютен'
+		# … until apply-deletions forgets it again, knowledge included
+		if [[ $source == copy ]]; then
+			run --separate-stderr env PRODUCTION_DB_URL=postgresql://nobody@127.0.0.1:1/x unde-shard apply-deletions --shard 0 --url "$restored" --from-copy "$TOMBSTONE_COPY_FILE"
+		else
+			run --separate-stderr unde-shard apply-deletions --shard 0 --url "$restored"
+		fi
+		assert_success
+		assert_jq '.messages_forgotten == 1 and .knowledge_deactivated == 1'
+		run psql -XAt "$restored" -c "select is_forgotten, embedding is null, memory_snippet is null from messages where id = '$m'"
+		assert_output 't|t|t'
+		run psql -XAt "$restored" -c "select bool_or(is_active) from user_knowledge where source_message_id = '$m'"
+		assert_output 'f'
+		# applying twice changes nothing
+		run --separate-stderr unde-shard apply-deletions --shard 0 --url "$restored"
+		assert_jq '.messages_forgotten == 0 and .knowledge_deactivated == 0'
+	done
+}

@@ -157,6 +157,43 @@ static int locate(struct fg_state *s, struct filter_run *run, const json_t *rec,
 	return rc;
 }
 
+static int copy_pending(PGconn *p, const char *path, const char *table);
+
+/* The forget registry (production's forgotten_messages_registry, then its
+ * copy when TOMBSTONE_COPY_FILE or --copy-file names one), written before
+ * the shard is changed so that apply-deletions re-applies the forget to a
+ * shard restored from an older backup. Without production (single-shard
+ * mode) there is no registry: 0 and nothing written. 0, or the record's
+ * failure. */
+static int forget_register(struct fg_state *s, struct filter_run *run, const char *conv,
+			   const char *arr, long sid, const char *fd)
+{
+	struct shard_err e;
+	PGconn *p = sctx_production(&s->x, 0, &e);
+	if (!p)
+		return s->x.prod_missing ? 0 : sctx_fail(run, &e);
+	char sids[24];
+	snprintf(sids, sizeof sids, "%ld", sid);
+	const char *pp[] = { conv, arr, sids, fd };
+	if (pg_exec(p,
+		    "INSERT INTO forgotten_messages_registry AS r"
+		    " (conversation_id, message_id, shard_id, forget_description)"
+		    " SELECT $1, unnest($2::uuid[]), $3, $4::boolean"
+		    " ON CONFLICT (conversation_id, message_id) DO UPDATE"
+		    " SET forget_description = TRUE, exported_at = NULL"
+		    " WHERE EXCLUDED.forget_description AND NOT r.forget_description",
+		    4, pp) != 0)
+		return filter_fail(run, pg_connection_lost(p) ? EX_UNAVAILABLE : EX_SOFTWARE,
+				   "registry_failed", "cannot write the forget registry: %s",
+				   pg_last_error(p));
+	int cr = s->copy_file ? copy_pending(p, s->copy_file, "forgotten_messages_registry") : 0;
+	if (cr != 0)
+		return filter_fail(run, cr == -2 ? EX_UNAVAILABLE : EX_SOFTWARE, "copy_failed",
+				   "the forget is in the registry but its copy (%s) failed; retry",
+				   s->copy_file);
+	return 0;
+}
+
 static int forget_record(void *state, struct filter_run *run, json_t *rec)
 {
 	struct fg_state *s = state;
@@ -169,6 +206,11 @@ static int forget_record(void *state, struct filter_run *run, json_t *rec)
 	const json_t *fd = json_object_get(rec, "forget_description");
 	char *arr = uuid_array(ids);
 	const char *pp[] = { shard_jstr(rec, "conversation_id"), arr, json_is_true(fd) ? "true" : "false" };
+	if ((rc = forget_register(s, run, pp[0], arr, sid, pp[2])) != 0) {
+		free(arr);
+		json_decref(ids);
+		return rc;
+	}
 	PGresult *r = pg_query(c, forget_sql, 3, pp);
 	free(arr);
 	if (!r)
@@ -189,11 +231,16 @@ static int forget_record(void *state, struct filter_run *run, json_t *rec)
  * commit copies it twice: applying a tombstone twice is harmless). */
 static int copy_pending(PGconn *p, const char *path, const char *table)
 {
-	int users = !strcmp(table, "deleted_users_registry");
-	const char *sel = users
+	const char *sel = !strcmp(table, "deleted_users_registry")
 		? "SELECT id, json_build_object('type', 'user', 'registry_id', id, 'user_id', user_id,"
 		  " 'deleted_at', deleted_at, 'shard_id', shard_id)::text"
 		  " FROM deleted_users_registry WHERE exported_at IS NULL ORDER BY id FOR UPDATE"
+		: !strcmp(table, "forgotten_messages_registry")
+		? "SELECT id, json_build_object('type', 'forget', 'registry_id', id,"
+		  " 'conversation_id', conversation_id, 'message_id', message_id,"
+		  " 'forget_description', forget_description, 'forgotten_at', forgotten_at,"
+		  " 'shard_id', shard_id)::text"
+		  " FROM forgotten_messages_registry WHERE exported_at IS NULL ORDER BY id FOR UPDATE"
 		: "SELECT id, json_build_object('type', 'message', 'registry_id', id,"
 		  " 'conversation_id', conversation_id, 'message_id', message_id,"
 		  " 'deleted_at', deleted_at, 'shard_id', shard_id)::text"
@@ -439,6 +486,22 @@ static int erase_start(void *state, struct filter_run *run, int argc, char **arg
 	return 0;
 }
 
+/* forget's start: the copy file is optional (TOMBSTONE_COPY_FILE when
+ * set), production's registry is written when PRODUCTION_DB_URL is. */
+static int forget_start(void *state, struct filter_run *run, int argc, char **argv)
+{
+	(void)run;
+	(void)argv;
+	struct fg_state *s = state;
+	if (argc) {
+		log_event(LOG_ERROR, "unexpected argument", json_pack("{s:i}", "exit", EX_USAGE));
+		return EX_USAGE;
+	}
+	if (!s->copy_file && conf_str("TOMBSTONE_COPY_FILE", NULL) && *conf_str("TOMBSTONE_COPY_FILE", NULL))
+		s->copy_file = conf_str("TOMBSTONE_COPY_FILE", NULL);
+	return 0;
+}
+
 static void fg_finish(void *state, struct filter_run *run)
 {
 	(void)run;
@@ -457,11 +520,13 @@ int shard_filter_forget(int argc, char **argv)
 		.summary = "forget: soft-forget {conversation_id, message_id | message_ids, user_id?,\n"
 			   "forget_description?}: excluded from retrieval, embedding and snippet cleared,\n"
 			   "knowledge extracted from them deactivated.",
-		.synopsis = "forget [--shard N | --url URL]",
-		.options_help = SCTX_HELP,
+		.synopsis = "forget [--copy-file FILE] [--shard N | --url URL]",
+		.options_help = SCTX_HELP
+		"  --copy-file FILE     append the forget registry's rows here (default TOMBSTONE_COPY_FILE)\n",
 		.shortopts = "",
 		.longopts = fg_longopts,
 		.on_option = fg_option,
+		.on_start = forget_start,
 		.on_record = forget_record_then_unlock,
 		.on_finish = fg_finish,
 	};
