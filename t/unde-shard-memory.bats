@@ -130,3 +130,68 @@ conv_of() { sql0 "select id from conversations where user_id = '$1'"; }
 		assert_jq '.messages_forgotten == 0 and .knowledge_deactivated == 0'
 	done
 }
+
+# grep_db URL TEXT — the files of URL's database (heap, TOAST, indexes) that
+# hold TEXT, after a checkpoint has written every dirty page.
+grep_db() {
+	local oid
+	psql -XAtq "$1" -c checkpoint
+	oid=$(psql -XAt "$1" -c "select oid from pg_database where datname = current_database()")
+	_pg_as_owner grep -rlF -- "$2" "$PGTEST_DIR/data/base/$oid" || true
+}
+
+@test "erased bytes leave the relation files after compact: heap, TOAST and the full-text index" {
+	m1=$(uuid) m2=$(uuid)
+	short="zquxvelmarker$RANDOM" long="zquxtoastmarker$RANDOM"
+	# a long message lives in TOAST, a short one in the heap; both in the GIN index
+	words=$(python3 -c 'import random, string; print(" ".join("".join(random.choice(string.ascii_lowercase) for _ in range(9)) for _ in range(450)))')
+	save "$USER_ID" "$(msg "$m1" user "мой пароль от почты $short" '"is_embeddable":true,"embedding":'"$(vec 1)")" \
+		"$(msg "$m2" user "$long $words" '"is_embeddable":false')"
+	conv=$(conv_of "$USER_ID")
+	run grep_db "$UNDE_T_S0" "$short"
+	[[ -n $output ]]
+	run grep_db "$UNDE_T_S0" "$long"
+	[[ -n $output ]]
+	run --separate-stderr unde-shard erase <<<'{"user_id":"'$USER_ID'","conversation_id":"'$conv'","message_ids":["'$m1'","'$m2'"]}'
+	assert_success
+	assert_jq '.erased.messages == 2'
+	part=$(sql0 "select tableoid::regclass from messages where id = '$m1'")
+	run sql0 "select relation from erasure_pending"
+	assert_output "$part"
+	run --separate-stderr unde-shard compact --shard 0
+	assert_success
+	assert_jq --arg p "$part" 'select(.relation == $p) | .bytes_after > 0'
+	run grep_db "$UNDE_T_S0" "$short"
+	assert_output ''
+	run grep_db "$UNDE_T_S0" "$long"
+	assert_output ''
+	run sql0 "select count(*) from erasure_pending"
+	assert_output 0
+	# the erased rows are still tombstones, searchable by nobody
+	run sql0 "select content from messages where id = '$m1'"
+	assert_output '[deleted]'
+	# a second run has nothing to do
+	run --separate-stderr unde-shard compact --shard 0
+	assert_success
+	assert_output ''
+}
+
+@test "erase --user queues the user's relations for compact, and route never places the erased user again" {
+	m=$(uuid)
+	save "$USER_ID" "$(msg "$m" user "мне нравится бренд zquxbrand" '"is_embeddable":true,"embedding":'"$(vec 1)")"
+	unde-shard route "$USER_ID" >/dev/null
+	part=$(sql0 "select tableoid::regclass from messages where id = '$m'")
+	run --separate-stderr unde-shard erase --user "$USER_ID"
+	assert_success
+	run sql0 "select count(*) from erasure_pending where relation in ('$part', 'user_knowledge', 'conversations')"
+	assert_output 3
+	run --separate-stderr unde-shard route "$USER_ID"
+	assert_failure 65
+	assert_stderr_error_code user_erased
+	run psql -XAt "$UNDE_T_PROD" -c "select count(*) from routing_table where user_id = '$USER_ID'"
+	assert_output 0
+	run --separate-stderr unde-shard compact --shard 0
+	assert_success
+	run grep_db "$UNDE_T_S0" zquxbrand
+	assert_output ''
+}

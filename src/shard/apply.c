@@ -95,7 +95,11 @@ static int apply_batch(PGconn *c, struct tomb *t)
 			       "  reply_to_id = NULL, media_urls = NULL, mood_frame = NULL, is_forgotten = TRUE,"
 			       "  needs_enrichment = FALSE, deleted_at = d.t"
 			       "  FROM d WHERE m.conversation_id = d.c AND m.id = d.i"
-			       "  AND (m.deleted_at IS NULL OR m.content <> '[deleted]') RETURNING 1)"
+			       "  AND (m.deleted_at IS NULL OR m.content <> '[deleted]') RETURNING m.tableoid),"
+			       " p AS (INSERT INTO erasure_pending (relation)"
+			       "  SELECT DISTINCT tableoid::regclass::text FROM m"
+			       "  UNION SELECT 'user_knowledge' WHERE EXISTS (SELECT 1 FROM k)"
+			       "  ON CONFLICT (relation) DO UPDATE SET since = clock_timestamp())"
 			       "SELECT (SELECT count(*) FROM m), (SELECT count(*) FROM k)",
 			       3, pp);
 	free(a);

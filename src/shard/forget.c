@@ -57,7 +57,11 @@ static const char erase_sql[] =
 	"  media_urls = NULL, mood_frame = NULL, is_forgotten = TRUE, needs_enrichment = FALSE,"
 	"  deleted_at = COALESCE($3::timestamptz, now())"
 	"  WHERE conversation_id = $1 AND id = ANY($2::uuid[])"
-	"  AND (deleted_at IS NULL OR content <> '[deleted]') RETURNING id)"
+	"  AND (deleted_at IS NULL OR content <> '[deleted]') RETURNING id, tableoid),"
+	" p AS (INSERT INTO erasure_pending (relation)"
+	"  SELECT DISTINCT tableoid::regclass::text FROM m"
+	"  UNION SELECT 'user_knowledge' WHERE EXISTS (SELECT 1 FROM k)"
+	"  ON CONFLICT (relation) DO UPDATE SET since = clock_timestamp())"
 	"SELECT (SELECT count(*) FROM m), (SELECT count(*) FROM k)";
 
 /* The ids of a record: message_id, or message_ids[]. */
@@ -370,9 +374,14 @@ int shard_delete_user_rows(PGconn *c, const char *user_id, long *messages)
 		"DELETE FROM conversations WHERE user_id = $1",
 	};
 	const char *pp[] = { user_id };
+	/* the relations that held the user's rows wait for `compact` (0020) */
 	PGresult *r = pg_query(c,
 			       "WITH d AS (DELETE FROM messages WHERE conversation_id IN"
-			       " (SELECT id FROM conversations WHERE user_id = $1) RETURNING 1)"
+			       " (SELECT id FROM conversations WHERE user_id = $1) RETURNING tableoid),"
+			       " p AS (INSERT INTO erasure_pending (relation)"
+			       "  SELECT DISTINCT tableoid::regclass::text FROM d UNION SELECT unnest(ARRAY"
+			       "  ['user_knowledge', 'user_keys', 'conversations', 'persona_profiles'])"
+			       "  ON CONFLICT (relation) DO UPDATE SET since = clock_timestamp())"
 			       " SELECT count(*) FROM d",
 			       1, pp);
 	if (!r)
