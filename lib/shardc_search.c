@@ -71,13 +71,53 @@ static const char vector_spec[] =
 	" AND embedding_model IS NOT DISTINCT FROM $5::text"
 	" ORDER BY embedding <=> $1::vector LIMIT 20),";
 
-static const char rest_sql[] =
+/* The spec's full-text branch: every word of the query ANDed
+ * (plainto_tsquery), ts_rank. */
+static const char fts_spec[] =
 	"fts_results AS ("
 	" SELECT " VEC_COLS ","
 	" LEAST(1.0, ts_rank(tsv, plainto_tsquery('simple', $3)) * 10) AS fts_score"
 	" FROM messages WHERE conversation_id = $2 AND is_forgotten = FALSE AND $3::text IS NOT NULL"
 	" AND tsv @@ plainto_tsquery('simple', $3)"
-	" ORDER BY fts_score DESC LIMIT 10),"
+	" ORDER BY fts_score DESC LIMIT 10),";
+
+/* The full-text branch that contributes (issue 9). The spec's ANDs every
+ * word, so a natural sentence matched nothing; ts_rank weighs a common word
+ * like a rare one; a common word ranked thousands of rows; ties fell to the
+ * oldest. Here: each distinct term of the query (at most FTS_TERMS) is a
+ * query of its own; its document frequency df in the user's history is
+ * counted up to FTS_DF_CAP (index-only on 0021's GIN), its weight is
+ * ln(1 + N/df) (N the conversation's message count; a term past the cap
+ * weighs as if at the cap); the candidates are each term's FTS_PER_TERM
+ * newest matches (so a common word costs FTS_PER_TERM rows, not all its
+ * matches); a candidate's fts_score is the weight of the terms it contains
+ * over the weight of all terms the user ever used (0..1); ties go to the
+ * newest. A term the user never wrote weighs nothing. */
+#define FTS_TERMS "16"
+#define FTS_DF_CAP "1000"
+#define FTS_PER_TERM "200"
+static const char fts_weighted[] =
+	"terms AS MATERIALIZED ("
+	" SELECT q FROM (SELECT plainto_tsquery('simple', lexeme) AS q"
+	"  FROM unnest(to_tsvector('simple', COALESCE($3::text, ''))) LIMIT " FTS_TERMS ") t"
+	" WHERE numnode(q) > 0),"
+	"tw AS MATERIALIZED ("
+	" SELECT q, df, ln(1 + GREATEST(df, (SELECT message_count FROM conversations WHERE id = $2))::float8"
+	"  / GREATEST(df, 1)) AS w FROM (SELECT q, (SELECT count(*) FROM (SELECT 1 FROM messages"
+	"  WHERE conversation_id = $2 AND is_forgotten = FALSE AND tsv @@ t.q LIMIT " FTS_DF_CAP ") x) AS df"
+	"  FROM terms t) s WHERE df > 0),"
+	"fcand AS MATERIALIZED ("
+	" SELECT DISTINCT c.id FROM tw, LATERAL (SELECT id FROM messages"
+	"  WHERE conversation_id = $2 AND is_forgotten = FALSE AND tsv @@ tw.q"
+	"  ORDER BY created_at DESC LIMIT " FTS_PER_TERM ") c),"
+	"fts_results AS ("
+	" SELECT " VEC_COLS ", fts_score FROM (SELECT " VEC_COLS ","
+	"  LEAST(1.0, (SELECT sum(w) FROM tw WHERE m.tsv @@ tw.q) / (SELECT sum(w) FROM tw)) AS fts_score"
+	"  FROM messages m WHERE conversation_id = $2 AND id IN (SELECT id FROM fcand)"
+	"  AND is_forgotten = FALSE OFFSET 0) f"
+	" ORDER BY fts_score DESC, created_at DESC, id LIMIT 10),";
+
+static const char rest_sql[] =
 	"merged AS ("
 	" SELECT COALESCE(v.id, f.id) AS id, COALESCE(v.content, f.content) AS content,"
 	" COALESCE(v.memory_snippet, f.memory_snippet) AS memory_snippet,"
@@ -110,6 +150,8 @@ static PGresult *search_exec(int spec_plan, PGconn *c, const char *const *pp)
 	buf_append(&sql, "WITH ", 5);
 	const char *vb = spec_plan ? vector_spec : vector_prefilter;
 	buf_append(&sql, vb, strlen(vb));
+	const char *fb = spec_plan ? fts_spec : fts_weighted;
+	buf_append(&sql, fb, strlen(fb));
 	buf_append(&sql, rest_sql, sizeof rest_sql);
 	PGresult *r = PQexecParams(c, sql.data, spec_plan ? 5 : 6, NULL, pp, NULL, NULL, 0);
 	buf_free(&sql);

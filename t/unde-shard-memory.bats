@@ -195,3 +195,29 @@ grep_db() {
 	run grep_db "$UNDE_T_S0" zquxbrand
 	assert_output ''
 }
+
+@test "full text over a natural sentence: any of its words match, a rare word outweighs common ones, ties go to the newest" {
+	rows=()
+	for i in $(seq 1 20); do
+		rows+=("$(msg "$(uuid)" user "я люблю кофе по утрам $i" '"created_at":"'$(date -u -d "-$((i + 1)) days" +%FT%TZ)'"')")
+	done
+	z=$(uuid) old=$(uuid) new=$(uuid)
+	rows+=("$(msg "$z" user "zara мой любимый бренд" '"created_at":"'$(date -u -d '-30 days' +%FT%TZ)'"')")
+	rows+=("$(msg "$old" user "купила ботинки massimo" '"created_at":"'$(date -u -d '-300 days' +%FT%TZ)'"')")
+	rows+=("$(msg "$new" user "вернула ботинки massimo" '"created_at":"'$(date -u -d '-200 days' +%FT%TZ)'"')")
+	save "$USER_ID" "${rows[@]}"
+	q='{"user_id":"'$USER_ID'","query":"я ищу что-нибудь похожее на zara"}'
+	# the spec's plainto_tsquery ANDs every word: the sentence matches nothing
+	run --separate-stderr unde-shard search --plan spec <<<"$q"
+	assert_success
+	assert_jq '.episodes == []'
+	run --separate-stderr unde-shard search <<<"$q"
+	assert_success
+	# the one message with the rare word comes first, well above the common word's
+	assert_jq --arg z "$z" '.episodes[0].id == $z and .episodes[0].fts_score > 0.5'
+	assert_jq --arg z "$z" '[.episodes[] | select(.id != $z) | .fts_score] | length > 0 and all(. < 0.2)'
+	# two messages with the same words and the same score: the newer first
+	run --separate-stderr unde-shard search <<<'{"user_id":"'$USER_ID'","query":"где мои massimo ботинки"}'
+	assert_jq --arg o "$old" --arg n "$new" '[.episodes[].id] | index($n) < index($o)'
+	assert_jq '.episodes[0].fts_score == .episodes[1].fts_score'
+}
