@@ -12,7 +12,8 @@
  * conversation of the partition and silently loses the user's neighbours
  * (recall@20 0.87, empty results); it scans the user's own binary-quantized
  * vectors exactly (migration 0006, index-only) and re-ranks the best
- * RETRIEVAL_CANDIDATES (300) by exact cosine distance. --plan spec runs the
+ * RETRIEVAL_CANDIDATES (300) — more in a crowded neighbourhood, see
+ * vector_prefilter — by exact cosine distance. --plan spec runs the
  * spec's SQL unchanged, for comparison.
  *
  * The diversity filter (at most 3 episodes from one calendar day, UTC) is
@@ -25,6 +26,7 @@
  * saw it. */
 #include "config.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,13 +51,24 @@
 #define VEC_COLS "id, content, memory_snippet, memory_type, memory_confidence, created_at, role," \
 		 " response_description"
 
+/* The candidate count adapts to the neighbourhood (issue 9): a fixed 300
+ * lost true neighbours when hundreds of the user's vectors lay above the
+ * threshold (a user's favourite topic: recall@20 0.86 there), the Hamming
+ * order being too coarse to rank near-ties. The Hamming distance h of two
+ * binary codes estimates their angle (h/1024 ≈ θ/π), so the user's vectors
+ * with h ≤ $8 = 1024·acos(SIMILARITY_THRESHOLD)/π are those estimated above
+ * the threshold; they are all re-ranked, plus $5/2 for the estimate's
+ * error, never fewer than $5 nor more than $7 (RETRIEVAL_CANDIDATES_MAX).
+ * The Hamming distances are computed once (ham), then counted and sorted. */
 static const char vector_prefilter[] =
-	"cand AS MATERIALIZED ("
-	" SELECT id FROM (SELECT id, embedding_bq <~> (SELECT binary_quantize($1::vector)::bit(1024)) AS h"
+	"ham AS MATERIALIZED ("
+	" SELECT id, embedding_bq <~> (SELECT binary_quantize($1::vector)::bit(1024)) AS h"
 	"  FROM messages WHERE conversation_id = $2 AND role = 'user' AND is_embeddable = TRUE"
 	"  AND is_forgotten = FALSE AND embedding IS NOT NULL AND $1::vector IS NOT NULL"
-	"  AND embedding_model IS NOT DISTINCT FROM $6::text OFFSET 0) s"
-	" ORDER BY h LIMIT $5::int),"
+	"  AND embedding_model IS NOT DISTINCT FROM $6::text),"
+	"cand AS MATERIALIZED ("
+	" SELECT id FROM ham ORDER BY h LIMIT (SELECT GREATEST($5::int, LEAST($7::int, count(*) + $5::int / 2))"
+	"  FROM ham WHERE h <= $8::int)),"
 	"vector_results AS ("
 	" SELECT " VEC_COLS ", GREATEST(0, 1 - d) AS vec_score FROM ("
 	"  SELECT " VEC_COLS ", embedding <=> $1::vector AS d FROM messages"
@@ -153,7 +166,7 @@ static PGresult *search_exec(int spec_plan, PGconn *c, const char *const *pp)
 	const char *fb = spec_plan ? fts_spec : fts_weighted;
 	buf_append(&sql, fb, strlen(fb));
 	buf_append(&sql, rest_sql, sizeof rest_sql);
-	PGresult *r = PQexecParams(c, sql.data, spec_plan ? 5 : 6, NULL, pp, NULL, NULL, 0);
+	PGresult *r = PQexecParams(c, sql.data, spec_plan ? 5 : 8, NULL, pp, NULL, NULL, 0);
 	buf_free(&sql);
 	if (r && PQresultStatus(r) == PGRES_TUPLES_OK)
 		return r;
@@ -171,6 +184,8 @@ void shard_search_defaults(struct shard_search_opts *o)
 		 * history (bench/shard: 200 → 0.986, 300 → 0.996, 400 → 0.9995),
 		 * each 100 more costing ≈0.4 ms there */
 		o->candidates = conf_long("RETRIEVAL_CANDIDATES", 300, 20, 100000);
+	if (o->candidates_max <= 0)
+		o->candidates_max = conf_long("RETRIEVAL_CANDIDATES_MAX", 3000, 20, 100000);
 }
 
 json_t *shard_search(struct shard_ctx *x, const struct shard_search_opts *o, const char *user,
@@ -225,14 +240,18 @@ json_t *shard_search_model(struct shard_ctx *x, const struct shard_search_opts *
 		PQclear(r);
 		return episodes;
 	}
-	char conv[37], threshold_s[32], candidates_s[24];
+	char conv[37], threshold_s[32], candidates_s[24], max_s[24], radius_s[24];
 	snprintf(conv, sizeof conv, "%s", PQgetvalue(r, 0, 0));
 	PQclear(r);
 	snprintf(threshold_s, sizeof threshold_s, "%.17g", o->threshold);
-	snprintf(candidates_s, sizeof candidates_s, "%ld", o->candidates > 0 ? o->candidates : 300);
+	long cmin = o->candidates > 0 ? o->candidates : 300;
+	snprintf(candidates_s, sizeof candidates_s, "%ld", cmin);
+	snprintf(max_s, sizeof max_s, "%ld", o->candidates_max > cmin ? o->candidates_max : cmin);
+	snprintf(radius_s, sizeof radius_s, "%d", (int)(1024.0 * acos(o->threshold) / M_PI));
 
 	char *vec = emb ? json_dumps(emb, JSON_COMPACT) : NULL;
-	const char *pp[] = { vec, conv, text, threshold_s, o->spec_plan ? model : candidates_s, model };
+	const char *pp[] = { vec, conv, text, threshold_s, o->spec_plan ? model : candidates_s, model,
+			     max_s, radius_s };
 	double t0 = util_now_ms();
 	r = search_exec(o->spec_plan, c, pp);
 	double ms = util_now_ms() - t0;

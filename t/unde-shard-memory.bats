@@ -221,3 +221,36 @@ grep_db() {
 	assert_jq --arg o "$old" --arg n "$new" '[.episodes[].id] | index($n) < index($o)'
 	assert_jq '.episodes[0].fts_score == .episodes[1].fts_score'
 }
+
+@test "a crowded neighbourhood: the nearest vector is found even when 400 nearer-looking binary codes crowd the prefilter" {
+	# the query has every sign bit set; 400 decoys share all its sign bits
+	# (Hamming distance 0) at cosine 0.53, above the threshold; the true
+	# nearest (cosine 0.70) has half its signs flipped (Hamming 512), so a
+	# fixed 300-candidate prefilter never re-ranks it
+	target=$(uuid)
+	python3 - "$USER_ID" "$target" >"$TMP/turns" <<-'PY'
+	import json, random, sys, uuid
+	random.seed(3)
+	user, target = sys.argv[1], sys.argv[2]
+	msgs = []
+	for k in range(400):
+	    big = set(random.sample(range(1024), 256))
+	    msgs.append({"id": str(uuid.uuid4()), "role": "user", "content": "decoy %d" % k, "is_embeddable": True,
+	                 "embedding": [1 if i in big else 0.02 for i in range(1024)]})
+	msgs.append({"id": target, "role": "user", "content": "the one", "is_embeddable": True,
+	             "embedding": [1 if i < 512 else -0.01 for i in range(1024)]})
+	for i in range(0, len(msgs), 150):
+	    print(json.dumps({"user_id": user, "messages": msgs[i:i + 150]}))
+	PY
+	unde-shard save <"$TMP/turns" >/dev/null 2>&1
+	run sql0 "select count(*) from messages m join conversations c on c.id = m.conversation_id where c.user_id = '$USER_ID' and m.embedding is not null"
+	assert_output 401
+	q='{"user_id":"'$USER_ID'","query_embedding":'"$(python3 -c 'import json; print(json.dumps([1] * 1024))')"'}'
+	run --separate-stderr unde-shard search <<<"$q"
+	assert_success
+	assert_jq --arg t "$target" '.episodes[0].id == $t and .episodes[0].vec_score > 0.69'
+	# a fixed budget (the old behaviour) is what loses it: RETRIEVAL_CANDIDATES_MAX
+	# at the minimum turns the adaptation off
+	run --separate-stderr env RETRIEVAL_CANDIDATES_MAX=300 unde-shard search <<<"$q"
+	assert_jq --arg t "$target" '[.episodes[].id] | index($t) == null'
+}
