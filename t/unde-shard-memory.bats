@@ -254,3 +254,18 @@ grep_db() {
 	run --separate-stderr env RETRIEVAL_CANDIDATES_MAX=300 unde-shard search <<<"$q"
 	assert_jq --arg t "$target" '[.episodes[].id] | index($t) == null'
 }
+
+@test "knowledge put refuses a source_message_id that is not one of the user's messages" {
+	other=$(uuid) theirs=$(uuid) mine=$(uuid)
+	save "$other" "$(msg "$theirs" user "их сообщение")"
+	save "$USER_ID" "$(msg "$mine" user "моё сообщение")"
+	for src in "$theirs" "$(uuid)"; do
+		run --separate-stderr unde-shard knowledge put <<<'{"user_id":"'$USER_ID'","knowledge_type":"budget","source_message_id":"'$src'","data":{"max":300}}'
+		assert_failure 65
+		assert_stderr_error_code source_mismatch
+	done
+	run sql0 "select count(*) from user_knowledge where user_id = '$USER_ID'"
+	assert_output 0
+	run --separate-stderr unde-shard knowledge put <<<'{"user_id":"'$USER_ID'","knowledge_type":"budget","source_message_id":"'$mine'","data":{"max":300}}'
+	assert_success
+}
