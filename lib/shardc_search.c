@@ -99,30 +99,38 @@ static const char fts_spec[] =
  * like a rare one; a common word ranked thousands of rows; ties fell to the
  * oldest. Here: each distinct term of the query (at most FTS_TERMS) is a
  * query of its own; its document frequency df in the user's history is
- * counted up to FTS_DF_CAP (index-only on 0021's GIN), its weight is
- * ln(1 + N/df) (N the conversation's message count; a term past the cap
- * weighs as if at the cap); the candidates are each term's FTS_PER_TERM
- * newest matches (so a common word costs FTS_PER_TERM rows, not all its
- * matches); a candidate's fts_score is the weight of the terms it contains
+ * counted up to FTS_DF_CAP (on 0021's GIN; forgotten rows count too), its
+ * weight is ln(1 + N/df) (N the conversation's message count; a term past
+ * the cap weighs as if at the cap); the candidates are all the matches of
+ * a rarer term, and of a common one (df at the cap) the matches among the
+ * user's FTS_WALK newest messages, at most FTS_PER_TERM — walked newest
+ * first on the time index, so a common word costs at most FTS_WALK rows,
+ * never all of its thousands of matches (a heap row is a page: its vector
+ * is inline); a candidate's fts_score is the weight of the terms it contains
  * over the weight of all terms the user ever used (0..1); ties go to the
  * newest. A term the user never wrote weighs nothing. */
 #define FTS_TERMS "16"
-#define FTS_DF_CAP "1000"
-#define FTS_PER_TERM "200"
+#define FTS_DF_CAP "200"
+#define FTS_PER_TERM "100"
+#define FTS_WALK "2000"
 static const char fts_weighted[] =
 	"terms AS MATERIALIZED ("
 	" SELECT q FROM (SELECT plainto_tsquery('simple', lexeme) AS q"
 	"  FROM unnest(to_tsvector('simple', COALESCE($3::text, ''))) LIMIT " FTS_TERMS ") t"
 	" WHERE numnode(q) > 0),"
+	"tdf AS MATERIALIZED ("
+	" SELECT q, (SELECT count(*) FROM (SELECT 1 FROM messages"
+	"  WHERE conversation_id = $2 AND tsv @@ t.q LIMIT " FTS_DF_CAP ") x) AS df FROM terms t),"
 	"tw AS MATERIALIZED ("
 	" SELECT q, df, ln(1 + GREATEST(df, (SELECT message_count FROM conversations WHERE id = $2))::float8"
-	"  / GREATEST(df, 1)) AS w FROM (SELECT q, (SELECT count(*) FROM (SELECT 1 FROM messages"
-	"  WHERE conversation_id = $2 AND is_forgotten = FALSE AND tsv @@ t.q LIMIT " FTS_DF_CAP ") x) AS df"
-	"  FROM terms t) s WHERE df > 0),"
+	"  / GREATEST(df, 1)) AS w FROM tdf WHERE df > 0),"
 	"fcand AS MATERIALIZED ("
-	" SELECT DISTINCT c.id FROM tw, LATERAL (SELECT id FROM messages"
-	"  WHERE conversation_id = $2 AND is_forgotten = FALSE AND tsv @@ tw.q"
-	"  ORDER BY created_at DESC LIMIT " FTS_PER_TERM ") c),"
+	" SELECT DISTINCT c.id FROM tw, LATERAL ("
+	"  SELECT id FROM messages WHERE tw.df < " FTS_DF_CAP " AND conversation_id = $2"
+	"  AND is_forgotten = FALSE AND tsv @@ tw.q"
+	"  UNION ALL (SELECT id FROM (SELECT id, tsv FROM messages WHERE tw.df >= " FTS_DF_CAP
+	"  AND conversation_id = $2 AND is_forgotten = FALSE ORDER BY created_at DESC"
+	"  LIMIT " FTS_WALK ") r WHERE tsv @@ tw.q LIMIT " FTS_PER_TERM ")) c),"
 	"fts_results AS ("
 	" SELECT " VEC_COLS ", fts_score FROM (SELECT " VEC_COLS ","
 	"  LEAST(1.0, (SELECT sum(w) FROM tw WHERE m.tsv @@ tw.q) / (SELECT sum(w) FROM tw)) AS fts_score"

@@ -46,3 +46,4 @@ dist_sqlshard_DATA += sql/shard/0010_persona_signals.sql
 dist_sqlproduction_DATA += sql/production/0035_forgotten_messages_registry.sql
 dist_sqlshard_DATA += sql/shard/0020_erasure_compaction.sql
 dist_sqlshard_DATA += sql/shard/0021_fts_per_conversation.sql
+dist_sqlshard_DATA += sql/shard/0022_prefilter_covers_model.sql

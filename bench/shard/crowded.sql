@@ -58,7 +58,8 @@ BEGIN
   FROM rr GROUP BY rr.kind ORDER BY 1;
 END $$;
 
-\set where 'conversation_id = $2 AND role = ''user'' AND is_embeddable AND NOT is_forgotten AND embedding IS NOT NULL'
+-- the filters of lib/shardc_search.c, the query model included (unknown: NULL)
+\set where 'conversation_id = $2 AND role = ''user'' AND is_embeddable AND NOT is_forgotten AND embedding IS NOT NULL AND embedding_model IS NOT DISTINCT FROM NULL::text'
 \set rerank ' SELECT id FROM (SELECT id, embedding <=> $1 AS d FROM messages WHERE conversation_id = $2 AND id IN (SELECT id FROM cand) OFFSET 0) r ORDER BY d LIMIT 20'
 \set fixed300 'WITH cand AS MATERIALIZED (SELECT id FROM (SELECT id, embedding_bq <~> (SELECT binary_quantize($1)::bit(1024)) AS h FROM messages WHERE ' :where ' OFFSET 0) s ORDER BY h LIMIT 300)' :rerank
 \set fixed1000 'WITH cand AS MATERIALIZED (SELECT id FROM (SELECT id, embedding_bq <~> (SELECT binary_quantize($1)::bit(1024)) AS h FROM messages WHERE ' :where ' OFFSET 0) s ORDER BY h LIMIT 1000)' :rerank
