@@ -112,7 +112,7 @@ static const char fts_spec[] =
 #define FTS_TERMS "16"
 #define FTS_DF_CAP "200"
 #define FTS_PER_TERM "100"
-#define FTS_WALK "2000"
+#define FTS_WALK "500"
 static const char fts_weighted[] =
 	"terms AS MATERIALIZED ("
 	" SELECT q FROM (SELECT plainto_tsquery('simple', lexeme) AS q"

@@ -14,4 +14,5 @@ dist_man_MANS += man/unde-shard.1
 TESTS += t/unde-shard.bats t/unde-shard-memory.bats
 EXTRA_DIST += bench/shard/README.md bench/shard/run bench/shard/cluster.sh \
 	bench/shard/build.sh bench/shard/gen.sql bench/shard/measure.sql bench/shard/dense.sql \
-	bench/shard/enrich.sh bench/shard/enrich-bench.c
+	bench/shard/enrich.sh bench/shard/enrich-bench.c \
+	bench/shard/crowded.sh bench/shard/crowded.sql
