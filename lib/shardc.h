@@ -183,6 +183,7 @@ struct shard_search_opts {
 	long top_k;       /* default episodes (RETRIEVAL_TOP_K, 15) */
 	long candidates;  /* re-ranked candidates (RETRIEVAL_CANDIDATES, 300) */
 	double threshold; /* SIMILARITY_THRESHOLD, 0.5 */
+	long candidates_max; /* crowded neighbourhoods: at most (RETRIEVAL_CANDIDATES_MAX, 3000) */
 };
 /* The options from the environment (spec names and defaults); fields
  * already set (candidates > 0) are kept. */

@@ -328,6 +328,23 @@ int shard_knowledge_put(struct shard_ctx *x, struct shard_keys *s, json_t *rec, 
 		rc = shard_err_query(err, c, "cannot begin");
 		goto out;
 	}
+	if (src) {
+		/* the fact must come from one of the user's own messages (issue 9):
+		 * forget and erase find knowledge by its source message, within
+		 * the user */
+		const char *ps[] = { user, src };
+		PGresult *o = pg_query(c, "SELECT EXISTS (SELECT 1 FROM messages WHERE id = $2 AND conversation_id ="
+					  " (SELECT id FROM conversations WHERE user_id = $1))", 2, ps);
+		int mine = o && PQgetvalue(o, 0, 0)[0] == 't';
+		PQclear(o);
+		if (!mine) {
+			rc = o ? shard_err_set(err, EX_DATAERR, "source_mismatch",
+					       "source_message_id %s is not a message of user %s", src, user)
+			       : shard_err_query(err, c, "cannot check the source message");
+			pg_rollback(c);
+			goto out;
+		}
+	}
 	int d = kn_dek(s, c, user, 1, dek);
 	if (d != 0) {
 		pg_rollback(c);

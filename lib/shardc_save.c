@@ -327,13 +327,47 @@ static int assign_reply_to(struct shard_err *err, PGconn *c, const char *conv, j
 	return 0;
 }
 
+/* A client's created_at may run ahead of the shard's clock by at most
+ * SHARD_CLOCK_SKEW (a phone's clock is a few seconds off, not days): a
+ * message "from the future" would get a recency boost far above §14's
+ * 1.0–1.3 (15.8x at 200 days ahead) and win every search until its date
+ * passed. Later than that is refused (invalid_field, naming the message);
+ * within the skew the row is stored as sent and search counts its age as
+ * zero. Judged by the database's clock, the one search uses. 0, or -1. */
+#define SHARD_CLOCK_SKEW "5 minutes"
+static int refuse_future(struct shard_err *err, PGconn *c, json_t *rows)
+{
+	char *js = json_dumps(rows, JSON_COMPACT);
+	const char *pp[] = { js };
+	PGresult *r = pg_query(c,
+			       "SELECT ord::int - 1, e.m->>'created_at' FROM jsonb_array_elements($1::jsonb)"
+			       " WITH ORDINALITY AS e(m, ord) WHERE e.m ? 'created_at'"
+			       " AND (e.m->>'created_at')::timestamptz > now() + interval '" SHARD_CLOCK_SKEW "'"
+			       " ORDER BY ord LIMIT 1",
+			       1, pp);
+	free(js);
+	if (!r) {
+		if (!strncmp(pg_last_sqlstate(), "22", 2))
+			return shard_err_set(err, EX_DATAERR, "invalid_field",
+					   "a message's created_at is not a timestamp");
+		return shard_err_query(err, c, "cannot check the timestamps");
+	}
+	int rc = 0;
+	if (PQntuples(r))
+		rc = shard_err_set(err, EX_DATAERR, "invalid_field",
+				   "messages[%s].created_at %s is in the future (more than " SHARD_CLOCK_SKEW
+				   " ahead of the shard's clock)", PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1));
+	PQclear(r);
+	return rc;
+}
+
 /* Insert rows (a JSON array of message_row objects) into conversation
  * conv; fill inserted/existing with the ids. Inside the caller's
  * transaction. Returns 0 or the filter failure. */
 static int insert_rows(struct shard_err *err, PGconn *c, const char *conv, json_t *rows,
 		       int enrich, json_t *inserted, json_t *existing)
 {
-	if (assign_reply_to(err, c, conv, rows) != 0)
+	if (refuse_future(err, c, rows) != 0 || assign_reply_to(err, c, conv, rows) != 0)
 		return -1;
 	char *js = json_dumps(rows, JSON_COMPACT);
 	const char *pp[] = { conv, js, enrich ? "true" : "false" };

@@ -12,7 +12,8 @@
  * conversation of the partition and silently loses the user's neighbours
  * (recall@20 0.87, empty results); it scans the user's own binary-quantized
  * vectors exactly (migration 0006, index-only) and re-ranks the best
- * RETRIEVAL_CANDIDATES (300) by exact cosine distance. --plan spec runs the
+ * RETRIEVAL_CANDIDATES (300) — more in a crowded neighbourhood, see
+ * vector_prefilter — by exact cosine distance. --plan spec runs the
  * spec's SQL unchanged, for comparison.
  *
  * The diversity filter (at most 3 episodes from one calendar day, UTC) is
@@ -25,6 +26,7 @@
  * saw it. */
 #include "config.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,13 +51,24 @@
 #define VEC_COLS "id, content, memory_snippet, memory_type, memory_confidence, created_at, role," \
 		 " response_description"
 
+/* The candidate count adapts to the neighbourhood (issue 9): a fixed 300
+ * lost true neighbours when hundreds of the user's vectors lay above the
+ * threshold (a user's favourite topic: recall@20 0.86 there), the Hamming
+ * order being too coarse to rank near-ties. The Hamming distance h of two
+ * binary codes estimates their angle (h/1024 ≈ θ/π), so the user's vectors
+ * with h ≤ $8 = 1024·acos(SIMILARITY_THRESHOLD)/π are those estimated above
+ * the threshold; they are all re-ranked, plus $5/2 for the estimate's
+ * error, never fewer than $5 nor more than $7 (RETRIEVAL_CANDIDATES_MAX).
+ * The Hamming distances are computed once (ham), then counted and sorted. */
 static const char vector_prefilter[] =
-	"cand AS MATERIALIZED ("
-	" SELECT id FROM (SELECT id, embedding_bq <~> (SELECT binary_quantize($1::vector)::bit(1024)) AS h"
+	"ham AS MATERIALIZED ("
+	" SELECT id, embedding_bq <~> (SELECT binary_quantize($1::vector)::bit(1024)) AS h"
 	"  FROM messages WHERE conversation_id = $2 AND role = 'user' AND is_embeddable = TRUE"
 	"  AND is_forgotten = FALSE AND embedding IS NOT NULL AND $1::vector IS NOT NULL"
-	"  AND embedding_model IS NOT DISTINCT FROM $6::text OFFSET 0) s"
-	" ORDER BY h LIMIT $5::int),"
+	"  AND embedding_model IS NOT DISTINCT FROM $6::text),"
+	"cand AS MATERIALIZED ("
+	" SELECT id FROM ham ORDER BY h LIMIT (SELECT GREATEST($5::int, LEAST($7::int, count(*) + $5::int / 2))"
+	"  FROM ham WHERE h <= $8::int)),"
 	"vector_results AS ("
 	" SELECT " VEC_COLS ", GREATEST(0, 1 - d) AS vec_score FROM ("
 	"  SELECT " VEC_COLS ", embedding <=> $1::vector AS d FROM messages"
@@ -71,13 +84,61 @@ static const char vector_spec[] =
 	" AND embedding_model IS NOT DISTINCT FROM $5::text"
 	" ORDER BY embedding <=> $1::vector LIMIT 20),";
 
-static const char rest_sql[] =
+/* The spec's full-text branch: every word of the query ANDed
+ * (plainto_tsquery), ts_rank. */
+static const char fts_spec[] =
 	"fts_results AS ("
 	" SELECT " VEC_COLS ","
 	" LEAST(1.0, ts_rank(tsv, plainto_tsquery('simple', $3)) * 10) AS fts_score"
 	" FROM messages WHERE conversation_id = $2 AND is_forgotten = FALSE AND $3::text IS NOT NULL"
 	" AND tsv @@ plainto_tsquery('simple', $3)"
-	" ORDER BY fts_score DESC LIMIT 10),"
+	" ORDER BY fts_score DESC LIMIT 10),";
+
+/* The full-text branch that contributes (issue 9). The spec's ANDs every
+ * word, so a natural sentence matched nothing; ts_rank weighs a common word
+ * like a rare one; a common word ranked thousands of rows; ties fell to the
+ * oldest. Here: each distinct term of the query (at most FTS_TERMS) is a
+ * query of its own; its document frequency df in the user's history is
+ * counted up to FTS_DF_CAP (on 0021's GIN; forgotten rows count too), its
+ * weight is ln(1 + N/df) (N the conversation's message count; a term past
+ * the cap weighs as if at the cap); the candidates are all the matches of
+ * a rarer term, and of a common one (df at the cap) the matches among the
+ * user's FTS_WALK newest messages, at most FTS_PER_TERM — walked newest
+ * first on the time index, so a common word costs at most FTS_WALK rows,
+ * never all of its thousands of matches (a heap row is a page: its vector
+ * is inline); a candidate's fts_score is the weight of the terms it contains
+ * over the weight of all terms the user ever used (0..1); ties go to the
+ * newest. A term the user never wrote weighs nothing. */
+#define FTS_TERMS "16"
+#define FTS_DF_CAP "200"
+#define FTS_PER_TERM "100"
+#define FTS_WALK "500"
+static const char fts_weighted[] =
+	"terms AS MATERIALIZED ("
+	" SELECT q FROM (SELECT plainto_tsquery('simple', lexeme) AS q"
+	"  FROM unnest(to_tsvector('simple', COALESCE($3::text, ''))) LIMIT " FTS_TERMS ") t"
+	" WHERE numnode(q) > 0),"
+	"tdf AS MATERIALIZED ("
+	" SELECT q, (SELECT count(*) FROM (SELECT 1 FROM messages"
+	"  WHERE conversation_id = $2 AND tsv @@ t.q LIMIT " FTS_DF_CAP ") x) AS df FROM terms t),"
+	"tw AS MATERIALIZED ("
+	" SELECT q, df, ln(1 + GREATEST(df, (SELECT message_count FROM conversations WHERE id = $2))::float8"
+	"  / GREATEST(df, 1)) AS w FROM tdf WHERE df > 0),"
+	"fcand AS MATERIALIZED ("
+	" SELECT DISTINCT c.id FROM tw, LATERAL ("
+	"  SELECT id FROM messages WHERE tw.df < " FTS_DF_CAP " AND conversation_id = $2"
+	"  AND is_forgotten = FALSE AND tsv @@ tw.q"
+	"  UNION ALL (SELECT id FROM (SELECT id, tsv FROM messages WHERE tw.df >= " FTS_DF_CAP
+	"  AND conversation_id = $2 AND is_forgotten = FALSE ORDER BY created_at DESC"
+	"  LIMIT " FTS_WALK ") r WHERE tsv @@ tw.q LIMIT " FTS_PER_TERM ")) c),"
+	"fts_results AS ("
+	" SELECT " VEC_COLS ", fts_score FROM (SELECT " VEC_COLS ","
+	"  LEAST(1.0, (SELECT sum(w) FROM tw WHERE m.tsv @@ tw.q) / (SELECT sum(w) FROM tw)) AS fts_score"
+	"  FROM messages m WHERE conversation_id = $2 AND id IN (SELECT id FROM fcand)"
+	"  AND is_forgotten = FALSE OFFSET 0) f"
+	" ORDER BY fts_score DESC, created_at DESC, id LIMIT 10),";
+
+static const char rest_sql[] =
 	"merged AS ("
 	" SELECT COALESCE(v.id, f.id) AS id, COALESCE(v.content, f.content) AS content,"
 	" COALESCE(v.memory_snippet, f.memory_snippet) AS memory_snippet,"
@@ -95,7 +156,7 @@ static const char rest_sql[] =
 	"  WHEN 'emotion' THEN 0.015 WHEN 'event' THEN 0.008 WHEN 'general' THEN 0.005"
 	"  WHEN 'preference' THEN 0.002 WHEN 'fact' THEN 0.001 ELSE 0.005 END"
 	"  * (1.3 - COALESCE(memory_confidence, 0.5))"
-	"  * EXTRACT(EPOCH FROM NOW() - created_at) / 86400)) AS final_score"
+	"  * EXTRACT(EPOCH FROM NOW() - LEAST(NOW(), created_at)) / 86400)) AS final_score"
 	" FROM merged WHERE vec_score > $4::float8 OR fts_score > 0)"
 	"SELECT id, episode_card, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"
 	" role, memory_type, vec_score::float8, fts_score::float8, final_score::float8,"
@@ -110,8 +171,10 @@ static PGresult *search_exec(int spec_plan, PGconn *c, const char *const *pp)
 	buf_append(&sql, "WITH ", 5);
 	const char *vb = spec_plan ? vector_spec : vector_prefilter;
 	buf_append(&sql, vb, strlen(vb));
+	const char *fb = spec_plan ? fts_spec : fts_weighted;
+	buf_append(&sql, fb, strlen(fb));
 	buf_append(&sql, rest_sql, sizeof rest_sql);
-	PGresult *r = PQexecParams(c, sql.data, spec_plan ? 5 : 6, NULL, pp, NULL, NULL, 0);
+	PGresult *r = PQexecParams(c, sql.data, spec_plan ? 5 : 8, NULL, pp, NULL, NULL, 0);
 	buf_free(&sql);
 	if (r && PQresultStatus(r) == PGRES_TUPLES_OK)
 		return r;
@@ -129,6 +192,8 @@ void shard_search_defaults(struct shard_search_opts *o)
 		 * history (bench/shard: 200 → 0.986, 300 → 0.996, 400 → 0.9995),
 		 * each 100 more costing ≈0.4 ms there */
 		o->candidates = conf_long("RETRIEVAL_CANDIDATES", 300, 20, 100000);
+	if (o->candidates_max <= 0)
+		o->candidates_max = conf_long("RETRIEVAL_CANDIDATES_MAX", 3000, 20, 100000);
 }
 
 json_t *shard_search(struct shard_ctx *x, const struct shard_search_opts *o, const char *user,
@@ -183,14 +248,18 @@ json_t *shard_search_model(struct shard_ctx *x, const struct shard_search_opts *
 		PQclear(r);
 		return episodes;
 	}
-	char conv[37], threshold_s[32], candidates_s[24];
+	char conv[37], threshold_s[32], candidates_s[24], max_s[24], radius_s[24];
 	snprintf(conv, sizeof conv, "%s", PQgetvalue(r, 0, 0));
 	PQclear(r);
 	snprintf(threshold_s, sizeof threshold_s, "%.17g", o->threshold);
-	snprintf(candidates_s, sizeof candidates_s, "%ld", o->candidates > 0 ? o->candidates : 300);
+	long cmin = o->candidates > 0 ? o->candidates : 300;
+	snprintf(candidates_s, sizeof candidates_s, "%ld", cmin);
+	snprintf(max_s, sizeof max_s, "%ld", o->candidates_max > cmin ? o->candidates_max : cmin);
+	snprintf(radius_s, sizeof radius_s, "%d", (int)(1024.0 * acos(o->threshold) / M_PI));
 
 	char *vec = emb ? json_dumps(emb, JSON_COMPACT) : NULL;
-	const char *pp[] = { vec, conv, text, threshold_s, o->spec_plan ? model : candidates_s, model };
+	const char *pp[] = { vec, conv, text, threshold_s, o->spec_plan ? model : candidates_s, model,
+			     max_s, radius_s };
 	double t0 = util_now_ms();
 	r = search_exec(o->spec_plan, c, pp);
 	double ms = util_now_ms() - t0;

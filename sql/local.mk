@@ -41,3 +41,9 @@ dist_sqlproduction_DATA += sql/production/0010_products_available.sql \
 
 # unde-persona (hpersona)
 dist_sqlshard_DATA += sql/shard/0010_persona_signals.sql
+
+# hmem (issue 9): the forget registry; the erasure compaction queue
+dist_sqlproduction_DATA += sql/production/0035_forgotten_messages_registry.sql
+dist_sqlshard_DATA += sql/shard/0020_erasure_compaction.sql
+dist_sqlshard_DATA += sql/shard/0021_fts_per_conversation.sql
+dist_sqlshard_DATA += sql/shard/0022_prefilter_covers_model.sql

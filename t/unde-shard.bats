@@ -667,20 +667,23 @@ _ago() { date -u -d "-$1 seconds" +%Y-%m-%dT%H:%M:%S.000Z; }
 
 @test "reply_to_id: the last artifact of 10 minutes, none when two came within 60 s or the last is older, the client's kept" {
 	a1=$(uuid) u1=$(uuid) a2=$(uuid) a3=$(uuid) u2=$(uuid) u3=$(uuid) u4=$(uuid) a4=$(uuid)
-	unde-shard save <<<'{"user_id":"'$USER_ID'","messages":['$(_artifact "$a1" "$(_ago 300)")']}' >/dev/null
-	unde-shard save <<<'{"user_id":"'$USER_ID'","messages":['$(msg "$u1" user "а подлиннее есть?")']}' >/dev/null
+	# the turns happened 25 minutes ago (B); the last message is sent now
+	# (a client created_at may not lie ahead of the shard's clock)
+	B=1500
+	unde-shard save <<<'{"user_id":"'$USER_ID'","messages":['$(_artifact "$a1" "$(_ago $((B + 300)))")']}' >/dev/null
+	unde-shard save <<<'{"user_id":"'$USER_ID'","messages":['$(msg "$u1" user "а подлиннее есть?" '"created_at":"'$(_ago $B)'"')']}' >/dev/null
 	run sql0 "select reply_to_id from messages where id = '$u1'"
 	assert_output "$a1"
 	# two artifacts 30 s apart: ambiguous
-	unde-shard save <<<'{"user_id":"'$USER_ID'","messages":['$(_artifact "$a2" "$(_ago 100)")','$(_artifact "$a3" "$(_ago 70)")','$(msg "$u2" user "вот это нравится")']}' >/dev/null
+	unde-shard save <<<'{"user_id":"'$USER_ID'","messages":['$(_artifact "$a2" "$(_ago $((B + 100)))")','$(_artifact "$a3" "$(_ago $((B + 70)))")','$(msg "$u2" user "вот это нравится" '"created_at":"'$(_ago $B)'"')']}' >/dev/null
 	run sql0 "select coalesce(reply_to_id::text, 'NULL') from messages where id = '$u2'"
 	assert_output NULL
 	# the client's value is kept
 	unde-shard save <<<'{"user_id":"'$USER_ID'","messages":['$(msg "$u3" user "первый был лучше" '"reply_to_id":"'$a1'"')']}' >/dev/null
 	run sql0 "select reply_to_id from messages where id = '$u3'"
 	assert_output "$a1"
-	# a user message from 20 minutes after the artifacts: none in its window
-	unde-shard save <<<'{"user_id":"'$USER_ID'","messages":['$(msg "$u4" user "спасибо за помощь" '"created_at":"'$(date -u -d '+20 minutes' +%Y-%m-%dT%H:%M:%S.000Z)'"')']}' >/dev/null
+	# a user message from 25 minutes after the artifacts: none in its window
+	unde-shard save <<<'{"user_id":"'$USER_ID'","messages":['$(msg "$u4" user "спасибо за помощь")']}' >/dev/null
 	run sql0 "select coalesce(reply_to_id::text, 'NULL') from messages where id = '$u4'"
 	assert_output NULL
 	# assistant messages never get one

@@ -268,6 +268,21 @@ int shard_cmd_route(int argc, char **argv)
 	for (int i = optind; i < argc; i++) {
 		long id = -1;
 		int placed = 0;
+		if (place) {
+			/* an erased user is never placed again (save refuses them too) */
+			const char *pu[] = { argv[i] };
+			PGresult *er = pg_query(p, "SELECT 1 FROM deleted_users_registry WHERE user_id = $1", 1, pu);
+			int erased = er && PQntuples(er) > 0;
+			PQclear(er);
+			if (!er || erased) {
+				log_record_error(NULL, er ? "user_erased" : "routing_failed",
+						 er ? "the user was erased (deleted_users_registry): not placed"
+						    : "cannot read the deleted users registry",
+						 json_pack("{s:s}", "user_id", argv[i]));
+				worst = er ? EX_DATAERR : EX_SOFTWARE;
+				continue;
+			}
+		}
 		int lr = route_lookup(p, argv[i], place, 0, &id, &placed);
 		if (lr != 0) {
 			log_event(LOG_ERROR, lr > 0 ? "user has no route" : "routing failed",

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/file.h>
 #include <sysexits.h>
 #include <unistd.h>
@@ -56,7 +57,11 @@ static const char erase_sql[] =
 	"  media_urls = NULL, mood_frame = NULL, is_forgotten = TRUE, needs_enrichment = FALSE,"
 	"  deleted_at = COALESCE($3::timestamptz, now())"
 	"  WHERE conversation_id = $1 AND id = ANY($2::uuid[])"
-	"  AND (deleted_at IS NULL OR content <> '[deleted]') RETURNING id)"
+	"  AND (deleted_at IS NULL OR content <> '[deleted]') RETURNING id, tableoid),"
+	" p AS (INSERT INTO erasure_pending (relation)"
+	"  SELECT DISTINCT tableoid::regclass::text FROM m"
+	"  UNION SELECT 'user_knowledge' WHERE EXISTS (SELECT 1 FROM k)"
+	"  ON CONFLICT (relation) DO UPDATE SET since = clock_timestamp())"
 	"SELECT (SELECT count(*) FROM m), (SELECT count(*) FROM k)";
 
 /* The ids of a record: message_id, or message_ids[]. */
@@ -106,6 +111,30 @@ static char *uuid_array(const json_t *ids)
 	return b.data;
 }
 
+/* A record that names its user may act only on that user's conversation
+ * (as save refuses it with conversation_mismatch): user_id routes the
+ * record, and without this check a user's id with another user's
+ * conversation and message ids would forget or erase the other user's data
+ * on a shared shard. Message ids are always matched inside the
+ * conversation, so the conversation is the one thing to check. 0, or the
+ * record's failure (nothing changed). */
+static int check_owner(struct filter_run *run, PGconn *c, const char *conv, const char *user)
+{
+	const char *pp[] = { conv };
+	PGresult *r = pg_query(c, "SELECT user_id::text FROM conversations WHERE id = $1", 1, pp);
+	if (!r)
+		return sctx_query_fail(run, c, "cannot read the conversation");
+	int rc = 0;
+	if (PQntuples(r) == 0)
+		rc = filter_fail(run, EX_DATAERR, "unknown_conversation",
+				 "conversation %s is not user %s's (no such conversation on its shard)", conv, user);
+	else if (strcasecmp(PQgetvalue(r, 0, 0), user) != 0)
+		rc = filter_fail(run, EX_DATAERR, "conversation_mismatch",
+				 "conversation %s belongs to another user, not %s", conv, user);
+	PQclear(r);
+	return rc;
+}
+
 /* What forget and erase both start from: the record's message ids, then
  * the shard of its conversation (with the writer's route lock). 0 with
  * *ids set for the caller to free, else the record's failure (*ids NULL). */
@@ -123,11 +152,50 @@ static int locate(struct fg_state *s, struct filter_run *run, const json_t *rec,
 		rc = filter_fail(run, EX_DATAERR, "invalid_field", "user_id must be a UUID");
 	else if (!(*c = sctx_for_conversation(&s->x, conv, user, 1, sid, &e)))
 		rc = sctx_fail(run, &e);
+	else if (user)
+		rc = check_owner(run, *c, conv, user);
 	if (rc) {
 		json_decref(*ids);
 		*ids = NULL;
 	}
 	return rc;
+}
+
+static int copy_pending(PGconn *p, const char *path, const char *table);
+
+/* The forget registry (production's forgotten_messages_registry, then its
+ * copy when TOMBSTONE_COPY_FILE or --copy-file names one), written before
+ * the shard is changed so that apply-deletions re-applies the forget to a
+ * shard restored from an older backup. Without production (single-shard
+ * mode) there is no registry: 0 and nothing written. 0, or the record's
+ * failure. */
+static int forget_register(struct fg_state *s, struct filter_run *run, const char *conv,
+			   const char *arr, long sid, const char *fd)
+{
+	struct shard_err e;
+	PGconn *p = sctx_production(&s->x, 0, &e);
+	if (!p)
+		return s->x.prod_missing ? 0 : sctx_fail(run, &e);
+	char sids[24];
+	snprintf(sids, sizeof sids, "%ld", sid);
+	const char *pp[] = { conv, arr, sids, fd };
+	if (pg_exec(p,
+		    "INSERT INTO forgotten_messages_registry AS r"
+		    " (conversation_id, message_id, shard_id, forget_description)"
+		    " SELECT $1, unnest($2::uuid[]), $3, $4::boolean"
+		    " ON CONFLICT (conversation_id, message_id) DO UPDATE"
+		    " SET forget_description = TRUE, exported_at = NULL"
+		    " WHERE EXCLUDED.forget_description AND NOT r.forget_description",
+		    4, pp) != 0)
+		return filter_fail(run, pg_connection_lost(p) ? EX_UNAVAILABLE : EX_SOFTWARE,
+				   "registry_failed", "cannot write the forget registry: %s",
+				   pg_last_error(p));
+	int cr = s->copy_file ? copy_pending(p, s->copy_file, "forgotten_messages_registry") : 0;
+	if (cr != 0)
+		return filter_fail(run, cr == -2 ? EX_UNAVAILABLE : EX_SOFTWARE, "copy_failed",
+				   "the forget is in the registry but its copy (%s) failed; retry",
+				   s->copy_file);
+	return 0;
 }
 
 static int forget_record(void *state, struct filter_run *run, json_t *rec)
@@ -142,6 +210,11 @@ static int forget_record(void *state, struct filter_run *run, json_t *rec)
 	const json_t *fd = json_object_get(rec, "forget_description");
 	char *arr = uuid_array(ids);
 	const char *pp[] = { shard_jstr(rec, "conversation_id"), arr, json_is_true(fd) ? "true" : "false" };
+	if ((rc = forget_register(s, run, pp[0], arr, sid, pp[2])) != 0) {
+		free(arr);
+		json_decref(ids);
+		return rc;
+	}
 	PGresult *r = pg_query(c, forget_sql, 3, pp);
 	free(arr);
 	if (!r)
@@ -162,11 +235,16 @@ static int forget_record(void *state, struct filter_run *run, json_t *rec)
  * commit copies it twice: applying a tombstone twice is harmless). */
 static int copy_pending(PGconn *p, const char *path, const char *table)
 {
-	int users = !strcmp(table, "deleted_users_registry");
-	const char *sel = users
+	const char *sel = !strcmp(table, "deleted_users_registry")
 		? "SELECT id, json_build_object('type', 'user', 'registry_id', id, 'user_id', user_id,"
 		  " 'deleted_at', deleted_at, 'shard_id', shard_id)::text"
 		  " FROM deleted_users_registry WHERE exported_at IS NULL ORDER BY id FOR UPDATE"
+		: !strcmp(table, "forgotten_messages_registry")
+		? "SELECT id, json_build_object('type', 'forget', 'registry_id', id,"
+		  " 'conversation_id', conversation_id, 'message_id', message_id,"
+		  " 'forget_description', forget_description, 'forgotten_at', forgotten_at,"
+		  " 'shard_id', shard_id)::text"
+		  " FROM forgotten_messages_registry WHERE exported_at IS NULL ORDER BY id FOR UPDATE"
 		: "SELECT id, json_build_object('type', 'message', 'registry_id', id,"
 		  " 'conversation_id', conversation_id, 'message_id', message_id,"
 		  " 'deleted_at', deleted_at, 'shard_id', shard_id)::text"
@@ -296,9 +374,14 @@ int shard_delete_user_rows(PGconn *c, const char *user_id, long *messages)
 		"DELETE FROM conversations WHERE user_id = $1",
 	};
 	const char *pp[] = { user_id };
+	/* the relations that held the user's rows wait for `compact` (0020) */
 	PGresult *r = pg_query(c,
 			       "WITH d AS (DELETE FROM messages WHERE conversation_id IN"
-			       " (SELECT id FROM conversations WHERE user_id = $1) RETURNING 1)"
+			       " (SELECT id FROM conversations WHERE user_id = $1) RETURNING tableoid),"
+			       " p AS (INSERT INTO erasure_pending (relation)"
+			       "  SELECT DISTINCT tableoid::regclass::text FROM d UNION SELECT unnest(ARRAY"
+			       "  ['user_knowledge', 'user_keys', 'conversations', 'persona_profiles'])"
+			       "  ON CONFLICT (relation) DO UPDATE SET since = clock_timestamp())"
 			       " SELECT count(*) FROM d",
 			       1, pp);
 	if (!r)
@@ -412,6 +495,22 @@ static int erase_start(void *state, struct filter_run *run, int argc, char **arg
 	return 0;
 }
 
+/* forget's start: the copy file is optional (TOMBSTONE_COPY_FILE when
+ * set), production's registry is written when PRODUCTION_DB_URL is. */
+static int forget_start(void *state, struct filter_run *run, int argc, char **argv)
+{
+	(void)run;
+	(void)argv;
+	struct fg_state *s = state;
+	if (argc) {
+		log_event(LOG_ERROR, "unexpected argument", json_pack("{s:i}", "exit", EX_USAGE));
+		return EX_USAGE;
+	}
+	if (!s->copy_file && conf_str("TOMBSTONE_COPY_FILE", NULL) && *conf_str("TOMBSTONE_COPY_FILE", NULL))
+		s->copy_file = conf_str("TOMBSTONE_COPY_FILE", NULL);
+	return 0;
+}
+
 static void fg_finish(void *state, struct filter_run *run)
 {
 	(void)run;
@@ -430,11 +529,13 @@ int shard_filter_forget(int argc, char **argv)
 		.summary = "forget: soft-forget {conversation_id, message_id | message_ids, user_id?,\n"
 			   "forget_description?}: excluded from retrieval, embedding and snippet cleared,\n"
 			   "knowledge extracted from them deactivated.",
-		.synopsis = "forget [--shard N | --url URL]",
-		.options_help = SCTX_HELP,
+		.synopsis = "forget [--copy-file FILE] [--shard N | --url URL]",
+		.options_help = SCTX_HELP
+		"  --copy-file FILE     append the forget registry's rows here (default TOMBSTONE_COPY_FILE)\n",
 		.shortopts = "",
 		.longopts = fg_longopts,
 		.on_option = fg_option,
+		.on_start = forget_start,
 		.on_record = forget_record_then_unlock,
 		.on_finish = fg_finish,
 	};

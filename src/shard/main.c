@@ -30,7 +30,8 @@ static void usage(FILE *f)
 	      "  route USER_ID...                    a user's shard (placing new users)\n"
 	      "  move USER_ID --to N                 copy a user to shard N, then switch\n"
 	      "  status [--shard N]                  sizes, lag, the new-shard trigger\n"
-	      "  apply-deletions --shard N           re-apply the tombstone registry\n"
+	      "  apply-deletions --shard N           re-apply the tombstone and forget registries\n"
+	      "  compact [--shard N]                 rewrite relations that held erased rows\n"
 	      "  erase --user USER_ID                remove all of a user's data\n"
 	      "  knowledge list --user U             knowledge metadata (no decryption)\n"
 	      "  keys rotate [--user U]              re-wrap DEKs under MASTER_ENCRYPTION_KEY\n\n"
@@ -65,6 +66,7 @@ static const struct subcommand subcommands[] = {
 	{ "move", NULL, shard_cmd_move, NULL },
 	{ "status", NULL, shard_cmd_status, NULL },
 	{ "apply-deletions", NULL, shard_cmd_apply_deletions, NULL },
+	{ "compact", NULL, shard_cmd_compact, NULL },
 };
 
 /* Does argv (after the subcommand words) carry --user? */

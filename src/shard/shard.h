@@ -28,6 +28,7 @@ int shard_cmd_route(int argc, char **argv);
 int shard_cmd_move(int argc, char **argv);
 int shard_cmd_status(int argc, char **argv);
 int shard_cmd_apply_deletions(int argc, char **argv);
+int shard_cmd_compact(int argc, char **argv);
 int shard_cmd_erase_user(const char *user_id, struct shard_ctx *x, const char *copy_file);
 int shard_cmd_keys_rotate(int argc, char **argv);
 int shard_cmd_knowledge_get_user(int argc, char **argv);
