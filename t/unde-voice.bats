@@ -1,0 +1,152 @@
+#!/usr/bin/env bats
+# unde-voice: the Voice Server (spec §12). Real audio only: the MP3 that
+# espeak-ng + LAME make is decoded by ffprobe/sox, its format and duration
+# checked; voice_params change the speech; streaming splits it into
+# chunks that join into the same valid MP3; the phrase cache in object
+# storage (file:// and the real S3 server) is shared across processes.
+
+load lib/common
+
+BATS_NO_PARALLELIZE_WITHIN_FILE=true
+
+setup() {
+	W=$(unde_tmpdir)
+	export UNDE_COUNTERS_DIR=$W
+	unset S3_ENDPOINT ELEVENLABS_API_KEY
+}
+
+# speak JSON [ARGS]: run unde-voice on one record; the record in $W/out.json,
+# its audio in $W/out.mp3.
+speak() {
+	local rec=$1
+	shift
+	unde-voice "$@" <<<"$rec" >"$W/out.json" 2>"$W/err.log"
+	jq -r .audio "$W/out.json" | base64 -d >"$W/out.mp3"
+}
+
+# probe FILE: "codec sample_rate channels bit_rate duration_ms"
+probe() {
+	ffprobe -v error -show_entries stream=codec_name,sample_rate,channels,bit_rate:format=duration \
+		-of json "$1" | jq -r '[.streams[0].codec_name, .streams[0].sample_rate, .streams[0].channels,
+			.streams[0].bit_rate, (.format.duration|tonumber*1000|floor)] | join(" ")'
+}
+
+@test "unde-voice --help and --version answer and exit 0" {
+	run -0 unde-voice --help
+	assert_output --partial "--stream"
+	run -0 unde-voice --version
+	assert_output --partial unde-voice
+}
+
+@test "a Russian reply becomes MP3 44.1 kHz 128 kbit/s mono of the duration it reports" {
+	speak '{"text":"Привет! Я подобрала тебе три образа на вечер.","request_id":"r1","keep":1}'
+	jq -e '.keep == 1 and .request_id == "r1" and .tts.provider == "local" and .tts.voice == "ru"
+		and .tts.format == "mp3_44100_128" and .tts.cache == "off"' "$W/out.json"
+	read -r codec rate ch br dur <<<"$(probe "$W/out.mp3")"
+	assert_equal "$codec $rate $ch $br" "mp3 44100 1 128000"
+	# a sentence of speech, and what the command says it made (LAME adds < 100 ms of padding)
+	((dur > 1500 && dur < 8000))
+	jq -e --argjson d "$dur" '(.tts.duration_ms - $d | fabs) < 150 and .tts.bytes > 10000' "$W/out.json"
+	# ffmpeg decodes it whole, and it is speech, not silence (peak above -20 dBFS)
+	max=$(ffmpeg -hide_banner -nostats -v info -i "$W/out.mp3" -af volumedetect -f null - 2>&1 |
+		sed -n 's/.*max_volume: \(-*[0-9.]*\) dB/\1/p')
+	awk -v m="$max" 'BEGIN { exit !(m != "" && m > -20) }'
+}
+
+@test "Latin text is spoken with the English voice" {
+	speak '{"text":"Hello! Here are three looks for tonight."}'
+	jq -e '.tts.voice == "en"' "$W/out.json"
+	read -r codec _ _ _ dur <<<"$(probe "$W/out.mp3")"
+	assert_equal "$codec" mp3
+	((dur > 1000))
+	speak '{"text":"Hello there","voice":"en-us"}'
+	jq -e '.tts.voice == "en-us"' "$W/out.json"
+}
+
+@test "voice_params set espeak-ng's rate, pitch and amplitude by the documented formula" {
+	local t='{"text":"Это платье отлично подойдёт для прогулки по городу вечером."}'
+	speak "$(jq -c '.voice_params = {tempo:0.8, warmth:1, tension:0, expressiveness:"low"}' <<<"$t")"
+	jq -e '.tts.local == {rate:140, pitch:31, amplitude:80}' "$W/out.json"
+	read -r _ _ _ _ slow <<<"$(probe "$W/out.mp3")"
+	speak "$(jq -c '.voice_params = {tempo:1.5, warmth:0, tension:1, expressiveness:"high"}' <<<"$t")"
+	jq -e '.tts.local == {rate:263, pitch:81, amplitude:120}' "$W/out.json"
+	read -r _ _ _ _ fast <<<"$(probe "$W/out.mp3")"
+	# the faster tempo really speaks faster (espeak-ng keeps its pauses: not
+	# in proportion, but at least a fifth shorter)
+	((fast * 5 < slow * 4))
+}
+
+@test "streaming sends chunks of at most AUDIO_CHUNK_SIZE that join into the whole MP3, then done" {
+	AUDIO_CHUNK_SIZE=4096 run -0 --separate-stderr unde-voice \
+		<<<'{"text":"Первое предложение. Второе предложение подлиннее, чтобы было несколько кусков.","stream":true,"request_id":"s1"}'
+	n=${#lines[@]}
+	((n >= 3))
+	for ((i = 0; i < n - 1; i++)); do
+		jq -e --argjson i "$i" '.stage == "audio" and .seq == $i and .request_id == "s1"
+			and (.audio|@base64d|length) <= 4096' <<<"${lines[i]}" >/dev/null
+	done
+	jq -e --argjson c $((n - 1)) '.stage == "done" and .tts.chunks == $c and (has("audio")|not)
+		and .tts.first_byte_ms <= .tts.total_ms' <<<"${lines[n - 1]}"
+	for ((i = 0; i < n - 1; i++)); do jq -r .audio <<<"${lines[i]}" | base64 -d; done >"$W/joined.mp3"
+	bytes=$(jq .tts.bytes <<<"${lines[n - 1]}")
+	assert_equal "$(stat -c %s "$W/joined.mp3")" "$bytes"
+	read -r codec _ _ _ dur <<<"$(probe "$W/joined.mp3")"
+	assert_equal "$codec" mp3
+	((dur > 2000))
+}
+
+@test "--stream streams every record, several records one after another" {
+	run -0 --separate-stderr unde-voice --stream <<<$'{"text":"Раз."}\n{"text":"Два."}'
+	[[ $(jq -s '[.[] | select(.stage == "done")] | length' <<<"$output") == 2 ]]
+	jq -se '[.[] | select(.stage == "audio")] | length >= 2' <<<"$output"
+}
+
+@test "the phrase cache: a second process serves the same phrase from object storage" {
+	mkdir -p "$W/s3/voice"
+	export S3_ENDPOINT=file://$W/s3 S3_BUCKET=voice
+	speak '{"text":"Привет, рада тебя видеть!","voice_params":{"warmth":0.7}}'
+	jq -e '.tts.cache == "miss"' "$W/out.json"
+	cp "$W/out.mp3" "$W/first.mp3"
+	objects=("$W"/s3/voice/voice-cache/local/*.mp3)
+	assert_equal "${#objects[@]}" 1
+	[[ $(basename "${objects[0]}") =~ ^[0-9a-f]{64}\.mp3$ ]]
+	speak '{"text":"Привет, рада тебя видеть!","voice_params":{"warmth":0.7}}'
+	jq -e '.tts.cache == "hit"' "$W/out.json"
+	cmp "$W/first.mp3" "$W/out.mp3"
+	# other voice parameters are another phrase
+	speak '{"text":"Привет, рада тебя видеть!","voice_params":{"warmth":0.1}}'
+	jq -e '.tts.cache == "miss"' "$W/out.json"
+	# a named phrase, and the counters shared by the processes
+	speak '{"text":"Добро пожаловать!","cache_key":"greeting_default"}'
+	[[ -s $W/s3/voice/voice-cache/local/named/greeting_default.mp3 ]]
+	UNDE_METRICS_DIR=$W speak '{"text":"Добро пожаловать!","cache_key":"greeting_default"}'
+	jq -e '.tts.cache == "hit"' "$W/out.json"
+	grep -q '^voice_cache_total{result="hit"} 2$' "$W/unde-voice.prom"
+	grep -q '^voice_cache_total{result="miss"} 3$' "$W/unde-voice.prom"
+	grep -q '^voice_tts_latency_seconds_count{phase="first_byte",provider="local"} 5$' "$W/unde-voice.prom"
+	# long texts are not cached unless named
+	VOICE_CACHE_MAX_TEXT=5 speak '{"text":"Длинная фраза не кэшируется."}'
+	jq -e '.tts.cache == "miss"' "$W/out.json"
+	assert_equal "$(find "$W/s3/voice/voice-cache" -name '*.mp3' | wc -l)" 3
+}
+
+@test "bad records get an error naming the field, the stream goes on, exit 65" {
+	run -65 --separate-stderr unde-voice <<<$'{"text":""}\n{"text":5}\n{"text":"ok","voice_params":{"tempo":9}}\n{"text":"ok","cache_key":"../x"}\n{"text":"ok","voice_params":{"expressiveness":"loud"}}\n{"text":"Да."}'
+	assert_equal "${#lines[@]}" 1
+	jq -e '.tts.provider == "local"' <<<"${lines[0]}"
+	errs=$(jq -sc '[.[] | select(.level == "error") | .error.message]' <<<"$stderr")
+	jq -e 'length == 5 and (.[0]|test("text")) and (.[1]|test("text")) and (.[2]|test("voice_params.tempo"))
+		and (.[3]|test("cache_key")) and (.[4]|test("expressiveness"))' <<<"$errs"
+}
+
+@test "online, a refused record answers with an error line" {
+	UNDE_ONLINE=1 run -65 --separate-stderr unde-voice <<<$'{"text":""}\n{"text":"Да."}'
+	assert_equal "${#lines[@]}" 2
+	jq -e '.error.code == "invalid_field"' <<<"${lines[0]}"
+	jq -e '.tts.provider == "local"' <<<"${lines[1]}"
+}
+
+@test "AUDIO_FORMAT other than mp3_44100_128 is a configuration error naming it" {
+	AUDIO_FORMAT=pcm_16000 run -78 --separate-stderr unde-voice <<<'{"text":"Да."}'
+	[[ $stderr == *AUDIO_FORMAT* ]]
+}
