@@ -91,6 +91,8 @@ setup_file() {
 		POST /spawn-exit     $FIX/spawn-exit $W/spawned.pid
 		POST /verbatim       $FIX/misbehave echo
 		POST /stream-foreign stream: $FIX/misbehave line $W/otherrid.line
+		POST /binary         binary=blob type=audio/mpeg $LIBTEST filter
+		POST /binary-plain   binary=blob $LIBTEST filter
 	EOF
 	echo '{this is not json}' >"$W/notjson.line"
 	echo '{"request_id":"RID"}{"a":1}' >"$W/twoobj.line"
@@ -216,7 +218,7 @@ metric_at_least() { [ "$(metric "$1" "$2")" -ge "$3" ]; }
 	[[ $stderr == *"bad6.routes:1: path is served by unde-httpd itself"* ]]
 	run unde-httpd --routes "$W/main.routes" --check
 	assert_success
-	assert_output --partial '27 routes'
+	assert_output --partial '29 routes'
 }
 
 @test "a POST body reaches the command as one JSON line with request_id, and its answer is the response" {
@@ -831,6 +833,67 @@ metric_at_least() { [ "$(metric "$1" "$2")" -ge "$3" ]; }
 	fds1=$(ls /proc/"$ssa"/fd | wc -l)
 	[ "$fds1" -eq "$fds0" ]
 	kill -0 "$ssa"
+}
+
+# ------------------------------------------------------------ binary answers
+
+@test "a binary= route answers the decoded base64 member as the body, with the route's type" {
+	printf 'ID3\x00\xff\xfe binary \r\n\x00 bytes' >"$W/blob.bin"
+	b64=$(base64 -w0 "$W/blob.bin")
+	post /binary "{\"blob\":\"$b64\"}" -H 'X-Request-Id: bin-1'
+	assert_output "200 $(<"$W/body")"
+	cmp "$W/blob.bin" "$W/body"
+	grep -qi '^Content-Type: audio/mpeg' "$W/h"
+	grep -qi "^Content-Length: $(stat -c %s "$W/blob.bin")" "$W/h"
+	grep -qi '^X-Request-Id: bin-1' "$W/h"
+	post /binary-plain '{"blob":"aGVsbG8="}'
+	[[ $(<"$W/body") == hello ]]
+	grep -qi '^Content-Type: application/octet-stream' "$W/h"
+	# an empty string is an empty body
+	post /binary '{"blob":""}'
+	[[ ${output%% *} == 200 ]]
+	[[ ! -s $W/body ]]
+}
+
+@test "a binary= route whose command answers no base64 member gets a JSON 500; its errors stay JSON" {
+	post /binary '{"other":1}'
+	[[ ${output%% *} == 500 ]]
+	jq -e '.error.code == "bad_answer" and (.error.message|test("blob"))' "$W/body"
+	grep -qi '^Content-Type: application/json' "$W/h"
+	post /binary '{"blob":"not base64!"}'
+	jq -e '.error.code == "bad_answer"' "$W/body"
+	post /binary '{"blob":5}'
+	jq -e '.error.code == "bad_answer"' "$W/body"
+	# a record the command refuses is answered as its JSON error line
+	post /binary '{"blob":"aGk=","fail":"data"}'
+	[[ ${output%% *} == 400 ]]
+	jq -e '.error.code == "invalid_field"' "$W/body"
+	grep -qi '^Content-Type: application/json' "$W/h"
+	post /binary '{"blob":"aGk=","fail":"unavailable"}'
+	[[ ${output%% *} == 503 ]]
+}
+
+@test "route options binary= and type= are checked when the routes file is read" {
+	printf 'POST /x type=audio/mpeg cat\n' >"$W/bin1.routes"
+	run --separate-stderr unde-httpd --routes "$W/bin1.routes" --check
+	assert_failure 78
+	[[ $stderr == *"bin1.routes:1: type= needs binary=KEY"* ]]
+	printf 'POST /x binary=a-b cat\n' >"$W/bin2.routes"
+	run --separate-stderr unde-httpd --routes "$W/bin2.routes" --check
+	assert_failure 78
+	[[ $stderr == *"bin2.routes:1: binary="* ]]
+	printf 'POST /x binary=a type=audio\r/mpeg cat\n' >"$W/bin3.routes"
+	run --separate-stderr unde-httpd --routes "$W/bin3.routes" --check
+	assert_failure 78
+	printf 'POST /x binary=a type=text cat\n' >"$W/bin4.routes"
+	run --separate-stderr unde-httpd --routes "$W/bin4.routes" --check
+	assert_failure 78
+	[[ $stderr == *"media type"* ]]
+	printf 'POST /x binary=a stream: cat\n' >"$W/bin5.routes"
+	run --separate-stderr unde-httpd --routes "$W/bin5.routes" --check
+	assert_failure 78
+	printf 'POST /x binary=a type=audio/mpeg cat\n' >"$W/bin6.routes"
+	run -0 unde-httpd --routes "$W/bin6.routes" --check
 }
 
 # ------------------------------------------------------------ deployment

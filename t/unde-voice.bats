@@ -150,3 +150,54 @@ probe() {
 	AUDIO_FORMAT=pcm_16000 run -78 --separate-stderr unde-voice <<<'{"text":"Да."}'
 	[[ $stderr == *AUDIO_FORMAT* ]]
 }
+
+# serve ROUTES: unde-httpd behind a real superserver on a free port; sets PORT, PID.
+serve() {
+	local try i
+	for ((try = 0; try < 20; try++)); do
+		PORT=$((20000 + RANDOM % 40000))
+		(exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && continue
+		systemd-socket-activate --inetd -a -l "127.0.0.1:$PORT" -E UNDE_ENV_FILE=/dev/null \
+			-E "PATH=$PATH" -E "UNDE_COUNTERS_DIR=$W" ${S3_ENDPOINT:+-E "S3_ENDPOINT=$S3_ENDPOINT"} \
+			${S3_BUCKET:+-E "S3_BUCKET=$S3_BUCKET"} unde-httpd --routes "$1" \
+			--metrics-file "$W/httpd.metrics" </dev/null 2>>"$W/httpd.log" 3>&- &
+		PID=$!
+		for ((i = 0; i < 200; i++)); do
+			curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$PORT/health" && return 0
+			sleep 0.05
+		done
+		kill "$PID" 2>/dev/null || true
+	done
+	return 1
+}
+
+unserve() {
+	kill "$PID" 2>/dev/null || true
+	wait "$PID" 2>/dev/null || true
+}
+
+@test "POST /synthesize through unde-httpd answers audio/mpeg that decodes, twice on one connection" {
+	serve "$UNDE_TOP_SRCDIR/etc/httpd/voice.routes"
+	run curl -sS --max-time 20 -D "$W/h" -o "$W/a.mp3" -H 'X-Request-Id: syn-1' \
+		-d '{"text":"Привет! Как дела?","voice_params":{"warmth":0.7,"tempo":1.0,"tension":0.2}}' \
+		"http://127.0.0.1:$PORT/synthesize" --next --max-time 20 -o "$W/b.mp3" \
+		-d '{"text":"Hello again."}' "http://127.0.0.1:$PORT/synthesize"
+	local rc=$status
+	run curl -sS --max-time 10 -o "$W/err.json" -w '%{http_code}' -d '{"text":""}' \
+		"http://127.0.0.1:$PORT/synthesize"
+	unserve
+	assert_equal "$rc" 0
+	grep -qi '^Content-Type: audio/mpeg' "$W/h"
+	grep -qi '^X-Request-Id: syn-1' "$W/h"
+	read -r codec rate _ br dur <<<"$(probe "$W/a.mp3")"
+	assert_equal "$codec $rate $br" "mp3 44100 128000"
+	((dur > 800))
+	read -r codec _ _ _ dur <<<"$(probe "$W/b.mp3")"
+	assert_equal "$codec" mp3
+	# a refused text is a JSON 400, not audio
+	assert_output 400
+	jq -e '.error.code == "invalid_field"' "$W/err.json"
+	# one filter process served both requests of the kept-alive connection
+	[[ $(grep -c '"route":"POST /synthesize"' "$W/httpd.log") == 3 ]]
+	[[ $(grep -c '"cmd":"unde-voice".*"msg":"done"' "$W/httpd.log") == 2 ]]
+}

@@ -60,8 +60,11 @@ void conn_free(struct conn *c);
  * when its first byte arrived. CONN_QUIET_CLOSE: the client went away or
  * stayed idle between requests. */
 enum conn_read conn_read_head(struct conn *c, struct conn_error *e);
-/* Read the current request's body into c->body (decoding chunked), after
- * sending 100 Continue when the client waits for it. */
+/* Does the client wait for "100 Continue" before sending the body (it
+ * said Expect: 100-continue and nothing of the body has come)? The caller
+ * answers it: this layer only moves bytes. */
+int conn_waits_for_continue(const struct conn *c);
+/* Read the current request's body into c->body (decoding chunked). */
 enum conn_read conn_read_body(struct conn *c, struct conn_error *e);
 /* Finish with the client: half-close, drain what it still sends (bounded),
  * close. */
