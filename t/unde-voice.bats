@@ -201,3 +201,24 @@ unserve() {
 	[[ $(grep -c '"route":"POST /synthesize"' "$W/httpd.log") == 3 ]]
 	[[ $(grep -c '"cmd":"unde-voice".*"msg":"done"' "$W/httpd.log") == 2 ]]
 }
+
+@test "WS /stream through unde-httpd: binary MP3 chunks as they are made, then the timings, several messages" {
+	serve "$UNDE_TOP_SRCDIR/etc/httpd/voice-ws.routes"
+	run timeout 60 /usr/bin/python3 "$UNDE_TOP_SRCDIR/t/fixtures/httpd/wsclient.py" \
+		"ws://127.0.0.1:$PORT/stream" --save "$W" \
+		'{"text":"Привет! Сегодня отличный день для прогулки.","voice_params":{"warmth":0.7,"tempo":1.0,"tension":0.2},"stream":true}' \
+		'{"text":"And here is the second reply.","previous_text":"Привет!","stream":true,"request_id":"ws-2"}'
+	unserve
+	assert_success
+	assert_equal "${#lines[@]}" 2
+	for i in 0 1; do
+		jq -e '(.binary|length) >= 2 and all(.binary[]; . <= 4096) and .text.stage == "done"
+			and .text.tts.chunks == (.binary|length) and .text.tts.bytes == (.binary|add)
+			and (.text|has("audio")|not)' <<<"${lines[i]}"
+		read -r codec rate _ _ dur <<<"$(probe "$W/$i.bin")"
+		assert_equal "$codec $rate" "mp3 44100"
+		((dur > 1000))
+	done
+	jq -e '.text.request_id == "ws-2" and .text.tts.voice == "en"' <<<"${lines[1]}"
+	grep -q '"route":"WS /stream","status":101' "$W/httpd.log"
+}

@@ -25,7 +25,6 @@
 #include "status.h"
 #include "util.h"
 
-#define EXCHANGE_CODE_MAX 64
 
 /* HTTP status for a command's {"error":…} line, by its sysexits status
  * (lib/status.h); an error line without a status is the record's fault. */
@@ -55,7 +54,6 @@ static int exchange_exit_status(int wstatus, const char *cmd, char *msg, size_t 
 	return st > 0 ? status_http_for_exit(st) : 500;
 }
 
-enum { LINE_ANSWER, LINE_PROGRESS, LINE_GARBAGE, LINE_FOREIGN };
 
 /* A small top-level member's value, decoded by jansson (NULL if absent). */
 static json_t *exchange_member(const struct jscan *sc, const char *line, const char *key)
@@ -72,7 +70,7 @@ static json_t *exchange_member(const struct jscan *sc, const char *line, const c
  * rid — or an answer without one, when require_rid — belongs to another
  * request: foreign. *status is 200, or the error line's status with its
  * code copied to code. */
-static int exchange_classify(const char *line, size_t n, const char *rid, int require_rid,
+int exchange_classify(const char *line, size_t n, const char *rid, int require_rid,
 			     int *status, char *code)
 {
 	*status = 200;
@@ -134,7 +132,7 @@ static void exchange_spawn_failed(const struct route *r, int err, struct outcome
 			      strerror(err));
 }
 
-static int exchange_start(struct conn *c, struct child *k, const struct route *r,
+int exchange_start(struct conn *c, struct child *k, const struct route *r,
 			  struct outcome *o)
 {
 	/* The route's timeout= is the command's budget (filter_deadline()). */
@@ -177,7 +175,7 @@ int exchange_binary_member(const char *line, size_t n, const char *key, struct b
 
 /* Status, code and message for a command that stopped answering (rc), and
  * make sure it is gone: reaped when its output ended, killed otherwise. */
-static int exchange_end(struct conn *c, struct child *k, const struct route *r,
+int exchange_end(struct conn *c, struct child *k, const struct route *r,
 			enum child_rc rc, double deadline, int *exited_ok, char *msg, size_t msglen,
 			const char **code)
 {

@@ -228,6 +228,16 @@ int routes_load(const char *file, long default_timeout_ms, struct routes *out, c
 		if ((rc = routes_parse_line(w, nw, lineno, file, default_timeout_ms, r, err, errlen)))
 			break;
 		for (size_t k = 0; k < out->n; k++) {
+			int ws_clash = strcmp(out->r[k].path, r->path) == 0 &&
+				       ((strcmp(out->r[k].method, "WS") == 0 && strcmp(r->method, "GET") == 0) ||
+					(strcmp(out->r[k].method, "GET") == 0 && strcmp(r->method, "WS") == 0));
+			if (ws_clash) {
+				rc = routes_error(err, errlen, file, lineno,
+						  "GET and WS routes for one path (line %d): the handshake is a GET",
+						  out->r[k].line);
+				routes_clear_one(r);
+				break;
+			}
 			if (strcmp(out->r[k].label, r->label) == 0) {
 				rc = routes_error(err, errlen, file, lineno,
 						  "duplicate route %s (first on line %d)", r->label,
@@ -276,7 +286,9 @@ const struct route *routes_find(const struct routes *rs, const char *method, con
 		if (strcmp(r->method, method) == 0)
 			return r;
 		*path_known = 1;
-		int n = snprintf(allow + used, allowlen - used, "%s%s", used ? ", " : "", r->method);
+		/* a WebSocket route is reached by GET (the handshake) */
+		const char *m = strcmp(r->method, "WS") == 0 ? "GET" : r->method;
+		int n = snprintf(allow + used, allowlen - used, "%s%s", used ? ", " : "", m);
 		if (n > 0 && (size_t)n < allowlen - used)
 			used += (size_t)n;
 	}

@@ -34,6 +34,14 @@ static void serve_log(struct conn *c, const char *rid, const struct outcome *o)
 	c->served++;
 }
 
+void serve_log_message(struct conn *c, const char *rid, const char *label, int status,
+		       const char *error, double started_ms)
+{
+	double ms = util_now_ms() - started_ms;
+	access_log(c, rid, label, status, error, ms);
+	stats_request(c->stats, label, status, ms);
+}
+
 /* The short error code of a status we produce ourselves. */
 static const char *serve_code(int status)
 {
@@ -131,12 +139,13 @@ void serve_finish(struct conn *c, char *rid, struct outcome *o)
 	if (!o->sent) {
 		if (o->body.len || !o->error[0]) {
 			struct answer a = { .status = o->status, .ctype = o->ctype, .body = o->body.data,
-					    .len = o->body.len, .allow = o->allow[0] ? o->allow : NULL, .request_id = rid,
-					    .close = o->close };
+					    .len = o->body.len, .allow = o->allow[0] ? o->allow : NULL,
+					    .extra = o->extra, .request_id = rid, .close = o->close };
 			resp_send(c, &a);
 		} else {
 			int close = o->close || (o->unread_body && c->req.body != HP_BODY_NONE);
-			resp_error(c, o->status, o->error, o->message, rid, o->allow[0] ? o->allow : NULL, close);
+			resp_error(c, o->status, o->error, o->message, rid, o->allow[0] ? o->allow : NULL,
+				   o->extra, close);
 		}
 	}
 	serve_log(c, rid, o);
@@ -332,7 +341,7 @@ static char *serve_replace_rid(const char *body, size_t blen, size_t vs, size_t 
 /* Build the command's input line: the body object, the query parameters
  * and request_id. Sets rid (from X-Request-Id, else the body's own, else
  * new). Returns the line, or NULL with msg set (a 400). */
-static char *serve_input(struct conn *c, char rid[HTTPD_REQUEST_ID_MAX + 1], size_t *len,
+char *serve_input(struct conn *c, char rid[HTTPD_REQUEST_ID_MAX + 1], size_t *len,
 			 char *msg, size_t msglen)
 {
 	struct jscan sc;
@@ -424,6 +433,8 @@ static void serve_route(struct conn *c, char rid[HTTPD_REQUEST_ID_MAX + 1], stru
 	int known = 0;
 	char allow[512];
 	const struct route *r = routes_find(c->routes, method, path, &known, allow, sizeof allow);
+	if (!r && strcmp(method, "GET") == 0)
+		r = routes_find(c->routes, "WS", path, &known, allow, sizeof allow);
 	if (!r) {
 		o->unread_body = 1;
 		if (known) {
@@ -432,6 +443,10 @@ static void serve_route(struct conn *c, char rid[HTTPD_REQUEST_ID_MAX + 1], stru
 		} else {
 			outcome_error(o, SERVE_LABEL_UNMATCHED, 404, NULL, "no route for this path");
 		}
+		return;
+	}
+	if (strcmp(r->method, "WS") == 0) {
+		ws_serve(c, r, rid, o);
 		return;
 	}
 	struct conn_error e;

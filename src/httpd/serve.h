@@ -24,7 +24,27 @@ struct outcome {
 	int silent;          /* nothing to answer or log (the client left mid-body) */
 	struct buf body;     /* a command's answer, sent as is (owned) */
 	const char *ctype;   /* its Content-Type (NULL: application/json) */
+	const char *extra;   /* header lines of ours to add, or NULL */
 };
+
+/* Log one WebSocket message's answer as a request of the route. */
+void serve_log_message(struct conn *c, const char *rid, const char *label, int status,
+		       const char *error, double started_ms);
+
+/* The command's input line for the JSON object in c->body (query
+ * parameters and request_id added; rid set: the body's own, else new).
+ * NULL with msg set when the body is not an acceptable object. */
+char *serve_input(struct conn *c, char rid[HTTPD_REQUEST_ID_MAX + 1], size_t *len, char *msg,
+		  size_t msglen);
+
+/* exchange.c: what a command's output line is. */
+enum { LINE_ANSWER, LINE_PROGRESS, LINE_GARBAGE, LINE_FOREIGN };
+int exchange_classify(const char *line, size_t n, const char *rid, int require_rid, int *status,
+		      char *code);
+#define EXCHANGE_CODE_MAX 64
+int exchange_start(struct conn *c, struct child *k, const struct route *r, struct outcome *o);
+int exchange_end(struct conn *c, struct child *k, const struct route *r, enum child_rc rc,
+		 double deadline, int *exited_ok, char *msg, size_t msglen, const char **code);
 
 /* An error answer of ours (code NULL: derived from status). */
 void outcome_error(struct outcome *o, const char *label, int status, const char *code,
