@@ -9,10 +9,31 @@ load lib/common
 
 BATS_NO_PARALLELIZE_WITHIN_FILE=true
 
+setup_file() {
+	# the fake's audio: a real MP3 in ElevenLabs' format, made by ffmpeg
+	EL_MP3=$BATS_FILE_TMPDIR/el.mp3
+	ffmpeg -v error -f lavfi -i "sine=frequency=330:duration=1.5" -ar 44100 -ac 1 -b:a 128k \
+		-f mp3 "$EL_MP3"
+	export EL_MP3
+	fake_start elevenlabs elevenlabs.py
+}
+
+teardown_file() {
+	fake_stop_all
+	unde_teardown_file
+}
+
 setup() {
 	W=$(unde_tmpdir)
 	export UNDE_COUNTERS_DIR=$W
-	unset S3_ENDPOINT ELEVENLABS_API_KEY
+	unset S3_ENDPOINT ELEVENLABS_API_KEY ELEVENLABS_VOICE_ID ELEVENLABS_API_URL
+	fake_reset elevenlabs
+	fake_config elevenlabs "{\"audio_file\":\"$EL_MP3\"}"
+}
+
+# eleven: point unde-voice at the fake ElevenLabs
+eleven() {
+	export ELEVENLABS_API_KEY=test-key ELEVENLABS_VOICE_ID=voice123 ELEVENLABS_API_URL=$FAKE_ELEVENLABS_URL
 }
 
 # speak JSON [ARGS]: run unde-voice on one record; the record in $W/out.json,
@@ -159,7 +180,10 @@ serve() {
 		(exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && continue
 		systemd-socket-activate --inetd -a -l "127.0.0.1:$PORT" -E UNDE_ENV_FILE=/dev/null \
 			-E "PATH=$PATH" -E "UNDE_COUNTERS_DIR=$W" ${S3_ENDPOINT:+-E "S3_ENDPOINT=$S3_ENDPOINT"} \
-			${S3_BUCKET:+-E "S3_BUCKET=$S3_BUCKET"} unde-httpd --routes "$1" \
+			${S3_BUCKET:+-E "S3_BUCKET=$S3_BUCKET"} \
+			${ELEVENLABS_API_KEY:+-E "ELEVENLABS_API_KEY=$ELEVENLABS_API_KEY"} \
+			${ELEVENLABS_VOICE_ID:+-E "ELEVENLABS_VOICE_ID=$ELEVENLABS_VOICE_ID"} \
+			${ELEVENLABS_API_URL:+-E "ELEVENLABS_API_URL=$ELEVENLABS_API_URL"} unde-httpd --routes "$1" \
 			--metrics-file "$W/httpd.metrics" </dev/null 2>>"$W/httpd.log" 3>&- &
 		PID=$!
 		for ((i = 0; i < 200; i++)); do
@@ -221,4 +245,129 @@ unserve() {
 	done
 	jq -e '.text.request_id == "ws-2" and .text.tts.voice == "en"' <<<"${lines[1]}"
 	grep -q '"route":"WS /stream","status":101' "$W/httpd.log"
+}
+
+# ------------------------------------------------------------ ElevenLabs (fake)
+
+@test "ElevenLabs: §12's mapping exactly, xi-api-key, and its MP3 passed on byte for byte" {
+	eleven
+	speak '{"text":"Привет!","voice_params":{"warmth":0.7,"tempo":1.1,"tension":0.2},"previous_text":"Раньше","next_text":"Потом","request_id":"el-1"}'
+	jq -e '.tts.provider == "elevenlabs" and .tts.bytes > 0' "$W/out.json"
+	cmp "$EL_MP3" "$W/out.mp3"
+	run -0 fake_requests elevenlabs
+	jq -e 'length == 1 and .[0].path == "/v1/text-to-speech/voice123" and .[0].args.output_format == "mp3_44100_128"
+		and .[0].headers["xi-api-key"] == "test-key" and .[0].headers["x-request-id"] == "el-1"
+		and .[0].json.model_id == "eleven_v3_conversational" and .[0].json.text == "Привет!"
+		and .[0].json.previous_text == "Раньше" and .[0].json.next_text == "Потом"
+		and (.[0].json.voice_settings | (.stability - 0.61 | fabs) < 1e-9 and .similarity_boost == 0.7
+			and (.style - 0.5 | fabs) < 1e-9 and .use_speaker_boost == true and (.speed - 1.1 | fabs) < 1e-9)' <<<"$output"
+	# style is capped at 1; the key never reaches the output or the log
+	speak '{"text":"Да","voice_params":{"tension":0.9}}'
+	run -0 fake_requests elevenlabs
+	jq -e '.[1].json.voice_settings.style == 1' <<<"$output"
+	! grep -q test-key "$W/out.json" "$W/err.log"
+}
+
+@test "ElevenLabs streaming: the /stream endpoint's chunks go out as they arrive and join into its MP3" {
+	eleven
+	fake_config elevenlabs '{"chunk_size":1000}'
+	AUDIO_CHUNK_SIZE=4096 run -0 --separate-stderr unde-voice <<<'{"text":"Hello","stream":true}'
+	n=${#lines[@]}
+	jq -e '.stage == "done" and .tts.provider == "elevenlabs"' <<<"${lines[n - 1]}"
+	for ((i = 0; i < n - 1; i++)); do jq -r .audio <<<"${lines[i]}" | base64 -d; done >"$W/joined.mp3"
+	cmp "$EL_MP3" "$W/joined.mp3"
+	run -0 fake_requests elevenlabs
+	jq -e '.[0].path == "/v1/text-to-speech/voice123/stream"' <<<"$output"
+}
+
+# fallback CASE: ElevenLabs fails that way; espeak-ng answers instead, and
+# the failure is counted under reason.
+fallback() {
+	local reason=$1
+	UNDE_METRICS_DIR=$W speak '{"text":"Привет, как дела?"}'
+	jq -e '.tts.provider == "local" and .tts.voice == "ru"' "$W/out.json"
+	read -r codec _ _ _ dur <<<"$(probe "$W/out.mp3")"
+	assert_equal "$codec" mp3
+	((dur > 500))
+	grep -q "^voice_elevenlabs_errors_total{reason=\"$reason\"} 1$" "$W/unde-voice.prom"
+	grep -q '"msg":"ElevenLabs failed, falling back to espeak-ng"' "$W/err.log"
+}
+
+@test "ElevenLabs 401 (bad key): espeak-ng answers, the error is counted" {
+	eleven
+	ELEVENLABS_API_KEY=wrong-key fallback 401
+	grep -q 'invalid_api_key' "$W/err.log"
+}
+
+@test "ElevenLabs 429 and 500, retried within its timeout, then espeak-ng" {
+	eleven
+	fake_fail elevenlabs '{"mode":"429","retry_after":"0","count":-1}'
+	fallback 429
+	run -0 fake_requests elevenlabs
+	jq -e 'length == 2' <<<"$output"
+	fake_reset elevenlabs
+	fake_config elevenlabs "{\"audio_file\":\"$EL_MP3\"}"
+	fake_fail elevenlabs '{"mode":"500","count":-1}'
+	fallback 500
+}
+
+@test "ElevenLabs slower than ELEVENLABS_TIMEOUT: espeak-ng answers in time" {
+	eleven
+	fake_fail elevenlabs '{"mode":"hang","delay_ms":20000,"count":-1}'
+	local t0=${EPOCHREALTIME/[.,]/}
+	ELEVENLABS_TIMEOUT=0.5 fallback timeout
+	(( (${EPOCHREALTIME/[.,]/} - t0) < 10000000 ))
+}
+
+@test "ElevenLabs answering 200 with something that is not MP3: espeak-ng answers" {
+	eleven
+	fake_config elevenlabs '{"garbage":true}'
+	fallback garbage
+}
+
+@test "ElevenLabs cut mid-stream: a clean error after the chunks sent, or espeak-ng when none were" {
+	eleven
+	fake_config elevenlabs '{"chunk_size":1024,"cut_after":3}'
+	AUDIO_CHUNK_SIZE=1024 UNDE_ONLINE=1 run -75 --separate-stderr unde-voice <<<'{"text":"Hello","stream":true,"request_id":"cut-1"}'
+	n=${#lines[@]}
+	((n >= 2))
+	jq -e '.stage == "audio"' <<<"${lines[0]}"
+	jq -e '.error.code == "upstream_cut" and .request_id == "cut-1"' <<<"${lines[n - 1]}"
+	# not streaming: nothing was sent yet, so espeak-ng still answers
+	speak '{"text":"Hello"}'
+	jq -e '.tts.provider == "local"' "$W/out.json"
+}
+
+@test "the phrase cache holds ElevenLabs' audio too: a second process does not call it" {
+	eleven
+	mkdir -p "$W/s3/voice"
+	export S3_ENDPOINT=file://$W/s3 S3_BUCKET=voice
+	speak '{"text":"Добро пожаловать!","cache_key":"greeting_default"}'
+	jq -e '.tts.provider == "elevenlabs" and .tts.cache == "miss"' "$W/out.json"
+	[[ -s $W/s3/voice/voice-cache/elevenlabs/named/greeting_default.mp3 ]]
+	speak '{"text":"Добро пожаловать!","cache_key":"greeting_default"}'
+	jq -e '.tts.provider == "elevenlabs" and .tts.cache == "hit"' "$W/out.json"
+	cmp "$EL_MP3" "$W/out.mp3"
+	run -0 fake_requests elevenlabs
+	jq -e 'length == 1' <<<"$output"
+}
+
+@test "WS /stream with ElevenLabs at its pace, and a clean error frame when it is cut mid-stream" {
+	eleven
+	fake_config elevenlabs '{"chunk_size":2048,"chunk_delay_ms":30}'
+	serve "$UNDE_TOP_SRCDIR/etc/httpd/voice-ws.routes"
+	run timeout 60 /usr/bin/python3 "$UNDE_TOP_SRCDIR/t/fixtures/httpd/wsclient.py" \
+		"ws://127.0.0.1:$PORT/stream" --save "$W" '{"text":"Hello","stream":true}'
+	assert_success
+	jq -e '.text.tts.provider == "elevenlabs" and (.binary|length) >= 3' <<<"$output"
+	cmp "$EL_MP3" "$W/0.bin"
+	fake_config elevenlabs '{"chunk_size":1024,"chunk_delay_ms":150,"cut_after":4}'
+	run timeout 60 /usr/bin/python3 "$UNDE_TOP_SRCDIR/t/fixtures/httpd/wsclient.py" \
+		"ws://127.0.0.1:$PORT/stream" '{"text":"Hello","stream":true}' '{"text":"again","stream":true}'
+	unserve
+	assert_success
+	jq -e '(.binary|length) >= 1 and .text.error.code == "upstream_cut"' <<<"${lines[0]}"
+	# the connection goes on: the next message is answered (the cut again, before any chunk:
+	# espeak-ng) or cut again after chunks; either way a final text message comes
+	jq -e '.text.stage == "done" or .text.error.code == "upstream_cut"' <<<"${lines[1]}"
 }

@@ -34,6 +34,9 @@ struct voice_state {
 	long buffer_ms;        /* STREAM_BUFFER_MS */
 	long max_text;         /* VOICE_MAX_TEXT */
 	struct voice_cache *cache;
+	struct eleven_conf eleven;
+	int have_eleven;
+	long local_reserve_ms; /* VOICE_LOCAL_RESERVE_MS: kept for espeak-ng */
 };
 
 static struct voice_state vs;
@@ -152,6 +155,44 @@ static int reply_write(void *ctx, const unsigned char *data, size_t len)
 	return 0;
 }
 
+/* Serve the phrase from the cache when it is there: 1 hit (audio in r),
+ * 0 miss, -1 no cache. */
+static int voice_try_cache(struct reply *r, const char *provider, const char *cache_key,
+			   const char *text, const char *settings, const char **state,
+			   double *first_byte_ms)
+{
+	if (!vs.cache)
+		return -1;
+	char *key = voice_cache_key(vs.cache, provider, cache_key, text, settings);
+	if (!key)
+		return 0;
+	int rc = voice_cache_get(vs.cache, key, &r->all);
+	free(key);
+	if (rc != 1) {
+		buf_reset(&r->all);
+		return 0;
+	}
+	*state = "hit";
+	*first_byte_ms = util_now_ms();
+	return 1;
+}
+
+/* Keep ElevenLabs' audio for the next time this phrase is asked for. */
+static void voice_cache_store(struct reply *r, const char *provider, const char *cache_key,
+			      const char *text, const struct eleven_conf *ec,
+			      const struct voice_params *vp, const char *prev, const char *next)
+{
+	if (!vs.cache)
+		return;
+	struct buf line = {0};
+	eleven_settings_line(ec, vp, prev, next, &line);
+	char *key = voice_cache_key(vs.cache, provider, cache_key, text, line.data);
+	if (key)
+		voice_cache_put(vs.cache, key, r->all.data, r->all.len);
+	free(key);
+	buf_free(&line);
+}
+
 /* The local provider's settings line: what its audio depends on. */
 static void voice_local_settings_line(const struct local_settings *ls, char *out, size_t cap)
 {
@@ -171,6 +212,8 @@ static int voice_on_start(void *state, struct filter_run *run, int argc, char **
 	const char *fmt = conf_str("AUDIO_FORMAT", "mp3_44100_128");
 	if (strcmp(fmt, "mp3_44100_128") != 0)
 		conf_die("AUDIO_FORMAT", "only mp3_44100_128 is made (espeak-ng is encoded to it too)");
+	vs.local_reserve_ms = conf_long("VOICE_LOCAL_RESERVE_MS", 1000, 0, 60000);
+	vs.have_eleven = !vs.local_only && eleven_config(&vs.eleven) == 0;
 	if (local_init((int)vs.buffer_ms) != 0)
 		return EX_UNAVAILABLE;
 	vs.cache = voice_cache_open();
@@ -215,6 +258,9 @@ static int voice_on_record(void *state, struct filter_run *run, json_t *rec)
 	const char *voice = json_string_value(json_object_get(rec, "voice"));
 	int stream = vs.stream_all || json_is_true(json_object_get(rec, "stream"));
 
+	const char *prev = json_string_value(json_object_get(rec, "previous_text"));
+	const char *next = json_string_value(json_object_get(rec, "next_text"));
+
 	struct reply r = { .run = run, .stream = stream, .last_emit_ms = t0 };
 	struct voice_sink sink = { reply_write, &r };
 	const char *provider = "local", *cache_state = vs.cache ? "miss" : "off";
@@ -222,32 +268,72 @@ static int voice_on_record(void *state, struct filter_run *run, json_t *rec)
 	double duration_ms = 0;
 	struct local_settings ls;
 	local_settings_for(&vp, text, voice, &ls);
-	char settings[256];
-	voice_local_settings_line(&ls, settings, sizeof settings);
-	char *key = vs.cache ? voice_cache_key(vs.cache, "local", cache_key, text, settings) : NULL;
-	if (key && voice_cache_get(vs.cache, key, &r.all) == 1) {
-		cache_state = "hit";
-		first_byte_ms = util_now_ms();
-		duration_ms = (double)r.all.len * 8.0 / VOICE_BITRATE_KBPS;
-		reply_pump(&r, 1);
-	} else {
-		buf_reset(&r.all);
-		long samples = 0;
-		int rate = 0;
-		if (local_speak(text, &ls, &sink, &samples, &rate, &first_byte_ms, err, sizeof err) != 0) {
-			free(key);
-			buf_free(&r.all);
-			return VOICE_FAIL(run, EX_SOFTWARE, "synthesis_failed", "%s", err);
+	int done = 0;
+	/* ElevenLabs first, while it can still be fallen back from */
+	if (vs.have_eleven && !vs.local_only) {
+		struct buf line = {0};
+		eleven_settings_line(&vs.eleven, &vp, prev, next, &line);
+		int rc = voice_try_cache(&r, "elevenlabs", cache_key, text, line.data, &cache_state,
+					 &first_byte_ms);
+		buf_free(&line);
+		if (rc == 1) {
+			provider = "elevenlabs";
+			done = 1;
+		} else {
+			struct deadline dl = deadline_less(filter_deadline(run), vs.local_reserve_ms);
+			struct eleven_failure f;
+			if (eleven_speak(&vs.eleven, text, &vp, prev, next, stream, dl, &sink,
+					 &first_byte_ms, &f) == 0) {
+				provider = "elevenlabs";
+				done = 1;
+				voice_cache_store(&r, "elevenlabs", cache_key, text, &vs.eleven, &vp, prev, next);
+			} else {
+				char labels[64];
+				snprintf(labels, sizeof labels, "reason=\"%s\"", f.reason);
+				voice_metrics_count("voice_elevenlabs_errors_total", labels);
+				if (r.seq > 0) {
+					/* the client has audio already: no second voice after it */
+					buf_free(&r.all);
+					voice_metrics_flush();
+					return VOICE_FAIL(run, EX_TEMPFAIL, "upstream_cut",
+							  "%s (after %ld chunks were sent)", f.message, r.seq);
+				}
+				log_event(LOG_WARN, "ElevenLabs failed, falling back to espeak-ng",
+					  json_pack("{s:s, s:s}", "reason", f.reason, "error", f.message));
+				buf_reset(&r.all);
+				r.sent = 0;
+				first_byte_ms = 0;
+			}
 		}
-		reply_pump(&r, 1);
-		duration_ms = rate ? 1000.0 * (double)samples / rate : 0;
-		if (key)
-			voice_cache_put(vs.cache, key, r.all.data, r.all.len);
+		if (done)
+			duration_ms = (double)r.all.len * 8.0 / VOICE_BITRATE_KBPS;
 	}
+	if (!done) {
+		char settings[256];
+		voice_local_settings_line(&ls, settings, sizeof settings);
+		if (voice_try_cache(&r, "local", cache_key, text, settings, &cache_state,
+				    &first_byte_ms) == 1) {
+			duration_ms = (double)r.all.len * 8.0 / VOICE_BITRATE_KBPS;
+		} else {
+			long samples = 0;
+			int rate = 0;
+			if (local_speak(text, &ls, &sink, &samples, &rate, &first_byte_ms, err,
+					sizeof err) != 0) {
+				buf_free(&r.all);
+				return VOICE_FAIL(run, EX_SOFTWARE, "synthesis_failed", "%s", err);
+			}
+			duration_ms = rate ? 1000.0 * (double)samples / rate : 0;
+			char *key = vs.cache ? voice_cache_key(vs.cache, "local", cache_key, text, settings)
+					     : NULL;
+			if (key)
+				voice_cache_put(vs.cache, key, r.all.data, r.all.len);
+			free(key);
+		}
+	}
+	reply_pump(&r, 1);
 	if (vs.cache)
 		voice_metrics_count("voice_cache_total",
 				    strcmp(cache_state, "hit") == 0 ? "result=\"hit\"" : "result=\"miss\"");
-	free(key);
 	double t1 = util_now_ms();
 	double fb = (stream ? r.first_chunk_ms : first_byte_ms) - t0;
 	char labels[96];
@@ -259,14 +345,19 @@ static int voice_on_record(void *state, struct filter_run *run, json_t *rec)
 	voice_metrics_count("voice_requests_total", labels);
 	voice_metrics_flush();
 
+	int local = strcmp(provider, "local") == 0;
 	json_t *tts = json_pack("{s:s, s:s, s:s, s:s, s:I, s:f, s:f, s:f, s:I}",
-				"provider", provider, "voice", ls.voice, "format", "mp3_44100_128",
+				"provider", provider, "voice", local ? ls.voice : vs.eleven.voice_id,
+				"format", "mp3_44100_128",
 				"cache", cache_state, "bytes", (json_int_t)r.all.len,
 				"duration_ms", duration_ms, "first_byte_ms", fb, "total_ms", t1 - t0,
 				"chunks", (json_int_t)r.seq);
-	json_object_set_new(tts, "local",
-			    json_pack("{s:i, s:i, s:i}", "rate", ls.rate, "pitch", ls.pitch,
-				      "amplitude", ls.amplitude));
+	if (local)
+		json_object_set_new(tts, "local",
+				    json_pack("{s:i, s:i, s:i}", "rate", ls.rate, "pitch", ls.pitch,
+					      "amplitude", ls.amplitude));
+	else
+		json_object_set_new(tts, "model", json_string(vs.eleven.model));
 	json_object_set_new(rec, "tts", tts);
 	if (stream) {
 		json_object_set_new(rec, "stage", json_string("done"));

@@ -56,6 +56,35 @@ int local_speak(const char *text, const struct local_settings *ls, struct voice_
 		long *samples, int *sample_rate, double *first_byte_ms, char *err, size_t errlen);
 void local_finish(void);
 
+/* --- eleven.c: ElevenLabs text-to-speech ---------------------------------- */
+
+#include "deadline.h"
+
+struct eleven_conf {
+	const char *api_key, *base_url, *voice_id, *model;
+	long timeout_ms;   /* ELEVENLABS_TIMEOUT: for the whole call, retries included */
+	int max_attempts;  /* ELEVENLABS_MAX_ATTEMPTS (429/5xx/transport, within the timeout) */
+};
+/* Read ELEVENLABS_*; -1 when there is no key (the provider is off). */
+int eleven_config(struct eleven_conf *ec);
+/* The request body of §12's mapping (new reference). */
+json_t *eleven_body(const struct eleven_conf *ec, const char *text, const struct voice_params *vp,
+		    const char *prev, const char *next);
+/* What the audio depends on, for the phrase cache's key. */
+void eleven_settings_line(const struct eleven_conf *ec, const struct voice_params *vp,
+			  const char *prev, const char *next, struct buf *out);
+
+struct eleven_failure {
+	char reason[16];     /* 401, 429, 500, …, timeout, transport, garbage, cut */
+	char message[320];
+	size_t delivered;    /* audio bytes handed to the sink before it failed */
+};
+/* Speak text into sink (streaming endpoint when stream) by dl and
+ * ELEVENLABS_TIMEOUT. 0, or -1 with f filled in. */
+int eleven_speak(const struct eleven_conf *ec, const char *text, const struct voice_params *vp,
+		 const char *prev, const char *next, int stream, struct deadline dl,
+		 struct voice_sink *sink, double *first_byte_ms, struct eleven_failure *f);
+
 /* --- cache.c: the phrase cache in object storage ------------------------- */
 
 struct voice_cache;
