@@ -6,6 +6,7 @@
 # storage (file:// and the real S3 server) is shared across processes.
 
 load lib/common
+load lib/moto
 
 BATS_NO_PARALLELIZE_WITHIN_FILE=true
 
@@ -16,10 +17,15 @@ setup_file() {
 		-f mp3 "$EL_MP3"
 	export EL_MP3
 	fake_start elevenlabs elevenlabs.py
+	# the real S3-compatible server, for the cache shared across hosts
+	moto_start voice-cache
+	export MOTO_S3_ENDPOINT=$S3_ENDPOINT
+	unset S3_ENDPOINT
 }
 
 teardown_file() {
 	fake_stop_all
+	moto_stop
 	unde_teardown_file
 }
 
@@ -370,4 +376,19 @@ fallback() {
 	# the connection goes on: the next message is answered (the cut again, before any chunk:
 	# espeak-ng) or cut again after chunks; either way a final text message comes
 	jq -e '.text.stage == "done" or .text.error.code == "upstream_cut"' <<<"${lines[1]}"
+}
+
+@test "the phrase cache on a real S3 server (signed requests): what one host made, another serves" {
+	export S3_ENDPOINT=$MOTO_S3_ENDPOINT S3_BUCKET=voice-cache
+	speak '{"text":"Спасибо, записала!","request_id":"host-a"}'
+	jq -e '.tts.cache == "miss"' "$W/out.json"
+	cp "$W/out.mp3" "$W/a.mp3"
+	# "another host": a fresh process, sharing nothing with the first but the bucket
+	UNDE_COUNTERS_DIR=$(mktemp -d "$W/b.XXXXXX") speak '{"text":"Спасибо, записала!","request_id":"host-b"}'
+	jq -e '.tts.cache == "hit"' "$W/out.json"
+	cmp "$W/a.mp3" "$W/out.mp3"
+	# a wrong secret is a failed lookup, logged; the phrase is still spoken
+	S3_SECRET_KEY=wrong speak '{"text":"Спасибо, записала!"}'
+	jq -e '.tts.cache == "miss" and .tts.provider == "local"' "$W/out.json"
+	grep -q '"msg":"phrase cache read failed"' "$W/err.log"
 }
