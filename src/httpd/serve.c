@@ -132,6 +132,7 @@ void serve_finish(struct conn *c, char *rid, struct outcome *o)
 		buf_free(&o->body);
 		return;
 	}
+	assert(o->label && o->status >= 100); /* every path says what became of it */
 	if (!rid[0])
 		serve_new_rid(rid);
 	if (o->close)
