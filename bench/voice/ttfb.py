@@ -4,7 +4,7 @@ python3-websockets), each sending MSGS streaming requests for TEXT one after
 the other; prints one JSON line: time to the first binary frame and to the
 final text frame, p50/p95/p99/max in ms, over all CONNS × MSGS requests.
 With URL http(s)://… instead, times POST URL (the fake ElevenLabs /stream)
-directly, for the baseline."""
+directly, for the baseline: its first AUDIO_CHUNK_SIZE (4096) bytes."""
 import asyncio
 import json
 import sys
@@ -44,7 +44,7 @@ def direct(url, n, text):
                                               "Content-Type": "application/json"})
         t0 = time.monotonic()
         with urllib.request.urlopen(req) as r:
-            r.read(1)
+            r.read(4096)  # what unde-voice sends as its first chunk (AUDIO_CHUNK_SIZE)
             first.append((time.monotonic() - t0) * 1000)
             r.read()
             total.append((time.monotonic() - t0) * 1000)
