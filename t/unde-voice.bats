@@ -37,6 +37,12 @@ setup() {
 	fake_config elevenlabs "{\"audio_file\":\"$EL_MP3\"}"
 }
 
+# A test that failed before its unserve leaves no server behind.
+teardown() {
+	[[ -z ${PID:-} ]] || unserve
+	unde_teardown
+}
+
 # eleven: point unde-voice at the fake ElevenLabs
 eleven() {
 	export ELEVENLABS_API_KEY=test-key ELEVENLABS_VOICE_ID=voice123 ELEVENLABS_API_URL=$FAKE_ELEVENLABS_URL
@@ -204,6 +210,7 @@ serve() {
 unserve() {
 	kill "$PID" 2>/dev/null || true
 	wait "$PID" 2>/dev/null || true
+	PID=
 }
 
 @test "POST /synthesize through unde-httpd answers audio/mpeg that decodes, twice on one connection" {
