@@ -47,3 +47,7 @@ install-system: install
 	$(SHELL) '$(DESTDIR)$(bindir)/unde-install' --root '$(DESTDIR)/' \
 		--share '$(DESTDIR)$(pkgdatadir)' --bindir '$(bindir)' --role '$(UNDE_ROLE)'
 .PHONY: install-system
+
+# hvoice: the Voice Server's WebSocket front on 8081 (spec §12).
+nobase_dist_unde_skel_DATA += etc/systemd/unde-httpd-voice-ws.socket \
+	etc/systemd/unde-httpd-voice-ws@.service etc/httpd/voice-ws.routes

@@ -91,6 +91,8 @@ setup_file() {
 		POST /spawn-exit     $FIX/spawn-exit $W/spawned.pid
 		POST /verbatim       $FIX/misbehave echo
 		POST /stream-foreign stream: $FIX/misbehave line $W/otherrid.line
+		POST /binary         binary=blob type=audio/mpeg $LIBTEST filter
+		POST /binary-plain   binary=blob $LIBTEST filter
 	EOF
 	echo '{this is not json}' >"$W/notjson.line"
 	echo '{"request_id":"RID"}{"a":1}' >"$W/twoobj.line"
@@ -108,12 +110,20 @@ setup_file() {
 	start_server main "$W/main.routes" --read-timeout 1 --keepalive-timeout 3
 	start_server missing "$W/missing.routes"
 	start_server load "$W/load.routes"
+	cat >"$W/ws.routes" <<-EOF
+		WS   /ws        timeout=5 $FIX/count-starts $W/ws-starts $LIBTEST filter
+		WS   /ws-bin    timeout=5 binary=blob $LIBTEST filter
+		WS   /ws-crash  $FIX/segv
+		WS   /ws-slow   timeout=1 $FIX/sleeper $W/ws-sleeper.pids
+		POST /echo      $LIBTEST filter
+	EOF
+	start_server ws "$W/ws.routes" --max-body 1024 --ws-idle-timeout 1
 }
 
 teardown_file() {
 	stop_servers
 	local n
-	for n in main missing load; do
+	for n in main missing load ws; do
 		wait_until 10 no_marked_pids "$n" || true
 	done
 	unde_teardown_file
@@ -216,7 +226,7 @@ metric_at_least() { [ "$(metric "$1" "$2")" -ge "$3" ]; }
 	[[ $stderr == *"bad6.routes:1: path is served by unde-httpd itself"* ]]
 	run unde-httpd --routes "$W/main.routes" --check
 	assert_success
-	assert_output --partial '27 routes'
+	assert_output --partial '29 routes'
 }
 
 @test "a POST body reaches the command as one JSON line with request_id, and its answer is the response" {
@@ -838,6 +848,197 @@ metric_at_least() { [ "$(metric "$1" "$2")" -ge "$3" ]; }
 	fds1=$(ls /proc/"$ssa"/fd | wc -l)
 	[ "$fds1" -eq "$fds0" ]
 	kill -0 "$ssa"
+}
+
+# ------------------------------------------------------------ binary answers
+
+@test "a binary= route answers the decoded base64 member as the body, with the route's type" {
+	printf 'ID3\x00\xff\xfe binary \r\n\x00 bytes' >"$W/blob.bin"
+	b64=$(base64 -w0 "$W/blob.bin")
+	post /binary "{\"blob\":\"$b64\"}" -H 'X-Request-Id: bin-1'
+	assert_output "200 $(<"$W/body")"
+	cmp "$W/blob.bin" "$W/body"
+	grep -qi '^Content-Type: audio/mpeg' "$W/h"
+	grep -qi "^Content-Length: $(stat -c %s "$W/blob.bin")" "$W/h"
+	grep -qi '^X-Request-Id: bin-1' "$W/h"
+	post /binary-plain '{"blob":"aGVsbG8="}'
+	[[ $(<"$W/body") == hello ]]
+	grep -qi '^Content-Type: application/octet-stream' "$W/h"
+	# an empty string is an empty body
+	post /binary '{"blob":""}'
+	[[ ${output%% *} == 200 ]]
+	[[ ! -s $W/body ]]
+}
+
+@test "a binary= route whose command answers no base64 member gets a JSON 500; its errors stay JSON" {
+	post /binary '{"other":1}'
+	[[ ${output%% *} == 500 ]]
+	jq -e '.error.code == "bad_answer" and (.error.message|test("blob"))' "$W/body"
+	grep -qi '^Content-Type: application/json' "$W/h"
+	post /binary '{"blob":"not base64!"}'
+	jq -e '.error.code == "bad_answer"' "$W/body"
+	post /binary '{"blob":5}'
+	jq -e '.error.code == "bad_answer"' "$W/body"
+	# a record the command refuses is answered as its JSON error line
+	post /binary '{"blob":"aGk=","fail":"data"}'
+	[[ ${output%% *} == 400 ]]
+	jq -e '.error.code == "invalid_field"' "$W/body"
+	grep -qi '^Content-Type: application/json' "$W/h"
+	post /binary '{"blob":"aGk=","fail":"unavailable"}'
+	[[ ${output%% *} == 503 ]]
+}
+
+@test "route options binary= and type= are checked when the routes file is read" {
+	printf 'POST /x type=audio/mpeg cat\n' >"$W/bin1.routes"
+	run --separate-stderr unde-httpd --routes "$W/bin1.routes" --check
+	assert_failure 78
+	[[ $stderr == *"bin1.routes:1: type= needs binary=KEY"* ]]
+	printf 'POST /x binary=a-b cat\n' >"$W/bin2.routes"
+	run --separate-stderr unde-httpd --routes "$W/bin2.routes" --check
+	assert_failure 78
+	[[ $stderr == *"bin2.routes:1: binary="* ]]
+	printf 'POST /x binary=a type=audio\r/mpeg cat\n' >"$W/bin3.routes"
+	run --separate-stderr unde-httpd --routes "$W/bin3.routes" --check
+	assert_failure 78
+	printf 'POST /x binary=a type=text cat\n' >"$W/bin4.routes"
+	run --separate-stderr unde-httpd --routes "$W/bin4.routes" --check
+	assert_failure 78
+	[[ $stderr == *"media type"* ]]
+	printf 'POST /x binary=a stream: cat\n' >"$W/bin5.routes"
+	run --separate-stderr unde-httpd --routes "$W/bin5.routes" --check
+	assert_failure 78
+	printf 'POST /x binary=a type=audio/mpeg cat\n' >"$W/bin6.routes"
+	run -0 unde-httpd --routes "$W/bin6.routes" --check
+}
+
+# ------------------------------------------------------------ WebSocket
+
+# ws CASE [ARG...] — the raw frame client (fixtures/httpd/wsraw.py) on /ws.
+ws() {
+	run timeout 30 /usr/bin/python3 "$FIX/wsraw.py" "$WS_PORT" "${WSPATH:-/ws}" "$@"
+	assert_success
+}
+
+@test "a WebSocket route answers each text message on one connection, with one command process" {
+	rm -f "$W/ws-starts"
+	run timeout 30 /usr/bin/python3 "$FIX/wsclient.py" "ws://127.0.0.1:$WS_PORT/ws?lang=ru" \
+		'{"n":1}' '{"n":2,"stages":2}' '{"n":3,"request_id":"mine-3"}'
+	assert_success
+	assert_equal "${#lines[@]}" 3
+	jq -e '.text.n == 1 and .text.seen and .text.lang == "ru" and (.text.request_id|length) == 36' <<<"${lines[0]}"
+	jq -e '.text.n == 2 and .text.stage == "done"' <<<"${lines[1]}"
+	jq -e '.text.request_id == "mine-3"' <<<"${lines[2]}"
+	assert_equal "$(wc -l <"$W/ws-starts")" 1
+	# one access-log line per message and one (status 101) for the connection
+	grep -q '"request_id":"mine-3".*"route":"WS /ws","status":200' "$W/ws.log"
+	grep -q '"route":"WS /ws","status":101' "$W/ws.log"
+}
+
+@test "progress lines come as they are written: text frames, or binary frames of a binary= member" {
+	WSPATH=/ws ws text '{"stages":2}'
+	[[ $(jq -sc '[.[] | .op]' <<<"$output") == '["text","text","text","close"]' ]]
+	jq -se '.[0].data|fromjson|.stage == "progress"' <<<"$output"
+	# a binary= route sends the member's bytes as a binary frame, the rest as text
+	run timeout 30 /usr/bin/python3 "$FIX/wsclient.py" "ws://127.0.0.1:$WS_PORT/ws-bin" --save "$W" \
+		'{"blob":"aGVsbG8gd29ybGQ="}'
+	assert_success
+	jq -e '.binary == [11] and (.text|has("blob")|not) and .text.seen' <<<"$output"
+	[[ $(<"$W/0.bin") == "hello world" ]]
+}
+
+@test "the handshake is checked: Upgrade, Connection, version 13, a 16-byte key, GET without a body" {
+	local url="http://127.0.0.1:$WS_PORT/ws" key='-H Sec-WebSocket-Key:dGhlIHNhbXBsZSBub25jZQ=='
+	run curl -sS --max-time 10 -D "$W/h" -o "$W/body" -w '%{http_code}' "$url"
+	assert_output 426
+	grep -qi '^Upgrade: websocket' "$W/h"
+	grep -qi '^Sec-WebSocket-Version: 13' "$W/h"
+	jq -e '.error.code == "upgrade_required"' "$W/body"
+	run curl -sS --max-time 10 -D "$W/h" -o "$W/body" -w '%{http_code}' -H 'Upgrade: websocket' \
+		-H 'Connection: Upgrade' -H 'Sec-WebSocket-Version: 8' $key "$url"
+	assert_output 426
+	grep -qi '^Sec-WebSocket-Version: 13' "$W/h"
+	run curl -sS --max-time 10 -o "$W/body" -w '%{http_code}' -H 'Upgrade: websocket' \
+		-H 'Connection: Upgrade' -H 'Sec-WebSocket-Version: 13' -H 'Sec-WebSocket-Key: short' "$url"
+	assert_output 400
+	jq -e '.error.message|test("Sec-WebSocket-Key")' "$W/body"
+	run curl -sS --max-time 10 -o "$W/body" -w '%{http_code}' -H 'Upgrade: websocket' \
+		-H 'Connection: keep-alive' -H 'Sec-WebSocket-Version: 13' $key "$url"
+	assert_output 400
+	run curl -sS --max-time 10 -D "$W/h" -o "$W/body" -w '%{http_code}' -d '{}' "$url"
+	assert_output 405
+	grep -qi '^Allow: GET' "$W/h"
+	# the right answer to RFC 6455's own example key
+	run curl -sS --max-time 5 -D "$W/h" -o /dev/null -H 'Upgrade: websocket' -H 'Connection: Upgrade' \
+		-H 'Sec-WebSocket-Version: 13' $key "$url"
+	grep -qi '^HTTP/1.1 101' "$W/h"
+	grep -qi '^Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=' "$W/h"
+}
+
+@test "frames: fragments are joined, pings answered, a close echoed" {
+	ws fragments '{"part":"one two three four five"}'
+	[[ $(jq -sc '[.[] | .op]' <<<"$output") == '["pong","text","close"]' ]]
+	jq -se '(.[0].data == "hello?") and (.[1].data|fromjson|.part == "one two three four five")' <<<"$output"
+	ws close
+	jq -e 'select(.op == "close") | .code == 1000 and .reason == "bye"' <<<"$output"
+}
+
+@test "bad frames close with their code: unmasked 1002, binary 1003, bad UTF-8 1007, too big 1009" {
+	ws unmasked '{}'
+	jq -e 'select(.op == "close") | .code == 1002' <<<"$output"
+	ws binary
+	jq -e 'select(.op == "close") | .code == 1003' <<<"$output"
+	ws badutf8
+	jq -e 'select(.op == "close") | .code == 1007' <<<"$output"
+	# --max-body 1024 bounds a message
+	ws big 1000
+	jq -se '.[0].op == "text" and (.[0].data|fromjson|.error.code == "invalid_body")' <<<"$output"
+	ws big 2000
+	jq -e 'select(.op == "close") | .code == 1009' <<<"$output"
+	# more messages waiting than the queue holds: 1008
+	ws many 20 '{"stages":1}'
+	jq -se '[.[] | select(.op == "close")][0].code == 1008' <<<"$output"
+}
+
+@test "an idle WebSocket is closed with 1001 after --ws-idle-timeout" {
+	local t0=${EPOCHREALTIME/[.,]/}
+	ws idle
+	jq -e 'select(.op == "close") | .code == 1001 and .reason == "idle timeout"' <<<"$output"
+	(( (${EPOCHREALTIME/[.,]/} - t0) >= 900000 ))
+}
+
+@test "a message that is not JSON, a crash or a timeout gets an error message and the connection goes on" {
+	run timeout 30 /usr/bin/python3 "$FIX/wsclient.py" "ws://127.0.0.1:$WS_PORT/ws" 'not json' '[1]' '{"ok":1}'
+	assert_success
+	jq -e '.text.error.code == "invalid_body" and .text.error.status == 400' <<<"${lines[0]}"
+	jq -e '.text.error.code == "invalid_body"' <<<"${lines[1]}"
+	jq -e '.text.ok == 1 and .text.seen' <<<"${lines[2]}"
+	run timeout 30 /usr/bin/python3 "$FIX/wsclient.py" "ws://127.0.0.1:$WS_PORT/ws-crash" '{"a":1}' '{"a":2}'
+	assert_success
+	jq -e '.text.error.code == "command_crashed" and .text.error.status == 500' <<<"${lines[0]}"
+	jq -e '.text.error.code == "command_crashed"' <<<"${lines[1]}"
+	rm -f "$W/ws-sleeper.pids"
+	run timeout 30 /usr/bin/python3 "$FIX/wsclient.py" "ws://127.0.0.1:$WS_PORT/ws-slow" '{"a":1}'
+	assert_success
+	jq -e '.text.error.code == "timeout" and .text.error.status == 504' <<<"$output"
+	# the command and what it started are gone
+	read -r p1 p2 <"$W/ws-sleeper.pids"
+	wait_until 10 eval "! kill -0 $p1 2>/dev/null && ! kill -0 $p2 2>/dev/null"
+}
+
+@test "/metrics counts WebSocket connections opened, closed and open now" {
+	ws text '{"a":1}'
+	run curl -sS --max-time 10 "http://127.0.0.1:$WS_PORT/metrics"
+	assert_success
+	[[ $(grep '^unde_httpd_ws_opened_total ' <<<"$output" | cut -d' ' -f2) -ge 1 ]]
+	grep -q '^unde_httpd_ws_connections 0$' <<<"$output"
+	grep -q '^unde_httpd_requests_total{route="WS /ws",status="101"}' <<<"$output"
+}
+
+@test "a WS route and a GET route on one path are refused" {
+	printf 'WS /s cat\nGET /s cat\n' >"$W/wsbad.routes"
+	run --separate-stderr unde-httpd --routes "$W/wsbad.routes" --check
+	assert_failure 78
+	[[ $stderr == *"wsbad.routes:2: GET and WS routes for one path"* ]]
 }
 
 # ------------------------------------------------------------ deployment

@@ -150,13 +150,9 @@ static void conn_body_room(struct conn *c, size_t n)
 	c->bcap = cap;
 }
 
-/* The first body byte has not come yet and the client asked to be told
- * to send it. */
-static int conn_continue_if_asked(struct conn *c)
+int conn_waits_for_continue(const struct conn *c)
 {
-	if (!c->req.expect_continue || c->ilen > 0)
-		return 0;
-	return resp_continue(c);
+	return c->req.body != HP_BODY_NONE && c->req.expect_continue && c->ilen == 0;
 }
 
 static enum conn_read conn_body_length(struct conn *c, double deadline, struct conn_error *e)
@@ -209,8 +205,6 @@ enum conn_read conn_read_body(struct conn *c, struct conn_error *e)
 	c->blen = 0;
 	if (c->req.body == HP_BODY_NONE)
 		return CONN_READY;
-	if (conn_continue_if_asked(c) != 0)
-		return CONN_QUIET_CLOSE;
 	double deadline = util_now_ms() + (double)c->conf->read_timeout_ms;
 	if (c->req.body == HP_BODY_LENGTH)
 		return conn_body_length(c, deadline, e);

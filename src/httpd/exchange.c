@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 
 #include <jansson.h>
+#include <openssl/evp.h>
 
 #include "deadline.h"
 #include "httpd.h"
@@ -24,7 +25,6 @@
 #include "status.h"
 #include "util.h"
 
-#define EXCHANGE_CODE_MAX 64
 
 /* HTTP status for a command's {"error":…} line, by its sysexits status
  * (lib/status.h); an error line without a status is the record's fault. */
@@ -54,7 +54,6 @@ static int exchange_exit_status(int wstatus, const char *cmd, char *msg, size_t 
 	return st > 0 ? status_http_for_exit(st) : 500;
 }
 
-enum { LINE_ANSWER, LINE_PROGRESS, LINE_GARBAGE, LINE_FOREIGN };
 
 /* A small top-level member's value, decoded by jansson (NULL if absent). */
 static json_t *exchange_member(const struct jscan *sc, const char *line, const char *key)
@@ -71,7 +70,7 @@ static json_t *exchange_member(const struct jscan *sc, const char *line, const c
  * rid — or an answer without one, when require_rid — belongs to another
  * request: foreign. *status is 200, or the error line's status with its
  * code copied to code. */
-static int exchange_classify(const char *line, size_t n, const char *rid, int require_rid,
+int exchange_classify(const char *line, size_t n, const char *rid, int require_rid,
 			     int *status, char *code)
 {
 	*status = 200;
@@ -105,37 +104,36 @@ static int exchange_classify(const char *line, size_t n, const char *rid, int re
 /* The command broke the conversation (garbage, a line for another request,
  * two answers): it is stopped, the client gets 500 and the connection
  * closes, since nothing after this can be trusted to be in step. */
-static void exchange_broken(struct conn *c, struct child *k, const struct route *r,
-			    const char *rid, int kind)
+static void exchange_broken(struct conn *c, struct child *k, const struct route *r, int kind,
+			    struct outcome *o)
 {
-	char msg[512];
 	child_kill(k);
+	(void)c;
 	if (kind == LINE_GARBAGE)
-		snprintf(msg, sizeof msg, "%s answered with something that is not a JSON object",
-			 r->argv[0]);
+		outcome_error(o, r->label, 500, "bad_answer",
+			      "%s answered with something that is not a JSON object", r->argv[0]);
 	else if (kind == LINE_FOREIGN)
-		snprintf(msg, sizeof msg, "%s answered with a line that does not carry this request's request_id (late, unasked, or for another request)",
-			 r->argv[0]);
+		outcome_error(o, r->label, 500, "unasked_answer",
+			      "%s answered with a line that does not carry this request's request_id (late, unasked, or for another request)",
+			      r->argv[0]);
 	else
-		snprintf(msg, sizeof msg, "%s wrote more than one answer to one request", r->argv[0]);
-	c->keep_alive = 0;
-	serve_fail(c, rid, r->label, 500, kind == LINE_GARBAGE ? "bad_answer" : "unasked_answer",
-		   msg, NULL, 1);
+		outcome_error(o, r->label, 500, "unasked_answer",
+			      "%s wrote more than one answer to one request", r->argv[0]);
+	o->close = 1;
 }
 
-static void exchange_spawn_failed(struct conn *c, const struct route *r, const char *rid, int err)
+static void exchange_spawn_failed(const struct route *r, int err, struct outcome *o)
 {
-	char msg[512];
-	if (err == ENOENT || err == EACCES || err == ENOTDIR) {
-		snprintf(msg, sizeof msg, "%s: command not found or not executable", r->argv[0]);
-		serve_fail(c, rid, r->label, 503, "command_missing", msg, NULL, 1);
-	} else {
-		snprintf(msg, sizeof msg, "%s: cannot start: %s", r->argv[0], strerror(err));
-		serve_fail(c, rid, r->label, 500, "spawn_failed", msg, NULL, 1);
-	}
+	if (err == ENOENT || err == EACCES || err == ENOTDIR)
+		outcome_error(o, r->label, 503, "command_missing",
+			      "%s: command not found or not executable", r->argv[0]);
+	else
+		outcome_error(o, r->label, 500, "spawn_failed", "%s: cannot start: %s", r->argv[0],
+			      strerror(err));
 }
 
-static int exchange_start(struct conn *c, struct child *k, const struct route *r, const char *rid)
+int exchange_start(struct conn *c, struct child *k, const struct route *r,
+			  struct outcome *o)
 {
 	/* The route's timeout= is the command's budget (filter_deadline()). */
 	char budget[32];
@@ -143,16 +141,41 @@ static int exchange_start(struct conn *c, struct child *k, const struct route *r
 	setenv(DEADLINE_ENV, budget, 1);
 	int err = child_start(k, r->argv, c->conf->max_response);
 	if (err) {
-		exchange_spawn_failed(c, r, rid, err);
+		exchange_spawn_failed(r, err, o);
 		return -1;
 	}
 	stats_count(c->stats, STATS_CHILDREN_STARTED);
 	return 0;
 }
 
+/* A binary=KEY route: the answer body is the line's KEY member, a base64
+ * string, decoded into out. 0, or -1 when the line has no such member. */
+int exchange_binary_member(const char *line, size_t n, const char *key, struct buf *out)
+{
+	json_t *j = json_loadb(line, n, JSON_REJECT_DUPLICATES, NULL);
+	const json_t *v = json_object_get(j, key);
+	const char *b64 = json_string_value(v);
+	size_t blen = json_string_length(v);
+	int rc = -1;
+	if (b64 && blen % 4 == 0) {
+		buf_reset(out);
+		char *raw = xmalloc(blen / 4 * 3 + 1);
+		int got = blen ? EVP_DecodeBlock((unsigned char *)raw, (const unsigned char *)b64,
+						 (int)blen) : 0;
+		if (got >= 0) {
+			size_t pad = blen && b64[blen - 1] == '=' ? (blen > 1 && b64[blen - 2] == '=' ? 2 : 1) : 0;
+			buf_append(out, raw, (size_t)got - pad);
+			rc = 0;
+		}
+		free(raw);
+	}
+	json_decref(j);
+	return rc;
+}
+
 /* Status, code and message for a command that stopped answering (rc), and
  * make sure it is gone: reaped when its output ended, killed otherwise. */
-static int exchange_end(struct conn *c, struct child *k, const struct route *r,
+int exchange_end(struct conn *c, struct child *k, const struct route *r,
 			enum child_rc rc, double deadline, int *exited_ok, char *msg, size_t msglen,
 			const char **code)
 {
@@ -183,17 +206,18 @@ static int exchange_end(struct conn *c, struct child *k, const struct route *r,
 }
 
 void exchange_route(struct conn *c, const struct route *r, const char *line, size_t len,
-		    const char *rid)
+		    const char *rid, struct outcome *o)
 {
 	struct child *k = &c->kids[r->index];
 	double deadline = util_now_ms() + (double)r->timeout_ms;
-	char msg[512], code[EXCHANGE_CODE_MAX];
+	char code[EXCHANGE_CODE_MAX];
+	o->label = r->label;
 	if (k->pid) {
 		int stale = child_stale(k);
 		if (stale == CHILD_STALE_UNASKED) {
 			log_event(LOG_WARN, "a command wrote a line nobody asked for: stopped",
 				  json_pack("{s:s, s:i}", "route", r->label, "pid", (int)k->pid));
-			exchange_broken(c, k, r, rid, LINE_FOREIGN);
+			exchange_broken(c, k, r, LINE_FOREIGN, o);
 			return;
 		}
 		if (stale == CHILD_STALE_EXITED) {
@@ -202,7 +226,7 @@ void exchange_route(struct conn *c, const struct route *r, const char *line, siz
 			child_kill(k);
 		}
 	}
-	if (!k->pid && exchange_start(c, k, r, rid) != 0)
+	if (!k->pid && exchange_start(c, k, r, o) != 0)
 		return;
 	size_t sent = 0;
 	enum child_rc rc = child_send(k, line, len, &sent, deadline, 1);
@@ -220,26 +244,38 @@ void exchange_route(struct conn *c, const struct route *r, const char *line, siz
 			continue;
 		}
 		if (kind != LINE_ANSWER || k->len > n + 1) {
-			exchange_broken(c, k, r, rid, kind != LINE_ANSWER ? kind : -1);
+			exchange_broken(c, k, r, kind != LINE_ANSWER ? kind : -1, o);
 			return;
 		}
-		struct answer a = { .status = status, .body = k->buf, .len = n + 1, .request_id = rid };
-		resp_send(c, &a);
-		child_take(k, n + 1);
+		o->status = status;
+		snprintf(o->error, sizeof o->error, "%s", code);
+		if (status == 200 && r->binary_key[0]) {
+			if (exchange_binary_member(k->buf, n, r->binary_key, &o->body) != 0) {
+				child_take(k, n + 1);
+				outcome_error(o, r->label, 500, "bad_answer",
+					      "%s answered without a base64 string in \"%s\"", r->argv[0],
+					      r->binary_key);
+			} else {
+				o->ctype = r->ctype;
+				child_take(k, n + 1);
+			}
+		} else {
+			buf_append(&o->body, k->buf, n + 1);
+			child_take(k, n + 1);
+		}
 		if (sent < len) {
 			/* The rest of the line would be read as the next request. */
 			log_event(LOG_INFO, "a command answered before reading its whole input: stopped",
 				  json_pack("{s:s, s:i}", "route", r->label, "pid", (int)k->pid));
 			child_kill(k);
 		}
-		struct outcome o = { r->label, status, code[0] ? code : NULL };
-		serve_log(c, rid, &o);
 		return;
 	}
 	const char *ecode = "internal";
+	char msg[512];
 	int exited_ok;
 	int status = exchange_end(c, k, r, rc, deadline, &exited_ok, msg, sizeof msg, &ecode);
-	serve_fail(c, rid, r->label, status, ecode, msg, NULL, 1);
+	outcome_error(o, r->label, status, ecode, "%s", msg);
 }
 
 /* The last line of a stream that ended badly: the error, as a line. */
@@ -256,12 +292,13 @@ static void exchange_stream_error(struct conn *c, const char *code, const char *
 }
 
 void exchange_stream(struct conn *c, const struct route *r, const char *line, size_t len,
-		     const char *rid)
+		     const char *rid, struct outcome *o)
 {
 	struct child k;
 	double deadline = util_now_ms() + (double)r->timeout_ms;
 	char msg[512], code[EXCHANGE_CODE_MAX];
-	if (exchange_start(c, &k, r, rid) != 0)
+	o->label = r->label;
+	if (exchange_start(c, &k, r, o) != 0)
 		return;
 	size_t sent = 0;
 	enum child_rc rc = child_send(&k, line, len, &sent, deadline, 0);
@@ -274,7 +311,7 @@ void exchange_stream(struct conn *c, const struct route *r, const char *line, si
 		int status, kind = exchange_classify(k.buf, n, rid, 0, &status, code);
 		if (kind == LINE_GARBAGE || kind == LINE_FOREIGN) {
 			if (!started) {
-				exchange_broken(c, &k, r, rid, kind);
+				exchange_broken(c, &k, r, kind, o);
 				return;
 			}
 			bad = kind;
@@ -283,17 +320,17 @@ void exchange_stream(struct conn *c, const struct route *r, const char *line, si
 		if (!started) {
 			if (status != 200) {
 				/* Not started yet: the answer can still be an error. */
-				struct answer a = { .status = status, .body = k.buf, .len = n + 1,
-						    .request_id = rid };
-				resp_send(c, &a);
+				o->status = status;
+				snprintf(o->error, sizeof o->error, "%s", code);
+				buf_append(&o->body, k.buf, n + 1);
 				child_reap(&k, deadline, NULL);
-				struct outcome o = { r->label, status, code };
-				serve_log(c, rid, &o);
 				return;
 			}
 			if (resp_stream_start(c, rid) != 0)
 				break;
 			started = 1;
+			o->sent = 1;
+			o->status = 200;
 		}
 		if (resp_stream_line(c, k.buf, n) != 0)
 			break;
@@ -301,8 +338,9 @@ void exchange_stream(struct conn *c, const struct route *r, const char *line, si
 	}
 	if (c->broken) {
 		child_kill(&k);
-		struct outcome o = { r->label, 200, "client_gone" };
-		serve_log(c, rid, &o);
+		o->status = 200;
+		o->sent = 1;
+		snprintf(o->error, sizeof o->error, "client_gone");
 		return;
 	}
 	const char *ecode = "internal";
@@ -319,12 +357,12 @@ void exchange_stream(struct conn *c, const struct route *r, const char *line, si
 		status = exchange_end(c, &k, r, rc, deadline, &exited_ok, msg, sizeof msg, &ecode);
 	}
 	if (!started) {
-		serve_fail(c, rid, r->label, status, ecode, msg, NULL, 1);
+		outcome_error(o, r->label, status, ecode, "%s", msg);
 		return;
 	}
-	if (!exited_ok)
+	if (!exited_ok) {
 		exchange_stream_error(c, ecode, msg, status, rid);
+		snprintf(o->error, sizeof o->error, "%s", ecode);
+	}
 	resp_stream_end(c);
-	struct outcome o = { r->label, 200, exited_ok ? NULL : ecode };
-	serve_log(c, rid, &o);
 }

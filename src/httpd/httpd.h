@@ -22,6 +22,7 @@ struct httpd_conf {
 	size_t max_response;      /* longest output line accepted from a command */
 	long read_timeout_ms;     /* --read-timeout: total for a head, and for a body */
 	long idle_timeout_ms;     /* --keepalive-timeout: wait for the next request */
+	long ws_idle_timeout_ms;  /* --ws-idle-timeout: a WebSocket without frames */
 	long route_timeout_ms;    /* --timeout: default per-route timeout */
 	long write_timeout_ms;    /* sending one response */
 };
@@ -60,8 +61,11 @@ void conn_free(struct conn *c);
  * when its first byte arrived. CONN_QUIET_CLOSE: the client went away or
  * stayed idle between requests. */
 enum conn_read conn_read_head(struct conn *c, struct conn_error *e);
-/* Read the current request's body into c->body (decoding chunked), after
- * sending 100 Continue when the client waits for it. */
+/* Does the client wait for "100 Continue" before sending the body (it
+ * said Expect: 100-continue and nothing of the body has come)? The caller
+ * answers it: this layer only moves bytes. */
+int conn_waits_for_continue(const struct conn *c);
+/* Read the current request's body into c->body (decoding chunked). */
 enum conn_read conn_read_body(struct conn *c, struct conn_error *e);
 /* Finish with the client: half-close, drain what it still sends (bounded),
  * close. */
@@ -78,19 +82,28 @@ struct answer {
 	const char *body;
 	size_t len;
 	const char *allow;        /* for 405 */
+	const char *extra;        /* more header lines of ours ("Name: v\r\n"…), or NULL */
 	const char *request_id;
 	int close;                /* Connection: close, and close after */
 };
 int resp_send(struct conn *c, const struct answer *a);
 /* An error answer with the JSON body {"error":{code,message},"request_id"}. */
 int resp_error(struct conn *c, int status, const char *code, const char *message,
-	       const char *rid, const char *allow, int close);
+	       const char *rid, const char *allow, const char *extra, int close);
 /* Streaming: the head of a chunked (for HTTP/1.0: close-delimited)
  * application/x-ndjson answer, then one chunk per line, then the end. */
 int resp_stream_start(struct conn *c, const char *rid);
 int resp_stream_line(struct conn *c, const char *line, size_t len);
 int resp_stream_end(struct conn *c);
 int resp_continue(struct conn *c);
+/* The 101 answer that turns the connection into a WebSocket. */
+int resp_switching(struct conn *c, const char *accept, const char *rid);
+
+/* ws.c: a WebSocket route (RFC 6455 through wslay): the handshake, then
+ * text messages in, the command's lines out, until either side closes. */
+struct route;
+struct outcome;
+void ws_serve(struct conn *c, const struct route *r, char *rid, struct outcome *o);
 
 /* serve.c: one request, from a parsed head to the logged answer. */
 void serve_request(struct conn *c);

@@ -8,8 +8,9 @@ src_unde_httpd_SOURCES = \
 	src/httpd/serve.c src/httpd/serve.h src/httpd/exchange.c src/httpd/accesslog.c \
 	src/httpd/jscan.c src/httpd/jscan.h \
 	src/httpd/child.c src/httpd/child.h \
-	src/httpd/stats.c src/httpd/stats.h
-src_unde_httpd_LDADD = $(UNDE_LIBS)
+	src/httpd/stats.c src/httpd/stats.h \
+	src/httpd/ws.c
+src_unde_httpd_LDADD = $(UNDE_LIBS) $(WSLAY_LIBS)
 
 dist_man_MANS += man/unde-httpd.1
 TESTS += t/unde-httpd.bats

@@ -36,6 +36,8 @@ static void usage(FILE *f)
 		"  --read-timeout SECONDS   total time for a request head, and for a body,\n"
 		"                           else 408 (default 10)\n"
 		"  --keepalive-timeout SECONDS  idle time allowed between requests (default 5)\n"
+		"  --ws-idle-timeout SECONDS  a WebSocket with no frame this long is closed\n"
+		"                           with 1001 (default 60)\n"
 		"  --timeout SECONDS        a route's default time to answer, else 504 (default 30)\n"
 		"  --max-response BYTES     longest answer line of a command (default 8388608)\n"
 		"  --metrics-file FILE      shared counter block for /metrics (default\n"
@@ -45,7 +47,7 @@ static void usage(FILE *f)
 		"  -V, --version            show the version\n\n"
 		"Each option can also be set by its variable: UNDE_HTTPD_MAX_BODY,\n"
 		"UNDE_HTTPD_MAX_HEADER, UNDE_HTTPD_READ_TIMEOUT, UNDE_HTTPD_KEEPALIVE_TIMEOUT,\n"
-		"UNDE_HTTPD_TIMEOUT, UNDE_HTTPD_MAX_RESPONSE, UNDE_HTTPD_METRICS_FILE.\n"
+		"UNDE_HTTPD_WS_IDLE_TIMEOUT, UNDE_HTTPD_TIMEOUT, UNDE_HTTPD_MAX_RESPONSE, UNDE_HTTPD_METRICS_FILE.\n"
 		"See unde-httpd(1).\n",
 		CONF_DEFAULT_ENV_FILE);
 }
@@ -57,6 +59,7 @@ enum {
 	OPT_MAX_HEADER,
 	OPT_READ_TIMEOUT,
 	OPT_KEEPALIVE_TIMEOUT,
+	OPT_WS_IDLE_TIMEOUT,
 	OPT_TIMEOUT,
 	OPT_MAX_RESPONSE,
 	OPT_METRICS_FILE,
@@ -70,6 +73,7 @@ static const struct option options[] = {
 	{ "max-header", required_argument, NULL, OPT_MAX_HEADER },
 	{ "read-timeout", required_argument, NULL, OPT_READ_TIMEOUT },
 	{ "keepalive-timeout", required_argument, NULL, OPT_KEEPALIVE_TIMEOUT },
+	{ "ws-idle-timeout", required_argument, NULL, OPT_WS_IDLE_TIMEOUT },
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "max-response", required_argument, NULL, OPT_MAX_RESPONSE },
 	{ "metrics-file", required_argument, NULL, OPT_METRICS_FILE },
@@ -82,7 +86,7 @@ static const struct option options[] = {
 /* Option values as given (NULL: not given), applied after the env file. */
 struct args {
 	const char *routes, *metrics, *env_file;
-	const char *max_body, *max_header, *read_timeout, *idle_timeout, *timeout, *max_response;
+	const char *max_body, *max_header, *read_timeout, *idle_timeout, *ws_idle_timeout, *timeout, *max_response;
 	int check;
 };
 
@@ -186,6 +190,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 		case OPT_MAX_HEADER: a->max_header = optarg; break;
 		case OPT_READ_TIMEOUT: a->read_timeout = optarg; break;
 		case OPT_KEEPALIVE_TIMEOUT: a->idle_timeout = optarg; break;
+		case OPT_WS_IDLE_TIMEOUT: a->ws_idle_timeout = optarg; break;
 		case OPT_TIMEOUT: a->timeout = optarg; break;
 		case OPT_MAX_RESPONSE: a->max_response = optarg; break;
 		case OPT_METRICS_FILE: a->metrics = optarg; break;
@@ -214,6 +219,7 @@ static void settle_conf(const struct args *a, struct httpd_conf *cf, char *metri
 						1024, 1024 * MIB);
 	cf->read_timeout_ms = setting_ms(a->read_timeout, "UNDE_HTTPD_READ_TIMEOUT", 10, 3600);
 	cf->idle_timeout_ms = setting_ms(a->idle_timeout, "UNDE_HTTPD_KEEPALIVE_TIMEOUT", 5, 3600);
+	cf->ws_idle_timeout_ms = setting_ms(a->ws_idle_timeout, "UNDE_HTTPD_WS_IDLE_TIMEOUT", 60, 86400);
 	cf->route_timeout_ms = setting_ms(a->timeout, "UNDE_HTTPD_TIMEOUT", 30, 3600);
 	cf->write_timeout_ms = cf->read_timeout_ms;
 	cf->metrics_file = a->metrics ? a->metrics : conf_str("UNDE_HTTPD_METRICS_FILE", NULL);

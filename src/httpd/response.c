@@ -31,7 +31,7 @@ static const char *resp_date(void)
 /* Format the head into buf. clen < 0: no Content-Length. Returns its
  * length, or 0 when it does not fit (cannot happen with bounded inputs). */
 static size_t resp_head(char *buf, size_t cap, int status, const char *ctype, long long clen,
-			const char *rid, const char *allow, int close, int chunked)
+			const char *rid, const char *allow, const char *extra, int close, int chunked)
 {
 	char length[48] = "";
 	if (clen >= 0)
@@ -42,13 +42,13 @@ static size_t resp_head(char *buf, size_t cap, int status, const char *ctype, lo
 			 "Content-Type: %s\r\n"
 			 "%s%s"
 			 "X-Request-Id: %s\r\n"
-			 "%s%s%s"
+			 "%s%s%s%s"
 			 "Connection: %s\r\n"
 			 "\r\n",
 			 status, hp_reason(status), resp_date(), ctype, length,
 			 chunked ? "Transfer-Encoding: chunked\r\n" : "", rid ? rid : "-",
 			 allow ? "Allow: " : "", allow ? allow : "", allow ? "\r\n" : "",
-			 close ? "close" : "keep-alive");
+			 extra ? extra : "", close ? "close" : "keep-alive");
 	return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 
@@ -57,7 +57,7 @@ int resp_send(struct conn *c, const struct answer *a)
 	char head[2048];
 	int close = a->close || !c->keep_alive;
 	size_t hl = resp_head(head, sizeof head, a->status, a->ctype ? a->ctype : "application/json",
-			      (long long)a->len, a->request_id, a->allow, close, 0);
+			      (long long)a->len, a->request_id, a->allow, a->extra, close, 0);
 	if (hl == 0)
 		return -1;
 	if (close)
@@ -71,7 +71,7 @@ int resp_send(struct conn *c, const struct answer *a)
 }
 
 int resp_error(struct conn *c, int status, const char *code, const char *message,
-	       const char *rid, const char *allow, int close)
+	       const char *rid, const char *allow, const char *extra, int close)
 {
 	json_t *j = json_pack("{s:{s:s, s:s}, s:s?}", "error", "code", code, "message", message,
 			      "request_id", rid);
@@ -93,7 +93,7 @@ int resp_error(struct conn *c, int status, const char *code, const char *message
 	body[len++] = '\n';
 	free(text);
 	struct answer a = { .status = status, .body = body, .len = len, .allow = allow,
-			    .request_id = rid, .close = close };
+			    .extra = extra, .request_id = rid, .close = close };
 	int rc = resp_send(c, &a);
 	free(body);
 	return rc;
@@ -107,7 +107,7 @@ int resp_stream_start(struct conn *c, const char *rid)
 	if (!chunked)
 		c->keep_alive = 0;
 	size_t hl = resp_head(head, sizeof head, 200, "application/x-ndjson", -1, rid, NULL,
-			      !c->keep_alive, chunked);
+			      NULL, !c->keep_alive, chunked);
 	if (hl == 0)
 		return -1;
 	struct iovec iov[1] = { { head, hl } };
@@ -141,5 +141,22 @@ int resp_stream_end(struct conn *c)
 int resp_continue(struct conn *c)
 {
 	struct iovec iov[1] = { { (void *)"HTTP/1.1 100 Continue\r\n\r\n", 25 } };
+	return conn_write(c, iov, 1);
+}
+
+int resp_switching(struct conn *c, const char *accept, const char *rid)
+{
+	char head[512];
+	int n = snprintf(head, sizeof head,
+			 "HTTP/1.1 101 Switching Protocols\r\n"
+			 "Upgrade: websocket\r\n"
+			 "Connection: Upgrade\r\n"
+			 "Sec-WebSocket-Accept: %s\r\n"
+			 "X-Request-Id: %s\r\n"
+			 "\r\n",
+			 accept, rid);
+	if (n <= 0 || (size_t)n >= sizeof head)
+		return -1;
+	struct iovec iov[1] = { { head, (size_t)n } };
 	return conn_write(c, iov, 1);
 }

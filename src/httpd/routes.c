@@ -63,6 +63,24 @@ static const char *routes_path_problem(const char *p)
 	return NULL;
 }
 
+/* A route option's word: 1..max of [A-Za-z0-9_], or with media also the
+ * token characters of a media type ("audio/mpeg", "application/x-ndjson"):
+ * nothing that could end a header line. */
+static int routes_word_ok(const char *s, size_t max, int media)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > max)
+		return 0;
+	for (; *s; s++) {
+		char ch = *s;
+		int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+			 ch == '_' || (media && strchr("/.+-", ch));
+		if (!ok)
+			return 0;
+	}
+	return 1;
+}
+
 static int routes_parse_timeout(const char *v, long *ms)
 {
 	char *end;
@@ -125,9 +143,25 @@ static int routes_parse_line(char **w, int nw, int lineno, const char *file,
 
 	int i = 2;
 	for (; i < nw && strchr(w[i], '=') && strncmp(w[i], "stream:", 7) != 0; i++) {
+		if (strncmp(w[i], "binary=", 7) == 0) {
+			if (!routes_word_ok(w[i] + 7, ROUTE_KEY_MAX, 0))
+				return routes_error(err, errlen, file, lineno,
+						    "binary= takes a key of letters, digits and '_' (at most %d)",
+						    ROUTE_KEY_MAX);
+			snprintf(r->binary_key, sizeof r->binary_key, "%s", w[i] + 7);
+			continue;
+		}
+		if (strncmp(w[i], "type=", 5) == 0) {
+			if (!routes_word_ok(w[i] + 5, ROUTE_CTYPE_MAX, 1) || !strchr(w[i] + 5, '/'))
+				return routes_error(err, errlen, file, lineno,
+						    "type= takes a media type such as audio/mpeg: '%.60s'",
+						    w[i] + 5);
+			snprintf(r->ctype, sizeof r->ctype, "%s", w[i] + 5);
+			continue;
+		}
 		if (strncmp(w[i], "timeout=", 8) != 0)
 			return routes_error(err, errlen, file, lineno,
-					    "unknown route option '%.60s' (known: timeout=SECONDS)", w[i]);
+					    "unknown route option '%.60s' (known: timeout=SECONDS, binary=KEY, type=MEDIA/TYPE)", w[i]);
 		if (routes_parse_timeout(w[i] + 8, &r->timeout_ms) != 0)
 			return routes_error(err, errlen, file, lineno,
 					    "timeout must be seconds, above 0 and at most %.0f",
@@ -143,6 +177,13 @@ static int routes_parse_line(char **w, int nw, int lineno, const char *file,
 	}
 	if (i >= nw)
 		return routes_error(err, errlen, file, lineno, "no command");
+	if (r->ctype[0] && !r->binary_key[0])
+		return routes_error(err, errlen, file, lineno, "type= needs binary=KEY");
+	if (r->binary_key[0] && r->streaming)
+		return routes_error(err, errlen, file, lineno,
+				    "binary= answers one body: not on a stream: route");
+	if (r->binary_key[0] && !r->ctype[0])
+		snprintf(r->ctype, sizeof r->ctype, "application/octet-stream");
 	if (nw - i > ROUTE_ARGS_MAX)
 		return routes_error(err, errlen, file, lineno, "more than %d command words",
 				    ROUTE_ARGS_MAX);
@@ -187,6 +228,16 @@ int routes_load(const char *file, long default_timeout_ms, struct routes *out, c
 		if ((rc = routes_parse_line(w, nw, lineno, file, default_timeout_ms, r, err, errlen)))
 			break;
 		for (size_t k = 0; k < out->n; k++) {
+			int ws_clash = strcmp(out->r[k].path, r->path) == 0 &&
+				       ((strcmp(out->r[k].method, "WS") == 0 && strcmp(r->method, "GET") == 0) ||
+					(strcmp(out->r[k].method, "GET") == 0 && strcmp(r->method, "WS") == 0));
+			if (ws_clash) {
+				rc = routes_error(err, errlen, file, lineno,
+						  "GET and WS routes for one path (line %d): the handshake is a GET",
+						  out->r[k].line);
+				routes_clear_one(r);
+				break;
+			}
 			if (strcmp(out->r[k].label, r->label) == 0) {
 				rc = routes_error(err, errlen, file, lineno,
 						  "duplicate route %s (first on line %d)", r->label,
@@ -235,7 +286,9 @@ const struct route *routes_find(const struct routes *rs, const char *method, con
 		if (strcmp(r->method, method) == 0)
 			return r;
 		*path_known = 1;
-		int n = snprintf(allow + used, allowlen - used, "%s%s", used ? ", " : "", r->method);
+		/* a WebSocket route is reached by GET (the handshake) */
+		const char *m = strcmp(r->method, "WS") == 0 ? "GET" : r->method;
+		int n = snprintf(allow + used, allowlen - used, "%s%s", used ? ", " : "", m);
 		if (n > 0 && (size_t)n < allowlen - used)
 			used += (size_t)n;
 	}

@@ -7,7 +7,14 @@
  *   POST /detect   timeout=10     unde-ximilar detect
  *   POST /synthesize              stream: unde-voice
  *
- * One route per line: METHOD PATH [timeout=SECONDS] COMMAND [ARG…]. Fields
+ * One route per line: METHOD PATH [OPTION…] COMMAND [ARG…], the options
+ * timeout=SECONDS, binary=KEY (answer with the decoded base64 member KEY
+ * of the command's line instead of the line) and type=MEDIA/TYPE (that
+ * body's Content-Type, default application/octet-stream), e.g.
+ *
+ *   POST /synthesize  timeout=30 binary=audio type=audio/mpeg  unde-voice
+ *
+ * Fields
  * are separated by blanks; there is no quoting. A COMMAND of "stream:"
  * (alone, or glued to the command as "stream:unde-voice") marks a
  * streaming route. Paths are exact (no patterns), use only unreserved and
@@ -25,6 +32,8 @@
 #define ROUTE_ARGS_MAX 32
 #define ROUTES_MAX 256
 #define ROUTE_LINE_MAX 4096
+#define ROUTE_KEY_MAX 64
+#define ROUTE_CTYPE_MAX 127
 
 struct route {
 	size_t index;                         /* position in the file: child slot */
@@ -35,6 +44,11 @@ struct route {
 	char *argv[ROUTE_ARGS_MAX + 1];       /* NULL-terminated */
 	int streaming;
 	long timeout_ms;
+	/* binary=KEY: the answer's body is the base64 string member KEY of
+	 * the command's answer line, decoded, sent as type=TYPE (HTTP) or as a
+	 * binary message (WebSocket); "" when the answer is the line itself. */
+	char binary_key[ROUTE_KEY_MAX + 1];
+	char ctype[ROUTE_CTYPE_MAX + 1];
 };
 
 struct routes {

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <assert.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,12 +26,20 @@
 
 /* The access-log line (one per request, journald picks it up) and the
  * shared counters, for every answer whatever its source. */
-void serve_log(struct conn *c, const char *rid, const struct outcome *o)
+static void serve_log(struct conn *c, const char *rid, const struct outcome *o)
 {
 	double ms = util_now_ms() - c->started_ms;
-	access_log(c, rid, o->label, o->status, o->error, ms);
+	access_log(c, rid, o->label, o->status, o->error[0] ? o->error : NULL, ms);
 	stats_request(c->stats, o->label, o->status, ms);
 	c->served++;
+}
+
+void serve_log_message(struct conn *c, const char *rid, const char *label, int status,
+		       const char *error, double started_ms)
+{
+	double ms = util_now_ms() - started_ms;
+	access_log(c, rid, label, status, error, ms);
+	stats_request(c->stats, label, status, ms);
 }
 
 /* The short error code of a status we produce ourselves. */
@@ -102,33 +111,62 @@ static int serve_rid_ok(const char *s, size_t n)
 	return 1;
 }
 
-/* Answer with an error and log it. The connection stays open only when
- * the request was read whole (or had no body): unread body bytes would be
- * taken for the next request. */
-void serve_fail(struct conn *c, const char *rid, const char *label, int status,
-		const char *code, const char *message, const char *allow, int body_read)
+void outcome_error(struct outcome *o, const char *label, int status, const char *code,
+		   const char *fmt, ...)
 {
-	int close = !body_read && c->req.body != HP_BODY_NONE;
-	resp_error(c, status, code ? code : serve_code(status), message, rid, allow, close);
-	struct outcome o = { label, status, code ? code : serve_code(status) };
-	serve_log(c, rid, &o);
+	o->label = label;
+	o->status = status;
+	snprintf(o->error, sizeof o->error, "%s", code ? code : serve_code(status));
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(o->message, sizeof o->message, fmt, ap);
+	va_end(ap);
+}
+
+/* The one place a request is answered and logged. An error answer of ours
+ * keeps the connection open only when the request was read whole (or had
+ * no body): unread body bytes would be taken for the next request. */
+void serve_finish(struct conn *c, char *rid, struct outcome *o)
+{
+	if (o->silent) {
+		buf_free(&o->body);
+		return;
+	}
+	assert(o->label && o->status >= 100); /* every path says what became of it */
+	if (!rid[0])
+		serve_new_rid(rid);
+	if (o->close)
+		c->keep_alive = 0;
+	if (!o->sent) {
+		if (o->body.len || !o->error[0]) {
+			struct answer a = { .status = o->status, .ctype = o->ctype, .body = o->body.data,
+					    .len = o->body.len, .allow = o->allow[0] ? o->allow : NULL,
+					    .extra = o->extra, .request_id = rid, .close = o->close };
+			resp_send(c, &a);
+		} else {
+			int close = o->close || (o->unread_body && c->req.body != HP_BODY_NONE);
+			resp_error(c, o->status, o->error, o->message, rid, o->allow[0] ? o->allow : NULL,
+				   o->extra, close);
+		}
+	}
+	serve_log(c, rid, o);
+	buf_free(&o->body);
 }
 
 /* A request refused before routing (bad head or framing, 408, 413, 431):
- * answered, logged as "unmatched", and the connection closed. */
+ * answered, logged as "unmatched", and the connection closed: the stream
+ * can no longer be trusted to be in step. */
 void serve_reject(struct conn *c, const struct conn_error *e)
 {
-	char rid[37];
-	serve_new_rid(rid);
-	/* The stream can no longer be trusted to be in step: close. */
-	resp_error(c, e->status, serve_code(e->status), e->why, rid, NULL, 1);
-	c->keep_alive = 0;
-	struct outcome o = { SERVE_LABEL_UNMATCHED, e->status, serve_code(e->status) };
-	serve_log(c, rid, &o);
+	char rid[37] = "";
+	struct outcome o = { 0 };
+	outcome_error(&o, SERVE_LABEL_UNMATCHED, e->status, NULL, "%s", e->why);
+	o.close = 1;
+	serve_finish(c, rid, &o);
 }
 
 /* Built-in GET /health: 200 when every route's command can be run. */
-static void serve_health(struct conn *c, const char *rid)
+static void serve_health(struct conn *c, struct outcome *o)
 {
 	json_t *missing = json_array();
 	for (size_t i = 0; i < c->routes->n; i++) {
@@ -149,33 +187,29 @@ static void serve_health(struct conn *c, const char *rid)
 		json_decref(missing);
 	char *text = json_dumps(j, JSON_COMPACT);
 	json_decref(j);
-	struct buf b = { 0 };
-	buf_append(&b, text, strlen(text));
-	buf_append(&b, "\n", 1);
+	buf_append(&o->body, text, strlen(text));
+	buf_append(&o->body, "\n", 1);
 	free(text);
-	struct answer a = { .status = ok ? 200 : 503, .body = b.data, .len = b.len,
-			    .request_id = rid };
-	resp_send(c, &a);
-	buf_free(&b);
-	struct outcome o = { "GET /health", a.status, ok ? NULL : "command_missing" };
-	serve_log(c, rid, &o);
+	o->label = "GET /health";
+	o->status = ok ? 200 : 503;
+	if (!ok)
+		snprintf(o->error, sizeof o->error, "command_missing");
 }
 
 /* Built-in GET /metrics: the shared counters in Prometheus text format. */
-static void serve_metrics(struct conn *c, const char *rid)
+static void serve_metrics(struct conn *c, struct outcome *o)
 {
 	if (!c->stats) {
-		serve_fail(c, rid, "GET /metrics", 503, "metrics_unavailable",
-			   "the metrics file could not be opened (see the log)", NULL, 1);
+		outcome_error(o, "GET /metrics", 503, "metrics_unavailable",
+			      "the metrics file could not be opened (see the log)");
 		return;
 	}
 	char *text = stats_render(c->stats);
-	struct answer a = { .status = 200, .ctype = "text/plain; version=0.0.4; charset=utf-8",
-			    .body = text, .len = strlen(text), .request_id = rid };
-	resp_send(c, &a);
+	buf_append(&o->body, text, strlen(text));
 	free(text);
-	struct outcome o = { "GET /metrics", 200, NULL };
-	serve_log(c, rid, &o);
+	o->label = "GET /metrics";
+	o->status = 200;
+	o->ctype = "text/plain; version=0.0.4; charset=utf-8";
 }
 
 /* The length of the valid UTF-8 character at s[0..n), or 0. */
@@ -308,7 +342,7 @@ static char *serve_replace_rid(const char *body, size_t blen, size_t vs, size_t 
 /* Build the command's input line: the body object, the query parameters
  * and request_id. Sets rid (from X-Request-Id, else the body's own, else
  * new). Returns the line, or NULL with msg set (a 400). */
-static char *serve_input(struct conn *c, char rid[HTTPD_REQUEST_ID_MAX + 1], size_t *len,
+char *serve_input(struct conn *c, char rid[HTTPD_REQUEST_ID_MAX + 1], size_t *len,
 			 char *msg, size_t msglen)
 {
 	struct jscan sc;
@@ -360,73 +394,79 @@ static char *serve_input(struct conn *c, char rid[HTTPD_REQUEST_ID_MAX + 1], siz
 
 /* A built-in answers GET only; a body sent to it is not read, so the
  * connection closes after the answer. */
-static void serve_builtin(struct conn *c, const char *method, const char *path, char *rid)
+static void serve_builtin(struct conn *c, const char *method, const char *path,
+			  struct outcome *o)
 {
 	const char *label = strcmp(path, "/health") == 0 ? "GET /health" : "GET /metrics";
-	if (!rid[0])
-		serve_new_rid(rid);
 	if (strcmp(method, "GET") != 0) {
-		serve_fail(c, rid, label, 405, NULL, "this path answers GET only", "GET", 0);
+		outcome_error(o, label, 405, NULL, "this path answers GET only");
+		snprintf(o->allow, sizeof o->allow, "GET");
+		o->unread_body = 1;
 		return;
 	}
 	if (c->req.body != HP_BODY_NONE)
-		c->keep_alive = 0;
+		o->close = 1;
 	if (label[5] == 'h')
-		serve_health(c, rid);
+		serve_health(c, o);
 	else
-		serve_metrics(c, rid);
+		serve_metrics(c, o);
 }
 
-void serve_request(struct conn *c)
+/* Route the request, read its body, run it: everything but answering. */
+static void serve_route(struct conn *c, char rid[HTTPD_REQUEST_ID_MAX + 1], struct outcome *o)
 {
 	const struct hp_request *q = &c->req;
-	char rid[HTTPD_REQUEST_ID_MAX + 1] = "";
 	char method[HP_MAX_METHOD + 1];
 	char path[HTTPD_MAX_REQUEST_LINE + 1];
 	char msg[512];
 	const char *why = "bad path";
-	c->keep_alive = q->keep_alive;
-	c->sent = 0;
-	if (q->has_request_id && serve_rid_ok(c->head + q->request_id.off, q->request_id.len)) {
-		memcpy(rid, c->head + q->request_id.off, q->request_id.len);
-		rid[q->request_id.len] = '\0';
-	}
 	memcpy(method, c->head + q->method.off, q->method.len);
 	method[q->method.len] = '\0';
 	if (hp_decode_path(c->head + q->path.off, q->path.len, path, sizeof path, &why) < 0) {
-		if (!rid[0])
-			serve_new_rid(rid);
-		serve_fail(c, rid, SERVE_LABEL_UNMATCHED, 400, "bad_path", why, NULL, 0);
+		outcome_error(o, SERVE_LABEL_UNMATCHED, 400, "bad_path", "%s", why);
+		o->unread_body = 1;
 		return;
 	}
 	if (strcmp(path, "/health") == 0 || strcmp(path, "/metrics") == 0) {
-		serve_builtin(c, method, path, rid);
+		serve_builtin(c, method, path, o);
 		return;
 	}
 	int known = 0;
 	char allow[512];
 	const struct route *r = routes_find(c->routes, method, path, &known, allow, sizeof allow);
+	if (!r && strcmp(method, "GET") == 0)
+		r = routes_find(c->routes, "WS", path, &known, allow, sizeof allow);
 	if (!r) {
-		if (!rid[0])
-			serve_new_rid(rid);
-		if (known)
-			serve_fail(c, rid, SERVE_LABEL_UNMATCHED, 405, NULL,
-				   "method not allowed on this path", allow, 0);
-		else
-			serve_fail(c, rid, SERVE_LABEL_UNMATCHED, 404, NULL, "no route for this path",
-				   NULL, 0);
+		o->unread_body = 1;
+		if (known) {
+			outcome_error(o, SERVE_LABEL_UNMATCHED, 405, NULL, "method not allowed on this path");
+			snprintf(o->allow, sizeof o->allow, "%s", allow);
+		} else {
+			outcome_error(o, SERVE_LABEL_UNMATCHED, 404, NULL, "no route for this path");
+		}
+		return;
+	}
+	if (strcmp(r->method, "WS") == 0) {
+		ws_serve(c, r, rid, o);
 		return;
 	}
 	struct conn_error e;
+	if (conn_waits_for_continue(c) && resp_continue(c) != 0) {
+		o->silent = 1;
+		c->broken = 1;
+		return;
+	}
 	enum conn_read rd = conn_read_body(c, &e);
 	if (rd != CONN_READY) {
-		if (!rid[0])
-			serve_new_rid(rid);
 		if (rd == CONN_ERROR) {
-			serve_fail(c, rid, r->label, e.status, NULL, e.why, NULL, 0);
+			outcome_error(o, r->label, e.status, NULL, "%s", e.why);
+			o->unread_body = 1;
 		} else {
 			/* The client left half-way: nothing reaches the command. */
 			c->broken = 1;
+			o->silent = 1;
+			if (!rid[0])
+				serve_new_rid(rid);
 			log_set_request_id(rid);
 			log_event(LOG_INFO, "client closed the connection before sending the whole body",
 				  json_pack("{s:s}", "route", r->label));
@@ -437,14 +477,27 @@ void serve_request(struct conn *c)
 	size_t len = 0;
 	char *line = serve_input(c, rid, &len, msg, sizeof msg);
 	if (!line) {
-		if (!rid[0])
-			serve_new_rid(rid);
-		serve_fail(c, rid, r->label, 400, "invalid_body", msg, NULL, 1);
+		outcome_error(o, r->label, 400, "invalid_body", "%s", msg);
 		return;
 	}
 	if (r->streaming)
-		exchange_stream(c, r, line, len, rid);
+		exchange_stream(c, r, line, len, rid, o);
 	else
-		exchange_route(c, r, line, len, rid);
+		exchange_route(c, r, line, len, rid, o);
 	free(line);
+}
+
+void serve_request(struct conn *c)
+{
+	const struct hp_request *q = &c->req;
+	char rid[HTTPD_REQUEST_ID_MAX + 1] = "";
+	c->keep_alive = q->keep_alive;
+	c->sent = 0;
+	if (q->has_request_id && serve_rid_ok(c->head + q->request_id.off, q->request_id.len)) {
+		memcpy(rid, c->head + q->request_id.off, q->request_id.len);
+		rid[q->request_id.len] = '\0';
+	}
+	struct outcome o = { 0 };
+	serve_route(c, rid, &o);
+	serve_finish(c, rid, &o);
 }

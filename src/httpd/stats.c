@@ -15,6 +15,8 @@ static const char *const stats_counter_names[STATS_COUNTERS] = {
 	[STATS_CONNECTIONS] = "unde_httpd_connections_total",
 	[STATS_CHILDREN_STARTED] = "unde_httpd_children_started_total",
 	[STATS_CHILD_TIMEOUTS] = "unde_httpd_child_timeouts_total",
+	[STATS_WS_OPENED] = "unde_httpd_ws_opened_total",
+	[STATS_WS_CLOSED] = "unde_httpd_ws_closed_total",
 };
 
 static const struct counters_help stats_help[] = {
@@ -26,6 +28,8 @@ static const struct counters_help stats_help[] = {
 	  "Filter processes started (one per route per keep-alive connection)." },
 	{ "unde_httpd_child_timeouts_total", "counter",
 	  "Filter processes killed because a route's timeout passed." },
+	{ "unde_httpd_ws_opened_total", "counter", "WebSocket connections opened." },
+	{ "unde_httpd_ws_closed_total", "counter", "WebSocket connections closed." },
 	{ NULL, NULL, NULL },
 };
 
@@ -76,5 +80,14 @@ char *stats_render(const struct stats *s)
 		   "# TYPE unde_httpd_start_time_seconds gauge\n"
 		   "unde_httpd_start_time_seconds %llu\n",
 		   (unsigned long long)counters_created(s->k));
+	/* open now, across every process of the service (the spec's
+	 * voice_ws_connections on the voice server) */
+	uint64_t opened = counters_get(s->k, "unde_httpd_ws_opened_total", NULL);
+	uint64_t closed = counters_get(s->k, "unde_httpd_ws_closed_total", NULL);
+	buf_printf(&b,
+		   "# HELP unde_httpd_ws_connections WebSocket connections open now (all processes).\n"
+		   "# TYPE unde_httpd_ws_connections gauge\n"
+		   "unde_httpd_ws_connections %llu\n",
+		   (unsigned long long)(opened > closed ? opened - closed : 0));
 	return buf_take(&b);
 }

@@ -18,6 +18,8 @@ enum stats_counter {
 	STATS_CONNECTIONS,      /* connections served */
 	STATS_CHILDREN_STARTED, /* filter processes started */
 	STATS_CHILD_TIMEOUTS,   /* filter processes killed after a route timeout */
+	STATS_WS_OPENED,        /* WebSocket connections opened (handshake done) */
+	STATS_WS_CLOSED,        /* … and closed */
 	STATS_COUNTERS
 };
 
