@@ -35,6 +35,7 @@
 #include "http.h"
 #include "jsonl.h"
 #include "log.h"
+#include "options.h"
 #include "pg.h"
 #include "provider.h"
 #include "sse.h"
@@ -645,6 +646,51 @@ static int run_pgstatus(int argc, char **argv)
 	return 0;
 }
 
+/* A command that is not a filter parsing argv with the same table type
+ * (options_parse): two tables, one with a callback, options after operands. */
+static int argv_on_option(void *state, int id, const char *arg)
+{
+	json_t *seen = state;
+	json_array_append_new(seen, json_pack("{s:i, s:s?}", "id", id, "arg", arg));
+	return arg && !strcmp(arg, "bad") ? -1 : 0;
+}
+
+static int run_argv(int argc, char **argv)
+{
+	static long long count = 1;
+	static const char *name;
+	static int dry;
+	static const struct filter_option own[] = {
+		{ "count", 'c', "N", "how many (1-9)", .number = &count, .min = 1, .max = 9 },
+		{ "name", 0, "NAME", "a name", .string = &name },
+		{ 0 },
+	};
+	static const struct filter_option more[] = {
+		{ "dry-run", 'n', NULL, "count, change nothing", .flag = &dry },
+		{ "tag", 0, "T", NULL, .id = 42 },
+		{ 0 },
+	};
+	json_t *seen = json_array();
+	const struct options_table t[] = { { own, NULL, NULL }, { more, argv_on_option, seen } };
+	enum options_result r = options_parse("libtest-argv", t, 2, OPTIONS_PERMUTE, argc, argv);
+	if (r == OPTIONS_HELP) {
+		options_help(stdout, own);
+		options_help(stdout, more);
+	}
+	if (r != OPTIONS_OK) {
+		json_decref(seen);
+		return r == OPTIONS_USAGE ? EX_USAGE : 0;
+	}
+	json_t *ops = json_array();
+	for (int i = optind; i < argc; i++)
+		json_array_append_new(ops, json_string(argv[i]));
+	json_t *o = json_pack("{s:I, s:s?, s:b, s:o, s:o}", "count", (json_int_t)count, "name", name,
+			      "dry", dry, "callbacks", seen, "operands", ops);
+	jsonl_write(stdout, o);
+	json_decref(o);
+	return 0;
+}
+
 int libtest_online(int argc, char **argv)
 {
 	static const struct {
@@ -655,6 +701,7 @@ int libtest_online(int argc, char **argv)
 		{ "chain", run_chain },	      { "counters", run_counters }, { "cache", run_cache },
 		{ "opts", run_opts },	      { "pull", run_pull },	{ "num", run_num },
 		{ "strbuf", run_strbuf },     { "status", run_status }, { "pgstatus", run_pgstatus }, { "svcbench", run_svcbench },
+		{ "argv", run_argv },
 	};
 	for (size_t i = 0; i < sizeof subs / sizeof *subs; i++)
 		if (strcmp(argv[0], subs[i].name) == 0) {
