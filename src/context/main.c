@@ -61,10 +61,6 @@ static int ctx_on_start(void *state, struct filter_run *run, int argc, char **ar
 	struct ctx_state *s = state;
 	(void)run;
 	(void)argv;
-	if (argc > 0) {
-		log_msg(LOG_ERROR, "unde-context takes no operands");
-		return EX_USAGE;
-	}
 	char err[512];
 	const char *cal = data_path("CONTEXT_CALENDAR", UNDE_PKGDATADIR "/context/calendar.json",
 				    UNDE_SRCDIR "/src/context/calendar.json");
@@ -498,7 +494,7 @@ int main(int argc, char **argv)
 	    .name = "unde-context",
 	    .summary = "Describe what is around the user now in a context_frame (spec §15).",
 	    .synopsis = "[OPTIONS]",
-	    .options_help = "",
+	    .max_operands = FILTER_NO_OPERANDS,
 	    .on_start = ctx_on_start,
 	    .on_record = ctx_on_record,
 	    .on_finish = ctx_on_finish,
