@@ -138,6 +138,18 @@ enum options_result options_parse(const char *cmd, const struct options_table *t
 	return res;
 }
 
+int options_main(const char *cmd, const struct options_table *tables, size_t ntables,
+		 enum options_order order, int argc, char **argv, void (*usage)(FILE *f))
+{
+	switch (options_parse(cmd, tables, ntables, order, argc, argv)) {
+	case OPTIONS_HELP: usage(stdout); return 0;
+	case OPTIONS_VERSION: return 0;
+	case OPTIONS_USAGE: return EX_USAGE;
+	case OPTIONS_OK: break;
+	}
+	return -1;
+}
+
 void options_help(FILE *f, const struct filter_option *options)
 {
 	for (const struct filter_option *o = options; o && o->name; o++) {

@@ -77,6 +77,15 @@ enum options_order {
 enum options_result options_parse(const char *cmd, const struct options_table *tables,
 				  size_t ntables, enum options_order order, int argc, char **argv);
 
+/* options_parse, then what a command does with its result: on --help
+ * usage(stdout), and exit 0 after --help or --version, 64 after a usage
+ * error. Returns -1 to go on (operands from optind), else the exit status:
+ *   int rc = options_main("unde-x", t, 1, OPTIONS_PERMUTE, argc, argv, usage);
+ *   if (rc >= 0)
+ *           return rc; */
+int options_main(const char *cmd, const struct options_table *tables, size_t ntables,
+		 enum options_order order, int argc, char **argv, void (*usage)(FILE *f));
+
 /* Write the --help lines of a table ("  -k, --top-k N       text"),
  * without a heading; entries without help are left out. */
 void options_help(FILE *f, const struct filter_option *options);

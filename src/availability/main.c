@@ -403,12 +403,9 @@ int main(int argc, char **argv)
 	log_init("unde-availability");
 	static struct av_state s;
 	const struct options_table table = { av_options, av_option, NULL };
-	switch (options_parse("unde-availability", &table, 1, OPTIONS_PERMUTE, argc, argv)) {
-	case OPTIONS_HELP: av_usage(stdout); return 0;
-	case OPTIONS_VERSION: return 0;
-	case OPTIONS_USAGE: return EX_USAGE;
-	case OPTIONS_OK: break;
-	}
+	int prc = options_main("unde-availability", &table, 1, OPTIONS_PERMUTE, argc, argv, av_usage);
+	if (prc >= 0)
+		return prc;
 	const char *env_file = av_env_file, *const *only = av_only;
 	size_t nonly = av_nonly;
 	s.from = av_from;

@@ -112,12 +112,9 @@ int main(int argc, char **argv)
 {
 	log_init("unde-cleanup");
 	const struct options_table table = { cleanup_options, cleanup_option, NULL };
-	switch (options_parse("unde-cleanup", &table, 1, OPTIONS_PERMUTE, argc, argv)) {
-	case OPTIONS_HELP: cleanup_usage(stdout); return 0;
-	case OPTIONS_VERSION: return 0;
-	case OPTIONS_USAGE: return EX_USAGE;
-	case OPTIONS_OK: break;
-	}
+	int prc = options_main("unde-cleanup", &table, 1, OPTIONS_PERMUTE, argc, argv, cleanup_usage);
+	if (prc >= 0)
+		return prc;
 	const char *env_file = cleanup_env_file;
 	long age = cleanup_age, batch = (long)cleanup_batch;
 	int dry = cleanup_dry;

@@ -27,7 +27,7 @@
 #include "lexicon.h"
 #include "log.h"
 #include "providers.h"
-#include "stats.h"
+#include "agent_stats.h"
 #include "stem.h"
 #include "util.h"
 
@@ -130,7 +130,7 @@ static int mood_on_start(void *state, struct filter_run *run, int argc, char **a
 	}
 	s->history = mood_history_enabled();
 	sctx_init(&s->shard);
-	stats_init("unde-mood", "mood_agent");
+	agent_stats_init("unde-mood", "mood_agent");
 	log_event(LOG_DEBUG, "ready",
 		  json_pack("{s:s, s:I, s:i, s:I}", "lexicon", path, "terms",
 			    (json_int_t)lexicon_size(s->lexicon), "providers", s->chain.n,
@@ -140,7 +140,7 @@ static int mood_on_start(void *state, struct filter_run *run, int argc, char **a
 
 /* Fail a record and count it. */
 #define MOOD_FAIL(run, status, code, ...)                                      \
-	(stats_count("errors_total", "provider=\"input\"", 1), stats_flush(), \
+	(agent_stats_count("errors_total", "provider=\"input\"", 1), agent_stats_flush(), \
 	 filter_fail(run, status, code, __VA_ARGS__))
 
 static int mood_on_record(void *state, struct filter_run *run, json_t *rec)
@@ -202,9 +202,9 @@ static int mood_on_record(void *state, struct filter_run *run, json_t *rec)
 		char code[32], labels[96];
 		mood_skip_reason(skip, code, sizeof code);
 		snprintf(labels, sizeof labels, "provider=\"%s\",reason=\"%s\"", name, code);
-		stats_count("errors_total", labels, 1);
+		agent_stats_count("errors_total", labels, 1);
 		snprintf(labels, sizeof labels, "from=\"%s\"", name);
-		stats_count("provider_fallbacks_total", labels, 1);
+		agent_stats_count("provider_fallbacks_total", labels, 1);
 		log_event(LOG_WARN, "provider failed, falling back",
 			  json_pack("{s:s, s:s, s:O?}", "provider", name, "reason", code, "error",
 				    json_object_get(skip, "message")));
@@ -217,9 +217,9 @@ static int mood_on_record(void *state, struct filter_run *run, json_t *rec)
 	json_object_set_new(rec, "mood_frame", frame);
 	char labels[96];
 	snprintf(labels, sizeof labels, "provider=\"%s\"", provider);
-	stats_count("requests_total", labels, 1);
-	stats_latency(util_now_ms() - t0);
-	stats_flush();
+	agent_stats_count("requests_total", labels, 1);
+	agent_stats_latency(util_now_ms() - t0);
+	agent_stats_flush();
 	chain_result_free(&res);
 	return 0;
 }
@@ -228,7 +228,7 @@ static void mood_on_finish(void *state, struct filter_run *run)
 {
 	struct mood_state *s = state;
 	(void)run;
-	stats_flush();
+	agent_stats_flush();
 	lexicon_free(s->lexicon);
 	stemmer_free(s->stemmer);
 	sctx_close(&s->shard);

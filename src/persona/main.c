@@ -119,16 +119,21 @@ static int need_db(struct pstate *s, struct filter_run *run, const char *uid, in
 			   "%s needs the shard: set PRODUCTION_DB_URL (routing), SHARD_0_DB_URL or --url", s->sub);
 }
 
-static int feedback_record(void *sp, struct filter_run *run, json_t *rec)
+/* A write to the user's shard: connect (for writing), run op, give the
+ * shard connection back, merge op's answer into rec. feedback and flush
+ * differ only in op. */
+typedef int (*shard_write_op)(PGconn *db, const json_t *rec, double now, json_t **result,
+			      struct persona_err *e);
+
+static int write_record(struct pstate *s, struct filter_run *run, json_t *rec, shard_write_op op)
 {
-	struct pstate *s = sp;
 	PGconn *db;
 	struct persona_err e = { 0 };
 	json_t *res;
 	int st = need_db(s, run, json_string_value(json_object_get(rec, "user_id")), 1, &db);
 	if (st)
 		return st;
-	int rc = store_feedback(db, rec, persona_now(), &res, &e);
+	int rc = op(db, rec, persona_now(), &res, &e);
 	persona_shard_done();
 	if (rc < 0)
 		return fail_with(run, &e);
@@ -136,24 +141,27 @@ static int feedback_record(void *sp, struct filter_run *run, json_t *rec)
 	return 0;
 }
 
+static int feedback_record(void *sp, struct filter_run *run, json_t *rec)
+{
+	return write_record(sp, run, rec, store_feedback);
+}
+
+/* store_flush with its arguments taken from the record. */
+static int flush_op(PGconn *db, const json_t *rec, double now, json_t **result,
+		    struct persona_err *e)
+{
+	return store_flush(db, json_string_value(json_object_get(rec, "user_id")),
+			   json_string_value(json_object_get(rec, "exchange_id")), now, result, e);
+}
+
+/* A flush changes the profile: this process's cached copy goes. */
 static int flush_record(void *sp, struct filter_run *run, json_t *rec)
 {
-	struct pstate *s = sp;
-	PGconn *db;
-	struct persona_err e = { 0 };
-	json_t *res;
+	int rc = write_record(sp, run, rec, flush_op);
 	const char *uid = json_string_value(json_object_get(rec, "user_id"));
-	int st = need_db(s, run, uid, 1, &db);
-	if (st)
-		return st;
-	int rc = store_flush(db, uid, json_string_value(json_object_get(rec, "exchange_id")), persona_now(), &res, &e);
-	persona_shard_done();
-	if (rc < 0)
-		return fail_with(run, &e);
-	if (uid)
+	if (rc == 0 && uid)
 		cache_del(profiles(), uid);
-	merge(rec, res);
-	return 0;
+	return rc;
 }
 
 static int profile_record(void *sp, struct filter_run *run, json_t *rec)

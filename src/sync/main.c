@@ -261,12 +261,9 @@ int main(int argc, char **argv)
 	log_init("unde-sync");
 	struct sync_state s = { 0 };
 	const struct options_table table = { sync_options, NULL, NULL };
-	switch (options_parse("unde-sync", &table, 1, OPTIONS_PERMUTE, argc, argv)) {
-	case OPTIONS_HELP: sync_usage(stdout); return 0;
-	case OPTIONS_VERSION: return 0;
-	case OPTIONS_USAGE: return EX_USAGE;
-	case OPTIONS_OK: break;
-	}
+	int prc = options_main("unde-sync", &table, 1, OPTIONS_PERMUTE, argc, argv, sync_usage);
+	if (prc >= 0)
+		return prc;
 	if (optind < argc) {
 		log_event(LOG_ERROR, "unde-sync takes no arguments", json_pack("{s:s, s:i}", "argument",
 									      argv[optind], "exit", EX_USAGE));

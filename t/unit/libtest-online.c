@@ -79,34 +79,24 @@ static void http2_print(const char *url, const struct http_response *r)
 
 static int run_http2(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "deadline-ms", required_argument, NULL, 'D' },
-		{ "sequential", no_argument, NULL, 's' },
-		{ "threads", required_argument, NULL, 'T' },
-		{ "attempts", required_argument, NULL, 'a' },
-		{ "timeout-ms", required_argument, NULL, 't' },
-		{ "backoff-ms", required_argument, NULL, 'b' },
+	struct http_request proto = { 0 };
+	long long deadline_ms = 0, threads = 0, attempts = 0, timeout_ms = 0, backoff_ms = 0;
+	int sequential = 0;
+	const struct filter_option opts[] = {
+		{ "deadline-ms", 0, "MS", NULL, .number = &deadline_ms, .min = 0, .max = 3600000 },
+		{ "sequential", 0, NULL, NULL, .flag = &sequential },
+		{ "threads", 0, "N", NULL, .number = &threads, .min = 0, .max = 3600000 },
+		{ "attempts", 0, "N", NULL, .number = &attempts, .min = 0, .max = 3600000 },
+		{ "timeout-ms", 0, "MS", NULL, .number = &timeout_ms, .min = 0, .max = 3600000 },
+		{ "backoff-ms", 0, "MS", NULL, .number = &backoff_ms, .min = 0, .max = 3600000 },
 		{ 0 },
 	};
-	struct http_request proto = { 0 };
-	long long deadline_ms = 0, threads = 0, v;
-	int sequential = 0, c;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (c == 's') {
-			sequential = 1;
-			continue;
-		}
-		if (c == '?' || util_parse_long(optarg, 0, 3600000, &v) != NUM_OK)
-			return EX_USAGE;
-		switch (c) {
-		case 'D': deadline_ms = v; break;
-		case 'T': threads = v; break;
-		case 'a': proto.max_attempts = (int)v; break;
-		case 't': proto.timeout_ms = (long)v; break;
-		case 'b': proto.backoff_base_ms = (long)v; break;
-		}
-	}
+	const struct options_table table = { opts, NULL, NULL };
+	if (options_parse("libtest-http2", &table, 1, OPTIONS_PERMUTE, argc, argv) != OPTIONS_OK)
+		return EX_USAGE;
+	proto.max_attempts = (int)attempts;
+	proto.timeout_ms = (long)timeout_ms;
+	proto.backoff_base_ms = (long)backoff_ms;
 	if (deadline_ms > 0)
 		proto.deadline = deadline_in((long)deadline_ms);
 	size_t n = (size_t)(argc - optind);
