@@ -306,7 +306,8 @@ int main(int argc, char **argv)
 		.name = "unde-ximilar-sync",
 		.summary = "Put every photo of the catalog's products into the visual-search collection"
 			   " (Ximilar, or local descriptors in pgvector).",
-		.synopsis = CLAIM_SYNOPSIS,
+		/* CLAIM_SYNOPSIS less --include-permanent, which this command never took */
+		.synopsis = "[--pending [--limit N] | --retry-failed [--limit N]] [--claim-ttl SECONDS]",
 		.options = xs_option_table,
 		.max_operands = FILTER_NO_OPERANDS,
 		.on_start = xs_on_start,
