@@ -13,6 +13,7 @@
 #include "filter.h"
 #include "jsonl.h"
 #include "log.h"
+#include "options.h"
 #include "util.h"
 
 enum {
@@ -37,6 +38,7 @@ struct filter_run {
 	int exit_status;
 	int write_failed;
 	long budget_ms;            /* UNDE_DEADLINE_MS, 0: none */
+	int limit_given;           /* --limit was on the command line */
 	enum filter_pull (*pull)(void *state, struct filter_run *run, json_t **record);
 	struct deadline deadline;  /* the current record's */
 };
@@ -170,6 +172,8 @@ int filter_validate(const json_t *obj, const struct filter_field *fields, const 
 }
 
 enum filter_source filter_source(const struct filter_run *run) { return run->source; }
+
+int filter_limit_given(const struct filter_run *run) { return run->limit_given; }
 
 static void filter_write(struct filter_run *run, const json_t *line)
 {
@@ -322,20 +326,6 @@ static void filter_report_stats(const struct filter_run *run)
 	fclose(f);
 }
 
-/* The --help lines of an option table: "  -k, --top-k N       text". */
-static void filter_usage_table(const struct filter_option *opts, FILE *f)
-{
-	fprintf(f, "Options:\n");
-	for (const struct filter_option *o = opts; o->name; o++) {
-		char head[96];
-		snprintf(head, sizeof head, "%c%c%s--%s%s%s", o->letter ? '-' : ' ',
-			 o->letter ? o->letter : ' ', o->letter ? ", " : "  ", o->name,
-			 o->arg ? " " : "", o->arg ? o->arg : "");
-		fprintf(f, "  %-20s %s\n", head, o->help ? o->help : "");
-	}
-	fputc('\n', f);
-}
-
 static void filter_usage(const struct filter_def *def, FILE *f)
 {
 	char synopsis[256];
@@ -345,8 +335,11 @@ static void filter_usage(const struct filter_def *def, FILE *f)
 		snprintf(synopsis, sizeof synopsis, "[OPTIONS]%s%s",
 			 def->operands_help ? " " : "", def->operands_help ? def->operands_help : "");
 	fprintf(f, "Usage: %s %s\n%s\n\n", def->name, synopsis, def->summary);
-	if (def->options && def->options[0].name)
-		filter_usage_table(def->options, f);
+	if (def->options && def->options[0].name) {
+		fprintf(f, "Options:\n");
+		options_help(f, def->options);
+		fputc('\n', f);
+	}
 	if (def->options_help && *def->options_help)
 		fprintf(f, "Options:\n%s\n", def->options_help);
 	fprintf(f, "Common options:\n");
@@ -367,60 +360,93 @@ static void filter_usage(const struct filter_def *def, FILE *f)
 		JSONL_DEFAULT_MAX_LINE, def->name);
 }
 
-static const struct option filter_common_options[] = {
-	{ "help", no_argument, NULL, 'h' },
-	{ "version", no_argument, NULL, 'V' },
-	{ "env-file", required_argument, NULL, OPT_ENV_FILE },
-	{ "online", no_argument, NULL, OPT_ONLINE },
-	{ "pending", no_argument, NULL, OPT_PENDING },
-	{ "retry-failed", no_argument, NULL, OPT_RETRY_FAILED },
-	{ "limit", required_argument, NULL, OPT_LIMIT },
-	{ "max-line", required_argument, NULL, OPT_MAX_LINE },
-};
-
 static int filter_usage_error(const struct filter_def *def, const char *msg)
 {
-	log_event(LOG_ERROR, msg, json_pack("{s:i}", "exit", EX_USAGE));
-	fprintf(stderr, "Try '%s --help'.\n", def->name);
-	return EX_USAGE;
+	return options_usage_error(def->name, msg);
 }
 
-static int filter_parse_count(const char *s, long min, long max, long *out)
+/* A command's legacy getopt options (def->longopts, def->shortopts) as
+ * table entries, so the one parser takes them too: each keeps its getopt
+ * value as its id, and its letter when shortopts lists it. Not listed by
+ * --help (the command's options_help text describes them). */
+static struct filter_option *filter_legacy_table(const struct filter_def *def)
 {
-	long long v;
-	if (util_parse_long(s, min, max, &v) != NUM_OK)
-		return -1;
-	*out = (long)v;
+	size_t n = 0;
+	while (def->longopts && def->longopts[n].name)
+		n++;
+	struct filter_option *t = xcalloc(n + 1, sizeof *t);
+	const char *letters = def->shortopts ? def->shortopts : "";
+	for (size_t i = 0; i < n; i++) {
+		const struct option *lo = &def->longopts[i];
+		int v = lo->val;
+		int letter = v > 0 && v < 128 && v != ':' && strchr(letters, v) ? v : 0;
+		t[i] = (struct filter_option){ .name = lo->name, .letter = letter,
+					       .arg = lo->has_arg != no_argument ? "ARG" : NULL,
+					       .id = v };
+	}
+	return t;
+}
+
+/* What the runner's own options set. */
+struct filter_common {
+	struct filter_run *run;
+	const struct filter_def *def;
+	void *state;
+	const char *env_file;
+	long long limit, max_line;
+	int limit_given;
+};
+
+static int filter_common_option(void *sp, int id, const char *arg)
+{
+	struct filter_common *c = sp;
+	(void)arg;
+	switch (id) {
+	case OPT_ONLINE: c->run->online = 1; break;
+	case OPT_PENDING: c->run->source = FILTER_SOURCE_PENDING; break;
+	case OPT_RETRY_FAILED: c->run->source = FILTER_SOURCE_RETRY_FAILED; break;
+	default: break;
+	}
 	return 0;
 }
 
-/* Take one option of the command's table: store it, then on_option. */
-static int filter_table_option(const struct filter_def *def, void *state,
-			       const struct filter_option *o, const char *arg)
+/* The command's legacy on_option, called with its getopt value. */
+static int filter_legacy_option(void *sp, int id, const char *arg)
 {
-	if (o->number) {
-		long long v;
-		enum num_status st = util_parse_long(arg, o->min, o->max, &v);
-		if (st != NUM_OK) {
-			log_event(LOG_ERROR, "invalid option value",
-				  json_pack("{s:s, s:s, s:s, s:I, s:I, s:i}", "option", o->name,
-					    "value", arg, "error", util_num_status_text(st), "min",
-					    (json_int_t)o->min, "max", (json_int_t)o->max, "exit",
-					    EX_USAGE));
-			fprintf(stderr, "Try '%s --help'.\n", def->name);
-			return EX_USAGE;
-		}
-		*o->number = v;
+	const struct filter_common *c = sp;
+	return c->def->on_option ? c->def->on_option(c->state, id, arg) : -1;
+}
+
+/* The runner's options, the command's table and its legacy longopts, all
+ * through options_parse. 0 to go on, -1 after --help/--version (exit 0),
+ * or EX_USAGE. */
+static int filter_parse_options(struct filter_common *c, int argc, char **argv)
+{
+	const struct filter_option common[] = {
+		{ "env-file", 0, "FILE", NULL, .string = &c->env_file },
+		{ "online", 0, NULL, NULL, .id = OPT_ONLINE },
+		{ "pending", 0, NULL, NULL, .id = OPT_PENDING },
+		{ "retry-failed", 0, NULL, NULL, .id = OPT_RETRY_FAILED },
+		{ "limit", 0, "N", NULL, .number = &c->limit, .min = 1, .max = 1000000,
+		  .flag = &c->limit_given, .id = OPT_LIMIT },
+		{ "max-line", 0, "BYTES", NULL, .number = &c->max_line, .min = 64,
+		  .max = 1LL << 30, .id = OPT_MAX_LINE },
+		{ 0 },
+	};
+	struct filter_option *legacy = filter_legacy_table(c->def);
+	const struct options_table tables[] = {
+		{ common, filter_common_option, c },
+		{ c->def->options, c->def->on_option, c->state },
+		{ legacy, filter_legacy_option, c },
+	};
+	enum options_result r = options_parse(c->def->name, tables, 3, OPTIONS_IN_ORDER, argc, argv);
+	free(legacy);
+	switch (r) {
+	case OPTIONS_HELP: filter_usage(c->def, stdout); return -1;
+	case OPTIONS_VERSION: return -1;
+	case OPTIONS_USAGE: return EX_USAGE;
+	case OPTIONS_OK: break;
 	}
-	if (o->flag)
-		*o->flag = 1;
-	if (o->string)
-		*o->string = arg;
-	if (def->on_option &&
-	    def->on_option(state, o->id ? o->id : o->letter ? o->letter : (int)(o - def->options) +
-							    FILTER_OPT_TABLE,
-			   arg) != 0)
-		return filter_usage_error(def, "invalid option value");
 	return 0;
 }
 
@@ -429,80 +455,18 @@ int filter_main(const struct filter_def *def, void *state, int argc, char **argv
 	log_init(def->name);
 	signal(SIGPIPE, SIG_IGN);
 
-	size_t nown = 0, ntable = 0;
-	while (def->longopts && def->longopts[nown].name)
-		nown++;
-	while (def->options && def->options[ntable].name)
-		ntable++;
-	size_t ncommon = sizeof filter_common_options / sizeof *filter_common_options;
-	struct option *opts = xcalloc(nown + ntable + ncommon + 1, sizeof *opts);
-	memcpy(opts, filter_common_options, sizeof filter_common_options);
-	if (nown)
-		memcpy(opts + ncommon, def->longopts, nown * sizeof *opts);
-	struct buf shortopts = { 0 };
-	buf_printf(&shortopts, "+hV%s", def->shortopts ? def->shortopts : "");
-	for (size_t i = 0; i < ntable; i++) {
-		const struct filter_option *o = &def->options[i];
-		assert(o->letter == 0 || isalnum(o->letter));
-		opts[ncommon + nown + i] = (struct option){
-			o->name, o->arg ? required_argument : no_argument, NULL,
-			o->letter ? o->letter : FILTER_OPT_TABLE + (int)i
-		};
-		if (o->letter)
-			buf_printf(&shortopts, "%c%s", o->letter, o->arg ? ":" : "");
-	}
-
 	struct filter_run run = { .def = def, .out = stdout, .source = FILTER_SOURCE_STDIN,
 				  .pull = def->pull };
 	run.online = conf_bool("UNDE_ONLINE", 0);
-	const char *env_file = NULL;
-	long limit = def->default_limit ? def->default_limit : 200;
-	long max_line = JSONL_DEFAULT_MAX_LINE;
-	int limit_given = 0, c, rc = 0;
-
-	while ((c = getopt_long(argc, argv, shortopts.data, opts, NULL)) != -1) {
-		const struct filter_option *o = NULL;
-		for (size_t i = 0; i < ntable && !o; i++)
-			if (c == (def->options[i].letter ? def->options[i].letter
-							 : FILTER_OPT_TABLE + (int)i))
-				o = &def->options[i];
-		if (o && c != 'h' && c != 'V') {
-			if ((rc = filter_table_option(def, state, o, optarg)) != 0)
-				break;
-			continue;
-		}
-		switch (c) {
-		case 'h': filter_usage(def, stdout); free(opts); buf_free(&shortopts); return 0;
-		case 'V':
-			printf("%s %s\n", def->name, PACKAGE_VERSION);
-			free(opts);
-			buf_free(&shortopts);
-			return 0;
-		case OPT_ENV_FILE: env_file = optarg; break;
-		case OPT_ONLINE: run.online = 1; break;
-		case OPT_PENDING: run.source = FILTER_SOURCE_PENDING; break;
-		case OPT_RETRY_FAILED: run.source = FILTER_SOURCE_RETRY_FAILED; break;
-		case OPT_LIMIT:
-			if (filter_parse_count(optarg, 1, 1000000, &limit) != 0)
-				rc = filter_usage_error(def, "--limit takes a whole number from 1 to 1000000");
-			limit_given = 1;
-			break;
-		case OPT_MAX_LINE:
-			if (filter_parse_count(optarg, 64, 1L << 30, &max_line) != 0)
-				rc = filter_usage_error(def, "--max-line takes a byte count from 64 to 1073741824");
-			break;
-		case '?': rc = filter_usage_error(def, "unknown option or missing argument"); break;
-		default:
-			if (!def->on_option || def->on_option(state, c, optarg) != 0)
-				rc = filter_usage_error(def, "invalid option value");
-		}
-		if (rc)
-			break;
-	}
-	free(opts);
-	buf_free(&shortopts);
+	struct filter_common c = { .run = &run, .def = def, .state = state,
+				   .limit = def->default_limit ? def->default_limit : 200,
+				   .max_line = JSONL_DEFAULT_MAX_LINE };
+	int rc = filter_parse_options(&c, argc, argv);
 	if (rc)
-		return rc;
+		return rc < 0 ? 0 : rc;
+	const char *env_file = c.env_file;
+	long limit = (long)c.limit, max_line = (long)c.max_line;
+	int limit_given = run.limit_given = c.limit_given;
 	int noperands = argc - optind;
 	if (def->max_operands == FILTER_NO_OPERANDS && noperands > 0)
 		return filter_usage_error(def, "this command takes no arguments");

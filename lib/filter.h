@@ -51,29 +51,16 @@
 #include <sysexits.h>
 
 #include "deadline.h"
+#include "options.h"
 
 struct filter_run;
 
-/* getopt values from here up are the runner's own long options; a
- * command's legacy longopts take values below FILTER_OPT_TABLE (e.g. from
- * 256). Options from a filter_option table are numbered by the runner. */
+/* getopt values from here up are the runner's own options; a command's
+ * legacy longopts take values below FILTER_OPT_TABLE (e.g. from 256).
+ * Entries of a filter_option table (lib/options.h) without id or letter get
+ * FILTER_OPT_TABLE + their index as on_option's id. */
 #define FILTER_OPT_RESERVED 0x7000
-#define FILTER_OPT_TABLE 0x6000
-
-/* One option of a command's own: its getopt entry and its --help line.
- * The runner stores what it can (number, flag, string) and then calls
- * on_option(state, id, arg) when the command has one. */
-struct filter_option {
-	const char *name;  /* long name without "--" */
-	int letter;        /* short option letter, or 0 */
-	const char *arg;   /* the argument's name in --help ("N"), or NULL: a flag */
-	const char *help;  /* one line for --help */
-	int id;            /* for on_option; 0: the letter */
-	long long *number; /* parsed with bounds [min, max] (util_parse_long) */
-	long long min, max;
-	int *flag;           /* set to 1 when given */
-	const char **string; /* set to the argument */
-};
+#define FILTER_OPT_TABLE OPTIONS_ID_BASE
 
 /* max_operands: 0 leaves operands to on_start (the old way). */
 #define FILTER_NO_OPERANDS (-1)
@@ -182,6 +169,10 @@ long filter_budget_ms(const struct filter_run *run);
 
 /* Is this an online (1:1) run? */
 int filter_online(const struct filter_run *run);
+
+/* Was --limit given? (A queue command's BATCH_SIZE default applies only
+ * when not.) */
+int filter_limit_given(const struct filter_run *run);
 
 /* The source records are being read from. */
 enum filter_source filter_source(const struct filter_run *run);

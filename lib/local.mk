@@ -25,3 +25,7 @@ lib_libunde_a_SOURCES += lib/descriptor.c lib/descriptor.h
 # the shard client (lib/shardc.h): unde-shard and every command reading a user's shard
 lib_libunde_a_SOURCES += lib/shardc.h lib/shardc_route.c lib/shardc_save.c \
 	lib/shardc_search.c lib/shardc_envelope.c
+# one option table for argv parsing and --help (filters and the other commands)
+lib_libunde_a_SOURCES += lib/options.c lib/options.h
+# the online agents' metrics, summed across processes (unde-mood, unde-context)
+lib_libunde_a_SOURCES += lib/agent_stats.c lib/agent_stats.h

@@ -40,10 +40,19 @@ static void provider_var(const struct provider *p, const char *suffix, char *out
 	snprintf(out + k, len - k, "%s", suffix);
 }
 
+/* The variable the key is read from: key_var, else <NAME>_API_KEY. */
+static void provider_key_var(const struct provider *p, char *out, size_t len)
+{
+	if (p->key_var)
+		snprintf(out, len, "%s", p->key_var);
+	else
+		provider_var(p, "_API_KEY", out, len);
+}
+
 static const char *provider_key(const struct provider *p)
 {
 	char var[96];
-	provider_var(p, "_API_KEY", var, sizeof var);
+	provider_key_var(p, var, sizeof var);
 	const char *k = conf_str(var, NULL);
 	return k && *k ? k : NULL;
 }
@@ -93,7 +102,7 @@ static void provider_call(const struct provider *p, void *ud, const json_t *inpu
 	const char *key = provider_key(p);
 	if (p->auth != PROVIDER_AUTH_NONE && !key) {
 		char var[96];
-		provider_var(p, "_API_KEY", var, sizeof var);
+		provider_key_var(p, var, sizeof var);
 		outcome(o, PROVIDER_NO_KEY, "%s is not set", var);
 		return;
 	}

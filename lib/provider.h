@@ -85,6 +85,9 @@ struct provider {
 	/* The message inside an error body, for the log; NULL: the common
 	 * {"error":{"message"}} / {"message"} shapes are tried. */
 	void (*error_message)(const json_t *body, char *msg, size_t msglen);
+	/* The key's variable when it is not <NAME>_API_KEY (unde-mood's
+	 * MOOD_LLM_API_KEY: one provider, a key per role); NULL: the default. */
+	const char *key_var;
 };
 
 /* The local stand-in: compute the answer here (a new object), or NULL with

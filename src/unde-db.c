@@ -31,6 +31,7 @@
 #include "conf.h"
 #include "jsonl.h"
 #include "log.h"
+#include "options.h"
 #include "pg.h"
 #include "util.h"
 
@@ -44,30 +45,37 @@ struct migration {
 	char path[PATH_MAX];
 };
 
+/* What the options set. */
+static const char *db_url, *db_sqldir_opt, *db_env_file;
+static long long db_shard;
+
+static const struct filter_option db_options[] = {
+	{ "url", 0, "URL", "database URL (default: STAGING_DB_URL, PRODUCTION_DB_URL\n"
+			   "                       or SHARD_<N>_DB_URL by database)", .string = &db_url },
+	{ "shard", 0, "N", "which shard's URL variable to use (default 0)", .number = &db_shard,
+	  .min = 0, .max = 9999 },
+	{ "sql-dir", 0, "DIR", "where sql/<db>/ lives (default: UNDE_SQL_DIR, the\n"
+			       "                       installed " UNDE_SQLDIR ", or the source tree)",
+	  .string = &db_sqldir_opt },
+	{ "env-file", 0, "FILE", "read KEY=VALUE settings", .string = &db_env_file },
+	{ 0 },
+};
+
 static void db_usage(FILE *f)
 {
 	fputs("Usage: unde-db migrate staging|production|shard [--url URL] [--shard N]\n"
 	      "       unde-db status [staging|production|shard …] [--url URL] [--shard N]\n"
 	      "Apply or list the numbered SQL migrations of UNDE's databases.\n\n"
-	      "Options:\n"
-	      "  --url URL        database URL (default: STAGING_DB_URL, PRODUCTION_DB_URL\n"
-	      "                   or SHARD_<N>_DB_URL by database)\n"
-	      "  --shard N        which shard's URL variable to use (default 0)\n"
-	      "  --sql-dir DIR    where sql/<db>/ lives (default: UNDE_SQL_DIR, the\n"
-	      "                   installed " UNDE_SQLDIR ", or the source tree)\n"
-	      "  --env-file FILE  read KEY=VALUE settings\n"
-	      "  -h, --help       show this help\n"
-	      "  -V, --version    show the version\n"
+	      "Options:\n",
+	      f);
+	options_help(f, db_options);
+	fputs("  -h, --help           show this help\n"
+	      "  -V, --version        show the version\n"
 	      "Writes one JSON line per migration on stdout. See unde-db(1).\n",
 	      f);
 }
 
-static int db_usage_error(const char *msg)
-{
-	log_event(LOG_ERROR, msg, json_pack("{s:i}", "exit", EX_USAGE));
-	fputs("Try 'unde-db --help'.\n", stderr);
-	return EX_USAGE;
-}
+static int db_usage_error(const char *msg) { return options_usage_error("unde-db", msg); }
 
 static int db_known(const char *db)
 {
@@ -382,32 +390,12 @@ static const char *db_url_var(const char *db, long shard, char *buf, size_t len)
 int main(int argc, char **argv)
 {
 	log_init("unde-db");
-	static const struct option opts[] = {
-		{ "url", required_argument, NULL, 'u' },
-		{ "shard", required_argument, NULL, 's' },
-		{ "sql-dir", required_argument, NULL, 'd' },
-		{ "env-file", required_argument, NULL, 'e' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ 0 },
-	};
-	const char *url = NULL, *sqldir_opt = NULL, *env_file = NULL;
-	long long shard = 0;
-	int c;
-	while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
-		switch (c) {
-		case 'u': url = optarg; break;
-		case 'd': sqldir_opt = optarg; break;
-		case 'e': env_file = optarg; break;
-		case 's':
-			if (util_parse_long(optarg, 0, 9999, &shard) != NUM_OK)
-				return db_usage_error("--shard takes a shard number from 0 to 9999");
-			break;
-		case 'h': db_usage(stdout); return 0;
-		case 'V': printf("unde-db %s\n", PACKAGE_VERSION); return 0;
-		default: return db_usage_error("unknown option or missing argument");
-		}
-	}
+	const struct options_table table = { db_options, NULL, NULL };
+	int prc = options_main("unde-db", &table, 1, OPTIONS_PERMUTE, argc, argv, db_usage);
+	if (prc >= 0)
+		return prc;
+	const char *url = db_url, *sqldir_opt = db_sqldir_opt, *env_file = db_env_file;
+	long long shard = db_shard;
 	if (optind >= argc)
 		return db_usage_error("missing subcommand: migrate or status");
 	const char *sub = argv[optind++];

@@ -72,7 +72,6 @@ struct dl_state {
 	struct objstore *os;
 	struct claim claim;
 	long timeout_s, max_retries, concurrency, max_photos, max_bytes;
-	int limit_given;        /* --limit was given: BATCH_SIZE does not apply */
 	int include_permanent;  /* --include-permanent */
 	const char *user_agent;
 	char ua_header[300];
@@ -515,8 +514,7 @@ static int dl_one_from_stdin(struct dl_state *s, struct filter_run *run, json_t 
 static json_t *dl_select(void *sp, struct filter_run *run, enum filter_source src, long limit)
 {
 	struct dl_state *s = sp;
-	(void)run;
-	limit = claim_batch_size(limit, s->limit_given, "DOWNLOAD_BATCH_SIZE");
+	limit = claim_batch_size(limit, filter_limit_given(run), "DOWNLOAD_BATCH_SIZE");
 	/* 'error' rows without image_urls are download failures; those with
 	 * image_urls failed later, at the collage (unde-collage retries them);
 	 * permanent ones only when asked */
@@ -651,30 +649,11 @@ static int dl_on_record(void *sp, struct filter_run *run, json_t *rec)
 
 /* --- start and finish -------------------------------------------------------- */
 
-static const struct option dl_options[] = {
-	CLAIM_LONGOPT,
-	{ NULL, 0, NULL, 0 },
-};
-
-static int dl_on_option(void *sp, int opt, const char *arg)
-{
-	struct dl_state *s = sp;
-	if (opt == CLAIM_OPT_INCLUDE_PERMANENT) {
-		s->include_permanent = 1;
-		return 0;
-	}
-	return opt == CLAIM_OPT_TTL ? claim_set_ttl(&s->claim, arg) : -1;
-}
-
 static int dl_on_start(void *sp, struct filter_run *run, int argc, char **argv)
 {
 	struct dl_state *s = sp;
 	(void)run;
 	(void)argv;
-	if (argc > 0) {
-		log_event(LOG_ERROR, "unde-download takes no arguments", json_pack("{s:i}", "exit", EX_USAGE));
-		return EX_USAGE;
-	}
 	const char *url = conf_require("STAGING_DB_URL");
 	s->timeout_s = conf_long("DOWNLOAD_TIMEOUT", 30, 1, 3600);
 	s->max_retries = conf_long("MAX_RETRIES", 3, 0, 20);
@@ -736,19 +715,22 @@ static void dl_on_finish(void *sp, struct filter_run *run)
 int main(int argc, char **argv)
 {
 	static struct dl_state state;
+	static const struct filter_option dl_option_table[] = {
+		CLAIM_TTL_OPTION("DOWNLOAD_CLAIM_TTL", &state.claim.ttl),
+		CLAIM_PERMANENT_OPTION(&state.include_permanent),
+		{ 0 },
+	};
 	static const struct filter_def def = {
 		.name = "unde-download",
 		.summary = "Download product photos from the brands' CDNs into object storage (originals/).",
 		.synopsis = CLAIM_SYNOPSIS,
-		.options_help = CLAIM_OPTIONS_HELP("DOWNLOAD_CLAIM_TTL"),
-		.longopts = dl_options,
-		.on_option = dl_on_option,
+		.options = dl_option_table,
+		.max_operands = FILTER_NO_OPERANDS,
 		.on_start = dl_on_start,
 		.on_record = dl_on_record,
 		.select_pending = dl_select,
 		.on_finish = dl_on_finish,
 	};
-	state.limit_given = claim_limit_given(argc, argv);
 	int rc = filter_main(&def, &state, argc, argv);
 	PQfinish(state.db);
 	objstore_close(state.os);

@@ -10,12 +10,7 @@ load lib/moto
 load lib/catalog
 
 setup_file() {
-	pg_start
-	fake_start cdn cdn.py
-	fake_start apify apify.py
-	fake_start ximilar ximilar.py
-	fake_start zara zara.py
-	moto_start unde-images
+	catalog_setup_file cdn apify ximilar zara
 }
 
 teardown_file() {

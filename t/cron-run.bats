@@ -13,10 +13,7 @@ load lib/catalog
 load lib/cron
 
 setup_file() {
-	pg_start
-	fake_start cdn cdn.py
-	fake_start apify apify.py
-	moto_start unde-images
+	catalog_setup_file cdn apify
 }
 
 teardown_file() {

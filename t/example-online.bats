@@ -73,5 +73,5 @@ U=6f1c2a9e-1b7d-4c3e-9a51-0d2b8e4f7a10
 	run ex --help
 	assert_success
 	assert_output --partial '  -s, --salute WORD    the word to greet with (default Hello)'
-	assert_output --partial '      --reserve-ms MS  budget kept for the local stand-in'
+	assert_output --partial '  --reserve-ms MS      budget kept for the local stand-in'
 }

@@ -654,7 +654,7 @@ chain() {
 	assert_success
 	assert_output --partial 'Usage: libtest-opts [OPTIONS] [WORD]'
 	assert_output --partial '  -k, --top-k N        results to keep (1-100, default 10)'
-	assert_output --partial '      --name NAME      a name to echo'
+	assert_output --partial '  --name NAME          a name to echo'
 	assert_output --partial '  -v, --verbose        say more'
 }
 
@@ -832,4 +832,30 @@ chain() {
 	assert_equal "$(stat -c %a "$d/x.prom")" 644
 	# only the planted link is left beside the file: no temp file of ours
 	assert_equal "$(ls "$d" | grep -c tmp)" 1
+}
+
+@test "a command that is not a filter parses argv with the same option table, options after operands too" {
+	run --separate-stderr libtest argv one -c 3 --name zed two -n --tag x
+	assert_success
+	assert_jq '.count == 3 and .name == "zed" and .dry and .operands == ["one","two"] and .callbacks == [{"id":110,"arg":null},{"id":42,"arg":"x"}]'
+	run libtest argv --help
+	assert_success
+	assert_output --partial '  -c, --count N        how many (1-9)'
+	assert_output --partial '  -n, --dry-run        count, change nothing'
+	refute_output --partial 'tag'
+	run --separate-stderr libtest argv --count 10
+	assert_failure 64
+	[[ "$stderr" == *'invalid value for --count'*'"option":"count"'*'is above the maximum'* ]]
+	run --separate-stderr libtest argv --tag bad
+	assert_failure 64
+	[[ "$stderr" == *'invalid value for --tag'* ]]
+	run --separate-stderr libtest argv --nope
+	assert_failure 64
+	[[ "$stderr" == *'unknown option --nope'* ]]
+	run --separate-stderr libtest argv --name
+	assert_failure 64
+	[[ "$stderr" == *'option --name needs an argument'* ]]
+	run libtest argv --version
+	assert_success
+	assert_output --regexp '^libtest-argv [0-9]'
 }

@@ -9,10 +9,7 @@ load lib/moto
 load lib/catalog
 
 setup_file() {
-	pg_start
-	fake_start cdn cdn.py
-	fake_start apify apify.py
-	moto_start unde-images
+	catalog_setup_file cdn apify
 }
 
 teardown_file() {

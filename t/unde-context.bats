@@ -15,9 +15,8 @@ setup_file() {
 	fake_start weather weather.py
 	export WEATHER_API_URL=$FAKE_WEATHER_URL/v1
 	pg_start
-	PROD_URL=$(pg_createdb prod)
+	PROD_URL=$(pg_migrated_db prod production)
 	export PROD_URL
-	unde-db migrate production --url "$PROD_URL" >/dev/null 2>&1
 	psql -q -v ON_ERROR_STOP=1 "$PROD_URL" <<'SQL'
 INSERT INTO malls (id, name, city, country, timezone, latitude, longitude, radius_m, opening_hours) VALUES
  ('dubai-hills-mall', 'Dubai Hills Mall', 'Dubai', 'AE', 'Asia/Dubai', 25.1025, 55.2438, 400,
@@ -38,10 +37,7 @@ INSERT INTO events (mall_id, store_id, type, title, discount, tags, starts_at, e
 SQL
 }
 
-teardown_file() {
-	fake_stop_all
-	pg_stop
-}
+teardown_file() { pg_teardown_file; }
 
 setup() {
 	fake_reset weather

@@ -16,15 +16,11 @@ setup_file() {
 	fake_start gemini gemini.py
 	export DEEPSEEK_API_URL=$FAKE_DEEPSEEK_URL GEMINI_API_URL=$FAKE_GEMINI_URL
 	pg_start
-	SHARD_URL=$(pg_createdb shard0)
+	SHARD_URL=$(pg_migrated_db shard0 shard)
 	export SHARD_URL
-	unde-db migrate shard --url "$SHARD_URL" >/dev/null 2>&1
 }
 
-teardown_file() {
-	fake_stop_all
-	pg_stop
-}
+teardown_file() { pg_teardown_file; }
 
 setup() {
 	fake_reset deepseek

@@ -35,6 +35,7 @@
 #include "filter.h"
 #include "jsonl.h"
 #include "log.h"
+#include "options.h"
 #include "metrics.h"
 #include "pg.h"
 #include "util.h"
@@ -358,17 +359,40 @@ static void av_brand_run(struct av_state *s, struct av_brand *b)
 
 /* --- main ------------------------------------------------------------------------ */
 
+/* What the options set; --brand is repeatable. */
+static const char *av_env_file, *av_from, *av_only[AV_MAX_BRANDS];
+static size_t av_nonly;
+
+/* --brand: a slug (a-z, 0-9), at most AV_MAX_BRANDS of them. */
+static int av_option(void *state, int id, const char *arg)
+{
+	(void)state;
+	if (id != 'b')
+		return 0;
+	if (av_nonly >= AV_MAX_BRANDS || !*arg || strlen(arg) > 31 ||
+	    strspn(arg, "abcdefghijklmnopqrstuvwxyz0123456789") != strlen(arg))
+		return -1;
+	av_only[av_nonly++] = arg;
+	return 0;
+}
+
+static const struct filter_option av_options[] = {
+	{ "brand", 'b', "B", "only this brand (repeatable; default zara and every brand\n"
+			     "                       with KZ_<BRAND>_STORES)", .id = 'b' },
+	{ "from", 'f', "FILE", "read the stock from a JSON-lines file ('-': stdin)\n"
+			       "                       instead of the brand's API",
+	  .string = &av_from },
+	{ "env-file", 0, "FILE", "read KEY=VALUE settings (default " CONF_DEFAULT_ENV_FILE
+				 " if present)", .string = &av_env_file },
+	{ 0 },
+};
+
 static void av_usage(FILE *f)
 {
 	fprintf(f, "Usage: unde-availability [--brand B]... [--from FILE|-] [--env-file FILE]\n"
-		   "Poll the in-store stock of the KZ stores into staging's raw_availability.\n\n"
-		   "  -b, --brand B        only this brand (repeatable; default zara and every brand\n"
-		   "                       with KZ_<BRAND>_STORES)\n"
-		   "  -f, --from FILE      read the stock from a JSON-lines file ('-': stdin)\n"
-		   "                       instead of the brand's API\n"
-		   "  --env-file FILE      read KEY=VALUE settings (default " CONF_DEFAULT_ENV_FILE
-		   " if present)\n"
-		   "  -h, --help           show this help\n"
+		   "Poll the in-store stock of the KZ stores into staging's raw_availability.\n\n");
+	options_help(f, av_options);
+	fprintf(f, "  -h, --help           show this help\n"
 		   "  -V, --version        show the version\n\n"
 		   "Keeps the API's budget (AVAILABILITY_BUDGET_PER_HOUR, default 4) across runs.\n"
 		   "One JSON line per store on stdout. See unde-availability(1).\n");
@@ -376,35 +400,17 @@ static void av_usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "brand", required_argument, NULL, 'b' }, { "from", required_argument, NULL, 'f' },
-		{ "env-file", required_argument, NULL, 'e' }, { "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' }, { NULL, 0, NULL, 0 },
-	};
 	log_init("unde-availability");
 	static struct av_state s;
-	const char *env_file = NULL, *only[AV_MAX_BRANDS];
-	size_t nonly = 0;
-	int c;
-	while ((c = getopt_long(argc, argv, "b:f:hV", opts, NULL)) != -1) {
-		switch (c) {
-		case 'b':
-			if (nonly >= AV_MAX_BRANDS || !*optarg || strlen(optarg) > 31 ||
-			    strspn(optarg, "abcdefghijklmnopqrstuvwxyz0123456789") != strlen(optarg)) {
-				log_event(LOG_ERROR, "--brand takes a brand slug (a-z, 0-9)", NULL);
-				return EX_USAGE;
-			}
-			only[nonly++] = optarg;
-			break;
-		case 'f': s.from = optarg; break;
-		case 'e': env_file = optarg; break;
-		case 'h': av_usage(stdout); return 0;
-		case 'V': printf("unde-availability %s\n", PACKAGE_VERSION); return 0;
-		default: fprintf(stderr, "Try 'unde-availability --help'.\n"); return EX_USAGE;
-		}
-	}
+	const struct options_table table = { av_options, av_option, NULL };
+	int prc = options_main("unde-availability", &table, 1, OPTIONS_PERMUTE, argc, argv, av_usage);
+	if (prc >= 0)
+		return prc;
+	const char *env_file = av_env_file, *const *only = av_only;
+	size_t nonly = av_nonly;
+	s.from = av_from;
 	if (optind < argc) {
-		log_event(LOG_ERROR, "unde-availability takes no arguments", NULL);
+		options_usage_error("unde-availability", "unde-availability takes no arguments");
 		return EX_USAGE;
 	}
 	int rc = conf_load_env(env_file);

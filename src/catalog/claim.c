@@ -10,18 +10,6 @@
 #include "pg.h"
 #include "util.h"
 
-#define CLAIM_TTL_MAX (7 * 86400)
-
-int claim_set_ttl(struct claim *c, const char *arg)
-{
-	char *end;
-	long v = strtol(arg, &end, 10);
-	if (end == arg || *end || v < 1 || v > CLAIM_TTL_MAX)
-		return -1;
-	c->ttl = v;
-	return 0;
-}
-
 void claim_start(struct claim *c, const char *ttl_var)
 {
 	if (!c->ttl)
@@ -33,7 +21,7 @@ int claim_one(struct claim *c, const char *id, const char *returning, PGresult *
 	      char *err, size_t len)
 {
 	char ttl[24];
-	snprintf(ttl, sizeof ttl, "%ld", c->ttl);
+	snprintf(ttl, sizeof ttl, "%lld", c->ttl);
 	const char *params[] = { id, c->run_id, ttl };
 	struct buf sql = { 0 };
 	buf_printf(&sql,
@@ -69,7 +57,7 @@ PGresult *claim_queue(struct claim *c, const char *where, const char *returning,
 {
 	char lim[24], ttl[24];
 	snprintf(lim, sizeof lim, "%ld", limit);
-	snprintf(ttl, sizeof ttl, "%ld", c->ttl);
+	snprintf(ttl, sizeof ttl, "%lld", c->ttl);
 	const char *params[] = { c->run_id, ttl, lim };
 	struct buf sql = { 0 };
 	buf_printf(&sql,
@@ -112,21 +100,6 @@ int claim_finish(struct claim *c, const char *id, const char *set, const char *g
 	if (!done)
 		claim_release(c, id);
 	return done;
-}
-
-int claim_limit_given(int argc, char **argv)
-{
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (strcmp(a, "--") == 0)
-			break;
-		if (strncmp(a, "--l", 3) != 0)
-			continue;
-		size_t n = strcspn(a + 2, "=");
-		if (n <= 5 && strncmp(a + 2, "limit", n) == 0)
-			return 1;
-	}
-	return 0;
 }
 
 long claim_batch_size(long limit, int given, const char *specific_var)

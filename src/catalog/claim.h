@@ -12,41 +12,39 @@
 #ifndef UNDE_CATALOG_CLAIM_H
 #define UNDE_CATALOG_CLAIM_H
 
-#include <getopt.h>
 #include <libpq-fe.h>
 
 struct claim {
 	PGconn *db;
 	char run_id[37];
-	long ttl; /* seconds; 0 until --claim-ttl or claim_start sets it */
+	long long ttl; /* seconds; 0 until --claim-ttl or claim_start sets it */
 };
 
-/* The --claim-ttl option both commands share: put CLAIM_LONGOPT in the
- * command's option table and CLAIM_OPTIONS_HELP in its help text (with the
- * environment variable it defaults to). */
-enum { CLAIM_OPT_TTL = 3000, CLAIM_OPT_INCLUDE_PERMANENT };
-#define CLAIM_LONGOPT { "claim-ttl", required_argument, NULL, CLAIM_OPT_TTL }, \
-	{ "include-permanent", no_argument, NULL, CLAIM_OPT_INCLUDE_PERMANENT }
-#define CLAIM_OPTIONS_HELP(var) \
-	"  --claim-ttl SECONDS  how long a claimed product stays this run's (default\n" \
-	"                       " var " or 3600)\n" \
-	"  --include-permanent  with --retry-failed, also products whose error is\n" \
-	"                       permanent (404, not an image, no photo URL)"
+/* The longest claim: 7 days. */
+#define CLAIM_TTL_MAX (7 * 86400)
+
+/* The options the claim commands share, as entries of their option table
+ * (lib/options.h): --claim-ttl stores its seconds in *ttl_ptr (struct claim's
+ * ttl; var is the environment variable it defaults to, for --help), and
+ * --include-permanent sets *flag_ptr. */
+#define CLAIM_TTL_OPTION(var, ttl_ptr) \
+	{ "claim-ttl", 0, "SECONDS", \
+	  "how long a claimed product stays this run's (default\n" \
+	  "                       " var " or 3600)", \
+	  .number = (ttl_ptr), .min = 1, .max = CLAIM_TTL_MAX }
+#define CLAIM_PERMANENT_OPTION(flag_ptr) \
+	{ "include-permanent", 0, NULL, \
+	  "with --retry-failed, also products whose error is\n" \
+	  "                       permanent (404, not an image, no photo URL)", \
+	  .flag = (flag_ptr) }
 #define CLAIM_SYNOPSIS \
 	"[--pending [--limit N] | --retry-failed [--include-permanent] [--limit N]]\n" \
 	"       [--claim-ttl SECONDS]"
-
-/* Was --limit (or an abbreviation getopt_long accepts) given among the
- * options of argv? The queue's default size is then not BATCH_SIZE. */
-int claim_limit_given(int argc, char **argv);
 
 /* The queue's size: limit when --limit was given, else the command's
  * specific_var (DOWNLOAD_BATCH_SIZE …), else the spec's BATCH_SIZE, else
  * limit (the command's default). */
 long claim_batch_size(long limit, int given, const char *specific_var);
-
-/* Parse --claim-ttl's value. 0, or -1 when it is not 1 s … 7 days. */
-int claim_set_ttl(struct claim *c, const char *arg);
 
 /* A fresh run id, and the TTL from ttl_var (default 3600 s) unless
  * --claim-ttl gave one. db is the staging connection, set later. */

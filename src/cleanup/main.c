@@ -27,6 +27,7 @@
 #include "conf.h"
 #include "jsonl.h"
 #include "log.h"
+#include "options.h"
 #include "metrics.h"
 #include "pg.h"
 #include "util.h"
@@ -68,58 +69,55 @@ static long cleanup_parse_age(const char *s)
 	return v * unit;
 }
 
+/* What the options set. */
+static const char *cleanup_env_file;
+static long cleanup_age = 30L * 86400;
+static long long cleanup_batch = 1000;
+static int cleanup_dry;
+
+enum { CLEANUP_OPT_AGE = 1 };
+
+/* --older-than's value is an age with a unit, which the table cannot parse. */
+static int cleanup_option(void *state, int id, const char *arg)
+{
+	(void)state;
+	if (id != CLEANUP_OPT_AGE)
+		return 0;
+	return (cleanup_age = cleanup_parse_age(arg)) < 0 ? -1 : 0;
+}
+
+static const struct filter_option cleanup_options[] = {
+	{ "older-than", 0, "AGE", "30d, 12h, 90m or seconds (default 30d)", .id = CLEANUP_OPT_AGE },
+	{ "batch", 0, "N", "rows per DELETE (default 1000)", .number = &cleanup_batch, .min = 1,
+	  .max = 1000000 },
+	{ "dry-run", 'n', NULL, "count, delete nothing", .flag = &cleanup_dry },
+	{ "env-file", 0, "FILE", "read KEY=VALUE settings (default " CONF_DEFAULT_ENV_FILE
+				 " if present)", .string = &cleanup_env_file },
+	{ 0 },
+};
+
 static void cleanup_usage(FILE *f)
 {
 	fprintf(f, "Usage: unde-cleanup staging [--older-than AGE] [--batch N] [--dry-run]\n"
 		   "Delete staging data older than AGE (default 30d): availability snapshots,\n"
 		   "scraper logs, spent request budget, and raw products not seen since and never\n"
-		   "synced. In short batches.\n\n"
-		   "  --older-than AGE     30d, 12h, 90m or seconds (default 30d)\n"
-		   "  --batch N            rows per DELETE (default 1000)\n"
-		   "  -n, --dry-run        count, delete nothing\n"
-		   "  --env-file FILE      read KEY=VALUE settings (default " CONF_DEFAULT_ENV_FILE
-		   " if present)\n"
-		   "  -h, --help           show this help\n"
+		   "synced. In short batches.\n\n");
+	options_help(f, cleanup_options);
+	fprintf(f, "  -h, --help           show this help\n"
 		   "  -V, --version        show the version\n\n"
 		   "Needs STAGING_DB_URL. One JSON line per table on stdout. See unde-cleanup(1).\n");
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "older-than", required_argument, NULL, 'o' }, { "batch", required_argument, NULL, 'b' },
-		{ "dry-run", no_argument, NULL, 'n' },         { "env-file", required_argument, NULL, 'e' },
-		{ "help", no_argument, NULL, 'h' },            { "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
-	};
 	log_init("unde-cleanup");
-	const char *env_file = NULL;
-	long age = 30L * 86400, batch = 1000;
-	int dry = 0, c;
-	char *end;
-	while ((c = getopt_long(argc, argv, "nhV", opts, NULL)) != -1) {
-		switch (c) {
-		case 'o':
-			if ((age = cleanup_parse_age(optarg)) < 0) {
-				log_event(LOG_ERROR, "--older-than takes an age such as 30d, 12h, 90m or 3600",
-					  json_pack("{s:s}", "value", optarg));
-				return EX_USAGE;
-			}
-			break;
-		case 'b':
-			batch = strtol(optarg, &end, 10);
-			if (end == optarg || *end || batch < 1 || batch > 1000000) {
-				log_event(LOG_ERROR, "--batch takes a whole number from 1 to 1000000", NULL);
-				return EX_USAGE;
-			}
-			break;
-		case 'n': dry = 1; break;
-		case 'e': env_file = optarg; break;
-		case 'h': cleanup_usage(stdout); return 0;
-		case 'V': printf("unde-cleanup %s\n", PACKAGE_VERSION); return 0;
-		default: fprintf(stderr, "Try 'unde-cleanup --help'.\n"); return EX_USAGE;
-		}
-	}
+	const struct options_table table = { cleanup_options, cleanup_option, NULL };
+	int prc = options_main("unde-cleanup", &table, 1, OPTIONS_PERMUTE, argc, argv, cleanup_usage);
+	if (prc >= 0)
+		return prc;
+	const char *env_file = cleanup_env_file;
+	long age = cleanup_age, batch = (long)cleanup_batch;
+	int dry = cleanup_dry;
 	if (optind + 1 != argc || strcmp(argv[optind], "staging") != 0) {
 		log_event(LOG_ERROR, "name the database to clean: unde-cleanup staging", NULL);
 		fprintf(stderr, "Try 'unde-cleanup --help'.\n");

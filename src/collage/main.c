@@ -49,7 +49,6 @@ struct collage_state {
 	struct objstore *os;
 	struct claim claim;
 	long max_width, quality, concurrency;
-	int limit_given;       /* --limit was given: BATCH_SIZE does not apply */
 	int include_permanent; /* --include-permanent */
 	int threads; /* products (a queue) or originals (stdin) at once: COLLAGE_THREADS */
 	long done, failed;
@@ -367,8 +366,7 @@ static int collage_on_record(void *sp, struct filter_run *run, json_t *rec)
 static json_t *collage_select(void *sp, struct filter_run *run, enum filter_source src, long limit)
 {
 	struct collage_state *s = sp;
-	(void)run;
-	limit = claim_batch_size(limit, s->limit_given, "COLLAGE_BATCH_SIZE");
+	limit = claim_batch_size(limit, filter_limit_given(run), "COLLAGE_BATCH_SIZE");
 	/* 'error' rows with image_urls failed here, at the collage; those
 	 * without failed at the download (unde-download retries them);
 	 * permanent ones only when asked */
@@ -410,32 +408,12 @@ static json_t *collage_select(void *sp, struct filter_run *run, enum filter_sour
 
 /* --- start and finish ------------------------------------------------------------ */
 
-static const struct option collage_options[] = {
-	CLAIM_LONGOPT,
-	{ NULL, 0, NULL, 0 },
-};
-
-/* on_option: --claim-ttl. */
-static int collage_on_option(void *sp, int opt, const char *arg)
-{
-	struct collage_state *s = sp;
-	if (opt == CLAIM_OPT_INCLUDE_PERMANENT) {
-		s->include_permanent = 1;
-		return 0;
-	}
-	return opt == CLAIM_OPT_TTL ? claim_set_ttl(&s->claim, arg) : -1;
-}
-
 /* on_start: the configuration, the store, the database. */
 static int collage_on_start(void *sp, struct filter_run *run, int argc, char **argv)
 {
 	struct collage_state *s = sp;
 	(void)run;
 	(void)argv;
-	if (argc > 0) {
-		log_event(LOG_ERROR, "unde-collage takes no arguments", json_pack("{s:i}", "exit", EX_USAGE));
-		return EX_USAGE;
-	}
 	const char *url = conf_require("STAGING_DB_URL");
 	s->max_width = conf_long("COLLAGE_MAX_WIDTH", 2048, 16, 65500);
 	s->quality = conf_long("COLLAGE_QUALITY", 85, 1, 100);
@@ -495,20 +473,23 @@ int main(int argc, char **argv)
 	mallopt(M_ARENA_MAX, 1);
 	mallopt(M_MMAP_THRESHOLD, 1 << 20);
 	static struct collage_state state;
+	static const struct filter_option collage_option_table[] = {
+		CLAIM_TTL_OPTION("COLLAGE_CLAIM_TTL", &state.claim.ttl),
+		CLAIM_PERMANENT_OPTION(&state.include_permanent),
+		{ 0 },
+	};
 	static const struct filter_def def = {
 		.name = "unde-collage",
 		.summary = "Join each product's originals left to right into one JPEG collage (collages/).",
 		.synopsis = CLAIM_SYNOPSIS,
-		.options_help = CLAIM_OPTIONS_HELP("COLLAGE_CLAIM_TTL"),
-		.longopts = collage_options,
-		.on_option = collage_on_option,
+		.options = collage_option_table,
+		.max_operands = FILTER_NO_OPERANDS,
 		.on_start = collage_on_start,
 		.on_record = collage_on_record,
 		.select_pending = collage_select,
 		.on_finish = collage_on_finish,
 		.default_limit = 100,
 	};
-	state.limit_given = claim_limit_given(argc, argv);
 	int rc = filter_main(&def, &state, argc, argv);
 	PQfinish(state.db);
 	objstore_close(state.os);

@@ -5,8 +5,7 @@ src_unde_context_SOURCES = \
 	src/context/place.c src/context/place.h \
 	src/context/weather.c src/context/weather.h \
 	src/context/calendar.c src/context/calendar.h \
-	src/context/sun.c src/context/sun.h \
-	src/mood/stats.c src/mood/stats.h
+	src/context/sun.c src/context/sun.h
 src_unde_context_CPPFLAGS = $(AM_CPPFLAGS) -DUNDE_PKGDATADIR='"$(pkgdatadir)"'
 src_unde_context_LDADD = $(UNDE_LIBS) $(NOVA_LIBS)
 contextdatadir = $(pkgdatadir)/context

@@ -25,7 +25,7 @@
 #include "log.h"
 #include "pg.h"
 #include "place.h"
-#include "../mood/stats.h"
+#include "agent_stats.h"
 #include "sun.h"
 #include "util.h"
 #include "weather.h"
@@ -61,10 +61,6 @@ static int ctx_on_start(void *state, struct filter_run *run, int argc, char **ar
 	struct ctx_state *s = state;
 	(void)run;
 	(void)argv;
-	if (argc > 0) {
-		log_msg(LOG_ERROR, "unde-context takes no operands");
-		return EX_USAGE;
-	}
 	char err[512];
 	const char *cal = data_path("CONTEXT_CALENDAR", UNDE_PKGDATADIR "/context/calendar.json",
 				    UNDE_SRCDIR "/src/context/calendar.json");
@@ -105,7 +101,7 @@ static int ctx_on_start(void *state, struct filter_run *run, int argc, char **ar
 	} else {
 		log_msg(LOG_INFO, "PRODUCTION_DB_URL unset: no malls, stores or events known");
 	}
-	stats_init("unde-context", "context_agent");
+	agent_stats_init("unde-context", "context_agent");
 	return 0;
 }
 
@@ -308,7 +304,7 @@ static int num_field(const json_t *rec, const char *k, double lo, double hi, dou
 }
 
 #define CTX_FAIL(run, ...) \
-	(stats_count("errors_total", NULL, 1), stats_flush(), filter_fail(run, __VA_ARGS__))
+	(agent_stats_count("errors_total", NULL, 1), agent_stats_flush(), filter_fail(run, __VA_ARGS__))
 
 static int ctx_on_record(void *state, struct filter_run *run, json_t *rec)
 {
@@ -419,7 +415,7 @@ static int ctx_on_record(void *state, struct filter_run *run, json_t *rec)
 	const char *why = NULL;
 	int hit = 0;
 	json_t *weather = weather_get(&s->weather, lat, lng, &why, &hit);
-	stats_count("weather_cache_hit_total", hit ? "result=\"hit\"" : "result=\"miss\"", 1);
+	agent_stats_count("weather_cache_hit_total", hit ? "result=\"hit\"" : "result=\"miss\"", 1);
 	if (weather && have_sunset)
 		json_object_set_new(weather, "sunset", json_string(sunset_hm));
 	json_t *env = json_pack("{s:o, s:o, s:o}", "weather", weather ? weather : json_null(),
@@ -469,9 +465,9 @@ static int ctx_on_record(void *state, struct filter_run *run, json_t *rec)
 				  "timestamp", stamp, "location", location, "environment", env,
 				  "cultural", cultural, "opportunities", opps, "timezone", tz);
 	json_object_set_new(rec, "context_frame", frame);
-	stats_count("requests_total", NULL, 1);
-	stats_latency(util_now_ms() - t0);
-	stats_flush();
+	agent_stats_count("requests_total", NULL, 1);
+	agent_stats_latency(util_now_ms() - t0);
+	agent_stats_flush();
 	return 0;
 }
 
@@ -479,7 +475,7 @@ static void ctx_on_finish(void *state, struct filter_run *run)
 {
 	struct ctx_state *s = state;
 	(void)run;
-	stats_flush();
+	agent_stats_flush();
 	if (s->ev.rows)
 		PQclear(s->ev.rows);
 	s->ev.rows = NULL;
@@ -498,7 +494,7 @@ int main(int argc, char **argv)
 	    .name = "unde-context",
 	    .summary = "Describe what is around the user now in a context_frame (spec §15).",
 	    .synopsis = "[OPTIONS]",
-	    .options_help = "",
+	    .max_operands = FILTER_NO_OPERANDS,
 	    .on_start = ctx_on_start,
 	    .on_record = ctx_on_record,
 	    .on_finish = ctx_on_finish,

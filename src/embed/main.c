@@ -319,16 +319,19 @@ static int embed_record(void *state, struct filter_run *run, json_t *rec)
 	return rc;
 }
 
-enum { OPT_MODEL = 300, OPT_REEMBED, OPT_USER };
+enum { OPT_USER = 300, OPT_MODEL };
 
+/* What the table cannot check alone: --user must be a UUID, --model not
+ * empty; --shard and --url go to the shard client. */
 static int embed_option(void *state, int opt, const char *arg)
 {
 	struct embed_state *s = state;
 	switch (opt) {
-	case OPT_MODEL: s->model_opt = arg; return *arg ? 0 : -1;
-	case OPT_REEMBED: s->reembed = 1; return 0;
-	case OPT_USER: s->user = arg; return shard_uuid_valid(arg) ? 0 : -1;
-	default: return sctx_option(&s->x, opt, arg) == 1 ? 0 : -1;
+	case OPT_USER: return shard_uuid_valid(arg) ? 0 : -1;
+	case OPT_MODEL: return *arg ? 0 : -1;
+	case SCTX_OPT_URL:
+	case SCTX_OPT_SHARD: return sctx_option(&s->x, opt, arg) == 1 ? 0 : -1;
+	default: return 0; /* stored by the table */
 	}
 }
 
@@ -336,10 +339,6 @@ static int embed_start(void *state, struct filter_run *run, int argc, char **arg
 {
 	(void)run, (void)argv;
 	struct embed_state *s = state;
-	if (argc) {
-		log_event(LOG_ERROR, "unexpected argument", json_pack("{s:i}", "exit", EX_USAGE));
-		return EX_USAGE;
-	}
 	if (s->reembed && !s->model_opt) {
 		log_event(LOG_ERROR, "--reembed needs --model M", json_pack("{s:i}", "exit", EX_USAGE));
 		return EX_USAGE;
@@ -384,28 +383,28 @@ static void embed_finish(void *state, struct filter_run *run)
 	sctx_close(&s->x);
 }
 
-static const struct option embed_longopts[] = {
-	SCTX_LONGOPTS,
-	{ "model", required_argument, NULL, OPT_MODEL },
-	{ "reembed", no_argument, NULL, OPT_REEMBED },
-	{ "user", required_argument, NULL, OPT_USER },
-	{ 0 },
-};
-
 int main(int argc, char **argv)
 {
+	static struct embed_state s;
+	static const struct filter_option options[] = {
+		{ "shard", 0, "N", "use shard N (SHARD_<N>_DB_URL), not the routing table",
+		  .id = SCTX_OPT_SHARD },
+		{ "url", 0, "URL", "use this shard database directly", .id = SCTX_OPT_URL },
+		{ "user", 0, "U", "only user U's messages", .id = OPT_USER, .string = &s.user },
+		{ "model", 0, "M", "the model to embed with (default EMBEDDING_MODEL;\n"
+				   "                       " EMBED_LOCAL_MODEL " is the local embedder)",
+		  .id = OPT_MODEL, .string = &s.model_opt },
+		{ "reembed", 0, NULL, "with --pending: messages not embedded by --model M",
+		  .flag = &s.reembed },
+		{ 0 },
+	};
 	static const struct filter_def def = {
 		.name = "unde-embed",
 		.summary = "embeddings and memory snippets for the chat history (spec §13 ASYNC):\n"
 			   "--pending enriches queued messages; stdin {\"text\"} answers a query embedding.",
 		.synopsis = "[--pending [--limit N] | --reembed --model M --pending] [--user U] [--shard N | --url URL]",
-		.options_help = SCTX_HELP
-		"  --user U             only user U's messages\n"
-		"  --model M            the model to embed with (default EMBEDDING_MODEL;\n"
-		"                       " EMBED_LOCAL_MODEL " is the local embedder)\n"
-		"  --reembed            with --pending: messages not embedded by --model M\n",
-		.shortopts = "",
-		.longopts = embed_longopts,
+		.options = options,
+		.max_operands = FILTER_NO_OPERANDS,
 		.on_option = embed_option,
 		.on_start = embed_start,
 		.on_record = embed_record,
@@ -414,7 +413,6 @@ int main(int argc, char **argv)
 		.on_batch = embed_batch,
 		.default_limit = 1000,
 	};
-	struct embed_state s = { 0 };
 	sctx_init(&s.x);
 	log_init("unde-embed");
 	return filter_main(&def, &s, argc, argv);

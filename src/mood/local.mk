@@ -6,7 +6,6 @@ src_unde_mood_SOURCES = \
 	src/mood/lexicon.c src/mood/lexicon.h \
 	src/mood/frame.c src/mood/frame.h \
 	src/mood/providers.c src/mood/providers.h \
-	src/mood/stats.c src/mood/stats.h \
 	src/mood/history.c src/mood/history.h
 src_unde_mood_CPPFLAGS = $(AM_CPPFLAGS) -DUNDE_PKGDATADIR='"$(pkgdatadir)"'
 src_unde_mood_LDADD = $(UNDE_LIBS) $(STEMMER_LIBS)

@@ -27,7 +27,7 @@
 #include "lexicon.h"
 #include "log.h"
 #include "providers.h"
-#include "stats.h"
+#include "agent_stats.h"
 #include "stem.h"
 #include "util.h"
 
@@ -36,9 +36,8 @@
 struct mood_state {
 	struct stemmer *stemmer;
 	struct lexicon *lexicon;
-	struct mood_provider chain[2];
-	int nchain;
-	long deadline_ms;
+	struct mood_chain chain; /* DeepSeek, Gemini, then the local classifier */
+	long long deadline_ms;  /* --deadline-ms, else MOOD_DEADLINE_MS */
 	long max_text;
 	int local_only;
 	const char *lexicon_path;
@@ -46,33 +45,6 @@ struct mood_state {
 	int history;            /* look the previous frame up in the shard */
 	struct shard_ctx shard;
 };
-
-enum { OPT_LOCAL = 256, OPT_DEADLINE, OPT_LEXICON };
-
-static const struct option mood_options[] = {
-	{"local", no_argument, NULL, OPT_LOCAL},
-	{"deadline-ms", required_argument, NULL, OPT_DEADLINE},
-	{"lexicon", required_argument, NULL, OPT_LEXICON},
-	{0},
-};
-
-static int mood_on_option(void *state, int opt, const char *arg)
-{
-	struct mood_state *s = state;
-	char *end;
-	switch (opt) {
-	case OPT_LOCAL:
-		s->local_only = 1;
-		return 0;
-	case OPT_DEADLINE:
-		s->deadline_ms = strtol(arg, &end, 10);
-		return (*end || s->deadline_ms < 1 || s->deadline_ms > 60000) ? -1 : 0;
-	case OPT_LEXICON:
-		s->lexicon_path = arg;
-		return 0;
-	}
-	return -1;
-}
 
 /* The lexicon: --lexicon, $MOOD_LEXICON, the installed copy, or the source
  * tree's (so the built command works before make install). */
@@ -90,22 +62,39 @@ static const char *lexicon_path(const struct mood_state *s)
 
 /* Add the provider named by name_var to the chain, unless it is "local",
  * "none" or has no key. */
-static int chain_add(struct mood_state *s, const char *name_var, const char *def_name,
-		     const char *model_var, const char *key_var)
+static void chain_add(struct mood_state *s, const char *name_var, const char *def_name,
+		      const char *model_var, const char *key_var)
 {
 	const char *name = conf_str(name_var, def_name);
 	if (!name || !*name || strcmp(name, "local") == 0 || strcmp(name, "none") == 0)
-		return 0;
-	struct mood_provider p;
-	if (mood_provider_config(&p, name, model_var, NULL, key_var) != 0)
+		return;
+	int added;
+	if (mood_chain_add(&s->chain, name, model_var, key_var, &added) != 0)
 		conf_die(name_var, "unknown provider '%s' (deepseek, gemini, local or none)", name);
-	if (!p.api_key) {
+	if (!added)
 		log_event(LOG_INFO, "provider skipped: no key",
-			  json_pack("{s:s, s:s}", "provider", p.name, "key_var", key_var));
-		return 0;
-	}
-	s->chain[s->nchain++] = p;
-	return 0;
+			  json_pack("{s:s, s:s}", "provider", name, "key_var", key_var));
+}
+
+/* The mood code of a provider the chain skipped, for the log and the
+ * errors_total metric: http_<status>, timeout, unreachable, deadline, or
+ * the parser's bad_answer / out_of_range. */
+static void mood_skip_reason(const json_t *skip, char *code, size_t len)
+{
+	const char *reason = json_string_value(json_object_get(skip, "reason"));
+	const char *msg = json_string_value(json_object_get(skip, "message"));
+	json_int_t status = json_integer_value(json_object_get(skip, "status"));
+	if (!reason)
+		reason = "unknown";
+	if (strcmp(reason, "malformed") == 0)
+		snprintf(code, len, "%s", msg && strstr(msg, "out_of_range") ? "out_of_range"
+										 : "bad_answer");
+	else if (status && strcmp(reason, "timeout") && strcmp(reason, "unreachable"))
+		snprintf(code, len, "http_%lld", (long long)status);
+	else if (strcmp(reason, "no_time") == 0)
+		snprintf(code, len, "deadline");
+	else
+		snprintf(code, len, "%s", reason);
 }
 
 static int mood_on_start(void *state, struct filter_run *run, int argc, char **argv)
@@ -113,10 +102,6 @@ static int mood_on_start(void *state, struct filter_run *run, int argc, char **a
 	struct mood_state *s = state;
 	(void)run;
 	(void)argv;
-	if (argc > 0) {
-		log_msg(LOG_ERROR, "unde-mood takes no operands");
-		return EX_USAGE;
-	}
 	if (!s->deadline_ms)
 		s->deadline_ms = conf_long("MOOD_DEADLINE_MS", 200, 1, 60000);
 	s->max_text = conf_long("MOOD_MAX_TEXT", 16384, 1, 1 << 20);
@@ -135,6 +120,9 @@ static int mood_on_start(void *state, struct filter_run *run, int argc, char **a
 			  json_pack("{s:s, s:s}", "variable", "MOOD_LEXICON", "error", err));
 		return EX_CONFIG;
 	}
+	mood_chain_init(&s->chain, s->lexicon, s->stemmer);
+	s->chain.chain.reserve_ms = MOOD_LOCAL_RESERVE_MS;
+	s->chain.chain.min_call_ms = 5;
 	if (!s->local_only) {
 		chain_add(s, "MOOD_LLM_PROVIDER", "deepseek", "MOOD_LLM_MODEL", "MOOD_LLM_API_KEY");
 		chain_add(s, "MOOD_FALLBACK_PROVIDER", "gemini", "MOOD_FALLBACK_MODEL",
@@ -142,17 +130,17 @@ static int mood_on_start(void *state, struct filter_run *run, int argc, char **a
 	}
 	s->history = mood_history_enabled();
 	sctx_init(&s->shard);
-	stats_init("unde-mood", "mood_agent");
+	agent_stats_init("unde-mood", "mood_agent");
 	log_event(LOG_DEBUG, "ready",
 		  json_pack("{s:s, s:I, s:i, s:I}", "lexicon", path, "terms",
-			    (json_int_t)lexicon_size(s->lexicon), "providers", s->nchain,
+			    (json_int_t)lexicon_size(s->lexicon), "providers", s->chain.n,
 			    "deadline_ms", (json_int_t)s->deadline_ms));
 	return 0;
 }
 
 /* Fail a record and count it. */
 #define MOOD_FAIL(run, status, code, ...)                                      \
-	(stats_count("errors_total", "provider=\"input\"", 1), stats_flush(), \
+	(agent_stats_count("errors_total", "provider=\"input\"", 1), agent_stats_flush(), \
 	 filter_fail(run, status, code, __VA_ARGS__))
 
 static int mood_on_record(void *state, struct filter_run *run, json_t *rec)
@@ -163,7 +151,6 @@ static int mood_on_record(void *state, struct filter_run *run, json_t *rec)
 	if (!json_is_string(jtext))
 		return MOOD_FAIL(run, EX_DATAERR, "invalid_field",
 				 "field text: want a string (the message or partial ASR text)");
-	const char *text = json_string_value(jtext);
 	size_t len = json_string_length(jtext);
 	if ((long)len > s->max_text)
 		return MOOD_FAIL(run, EX_DATAERR, "invalid_field",
@@ -197,48 +184,43 @@ static int mood_on_record(void *state, struct filter_run *run, json_t *rec)
 		json_decref(saved);
 	}
 
-	struct mood_reading r;
-	const char *provider = "local";
-	int have = 0;
-	for (int i = 0; i < s->nchain && !have; i++) {
-		const struct mood_provider *p = &s->chain[i];
-		long left = s->deadline_ms - (long)(util_now_ms() - t0);
-		long route = ms_left(filter_deadline(run)); /* unde-httpd's timeout= */
-		if (route < left)
-			left = route;
-		left -= MOOD_LOCAL_RESERVE_MS;
-		char code[32] = "", msg[400] = "";
-		if (left < 5) {
-			snprintf(code, sizeof code, "deadline");
-			snprintf(msg, sizeof msg, "no time left for %s", p->name);
-		} else if (mood_provider_ask(p, text, left, &r, code, sizeof code, msg, sizeof msg) == 0) {
-			provider = p->name;
-			have = 1;
-			break;
-		}
-		char labels[96];
-		snprintf(labels, sizeof labels, "provider=\"%s\",reason=\"%s\"", p->name, code);
-		stats_count("errors_total", labels, 1);
-		snprintf(labels, sizeof labels, "from=\"%s\"", p->name);
-		stats_count("provider_fallbacks_total", labels, 1);
+	/* the chain's budget: --deadline-ms from now, or unde-httpd's timeout= */
+	struct deadline dl = deadline_min(deadline_in(s->deadline_ms - (long)(util_now_ms() - t0)),
+					  filter_deadline(run));
+	struct chain_result res;
+	s->chain.local_why[0] = '\0';
+	if (chain_run(&s->chain.chain, &s->chain, rec, dl, &res) != 0) {
+		chain_result_free(&res);
+		return MOOD_FAIL(run, EX_DATAERR, "invalid_field", "%s",
+				 s->chain.local_why[0] ? s->chain.local_why : "the text cannot be read");
+	}
+	size_t i;
+	const json_t *skip;
+	json_array_foreach(res.skipped, i, skip)
+	{
+		const char *name = json_string_value(json_object_get(skip, "provider"));
+		char code[32], labels[96];
+		mood_skip_reason(skip, code, sizeof code);
+		snprintf(labels, sizeof labels, "provider=\"%s\",reason=\"%s\"", name, code);
+		agent_stats_count("errors_total", labels, 1);
+		snprintf(labels, sizeof labels, "from=\"%s\"", name);
+		agent_stats_count("provider_fallbacks_total", labels, 1);
 		log_event(LOG_WARN, "provider failed, falling back",
-			  json_pack("{s:s, s:s, s:s}", "provider", p->name, "reason", code, "error", msg));
+			  json_pack("{s:s, s:s, s:O?}", "provider", name, "reason", code, "error",
+				    json_object_get(skip, "message")));
 	}
-	if (!have) {
-		size_t bad = 0;
-		if (mood_classify(s->lexicon, s->stemmer, text, len, &r, &bad) != 0)
-			return MOOD_FAIL(run, EX_DATAERR, "invalid_field",
-					 "field text: invalid UTF-8 at byte %zu", bad);
-	}
+	const struct mood_reading r = s->chain.reading;
+	const char *provider = res.provider;
 	json_t *frame = mood_frame_build(&r, &prev, &s->settings, provider);
 	json_object_set_new(frame, "previous_source",
 			    prev_source ? json_string(prev_source) : json_null());
 	json_object_set_new(rec, "mood_frame", frame);
-	char labels[48];
+	char labels[96];
 	snprintf(labels, sizeof labels, "provider=\"%s\"", provider);
-	stats_count("requests_total", labels, 1);
-	stats_latency(util_now_ms() - t0);
-	stats_flush();
+	agent_stats_count("requests_total", labels, 1);
+	agent_stats_latency(util_now_ms() - t0);
+	agent_stats_flush();
+	chain_result_free(&res);
 	return 0;
 }
 
@@ -246,7 +228,7 @@ static void mood_on_finish(void *state, struct filter_run *run)
 {
 	struct mood_state *s = state;
 	(void)run;
-	stats_flush();
+	agent_stats_flush();
 	lexicon_free(s->lexicon);
 	stemmer_free(s->stemmer);
 	sctx_close(&s->shard);
@@ -257,15 +239,20 @@ static void mood_on_finish(void *state, struct filter_run *run)
 int main(int argc, char **argv)
 {
 	static struct mood_state state;
+	static const struct filter_option mood_options[] = {
+		{ "local", 0, NULL, "only the local classifier, no remote provider",
+		  .flag = &state.local_only },
+		{ "deadline-ms", 0, "MS", "the whole chain's budget (MOOD_DEADLINE_MS, 200)",
+		  .number = &state.deadline_ms, .min = 1, .max = 60000 },
+		{ "lexicon", 0, "FILE", "the lexicon (MOOD_LEXICON)", .string = &state.lexicon_path },
+		{ 0 },
+	};
 	static const struct filter_def def = {
 	    .name = "unde-mood",
 	    .summary = "Read the mood of each message into a mood_frame (spec §11).",
 	    .synopsis = "[--local] [--deadline-ms MS] [--lexicon FILE] [OPTIONS]",
-	    .options_help = "  --local            only the local classifier, no remote provider\n"
-			    "  --deadline-ms MS   the whole chain's budget (MOOD_DEADLINE_MS, 200)\n"
-			    "  --lexicon FILE     the lexicon (MOOD_LEXICON)\n",
-	    .longopts = mood_options,
-	    .on_option = mood_on_option,
+	    .options = mood_options,
+	    .max_operands = FILTER_NO_OPERANDS,
 	    .on_start = mood_on_start,
 	    .on_record = mood_on_record,
 	    .on_finish = mood_on_finish,

@@ -1,6 +1,7 @@
 /* providers.c — DeepSeek and Gemini as mood classifiers (see providers.h). */
 #include "config.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,7 +9,6 @@
 #include <jansson.h>
 
 #include "conf.h"
-#include "http.h"
 #include "providers.h"
 #include "util.h"
 
@@ -19,27 +19,6 @@ static const char system_prompt[] =
     "only, no prose: {\"valence\":0..1 (0.5 neutral),\"arousal\":0..1,\"dominance\":0..1,"
     "\"frustration\":0..1,\"urgency\":0..1,\"confidence\":0..1,\"fatigue\":0..1,"
     "\"topic_shift\":true|false,\"thread_break\":true|false}. Sarcasm counts as negative.";
-
-int mood_provider_config(struct mood_provider *p, const char *name, const char *model_var,
-			 const char *default_model, const char *key_var)
-{
-	memset(p, 0, sizeof *p);
-	if (strcmp(name, "deepseek") == 0) {
-		p->name = "deepseek";
-		p->base_url = conf_str("DEEPSEEK_API_URL", "https://api.deepseek.com");
-		default_model = default_model ? default_model : "deepseek-chat";
-	} else if (strcmp(name, "gemini") == 0) {
-		p->name = "gemini";
-		p->base_url = conf_str("GEMINI_API_URL", "https://generativelanguage.googleapis.com");
-		default_model = default_model ? default_model : "gemini-2.0-flash-lite";
-	} else {
-		return -1;
-	}
-	p->model = conf_str(model_var, default_model);
-	const char *key = conf_str(key_var, "");
-	p->api_key = key && *key ? key : NULL;
-	return 0;
-}
 
 static int take(const json_t *o, const char *k, double *out, char *code, size_t codelen)
 {
@@ -89,85 +68,160 @@ int mood_parse_answer(const char *text, struct mood_reading *out, char *code, si
 	return rc ? -1 : 0;
 }
 
-int mood_provider_ask(const struct mood_provider *p, const char *text, long timeout_ms,
-		      struct mood_reading *out, char *code, size_t codelen, char *msg, size_t msglen)
+/* The model's text inside an OpenAI-style chat completion. */
+static const char *deepseek_text(const json_t *body)
 {
-	char url[1024], auth[600];
-	json_t *body;
-	const char *headers[4] = {"Content-Type: application/json", auth, NULL, NULL};
-	int gemini = strcmp(p->name, "gemini") == 0;
-	if (gemini) {
-		snprintf(url, sizeof url, "%s/v1beta/models/%s:generateContent", p->base_url,
-			 p->model);
-		snprintf(auth, sizeof auth, "x-goog-api-key: %s", p->api_key);
-		body = json_pack("{s:{s:[{s:s}]}, s:[{s:s, s:[{s:s}]}], s:{s:f, s:s}}",
-				 "systemInstruction", "parts", "text", system_prompt, "contents",
-				 "role", "user", "parts", "text", text, "generationConfig",
-				 "temperature", 0.0, "responseMimeType", "application/json");
-	} else {
-		snprintf(url, sizeof url, "%s/chat/completions", p->base_url);
-		snprintf(auth, sizeof auth, "Authorization: Bearer %s", p->api_key);
-		body = json_pack("{s:s, s:[{s:s, s:s}, {s:s, s:s}], s:b, s:f, s:i, s:{s:s}}",
-				 "model", p->model, "messages", "role", "system", "content",
-				 system_prompt, "role", "user", "content", text, "stream", 0,
-				 "temperature", 0.0, "max_tokens", 200, "response_format", "type",
-				 "json_object");
+	return json_string_value(json_object_get(
+		json_object_get(json_array_get(json_object_get(body, "choices"), 0), "message"),
+		"content"));
+}
+
+/* The model's text inside a Gemini generateContent answer. */
+static const char *gemini_text(const json_t *body)
+{
+	const json_t *cand = json_array_get(json_object_get(body, "candidates"), 0);
+	return json_string_value(json_object_get(
+		json_array_get(json_object_get(json_object_get(cand, "content"), "parts"), 0),
+		"text"));
+}
+
+/* The seven numbers as the chain's answer object. */
+static json_t *reading_json(const struct mood_reading *r)
+{
+	return json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:b, s:b}", "valence", r->valence,
+			 "arousal", r->arousal, "dominance", r->dominance, "frustration",
+			 r->frustration, "urgency", r->urgency, "confidence", r->confidence,
+			 "fatigue", r->fatigue, "topic_shift", r->topic_shift, "thread_break",
+			 r->thread_break);
+}
+
+/* Validate the model's text and keep the reading in the chain. why starts
+ * with the mood code ("bad_answer", "out_of_range") the metrics count. */
+static json_t *answer_from(struct mood_chain *c, const char *name, const char *text, char *why,
+			   size_t whylen)
+{
+	char code[32] = "";
+	if (!text) {
+		snprintf(why, whylen, "bad_answer: %s answered without the expected message text",
+			 name);
+		return NULL;
 	}
-	char *payload = json_dumps(body, JSON_COMPACT);
-	json_decref(body);
-	struct http_request req = {
-	    .method = "POST",
-	    .url = url,
-	    .headers = headers,
-	    .body = payload,
-	    .body_len = strlen(payload),
-	    .connect_timeout_ms = timeout_ms,
-	    .timeout_ms = timeout_ms,
-	    .max_attempts = 1, /* the deadline leaves no room for a retry */
-	    .max_response = 1 << 20,
-	};
-	struct http_response resp;
-	int rc = http_perform(&req, &resp);
-	free(payload);
-	int result = -1;
-	if (rc != 0) {
-		snprintf(code, codelen, "%s", resp.timed_out ? "timeout" : "unreachable");
-		snprintf(msg, msglen, "%s: %s", p->name, resp.error);
-		goto done;
-	}
-	if (resp.status != 200) {
-		snprintf(code, codelen, "http_%ld", resp.status);
-		snprintf(msg, msglen, "%s answered HTTP %ld", p->name, resp.status);
-		goto done;
-	}
-	json_error_t jerr;
-	json_t *o = json_loads(resp.body.data ? resp.body.data : "", 0, &jerr);
-	const char *content = NULL;
-	if (gemini) {
-		content = json_string_value(json_object_get(
-		    json_array_get(json_object_get(
-				       json_object_get(json_array_get(json_object_get(o, "candidates"), 0),
-						       "content"),
-				       "parts"),
-				   0),
-		    "text"));
-	} else {
-		content = json_string_value(json_object_get(
-		    json_object_get(json_array_get(json_object_get(o, "choices"), 0), "message"),
-		    "content"));
-	}
-	if (!content) {
-		snprintf(code, codelen, "bad_answer");
-		snprintf(msg, msglen, "%s answered without the expected message text", p->name);
-	} else if (mood_parse_answer(content, out, code, codelen) != 0) {
-		snprintf(msg, msglen, "%s answered %s", p->name,
+	if (mood_parse_answer(text, &c->reading, code, sizeof code) != 0) {
+		snprintf(why, whylen, "%s: %s answered %s", code, name,
 			 strcmp(code, "out_of_range") == 0 ? "a number outside [0,1]"
 							  : "no mood JSON with the seven numbers");
-	} else {
-		result = 0;
+		return NULL;
 	}
-	json_decref(o);
-done:
-	http_response_free(&resp);
-	return result;
+	return reading_json(&c->reading);
+}
+
+static json_t *deepseek_parse(void *ud, const json_t *body, char *why, size_t whylen)
+{
+	return answer_from(ud, "deepseek", deepseek_text(body), why, whylen);
+}
+
+static json_t *gemini_parse(void *ud, const json_t *body, char *why, size_t whylen)
+{
+	return answer_from(ud, "gemini", gemini_text(body), why, whylen);
+}
+
+/* The request for role k: the system prompt and the user's text. */
+static int build_role(struct mood_chain *c, int k, const json_t *input,
+		      struct provider_request *rq)
+{
+	const struct mood_provider *mp = &c->role[k];
+	const char *text = json_string_value(json_object_get(input, "text"));
+	if (!text)
+		return -1;
+	if (mp->p.parse == gemini_parse) {
+		snprintf(rq->path, sizeof rq->path, "/v1beta/models/%s:generateContent", mp->model);
+		rq->body = json_pack("{s:{s:[{s:s}]}, s:[{s:s, s:[{s:s}]}], s:{s:f, s:s}}",
+				     "systemInstruction", "parts", "text", system_prompt,
+				     "contents", "role", "user", "parts", "text", text,
+				     "generationConfig", "temperature", 0.0, "responseMimeType",
+				     "application/json");
+	} else {
+		snprintf(rq->path, sizeof rq->path, "/chat/completions");
+		rq->body = json_pack("{s:s, s:[{s:s, s:s}, {s:s, s:s}], s:b, s:f, s:i, s:{s:s}}",
+				     "model", mp->model, "messages", "role", "system", "content",
+				     system_prompt, "role", "user", "content", text, "stream", 0,
+				     "temperature", 0.0, "max_tokens", 200, "response_format",
+				     "type", "json_object");
+	}
+	return rq->body ? 0 : -1;
+}
+
+/* A builder per role, so each knows its model. */
+static int build_role0(void *ud, const json_t *input, struct provider_request *rq, char *why,
+		       size_t whylen)
+{
+	snprintf(why, whylen, "no text");
+	return build_role(ud, 0, input, rq);
+}
+
+static int build_role1(void *ud, const json_t *input, struct provider_request *rq, char *why,
+		       size_t whylen)
+{
+	snprintf(why, whylen, "no text");
+	return build_role(ud, 1, input, rq);
+}
+
+/* The chain's stand-in: the lexicon classifier, here. */
+static json_t *mood_local(void *ud, const json_t *input, char *why, size_t whylen)
+{
+	struct mood_chain *c = ud;
+	const json_t *t = json_object_get(input, "text");
+	size_t bad = 0;
+	if (mood_classify(c->lexicon, c->stemmer, json_string_value(t), json_string_length(t),
+			  &c->reading, &bad) != 0) {
+		snprintf(c->local_why, sizeof c->local_why, "field text: invalid UTF-8 at byte %zu",
+			 bad);
+		snprintf(why, whylen, "%s", c->local_why);
+		return NULL;
+	}
+	return reading_json(&c->reading);
+}
+
+void mood_chain_init(struct mood_chain *c, const struct lexicon *lx, struct stemmer *st)
+{
+	memset(c, 0, sizeof *c);
+	c->lexicon = lx;
+	c->stemmer = st;
+	c->chain = (struct chain){ .providers = c->list, .local = mood_local };
+}
+
+int mood_chain_add(struct mood_chain *c, const char *name, const char *model_var,
+		   const char *key_var, int *added)
+{
+	assert(c->n < MOOD_MAX_PROVIDERS);
+	static const char *const json_headers[] = { "Content-Type: application/json", NULL };
+	struct mood_provider *mp = &c->role[c->n];
+	const char *default_model;
+	memset(mp, 0, sizeof *mp);
+	*added = 0;
+	if (strcmp(name, "deepseek") == 0) {
+		mp->p = (struct provider){ .name = "deepseek",
+					   .default_url = "https://api.deepseek.com",
+					   .auth = PROVIDER_AUTH_BEARER, .parse = deepseek_parse };
+		default_model = "deepseek-chat";
+	} else if (strcmp(name, "gemini") == 0) {
+		mp->p = (struct provider){ .name = "gemini",
+					   .default_url = "https://generativelanguage.googleapis.com",
+					   .auth = PROVIDER_AUTH_HEADER, .auth_name = "x-goog-api-key",
+					   .parse = gemini_parse };
+		default_model = "gemini-2.0-flash-lite";
+	} else {
+		return -1;
+	}
+	mp->p.headers = json_headers;
+	mp->p.key_var = key_var;
+	mp->p.max_attempts = 1; /* the deadline leaves no room for a retry */
+	mp->p.build = c->n == 0 ? build_role0 : build_role1;
+	mp->model = conf_str(model_var, default_model);
+	if (!provider_configured(&mp->p))
+		return 0;
+	c->list[c->n++] = &mp->p;
+	c->list[c->n] = NULL;
+	*added = 1;
+	return 0;
 }

@@ -21,6 +21,7 @@
 #include "filter.h"
 #include "jsonl.h"
 #include "log.h"
+#include "options.h"
 #include "pg.h"
 #include "persona.h"
 #include "util.h"
@@ -30,28 +31,6 @@ struct pstate {
 	int no_shard;    /* --no-shard */
 	const char *sub; /* the subcommand, NULL for POST /persona */
 };
-
-enum { OPT_URL = 256, OPT_NO_SHARD };
-static const struct option longopts[] = {
-	{ "url", required_argument, NULL, OPT_URL },
-	{ "no-shard", no_argument, NULL, OPT_NO_SHARD },
-	{ NULL, 0, NULL, 0 },
-};
-#define OPTIONS_HELP \
-	"  --url URL        the user's shard database (default SHARD_0_DB_URL)\n" \
-	"  --no-shard       never read the shard: the request alone decides\n"
-
-static int on_option(void *sp, int opt, const char *arg)
-{
-	struct pstate *s = sp;
-	if (opt == OPT_URL)
-		s->url = arg;
-	else if (opt == OPT_NO_SHARD)
-		s->no_shard = 1;
-	else
-		return -1;
-	return 0;
-}
 
 static int fail_with(struct filter_run *run, const struct persona_err *e)
 {
@@ -140,16 +119,21 @@ static int need_db(struct pstate *s, struct filter_run *run, const char *uid, in
 			   "%s needs the shard: set PRODUCTION_DB_URL (routing), SHARD_0_DB_URL or --url", s->sub);
 }
 
-static int feedback_record(void *sp, struct filter_run *run, json_t *rec)
+/* A write to the user's shard: connect (for writing), run op, give the
+ * shard connection back, merge op's answer into rec. feedback and flush
+ * differ only in op. */
+typedef int (*shard_write_op)(PGconn *db, const json_t *rec, double now, json_t **result,
+			      struct persona_err *e);
+
+static int write_record(struct pstate *s, struct filter_run *run, json_t *rec, shard_write_op op)
 {
-	struct pstate *s = sp;
 	PGconn *db;
 	struct persona_err e = { 0 };
 	json_t *res;
 	int st = need_db(s, run, json_string_value(json_object_get(rec, "user_id")), 1, &db);
 	if (st)
 		return st;
-	int rc = store_feedback(db, rec, persona_now(), &res, &e);
+	int rc = op(db, rec, persona_now(), &res, &e);
 	persona_shard_done();
 	if (rc < 0)
 		return fail_with(run, &e);
@@ -157,24 +141,27 @@ static int feedback_record(void *sp, struct filter_run *run, json_t *rec)
 	return 0;
 }
 
+static int feedback_record(void *sp, struct filter_run *run, json_t *rec)
+{
+	return write_record(sp, run, rec, store_feedback);
+}
+
+/* store_flush with its arguments taken from the record. */
+static int flush_op(PGconn *db, const json_t *rec, double now, json_t **result,
+		    struct persona_err *e)
+{
+	return store_flush(db, json_string_value(json_object_get(rec, "user_id")),
+			   json_string_value(json_object_get(rec, "exchange_id")), now, result, e);
+}
+
+/* A flush changes the profile: this process's cached copy goes. */
 static int flush_record(void *sp, struct filter_run *run, json_t *rec)
 {
-	struct pstate *s = sp;
-	PGconn *db;
-	struct persona_err e = { 0 };
-	json_t *res;
+	int rc = write_record(sp, run, rec, flush_op);
 	const char *uid = json_string_value(json_object_get(rec, "user_id"));
-	int st = need_db(s, run, uid, 1, &db);
-	if (st)
-		return st;
-	int rc = store_flush(db, uid, json_string_value(json_object_get(rec, "exchange_id")), persona_now(), &res, &e);
-	persona_shard_done();
-	if (rc < 0)
-		return fail_with(run, &e);
-	if (uid)
+	if (rc == 0 && uid)
 		cache_del(profiles(), uid);
-	merge(rec, res);
-	return 0;
+	return rc;
 }
 
 static int profile_record(void *sp, struct filter_run *run, json_t *rec)
@@ -203,18 +190,22 @@ static void on_finish(void *sp, struct filter_run *run)
 static int run_filter(const char *sub, const char *summary, const char *synopsis,
 		      int (*rec)(void *, struct filter_run *, json_t *), int argc, char **argv)
 {
+	struct pstate s = { .sub = sub };
+	const struct filter_option options[] = {
+		{ "url", 0, "URL", "the user's shard database (default SHARD_0_DB_URL)",
+		  .string = &s.url },
+		{ "no-shard", 0, NULL, "never read the shard: the request alone decides",
+		  .flag = &s.no_shard },
+		{ 0 },
+	};
 	const struct filter_def def = {
 		.name = "unde-persona",
 		.summary = summary,
 		.synopsis = synopsis,
-		.options_help = OPTIONS_HELP,
-		.shortopts = "",
-		.longopts = longopts,
-		.on_option = on_option,
+		.options = options,
 		.on_record = rec,
 		.on_finish = on_finish,
 	};
-	struct pstate s = { .sub = sub };
 	return filter_main(&def, &s, argc, argv);
 }
 
@@ -223,30 +214,26 @@ static int run_filter(const char *sub, const char *summary, const char *synopsis
 static int one_shot(const char *sub, int argc, char **argv)
 {
 	const char *url = NULL, *user = NULL, *env_file = NULL;
-	static const struct option lo[] = {
-		{ "url", required_argument, NULL, 'u' }, { "user-id", required_argument, NULL, 'U' },
-		{ "env-file", required_argument, NULL, 'e' }, { "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' }, { NULL, 0, NULL, 0 },
+	const struct filter_option options[] = {
+		{ "url", 0, "URL", NULL, .string = &url },
+		{ "user-id", 0, "UUID", NULL, .string = &user },
+		{ "env-file", 0, "FILE", NULL, .string = &env_file },
+		{ 0 },
 	};
-	int o;
-	optind = 1;
-	while ((o = getopt_long(argc, argv, "hV", lo, NULL)) != -1) {
-		switch (o) {
-		case 'u': url = optarg; break;
-		case 'U': user = optarg; break;
-		case 'e': env_file = optarg; break;
-		case 'h':
-			printf("Usage: unde-persona %s [--url URL] [--env-file FILE]%s\n", sub,
-			       !strcmp(sub, "profile") ? " --user-id UUID" : "");
-			printf("%s\nSee unde-persona(1).\n",
-			       !strcmp(sub, "cleanup") ? "Daily cleanup: expired temp blocks, deltas older than 7 days, idempotency keys\n"
-							 "older than 72 h, one step of stage downgrade for idle users."
-			       : !strcmp(sub, "metrics") ? "Print §19's metrics, summed over all unde-persona processes."
-							 : "Print {persona_profile, relationship_stage, temp_blocks} of one user.");
-			return 0;
-		case 'V': printf("unde-persona %s\n", PACKAGE_VERSION); return 0;
-		default: fputs("Try 'unde-persona --help'.\n", stderr); return EX_USAGE;
-		}
+	const struct options_table table = { options, NULL, NULL };
+	switch (options_parse("unde-persona", &table, 1, OPTIONS_PERMUTE, argc, argv)) {
+	case OPTIONS_HELP:
+		printf("Usage: unde-persona %s [--url URL] [--env-file FILE]%s\n", sub,
+		       !strcmp(sub, "profile") ? " --user-id UUID" : "");
+		printf("%s\nSee unde-persona(1).\n",
+		       !strcmp(sub, "cleanup") ? "Daily cleanup: expired temp blocks, deltas older than 7 days, idempotency keys\n"
+						 "older than 72 h, one step of stage downgrade for idle users."
+		       : !strcmp(sub, "metrics") ? "Print §19's metrics, summed over all unde-persona processes."
+						 : "Print {persona_profile, relationship_stage, temp_blocks} of one user.");
+		return 0;
+	case OPTIONS_VERSION: return 0;
+	case OPTIONS_USAGE: return EX_USAGE;
+	case OPTIONS_OK: break;
 	}
 	if (optind < argc) {
 		log_event(LOG_ERROR, "unexpected operand", json_pack("{s:s}", "operand", argv[optind]));

@@ -29,6 +29,7 @@
 #include "conf.h"
 #include "jsonl.h"
 #include "log.h"
+#include "options.h"
 #include "metrics.h"
 #include "pg.h"
 #include "util.h"
@@ -231,15 +232,25 @@ static int sync_refresh_synced(struct sync_state *s)
 	}
 }
 
+/* What the options set. */
+static const char *sync_env_file;
+static long long sync_batch;
+
+static const struct filter_option sync_options[] = {
+	{ "batch", 0, "N", "products per statement (default SYNC_BATCH_SIZE or 500)",
+	  .number = &sync_batch, .min = 1, .max = 100000 },
+	{ "env-file", 0, "FILE", "read KEY=VALUE settings (default " CONF_DEFAULT_ENV_FILE
+				 " if present)", .string = &sync_env_file },
+	{ 0 },
+};
+
 static void sync_usage(FILE *f)
 {
 	fprintf(f, "Usage: unde-sync [--batch N] [--env-file FILE]\n"
 		   "Copy products with a collage and in stock from staging into production\n"
-		   "(UPSERT), and refresh the price and availability of those synced before.\n\n"
-		   "  --batch N            products per statement (default SYNC_BATCH_SIZE or 500)\n"
-		   "  --env-file FILE      read KEY=VALUE settings (default " CONF_DEFAULT_ENV_FILE
-		   " if present)\n"
-		   "  -h, --help           show this help\n"
+		   "(UPSERT), and refresh the price and availability of those synced before.\n\n");
+	options_help(f, sync_options);
+	fprintf(f, "  -h, --help           show this help\n"
 		   "  -V, --version        show the version\n\n"
 		   "Needs STAGING_DB_URL and PRODUCTION_DB_URL. One JSON line per product written\n"
 		   "on stdout, a summary on stderr. See unde-sync(1).\n");
@@ -247,38 +258,19 @@ static void sync_usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "batch", required_argument, NULL, 'b' },
-		{ "env-file", required_argument, NULL, 'e' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
-	};
 	log_init("unde-sync");
 	struct sync_state s = { 0 };
-	const char *env_file = NULL, *batch = NULL;
-	int c;
-	while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
-		switch (c) {
-		case 'b': batch = optarg; break;
-		case 'e': env_file = optarg; break;
-		case 'h': sync_usage(stdout); return 0;
-		case 'V': printf("unde-sync %s\n", PACKAGE_VERSION); return 0;
-		default: fprintf(stderr, "Try 'unde-sync --help'.\n"); return EX_USAGE;
-		}
-	}
+	const struct options_table table = { sync_options, NULL, NULL };
+	int prc = options_main("unde-sync", &table, 1, OPTIONS_PERMUTE, argc, argv, sync_usage);
+	if (prc >= 0)
+		return prc;
 	if (optind < argc) {
-		log_event(LOG_ERROR, "unde-sync takes no arguments", json_pack("{s:s}", "argument", argv[optind]));
+		log_event(LOG_ERROR, "unde-sync takes no arguments", json_pack("{s:s, s:i}", "argument",
+									      argv[optind], "exit", EX_USAGE));
 		return EX_USAGE;
 	}
-	if (batch) {
-		char *end;
-		s.batch = strtol(batch, &end, 10);
-		if (end == batch || *end || s.batch < 1 || s.batch > 100000) {
-			log_event(LOG_ERROR, "--batch takes a whole number from 1 to 100000", NULL);
-			return EX_USAGE;
-		}
-	}
+	const char *env_file = sync_env_file;
+	s.batch = (long)sync_batch;
 	int rc = conf_load_env(env_file);
 	if (rc)
 		return rc;

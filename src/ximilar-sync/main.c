@@ -245,26 +245,11 @@ static json_t *xs_select(void *sp, struct filter_run *run, enum filter_source sr
 	return arr;
 }
 
-static const struct option xs_options[] = {
-	CLAIM_LONGOPT,
-	{ NULL, 0, NULL, 0 },
-};
-
-static int xs_on_option(void *sp, int opt, const char *arg)
-{
-	struct xs_state *s = sp;
-	return opt == CLAIM_OPT_TTL ? claim_set_ttl(&s->claim, arg) : -1;
-}
-
 static int xs_on_start(void *sp, struct filter_run *run, int argc, char **argv)
 {
 	struct xs_state *s = sp;
 	(void)run;
 	(void)argv;
-	if (argc > 0) {
-		log_event(LOG_ERROR, "unde-ximilar-sync takes no arguments", json_pack("{s:i}", "exit", EX_USAGE));
-		return EX_USAGE;
-	}
 	const char *url = conf_require("STAGING_DB_URL");
 	const char *token = conf_str("XIMILAR_API_TOKEN", NULL);
 	const char *purl = conf_str("PRODUCTION_DB_URL", NULL);
@@ -313,14 +298,18 @@ static void xs_on_finish(void *sp, struct filter_run *run)
 int main(int argc, char **argv)
 {
 	static struct xs_state state;
+	static const struct filter_option xs_option_table[] = {
+		CLAIM_TTL_OPTION("XIMILAR_CLAIM_TTL", &state.claim.ttl),
+		{ 0 },
+	};
 	static const struct filter_def def = {
 		.name = "unde-ximilar-sync",
 		.summary = "Put every photo of the catalog's products into the visual-search collection"
 			   " (Ximilar, or local descriptors in pgvector).",
-		.synopsis = CLAIM_SYNOPSIS,
-		.options_help = CLAIM_OPTIONS_HELP("XIMILAR_CLAIM_TTL"),
-		.longopts = xs_options,
-		.on_option = xs_on_option,
+		/* CLAIM_SYNOPSIS less --include-permanent, which this command never took */
+		.synopsis = "[--pending [--limit N] | --retry-failed [--limit N]] [--claim-ttl SECONDS]",
+		.options = xs_option_table,
+		.max_operands = FILTER_NO_OPERANDS,
 		.on_start = xs_on_start,
 		.on_record = xs_on_record,
 		.select_pending = xs_select,

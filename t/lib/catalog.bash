@@ -39,6 +39,18 @@ catalog_setup() {
 	}
 }
 
+# catalog_setup_file FAKE… — once per file, for the tests that store
+# photos: PostgreSQL, the named fakes (t/fakes/FAKE.py each) and the
+# S3-compatible server; catalog_teardown_file stops them.
+catalog_setup_file() {
+	local f
+	pg_start
+	for f in "$@"; do
+		fake_start "$f" "$f.py"
+	done
+	moto_start unde-images
+}
+
 # catalog_teardown_file — stop what those tests' setup_file started: the
 # fakes, moto, PostgreSQL.
 catalog_teardown_file() {

@@ -142,6 +142,25 @@ pg_createdb() {
 	echo "$PGTEST_URL_BASE/$name"
 }
 
+# pg_migrated_db NAME DATABASE — pg_createdb NAME, then unde-db migrate
+# DATABASE (staging, production or shard) on it; print its URL.
+pg_migrated_db() {
+	local url
+	url=$(pg_createdb "$1") || return 1
+	unde-db migrate "$2" --url "$url" >/dev/null 2>&1 || {
+		echo "pg_migrated_db: unde-db migrate $2 on $1 failed" >&2
+		return 1
+	}
+	printf '%s\n' "$url"
+}
+
+# pg_teardown_file — teardown_file of a file that started fakes and the
+# cluster: every fake and unde_tmpdir directory, then the cluster.
+pg_teardown_file() {
+	unde_teardown_file
+	pg_stop
+}
+
 # pg_stop — stop the cluster at once and remove its directory. Safe to call
 # twice, or after a failed pg_start. Never leaves the postmaster running.
 pg_stop() {

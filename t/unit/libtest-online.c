@@ -35,6 +35,7 @@
 #include "http.h"
 #include "jsonl.h"
 #include "log.h"
+#include "options.h"
 #include "pg.h"
 #include "provider.h"
 #include "sse.h"
@@ -78,34 +79,24 @@ static void http2_print(const char *url, const struct http_response *r)
 
 static int run_http2(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "deadline-ms", required_argument, NULL, 'D' },
-		{ "sequential", no_argument, NULL, 's' },
-		{ "threads", required_argument, NULL, 'T' },
-		{ "attempts", required_argument, NULL, 'a' },
-		{ "timeout-ms", required_argument, NULL, 't' },
-		{ "backoff-ms", required_argument, NULL, 'b' },
+	struct http_request proto = { 0 };
+	long long deadline_ms = 0, threads = 0, attempts = 0, timeout_ms = 0, backoff_ms = 0;
+	int sequential = 0;
+	const struct filter_option opts[] = {
+		{ "deadline-ms", 0, "MS", NULL, .number = &deadline_ms, .min = 0, .max = 3600000 },
+		{ "sequential", 0, NULL, NULL, .flag = &sequential },
+		{ "threads", 0, "N", NULL, .number = &threads, .min = 0, .max = 3600000 },
+		{ "attempts", 0, "N", NULL, .number = &attempts, .min = 0, .max = 3600000 },
+		{ "timeout-ms", 0, "MS", NULL, .number = &timeout_ms, .min = 0, .max = 3600000 },
+		{ "backoff-ms", 0, "MS", NULL, .number = &backoff_ms, .min = 0, .max = 3600000 },
 		{ 0 },
 	};
-	struct http_request proto = { 0 };
-	long long deadline_ms = 0, threads = 0, v;
-	int sequential = 0, c;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (c == 's') {
-			sequential = 1;
-			continue;
-		}
-		if (c == '?' || util_parse_long(optarg, 0, 3600000, &v) != NUM_OK)
-			return EX_USAGE;
-		switch (c) {
-		case 'D': deadline_ms = v; break;
-		case 'T': threads = v; break;
-		case 'a': proto.max_attempts = (int)v; break;
-		case 't': proto.timeout_ms = (long)v; break;
-		case 'b': proto.backoff_base_ms = (long)v; break;
-		}
-	}
+	const struct options_table table = { opts, NULL, NULL };
+	if (options_parse("libtest-http2", &table, 1, OPTIONS_PERMUTE, argc, argv) != OPTIONS_OK)
+		return EX_USAGE;
+	proto.max_attempts = (int)attempts;
+	proto.timeout_ms = (long)timeout_ms;
+	proto.backoff_base_ms = (long)backoff_ms;
 	if (deadline_ms > 0)
 		proto.deadline = deadline_in((long)deadline_ms);
 	size_t n = (size_t)(argc - optind);
@@ -645,6 +636,51 @@ static int run_pgstatus(int argc, char **argv)
 	return 0;
 }
 
+/* A command that is not a filter parsing argv with the same table type
+ * (options_parse): two tables, one with a callback, options after operands. */
+static int argv_on_option(void *state, int id, const char *arg)
+{
+	json_t *seen = state;
+	json_array_append_new(seen, json_pack("{s:i, s:s?}", "id", id, "arg", arg));
+	return arg && !strcmp(arg, "bad") ? -1 : 0;
+}
+
+static int run_argv(int argc, char **argv)
+{
+	static long long count = 1;
+	static const char *name;
+	static int dry;
+	static const struct filter_option own[] = {
+		{ "count", 'c', "N", "how many (1-9)", .number = &count, .min = 1, .max = 9 },
+		{ "name", 0, "NAME", "a name", .string = &name },
+		{ 0 },
+	};
+	static const struct filter_option more[] = {
+		{ "dry-run", 'n', NULL, "count, change nothing", .flag = &dry },
+		{ "tag", 0, "T", NULL, .id = 42 },
+		{ 0 },
+	};
+	json_t *seen = json_array();
+	const struct options_table t[] = { { own, NULL, NULL }, { more, argv_on_option, seen } };
+	enum options_result r = options_parse("libtest-argv", t, 2, OPTIONS_PERMUTE, argc, argv);
+	if (r == OPTIONS_HELP) {
+		options_help(stdout, own);
+		options_help(stdout, more);
+	}
+	if (r != OPTIONS_OK) {
+		json_decref(seen);
+		return r == OPTIONS_USAGE ? EX_USAGE : 0;
+	}
+	json_t *ops = json_array();
+	for (int i = optind; i < argc; i++)
+		json_array_append_new(ops, json_string(argv[i]));
+	json_t *o = json_pack("{s:I, s:s?, s:b, s:o, s:o}", "count", (json_int_t)count, "name", name,
+			      "dry", dry, "callbacks", seen, "operands", ops);
+	jsonl_write(stdout, o);
+	json_decref(o);
+	return 0;
+}
+
 int libtest_online(int argc, char **argv)
 {
 	static const struct {
@@ -655,6 +691,7 @@ int libtest_online(int argc, char **argv)
 		{ "chain", run_chain },	      { "counters", run_counters }, { "cache", run_cache },
 		{ "opts", run_opts },	      { "pull", run_pull },	{ "num", run_num },
 		{ "strbuf", run_strbuf },     { "status", run_status }, { "pgstatus", run_pgstatus }, { "svcbench", run_svcbench },
+		{ "argv", run_argv },
 	};
 	for (size_t i = 0; i < sizeof subs / sizeof *subs; i++)
 		if (strcmp(argv[0], subs[i].name) == 0) {

@@ -22,6 +22,7 @@
 #include "http.h"
 #include "jsonl.h"
 #include "log.h"
+#include "options.h"
 #include "metrics.h"
 #include "pg.h"
 #include "util.h"
@@ -70,41 +71,55 @@ static int demo_filter(int argc, char **argv)
 	return filter_main(&def, NULL, argc, argv);
 }
 
+/* run_http's options that are not plain numbers or strings. */
+struct http_opts {
+	struct http_request *proto;
+	const char *headers[9];
+	int nh;
+};
+
+static int http_option(void *state, int id, const char *arg)
+{
+	struct http_opts *o = state;
+	switch (id) {
+	case 'd': o->proto->body = arg; o->proto->body_len = strlen(arg); break;
+	case 'i': log_set_request_id(arg); break;
+	case 'H':
+		if (o->nh < 8)
+			o->headers[o->nh++] = arg;
+		break;
+	}
+	return 0;
+}
+
 static int run_http(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "method", required_argument, NULL, 'm' },
-		{ "data", required_argument, NULL, 'd' },
-		{ "attempts", required_argument, NULL, 'a' },
-		{ "timeout-ms", required_argument, NULL, 't' },
-		{ "connect-timeout-ms", required_argument, NULL, 'c' },
-		{ "backoff-ms", required_argument, NULL, 'b' },
-		{ "max-response", required_argument, NULL, 'r' },
-		{ "concurrency", required_argument, NULL, 'n' },
-		{ "request-id", required_argument, NULL, 'i' },
-		{ "header", required_argument, NULL, 'H' },
+	struct http_request proto = { 0 };
+	struct http_opts ho = { .proto = &proto };
+	long long attempts = 0, timeout_ms = 0, connect_ms = 0, backoff_ms = 0, max_response = 0,
+		  conc = 4;
+	const struct filter_option opts[] = {
+		{ "method", 0, "M", NULL, .string = &proto.method },
+		{ "data", 0, "BODY", NULL, .id = 'd' },
+		{ "attempts", 0, "N", NULL, .number = &attempts, .min = 0, .max = 100 },
+		{ "timeout-ms", 0, "MS", NULL, .number = &timeout_ms, .min = 0, .max = 3600000 },
+		{ "connect-timeout-ms", 0, "MS", NULL, .number = &connect_ms, .min = 0, .max = 3600000 },
+		{ "backoff-ms", 0, "MS", NULL, .number = &backoff_ms, .min = 0, .max = 3600000 },
+		{ "max-response", 0, "BYTES", NULL, .number = &max_response, .min = 0, .max = 1LL << 31 },
+		{ "concurrency", 0, "N", NULL, .number = &conc, .min = 1, .max = 1000 },
+		{ "request-id", 0, "ID", NULL, .id = 'i' },
+		{ "header", 0, "LINE", NULL, .id = 'H' },
 		{ 0 },
 	};
-	struct http_request proto = { 0 };
-	int conc = 4, c;
-	const char *headers[9] = { 0 };
-	int nh = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 'm': proto.method = optarg; break;
-		case 'd': proto.body = optarg; proto.body_len = strlen(optarg); break;
-		case 'a': proto.max_attempts = atoi(optarg); break;
-		case 't': proto.timeout_ms = atol(optarg); break;
-		case 'c': proto.connect_timeout_ms = atol(optarg); break;
-		case 'b': proto.backoff_base_ms = atol(optarg); break;
-		case 'r': proto.max_response = (size_t)atol(optarg); break;
-		case 'n': conc = atoi(optarg); break;
-		case 'i': log_set_request_id(optarg); break;
-		case 'H': if (nh < 8) headers[nh++] = optarg; break;
-		default: return EX_USAGE;
-		}
-	}
+	const struct options_table table = { opts, http_option, &ho };
+	if (options_parse("libtest-http", &table, 1, OPTIONS_PERMUTE, argc, argv) != OPTIONS_OK)
+		return EX_USAGE;
+	proto.max_attempts = (int)attempts;
+	proto.timeout_ms = (long)timeout_ms;
+	proto.connect_timeout_ms = (long)connect_ms;
+	proto.backoff_base_ms = (long)backoff_ms;
+	proto.max_response = (size_t)max_response;
+	const char **headers = ho.headers;
 	proto.headers = headers;
 	size_t n = (size_t)(argc - optind);
 	struct http_request *reqs = xcalloc(n, sizeof *reqs);
@@ -114,7 +129,7 @@ static int run_http(int argc, char **argv)
 		reqs[i].url = argv[optind + (int)i];
 	}
 	double t0 = util_now_ms();
-	size_t failed = http_perform_many(reqs, resps, n, conc);
+	size_t failed = http_perform_many(reqs, resps, n, (int)conc);
 	for (size_t i = 0; i < n; i++) {
 		json_t *o = json_pack("{s:s, s:I, s:i, s:I, s:s, s:s, s:f, s:b}", "url", reqs[i].url,
 				      "status", (json_int_t)resps[i].status, "attempts",

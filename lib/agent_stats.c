@@ -1,4 +1,4 @@
-/* stats.c — the agents' metrics over lib/counters (see stats.h). */
+/* agent_stats.c — the agents' metrics over lib/counters (see agent_stats.h). */
 #include "config.h"
 
 #include <stdio.h>
@@ -7,7 +7,7 @@
 
 #include "counters.h"
 #include "log.h"
-#include "stats.h"
+#include "agent_stats.h"
 
 static struct {
 	char cmd[64], prefix[32];
@@ -23,7 +23,7 @@ static void help_add(int i, const char *suffix, const char *type, const char *te
 	st.help[i] = (struct counters_help){st.names[i], type, text};
 }
 
-void stats_init(const char *cmd, const char *prefix)
+void agent_stats_init(const char *cmd, const char *prefix)
 {
 	if (st.k)
 		counters_close(st.k);
@@ -38,7 +38,7 @@ void stats_init(const char *cmd, const char *prefix)
 	st.k = counters_open_service(cmd);
 }
 
-void stats_count(const char *name, const char *labels, double delta)
+void agent_stats_count(const char *name, const char *labels, double delta)
 {
 	if (!st.k)
 		return;
@@ -47,7 +47,7 @@ void stats_count(const char *name, const char *labels, double delta)
 	counters_add(st.k, full, labels, (uint64_t)delta);
 }
 
-void stats_latency(double ms)
+void agent_stats_latency(double ms)
 {
 	if (!st.k)
 		return;
@@ -56,7 +56,7 @@ void stats_latency(double ms)
 	counters_observe_ms(st.k, full, NULL, ms);
 }
 
-void stats_flush(void)
+void agent_stats_flush(void)
 {
 	const char *dir = getenv("UNDE_METRICS_DIR");
 	if (!st.k || !dir || !*dir)
