@@ -41,3 +41,6 @@ dist_sqlproduction_DATA += sql/production/0010_products_available.sql \
 
 # unde-persona (hpersona)
 dist_sqlshard_DATA += sql/shard/0010_persona_signals.sql
+
+# unde-llm (hllm): the density cap's per-answer record
+dist_sqlshard_DATA += sql/shard/0025_llm_answer_meta.sql

@@ -1,0 +1,7 @@
+# unde-llm: the LLM Orchestrator (spec §13), one module per step of a turn.
+bin_PROGRAMS += src/unde-llm
+src_unde_llm_SOURCES = \
+	src/llm/llm.h src/llm/main.c src/llm/sensors.c src/llm/memory.c \
+	src/llm/pack.c src/llm/providers.c src/llm/responder.c
+src_unde_llm_LDADD = $(UNDE_LIBS) $(STEMMER_LIBS) -lpthread -lm
+TESTS += t/unde-llm.bats
