@@ -5,3 +5,4 @@ src_unde_llm_SOURCES = \
 	src/llm/pack.c src/llm/providers.c src/llm/responder.c
 src_unde_llm_LDADD = $(UNDE_LIBS) $(STEMMER_LIBS) -lpthread -lm
 TESTS += t/unde-llm.bats
+EXTRA_DIST += t/fakes/claude.py t/fakes/qwen.py

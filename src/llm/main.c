@@ -191,6 +191,11 @@ static int shard_reads(struct lstate *s, struct turn *t, const json_t *rec, stru
 	}
 	struct shard_search_opts so = { 0 };
 	shard_search_defaults(&so);
+	/* SIMILARITY_THRESHOLD (0.5) is the spec's for Cohere's vectors; the
+	 * local n-gram model's cosines run lower (one shared word among several
+	 * gives 0.25–0.45, unrelated sentences stay under 0.15), so a query it
+	 * embeds is compared with its own threshold */
+	so.threshold = conf_double("LOCAL_SIMILARITY_THRESHOLD", 0.2, 0, 1);
 	double t0 = util_now_ms();
 	t->episodes = c ? shard_search_model(&s->x, &so, t->user_id, t->message, emb, EMBED_LOCAL_MODEL,
 					     s->cf.top_k, e)
@@ -295,7 +300,9 @@ static int llm_record(void *sp, struct filter_run *run, json_t *rec)
 
 	struct deadline dl = filter_deadline(run);
 	struct deadline pack_dl = deadline_min(dl, deadline_in(s->cf.context_pack_timeout_ms));
-	sensors_frames(&t, rec, pack_dl, s->k);
+	/* mood and context first (the persona needs both), leaving a third
+	 * of the budget to the persona even when one of them is late */
+	sensors_frames(&t, rec, deadline_less(pack_dl, s->cf.context_pack_timeout_ms / 3), s->k);
 	struct persona_call *pc = sensors_persona_start(&t, rec, pack_dl);
 	struct shard_err e = { 0 };
 	int rc = shard_reads(s, &t, rec, &e);
