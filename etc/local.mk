@@ -47,3 +47,8 @@ install-system: install
 	$(SHELL) '$(DESTDIR)$(bindir)/unde-install' --root '$(DESTDIR)/' \
 		--share '$(DESTDIR)$(pkgdatadir)' --bindir '$(bindir)' --role '$(UNDE_ROLE)'
 .PHONY: install-system
+
+# unde-llm (hllm): POST /chat on 10.1.0.17
+nobase_dist_unde_skel_DATA += etc/systemd/unde-httpd-llm.socket \
+	etc/systemd/unde-httpd-llm@.service \
+	etc/httpd/llm.routes

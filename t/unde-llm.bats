@@ -309,3 +309,28 @@ providers() {
 	run grep -c '"level":"error"' "$TMP/err"
 	assert_output 3
 }
+
+@test "POST /chat through unde-httpd with etc/httpd/llm.routes, and unde-llm metrics counts the turns" {
+	port=$((20000 + RANDOM % 40000))
+	systemd-socket-activate --inetd -a -l "127.0.0.1:$port" -E UNDE_ENV_FILE=/dev/null \
+		-E "SHARD_0_DB_URL=$UNDE_T_S0" -E "PRODUCTION_DB_URL=$UNDE_T_PROD" -E "UNDE_COUNTERS_DIR=$TMP" \
+		-E "MASTER_ENCRYPTION_KEY=$MASTER_ENCRYPTION_KEY" \
+		unde-httpd --routes "$UNDE_TOP_SRCDIR/etc/httpd/llm.routes" </dev/null 2>"$TMP/httpd.log" 3>&- &
+	pid=$!
+	for _ in $(seq 200); do curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$port/health" && break; sleep 0.05; done
+	run curl -sS --max-time 30 --data-binary "$(turn 'Привет, я Алия')" "http://127.0.0.1:$port/chat"
+	assert_jq '.provider == "local" and (.text | length) > 0 and (.assistant_message_id | length) == 36'
+	run curl -sS --max-time 30 --data-binary "$(turn 'А я снова тут')" "http://127.0.0.1:$port/chat"
+	assert_jq '.provider == "local" and (.context_pack | not)'
+	run curl -sS --max-time 30 -o /dev/null -w '%{http_code}' --data-binary '{"user_id":"nope","message":"x"}' "http://127.0.0.1:$port/chat"
+	assert_output 400
+	kill "$pid"
+	wait "$pid" 2>/dev/null || true
+	run unde-llm metrics
+	assert_success
+	assert_output --partial 'llm_orchestrator_answers_total{provider="local"} 2'
+	assert_output --partial 'llm_orchestrator_errors 0'
+	assert_output --partial 'llm_orchestrator_context_pack_time_ms_count'
+	assert_output --partial 'hybrid_search_latency_ms_count'
+	assert_output --partial 'user_knowledge_decrypt_latency_ms_count'
+}

@@ -6,3 +6,4 @@ src_unde_llm_SOURCES = \
 src_unde_llm_LDADD = $(UNDE_LIBS) $(STEMMER_LIBS) -lpthread -lm
 TESTS += t/unde-llm.bats
 EXTRA_DIST += t/fakes/claude.py t/fakes/qwen.py
+dist_man_MANS += man/unde-llm.1

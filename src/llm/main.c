@@ -61,16 +61,16 @@ static const struct filter_field fields[] = {
 };
 
 static const struct counters_help metrics_help[] = {
-	{ "llm_orchestrator_response_time_ms", "histogram", "Whole turn, message in to line out" },
+	{ "llm_orchestrator_response_time_ms", "histogram", "Whole turn, message in to line out (seconds, as every UNDE histogram)" },
 	{ "llm_orchestrator_errors", "counter", "Turns that failed" },
-	{ "llm_orchestrator_cost_usd", "counter", "Provider cost, micro-dollars (price table in unde-llm(1))" },
+	{ "llm_orchestrator_cost_usd", "counter", "Provider cost in millionths of a US dollar (price table in unde-llm(1))" },
 	{ "llm_orchestrator_provider_fallbacks", "counter", "Providers skipped before the one that answered" },
-	{ "llm_orchestrator_context_pack_time_ms", "histogram", "ContextPack assembly" },
+	{ "llm_orchestrator_context_pack_time_ms", "histogram", "ContextPack assembly, frames included (seconds)" },
 	{ "llm_orchestrator_answers_total", "counter", "Answers by provider" },
 	{ "llm_orchestrator_sensor_defaults_total", "counter", "Sensors replaced by their default frame" },
-	{ "hybrid_search_latency_ms", "histogram", "Hybrid search on the shard" },
+	{ "hybrid_search_latency_ms", "histogram", "Hybrid search on the shard (seconds)" },
 	{ "user_knowledge_decrypt_errors", "counter", "User knowledge reads that failed to decrypt" },
-	{ "user_knowledge_decrypt_latency_ms", "histogram", "User knowledge read and decrypt" },
+	{ "user_knowledge_decrypt_latency_ms", "histogram", "User knowledge read and decrypt (seconds)" },
 	{ NULL, NULL, NULL },
 };
 
@@ -200,7 +200,8 @@ static int shard_reads(struct lstate *s, struct turn *t, const json_t *rec, stru
 	t->episodes = c ? shard_search_model(&s->x, &so, t->user_id, t->message, emb, EMBED_LOCAL_MODEL,
 					     s->cf.top_k, e)
 			: json_array();
-	observe(s, "hybrid_search_latency_ms", util_now_ms() - t0);
+	if (c)
+		observe(s, "hybrid_search_latency_ms", util_now_ms() - t0);
 	json_decref(emb);
 	if (!t->episodes)
 		return -1;
@@ -397,16 +398,40 @@ static void on_finish(void *sp, struct filter_run *run)
 	sctx_close(&s->x);
 }
 
+/* `unde-llm metrics`: §19's metrics summed over every process of this
+ * host's unde-llm (the shared counters file), in Prometheus text. */
+static int metrics_main(int argc, char **argv)
+{
+	if (argc > 2 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
+		puts("Usage: unde-llm metrics\nPrint §19's metrics of every unde-llm process of this host.");
+		return 0;
+	}
+	int rc = conf_load_env(NULL);
+	if (rc)
+		return rc;
+	struct counters *k = counters_open_service("unde-llm");
+	if (!k)
+		return EX_UNAVAILABLE;
+	struct buf b = { 0 };
+	counters_render(k, metrics_help, &b);
+	rc = fwrite(b.data ? b.data : "", 1, b.len, stdout) == b.len ? 0 : EX_IOERR;
+	buf_free(&b);
+	counters_close(k);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	log_init("unde-llm");
+	if (argc > 1 && !strcmp(argv[1], "metrics"))
+		return metrics_main(argc, argv);
 	static const struct filter_def def = {
 		.name = "unde-llm",
 		.summary = "The LLM Orchestrator (spec §13): {user_id, message, input_type?, explicit_reply_to?,\n"
 			   "photo_url?, lat?, lng?, mall_id?, mood_frame?, context_frame?, persona?} → the record plus\n"
 			   "{text, voice_params, avatar_state, render_hints, intent, duration_ms, model_used, provider,\n"
 			   "exchange_id, conversation_id, user_message_id, assistant_message_id, episodes_used}.",
-		.synopsis = "[--shard N | --url URL] [--show-context-pack]",
+		.synopsis = "[--shard N | --url URL] [--show-context-pack] | metrics",
 		.options_help = OPTIONS_HELP,
 		.shortopts = "",
 		.longopts = longopts,
