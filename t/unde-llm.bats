@@ -20,7 +20,7 @@ setup_file() {
 }
 
 teardown_file() {
-	fake_stop_all
+	fake_stop_all || true
 	pg_stop
 	unde_teardown_file
 }
@@ -333,4 +333,43 @@ providers() {
 	assert_output --partial 'llm_orchestrator_context_pack_time_ms_count'
 	assert_output --partial 'hybrid_search_latency_ms_count'
 	assert_output --partial 'user_knowledge_decrypt_latency_ms_count'
+}
+
+@test "after the line: the reaction to the previous answer goes to the persona as feedback, then its exchange is flushed" {
+	cat >"$TMP/routes" <<-EOF
+	POST /persona timeout=5 unde-persona
+	POST /persona/feedback timeout=5 unde-persona feedback
+	POST /persona/flush timeout=10 unde-persona flush
+	EOF
+	port=$((20000 + RANDOM % 40000))
+	systemd-socket-activate --inetd -a -l "127.0.0.1:$port" -E UNDE_ENV_FILE=/dev/null \
+		-E "SHARD_0_DB_URL=$UNDE_T_S0" -E "UNDE_COUNTERS_DIR=$TMP" \
+		unde-httpd --routes "$TMP/routes" </dev/null 2>"$TMP/httpd.log" 3>&- &
+	pid=$!
+	for _ in $(seq 200); do curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$port/health" && break; sleep 0.05; done
+	export PERSONA_AGENT_URL=http://127.0.0.1:$port
+	say "Расскажи всё про льняные рубашки"
+	first=$(jq -r .exchange_id "$TMP/out")
+	output=$(<"$TMP/out")
+	assert_jq '(.feedback_signals // []) == [] and .sensors.persona == "agent"'
+	say "Слишком длинно, покороче пожалуйста"
+	output=$(<"$TMP/out")
+	assert_jq '.feedback_signals == ["brevity_requested"]'
+	run grep -c 'persona feedback sent' "$TMP/err"
+	assert_output 1
+	run sql0 "select (profile->>'verbosity')::float < 0.5 from persona_profiles where user_id = '$U'"
+	assert_output t
+	run sql0 "select count(*) from persona_signal_ids where user_id = '$U'"
+	assert_output 1
+	run jq -c 'select(.msg == "persona feedback sent") | .exchange_id' "$TMP/err"
+	assert_output "\"$first\""
+	kill "$pid"
+	wait "$pid" 2>/dev/null || true
+	# a persona that is down never fails the turn
+	export PERSONA_AGENT_URL=http://127.0.0.1:1
+	say "Ещё короче, пожалуйста"
+	output=$(<"$TMP/out")
+	assert_jq '.feedback_signals == ["brevity_requested"] and .sensors.persona == "default"'
+	run grep -c 'persona feedback failed' "$TMP/err"
+	assert_output 1
 }

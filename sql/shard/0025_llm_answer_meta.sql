@@ -14,6 +14,7 @@ CREATE TABLE llm_answer_meta (
     user_id        UUID NOT NULL,
     episodes_used  SMALLINT NOT NULL CHECK (episodes_used >= 0),
     episode_ids    UUID[] NOT NULL DEFAULT '{}',
+    exchange_id    UUID,                      -- the persona feedback's exchange
     created_at     TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
 );
 CREATE INDEX idx_llm_answer_meta_user ON llm_answer_meta(user_id, created_at DESC);

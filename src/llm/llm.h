@@ -50,6 +50,8 @@ struct turn {
 	const char *intent;                /* static string */
 	int memory_allowed;                /* the density cap left room for memories */
 	long answers_with_memory;          /* of the previous 9 answers */
+	char prev_exchange[37];            /* the previous answer's exchange, or "" */
+	int prev_used_memory;              /* it recalled episodes */
 };
 
 void turn_free(struct turn *t);
@@ -83,7 +85,16 @@ int memory_filter(PGconn *c, struct turn *t, struct shard_err *e);
 int memory_density(PGconn *c, struct turn *t, const struct llm_conf *cf, struct shard_err *e);
 /* Record how many episodes the answer message used. 0, or -1 with e. */
 int memory_record(PGconn *c, const char *user_id, const char *message_id, const json_t *used,
-		  struct shard_err *e);
+		  const char *exchange_id, struct shard_err *e);
+
+/* ---- feedback.c ---- */
+/* The behavioural signals the message carries about the previous answer
+ * (a JSON array of signal types, maybe empty). */
+json_t *feedback_signals(const char *message, int prev_used_memory);
+/* POST each to PERSONA_AGENT_URL/persona/feedback, then /persona/flush of
+ * that exchange. Failures are logged, never returned. */
+void feedback_send(const char *user_id, const char *exchange_id, const char *message_id,
+		   const json_t *signals, struct deadline dl);
 
 /* ---- pack.c ---- */
 /* The ContextPack of t: {system_prompt, blocks{A..G}, text, tokens,

@@ -32,6 +32,9 @@ struct lstate {
 	struct llm_conf cf;
 	struct counters *k;
 	int show_pack;
+	/* the persona feedback of the record just answered, sent after its line */
+	char fb_user[37], fb_exchange[37], fb_message[37];
+	json_t *fb_signals;
 };
 
 enum { OPT_SHOW_PACK = 300 };
@@ -234,8 +237,8 @@ static int shard_reads(struct lstate *s, struct turn *t, const json_t *rec, stru
 /* Save the user's message and the answer (§13 step 8) through the shard
  * client: the route lock, the SYNC rules, model_used and duration_ms. */
 static int save_turn(struct lstate *s, struct turn *t, const json_t *rec, const char *text,
-		     const char *model, long duration_ms, const char *t0_iso, json_t *out,
-		     struct shard_err *e)
+		     const char *model, long duration_ms, const char *t0_iso, const char *exchange,
+		     json_t *out, struct shard_err *e)
 {
 	char uid[37], aid[37], now[40];
 	util_uuid4(uid);
@@ -265,7 +268,7 @@ static int save_turn(struct lstate *s, struct turn *t, const json_t *rec, const 
 		size_t i;
 		const json_t *id;
 		json_array_foreach(ids, i, id) json_array_append_new(used, json_pack("{s:O}", "id", id));
-		rc = c ? memory_record(c, t->user_id, aid, used, e) : -1;
+		rc = c ? memory_record(c, t->user_id, aid, used, exchange, e) : -1;
 		json_decref(used);
 	}
 	json_decref(sv);
@@ -330,7 +333,7 @@ static int llm_record(void *sp, struct filter_run *run, json_t *rec)
 	char exchange[37];
 	util_uuid4(exchange);
 	json_t *out = json_object();
-	if (save_turn(s, &t, rec, text, model, duration_ms, t0_iso, out, &e) != 0) {
+	if (save_turn(s, &t, rec, text, model, duration_ms, t0_iso, exchange, out, &e) != 0) {
 		json_decref(out);
 		chain_result_free(&res);
 		turn_free(&t);
@@ -359,6 +362,15 @@ static int llm_record(void *sp, struct filter_run *run, json_t *rec)
 		json_object_set(t.pack, "episodes_dropped", t.episodes_dropped);
 		json_object_set(out, "context_pack", t.pack);
 	}
+	/* the signals about the previous answer, for after_record */
+	json_decref(s->fb_signals);
+	s->fb_signals = t.prev_exchange[0] ? feedback_signals(t.message, t.prev_used_memory) : NULL;
+	snprintf(s->fb_user, sizeof s->fb_user, "%s", t.user_id);
+	snprintf(s->fb_exchange, sizeof s->fb_exchange, "%s", t.prev_exchange);
+	snprintf(s->fb_message, sizeof s->fb_message, "%s",
+		 json_string_value(json_object_get(out, "user_message_id")) ?: "");
+	if (s->fb_signals)
+		json_object_set(out, "feedback_signals", s->fb_signals);
 	json_object_update(rec, out);
 	json_decref(out);
 
@@ -378,6 +390,19 @@ static int llm_record(void *sp, struct filter_run *run, json_t *rec)
 	chain_result_free(&res);
 	turn_free(&t);
 	return 0;
+}
+
+/* §13 step 9: after the line is out, the persona feedback about the
+ * previous answer and the flush of its exchange (feedback.c). */
+static void after_record(void *sp, struct filter_run *run, json_t *rec, int status)
+{
+	(void)rec;
+	struct lstate *s = sp;
+	if (status == 0 && s->fb_signals)
+		feedback_send(s->fb_user, s->fb_exchange, s->fb_message, s->fb_signals,
+			      deadline_min(filter_deadline(run), deadline_in(2000)));
+	json_decref(s->fb_signals);
+	s->fb_signals = NULL;
 }
 
 static void on_finish(void *sp, struct filter_run *run)
@@ -439,6 +464,7 @@ int main(int argc, char **argv)
 		.on_start = on_start,
 		.on_record = llm_record,
 		.on_finish = on_finish,
+		.after_record = after_record,
 		.fields = fields,
 		.max_operands = FILTER_NO_OPERANDS,
 	};

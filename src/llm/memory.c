@@ -203,13 +203,17 @@ int memory_density(PGconn *c, struct turn *t, const struct llm_conf *cf, struct 
 	if (c) {
 		const char *pp[] = { t->user_id };
 		PGresult *r = pg_query(c,
-				       "SELECT count(*) FILTER (WHERE episodes_used > 0) FROM"
-				       " (SELECT episodes_used FROM llm_answer_meta WHERE user_id = $1"
-				       "  ORDER BY created_at DESC LIMIT 9) w",
+				       "SELECT episodes_used, exchange_id::text FROM llm_answer_meta"
+				       " WHERE user_id = $1 ORDER BY created_at DESC LIMIT 9",
 				       1, pp);
 		if (!r)
 			return shard_err_query(e, c, "cannot read the density window");
-		t->answers_with_memory = atol(PQgetvalue(r, 0, 0));
+		for (int i = 0; i < PQntuples(r); i++)
+			t->answers_with_memory += atol(PQgetvalue(r, i, 0)) > 0;
+		if (PQntuples(r) && !PQgetisnull(r, 0, 1)) {
+			snprintf(t->prev_exchange, sizeof t->prev_exchange, "%s", PQgetvalue(r, 0, 1));
+			t->prev_used_memory = atol(PQgetvalue(r, 0, 0)) > 0;
+		}
 		PQclear(r);
 	}
 	t->memory_allowed = t->answers_with_memory + 1 <= allowed;
@@ -231,7 +235,7 @@ int memory_density(PGconn *c, struct turn *t, const struct llm_conf *cf, struct 
 }
 
 int memory_record(PGconn *c, const char *user_id, const char *message_id, const json_t *used,
-		  struct shard_err *e)
+		  const char *exchange_id, struct shard_err *e)
 {
 	struct buf ids = { 0 };
 	buf_append(&ids, "{", 1);
@@ -242,11 +246,11 @@ int memory_record(PGconn *c, const char *user_id, const char *message_id, const 
 	buf_append(&ids, "}", 1);
 	char n[24];
 	snprintf(n, sizeof n, "%zu", json_array_size(used));
-	const char *pp[] = { message_id, user_id, n, ids.data };
+	const char *pp[] = { message_id, user_id, n, ids.data, exchange_id };
 	int rc = pg_exec(c,
-			 "INSERT INTO llm_answer_meta (message_id, user_id, episodes_used, episode_ids)"
-			 " VALUES ($1, $2, $3::smallint, $4::uuid[]) ON CONFLICT DO NOTHING",
-			 4, pp);
+			 "INSERT INTO llm_answer_meta (message_id, user_id, episodes_used, episode_ids, exchange_id)"
+			 " VALUES ($1, $2, $3::smallint, $4::uuid[], $5::uuid) ON CONFLICT DO NOTHING",
+			 5, pp);
 	buf_free(&ids);
 	return rc == 0 ? 0 : shard_err_query(e, c, "cannot record the answer's episodes");
 }
