@@ -373,3 +373,22 @@ providers() {
 	run grep -c 'persona feedback failed' "$TMP/err"
 	assert_output 1
 }
+
+@test "two concurrent turns of one user keep their order: the second waits, then sees the first" {
+	providers
+	fake_config deepseek '{"reply_text":"Ответ на первый."}'
+	fake_fail deepseek '{"mode":"slow","delay_ms":1500,"count":1}'
+	turn "Первый вопрос про пальто" | unde-llm --show-context-pack >"$TMP/a" 2>"$TMP/a.err" &
+	a=$!
+	# the second starts once the first is at its LLM call, holding the turn
+	for _ in $(seq 400); do
+		[[ $(fake_requests deepseek | jq length) -ge 1 ]] && break
+		sleep 0.025
+	done
+	turn "Второй вопрос про шарф" | unde-llm --show-context-pack >"$TMP/b" 2>"$TMP/b.err"
+	wait "$a"
+	run sql0 "select m.role || ':' || left(m.content, 6) from messages m join conversations c on c.id = m.conversation_id where c.user_id = '$U' order by m.created_at"
+	assert_output "$(printf '%s\n' 'user:Первый' 'assistant:Ответ ' 'user:Второй' 'assistant:Ответ ')"
+	output=$(<"$TMP/b")
+	assert_jq '.context_pack.blocks.C | any(test("Первый вопрос")) and any(test("Ответ на первый"))'
+}

@@ -35,7 +35,64 @@ struct lstate {
 	/* the persona feedback of the record just answered, sent after its line */
 	char fb_user[37], fb_exchange[37], fb_message[37];
 	json_t *fb_signals;
+	PGconn *order; /* the per-user turn lock's connection (turn_lock) */
 };
+
+/* One user's turns never interleave their saves: each turn runs inside a
+ * transaction of its own on a dedicated connection that holds
+ * pg_advisory_xact_lock(LLM, hashtext(user_id)) from before the shard is
+ * read until both messages are saved. A second turn of the same user waits
+ * (PostgreSQL queues the lock's waiters in arrival order), then reads a
+ * history that holds the first. Transaction-scoped, so PgBouncer in
+ * transaction mode keeps it; bounded by the turn's deadline (lock_timeout).
+ * The lock lives in production when routing is configured (one place for
+ * every shard), else in the shard. 0, or -1 with e. */
+#define TURN_LOCK_CLASS 0x4C4C4D /* "LLM" */
+static int turn_lock(struct lstate *s, const char *user_id, struct deadline dl, struct shard_err *e)
+{
+	if (!s->order) {
+		const char *url = conf_str("PRODUCTION_DB_URL", NULL), *what = "PRODUCTION_DB_URL";
+		if (!url || !*url) {
+			url = s->x.url ? s->x.url : conf_str("SHARD_0_DB_URL", NULL);
+			what = s->x.url ? "--url" : "SHARD_0_DB_URL";
+		}
+		if (!url || !*url)
+			return 0; /* --shard N alone: no shared place for the lock */
+		s->order = pg_connect(url, what);
+		if (!s->order)
+			return shard_err_set(e, EX_UNAVAILABLE, "shard_unavailable",
+					     "cannot connect for the turn lock (%s)", what);
+	}
+	char cls[16], timeout[32];
+	snprintf(cls, sizeof cls, "%d", TURN_LOCK_CLASS);
+	long left = deadline_set(dl) ? ms_left(dl) : 30000;
+	snprintf(timeout, sizeof timeout, "%ld", left > 0 ? left : 1);
+	const char *pp[] = { timeout };
+	const char *pl[] = { cls, user_id };
+	if (pg_begin(s->order) != 0 ||
+	    pg_exec(s->order, "SELECT set_config('lock_timeout', $1, true)", 1, pp) != 0 ||
+	    pg_exec(s->order, "SELECT pg_advisory_xact_lock($1::int, hashtext($2))", 2, pl) != 0) {
+		int lost = pg_connection_lost(s->order);
+		shard_err_query(e, s->order, "cannot take the user's turn lock");
+		if (!lost && !strcmp(pg_last_sqlstate(), "55P03"))
+			shard_err_set(e, EX_TEMPFAIL, "turn_busy",
+				      "another turn of this user held the lock past the deadline");
+		pg_rollback(s->order);
+		if (lost) {
+			PQfinish(s->order);
+			s->order = NULL;
+		}
+		return -1;
+	}
+	return 0;
+}
+
+/* End the turn lock's transaction, whatever became of the turn. */
+static void turn_unlock(struct lstate *s)
+{
+	if (s->order && PQtransactionStatus(s->order) != PQTRANS_IDLE)
+		pg_commit(s->order);
+}
 
 enum { OPT_SHOW_PACK = 300 };
 static const struct option longopts[] = {
@@ -280,7 +337,6 @@ static int llm_record(void *sp, struct filter_run *run, json_t *rec)
 	struct lstate *s = sp;
 	double t0 = util_now_ms();
 	char t0_iso[40];
-	iso_now(t0_iso, 0);
 	struct turn t = { 0 };
 	t.user_id = json_string_value(json_object_get(rec, "user_id"));
 	t.message = json_string_value(json_object_get(rec, "message"));
@@ -309,7 +365,12 @@ static int llm_record(void *sp, struct filter_run *run, json_t *rec)
 	sensors_frames(&t, rec, deadline_less(pack_dl, s->cf.context_pack_timeout_ms / 3), s->k);
 	struct persona_call *pc = sensors_persona_start(&t, rec, pack_dl);
 	struct shard_err e = { 0 };
-	int rc = shard_reads(s, &t, rec, &e);
+	int rc = turn_lock(s, t.user_id, dl, &e);
+	/* the user's message is stamped when its turn has the lock, so the
+	 * history's order is the turns' order */
+	iso_now(t0_iso, 0);
+	if (rc == 0)
+		rc = shard_reads(s, &t, rec, &e);
 	sensors_persona_join(pc, &t, s->k);
 	if (rc != 0) {
 		turn_free(&t);
@@ -398,6 +459,7 @@ static void after_record(void *sp, struct filter_run *run, json_t *rec, int stat
 {
 	(void)rec;
 	struct lstate *s = sp;
+	turn_unlock(s);
 	if (status == 0 && s->fb_signals)
 		feedback_send(s->fb_user, s->fb_exchange, s->fb_message, s->fb_signals,
 			      deadline_min(filter_deadline(run), deadline_in(2000)));
@@ -420,6 +482,8 @@ static void on_finish(void *sp, struct filter_run *run)
 		counters_write_textfile(s->k, metrics_help, path);
 	}
 	counters_close(s->k);
+	if (s->order)
+		PQfinish(s->order);
 	sctx_close(&s->x);
 }
 
