@@ -392,3 +392,12 @@ providers() {
 	output=$(<"$TMP/b")
 	assert_jq '.context_pack.blocks.C | any(test("Первый вопрос")) and any(test("Ответ на первый"))'
 }
+
+@test "a photo turn is a recognition intent and the photo is saved with the user's message" {
+	say "Что это за куртка?" '{"photo_url":"https://cdn.example/u/photo1.jpg","input_type":"voice"}'
+	output=$(<"$TMP/out")
+	assert_jq '.intent == "recognition" and (.text | test("Фото получила"))'
+	um=$(jq -r .user_message_id "$TMP/out")
+	run sql0 "select input_type, media_urls::text from messages where id = '$um'"
+	assert_output 'voice|["https://cdn.example/u/photo1.jpg"]'
+}

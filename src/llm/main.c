@@ -199,17 +199,18 @@ static void iso_now(char out[40], long offset_ms)
 /* The artifact the message reacts to (§13): the explicit reply_to, or the
  * last assistant artifact of the last 10 minutes unless two came less than
  * 60 s apart. NULL when none. */
-static json_t *referenced_artifact(PGconn *c, const char *user, const char *explicit_id)
+static json_t *referenced_artifact(PGconn *c, const char *conv, const char *explicit_id)
 {
-	if (!c)
+	if (!c || !*conv)
 		return NULL;
-	const char *pp[] = { user, explicit_id };
+	const char *pp[] = { conv, explicit_id };
 	PGresult *r = pg_query(
 		c,
 		"SELECT m.id::text, m.response_description,"
 		"  extract(epoch FROM m.created_at)::float8"
-		" FROM messages m JOIN conversations c ON c.id = m.conversation_id"
-		" WHERE c.user_id = $1 AND m.role = 'assistant' AND NOT m.is_forgotten AND m.deleted_at IS NULL"
+		" FROM messages m"
+		" WHERE m.conversation_id = $1::uuid AND m.role = 'assistant' AND NOT m.is_forgotten"
+		"   AND m.deleted_at IS NULL"
 		"   AND m.response_description IS NOT NULL"
 		"   AND (CASE WHEN $2::uuid IS NULL THEN m.created_at > now() - interval '10 minutes'"
 		"        ELSE m.id = $2::uuid END)"
@@ -233,14 +234,26 @@ static void observe(struct lstate *s, const char *name, double ms)
 	counters_observe_ms(s->k, name, NULL, ms);
 }
 
+/* Where a turn's ContextPack time went (ms), for the log line and bench/llm. */
+static struct {
+	double lock, route, embed, search, knowledge, recent, catalog, filters;
+} stage;
+
 /* Shard reads of one turn; 0, or -1 with e (a shard that cannot answer). */
 static int shard_reads(struct lstate *s, struct turn *t, const json_t *rec, struct shard_err *e)
 {
 	long sid;
+	double ts = util_now_ms();
 	PGconn *c = sctx_for_user(&s->x, t->user_id, 0, &sid, e);
 	if (!c && strcmp(e->code ? e->code : "", "unknown_user"))
 		return -1;
 	memset(e, 0, sizeof *e);
+	if (c && memory_conversation(c, t->user_id, t->conv, e) != 0)
+		return -1;
+	int routed = c != NULL; /* knowledge may exist before any message */
+	if (!t->conv[0])
+		c = NULL; /* nothing stored yet: no history to read */
+	stage.route = util_now_ms() - ts;
 	/* the query embedded by the model the local enrichment uses */
 	float v[EMBED_LOCAL_DIM];
 	json_t *emb = NULL;
@@ -249,6 +262,7 @@ static int shard_reads(struct lstate *s, struct turn *t, const json_t *rec, stru
 		for (int i = 0; i < EMBED_LOCAL_DIM; i++)
 			json_array_append_new(emb, json_real(v[i]));
 	}
+	stage.embed = util_now_ms() - ts - stage.route;
 	struct shard_search_opts so = { 0 };
 	shard_search_defaults(&so);
 	/* SIMILARITY_THRESHOLD (0.5) is the spec's for Cohere's vectors; the
@@ -260,12 +274,13 @@ static int shard_reads(struct lstate *s, struct turn *t, const json_t *rec, stru
 	t->episodes = c ? shard_search_model(&s->x, &so, t->user_id, t->message, emb, EMBED_LOCAL_MODEL,
 					     s->cf.top_k, e)
 			: json_array();
+	stage.search = util_now_ms() - ts - stage.route - stage.embed;
 	if (c)
 		observe(s, "hybrid_search_latency_ms", util_now_ms() - t0);
 	json_decref(emb);
 	if (!t->episodes)
 		return -1;
-	if (s->cf.have_keys && c) {
+	if (s->cf.have_keys && routed) {
 		struct shard_err ke = { 0 };
 		t0 = util_now_ms();
 		t->knowledge = shard_knowledge_get(&s->x, &s->keys, t->user_id, NULL, &ke);
@@ -277,18 +292,25 @@ static int shard_reads(struct lstate *s, struct turn *t, const json_t *rec, stru
 	}
 	if (!t->knowledge)
 		t->knowledge = json_array();
-	t->recent = c ? memory_recent(c, t->user_id, s->cf.recent_limit, e) : json_array();
+	ts = util_now_ms();
+	t->recent = c ? memory_recent(c, t->conv, s->cf.recent_limit, e) : json_array();
 	if (!t->recent)
 		return -1;
-	t->artifact = referenced_artifact(c, t->user_id, json_string_value(json_object_get(rec, "explicit_reply_to")));
+	t->artifact = referenced_artifact(c, t->conv, json_string_value(json_object_get(rec, "explicit_reply_to")));
+	stage.recent = util_now_ms() - ts;
+	ts = util_now_ms();
 	struct shard_err pe = { 0 };
 	PGconn *prod = sctx_production(&s->x, 0, &pe);
 	t->catalog = catalog_context(prod, t->message, json_string_value(json_object_get(rec, "mall_id")));
 	if (!t->catalog)
 		t->catalog = json_array();
+	stage.catalog = util_now_ms() - ts;
+	ts = util_now_ms();
 	if (c && memory_filter(c, t, e) != 0)
 		return -1;
-	return memory_density(c, t, &s->cf, e);
+	int rc = memory_density(c, t, &s->cf, e);
+	stage.filters = util_now_ms() - ts;
+	return rc;
 }
 
 /* Save the user's message and the answer (§13 step 8) through the shard
@@ -365,7 +387,9 @@ static int llm_record(void *sp, struct filter_run *run, json_t *rec)
 	sensors_frames(&t, rec, deadline_less(pack_dl, s->cf.context_pack_timeout_ms / 3), s->k);
 	struct persona_call *pc = sensors_persona_start(&t, rec, pack_dl);
 	struct shard_err e = { 0 };
+	double tl = util_now_ms();
 	int rc = turn_lock(s, t.user_id, dl, &e);
+	stage.lock = util_now_ms() - tl;
 	/* the user's message is stamped when its turn has the lock, so the
 	 * history's order is the turns' order */
 	iso_now(t0_iso, 0);
@@ -378,7 +402,8 @@ static int llm_record(void *sp, struct filter_run *run, json_t *rec)
 		return sctx_fail(run, &e);
 	}
 	t.pack = pack_build(&t, &s->cf);
-	observe(s, "llm_orchestrator_context_pack_time_ms", util_now_ms() - t0);
+	double pack_ms = util_now_ms() - t0;
+	observe(s, "llm_orchestrator_context_pack_time_ms", pack_ms);
 
 	struct chain_result res;
 	if (llm_ask(&t, dl, &res) != 0) {
@@ -444,8 +469,11 @@ static int llm_record(void *sp, struct filter_run *run, json_t *rec)
 		     (uint64_t)json_array_size(res.skipped));
 	observe(s, "llm_orchestrator_response_time_ms", util_now_ms() - t0);
 	log_event(LOG_INFO, "turn answered",
-		  json_pack("{s:s, s:s, s:I, s:I, s:s}", "provider", res.provider, "intent", t.intent,
-			    "duration_ms", (json_int_t)duration_ms, "episodes_used",
+		  json_pack("{s:s, s:s, s:I, s:f, s:{s:f, s:f, s:f, s:f, s:f, s:f, s:f}, s:I, s:s}", "provider",
+			    res.provider, "intent", t.intent, "duration_ms", (json_int_t)duration_ms,
+			    "context_pack_ms", pack_ms, "stages_ms", "lock", stage.lock, "route", stage.route,
+			    "embed", stage.embed, "search", stage.search, "recent", stage.recent, "catalog", stage.catalog,
+			    "filters", stage.filters, "episodes_used",
 			    (json_int_t)json_array_size(json_object_get(t.pack, "episode_ids")),
 			    "exchange_id", exchange));
 	chain_result_free(&res);

@@ -100,15 +100,30 @@ static int episode_painful(const char *type, const json_t *saved_mood, const cha
 	return text_painful(content);
 }
 
-json_t *memory_recent(PGconn *c, const char *user_id, long n, struct shard_err *e)
+int memory_conversation(PGconn *c, const char *user_id, char conv[37], struct shard_err *e)
 {
+	conv[0] = 0;
+	const char *pp[] = { user_id };
+	PGresult *r = pg_query(c, "SELECT id::text FROM conversations WHERE user_id = $1", 1, pp);
+	if (!r)
+		return shard_err_query(e, c, "cannot find the conversation");
+	if (PQntuples(r))
+		snprintf(conv, 37, "%s", PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return 0;
+}
+
+json_t *memory_recent(PGconn *c, const char *conv, long n, struct shard_err *e)
+{
+	if (!conv || !*conv)
+		return json_array();
 	char ns[24];
 	snprintf(ns, sizeof ns, "%ld", n);
-	const char *pp[] = { user_id, ns };
+	const char *pp[] = { conv, ns };
 	PGresult *r = pg_query(c,
 			       "SELECT m.id::text, m.role, m.content, m.response_description"
-			       " FROM messages m JOIN conversations c ON c.id = m.conversation_id"
-			       " WHERE c.user_id = $1 AND NOT m.is_forgotten AND m.deleted_at IS NULL"
+			       " FROM messages m"
+			       " WHERE m.conversation_id = $1::uuid AND NOT m.is_forgotten AND m.deleted_at IS NULL"
 			       "   AND m.role <> 'system'"
 			       " ORDER BY m.created_at DESC, m.role DESC LIMIT $2::int",
 			       2, pp);
@@ -152,12 +167,11 @@ int memory_filter(PGconn *c, struct turn *t, struct shard_err *e)
 		buf_printf(&ids, "%s%s", i ? "," : "",
 			   json_string_value(json_object_get(json_array_get(t->episodes, i), "id")));
 	buf_append(&ids, "}", 1);
-	const char *pp[] = { ids.data, t->user_id };
+	const char *pp[] = { ids.data, t->conv };
 	PGresult *r = pg_query(c,
 			       "SELECT m.id::text, m.mood_frame::text,"
 			       "  m.is_forgotten OR m.deleted_at IS NOT NULL, m.content"
-			       " FROM messages m JOIN conversations c ON c.id = m.conversation_id"
-			       " WHERE m.id = ANY($1::uuid[]) AND c.user_id = $2",
+			       " FROM messages m WHERE m.conversation_id = $2::uuid AND m.id = ANY($1::uuid[])",
 			       2, pp);
 	buf_free(&ids);
 	if (!r)
