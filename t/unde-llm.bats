@@ -145,19 +145,21 @@ say() {
 	seed "Мой дедушка умер весной, мы с ним гуляли в парке Сафа" '{"mood_frame":{"emotion":{"valence":-0.8}}}'
 	seed "Люблю гулять в парке Сафа по вечерам"
 	seed "В парке Сафа я поссорилась с подругой, до сих пор обидно" '{"memory_type":"emotion"}'
+	DAYS=31 seed "После похорон тёти мы сидели в парке Сафа"
 	filler 10
+	export MAX_EPISODES_PER_RESPONSE=5
 	embed_all
 	sad='{"mood_frame":{"emotion":{"valence":-0.6,"arousal":0.3},"signals":{"frustration":0.2}}}'
 	say "Грустно сегодня, может погулять в парке Сафа?" "$sad"
 	run jq -c '.context_pack' "$TMP/out"
 	assert_jq '[.blocks.B[] | select(test("Люблю гулять"))] | length == 1'
-	assert_jq '[.blocks.B[] | select(test("дедушка|поссорилась"))] | length == 0'
-	assert_jq '[.episodes_dropped[] | select(.reason == "emotional_filter")] | length == 2'
+	assert_jq '[.blocks.B[] | select(test("дедушка|поссорилась|похорон"))] | length == 0'
+	assert_jq '[.episodes_dropped[] | select(.reason == "emotional_filter")] | length == 3'
 	assert_jq '.blocks.D | test("хрупкое")'
 	happy='{"mood_frame":{"emotion":{"valence":0.7,"arousal":0.6}}}'
 	say "Отличный день, пойду гулять в парке Сафа!" "$happy"
 	run jq -c '.context_pack' "$TMP/out"
-	assert_jq '[.blocks.B[] | select(test("дедушка"))] | length == 1'
+	assert_jq '[.blocks.B[] | select(test("дедушка|похорон|поссорилась"))] | length == 3'
 	assert_jq '[.episodes_dropped[]? | select(.reason == "emotional_filter")] | length == 0'
 }
 

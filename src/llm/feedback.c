@@ -26,25 +26,6 @@
 #include "svc.h"
 #include "util.h"
 
-/* A lower-case copy: ASCII and the Russian alphabet's two-byte forms. */
-static char *lower(const char *s)
-{
-	size_t n = strlen(s);
-	unsigned char *o = xmalloc(n + 1);
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i], d = i + 1 < n ? (unsigned char)s[i + 1] : 0;
-		if (c == 0xD0 && d >= 0x90 && d <= 0x9F) {
-			o[i] = 0xD0, o[i + 1] = d + 0x20, i++;
-		} else if (c == 0xD0 && d >= 0xA0 && d <= 0xAF) {
-			o[i] = 0xD1, o[i + 1] = d - 0x20, i++;
-		} else {
-			o[i] = (unsigned char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
-		}
-	}
-	o[n] = 0;
-	return (char *)o;
-}
-
 static int any(const char *low, const char *const *phrases)
 {
 	for (int i = 0; phrases[i]; i++)
@@ -65,7 +46,7 @@ json_t *feedback_signals(const char *message, int prev_used_memory)
 	static const char *const mem_no[] = { "откуда ты знаешь", "не напоминай", "how do you know",
 					      NULL };
 	static const char *const mem_yes[] = { "точно", "помнишь", "да, было", "you remember", NULL };
-	char *low = lower(message);
+	char *low = llm_lower(message);
 	json_t *s = json_array();
 	if (any(low, unfunny))
 		json_array_append_new(s, json_string("humor_rejected"));

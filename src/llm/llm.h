@@ -72,6 +72,9 @@ json_t *default_context_frame(void);
 json_t *default_persona(void);
 
 /* ---- memory.c ---- */
+/* A lower-case copy of UTF-8 text: ASCII and the Russian alphabet's
+ * two-byte forms (Ё included); other bytes as they are. Caller frees. */
+char *llm_lower(const char *s);
 /* The user's conversation id into conv ("" when none yet): every later
  * query names it, so PostgreSQL prunes messages' hash partitions to one
  * (a join on conversations plans all of them: 22 ms at five years). */

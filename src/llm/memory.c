@@ -49,8 +49,8 @@ static const char *const painful_stems[] = {
 	"depress", "lonely", NULL,
 };
 
-/* A lower-case copy (ASCII and the Russian alphabet's two-byte forms). */
-static char *lower_copy(const char *s)
+/* Lower case for the lexicons here and in feedback.c (llm.h). */
+char *llm_lower(const char *s)
 {
 	size_t n = strlen(s);
 	unsigned char *o = xmalloc(n + 1);
@@ -73,7 +73,7 @@ static int text_painful(const char *s)
 {
 	if (!s)
 		return 0;
-	char *low = lower_copy(s);
+	char *low = llm_lower(s);
 	int hit = 0;
 	for (int i = 0; painful_stems[i] && !hit; i++) {
 		for (const char *p = low; (p = strstr(p, painful_stems[i])); p++) {
