@@ -51,3 +51,7 @@ install-system: install
 # hvoice: the Voice Server's WebSocket front on 8081 (spec §12).
 nobase_dist_unde_skel_DATA += etc/systemd/unde-httpd-voice-ws.socket \
 	etc/systemd/unde-httpd-voice-ws@.service etc/httpd/voice-ws.routes
+# unde-llm (hllm): POST /chat on 10.1.0.17
+nobase_dist_unde_skel_DATA += etc/systemd/unde-httpd-llm.socket \
+	etc/systemd/unde-httpd-llm@.service \
+	etc/httpd/llm.routes

@@ -47,3 +47,5 @@ dist_sqlproduction_DATA += sql/production/0035_forgotten_messages_registry.sql
 dist_sqlshard_DATA += sql/shard/0020_erasure_compaction.sql
 dist_sqlshard_DATA += sql/shard/0021_fts_per_conversation.sql
 dist_sqlshard_DATA += sql/shard/0022_prefilter_covers_model.sql
+# unde-llm (hllm): the density cap's per-answer record
+dist_sqlshard_DATA += sql/shard/0025_llm_answer_meta.sql

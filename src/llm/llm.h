@@ -1,0 +1,134 @@
+/* llm.h — unde-llm, the dialogue orchestrator of spec §13: one turn of
+ * the avatar's conversation, split into rooms:
+ *
+ *   main.c       the filter: options, config, the turn's order of steps
+ *   sensors.c    mood / context / persona frames the pipe did not bring,
+ *                fetched in parallel under CONTEXT_PACK_TIMEOUT, defaults
+ *                on failure
+ *   memory.c     the shard's side: recent messages, episode moods, the
+ *                emotional filter, the density cap and its per-answer record
+ *   pack.c       the ContextPack, blocks A–G, bounded in tokens
+ *   providers.c  the LLM chain deepseek → gemini, claude, qwen → local
+ *   responder.c  the local responder, intent, the catalog context
+ *
+ * A turn is a struct turn: everything read for one user message, owned by
+ * main.c's on_record and freed by turn_free. */
+#ifndef UNDE_LLM_H
+#define UNDE_LLM_H
+
+#include <jansson.h>
+#include <libpq-fe.h>
+
+#include "counters.h"
+#include "deadline.h"
+#include "provider.h"
+#include "shardc.h"
+
+/* The process-wide configuration, read once in on_start. */
+struct llm_conf {
+	long context_pack_timeout_ms; /* CONTEXT_PACK_TIMEOUT (s) × 1000 */
+	long llm_timeout_ms;          /* LLM_TIMEOUT (s) × 1000 */
+	long top_k;                   /* RETRIEVAL_TOP_K */
+	long max_episodes;            /* MAX_EPISODES_PER_RESPONSE */
+	double max_density;           /* MAX_MEMORY_DENSITY_ROLLING_10 */
+	long max_tokens;              /* LLM_CONTEXT_MAX_TOKENS: the ContextPack's bound */
+	long recent_limit;            /* the last N messages (10) */
+	int have_keys;                /* MASTER_ENCRYPTION_KEY set: knowledge is read */
+};
+
+struct turn {
+	const char *user_id, *message, *input_type, *request_id;
+	json_t *mood, *context, *persona;  /* owned: the frames used */
+	json_t *sensors;                   /* owned: {mood:"pipe"|"agent"|"default", …} */
+	json_t *knowledge;                 /* owned: decrypted facts [] */
+	json_t *episodes;                  /* owned: after the filters */
+	json_t *episodes_dropped;          /* owned: [{id, reason}] */
+	json_t *recent;                    /* owned: [{id, role, content}] oldest first */
+	json_t *catalog;                   /* owned: matching products [] */
+	json_t *artifact;                  /* owned: referenced artifact, or NULL */
+	json_t *pack;                      /* owned: the ContextPack */
+	const char *intent;                /* static string */
+	int memory_allowed;                /* the density cap left room for memories */
+	long answers_with_memory;          /* of the previous 9 answers */
+	char conv[37];                     /* the user's conversation, or "" (none yet) */
+	char prev_exchange[37];            /* the previous answer's exchange, or "" */
+	int prev_used_memory;              /* it recalled episodes */
+};
+
+void turn_free(struct turn *t);
+
+/* ---- sensors.c ---- */
+/* Fetch what rec lacks of mood_frame and context_frame (in parallel),
+ * into t->mood / t->context, defaults on failure, under dl. */
+void sensors_frames(struct turn *t, const json_t *rec, struct deadline dl, struct counters *k);
+/* Start fetching the persona (when rec has none) in a thread; join it with
+ * sensors_persona_join, which fills t->persona (a default on failure). */
+struct persona_call;
+struct persona_call *sensors_persona_start(struct turn *t, const json_t *rec, struct deadline dl);
+void sensors_persona_join(struct persona_call *pc, struct turn *t, struct counters *k);
+/* The default frames (new objects) and the persona's. */
+json_t *default_mood_frame(void);
+json_t *default_context_frame(void);
+json_t *default_persona(void);
+
+/* ---- memory.c ---- */
+/* A lower-case copy of UTF-8 text: ASCII and the Russian alphabet's
+ * two-byte forms (Ё included); other bytes as they are. Caller frees. */
+char *llm_lower(const char *s);
+/* The user's conversation id into conv ("" when none yet): every later
+ * query names it, so PostgreSQL prunes messages' hash partitions to one
+ * (a join on conversations plans all of them: 22 ms at five years). */
+int memory_conversation(PGconn *c, const char *user_id, char conv[37], struct shard_err *e);
+/* Last n messages of the user (not forgotten), oldest first; [] for an
+ * unknown user. NULL with e on failure. */
+json_t *memory_recent(PGconn *c, const char *conv, long n, struct shard_err *e);
+/* Is the mood negative or fragile (the emotional filter's trigger)? */
+int mood_is_fragile(const json_t *mood);
+/* Drop painful episodes when the mood is fragile, forgotten ones always,
+ * those already in recent (no point citing what is on screen). Reads the
+ * episodes' saved moods from c. Returns 0 or -1 with e. */
+int memory_filter(PGconn *c, struct turn *t, struct shard_err *e);
+/* The density cap: how many of the user's previous 9 answers used
+ * memories; t->memory_allowed, and episodes cut to max_episodes (or none). */
+int memory_density(PGconn *c, struct turn *t, const struct llm_conf *cf, struct shard_err *e);
+/* Record how many episodes the answer message used. 0, or -1 with e. */
+int memory_record(PGconn *c, const char *user_id, const char *message_id, const json_t *used,
+		  const char *exchange_id, struct shard_err *e);
+
+/* ---- feedback.c ---- */
+/* The behavioural signals the message carries about the previous answer
+ * (a JSON array of signal types, maybe empty). */
+json_t *feedback_signals(const char *message, int prev_used_memory);
+/* POST each to PERSONA_AGENT_URL/persona/feedback, then /persona/flush of
+ * that exchange. Failures are logged, never returned. */
+void feedback_send(const char *user_id, const char *exchange_id, const char *message_id,
+		   const json_t *signals, struct deadline dl);
+
+/* ---- pack.c ---- */
+/* The ContextPack of t: {system_prompt, blocks{A..G}, text, tokens,
+ * max_tokens, cut[]}. New object. */
+json_t *pack_build(const struct turn *t, const struct llm_conf *cf);
+/* The token estimate the bound uses (UTF-8 characters / 3, rounded up). */
+long pack_tokens(const char *s);
+
+/* ---- providers.c ---- */
+/* Build the chain from LLM_PRIMARY_PROVIDER and LLM_FALLBACK_PROVIDERS.
+ * 0, or -1 with why (an unknown provider name). */
+int llm_chain_init(const struct llm_conf *cf, char *why, size_t whylen);
+/* Ask the chain: input {system, messages:[{role, content}], pack, turn}.
+ * res->answer is {text, model, tokens_in, tokens_out}. */
+int llm_ask(struct turn *t, struct deadline dl, struct chain_result *res);
+/* USD for a provider's tokens (the price table in providers.c). */
+double llm_cost_usd(const char *provider, long tokens_in, long tokens_out);
+
+/* ---- responder.c ---- */
+/* The local responder's answer from the ContextPack: a new {text, model,
+ * tokens_in, tokens_out}. */
+json_t *responder_answer(const struct turn *t);
+/* chat | stylist | recognition | catalog (static strings). */
+const char *intent_classify(const char *message, const json_t *rec);
+/* Products of production matching the message, in stock, with store and
+ * price ([] when production is not configured). NULL on a query error. */
+json_t *catalog_context(PGconn *prod, const char *message, const char *mall_id);
+
+#endif

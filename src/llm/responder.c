@@ -1,0 +1,206 @@
+/* responder.c — the parts of a turn that need no provider: the intent of
+ * the message, the catalog context from production, and the local
+ * responder, the last link of the LLM chain.
+ *
+ * The local responder answers from the ContextPack only, honestly: it
+ * names products only from the catalog block (brand, name, price, store as
+ * production has them), recalls at most the episodes the density cap let
+ * through, mentions the context it was given, acknowledges a fact the user
+ * just stated, and says plainly when it found nothing, never inventing. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "llm.h"
+#include "log.h"
+#include "pg.h"
+#include "shardc.h"
+#include "stem.h"
+#include "util.h"
+
+/* The message's words, lower case (lib/stem.h), as a JSON array. */
+static json_t *words_of(const char *message)
+{
+	struct stem_tokens tk = { 0 };
+	size_t bad;
+	json_t *w = json_array();
+	if (stem_tokenize(message, strlen(message), &tk, &bad) == 0)
+		for (size_t i = 0; i < tk.n; i++)
+			if (tk.v[i].kind == STEM_WORD)
+				json_array_append_new(w, json_string(tk.v[i].text));
+	stem_tokens_free(&tk);
+	return w;
+}
+
+static int has_prefix_word(const json_t *words, const char *const *stems)
+{
+	size_t i;
+	const json_t *w;
+	json_array_foreach(words, i, w) for (int k = 0; stems[k]; k++) if (
+		!strncmp(json_string_value(w), stems[k], strlen(stems[k]))) return 1;
+	return 0;
+}
+
+const char *intent_classify(const char *message, const json_t *rec)
+{
+	const char *photo = json_string_value(json_object_get(rec, "photo_url"));
+	if (photo && *photo)
+		return "recognition";
+	static const char *const stylist[] = { "образ", "лук", "надеть", "подбери", "подобрать",
+					       "стилист", "сочета", "outfit", "look", "wear",
+					       "style", NULL };
+	static const char *const catalog[] = { "где", "купить", "куплю", "магазин", "найди",
+					       "найти", "наличи", "цена", "стоит", "размер",
+					       "этаж", "buy", "store", "where", "price", "shop", NULL };
+	json_t *w = words_of(message);
+	const char *it = has_prefix_word(w, stylist)   ? "stylist"
+			 : has_prefix_word(w, catalog) ? "catalog"
+						       : "chat";
+	json_decref(w);
+	return it;
+}
+
+/* Words that say nothing about a product (kept out of the catalog match). */
+static const char *const stopwords[] = { "хочу", "хотела", "хотел", "пойти", "сегодня", "можно",
+					 "нужно", "нужен", "нужна", "какой", "какая", "какие",
+					 "есть", "купить", "где", "магазин", "найди", "найти",
+					 "посоветуй", "подбери", "что", "это", "want", "need",
+					 "where", "some", "with", "have", "buy", "find", NULL };
+
+json_t *catalog_context(PGconn *prod, const char *message, const char *mall_id)
+{
+	json_t *out = json_array();
+	if (!prod)
+		return out;
+	json_t *w = words_of(message);
+	struct buf arr = { 0 };
+	buf_append(&arr, "{", 1);
+	size_t i, n = 0;
+	const json_t *x;
+	json_array_foreach(w, i, x)
+	{
+		const char *s = json_string_value(x);
+		size_t chars = 0;
+		for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+			chars += (*p & 0xC0) != 0x80;
+		int stop = 0;
+		for (int k = 0; stopwords[k]; k++)
+			stop |= !strcmp(stopwords[k], s);
+		if (chars < 4 || stop || strchr(s, '"') || strchr(s, '\\') || strchr(s, ',') || n >= 12)
+			continue;
+		/* a crude stem: the first 5 characters ("платье", "платья" → "плать") */
+		size_t bytes = 0, c = 0;
+		while (s[bytes] && c < 5) {
+			bytes++;
+			while ((s[bytes] & 0xC0) == 0x80)
+				bytes++;
+			c++;
+		}
+		buf_printf(&arr, "%s\"%.*s\"", n ? "," : "", (int)bytes, s);
+		n++;
+	}
+	buf_append(&arr, "}", 1);
+	json_decref(w);
+	if (!n) {
+		buf_free(&arr);
+		return out;
+	}
+	const char *pp[] = { arr.data, mall_id };
+	PGresult *r = pg_query(
+		prod,
+		"SELECT p.sku, p.brand, p.name, p.price::text, p.currency, p.category, p.colour,"
+		"  s.name, s.floor::text, s.mall_id"
+		" FROM products p"
+		" LEFT JOIN LATERAL (SELECT st.name, st.floor, st.mall_id FROM stores st"
+		"   WHERE st.brand IS NOT NULL AND lower(st.brand) = lower(p.brand)"
+		"     AND p.availability ? st.external_store_id::text"
+		"   ORDER BY (st.mall_id IS NOT DISTINCT FROM $2) DESC LIMIT 1) s ON true"
+		" WHERE p.available AND EXISTS (SELECT 1 FROM unnest($1::text[]) w"
+		"   WHERE lower(coalesce(p.name, '') || ' ' || coalesce(p.category, '') || ' ' ||"
+		"               coalesce(p.colour, '') || ' ' || p.brand) LIKE '%' || w || '%')"
+		" ORDER BY (s.name IS NOT NULL) DESC, p.updated_at DESC, p.id LIMIT 5",
+		2, pp);
+	buf_free(&arr);
+	if (!r) {
+		log_event(LOG_WARN, "catalog context failed", json_pack("{s:s}", "error", pg_last_error(prod)));
+		json_decref(out);
+		return NULL;
+	}
+	for (int k = 0; k < PQntuples(r); k++) {
+		json_t *o = json_pack("{s:s, s:s}", "sku", PQgetvalue(r, k, 0), "brand", PQgetvalue(r, k, 1));
+		static const char *const keys[] = { NULL, NULL, "name", "price", "currency", "category",
+						    "colour", "store", "floor", "mall_id" };
+		for (int col = 2; col < 10; col++)
+			if (!PQgetisnull(r, k, col))
+				json_object_set_new(o, keys[col], json_string(PQgetvalue(r, k, col)));
+		json_array_append_new(out, o);
+	}
+	PQclear(r);
+	return out;
+}
+
+static const char *jstr(const json_t *o, const char *k)
+{
+	return json_string_value(json_object_get(o, k));
+}
+
+json_t *responder_answer(const struct turn *t)
+{
+	struct buf b = { 0 };
+	if (mood_is_fragile(t->mood))
+		buf_printf(&b, "Понимаю, сейчас непросто. Я рядом. ");
+	const char *mtype = NULL;
+	double conf = 0;
+	if (shard_classify_memory(t->message, &mtype, &conf) == 0 &&
+	    (!strcmp(mtype, "fact") || !strcmp(mtype, "preference"))) {
+		char *snip = shard_memory_snippet(t->message, 80);
+		if (snip)
+			buf_printf(&b, "Запомню: «%s». ", snip);
+		free(snip);
+	}
+	/* the episodes the pack kept (the density cap may have left none) */
+	const json_t *cards = json_object_get(json_object_get(t->pack, "blocks"), "B");
+	if (json_array_size(cards)) {
+		const char *card = json_string_value(json_array_get(cards, 0));
+		buf_printf(&b, "Помню, ты говорил(а): «%s». ", card && card[0] == '-' ? card + 2 : card);
+	}
+	size_t n = json_array_size(t->catalog), i;
+	const json_t *p;
+	if (n) {
+		buf_printf(&b, "Из того, что сейчас есть в наличии: ");
+		json_array_foreach(t->catalog, i, p)
+		{
+			if (i == 3)
+				break;
+			buf_printf(&b, "%s%s %s", i ? "; " : "", jstr(p, "brand"), jstr(p, "name") ? jstr(p, "name") : jstr(p, "sku"));
+			if (jstr(p, "price"))
+				buf_printf(&b, " за %s %s", jstr(p, "price"), jstr(p, "currency") ? jstr(p, "currency") : "");
+			if (jstr(p, "store"))
+				buf_printf(&b, " (%s%s%s)", jstr(p, "store"), jstr(p, "floor") ? ", этаж " : "",
+					   jstr(p, "floor") ? jstr(p, "floor") : "");
+		}
+		buf_printf(&b, ". ");
+	} else if (!strcmp(t->intent, "catalog") || !strcmp(t->intent, "stylist")) {
+		buf_printf(&b, "В каталоге я сейчас не нашла подходящих вещей в наличии — придумывать не буду. ");
+	}
+	const json_t *tc = json_object_get(json_object_get(t->context, "environment"), "time_context");
+	const json_t *closes = json_object_get(tc, "mall_closes_in_hours");
+	if (json_is_number(closes))
+		buf_printf(&b, "ТЦ закрывается примерно через %.1f ч. ", json_number_value(closes));
+	const json_t *opp = json_array_get(json_object_get(t->context, "opportunities"), 0);
+	if (json_is_object(opp) && jstr(opp, "text"))
+		buf_printf(&b, "Кстати: %s. ", jstr(opp, "text"));
+	if (!strcmp(t->intent, "recognition"))
+		buf_printf(&b, "Фото получила — распознавание вещей на нём идёт отдельно. ");
+	buf_printf(&b, "%s", !strcmp(t->intent, "stylist") ? "Для какого случая подбираем образ?"
+			     : !strcmp(t->intent, "catalog") ? "Уточнишь, что именно ищешь — размер, цвет?"
+							     : "Расскажи подробнее?");
+	char *text = buf_take(&b);
+	json_t *a = json_pack("{s:s, s:s, s:I, s:I}", "text", text, "model", "local-template-v1",
+			      "tokens_in", (json_int_t)json_integer_value(json_object_get(t->pack, "tokens")),
+			      "tokens_out", (json_int_t)pack_tokens(text));
+	free(text);
+	return a;
+}

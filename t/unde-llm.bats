@@ -1,0 +1,405 @@
+#!/usr/bin/env bats
+# unde-llm: one dialogue turn on a real shard (and production for routing,
+# tombstones and the catalog): frames, hybrid search, the filters, the
+# ContextPack, the provider chain with fakes, the local responder, saving.
+
+load lib/common
+load lib/pg
+load lib/fake
+
+BATS_NO_PARALLELIZE_WITHIN_FILE=true
+
+setup_file() {
+	for f in deepseek gemini claude qwen echo; do fake_start "$f" "$f.py"; done
+	pg_start
+	export UNDE_T_PROD UNDE_T_S0
+	UNDE_T_PROD=$(pg_createdb prod)
+	UNDE_T_S0=$(pg_createdb shard0)
+	unde-db migrate production --url "$UNDE_T_PROD" >/dev/null 2>&1
+	unde-shard init --shard 0 --url "$UNDE_T_S0" >/dev/null 2>&1
+}
+
+teardown_file() {
+	fake_stop_all || true
+	pg_stop
+	unde_teardown_file
+}
+
+setup() {
+	export UNDE_ENV_FILE=/dev/null
+	export PRODUCTION_DB_URL=$UNDE_T_PROD SHARD_0_DB_URL=$UNDE_T_S0
+	export MASTER_ENCRYPTION_KEY=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=
+	TMP=$(unde_tmpdir)
+	export UNDE_COUNTERS_DIR=$TMP TOMBSTONE_COPY_FILE=$TMP/tombstones.jsonl
+	U=$(uuid)
+	for f in deepseek gemini claude qwen echo; do fake_reset "$f"; done
+}
+
+uuid() { cat /proc/sys/kernel/random/uuid; }
+sql0() { psql -XAt "$UNDE_T_S0" -c "$1"; }
+
+# seed CONTENT [EXTRA-JSON-MEMBERS] — a user message of $U saved N days ago
+# (DAYS, default 30), embedded by the local model afterwards (embed_all).
+seed() {
+	jq -nc --arg u "$U" --arg id "$(uuid)" --arg c "$1" --argjson x "${2:-{\}}" --arg d "${DAYS:-30}" \
+		'{user_id: $u, messages: [{id: $id, role: "user", content: $c,
+		  created_at: (now - ($d | tonumber) * 86400 | todate)} + $x]}' |
+		unde-shard save >/dev/null 2>&1
+}
+embed_all() { unde-embed --pending >/dev/null 2>&1; }
+# filler N — N short chats saved a day ago, so seeds leave the recent window
+filler() {
+	for i in $(seq "$1"); do DAYS=1 seed "Просто болтаем про разное номер $i"; done
+}
+
+# turn MESSAGE [EXTRA-JSON-MEMBERS] — one turn line for user $U.
+turn() {
+	jq -nc --arg u "$U" --arg m "$1" --argjson x "${2:-{\}}" '{user_id: $u, message: $m, request_id: "t-\(now)"} + $x'
+}
+# say MESSAGE [EXTRA] — run one turn through unde-llm, output in $TMP/out.
+say() {
+	turn "$@" | unde-llm --show-context-pack >"$TMP/out" 2>"$TMP/err"
+}
+
+@test "--help and --version" {
+	run unde-llm --help
+	assert_success
+	assert_output --partial 'show-context-pack'
+	assert_output --partial 'exchange_id'
+	run unde-llm --version
+	assert_success
+	assert_output --regexp '^unde-llm [0-9]'
+}
+
+@test "the local path end to end: unde-mood | unde-context | unde-persona | unde-llm answers and saves both messages" {
+	jq -nc --arg u "$U" '{user_id: $u, text: "хочу пойти в кино сегодня", message: "хочу пойти в кино сегодня", lat: 25.1, lng: 55.2, request_id: "pipe-1"}' |
+		unde-mood 2>/dev/null | unde-context 2>/dev/null | unde-persona 2>/dev/null |
+		unde-llm >"$TMP/out" 2>"$TMP/err"
+	run cat "$TMP/out"
+	assert_json_line_count 1
+	assert_jq '.provider == "local" and .model_used == "local-template-v1"'
+	assert_jq '(.text | length) > 0 and .intent == "chat"'
+	assert_jq '.voice_params.preset and .avatar_state.expression and .render_hints.ui_density'
+	assert_jq '.sensors.mood == "pipe" and .sensors.context == "pipe" and .sensors.persona == "pipe"'
+	assert_jq '(.exchange_id | test("^[0-9a-f-]{36}$")) and .episodes_used == 0 and .duration_ms >= 0'
+	# every provider was skipped for want of a key, in the configured order
+	assert_jq '[.providers_skipped[] | .provider] == ["deepseek","gemini","claude","qwen"]'
+	assert_jq '[.providers_skipped[] | .reason] | unique == ["no_key"]'
+	um=$(jq -r .user_message_id "$TMP/out")
+	am=$(jq -r .assistant_message_id "$TMP/out")
+	run sql0 "select role, input_type, model_used, duration_ms is not null, mood_frame is not null from messages where id in ('$um','$am') order by created_at"
+	assert_line --index 0 'user|text||f|t'
+	assert_line --index 1 'assistant||local-template-v1|t|f'
+	run sql0 "select episodes_used from llm_answer_meta where message_id = '$am'"
+	assert_output 0
+}
+
+@test "a fact said in turn 1 (не ем глютен) is in the ContextPack of turn 6, and from the hybrid search once it left the recent messages" {
+	say "Кстати, я не ем глютен, у меня непереносимость"
+	unde-embed --pending >/dev/null 2>&1
+	for m in "Привет, как твои дела сегодня?" "Мне нравится стиль casual и синий цвет" \
+		"Вчера смотрела корейский триллер в кино" "Подруга зовёт на выходных в парк"; do
+		say "$m"
+		unde-embed --pending >/dev/null 2>&1
+	done
+	say "Где в торговом центре поесть без глютена?"
+	run jq -r .context_pack.text "$TMP/out"
+	assert_output --partial 'не ем глютен'
+	for m in "Посоветуй что-нибудь на вечер" "Какая погода будет завтра?"; do
+		say "$m"
+		unde-embed --pending >/dev/null 2>&1
+	done
+	say "Что взять перекусить, если глютен нельзя?"
+	run jq -c .context_pack.blocks "$TMP/out"
+	assert_jq '[.C[] | select(test("не ем глютен"))] | length == 0'
+	assert_jq '[.B[] | select(test("не ем глютен"))] | length == 1'
+}
+
+@test "the density cap: at most 3 episodes per answer and at most 3 of any 10 answers use memories" {
+	# on five days: search keeps at most 3 episodes of one day
+	d=30
+	for c in "Обожаю шелковые платья миди" "Шелковые платья мне идут больше всего" \
+		"Купила шелковые платья на распродаже" "Мама тоже любит шелковые платья" \
+		"Шелковые платья надо сдавать в химчистку"; do DAYS=$((d++)) seed "$c"; done
+	filler 10
+	embed_all
+	for i in $(seq 12); do
+		say "Хочу ещё шелковые платья, посоветуешь что-нибудь? ($i)"
+		jq -c '{n: .episodes_used, dropped: [.context_pack.episodes_dropped[].reason] | unique}' "$TMP/out"
+	done >"$TMP/uses"
+	run jq -sc '[.[].n]' "$TMP/uses"
+	# the first three answers use memories (at most 3 each), then the rolling
+	# window of 10 is full until the first of them leaves it (answer 11)
+	assert_output '[3,3,3,0,0,0,0,0,0,0,3,3]'
+	run jq -sc '[.[3].dropped, .[0].dropped]' "$TMP/uses"
+	assert_output '[["density_cap_rolling_10"],["max_episodes_per_response"]]'
+	run sql0 "select string_agg(episodes_used::text, ',' order by created_at) from llm_answer_meta where user_id = '$U'"
+	assert_output '3,3,3,0,0,0,0,0,0,0,3,3'
+	# with the cap off, every answer may recall
+	MAX_MEMORY_DENSITY_ROLLING_10=1 say "Шелковые платья — что ещё есть?"
+	output=$(<"$TMP/out")
+	assert_jq '.episodes_used == 3'
+}
+
+@test "the emotional filter: a fragile mood leaves painful episodes out, a good mood keeps them" {
+	seed "Мой дедушка умер весной, мы с ним гуляли в парке Сафа" '{"mood_frame":{"emotion":{"valence":-0.8}}}'
+	seed "Люблю гулять в парке Сафа по вечерам"
+	seed "В парке Сафа я поссорилась с подругой, до сих пор обидно" '{"memory_type":"emotion"}'
+	DAYS=31 seed "После похорон тёти мы сидели в парке Сафа"
+	filler 10
+	export MAX_EPISODES_PER_RESPONSE=5
+	embed_all
+	sad='{"mood_frame":{"emotion":{"valence":-0.6,"arousal":0.3},"signals":{"frustration":0.2}}}'
+	say "Грустно сегодня, может погулять в парке Сафа?" "$sad"
+	run jq -c '.context_pack' "$TMP/out"
+	assert_jq '[.blocks.B[] | select(test("Люблю гулять"))] | length == 1'
+	assert_jq '[.blocks.B[] | select(test("дедушка|поссорилась|похорон"))] | length == 0'
+	assert_jq '[.episodes_dropped[] | select(.reason == "emotional_filter")] | length == 3'
+	assert_jq '.blocks.D | test("хрупкое")'
+	happy='{"mood_frame":{"emotion":{"valence":0.7,"arousal":0.6}}}'
+	say "Отличный день, пойду гулять в парке Сафа!" "$happy"
+	run jq -c '.context_pack' "$TMP/out"
+	assert_jq '[.blocks.B[] | select(test("дедушка|похорон|поссорилась"))] | length == 3'
+	assert_jq '[.episodes_dropped[]? | select(.reason == "emotional_filter")] | length == 0'
+}
+
+# providers KEY… — point the four providers at their fakes with keys.
+providers() {
+	export DEEPSEEK_API_URL=$FAKE_DEEPSEEK_URL GEMINI_API_URL=$FAKE_GEMINI_URL
+	export CLAUDE_API_URL=$FAKE_CLAUDE_URL QWEN_API_URL=$FAKE_QWEN_URL
+	export DEEPSEEK_API_KEY=test-key GEMINI_API_KEY=test-key CLAUDE_API_KEY=test-key QWEN_API_KEY=test-key
+}
+
+@test "the primary provider answers with the ContextPack as its system prompt, and the cost is counted" {
+	providers
+	fake_config deepseek '{"reply_text":"Ответ DeepSeek."}'
+	say "Привет! Что наденем сегодня?"
+	run cat "$TMP/out"
+	assert_jq '.provider == "deepseek" and .text == "Ответ DeepSeek." and .model_used == "deepseek-chat"'
+	assert_jq '(.providers_skipped // []) == [] and .tokens == {"in":50,"out":40}'
+	# 50 × 0.27 + 40 × 1.10 per million
+	assert_jq '.cost_usd > 0.0000574 and .cost_usd < 0.0000576'
+	run fake_requests deepseek
+	assert_jq 'length == 1 and .[0].json.messages[0].role == "system"'
+	assert_jq '.[0].json.messages[0].content | test("\\[System Prompt\\]") and test("\\[Последние сообщения\\]")'
+	assert_jq '.[0].json.messages[1].content == "Привет! Что наденем сегодня?"'
+	am=$(jq -r .assistant_message_id "$TMP/out")
+	run sql0 "select content, model_used from messages where id = '$am'"
+	assert_output 'Ответ DeepSeek.|deepseek-chat'
+}
+
+@test "provider fallback goes deepseek → gemini → claude → qwen in order, each failure named" {
+	providers
+	fake_fail deepseek '{"mode":"500","count":-1}'
+	fake_fail gemini '{"mode":"429","retry_after":"120","count":-1}'
+	fake_config gemini '{"reply_text":"не должен ответить"}'
+	say "Подскажи что-нибудь"
+	run cat "$TMP/out"
+	assert_jq '.provider == "claude" and .text == "Привет от Claude."'
+	assert_jq '[.providers_skipped[] | [.provider, .reason]] == [["deepseek","5xx"],["gemini","429"]]'
+	run fake_requests claude
+	assert_jq '.[0].headers["anthropic-version"] == "2023-06-01" and .[0].json.max_tokens > 0'
+	assert_jq '.[0].json.system | test("\\[System Prompt\\]")'
+	# claude answers with no text: malformed, so qwen (DashScope's OpenAI mode)
+	fake_config claude '{"reply_blocks":[]}'
+	say "А ещё?"
+	run cat "$TMP/out"
+	assert_jq '.provider == "qwen" and .text == "Привет от Qwen." and .model_used == "qwen-plus"'
+	assert_jq '[.providers_skipped[] | .reason] == ["5xx","429","malformed"]'
+	# LLM_PRIMARY_PROVIDER and LLM_FALLBACK_PROVIDERS choose the order
+	LLM_PRIMARY_PROVIDER=qwen LLM_FALLBACK_PROVIDERS=deepseek say "И ещё"
+	output=$(<"$TMP/out")
+	assert_jq '.provider == "qwen" and (.providers_skipped // []) == []'
+}
+
+@test "every provider failing or hanging falls to the local responder within the turn's budget" {
+	providers
+	fake_fail deepseek '{"mode":"hang","delay_ms":20000,"count":-1}'
+	fake_fail gemini '{"mode":"malformed","count":-1}'
+	fake_fail claude '{"mode":"529","count":-1}'
+	fake_fail qwen '{"mode":"close","count":-1}'
+	start=${EPOCHREALTIME/[.,]/}
+	LLM_TIMEOUT=1 say "Где купить льняную рубашку?"
+	end=${EPOCHREALTIME/[.,]/}
+	run cat "$TMP/out"
+	assert_jq '.provider == "local" and (.text | length) > 0'
+	assert_jq '[.providers_skipped[] | [.provider, .reason]] == [["deepseek","timeout"],["gemini","malformed"],["claude","5xx"],["qwen","unreachable"]]'
+	(((end - start) / 1000 < 10000))
+	run cat "$TMP/err"
+	refute_output --partial 'test-key'
+}
+
+@test "the local responder names only products production has in stock, with store and price, and says so when none match" {
+	psql -XAtq "$UNDE_T_PROD" <<-SQL
+	insert into malls (id, name, timezone, latitude, longitude) values ('dubai-hills', 'Dubai Hills Mall', 'Asia/Dubai', 25.1, 55.2) on conflict do nothing;
+	insert into stores (id, mall_id, name, brand, floor, external_store_id) values
+	  ('zara-dh', 'dubai-hills', 'Zara', 'ZARA', 1, 6643) on conflict do nothing;
+	insert into products (source, sku, brand, name, price, currency, category, available, availability) values
+	  ('apify_zara', 'LN-100', 'ZARA', 'Рубашка льняная оверсайз', 129.00, 'AED', 'рубашки', true, '{"6643":["M"]}'),
+	  ('apify_zara', 'LN-200', 'ZARA', 'Рубашка льняная укороченная', 99.00, 'AED', 'рубашки', false, '{}')
+	on conflict do nothing;
+	SQL
+	say "Где купить льняную рубашку?" '{"mall_id":"dubai-hills"}'
+	run cat "$TMP/out"
+	assert_jq '.intent == "catalog" and .provider == "local"'
+	assert_jq '.text | test("Рубашка льняная оверсайз за 129.00 AED \\(Zara, этаж 1\\)")'
+	assert_jq '.text | test("укороченная") | not'
+	assert_jq '.context_pack.blocks.E | any(test("SKU LN-100"))'
+	say "Где купить бархатный смокинг?"
+	output=$(<"$TMP/out")
+	assert_jq '.text | test("не нашла подходящих вещей")'
+}
+
+@test "missing sensors: the real siblings behind unde-httpd fill what the pipe lacks, a late one is replaced by its default" {
+	cat >"$TMP/routes" <<-EOF
+	POST /analyze timeout=5 unde-mood
+	POST /persona timeout=5 unde-persona
+	EOF
+	port=$((20000 + RANDOM % 40000))
+	systemd-socket-activate --inetd -a -l "127.0.0.1:$port" -E UNDE_ENV_FILE=/dev/null \
+		-E "SHARD_0_DB_URL=$UNDE_T_S0" -E "UNDE_COUNTERS_DIR=$TMP" \
+		unde-httpd --routes "$TMP/routes" </dev/null 2>"$TMP/httpd.log" 3>&- &
+	pid=$!
+	for _ in $(seq 200); do curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$port/health" && break; sleep 0.05; done
+	export MOOD_AGENT_URL=http://127.0.0.1:$port PERSONA_AGENT_URL=http://127.0.0.1:$port
+	export CONTEXT_AGENT_URL=$FAKE_ECHO_URL/reply CONTEXT_PACK_TIMEOUT=3
+	fake_fail echo '{"mode":"hang","delay_ms":10000,"count":-1}'
+	say "Ура, отличное настроение!"
+	run cat "$TMP/out"
+	assert_jq '.sensors.mood == "agent" and .sensors.persona == "agent" and .sensors.context == "default"'
+	assert_jq '.sensors.defaults_why.context == "sibling_timeout"'
+	assert_jq '.context_pack.blocks.D | test("позитивное")'
+	assert_jq '.voice_params.preset != "neutral_confident" or .avatar_state.expression != "neutral"'
+	assert_jq '.provider == "local"'
+	# a sibling that refuses the connection: the default, counted
+	export MOOD_AGENT_URL=http://127.0.0.1:1
+	say "И снова привет"
+	output=$(<"$TMP/out")
+	assert_jq '.sensors.mood == "default" and .sensors.defaults_why.mood == "sibling_unavailable"'
+	kill "$pid"
+	wait "$pid" 2>/dev/null || true
+}
+
+@test "erased and forgotten messages never reach a ContextPack" {
+	DAYS=40 seed "Мой секретный пароль от сейфа — фламинго"
+	DAYS=39 seed "Про фламинго я рассказывала только тебе"
+	DAYS=38 seed "Фламинго — мой любимый цвет для сумки"
+	embed_all
+	conv=$(sql0 "select id from conversations where user_id = '$U'")
+	m1=$(sql0 "select id from messages where content like '%сейфа%' and conversation_id = '$conv'")
+	m2=$(sql0 "select id from messages where content like '%только тебе%' and conversation_id = '$conv'")
+	unde-shard erase <<<'{"conversation_id":"'$conv'","message_id":"'$m1'"}' >/dev/null 2>&1
+	unde-shard forget <<<'{"conversation_id":"'$conv'","message_id":"'$m2'"}' >/dev/null 2>&1
+	say "Расскажи про фламинго"
+	run jq -r .context_pack.text "$TMP/out"
+	refute_output --partial 'сейфа'
+	refute_output --partial 'только тебе'
+	refute_output --partial '[deleted]'
+	assert_output --partial 'любимый цвет для сумки'
+}
+
+@test "bad input: a record without message or with a bad user_id fails alone, the stream goes on" {
+	{
+		jq -nc '{user_id: "not-a-uuid", message: "x"}'
+		jq -nc --arg u "$U" '{user_id: $u}'
+		jq -nc --arg u "$U" '{user_id: $u, message: "hi", input_type: "fax"}'
+		turn "Привет"
+	} | unde-llm >"$TMP/out" 2>"$TMP/err" || rc=$?
+	assert_equal "${rc:-0}" 65
+	run cat "$TMP/out"
+	assert_json_line_count 1
+	run grep -c '"level":"error"' "$TMP/err"
+	assert_output 3
+}
+
+@test "POST /chat through unde-httpd with etc/httpd/llm.routes, and unde-llm metrics counts the turns" {
+	port=$((20000 + RANDOM % 40000))
+	systemd-socket-activate --inetd -a -l "127.0.0.1:$port" -E UNDE_ENV_FILE=/dev/null \
+		-E "SHARD_0_DB_URL=$UNDE_T_S0" -E "PRODUCTION_DB_URL=$UNDE_T_PROD" -E "UNDE_COUNTERS_DIR=$TMP" \
+		-E "MASTER_ENCRYPTION_KEY=$MASTER_ENCRYPTION_KEY" \
+		unde-httpd --routes "$UNDE_TOP_SRCDIR/etc/httpd/llm.routes" </dev/null 2>"$TMP/httpd.log" 3>&- &
+	pid=$!
+	for _ in $(seq 200); do curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$port/health" && break; sleep 0.05; done
+	run curl -sS --max-time 30 --data-binary "$(turn 'Привет, я Алия')" "http://127.0.0.1:$port/chat"
+	assert_jq '.provider == "local" and (.text | length) > 0 and (.assistant_message_id | length) == 36'
+	run curl -sS --max-time 30 --data-binary "$(turn 'А я снова тут')" "http://127.0.0.1:$port/chat"
+	assert_jq '.provider == "local" and (.context_pack | not)'
+	run curl -sS --max-time 30 -o /dev/null -w '%{http_code}' --data-binary '{"user_id":"nope","message":"x"}' "http://127.0.0.1:$port/chat"
+	assert_output 400
+	kill "$pid"
+	wait "$pid" 2>/dev/null || true
+	run unde-llm metrics
+	assert_success
+	assert_output --partial 'llm_orchestrator_answers_total{provider="local"} 2'
+	assert_output --partial 'llm_orchestrator_errors 0'
+	assert_output --partial 'llm_orchestrator_context_pack_time_ms_count'
+	assert_output --partial 'hybrid_search_latency_ms_count'
+	assert_output --partial 'user_knowledge_decrypt_latency_ms_count'
+}
+
+@test "after the line: the reaction to the previous answer goes to the persona as feedback, then its exchange is flushed" {
+	cat >"$TMP/routes" <<-EOF
+	POST /persona timeout=5 unde-persona
+	POST /persona/feedback timeout=5 unde-persona feedback
+	POST /persona/flush timeout=10 unde-persona flush
+	EOF
+	port=$((20000 + RANDOM % 40000))
+	systemd-socket-activate --inetd -a -l "127.0.0.1:$port" -E UNDE_ENV_FILE=/dev/null \
+		-E "SHARD_0_DB_URL=$UNDE_T_S0" -E "UNDE_COUNTERS_DIR=$TMP" \
+		unde-httpd --routes "$TMP/routes" </dev/null 2>"$TMP/httpd.log" 3>&- &
+	pid=$!
+	for _ in $(seq 200); do curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$port/health" && break; sleep 0.05; done
+	export PERSONA_AGENT_URL=http://127.0.0.1:$port
+	say "Расскажи всё про льняные рубашки"
+	first=$(jq -r .exchange_id "$TMP/out")
+	output=$(<"$TMP/out")
+	assert_jq '(.feedback_signals // []) == [] and .sensors.persona == "agent"'
+	say "Слишком длинно, покороче пожалуйста"
+	output=$(<"$TMP/out")
+	assert_jq '.feedback_signals == ["brevity_requested"]'
+	run grep -c 'persona feedback sent' "$TMP/err"
+	assert_output 1
+	run sql0 "select (profile->>'verbosity')::float < 0.5 from persona_profiles where user_id = '$U'"
+	assert_output t
+	run sql0 "select count(*) from persona_signal_ids where user_id = '$U'"
+	assert_output 1
+	run jq -c 'select(.msg == "persona feedback sent") | .exchange_id' "$TMP/err"
+	assert_output "\"$first\""
+	kill "$pid"
+	wait "$pid" 2>/dev/null || true
+	# a persona that is down never fails the turn
+	export PERSONA_AGENT_URL=http://127.0.0.1:1
+	say "Ещё короче, пожалуйста"
+	output=$(<"$TMP/out")
+	assert_jq '.feedback_signals == ["brevity_requested"] and .sensors.persona == "default"'
+	run grep -c 'persona feedback failed' "$TMP/err"
+	assert_output 1
+}
+
+@test "two concurrent turns of one user keep their order: the second waits, then sees the first" {
+	providers
+	fake_config deepseek '{"reply_text":"Ответ на первый."}'
+	fake_fail deepseek '{"mode":"slow","delay_ms":1500,"count":1}'
+	turn "Первый вопрос про пальто" | unde-llm --show-context-pack >"$TMP/a" 2>"$TMP/a.err" &
+	a=$!
+	# the second starts once the first is at its LLM call, holding the turn
+	for _ in $(seq 400); do
+		[[ $(fake_requests deepseek | jq length) -ge 1 ]] && break
+		sleep 0.025
+	done
+	turn "Второй вопрос про шарф" | unde-llm --show-context-pack >"$TMP/b" 2>"$TMP/b.err"
+	wait "$a"
+	run sql0 "select m.role || ':' || left(m.content, 6) from messages m join conversations c on c.id = m.conversation_id where c.user_id = '$U' order by m.created_at"
+	assert_output "$(printf '%s\n' 'user:Первый' 'assistant:Ответ ' 'user:Второй' 'assistant:Ответ ')"
+	output=$(<"$TMP/b")
+	assert_jq '.context_pack.blocks.C | any(test("Первый вопрос")) and any(test("Ответ на первый"))'
+}
+
+@test "a photo turn is a recognition intent and the photo is saved with the user's message" {
+	say "Что это за куртка?" '{"photo_url":"https://cdn.example/u/photo1.jpg","input_type":"voice"}'
+	output=$(<"$TMP/out")
+	assert_jq '.intent == "recognition" and (.text | test("Фото получила"))'
+	um=$(jq -r .user_message_id "$TMP/out")
+	run sql0 "select input_type, media_urls::text from messages where id = '$um'"
+	assert_output 'voice|["https://cdn.example/u/photo1.jpg"]'
+}
