@@ -47,3 +47,9 @@ install-system: install
 	$(SHELL) '$(DESTDIR)$(bindir)/unde-install' --root '$(DESTDIR)/' \
 		--share '$(DESTDIR)$(pkgdatadir)' --bindir '$(bindir)' --role '$(UNDE_ROLE)'
 .PHONY: install-system
+
+# Recognition Orchestrator (issue 15): its routes and units.
+nobase_dist_unde_skel_DATA += \
+	etc/httpd/recognize.routes \
+	etc/systemd/unde-httpd-recognize.socket \
+	etc/systemd/unde-httpd-recognize@.service

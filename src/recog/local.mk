@@ -11,4 +11,4 @@ src_unde_rerank_LDADD = $(UNDE_LIBS) $(VIPS_LIBS)
 src_unde_recognize_SOURCES = $(RECOG_COMMON) src/recog/recognize_main.c
 src_unde_recognize_CFLAGS = $(AM_CFLAGS) $(VIPS_CFLAGS)
 src_unde_recognize_LDADD = $(UNDE_LIBS) $(VIPS_LIBS)
-TESTS += t/unde-ximilar.bats
+TESTS += t/unde-ximilar.bats t/unde-rerank.bats
