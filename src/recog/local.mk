@@ -11,4 +11,5 @@ src_unde_rerank_LDADD = $(UNDE_LIBS) $(VIPS_LIBS)
 src_unde_recognize_SOURCES = $(RECOG_COMMON) src/recog/recognize_main.c
 src_unde_recognize_CFLAGS = $(AM_CFLAGS) $(VIPS_CFLAGS)
 src_unde_recognize_LDADD = $(UNDE_LIBS) $(VIPS_LIBS)
-TESTS += t/unde-ximilar.bats t/unde-rerank.bats
+TESTS += t/unde-ximilar.bats t/unde-rerank.bats t/unde-recognize.bats
+dist_man_MANS += man/unde-ximilar.1 man/unde-rerank.1 man/unde-recognize.1
