@@ -50,7 +50,7 @@ httpd() {
 			-E S3_SECRET_KEY -E S3_REGION -E GEMINI_API_URL -E UNDE_COUNTERS_DIR \
 			${GEMINI_API_KEY:+-E GEMINI_API_KEY} ${XIMILAR_GW_URL:+-E XIMILAR_GW_URL} \
 			${LLM_RERANKER_URL:+-E LLM_RERANKER_URL} \
-			unde-httpd --routes "$UNDE_TOP_SRCDIR/etc/httpd/$1" </dev/null >/dev/null 2>>"$BATS_TEST_TMPDIR/httpd.log" 3>&- &
+			unde-httpd --routes "${ROUTES_DIR:-$UNDE_TOP_SRCDIR/etc/httpd}/$1" </dev/null >/dev/null 2>>"$BATS_TEST_TMPDIR/httpd.log" 3>&- &
 		pid=$!
 		echo "$pid" >>"$BATS_TEST_TMPDIR/pids"
 		for _ in $(seq 400); do
@@ -129,6 +129,35 @@ teardown() {
 		and .[1].matches[0].sku_id == "Z3" and .[1].matches[0].judged_by == "gemini"' <<<"$rest" >/dev/null || fail "$rest"
 	run curl -sS --max-time 10 --data-binary '{"photo_url": 3}' "$base/recognize"
 	assert_output --partial 'missing_field'
+}
+
+@test "two detected items run each their own steps: tagged and matches lines per item, one done" {
+	fake_start ximilar ximilar.py
+	export XIMILAR_API_TOKEN=test-token XIMILAR_API_URL=$FAKE_XIMILAR_URL XIMILAR_COLLECTION_ID=coll-1
+	fake_config ximilar '{"objects": [{"name": "Upper", "bound_box": [20, 30, 220, 330], "prob": 0.93, "Category": "Clothing/Upper",
+		"_tags": {"Subcategory": [{"name": "jacket", "prob": 0.8}], "Color": [{"name": "yellow", "prob": 0.9}]}},
+		{"name": "Shoes", "bound_box": [10, 380, 120, 450], "prob": 0.71, "Category": "Footwear/Sneakers"}]}'
+	run --separate-stderr recognize
+	assert_success
+	jq -s -e '(map(.stage) | sort) == ["detected", "done", "matches", "matches", "tagged", "tagged"]
+		and .[0].provider == "ximilar" and (.[0].items | length) == 2
+		and (map(select(.stage == "tagged")) | map(.item) | sort) == [0, 1]
+		and (.[-1].items | length) == 2 and .[-1].items[0].tags.type == "jacket"
+		and .[-1].items[0].match_type == "style" and .[-1].items[0].matches[0].sku_id == "Z3"' <<<"$output" >/dev/null ||
+		fail "$output"
+	rid=$(jq -sr '.[-1].request_id' <<<"$output")
+	assert_equal "$(pq "select items_detected, jsonb_array_length(final_matches) from recognition_requests where id = '$rid'")" "2|2"
+}
+
+@test "the gateway's search down: the attribute fallback over the item's tags, marked degraded" {
+	export XIMILAR_GW_URL
+	printf 'POST /detect timeout=20 unde-ximilar detect\nPOST /tag timeout=20 unde-ximilar tag\nPOST /search timeout=20 false\n' \
+		>"$BATS_TEST_TMPDIR/gw.routes"
+	XIMILAR_GW_URL=$(ROUTES_DIR=$BATS_TEST_TMPDIR httpd gw.routes)
+	run --separate-stderr recognize
+	assert_success
+	jq -s -e '.[2].degraded == "search_unavailable" and .[2].match_type == "style"
+		and .[2].matches[0].colour == "Yellow"' <<<"$output" >/dev/null || fail "$output"
 }
 
 @test "the reranker down: the gateway's order and scores, marked degraded" {

@@ -351,22 +351,32 @@ static double gw_score(double distance)
 	return s < 0 ? 0 : s > 1 ? 1 : round(s * 10000) / 10000;
 }
 
-/* production, connected on first use and again after it was lost. */
+/* production, connected on first use and again after it was lost; one
+ * connection per thread (libpq's are not shared), closed by
+ * gw_thread_done(). */
+static __thread PGconn *gw_db;
+
+void gw_thread_done(void)
+{
+	if (gw_db)
+		PQfinish(gw_db);
+	gw_db = NULL;
+}
+
 static PGconn *gw_production(struct recog_err *e)
 {
-	static PGconn *db;
-	if (db && PQstatus(db) != CONNECTION_OK) {
-		PQfinish(db);
-		db = NULL;
+	if (gw_db && PQstatus(gw_db) != CONNECTION_OK) {
+		PQfinish(gw_db);
+		gw_db = NULL;
 	}
 	const char *u = conf_str("PRODUCTION_DB_URL", NULL);
-	if (!db && u && *u)
-		db = pg_connect(u, "PRODUCTION_DB_URL");
-	if (!db)
+	if (!gw_db && u && *u)
+		gw_db = pg_connect(u, "PRODUCTION_DB_URL");
+	if (!gw_db)
 		recog_fail(e, u && *u ? EX_UNAVAILABLE : EX_CONFIG, u && *u ? "database_unavailable" : "no_database",
 			   u && *u ? "production database unreachable (PRODUCTION_DB_URL)"
 				   : "the local search needs PRODUCTION_DB_URL (product_descriptors)");
-	return db;
+	return gw_db;
 }
 
 PGconn *gw_production_db(struct recog_err *e) { return gw_production(e); }

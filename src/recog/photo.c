@@ -7,6 +7,7 @@
 
 #include <assert.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,20 +40,29 @@ static int photo_have_store(void)
 	return ep && *ep;
 }
 
+/* The two stores, opened once for every thread (the orchestrator runs
+ * items in threads). */
+static struct objstore *photo_images, *photo_media;
+static pthread_once_t photo_once = PTHREAD_ONCE_INIT;
+
+static void photo_open_stores(void)
+{
+	if (!photo_have_store())
+		return;
+	photo_images = objstore_open();
+	photo_media = objstore_open_bucket("S3_USER_MEDIA_BUCKET", "unde-user-media");
+}
+
 struct objstore *photo_images_store(void)
 {
-	static struct objstore *os;
-	if (!os && photo_have_store())
-		os = objstore_open();
-	return os;
+	pthread_once(&photo_once, photo_open_stores);
+	return photo_images;
 }
 
 struct objstore *photo_media_store(void)
 {
-	static struct objstore *os;
-	if (!os && photo_have_store())
-		os = objstore_open_bucket("S3_USER_MEDIA_BUCKET", "unde-user-media");
-	return os;
+	pthread_once(&photo_once, photo_open_stores);
+	return photo_media;
 }
 
 /* Read key from os into out. 0, or -1 with e set. */

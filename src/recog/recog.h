@@ -92,6 +92,8 @@ json_t *gw_search(const json_t *in, struct deadline dl, struct recog_err *e);
 /* The production database (PRODUCTION_DB_URL), connected on first use and
  * again after it was lost; NULL with e set. */
 PGconn *gw_production_db(struct recog_err *e);
+/* Close this thread's production connection (a thread that ends). */
+void gw_thread_done(void);
 
 /* --- rr.c ------------------------------------------------------------------ */
 

@@ -19,6 +19,7 @@
 #include "config.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@
 
 #include "conf.h"
 #include "filter.h"
+#include "http.h"
 #include "log.h"
 #include "pg.h"
 #include "recog.h"
@@ -190,6 +192,149 @@ static int is_uuid(const char *s)
 	return 1;
 }
 
+/* One detected item's steps 2-4. */
+struct item_job {
+	struct filter_run *run;
+	pthread_mutex_t *emit_lock;
+	const char *id;
+	size_t index;
+	const json_t *item;
+	struct deadline dl;
+	pthread_t thread;
+	int started;
+	/* out */
+	double ms[4]; /* detect (unused), tag, search, rerank */
+	json_t *tags, *candidates, *matches, *out;
+	const char *degraded;
+};
+
+static void emit(struct item_job *j, json_t *line)
+{
+	pthread_mutex_lock(j->emit_lock);
+	filter_emit(j->run, line);
+	pthread_mutex_unlock(j->emit_lock);
+}
+
+/* The reranker's tag call, in a thread of its own beside the gateway's. */
+struct tag_job {
+	const json_t *q;
+	struct deadline dl;
+	const char *rid;
+	json_t *answer;
+	struct recog_err e;
+	double ms;
+};
+
+static void *tag_thread(void *p)
+{
+	struct tag_job *t = p;
+	log_set_request_id(t->rid);
+	t->answer = call("llm-reranker", "LLM_RERANKER_URL", "/tag", rr_tag, t->q, t->dl, &t->e, &t->ms);
+	gw_thread_done();
+	http_thread_cleanup();
+	return NULL;
+}
+
+static void item_run(struct item_job *j)
+{
+	const char *id = j->id;
+	struct deadline dl = j->dl;
+	const json_t *it = j->item;
+	size_t i = j->index;
+	const char *crop = json_string_value(json_object_get(it, "crop_url"));
+	const char *cat = json_string_value(json_object_get(it, "category"));
+	json_t *q = json_pack("{s:s?, s:s?, s:s}", "url", crop, "category", cat, "request_id", id);
+	json_t *tags = json_object(), *tag_providers = json_object();
+	struct recog_err e1 = { 0 };
+	struct tag_job tj = { .q = q, .dl = dl, .rid = log_request_id() };
+	pthread_t tt;
+	int threaded = pthread_create(&tt, NULL, tag_thread, &tj) == 0;
+	double gms = 0;
+	json_t *xt = call("ximilar-gw", "XIMILAR_GW_URL", "/tag", gw_tag, q, dl, &e1, &gms);
+	if (threaded)
+		pthread_join(tt, NULL);
+	else
+		tag_thread(&tj);
+	j->ms[1] = gms > tj.ms ? gms : tj.ms;
+	json_t *lt = tj.answer;
+	json_decref(q);
+	if (xt) {
+		merge_tags(tags, xt);
+		json_object_set(tag_providers, "ximilar_gw", json_object_get(xt, "provider"));
+	}
+	if (lt) {
+		merge_tags(tags, lt);
+		json_object_set(tag_providers, "llm_reranker", json_object_get(lt, "provider"));
+	}
+	json_decref(xt);
+	json_decref(lt);
+	emit(j, json_pack("{s:s, s:s, s:I, s:O, s:o}", "stage", "tagged", "request_id", id, "item", (json_int_t)i,
+			  "tags", tags, "providers", tag_providers));
+	/* step 3: search; step 4: rerank */
+	json_t *sq = json_pack("{s:s?, s:s?, s:i, s:s}", "crop_url", crop, "category",
+			       json_string_value(json_object_get(tags, "type")), "top_k", 10, "request_id", id);
+	struct recog_err e3 = { 0 };
+	json_t *sr = call("ximilar-gw", "XIMILAR_GW_URL", "/search", gw_search, sq, dl, &e3, &j->ms[2]);
+	json_decref(sq);
+	json_t *cands = sr ? json_object_get(sr, "candidates") : NULL;
+	json_t *ranked = NULL;
+	const char *why_degraded = NULL;
+	if (cands && json_array_size(cands)) {
+		json_t *rq = json_pack("{s:s?, s:O, s:O, s:s}", "crop_url", crop, "candidates", cands, "tags", tags,
+				       "request_id", id);
+		struct recog_err e4 = { 0 };
+		json_t *rr = call("llm-reranker", "LLM_RERANKER_URL", "/rerank", rr_rerank, rq, dl, &e4, &j->ms[3]);
+		json_decref(rq);
+		if (rr && json_is_array(json_object_get(rr, "ranked"))) {
+			ranked = json_incref(json_object_get(rr, "ranked"));
+		} else {
+			/* the reranker is down: the gateway's order and scores */
+			ranked = json_incref(cands);
+			why_degraded = "reranker_unavailable";
+		}
+		json_decref(rr);
+	} else {
+		ranked = json_array();
+		if (!sr)
+			why_degraded = "search_unavailable";
+	}
+	const char *mtype;
+	struct recog_err e5 = { 0 };
+	json_t *matches = decide(ranked, tags, cat, &mtype, &e5);
+	if (!matches) {
+		matches = json_array();
+		if (!why_degraded)
+			why_degraded = "fallback_unavailable";
+	}
+	json_t *line = json_pack("{s:s, s:s, s:I, s:s, s:O}", "stage", "matches", "request_id", id, "item",
+				 (json_int_t)i, "match_type", mtype, "matches", matches);
+	json_t *oi = json_pack("{s:I, s:O?, s:O?, s:O?, s:O, s:s, s:O}", "index", (json_int_t)i, "category",
+			       json_object_get(it, "category"), "bbox", json_object_get(it, "bbox"), "crop_url",
+			       json_object_get(it, "crop_url"), "tags", tags, "match_type", mtype, "matches", matches);
+	if (why_degraded) {
+		json_object_set_new(line, "degraded", json_string(why_degraded));
+		json_object_set_new(oi, "degraded", json_string(why_degraded));
+	}
+	emit(j, line);
+	j->tags = tags;
+	j->candidates = cands ? json_incref(cands) : NULL;
+	j->matches = matches;
+	j->out = oi;
+	j->degraded = why_degraded;
+	json_decref(ranked);
+	json_decref(sr);
+}
+
+static void *item_thread(void *p)
+{
+	struct item_job *j = p;
+	log_set_request_id(j->id);
+	item_run(j);
+	gw_thread_done();
+	http_thread_cleanup();
+	return NULL;
+}
+
 static int recognize_record(void *sp, struct filter_run *run, json_t *rec)
 {
 	(void)sp;
@@ -224,91 +369,34 @@ static int recognize_record(void *sp, struct filter_run *run, json_t *rec)
 	filter_emit(run, json_pack("{s:s, s:s, s:O, s:s?, s:i}", "stage", "detected", "request_id", id, "items", items,
 				   "provider", json_string_value(json_object_get(det, "provider")), "elapsed_ms",
 				   (int)lround(util_now_ms() - t0)));
-	/* step 2: tags from both services */
+	/* steps 2-4 per item, the items in parallel */
+	struct item_job *jobs = xcalloc(n ? n : 1, sizeof *jobs);
+	pthread_mutex_t emit_lock = PTHREAD_MUTEX_INITIALIZER;
+	for (size_t i = 0; i < n; i++) {
+		jobs[i] = (struct item_job){ .run = run, .emit_lock = &emit_lock, .id = id, .index = i,
+					     .item = json_array_get(items, i), .dl = dl };
+		jobs[i].started = n > 1 && pthread_create(&jobs[i].thread, NULL, item_thread, &jobs[i]) == 0;
+		if (!jobs[i].started)
+			item_run(&jobs[i]);
+	}
 	json_t *all_tags = json_array(), *all_search = json_array(), *final = json_array(), *out_items = json_array();
 	int degraded_any = 0, matched = 0;
 	for (size_t i = 0; i < n; i++) {
-		json_t *it = json_array_get(items, i);
-		const char *crop = json_string_value(json_object_get(it, "crop_url"));
-		const char *cat = json_string_value(json_object_get(it, "category"));
-		json_t *q = json_pack("{s:s?, s:s?, s:s}", "url", crop, "category", cat, "request_id", id);
-		json_t *tags = json_object(), *tag_providers = json_object();
-		struct recog_err e1 = { 0 }, e2 = { 0 };
-		json_t *xt = call("ximilar-gw", "XIMILAR_GW_URL", "/tag", gw_tag, q, dl, &e1, &ms[1]);
-		json_t *lt = call("llm-reranker", "LLM_RERANKER_URL", "/tag", rr_tag, q, dl, &e2, &ms[1]);
-		json_decref(q);
-		if (xt) {
-			merge_tags(tags, xt);
-			json_object_set(tag_providers, "ximilar_gw", json_object_get(xt, "provider"));
-		}
-		if (lt) {
-			merge_tags(tags, lt);
-			json_object_set(tag_providers, "llm_reranker", json_object_get(lt, "provider"));
-		}
-		json_decref(xt);
-		json_decref(lt);
-		json_array_append(all_tags, tags);
-		filter_emit(run, json_pack("{s:s, s:s, s:I, s:O, s:o}", "stage", "tagged", "request_id", id, "item",
-					   (json_int_t)i, "tags", tags, "providers", tag_providers));
-		/* step 3: search; step 4: rerank */
-		json_t *sq = json_pack("{s:s?, s:s?, s:i, s:s}", "crop_url", crop, "category",
-				       json_string_value(json_object_get(tags, "type")), "top_k", 10, "request_id", id);
-		struct recog_err e3 = { 0 };
-		json_t *sr = call("ximilar-gw", "XIMILAR_GW_URL", "/search", gw_search, sq, dl, &e3, &ms[2]);
-		json_decref(sq);
-		json_t *cands = sr ? json_object_get(sr, "candidates") : NULL;
-		json_array_append(all_search, cands ? cands : json_null());
-		json_t *ranked = NULL;
-		const char *why_degraded = NULL;
-		if (cands && json_array_size(cands)) {
-			json_t *rq = json_pack("{s:s?, s:O, s:O, s:s}", "crop_url", crop, "candidates", cands, "tags", tags,
-					       "request_id", id);
-			struct recog_err e4 = { 0 };
-			json_t *rr = call("llm-reranker", "LLM_RERANKER_URL", "/rerank", rr_rerank, rq, dl, &e4, &ms[3]);
-			json_decref(rq);
-			if (rr && json_is_array(json_object_get(rr, "ranked"))) {
-				ranked = json_incref(json_object_get(rr, "ranked"));
-			} else {
-				/* the reranker is down: the gateway's order and scores */
-				ranked = json_incref(cands);
-				why_degraded = "reranker_unavailable";
-			}
-			json_decref(rr);
-		} else if (!sr) {
-			ranked = json_array();
-			why_degraded = "search_unavailable";
-		} else {
-			ranked = json_array();
-		}
-		const char *mtype;
-		struct recog_err e5 = { 0 };
-		json_t *matches = decide(ranked, tags, cat, &mtype, &e5);
-		if (!matches) {
-			matches = json_array();
-			if (!why_degraded)
-				why_degraded = "fallback_unavailable";
-		}
-		if (json_array_size(matches))
-			matched++;
-		json_t *line = json_pack("{s:s, s:s, s:I, s:s, s:O}", "stage", "matches", "request_id", id, "item",
-					 (json_int_t)i, "match_type", mtype, "matches", matches);
-		if (why_degraded) {
-			degraded_any = 1;
-			json_object_set_new(line, "degraded", json_string(why_degraded));
-		}
-		filter_emit(run, json_deep_copy(line));
-		json_array_append(final, matches);
-		json_t *oi = json_pack("{s:I, s:O?, s:O?, s:O?, s:O, s:s, s:o}", "index", (json_int_t)i, "category",
-				       json_object_get(it, "category"), "bbox", json_object_get(it, "bbox"), "crop_url",
-				       json_object_get(it, "crop_url"), "tags", tags, "match_type", mtype, "matches", matches);
-		if (why_degraded)
-			json_object_set_new(oi, "degraded", json_string(why_degraded));
-		json_array_append_new(out_items, oi);
-		json_decref(line);
-		json_decref(ranked);
-		json_decref(sr);
-		json_decref(tags);
+		struct item_job *j = &jobs[i];
+		if (j->started)
+			pthread_join(j->thread, NULL);
+		for (int k = 1; k < 4; k++)
+			if (j->ms[k] > ms[k])
+				ms[k] = j->ms[k]; /* parallel: the slowest item's time */
+		json_array_append_new(all_tags, j->tags);
+		json_array_append_new(all_search, j->candidates ? j->candidates : json_null());
+		json_array_append(final, j->matches);
+		json_array_append_new(out_items, j->out);
+		json_decref(j->matches);
+		degraded_any |= j->degraded != NULL;
+		matched += json_array_size(j->matches) > 0;
 	}
+	free(jobs);
 	ms[4] = util_now_ms() - t0;
 	save_request(id, rec, items, all_tags, all_search, final, ms, (int)n, matched);
 	rmetrics_observe_ms("recognition_pipeline_duration_seconds", NULL, ms[4]);
@@ -353,6 +441,14 @@ static int feedback_record(void *sp, struct filter_run *run, json_t *rec)
 	return 0;
 }
 
+/* The main thread's production connection. */
+static void on_finish(void *sp, struct filter_run *run)
+{
+	(void)sp;
+	(void)run;
+	gw_thread_done();
+}
+
 int main(int argc, char **argv)
 {
 	log_init("unde-recognize");
@@ -376,6 +472,7 @@ int main(int argc, char **argv)
 				"Subcommands: feedback, metrics (see unde-recognize(1)).",
 		.synopsis = fb ? "feedback" : "[feedback|metrics]",
 		.max_operands = FILTER_NO_OPERANDS,
+		.on_finish = on_finish,
 		.on_record = fb ? feedback_record : recognize_record,
 	};
 	return filter_main(&def, NULL, argc - fb, argv + fb);

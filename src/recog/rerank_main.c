@@ -31,6 +31,14 @@ static int rr_record(void *sp, struct filter_run *run, json_t *rec)
 	return 0;
 }
 
+/* The main thread's production connection. */
+static void on_finish(void *sp, struct filter_run *run)
+{
+	(void)sp;
+	(void)run;
+	gw_thread_done();
+}
+
 int main(int argc, char **argv)
 {
 	log_init("unde-rerank");
@@ -63,6 +71,7 @@ int main(int argc, char **argv)
 					       : "rerank: {crop_url, candidates, tags} → {ranked:[{sku_id, score, visual, semantic, reason}], provider}",
 		.synopsis = sub,
 		.max_operands = FILTER_NO_OPERANDS,
+		.on_finish = on_finish,
 		.on_record = rr_record,
 	};
 	return filter_main(&def, &fn, argc - 1, argv + 1);

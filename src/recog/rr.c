@@ -256,7 +256,8 @@ double rr_semantic(const json_t *tags, const json_t *metadata)
 		/* a tag agrees when it, or one of its words of 3+ letters, is in
 		 * the metadata (Clothing/Upper → "upper"; "light blue" → "blue") */
 		int hit = strstr(text, low) != NULL;
-		for (char *w = strtok(low, " /-,"); w && !hit; w = strtok(NULL, " /-,"))
+		char *save = NULL;
+		for (char *w = strtok_r(low, " /-,", &save); w && !hit; w = strtok_r(NULL, " /-,", &save))
 			if (strlen(w) >= 3 && strstr(text, w))
 				hit = 1;
 		if (!hit && !strcmp(low, "grey"))

@@ -33,6 +33,14 @@ static int gw_record(void *sp, struct filter_run *run, json_t *rec)
 	return 0;
 }
 
+/* The main thread's production connection. */
+static void on_finish(void *sp, struct filter_run *run)
+{
+	(void)sp;
+	(void)run;
+	gw_thread_done();
+}
+
 int main(int argc, char **argv)
 {
 	log_init("unde-ximilar");
@@ -74,6 +82,7 @@ int main(int argc, char **argv)
 						  : "search: {crop_url, category?, top_k?} → {candidates:[{sku_id, score, distance, image_urls, metadata}], provider}",
 		.synopsis = sub,
 		.max_operands = FILTER_NO_OPERANDS,
+		.on_finish = on_finish,
 		.on_record = gw_record,
 	};
 	return filter_main(&def, &fn, argc - 1, argv + 1);
