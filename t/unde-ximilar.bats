@@ -88,6 +88,32 @@ street() { # street I KEY — product I's street photo in the user-media bucket;
 	[[ $output =~ ximilar_gw_rate_limit_hits\ [1-9] ]] || fail "no rate-limit hit counted: $output"
 }
 
+@test "one rate limit for the host: a second process without a token in time answers locally, Ximilar not called" {
+	export XIMILAR_API_TOKEN=test-token XIMILAR_RATE_LIMIT=1
+	url=$(street 3 u3b/p.jpg)
+	run --separate-stderr unde-ximilar detect <<<"{\"url\": \"$url\"}"
+	assert_jq '.provider == "ximilar"'
+	run --separate-stderr env UNDE_DEADLINE_MS=300 unde-ximilar detect <<<"{\"url\": \"$url\"}"
+	assert_success
+	assert_jq '.provider == "local" and .providers_skipped[0].reason == "no_time"'
+	assert_equal "$(fake_requests ximilar /tagging/ | jq length)" 1
+}
+
+@test "a 429's Retry-After stops every gateway process until it has passed" {
+	export XIMILAR_API_TOKEN=test-token UNDE_DEADLINE_MS=1500
+	url=$(street 3 u3c/p.jpg)
+	fake_fail ximilar '{"mode": "429", "retry_after": "30", "count": 1}'
+	run --separate-stderr unde-ximilar detect <<<"{\"url\": \"$url\"}"
+	assert_jq '.provider == "local" and .providers_skipped[0].reason == "429"'
+	run --separate-stderr unde-ximilar tag <<<"{\"url\": \"$url\"}"
+	assert_success
+	assert_jq '.provider == "local" and .providers_skipped[0].reason == "no_time"'
+	assert_equal "$(fake_requests ximilar /tagging/ | jq length)" 1
+	rm -f "$UNDE_COUNTERS_DIR/ximilar-gw.bucket"
+	run --separate-stderr unde-ximilar tag <<<"{\"url\": \"$url\"}"
+	assert_jq '.provider == "ximilar"'
+}
+
 @test "local tag: the dominant colour with its name and hex" {
 	url=$(street 0 u4/p.jpg)
 	run --separate-stderr unde-ximilar tag <<<"{\"url\": \"$url\", \"category\": \"jacket\"}"

@@ -71,9 +71,10 @@ static json_t *xim_call(const char *path, json_t *body, int collection, struct d
 	snprintf(coll, sizeof coll, "collection-id: %.200s", strpbrk(cid, "\r\n") ? "" : cid);
 	const char *headers[] = { auth, "Content-Type: application/json", collection ? coll : NULL, NULL };
 	char *text = json_dumps(body, JSON_COMPACT);
-	if (deadline_set(dl) && ms_left(dl) < 50) {
+	if ((deadline_set(dl) && ms_left(dl) < 50) || rl_take(dl) != 0) {
 		free(text);
-		*skip = xim_skip("no_time", "too little of the deadline left");
+		*skip = xim_skip("no_time", "too little of the deadline left (or no token of the host's rate limit in time)");
+		rmetrics_add("ximilar_gw_rate_limit_waits", NULL, 1);
 		return NULL;
 	}
 	struct http_request req = { .method = "POST", .url = url, .headers = headers, .body = text,
@@ -88,8 +89,10 @@ static json_t *xim_call(const char *path, json_t *body, int collection, struct d
 		*skip = xim_skip(resp.timed_out || resp.deadline_cut ? "timeout" : "unreachable", resp.error);
 		goto fail;
 	}
-	if (resp.status == 429)
+	if (resp.status == 429) {
 		rmetrics_add("ximilar_gw_rate_limit_hits", NULL, 1);
+		rl_block(resp.retry_after_ms);
+	}
 	if (resp.status < 200 || resp.status > 299) {
 		snprintf(msg, sizeof msg, "HTTP %ld", resp.status);
 		*skip = xim_skip(resp.status == 429 ? "429" : resp.status >= 500 ? "5xx" : "4xx", msg);

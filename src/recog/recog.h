@@ -106,6 +106,14 @@ json_t *rr_rerank(const json_t *in, struct deadline dl, struct recog_err *e);
  * when none of the tags can be compared (documented in unde-rerank(1)). */
 double rr_semantic(const json_t *tags, const json_t *metadata);
 
+/* --- ratelimit.c ---------------------------------------------------------- */
+
+/* Take a token of the host's Ximilar bucket, waiting while the deadline
+ * allows: 0, or -1 when none can be had in time. */
+int rl_take(struct deadline dl);
+/* Block every process for ms (a 429's Retry-After; <= 0: 1 s). */
+void rl_block(double ms);
+
 /* --- rmetrics.c ------------------------------------------------------------ */
 
 /* service: "unde-ximilar", "unde-rerank", "unde-recognize". */

@@ -21,6 +21,7 @@ static const struct counters_help HELP[] = {
 	{ "ximilar_gw_search_latency_seconds", "histogram", "Gateway visual search" },
 	{ "ximilar_gw_errors", "counter", "Ximilar calls that failed (the local provider answered)" },
 	{ "ximilar_gw_rate_limit_hits", "counter", "Ximilar answers 429" },
+	{ "ximilar_gw_rate_limit_waits", "counter", "Calls not made: no token of the host's bucket in time" },
 	{ "llm_reranker_latency_seconds", "histogram", "Gemini calls (tag, rerank)" },
 	{ "llm_reranker_rerank_seconds", "histogram", "Whole rerank requests" },
 	{ "llm_reranker_errors", "counter", "Gemini answers that failed or were unusable" },
