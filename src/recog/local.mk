@@ -14,3 +14,4 @@ src_unde_recognize_CFLAGS = $(AM_CFLAGS) $(VIPS_CFLAGS)
 src_unde_recognize_LDADD = $(UNDE_LIBS) $(VIPS_LIBS)
 TESTS += t/unde-ximilar.bats t/unde-rerank.bats t/unde-recognize.bats
 dist_man_MANS += man/unde-ximilar.1 man/unde-rerank.1 man/unde-recognize.1
+EXTRA_DIST += bench/recognize/run bench/recognize/overhead bench/recognize/gen.py bench/recognize/README.md
