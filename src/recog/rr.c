@@ -20,6 +20,7 @@
 
 #include <ctype.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,6 +133,24 @@ static char *rr_fetch_b64(const char *url, struct deadline dl, struct recog_err 
 	char *s = photo_base64(b.data, b.len);
 	buf_free(&b);
 	return s;
+}
+
+/* One product photo fetched and base64-encoded in a thread of its own. */
+struct fetch_job {
+	const char *url;
+	struct deadline dl;
+	pthread_t thread;
+	int started;
+	char *b64; /* NULL: unreadable */
+};
+
+static void *fetch_thread(void *p)
+{
+	struct fetch_job *j = p;
+	struct recog_err e = { 0 };
+	j->b64 = rr_fetch_b64(j->url, j->dl, &e);
+	http_thread_cleanup();
+	return NULL;
 }
 
 /* Lower-case copy (ASCII; other bytes kept). */
@@ -339,11 +358,21 @@ json_t *rr_rerank(const json_t *in, struct deadline dl, struct recog_err *e)
 		struct http_response resps[RR_MAX_CANDIDATES];
 		char *bodies[RR_MAX_CANDIDATES] = { 0 };
 		size_t idx[RR_MAX_CANDIDATES], m = 0;
+		/* every product photo fetched at once, then the calls made at once */
+		struct fetch_job fj[RR_MAX_CANDIDATES];
 		for (size_t i = 0; i < n; i++) {
-			struct recog_err e2 = { 0 };
-			const json_t *c = json_array_get(cands, i);
-			char *p64 = rr_fetch_b64(json_string_value(json_array_get(json_object_get(c, "image_urls"), 0)), dl,
-						 &e2);
+			fj[i] = (struct fetch_job){ .url = json_string_value(json_array_get(
+							    json_object_get(json_array_get(cands, i), "image_urls"), 0)),
+						    .dl = dl };
+			fj[i].started = pthread_create(&fj[i].thread, NULL, fetch_thread, &fj[i]) == 0;
+			if (!fj[i].started)
+				fetch_thread(&fj[i]);
+		}
+		for (size_t i = 0; i < n; i++)
+			if (fj[i].started)
+				pthread_join(fj[i].thread, NULL);
+		for (size_t i = 0; i < n; i++) {
+			char *p64 = fj[i].b64;
 			if (!p64)
 				continue;
 			const char *imgs[] = { crop64, p64 };
