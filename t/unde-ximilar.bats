@@ -67,6 +67,9 @@ street() { # street I KEY — product I's street photo in the user-media bucket;
 	run fake_requests ximilar /tagging/fashion/v2/detect
 	assert_jq 'length == 1 and (.[0].json.records[0]._base64 | length) > 1000
 		and .[0].headers.authorization == "Token test-token"'
+	fake_config ximilar '{"objects": []}'
+	run --separate-stderr unde-ximilar detect <<<"{\"url\": \"$url\"}"
+	assert_jq '.provider == "ximilar" and (.items | length) == 1 and .items[0].category == "whole_photo"'
 }
 
 @test "Ximilar failing (429, 500, slow, garbage): the local provider answers, never a failed record" {

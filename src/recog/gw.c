@@ -227,6 +227,12 @@ json_t *gw_detect(const json_t *in, struct deadline dl, struct recog_err *e)
 	else if (!xim_configured())
 		skip = xim_skip("no_key", "XIMILAR_API_TOKEN is not set (or XIMILAR_PROVIDER=local)");
 	buf_free(&photo);
+	/* nothing found (or nothing on the photo): the whole photo, so the
+	 * search still has something to look for */
+	if (items && json_array_size(items) == 0) {
+		json_decref(items);
+		items = NULL;
+	}
 	if (!items)
 		items = json_pack("[{s:[i,i,i,i], s:s, s:f}]", "bbox", 0, 0, w, h, "category", "whole_photo",
 				  "confidence", 1.0);
