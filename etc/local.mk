@@ -55,3 +55,8 @@ nobase_dist_unde_skel_DATA += etc/systemd/unde-httpd-voice-ws.socket \
 nobase_dist_unde_skel_DATA += etc/systemd/unde-httpd-llm.socket \
 	etc/systemd/unde-httpd-llm@.service \
 	etc/httpd/llm.routes
+# Recognition Orchestrator (issue 15): its routes and units.
+nobase_dist_unde_skel_DATA += \
+	etc/httpd/recognize.routes \
+	etc/systemd/unde-httpd-recognize.socket \
+	etc/systemd/unde-httpd-recognize@.service

@@ -1,6 +1,8 @@
 /* objstore.c — S3 via libcurl's SigV4, or files; see objstore.h. */
 #include "config.h"
 
+#include <assert.h>
+
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
@@ -105,13 +107,20 @@ static char *objstore_strip_slashes(const char *s)
 
 struct objstore *objstore_open(void)
 {
+	return objstore_open_bucket("S3_BUCKET", "unde-images");
+}
+
+struct objstore *objstore_open_bucket(const char *bucket_var, const char *default_bucket)
+{
+	assert(bucket_var && default_bucket);
 	struct objstore *os = xcalloc(1, sizeof *os);
 	const char *endpoint = conf_require("S3_ENDPOINT");
-	const char *bucket = conf_str("S3_BUCKET", "unde-images");
+	const char *bucket = conf_str(bucket_var, default_bucket);
 	if (!objstore_bucket_valid(bucket))
-		conf_die("S3_BUCKET", "not a valid bucket name (3-63 of a-z 0-9 . -)");
+		conf_die(bucket_var, "not a valid bucket name (3-63 of a-z 0-9 . -)");
 	os->bucket = xstrdup(bucket);
-	const char *pub = conf_str("S3_PUBLIC_URL", NULL);
+	/* the public base URL is the catalog bucket's; a private bucket has none */
+	const char *pub = strcmp(bucket_var, "S3_BUCKET") == 0 ? conf_str("S3_PUBLIC_URL", NULL) : NULL;
 	if (pub && *pub) {
 		if (strncmp(pub, "http://", 7) != 0 && strncmp(pub, "https://", 8) != 0 &&
 		    strncmp(pub, "file://", 7) != 0)
@@ -161,7 +170,7 @@ struct objstore *objstore_open(void)
 	else if (strcmp(style, "path") != 0)
 		conf_die("S3_ADDRESSING_STYLE", "must be path or virtual");
 	if (os->virtual_host && strchr(os->bucket, '.'))
-		conf_die("S3_BUCKET", "a bucket with dots cannot be used with virtual-host addressing");
+		conf_die(bucket_var, "a bucket with dots cannot be used with virtual-host addressing");
 
 	char region[64];
 	const char *r = conf_str("S3_REGION", NULL);

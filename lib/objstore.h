@@ -54,6 +54,14 @@ struct objstore_info {
 /* Read the S3_* variables and return a store. A missing or invalid setting
  * is a configuration error: logged naming the variable, exit 78. */
 struct objstore *objstore_open(void);
+/* The same store with another bucket, named by the variable bucket_var
+ * (default_bucket when unset): several buckets in one process, e.g. the
+ * catalog's S3_BUCKET and the private S3_USER_MEDIA_BUCKET
+ * (unde-user-media, spec §7). Only the S3_BUCKET store uses S3_PUBLIC_URL;
+ * another bucket's objects are addressed at the endpoint (private: read
+ * back signed, with objstore_get). objstore_open() is
+ * objstore_open_bucket("S3_BUCKET", "unde-images"). */
+struct objstore *objstore_open_bucket(const char *bucket_var, const char *default_bucket);
 void objstore_close(struct objstore *os);
 
 /* "s3", or "local" for the file:// stand-in. */

@@ -1,0 +1,541 @@
+/* gw — the Ximilar Gateway's three calls (spec §9).
+ *
+ * With XIMILAR_API_TOKEN each goes to Ximilar first (the photo sent as
+ * _base64: the user's photos are private, Ximilar could not fetch them);
+ * when Ximilar is not configured, fails (429, 5xx, timeout, an answer that
+ * is not the documented shape, a per-record _status error) or too little of
+ * the deadline is left, the local provider answers, and the answer says
+ * who did ("provider") and why Ximilar was skipped ("providers_skipped").
+ *
+ * Local provider:
+ *   detect  the whole photo is the one item (category "whole_photo",
+ *           confidence 1): honest, since nothing here finds garments;
+ *   tag     the dominant colours (photo_colours), the first as color /
+ *           color_hex; type is the caller's category, if any;
+ *   search  the crop's descriptor (lib/descriptor.h) against
+ *           production.product_descriptors (pgvector, cosine distance),
+ *           the best photo per product.
+ * Scores: score = max(0, 1 - distance) for both providers (pgvector's
+ * cosine distance is in [0, 2]; Ximilar's answer_distances are taken the
+ * same way, smaller = more similar). */
+#include "config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+#include "conf.h"
+#include "http.h"
+#include "log.h"
+#include "objstore.h"
+#include "pg.h"
+#include "recog.h"
+
+static json_t *json_string_or_null(const char *s) { return s ? json_string(s) : json_null(); }
+
+/* --- Ximilar --------------------------------------------------------------- */
+
+static int xim_configured(void)
+{
+	if (!strcmp(conf_str("XIMILAR_PROVIDER", "auto"), "local"))
+		return 0;
+	const char *t = conf_str("XIMILAR_API_TOKEN", NULL);
+	return t && *t;
+}
+
+/* A skipped-provider note for the answer. */
+static json_t *xim_skip(const char *reason, const char *message)
+{
+	return json_pack("[{s:s, s:s, s:s}]", "provider", "ximilar", "reason", reason, "message", message);
+}
+
+/* POST body to XIMILAR_API_URL/path under dl. Returns the parsed answer
+ * (status.code 200, every record's _status 2xx), or NULL with *skip set to
+ * a note saying why (and the rate-limit metric bumped on 429). */
+static json_t *xim_call(const char *path, json_t *body, int collection, struct deadline dl, const char *metric,
+			json_t **skip)
+{
+	const char *token = conf_str("XIMILAR_API_TOKEN", "");
+	const char *base = conf_str("XIMILAR_API_URL", "https://api.ximilar.com");
+	char url[1024], auth[400], coll[300], msg[400];
+	snprintf(url, sizeof url, "%.*s/%s", (int)(strlen(base) - (base[0] && base[strlen(base) - 1] == '/')), base,
+		 path);
+	if (strpbrk(token, "\r\n") || strlen(token) > 300) {
+		*skip = xim_skip("4xx", "XIMILAR_API_TOKEN is not one short line");
+		return NULL;
+	}
+	snprintf(auth, sizeof auth, "Authorization: %s %s", strlen(token) >= 70 ? "JWT" : "Token", token);
+	const char *cid = conf_str("XIMILAR_COLLECTION_ID", "");
+	snprintf(coll, sizeof coll, "collection-id: %.200s", strpbrk(cid, "\r\n") ? "" : cid);
+	const char *headers[] = { auth, "Content-Type: application/json", collection ? coll : NULL, NULL };
+	char *text = json_dumps(body, JSON_COMPACT);
+	if ((deadline_set(dl) && ms_left(dl) < 50) || rl_take(dl) != 0) {
+		free(text);
+		*skip = xim_skip("no_time", "too little of the deadline left (or no token of the host's rate limit in time)");
+		rmetrics_add("ximilar_gw_rate_limit_waits", NULL, 1);
+		return NULL;
+	}
+	struct http_request req = { .method = "POST", .url = url, .headers = headers, .body = text,
+				    .body_len = strlen(text), .deadline = dl,
+				    .timeout_ms = conf_long("XIMILAR_TIMEOUT", 10, 1, 3600) * 1000,
+				    .max_attempts = 2, .max_response = 16u << 20 };
+	struct http_response resp;
+	int rc = http_perform(&req, &resp);
+	free(text);
+	json_t *doc = NULL;
+	if (rc != 0 || resp.status == 0) {
+		*skip = xim_skip(resp.timed_out || resp.deadline_cut ? "timeout" : "unreachable", resp.error);
+		goto fail;
+	}
+	if (resp.status == 429) {
+		rmetrics_add("ximilar_gw_rate_limit_hits", NULL, 1);
+		rl_block(resp.retry_after_ms);
+	}
+	if (resp.status < 200 || resp.status > 299) {
+		snprintf(msg, sizeof msg, "HTTP %ld", resp.status);
+		*skip = xim_skip(resp.status == 429 ? "429" : resp.status >= 500 ? "5xx" : "4xx", msg);
+		goto fail;
+	}
+	doc = json_loadb(resp.body.data, resp.body.len, 0, NULL);
+	const json_t *st = json_object_get(doc, "status");
+	if (!json_is_object(doc) || (st && json_integer_value(json_object_get(st, "code")) != 200)) {
+		*skip = xim_skip("malformed", !doc ? "the answer is not JSON" : "status.code is not 200");
+		goto fail;
+	}
+	size_t i;
+	json_t *r;
+	json_array_foreach(json_object_get(doc, "records"), i, r)
+	{
+		const json_t *rs = json_object_get(r, "_status");
+		json_int_t code = rs ? json_integer_value(json_object_get(rs, "code")) : 200;
+		if (code < 200 || code > 299) {
+			const char *t = json_string_value(json_object_get(rs, "text"));
+			snprintf(msg, sizeof msg, "record %zu: %lld %s", i + 1, (long long)code, t ? t : "");
+			*skip = xim_skip(code == 429 ? "429" : code >= 500 ? "5xx" : "4xx", msg);
+			goto fail;
+		}
+	}
+	http_response_free(&resp);
+	return doc;
+fail:
+	rmetrics_add("ximilar_gw_errors", metric, 1);
+	json_decref(doc);
+	http_response_free(&resp);
+	return NULL;
+}
+
+/* {"records":[{"_base64": data}]} */
+static json_t *xim_records_b64(const struct buf *data)
+{
+	char *b = photo_base64(data->data, data->len);
+	json_t *body = json_pack("{s:[{s:s}]}", "records", "_base64", b);
+	free(b);
+	return body;
+}
+
+/* The first name of a tag group of a Ximilar _tags map, or NULL. */
+static const char *xim_tag(const json_t *tags, const char *group)
+{
+	return json_string_value(json_object_get(json_array_get(json_object_get(tags, group), 0), "name"));
+}
+
+/* --- detect ------------------------------------------------------------------ */
+
+/* The crop's key in the user-media bucket: {user_id}/recognition/{request}/{n}.jpg */
+static void gw_crop_key(const json_t *in, size_t n, char *key, size_t len)
+{
+	const char *uid = json_string_value(json_object_get(in, "user_id"));
+	const char *rid = log_request_id();
+	char gen[37];
+	if (!rid || !*rid || !objstore_key_valid(rid) || strchr(rid, '/')) {
+		util_uuid4(gen);
+		rid = gen;
+	}
+	snprintf(key, len, "%s/recognition/%s/%zu.jpg", uid && objstore_key_valid(uid) && !strchr(uid, '/') ? uid : "anonymous",
+		 rid, n + 1);
+}
+
+/* Ximilar's boxes as items [{bbox, category, confidence}], or NULL. */
+static json_t *gw_detect_ximilar(const struct buf *photo, int w, int h, struct deadline dl, json_t **skip)
+{
+	json_t *body = xim_records_b64(photo);
+	json_t *doc = xim_call("tagging/fashion/v2/detect", body, 0, dl, "endpoint=\"detect\"", skip);
+	json_decref(body);
+	if (!doc)
+		return NULL;
+	json_t *objs = json_object_get(json_array_get(json_object_get(doc, "records"), 0), "_objects");
+	json_t *items = json_array();
+	size_t i;
+	json_t *o;
+	int bad = !json_is_array(objs);
+	json_array_foreach(objs, i, o)
+	{
+		json_t *bb = json_object_get(o, "bound_box");
+		if (json_array_size(bb) != 4 || !json_is_number(json_object_get(o, "prob"))) {
+			bad = 1;
+			break;
+		}
+		int box[4];
+		for (int k = 0; k < 4; k++)
+			box[k] = (int)lround(json_number_value(json_array_get(bb, (size_t)k)));
+		if (box[0] < 0 || box[1] < 0 || box[2] > w || box[3] > h || box[2] <= box[0] || box[3] <= box[1])
+			continue; /* a box off the photo is not a garment we can crop */
+		const char *cat = json_string_value(json_object_get(o, "Category"));
+		if (!cat)
+			cat = json_string_value(json_object_get(o, "name"));
+		json_array_append_new(items, json_pack("{s:[i,i,i,i], s:s, s:f}", "bbox", box[0], box[1], box[2], box[3],
+						       "category", cat ? cat : "unknown", "confidence",
+						       json_number_value(json_object_get(o, "prob"))));
+	}
+	json_decref(doc);
+	if (bad) {
+		json_decref(items);
+		*skip = xim_skip("malformed", "_objects is not a list of {bound_box[4], prob}");
+		rmetrics_add("ximilar_gw_errors", "endpoint=\"detect\"", 1);
+		return NULL;
+	}
+	return items;
+}
+
+json_t *gw_detect(const json_t *in, struct deadline dl, struct recog_err *e)
+{
+	double t0 = util_now_ms();
+	const char *url = json_string_value(json_object_get(in, "url"));
+	if (!url)
+		url = json_string_value(json_object_get(in, "photo_url"));
+	if (!url) {
+		recog_fail(e, EX_DATAERR, "missing_field", "detect needs url (the photo)");
+		return NULL;
+	}
+	struct buf photo = { 0 };
+	if (photo_fetch(url, dl, &photo, e) != 0) {
+		buf_free(&photo);
+		return NULL;
+	}
+	VipsImage *im = photo_decode(&photo, e);
+	if (!im) {
+		buf_free(&photo);
+		return NULL;
+	}
+	int w = vips_image_get_width(im), h = vips_image_get_height(im);
+	json_t *skip = NULL, *items = NULL;
+	const char *provider = "local";
+	if (xim_configured() && (items = gw_detect_ximilar(&photo, w, h, dl, &skip)))
+		provider = "ximilar";
+	else if (!xim_configured())
+		skip = xim_skip("no_key", "XIMILAR_API_TOKEN is not set (or XIMILAR_PROVIDER=local)");
+	buf_free(&photo);
+	/* nothing found (or nothing on the photo): the whole photo, so the
+	 * search still has something to look for */
+	if (items && json_array_size(items) == 0) {
+		json_decref(items);
+		items = NULL;
+	}
+	if (!items)
+		items = json_pack("[{s:[i,i,i,i], s:s, s:f}]", "bbox", 0, 0, w, h, "category", "whole_photo",
+				  "confidence", 1.0);
+	/* crops into the private bucket; the whole photo stays where it is */
+	struct objstore *media = photo_media_store();
+	size_t i;
+	json_t *it;
+	json_array_foreach(items, i, it)
+	{
+		json_t *bb = json_object_get(it, "bbox");
+		int box[4];
+		for (int k = 0; k < 4; k++)
+			box[k] = (int)json_integer_value(json_array_get(bb, (size_t)k));
+		if (box[0] == 0 && box[1] == 0 && box[2] == w && box[3] == h && !media) {
+			json_object_set_new(it, "crop_url", json_string(url));
+			continue;
+		}
+		if (!media) {
+			recog_fail(e, EX_CONFIG, "no_object_store", "S3_ENDPOINT is needed to store the crops");
+			goto fail;
+		}
+		struct buf jpeg = { 0 };
+		if (photo_crop_jpeg(im, box, &jpeg, e) != 0) {
+			buf_free(&jpeg);
+			goto fail;
+		}
+		char key[512];
+		gw_crop_key(in, i, key, sizeof key);
+		struct objstore_error oe;
+		int st = objstore_put(media, key, jpeg.data, jpeg.len, "image/jpeg", &oe);
+		buf_free(&jpeg);
+		if (st != OBJSTORE_OK) {
+			recog_fail(e, oe.retryable ? EX_TEMPFAIL : EX_UNAVAILABLE, "object_store_error",
+				   "storing the crop %s: %s", key, oe.message);
+			goto fail;
+		}
+		char *cu = objstore_url(media, key);
+		json_object_set_new(it, "crop_url", json_string(cu));
+		free(cu);
+	}
+	g_object_unref(im);
+	json_t *out = json_pack("{s:o, s:i, s:i, s:s}", "items", items, "width", w, "height", h, "provider", provider);
+	if (skip)
+		json_object_set_new(out, "providers_skipped", skip);
+	rmetrics_observe_ms("ximilar_gw_detect_latency_seconds", NULL, util_now_ms() - t0);
+	return out;
+fail:
+	g_object_unref(im);
+	json_decref(items);
+	json_decref(skip);
+	return NULL;
+}
+
+/* --- tag --------------------------------------------------------------------- */
+
+json_t *gw_tag(const json_t *in, struct deadline dl, struct recog_err *e)
+{
+	const char *url = json_string_value(json_object_get(in, "url"));
+	if (!url)
+		url = json_string_value(json_object_get(in, "crop_url"));
+	if (!url) {
+		recog_fail(e, EX_DATAERR, "missing_field", "tag needs url (the crop)");
+		return NULL;
+	}
+	struct buf photo = { 0 };
+	if (photo_fetch(url, dl, &photo, e) != 0) {
+		buf_free(&photo);
+		return NULL;
+	}
+	VipsImage *im = photo_decode(&photo, e);
+	if (!im) {
+		buf_free(&photo);
+		return NULL;
+	}
+	json_t *colors = photo_colours(im, 3);
+	g_object_unref(im);
+	const json_t *first = json_array_get(colors, 0);
+	const char *cat = json_string_value(json_object_get(in, "category"));
+	if (cat && !strcmp(cat, "whole_photo"))
+		cat = NULL;
+	json_t *out = json_pack("{s:s?, s:O?, s:O?, s:n, s:n, s:o, s:s}", "type", cat, "color",
+				json_object_get(first, "name"), "color_hex", json_object_get(first, "hex"), "material",
+				"pattern", "colors", colors, "provider", "local");
+	json_t *skip = NULL;
+	if (xim_configured()) {
+		json_t *body = xim_records_b64(&photo);
+		json_t *doc = xim_call("tagging/fashion/v2/tags", body, 0, dl, "endpoint=\"tag\"", &skip);
+		json_decref(body);
+		json_t *tags = json_object_get(json_array_get(json_object_get(doc, "records"), 0), "_tags");
+		if (doc && !json_is_object(tags)) {
+			skip = xim_skip("malformed", "records[0]._tags is not an object");
+			rmetrics_add("ximilar_gw_errors", "endpoint=\"tag\"", 1);
+		} else if (doc) {
+			const char *type = xim_tag(tags, "Subcategory");
+			const char *colour = xim_tag(tags, "Color");
+			const char *pattern = xim_tag(tags, "Design");
+			if (!type)
+				type = xim_tag(tags, "Category");
+			if (!pattern)
+				pattern = xim_tag(tags, "Pattern and Material");
+			if (type)
+				json_object_set_new(out, "type", json_string(type));
+			if (colour)
+				json_object_set_new(out, "color", json_string(colour));
+			json_object_set_new(out, "material", json_string_or_null(xim_tag(tags, "Material")));
+			json_object_set_new(out, "pattern", json_string_or_null(pattern));
+			json_object_set(out, "tags", tags);
+			json_object_set_new(out, "provider", json_string("ximilar"));
+		}
+		json_decref(doc);
+	} else {
+		skip = xim_skip("no_key", "XIMILAR_API_TOKEN is not set (or XIMILAR_PROVIDER=local)");
+	}
+	buf_free(&photo);
+	if (skip)
+		json_object_set_new(out, "providers_skipped", skip);
+	return out;
+}
+
+/* --- search ------------------------------------------------------------------- */
+
+static double gw_score(double distance)
+{
+	double s = 1.0 - distance;
+	return s < 0 ? 0 : s > 1 ? 1 : round(s * 10000) / 10000;
+}
+
+/* production, connected on first use and again after it was lost; one
+ * connection per thread (libpq's are not shared), closed by
+ * gw_thread_done(). */
+static __thread PGconn *gw_db;
+
+void gw_thread_done(void)
+{
+	if (gw_db)
+		PQfinish(gw_db);
+	gw_db = NULL;
+}
+
+static PGconn *gw_production(struct recog_err *e)
+{
+	if (gw_db && PQstatus(gw_db) != CONNECTION_OK) {
+		PQfinish(gw_db);
+		gw_db = NULL;
+	}
+	const char *u = conf_str("PRODUCTION_DB_URL", NULL);
+	if (!gw_db && u && *u)
+		gw_db = pg_connect(u, "PRODUCTION_DB_URL");
+	if (!gw_db)
+		recog_fail(e, u && *u ? EX_UNAVAILABLE : EX_CONFIG, u && *u ? "database_unavailable" : "no_database",
+			   u && *u ? "production database unreachable (PRODUCTION_DB_URL)"
+				   : "the local search needs PRODUCTION_DB_URL (product_descriptors)");
+	return gw_db;
+}
+
+PGconn *gw_production_db(struct recog_err *e) { return gw_production(e); }
+
+/* The local collection: nearest photos by pgvector, the best per product,
+ * with the product's photos and metadata (colour and stock from products). */
+static json_t *gw_search_local(const float *d, long top_k, struct recog_err *e)
+{
+	PGconn *db = gw_production(e);
+	if (!db)
+		return NULL;
+	char text[DESCRIPTOR_TEXT_MAX], k[24];
+	descriptor_to_text(d, text, sizeof text);
+	snprintf(k, sizeof k, "%ld", top_k);
+	const char *params[] = { text, k };
+	PGresult *r = pg_query(db,
+			       "WITH near AS (SELECT source, sku, descriptor <=> $1::vector AS d"
+			       "   FROM product_descriptors ORDER BY descriptor <=> $1::vector LIMIT $2::int * 8),"
+			       " best AS (SELECT source, sku, min(d) AS d FROM near GROUP BY source, sku"
+			       "   ORDER BY min(d) LIMIT $2::int)"
+			       " SELECT b.d, (SELECT json_agg(image_url ORDER BY photo_no) FROM product_descriptors p"
+			       "   WHERE p.source = b.source AND p.sku = b.sku),"
+			       "  (SELECT metadata || jsonb_build_object('source', p.source, 'sku', p.sku)"
+			       "     || COALESCE(jsonb_build_object('colour', pr.colour, 'in_stock', pr.availability <> '{}'::jsonb),"
+			       "        '{}'::jsonb)"
+			       "   FROM product_descriptors p LEFT JOIN products pr ON pr.source = p.source AND pr.sku = p.sku"
+			       "   WHERE p.source = b.source AND p.sku = b.sku ORDER BY photo_no LIMIT 1)"
+			       " FROM best b ORDER BY b.d",
+			       2, params);
+	if (!r) {
+		recog_fail(e, pg_failure_status(db), "database_error", "local search: %s", pg_last_error(db));
+		return NULL;
+	}
+	json_t *cands = json_array();
+	for (int i = 0; i < PQntuples(r); i++) {
+		double dist = strtod(PQgetvalue(r, i, 0), NULL);
+		json_t *urls = json_loads(PQgetvalue(r, i, 1), 0, NULL);
+		json_t *meta = json_loads(PQgetvalue(r, i, 2), 0, NULL);
+		const char *sku = json_string_value(json_object_get(meta, "sku_id"));
+		json_array_append_new(cands, json_pack("{s:s, s:f, s:f, s:o, s:o}", "sku_id",
+						       sku ? sku : json_string_value(json_object_get(meta, "sku")), "score",
+						       gw_score(dist), "distance", round(dist * 1e6) / 1e6, "image_urls",
+						       urls ? urls : json_array(), "metadata", meta ? meta : json_object()));
+	}
+	PQclear(r);
+	return cands;
+}
+
+/* visualKNN on the collection: records are photos ({brand}-{sku}-{n}),
+ * grouped by sku_id keeping the nearest. NULL with *skip set on failure. */
+static json_t *gw_search_ximilar(const struct buf *photo, const char *category, long top_k, struct deadline dl,
+				 json_t **skip)
+{
+	char *b = photo_base64(photo->data, photo->len);
+	json_t *body = json_pack("{s:{s:s}, s:I, s:[s,s,s,s,s,s,s,s,s]}", "query_record", "_base64", b, "k",
+				 (json_int_t)(top_k * 4), "fields_to_return", "_id", "_url", "sku_id", "brand", "name",
+				 "category", "price", "store", "floor");
+	free(b);
+	(void)category; /* the collection holds the catalog's categories, not Ximilar's */
+	char path[300];
+	snprintf(path, sizeof path, "%s/visualKNN", conf_str("XIMILAR_SEARCH_SERVICE", "similarity/products/v2"));
+	json_t *doc = xim_call(path, body, 1, dl, "endpoint=\"search\"", skip);
+	json_decref(body);
+	if (!doc)
+		return NULL;
+	json_t *recs = json_object_get(doc, "answer_records"), *dists = json_object_get(doc, "answer_distances");
+	if (!json_is_array(recs)) {
+		json_decref(doc);
+		*skip = xim_skip("malformed", "answer_records is not an array");
+		rmetrics_add("ximilar_gw_errors", "endpoint=\"search\"", 1);
+		return NULL;
+	}
+	json_t *cands = json_array();
+	size_t i;
+	json_t *r;
+	json_array_foreach(recs, i, r)
+	{
+		const json_t *dv = json_array_get(dists, i);
+		if (!json_is_number(dv))
+			dv = json_object_get(r, "_distance");
+		const char *sku = json_string_value(json_object_get(r, "sku_id"));
+		if (!sku)
+			sku = json_string_value(json_object_get(r, "_id"));
+		if (!json_is_number(dv) || !sku)
+			continue;
+		double dist = json_number_value(dv);
+		json_t *c = NULL, *x;
+		size_t j;
+		json_array_foreach(cands, j, x) if (!strcmp(json_string_value(json_object_get(x, "sku_id")), sku)) c = x;
+		const char *u = json_string_value(json_object_get(r, "_url"));
+		if (c) {
+			if (u)
+				json_array_append_new(json_object_get(c, "image_urls"), json_string(u));
+			continue;
+		}
+		if (json_array_size(cands) >= (size_t)top_k)
+			continue;
+		json_t *meta = json_pack("{s:O?, s:O?, s:O?, s:O?, s:O?, s:O?}", "brand", json_object_get(r, "brand"),
+					 "name", json_object_get(r, "name"), "category", json_object_get(r, "category"),
+					 "price", json_object_get(r, "price"), "store", json_object_get(r, "store"),
+					 "floor", json_object_get(r, "floor"));
+		json_array_append_new(cands, json_pack("{s:s, s:f, s:f, s:[s?], s:o}", "sku_id", sku, "score",
+						       gw_score(dist), "distance", dist, "image_urls", u, "metadata",
+						       meta));
+	}
+	json_decref(doc);
+	return cands;
+}
+
+json_t *gw_search(const json_t *in, struct deadline dl, struct recog_err *e)
+{
+	double t0 = util_now_ms();
+	const char *url = json_string_value(json_object_get(in, "crop_url"));
+	if (!url)
+		url = json_string_value(json_object_get(in, "url"));
+	const json_t *tk = json_object_get(in, "top_k");
+	long top_k = json_is_integer(tk) ? (long)json_integer_value(tk) : 10;
+	if (!url || top_k < 1 || top_k > 50) {
+		recog_fail(e, EX_DATAERR, !url ? "missing_field" : "invalid_field",
+			   !url ? "search needs crop_url" : "top_k must be an integer 1-50");
+		return NULL;
+	}
+	struct buf photo = { 0 };
+	if (photo_fetch(url, dl, &photo, e) != 0) {
+		buf_free(&photo);
+		return NULL;
+	}
+	json_t *skip = NULL, *cands = NULL;
+	const char *provider = "local";
+	if (xim_configured() && (cands = gw_search_ximilar(&photo, json_string_value(json_object_get(in, "category")),
+							     top_k, dl, &skip)))
+		provider = "ximilar";
+	else if (!xim_configured())
+		skip = xim_skip("no_key", "XIMILAR_API_TOKEN is not set (or XIMILAR_PROVIDER=local)");
+	if (!cands) {
+		VipsImage *im = photo_decode(&photo, e);
+		float d[DESCRIPTOR_DIM];
+		if (im && photo_describe(im, d, e) == 0)
+			cands = gw_search_local(d, top_k, e);
+		if (im)
+			g_object_unref(im);
+	}
+	buf_free(&photo);
+	if (!cands) {
+		json_decref(skip);
+		return NULL;
+	}
+	json_t *out = json_pack("{s:o, s:s}", "candidates", cands, "provider", provider);
+	if (skip)
+		json_object_set_new(out, "providers_skipped", skip);
+	rmetrics_observe_ms("ximilar_gw_search_latency_seconds", NULL, util_now_ms() - t0);
+	return out;
+}
