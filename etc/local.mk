@@ -9,6 +9,8 @@ nobase_dist_unde_skel_DATA = \
 	etc/unde/catalog.env.example \
 	etc/unde/shard.env.example \
 	etc/unde/services.env.example \
+	etc/unde/recognition.env.example \
+	etc/unde/dialogue.env.example \
 	etc/logrotate.d/unde \
 	etc/systemd/prometheus-node-exporter.service.d/unde-textfile.conf \
 	etc/systemd/unde-httpd-context.socket \

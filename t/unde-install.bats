@@ -66,7 +66,7 @@ action() { jq -r --arg p "$1" 'select(.path == $p) | .action' <<<"$output"; }
 }
 
 @test "each role gets its own template" {
-	for role in catalog shard services; do
+	for role in catalog shard services recognition dialogue; do
 		rm -rf "$R" && mkdir -p "$R"
 		unde-install --root "$R" --role "$role" >/dev/null 2>&1
 		cmp "$UNDE_TOP_SRCDIR/etc/unde/$role.env.example" "$R/etc/unde/unde.env"
@@ -98,7 +98,7 @@ action() { jq -r --arg p "$1" 'select(.path == $p) | .action' <<<"$output"; }
 }
 
 @test "the templates are read by the commands without a parse error" {
-	for role in catalog shard services; do
+	for role in catalog shard services recognition dialogue; do
 		# 69 (database unreachable) or 78 naming an empty secret, never a
 		# parse error of the file itself
 		run --separate-stderr env STAGING_DB_URL=postgresql://u@127.0.0.1:1/x \
