@@ -109,6 +109,14 @@ probe() {
 	((fast * 5 < slow * 4))
 }
 
+@test "persona's voice_params (expressiveness calm, warm, lively) are spoken as low, moderate, high" {
+	local t='{"text":"Рада тебя видеть."}' w
+	for w in calm:80 warm:100 lively:120; do
+		speak "$(jq -c --arg e "${w%%:*}" '.voice_params = {preset:"friendly_warm", warmth:0.5, tempo:1, tension:0.3, expressiveness:$e}' <<<"$t")"
+		jq -e --argjson a "${w##*:}" '.tts.local.amplitude == $a' "$W/out.json"
+	done
+}
+
 @test "streaming sends chunks of at most AUDIO_CHUNK_SIZE that join into the whole MP3, then done" {
 	AUDIO_CHUNK_SIZE=4096 run -0 --separate-stderr unde-voice \
 		<<<'{"text":"Первое предложение. Второе предложение подлиннее, чтобы было несколько кусков.","stream":true,"request_id":"s1"}'

@@ -81,14 +81,24 @@ int voice_params_parse(const json_t *vp, struct voice_params *out, char *err, si
 		}
 		*(double *)((char *)out + nums[i].off) = x;
 	}
+	/* §11's mood frames say low / moderate / high, §16's persona presets
+	 * (and §12's own example) calm / warm / lively: the same three levels */
+	static const char *const levels[][2] = {
+		{ "low", "low" }, { "calm", "low" }, { "moderate", "moderate" },
+		{ "warm", "moderate" }, { "high", "high" }, { "lively", "high" },
+	};
 	const json_t *e = json_object_get(vp, "expressiveness");
 	if (e && !json_is_null(e)) {
 		const char *s = json_string_value(e);
-		if (!s || (strcmp(s, "low") && strcmp(s, "moderate") && strcmp(s, "high"))) {
-			snprintf(err, errlen, "voice_params.expressiveness must be low, moderate or high");
+		size_t i, n = sizeof levels / sizeof levels[0];
+		for (i = 0; s && i < n && strcmp(s, levels[i][0]) != 0; i++)
+			;
+		if (!s || i == n) {
+			snprintf(err, errlen, "voice_params.expressiveness must be low, moderate or high"
+					      " (or persona's calm, warm, lively)");
 			return -1;
 		}
-		out->expressiveness = s;
+		out->expressiveness = levels[i][1];
 	}
 	return 0;
 }
