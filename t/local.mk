@@ -17,7 +17,7 @@ t_unit_libtest_SOURCES = t/unit/libtest.c
 t_unit_libtest_SOURCES += t/unit/libtest-online.c
 t_unit_libtest_LDADD = $(UNDE_LIBS)
 TESTS += t/libunde.bats t/unde-db.bats
-TESTS += t/unde-job.bats t/unde-dev.bats
+TESTS += t/unde-job.bats t/unde-dev.bats t/unde-demo.bats
 
 # The CI's full run: check, valgrind on the lib tests, ASan+UBSan, distcheck.
 check-all:
