@@ -66,6 +66,28 @@ if [[ ${_UNDE_T_SCRUBBED:-} != "${BATS_ROOT_PID:-}:${BATS_TEST_FILENAME:-}" ]]; 
 fi
 export UNDE_ENV_FILE=/dev/null # never read /etc/unde/unde.env in tests
 
+# unde_close_fds — close every descriptor above 2 of the calling (sub)shell.
+# A background watchdog must hold none of bats' pipes or automake's .log
+# file: one that outlives a teardown that did not stop it would otherwise
+# keep the run waiting for an end of file that never comes.
+unde_close_fds() {
+	local fd
+	for fd in /proc/$BASHPID/fd/*; do
+		fd=${fd##*/}
+		[[ $fd =~ ^[0-9]+$ ]] && ((fd > 2)) && eval "exec $fd>&-" 2>/dev/null
+	done
+	return 0
+}
+
+# unde_detach CMD… — run CMD with none of those descriptors (a server a
+# test starts: the postmaster, moto, a fake, pgbouncer, the superserver).
+unde_detach() {
+	(
+		unde_close_fds
+		if declare -F "$1" >/dev/null; then "$@"; else exec "$@"; fi
+	)
+}
+
 # unde_tmpdir
 # Print the path of a fresh directory under /tmp (mode 755, so the postgres
 # user can enter it — bats' own temp dirs are 700). Made in a test, it is

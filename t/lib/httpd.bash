@@ -33,8 +33,8 @@ httpd_serve() {
 	for ((try = 0; try < 20; try++)); do
 		port=$((20000 + RANDOM % 40000))
 		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && continue
-		systemd-socket-activate --inetd -a -l "127.0.0.1:$port" "${envs[@]}" \
-			unde-httpd --routes "$routes" "${opts[@]}" </dev/null 2>>"$dir/$name.log" 3>&- &
+		unde_detach systemd-socket-activate --inetd -a -l "127.0.0.1:$port" "${envs[@]}" \
+			unde-httpd --routes "$routes" "${opts[@]}" </dev/null 2>>"$dir/$name.log" &
 		pid=$!
 		deadline=$((SECONDS + 30))
 		while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do

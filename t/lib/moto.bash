@@ -61,8 +61,8 @@ moto_start() {
 	for attempt in 1 2 3 4 5 6 7 8 9 10; do
 		port=$(( ((RANDOM << 15) | RANDOM) % 30000 + 30000 ))
 		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && continue
-		INITIAL_NO_AUTH_ACTION_COUNT=3 "$MOTO_SERVER" -H 127.0.0.1 -p "$port" \
-			</dev/null >"$logf" 2>&1 3>&- &
+		unde_detach env INITIAL_NO_AUTH_ACTION_COUNT=3 "$MOTO_SERVER" -H 127.0.0.1 -p "$port" \
+			</dev/null >"$logf" 2>&1 &
 		pid=$!
 		# ready when its control API answers (those calls cost no action);
 		# importing moto takes a second, much longer on a loaded machine
@@ -101,6 +101,7 @@ moto_start() {
 	export MOTO_PID=$pid MOTO_DIR=$dir MOTO_URL=http://127.0.0.1:$port
 	(
 		trap '' HUP INT TERM
+		! declare -F unde_close_fds >/dev/null || unde_close_fds
 		while kill -0 "$pid" 2>/dev/null && kill -0 "${BATS_ROOT_PID:-$$}" 2>/dev/null; do
 			sleep 1
 		done

@@ -21,6 +21,12 @@ PG_BINDIR=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
 
 # Run a server-side command as the cluster's owner: the postgres user when we
 # are root, ourselves otherwise.
+# _pg_detach CMD… — CMD without bats' descriptors (unde_detach), when
+# t/lib/common.bash is loaded (benches source this file alone).
+_pg_detach() {
+	if declare -F unde_detach >/dev/null; then unde_detach "$@"; else "$@"; fi
+}
+
 _pg_as_owner() {
 	if [ "$(id -u)" -eq 0 ]; then
 		runuser -u postgres -- "$@"
@@ -47,6 +53,7 @@ _pg_watchdog() {
 	local dir=$1 pid=$2
 	(
 		trap '' HUP INT TERM
+		! declare -F unde_close_fds >/dev/null || unde_close_fds
 		while [ -d "$dir" ] && kill -0 "$pid" 2>/dev/null; do
 			sleep 1
 		done
@@ -99,7 +106,7 @@ pg_start() {
 		_pg_port_taken "$port" && continue
 
 		rm -f "$dir/server.log"   # pg_ctl recreates it as the owner
-		if _pg_as_owner "$PG_BINDIR/pg_ctl" start -w -t 60 -D "$data" \
+		if _pg_detach _pg_as_owner "$PG_BINDIR/pg_ctl" start -w -t 60 -D "$data" \
 			-l "$dir/server.log" -o "-p $port" >"$dir/pg_ctl.log" 2>&1; then
 			export PGHOST=$dir PGPORT=$port PGUSER=postgres
 			export PGTEST_URL_BASE="postgresql://postgres@127.0.0.1:$port"

@@ -65,9 +65,9 @@ pgb_start() {
 		sed -i '/^max_prepared_statements/d' "$dir/pgbouncer.ini"
 		if [ "$(id -u)" -eq 0 ]; then
 			chown -R postgres: "$dir" || { pgb_stop; return 1; }
-			"$PGBOUNCER" -d -u postgres "$dir/pgbouncer.ini" >"$dir/start.log" 2>&1 || true
+			unde_detach "$PGBOUNCER" -d -u postgres "$dir/pgbouncer.ini" >"$dir/start.log" 2>&1 || true
 		else
-			"$PGBOUNCER" -d "$dir/pgbouncer.ini" >"$dir/start.log" 2>&1 || true
+			unde_detach "$PGBOUNCER" -d "$dir/pgbouncer.ini" >"$dir/start.log" 2>&1 || true
 		fi
 		# Wait (up to 60 s on a loaded machine) for it to answer a query.
 		local i
@@ -100,6 +100,7 @@ _pgb_watchdog() {
 	local dir=$1 pid=$2
 	(
 		trap '' HUP INT TERM
+		! declare -F unde_close_fds >/dev/null || unde_close_fds
 		while [ -d "$dir" ] && kill -0 "$pid" 2>/dev/null; do
 			sleep 1
 		done
