@@ -7,10 +7,22 @@
 UNDE_T_DRILLS=${UNDE_T_DRILLS:-${UNDE_DRILLS:-}}
 load lib/common
 load lib/ha
+load lib/pg
 
 uuid() { cat /proc/sys/kernel/random/uuid; }
 
+# The plain PostgreSQL the backup tests take their backups of.
+pg_start_once() {
+	pg_start
+	export UNDE_T_BPROD UNDE_T_BSHARD
+	UNDE_T_BPROD=$(pg_createdb bprod)
+	UNDE_T_BSHARD=$(pg_createdb bshard)
+	unde-db migrate production --url "$UNDE_T_BPROD" >/dev/null 2>&1
+	unde-shard init --shard 0 --url "$UNDE_T_BSHARD" >/dev/null 2>&1
+}
+
 setup_file() {
+	pg_start_once
 	export UNDE_T_DRILLS
 	if [[ $UNDE_T_DRILLS = 1 && $(id -u) = 0 ]]; then
 		ha_start
@@ -22,7 +34,23 @@ setup_file() {
 
 teardown_file() {
 	ha_stop
+	pg_stop
 	unde_teardown_file
+}
+
+# restored servers started by a test never outlive it
+teardown() {
+	local d
+	if [[ -f $BATS_FILE_TMPDIR/backup-dirs ]]; then
+		while read -r d; do
+			for pid in "$d"/r*/postmaster.pid; do
+				[[ -f $pid ]] && _pg_as_owner "$PG_BINDIR/pg_ctl" stop -D "${pid%/postmaster.pid}" -m immediate >/dev/null 2>&1
+			done
+			rm -rf -- "$d"
+		done <"$BATS_FILE_TMPDIR/backup-dirs"
+		rm -f "$BATS_FILE_TMPDIR/backup-dirs"
+	fi
+	unde_teardown
 }
 
 setup() {
@@ -190,4 +218,105 @@ print("ok")' "$TMP/p.yml"
 	grep -qx 'replica_up 1' "$TMP/m/unde-cluster.prom"
 	grep -qx 'etcd_server_has_leader 1' "$TMP/m/unde-cluster.prom"
 	grep -qx 'patroni_replica_lag_bytes 0' "$TMP/m/unde-cluster.prom"
+}
+
+# ---- backups and restores (a plain PostgreSQL from t/lib/pg.bash) ----
+
+_backup_env() {
+	export PRODUCTION_DB_URL=$UNDE_T_BPROD SHARD_0_DB_URL=$UNDE_T_BSHARD
+	export TOMBSTONE_COPY_FILE=$TMP/tombstones.jsonl
+	BK=$(mktemp -d /tmp/unde-bk.XXXXXX)
+	chown postgres: "$BK" 2>/dev/null || true
+	echo "$BK" >>"$BATS_FILE_TMPDIR/backup-dirs"
+}
+
+_turn() { # user message-id content
+	unde-shard save >/dev/null <<<'{"user_id":"'$1'","messages":[{"id":"'$2'","role":"user","content":"'"$3"'"}]}'
+}
+
+@test "retention on a simulated clock keeps 7 daily, 4 weekly and 3 monthly basebackups" {
+	repo=$TMP/repo
+	mkdir -p "$repo"
+	# every 6 hours from 2026-01-01 to Thursday 2026-04-30 18:00
+	t=$(date -u -d 2026-01-01T00:00:00Z +%s)
+	end=$(date -u -d 2026-04-30T18:00:00Z +%s)
+	names=()
+	while ((t <= end)); do
+		TZ=UTC printf -v n 'base-%(%Y%m%dT%H%M%SZ)T' "$t"
+		names+=("$repo/$n")
+		t=$((t + 21600))
+	done
+	mkdir "${names[@]}"
+	run unde-cluster backup prune --repo "$repo"
+	assert_success
+	assert_jq '.pruned.kept == 11'
+	run ls "$repo"
+	assert_output "$(printf 'base-%sT180000Z\n' 20260228 20260331 20260412 20260419 20260424 20260425 20260426 20260427 20260428 20260429 20260430)"
+}
+
+@test "restore drill: a basebackup taken before an erase comes back without a trace of the erased content" {
+	_backup_env
+	ua=$(uuid) ub=$(uuid) m1=$(uuid) m2=$(uuid) m3=$(uuid)
+	_turn "$ua" "$m1" "my secret gluten allergy zara"
+	_turn "$ua" "$m2" "keep this one about linen"
+	_turn "$ub" "$m3" "user b private dress size"
+	run --separate-stderr unde-cluster backup basebackup --source "$PGTEST_URL_BASE/postgres" --repo "$BK/repo"
+	assert_success
+	conv=$(psql -XAtq "$UNDE_T_BSHARD" -c "select id from conversations where user_id = '$ua'")
+	echo '{"conversation_id":"'$conv'","message_id":"'$m1'"}' | unde-shard erase >/dev/null 2>&1
+	unde-shard erase --user "$ub" >/dev/null 2>&1
+	port=$(( ((RANDOM << 15) | RANDOM) % 20000 + 30000 ))
+	run --separate-stderr unde-cluster restore --from basebackup --repo "$BK/repo" --data "$BK/r1" \
+		--port "$port" --db "${UNDE_T_BSHARD##*/}" --shard 0
+	assert_success
+	assert_jq '.restored.from == "basebackup" and .restored.apply_deletions.messages_erased == 1 and .restored.apply_deletions.users_erased == 1'
+	url=postgresql://postgres@127.0.0.1:$port/${UNDE_T_BSHARD##*/}
+	run psql -XAtq "$url" -c "select content from messages where id = '$m2'"
+	assert_output 'keep this one about linen'
+	run psql -XAtq "$url" -c "select content from messages where id = '$m1'"
+	assert_output '[deleted]'
+	pg_dump "$url" >"$TMP/dump.sql"
+	run grep -c -e 'gluten allergy' -e 'user b private' -e "$ub" "$TMP/dump.sql"
+	assert_output 0
+	run psql -XAtq "$url" -c "select count(*) from conversations where user_id = '$ub'"
+	assert_output 0
+}
+
+@test "restore drill: the local lz4 snapshot restores as primary, one copy kept, ages written as metrics" {
+	_backup_env
+	u=$(uuid) m=$(uuid)
+	_turn "$u" "$m" "snapshot era message"
+	UNDE_METRICS_DIR=$TMP/m run --separate-stderr unde-cluster backup snapshot --source "$PGTEST_URL_BASE/postgres" --dir "$BK/snap"
+	assert_success
+	UNDE_METRICS_DIR=$TMP/m run --separate-stderr unde-cluster backup snapshot --source "$PGTEST_URL_BASE/postgres" --dir "$BK/snap"
+	assert_success
+	run bash -c "ls -d '$BK'/snap/snapshot-* | wc -l"
+	assert_output 1
+	[ -f "$BK/snap/latest/base.tar.lz4" ]
+	grep -Eq '^local_snapshot_age_hours 0(\.0+)?$|^local_snapshot_age_hours 0\.00[0-9]$' "$TMP/m/unde-backup.prom"
+	port=$(( ((RANDOM << 15) | RANDOM) % 20000 + 30000 ))
+	run --separate-stderr unde-cluster restore --from snapshot --dir "$BK/snap" --data "$BK/r2" --port "$port" \
+		--db "${UNDE_T_BSHARD##*/}"
+	assert_success
+	run psql -XAtq "postgresql://postgres@127.0.0.1:$port/${UNDE_T_BSHARD##*/}" -c "select content from messages where id = '$m'"
+	assert_output 'snapshot era message'
+}
+
+@test "restore refuses a data directory that is not empty, and a repository without a backup" {
+	mkdir -p "$TMP/full" "$TMP/empty"
+	touch "$TMP/full/x"
+	run --separate-stderr unde-cluster restore --from basebackup --repo "$TMP/empty" --data "$TMP/full" --port 5999
+	assert_failure 73
+	assert_stderr_error_code data_not_empty
+	run --separate-stderr unde-cluster restore --from basebackup --repo "$TMP/empty" --data "$TMP/new" --port 5999
+	assert_failure 66
+	assert_stderr_error_code no_backup
+}
+
+@test "a basebackup of an unreachable server fails with 69 and leaves no partial backup" {
+	run --separate-stderr unde-cluster backup basebackup --source postgresql://postgres@127.0.0.1:1/postgres --repo "$TMP/repo"
+	assert_failure 69
+	assert_stderr_error_code backup_failed
+	run ls -A "$TMP/repo"
+	assert_output ''
 }
