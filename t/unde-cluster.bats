@@ -218,6 +218,21 @@ print("ok")' "$TMP/p.yml"
 	grep -qx 'replica_up 1' "$TMP/m/unde-cluster.prom"
 	grep -qx 'etcd_server_has_leader 1' "$TMP/m/unde-cluster.prom"
 	grep -qx 'patroni_replica_lag_bytes 0' "$TMP/m/unde-cluster.prom"
+	# an idle primary's fully replayed replica is 0 s behind, not "now
+	# minus the last replayed transaction"
+	leader=$(ha_leader)
+	replica=N1
+	[ "$leader" = n1 ] && replica=N2
+	var=UNDE_CLUSTER_${replica}_URL
+	sleep 2 # idle: nothing has been written for a while
+	for i in $(seq 60); do
+		run --separate-stderr unde-shard status --url "${!var%/postgres}/shard0"
+		jq -e '.role == "replica" and .replication_lag_seconds == 0' <<<"$output" >/dev/null && break
+		sleep 0.5
+	done
+	assert_jq '.role == "replica" and .replication_lag_seconds == 0'
+	run --separate-stderr unde-shard status --url "$UNDE_T_DB"
+	assert_jq '.role == "primary" and (.replication_slot_wal_bytes | type == "number")'
 }
 
 # ---- backups and restores (a plain PostgreSQL from t/lib/pg.bash) ----
