@@ -210,6 +210,31 @@ print("ok")' "$TMP/p.yml"
 	assert_success
 }
 
+@test "drill: point-in-time recovery from a basebackup and the WAL archive stops at the target, then apply-deletions runs" {
+	ha_skip_unless_drills "$UNDE_T_DRILLS"
+	_backup_env
+	src=${UNDE_CLUSTER_URL/postgres@/replicator@}
+	run --separate-stderr unde-cluster backup basebackup --source "$src" --repo "$BK/repo"
+	assert_success
+	u=$(uuid) before=$(uuid) after=$(uuid)
+	unde-shard save --url "$UNDE_T_DB" >/dev/null <<<'{"user_id":"'$u'","messages":[{"id":"'$before'","role":"user","content":"before the target"}]}'
+	target=$(psql -XAtq "$UNDE_T_DB" -c "select now()")
+	sleep 1.1
+	unde-shard save --url "$UNDE_T_DB" >/dev/null <<<'{"user_id":"'$u'","messages":[{"id":"'$after'","role":"user","content":"after the target"}]}'
+	# close the segment and wait until the archive has it
+	seg=$(psql -XAtq "$UNDE_T_DB" -c "select pg_walfile_name(pg_current_wal_lsn())")
+	psql -XAtq "$UNDE_T_DB" -c "select pg_switch_wal()" >/dev/null
+	for i in $(seq 120); do [[ -f $UNDE_CLUSTER_ARCHIVE/$seg ]] && break; sleep 0.5; done
+	[ -f "$UNDE_CLUSTER_ARCHIVE/$seg" ]
+	port=$(( ((RANDOM << 15) | RANDOM) % 20000 + 30000 ))
+	run --separate-stderr env PRODUCTION_DB_URL="$UNDE_T_BPROD" unde-cluster restore --from pitr --pitr "$target" \
+		--archive "$UNDE_CLUSTER_ARCHIVE" --repo "$BK/repo" --data "$BK/r3" --port "$port" --db shard0
+	assert_success
+	assert_jq '.restored.from == "pitr" and (.restored.apply_deletions | type == "object")'
+	run psql -XAtq "postgresql://postgres@127.0.0.1:$port/shard0" -c "select content from messages where id in ('$before', '$after')"
+	assert_output 'before the target'
+}
+
 @test "drill: check writes the cluster's metrics for the textfile collector" {
 	ha_skip_unless_drills "$UNDE_T_DRILLS"
 	ha_wait_replica_streaming 180
