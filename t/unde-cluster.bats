@@ -360,3 +360,41 @@ _turn() { # user message-id content
 	run ls -A "$TMP/repo"
 	assert_output ''
 }
+
+@test "POST /verify-and-replay through unde-httpd replays the missing pair and counts replay_requests_total" {
+	_backup_env
+	u=$(uuid) m1=$(uuid) m2=$(uuid) m3=$(uuid)
+	_turn "$u" "$m1" "the confirmed one"
+	conv=$(psql -XAtq "$UNDE_T_BSHARD" -c "select id from conversations where user_id = '$u'")
+	local port try pid i
+	for ((try = 0; try < 20; try++)); do
+		port=$((20000 + RANDOM % 40000))
+		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && continue
+		systemd-socket-activate --inetd -a -l "127.0.0.1:$port" -E UNDE_ENV_FILE=/dev/null \
+			-E "PATH=$PATH" -E "PRODUCTION_DB_URL=$UNDE_T_BPROD" -E "SHARD_0_DB_URL=$UNDE_T_BSHARD" \
+			-E "UNDE_COUNTERS_DIR=$TMP/c" -E "UNDE_METRICS_DIR=$TMP/m" \
+			unde-httpd --routes "$UNDE_TOP_SRCDIR/etc/httpd/shard.routes" \
+			--metrics-file "$TMP/httpd.metrics" </dev/null 2>>"$TMP/httpd.log" 3>&- &
+		pid=$!
+		for ((i = 0; i < 100; i++)); do
+			curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$port/health" && break 2
+			sleep 0.05
+		done
+		kill "$pid" 2>/dev/null || true
+	done
+	mkdir -p "$TMP/c" "$TMP/m"
+	body='{"conversation_id":"'$conv'","user_id":"'$u'","unconfirmed":[{"user":{"id":"'$m2'","content":"lost in the failover"},"assistant":{"id":"'$m3'","content":"and its answer"}}],"recent_confirmed_ids":["'$m1'"]}'
+	run curl -s --max-time 30 -H 'Content-Type: application/json' -d "$body" "http://127.0.0.1:$port/verify-and-replay"
+	kill "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	assert_success
+	assert_jq '(.replay.inserted | length) == 2 and .replay.confirmed_present == ["'$m1'"]'
+	run psql -XAtq "$UNDE_T_BSHARD" -c "select count(*) from messages where id in ('$m2', '$m3') and needs_enrichment"
+	assert_output 2
+	for ((i = 0; i < 100; i++)); do
+		grep -qx 'replay_requests_total 1' "$TMP/m/unde-shard-replay.prom" 2>/dev/null && break
+		sleep 0.1
+	done
+	grep -qx 'replay_requests_total 1' "$TMP/m/unde-shard-replay.prom"
+	grep -qx 'replay_messages_inserted_total 2' "$TMP/m/unde-shard-replay.prom"
+}
