@@ -327,8 +327,10 @@ _turn() { # user message-id content
 	u=$(uuid) m=$(uuid)
 	_turn "$u" "$m" "snapshot era message"
 	UNDE_METRICS_DIR=$TMP/m run --separate-stderr unde-cluster backup snapshot --source "$PGTEST_URL_BASE/postgres" --dir "$BK/snap"
+	echo "$stderr" >&2
 	assert_success
 	UNDE_METRICS_DIR=$TMP/m run --separate-stderr unde-cluster backup snapshot --source "$PGTEST_URL_BASE/postgres" --dir "$BK/snap"
+	echo "$stderr" >&2
 	assert_success
 	run bash -c "ls -d '$BK'/snap/snapshot-* | wc -l"
 	assert_output 1
@@ -337,6 +339,7 @@ _turn() { # user message-id content
 	port=$(( ((RANDOM << 15) | RANDOM) % 20000 + 30000 ))
 	run --separate-stderr unde-cluster restore --from snapshot --dir "$BK/snap" --data "$BK/r2" --port "$port" \
 		--db "${UNDE_T_BSHARD##*/}"
+	echo "$stderr" >&2
 	assert_success
 	run psql -XAtq "postgresql://postgres@127.0.0.1:$port/${UNDE_T_BSHARD##*/}" -c "select content from messages where id = '$m'"
 	assert_output 'snapshot era message'
@@ -397,4 +400,42 @@ _turn() { # user message-id content
 	done
 	grep -qx 'replay_requests_total 1' "$TMP/m/unde-shard-replay.prom"
 	grep -qx 'replay_messages_inserted_total 2' "$TMP/m/unde-shard-replay.prom"
+}
+
+@test "pgbackrest: a full then a differential backup of a real server, with the full's age as a metric" {
+	[[ $(id -u) = 0 ]] || skip "needs root (pgBackRest runs as postgres)"
+	command -v pgbackrest >/dev/null || skip "pgbackrest not installed"
+	_backup_env
+	cat >"$BK/pgbackrest.conf" <<-CONF
+		[global]
+		repo1-path=$BK/repo
+		repo1-retention-full=4
+		repo1-retention-diff=7
+		compress-type=lz4
+		start-fast=y
+		log-path=$BK
+		lock-path=$BK/lock
+		log-level-file=off
+		[t]
+		pg1-path=$PGTEST_DIR/data
+		pg1-port=$PGPORT
+		pg1-socket-path=$PGTEST_DIR
+	CONF
+	chown postgres: "$BK/pgbackrest.conf"
+	psql -XAtq -d postgres -c "alter system set archive_mode = on" \
+		-c "alter system set archive_command = 'pgbackrest --config=$BK/pgbackrest.conf --stanza=t archive-push %p'"
+	_pg_as_owner "$PG_BINDIR/pg_ctl" restart -w -t 60 -D "$PGTEST_DIR/data" -l "$PGTEST_DIR/server.log" -o "-p $PGPORT" >/dev/null
+	_pg_as_owner pgbackrest --config="$BK/pgbackrest.conf" --stanza=t stanza-create >/dev/null 2>&1
+	UNDE_METRICS_DIR=$TMP/m run --separate-stderr unde-cluster backup pgbackrest --stanza t --type full --config "$BK/pgbackrest.conf"
+	assert_success
+	assert_jq '.backup.kind == "pgbackrest" and .backup.type == "full" and .backup.full_kept == 1'
+	UNDE_METRICS_DIR=$TMP/m run --separate-stderr unde-cluster backup pgbackrest --stanza t --type diff --config "$BK/pgbackrest.conf"
+	assert_success
+	assert_jq '.backup.type == "diff" and .backup.diff_kept == 1'
+	grep -Eq '^pgbackrest_last_full_age_hours\{stanza="t"\} 0\.0[0-9]*$|^pgbackrest_last_full_age_hours\{stanza="t"\} 0$' "$TMP/m/unde-backup.prom"
+	run --separate-stderr unde-cluster backup pgbackrest --stanza nosuch --type full --config "$BK/pgbackrest.conf"
+	assert_failure 69
+	assert_stderr_error_code backup_failed
+	psql -XAtq -d postgres -c "alter system reset archive_mode" -c "alter system reset archive_command"
+	_pg_as_owner "$PG_BINDIR/pg_ctl" restart -w -t 60 -D "$PGTEST_DIR/data" -l "$PGTEST_DIR/server.log" -o "-p $PGPORT" >/dev/null
 }
