@@ -8,8 +8,14 @@ UNDE_T_DRILLS=${UNDE_T_DRILLS:-${UNDE_DRILLS:-}}
 load lib/common
 load lib/ha
 load lib/pg
+load lib/moto
 
 uuid() { cat /proc/sys/kernel/random/uuid; }
+
+# A port nothing listens on now, chosen by the OS.
+_free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
 
 # The plain PostgreSQL the backup tests take their backups of.
 pg_start_once() {
@@ -50,6 +56,8 @@ teardown() {
 		done <"$BATS_FILE_TMPDIR/backup-dirs"
 		rm -f "$BATS_FILE_TMPDIR/backup-dirs"
 	fi
+	# a moto server started by a test goes with it (its variables do)
+	[[ -n ${MOTO_PID:-}${MOTO_DIR:-} ]] && moto_stop
 	unde_teardown
 }
 
@@ -226,7 +234,7 @@ print("ok")' "$TMP/p.yml"
 	psql -XAtq "$UNDE_T_DB" -c "select pg_switch_wal()" >/dev/null
 	for i in $(seq 120); do [[ -f $UNDE_CLUSTER_ARCHIVE/$seg ]] && break; sleep 0.5; done
 	[ -f "$UNDE_CLUSTER_ARCHIVE/$seg" ]
-	port=$(( ((RANDOM << 15) | RANDOM) % 20000 + 30000 ))
+	port=$(_free_port)
 	run --separate-stderr env PRODUCTION_DB_URL="$UNDE_T_BPROD" unde-cluster restore --from pitr --pitr "$target" \
 		--archive "$UNDE_CLUSTER_ARCHIVE" --repo "$BK/repo" --data "$BK/r3" --port "$port" --db shard0
 	assert_success
@@ -305,7 +313,7 @@ _turn() { # user message-id content
 	conv=$(psql -XAtq "$UNDE_T_BSHARD" -c "select id from conversations where user_id = '$ua'")
 	echo '{"conversation_id":"'$conv'","message_id":"'$m1'"}' | unde-shard erase >/dev/null 2>&1
 	unde-shard erase --user "$ub" >/dev/null 2>&1
-	port=$(( ((RANDOM << 15) | RANDOM) % 20000 + 30000 ))
+	port=$(_free_port)
 	run --separate-stderr unde-cluster restore --from basebackup --repo "$BK/repo" --data "$BK/r1" \
 		--port "$port" --db "${UNDE_T_BSHARD##*/}" --shard 0
 	assert_success
@@ -336,7 +344,7 @@ _turn() { # user message-id content
 	assert_output 1
 	[ -f "$BK/snap/latest/base.tar.lz4" ]
 	grep -Eq '^local_snapshot_age_hours 0(\.0+)?$|^local_snapshot_age_hours 0\.00[0-9]$' "$TMP/m/unde-backup.prom"
-	port=$(( ((RANDOM << 15) | RANDOM) % 20000 + 30000 ))
+	port=$(_free_port)
 	run --separate-stderr unde-cluster restore --from snapshot --dir "$BK/snap" --data "$BK/r2" --port "$port" \
 		--db "${UNDE_T_BSHARD##*/}"
 	echo "$stderr" >&2
@@ -438,4 +446,45 @@ _turn() { # user message-id content
 	assert_stderr_error_code backup_failed
 	psql -XAtq -d postgres -c "alter system reset archive_mode" -c "alter system reset archive_command"
 	_pg_as_owner "$PG_BINDIR/pg_ctl" restart -w -t 60 -D "$PGTEST_DIR/data" -l "$PGTEST_DIR/server.log" -o "-p $PGPORT" >/dev/null
+}
+
+@test "object storage: a basebackup goes to s3://, is pruned there, restores from there; WAL segments push and fetch" {
+	command -v "${MOTO_SERVER:-moto_server}" >/dev/null || skip "moto not installed"
+	_backup_env
+	moto_start
+	u=$(uuid) m=$(uuid)
+	_turn "$u" "$m" "kept in object storage"
+	repo=s3://$S3_BUCKET/shard-0/base
+	run --separate-stderr unde-cluster backup basebackup --source "$PGTEST_URL_BASE/postgres" --repo "$repo"
+	assert_success
+	assert_jq --slurp '.[0].backup.repo == "'$repo'" and .[1].pruned.kept == 1'
+	sleep 1.1 # a second name
+	run --separate-stderr unde-cluster backup basebackup --source "$PGTEST_URL_BASE/postgres" --repo "$repo"
+	assert_success
+	# both on one day: the day's newest is kept
+	run moto_aws s3api list-objects-v2 --bucket "$S3_BUCKET" --prefix shard-0 --output json
+	assert_success
+	assert_jq '[.Contents[].Key | select(startswith("shard-0/base/")) | split("/")[2]] | unique | length == 1'
+	assert_jq '[.Contents[].Key | select(endswith("/backup.json"))] | length == 1' 
+	port=$(_free_port)
+	run --separate-stderr unde-cluster restore --from basebackup --repo "$repo" --data "$BK/r4" --port "$port" \
+		--db "${UNDE_T_BSHARD##*/}"
+	assert_success
+	run psql -XAtq "postgresql://postgres@127.0.0.1:$port/${UNDE_T_BSHARD##*/}" -c "select content from messages where id = '$m'"
+	assert_output 'kept in object storage'
+	# archive_command / restore_command
+	head -c 65536 /dev/urandom >"$TMP/seg"
+	SHARD_WAL_ARCHIVE=s3://$S3_BUCKET/shard-0/wal run --separate-stderr unde-cluster wal-push "$TMP/seg" 000000010000000000000042
+	assert_success
+	SHARD_WAL_ARCHIVE=s3://$S3_BUCKET/shard-0/wal run --separate-stderr unde-cluster wal-push "$TMP/seg" 000000010000000000000042
+	assert_success
+	head -c 65536 /dev/urandom >"$TMP/other"
+	SHARD_WAL_ARCHIVE=s3://$S3_BUCKET/shard-0/wal run --separate-stderr unde-cluster wal-push "$TMP/other" 000000010000000000000042
+	assert_failure 73
+	SHARD_WAL_ARCHIVE=s3://$S3_BUCKET/shard-0/wal run unde-cluster wal-fetch 000000010000000000000042 "$TMP/back"
+	assert_success
+	cmp "$TMP/seg" "$TMP/back"
+	SHARD_WAL_ARCHIVE=s3://$S3_BUCKET/shard-0/wal run unde-cluster wal-fetch 000000010000000000000099 "$TMP/none"
+	assert_failure 1
+	moto_stop
 }
