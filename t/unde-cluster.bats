@@ -396,16 +396,18 @@ _turn() { # user message-id content
 	mkdir -p "$TMP/c" "$TMP/m"
 	body='{"conversation_id":"'$conv'","user_id":"'$u'","unconfirmed":[{"user":{"id":"'$m2'","content":"lost in the failover"},"assistant":{"id":"'$m3'","content":"and its answer"}}],"recent_confirmed_ids":["'$m1'"]}'
 	run curl -s --max-time 30 -H 'Content-Type: application/json' -d "$body" "http://127.0.0.1:$port/verify-and-replay"
+	# the filter writes its textfile when the connection's filters end:
+	# wait for it before stopping the listener, which would cut it short
+	for ((i = 0; i < 300; i++)); do
+		grep -qx 'replay_requests_total 1' "$TMP/m/unde-shard-replay.prom" 2>/dev/null && break
+		sleep 0.1
+	done
 	kill "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
 	assert_success
 	assert_jq '(.replay.inserted | length) == 2 and .replay.confirmed_present == ["'$m1'"]'
 	run psql -XAtq "$UNDE_T_BSHARD" -c "select count(*) from messages where id in ('$m2', '$m3') and needs_enrichment"
 	assert_output 2
-	for ((i = 0; i < 100; i++)); do
-		grep -qx 'replay_requests_total 1' "$TMP/m/unde-shard-replay.prom" 2>/dev/null && break
-		sleep 0.1
-	done
 	grep -qx 'replay_requests_total 1' "$TMP/m/unde-shard-replay.prom"
 	grep -qx 'replay_messages_inserted_total 2' "$TMP/m/unde-shard-replay.prom"
 }
