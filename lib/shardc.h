@@ -40,6 +40,8 @@
 struct shard_conn {
 	long id;
 	PGconn *c;
+	char *url;          /* what it was opened from (owned) */
+	double reconnect_s; /* how long to wait for a writable member (failover) */
 };
 
 struct shard_ctx {
@@ -93,7 +95,17 @@ PGconn *sctx_production(struct shard_ctx *x, int required, struct shard_err *err
  * the name of where it came from. */
 const char *sctx_shard_url(struct shard_ctx *x, long id, char **owned, char *var, size_t varlen,
 			   struct shard_err *err);
+/* Shard id's cached connection, opened on first use. Failover (§14): a
+ * URL naming several hosts (libpq multi-host with
+ * target_session_attrs=read-write, the Patroni members) waits up to
+ * SHARD_RECONNECT_TIMEOUT seconds (default 30; 0 for one host) for a
+ * writable member, at connect and when a cached connection broke. */
 PGconn *sctx_shard(struct shard_ctx *x, long id, struct shard_err *err);
+/* After a write failed with shard_unavailable: get shard id's connection
+ * to the current primary again (reset, or reopen one that is up but
+ * read-only), within its reconnect budget. 0 when it is back; -1 when the
+ * shard has no budget (one host) or the time ran out. */
+int sctx_shard_reconnect(struct shard_ctx *x, long id);
 /* The shard holding user_id. place: a user without a route gets one now
  * (hash(user_id) % N, stored). Without place an unknown user is
  * err->code "unknown_user". For readers (search, knowledge get). */

@@ -10,10 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
+#include <time.h>
 
 #include <openssl/evp.h>
 
 #include "conf.h"
+#include "deadline.h"
 #include "log.h"
 #include "pg.h"
 #include "shardc.h"
@@ -32,8 +34,10 @@ void sctx_close(struct shard_ctx *x)
 	x->hold = NULL;
 	PQfinish(x->prod);
 	x->prod = NULL;
-	for (size_t i = 0; i < x->nconns; i++)
+	for (size_t i = 0; i < x->nconns; i++) {
 		PQfinish(x->conns[i].c);
+		free(x->conns[i].url);
+	}
 	x->nconns = 0;
 }
 
@@ -73,6 +77,10 @@ int shard_err_query(struct shard_err *e, PGconn *c, const char *what)
 	const char *st = pg_last_sqlstate();
 	if (pg_connection_lost(c))
 		return shard_err_set(e, EX_UNAVAILABLE, "shard_unavailable", "%s: connection lost", what);
+	/* read_only_sql_transaction, admin shutdown: a demoted or stopping
+	 * primary — the shard is elsewhere now */
+	if (!strcmp(st, "25006") || !strncmp(st, "57P0", 4))
+		return shard_err_set(e, EX_UNAVAILABLE, "shard_unavailable", "%s: %s", what, pg_last_error(c));
 	if (st[0] == '2' && st[1] == '2') /* data exception: bad vector, bad number… */
 		return shard_err_set(e, EX_DATAERR, "invalid_field", "%s: %s", what, pg_last_error(c));
 	if (!strcmp(st, "40001") || !strcmp(st, "40P01"))
@@ -145,11 +153,102 @@ const char *sctx_shard_url(struct shard_ctx *x, long id, char **owned, char *var
 	return NULL;
 }
 
+/* How long a shard connection may wait for a writable member (§14's RTO):
+ * SHARD_RECONNECT_TIMEOUT seconds when set; else 30 s for a URL naming
+ * several hosts (a Patroni cluster behind libpq's multi-host failover,
+ * target_session_attrs=read-write), 0 for one host (fail at once, as a
+ * plain database does). */
+static double shard_reconnect_seconds(const char *url)
+{
+	double def = 0;
+	PQconninfoOption *o = PQconninfoParse(url, NULL);
+	for (PQconninfoOption *k = o; k && k->keyword; k++)
+		if (!strcmp(k->keyword, "host") && k->val && strchr(k->val, ','))
+			def = 30;
+	PQconninfoFree(o);
+	return conf_double("SHARD_RECONNECT_TIMEOUT", def, 0, 3600);
+}
+
+/* Sleep ms milliseconds (bounded waits between connection attempts). */
+static void nap_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+/* Connect to url, retrying until a writable member answers or `seconds`
+ * have passed (a failover in progress: the old primary gone, the replica
+ * not yet promoted). One attempt when seconds is 0. NULL when none. */
+static PGconn *connect_within(const char *url, const char *var, double seconds)
+{
+	struct deadline dl = deadline_in((long)(seconds * 1000));
+	long nap = 200;
+	for (int attempt = 1;; attempt++) {
+		PGconn *c = pg_connect(url, var);
+		if (c || seconds <= 0 || deadline_passed(dl))
+			return c;
+		log_event(LOG_WARN, "shard connection failed, retrying (failover?)",
+			  json_pack("{s:s, s:i, s:I}", "variable", var, "attempt", attempt,
+				    "ms_left", (json_int_t)ms_left(dl)));
+		nap_ms(deadline_cap(dl, nap));
+		nap = nap < 1600 ? nap * 2 : 2000;
+	}
+}
+
+/* A cached shard connection that broke (the primary crashed, Patroni
+ * demoted it): reset it, and keep resetting within its reconnect budget,
+ * so a writer follows the failover to the new primary. 0 when usable. */
+static int shard_conn_revive(struct shard_conn *sc)
+{
+	if (PQstatus(sc->c) == CONNECTION_OK)
+		return 0;
+	struct deadline dl = deadline_in((long)(sc->reconnect_s * 1000));
+	long nap = 200;
+	for (int attempt = 1;; attempt++) {
+		PQreset(sc->c);
+		if (PQstatus(sc->c) == CONNECTION_OK) {
+			PGresult *r = PQexec(sc->c, "SET TIME ZONE 'UTC'");
+			PQclear(r);
+			log_event(LOG_INFO, "shard reconnected",
+				  json_pack("{s:i, s:i, s:s}", "shard_id", (int)sc->id, "attempt", attempt,
+					    "host", PQhost(sc->c) ? PQhost(sc->c) : ""));
+			return 0;
+		}
+		if (sc->reconnect_s <= 0 || deadline_passed(dl))
+			return -1;
+		nap_ms(deadline_cap(dl, nap));
+		nap = nap < 1600 ? nap * 2 : 2000;
+	}
+}
+
+int sctx_shard_reconnect(struct shard_ctx *x, long id)
+{
+	for (size_t i = 0; i < x->nconns; i++)
+		if (x->conns[i].id == id) {
+			if (x->conns[i].reconnect_s <= 0)
+				return -1;
+			if (PQstatus(x->conns[i].c) == CONNECTION_OK) {
+				/* a connection that is up but read-only (a demoted
+				 * primary): drop it, connect afresh to the leader */
+				PQfinish(x->conns[i].c);
+				x->conns[i].c = NULL;
+				PGconn *c = connect_within(x->conns[i].url, "shard", x->conns[i].reconnect_s);
+				if (!c)
+					return -1;
+				x->conns[i].c = c;
+				return 0;
+			}
+			return shard_conn_revive(&x->conns[i]);
+		}
+	return -1;
+}
+
 PGconn *sctx_shard(struct shard_ctx *x, long id, struct shard_err *err)
 {
 	for (size_t i = 0; i < x->nconns; i++)
 		if (x->conns[i].id == id) {
-			if (conn_usable(x->conns[i].c))
+			if (x->conns[i].c && shard_conn_revive(&x->conns[i]) == 0)
 				return x->conns[i].c;
 			shard_err_set(err, EX_UNAVAILABLE, "shard_unavailable", "shard %ld is unreachable", id);
 			return NULL;
@@ -164,15 +263,19 @@ PGconn *sctx_shard(struct shard_ctx *x, long id, struct shard_err *err)
 		snprintf(var, sizeof var, "--url");
 	else if (!(url = sctx_shard_url(x, id, &owned, var, sizeof var, err)))
 		return NULL;
-	PGconn *c = pg_connect(url, var);
-	free(owned);
+	double within = shard_reconnect_seconds(url);
+	PGconn *c = connect_within(url, var, within);
 	if (!c) {
+		free(owned);
 		shard_err_set(err, EX_UNAVAILABLE, "shard_unavailable", "cannot connect to shard %ld (%s)",
 			id, var);
 		return NULL;
 	}
-	x->conns[x->nconns].id = id;
-	x->conns[x->nconns++].c = c;
+	struct shard_conn *sc = &x->conns[x->nconns++];
+	sc->id = id;
+	sc->c = c;
+	sc->reconnect_s = within;
+	sc->url = owned ? owned : xstrdup(url);
 	return c;
 }
 

@@ -487,8 +487,12 @@ static json_t *rows_of(struct shard_err *e, const json_t *msgs, int replay)
 	return rows;
 }
 
-int shard_save_turn(struct shard_ctx *x, json_t *rec, struct shard_err *err)
+/* One attempt of shard_save_turn; *reached gets the shard id once a
+ * connection to it was had (-1 before), so the caller knows whether a
+ * shard_unavailable came from a write that lost its primary. */
+static int save_turn_once(struct shard_ctx *x, json_t *rec, struct shard_err *err, long *reached)
 {
+	*reached = -1;
 	const char *user = shard_jstr(rec, "user_id"), *want = shard_jstr(rec, "conversation_id");
 	const json_t *msgs = json_object_get(rec, "messages");
 	if (!user || !shard_uuid_valid(user))
@@ -510,6 +514,7 @@ int shard_save_turn(struct shard_ctx *x, json_t *rec, struct shard_err *err)
 		json_decref(rows);
 		return -1;
 	}
+	*reached = sid;
 	char conv[37];
 	json_t *ins = json_array(), *old = json_array(), *erased = json_array();
 	rc = drop_erased(err, x, rows, erased);
@@ -565,8 +570,10 @@ static json_t *replay_messages(const json_t *pairs, char *err, size_t errlen)
 	return out;
 }
 
-int shard_replay(struct shard_ctx *x, json_t *rec, struct shard_err *err)
+/* One attempt of shard_replay; *reached as for save_turn_once. */
+static int replay_once(struct shard_ctx *x, json_t *rec, struct shard_err *err, long *reached)
 {
+	*reached = -1;
 	const char *conv = shard_jstr(rec, "conversation_id"), *user = shard_jstr(rec, "user_id");
 	const json_t *pairs = json_object_get(rec, "unconfirmed");
 	const json_t *confirmed = json_object_get(rec, "recent_confirmed_ids");
@@ -617,6 +624,7 @@ int shard_replay(struct shard_ctx *x, json_t *rec, struct shard_err *err)
 		sctx_write_done(x);
 		return -1;
 	}
+	*reached = sid;
 	int rc = 0;
 	json_t *ins = json_array(), *old = json_array(), *cpresent = json_array(),
 	       *cmissing = json_array(), *erased = json_array();
@@ -688,3 +696,35 @@ out:
 	return rc ? -1 : 0;
 }
 
+
+/* Follow a failover (§14): a write that lost its connection to the shard's
+ * primary (it crashed, Patroni demoted it) is retried on the new primary
+ * once sctx_shard_reconnect has one, at most 3 times. Safe because both
+ * writes are idempotent by the client's message UUIDs: what the old
+ * primary committed and the new one has is "existing", not a duplicate. */
+static int with_failover(int (*once)(struct shard_ctx *, json_t *, struct shard_err *, long *),
+			 struct shard_ctx *x, json_t *rec, struct shard_err *err, const char *what)
+{
+	for (int attempt = 1;; attempt++) {
+		long sid;
+		int rc = once(x, rec, err, &sid);
+		if (rc == 0 || attempt > 3 || sid < 0 || err->status != EX_UNAVAILABLE ||
+		    strcmp(err->code, "shard_unavailable") != 0)
+			return rc;
+		log_event(LOG_WARN, "shard write lost its primary; reconnecting",
+			  json_pack("{s:s, s:i, s:i, s:s}", "op", what, "shard_id", (int)sid, "attempt",
+				    attempt, "error", err->msg));
+		if (sctx_shard_reconnect(x, sid) != 0)
+			return rc;
+	}
+}
+
+int shard_save_turn(struct shard_ctx *x, json_t *rec, struct shard_err *err)
+{
+	return with_failover(save_turn_once, x, rec, err, "save");
+}
+
+int shard_replay(struct shard_ctx *x, json_t *rec, struct shard_err *err)
+{
+	return with_failover(replay_once, x, rec, err, "replay");
+}

@@ -3,12 +3,24 @@
  * live there). */
 #include "config.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "counters.h"
 #include "filter.h"
 #include "shard.h"
 
 struct save_state {
 	struct shard_ctx x;
 	int replay;
+	struct counters *k; /* replay: §19's replay_requests_total, shared by every process */
+};
+
+static const struct counters_help replay_help[] = {
+	{ "replay_requests_total", "counter", "verify-and-replay requests (a burst means a recent failover)" },
+	{ "replay_pairs_total", "counter", "unconfirmed pairs sent for replay" },
+	{ "replay_messages_inserted_total", "counter", "replayed messages the shard did not have (lost by a failover)" },
+	{ NULL, NULL, NULL },
 };
 
 static int save_option(void *state, int opt, const char *arg)
@@ -20,7 +32,16 @@ static int save_option(void *state, int opt, const char *arg)
 static void save_finish(void *state, struct filter_run *run)
 {
 	(void)run;
-	sctx_close(&((struct save_state *)state)->x);
+	struct save_state *s = state;
+	sctx_close(&s->x);
+	const char *dir = getenv("UNDE_METRICS_DIR");
+	if (s->k && dir && *dir) {
+		char path[4096];
+		snprintf(path, sizeof path, "%s/unde-shard-replay.prom", dir);
+		counters_write_textfile(s->k, replay_help, path);
+	}
+	counters_close(s->k);
+	s->k = NULL;
 }
 
 static const struct option save_longopts[] = { SCTX_LONGOPTS, { 0 } };
@@ -32,11 +53,20 @@ static int save_record(void *state, struct filter_run *run, json_t *rec)
 	return shard_save_turn(&((struct save_state *)state)->x, rec, &e) ? sctx_fail(run, &e) : 0;
 }
 
-/* One record: shard_replay, which takes and ends the route lock. */
+/* One record: shard_replay, which takes and ends the route lock; counted
+ * (requests, pairs, what was missing) whatever the outcome. */
 static int replay_record(void *state, struct filter_run *run, json_t *rec)
 {
+	struct save_state *s = state;
 	struct shard_err e;
-	return shard_replay(&((struct save_state *)state)->x, rec, &e) ? sctx_fail(run, &e) : 0;
+	const json_t *pairs = json_object_get(rec, "unconfirmed");
+	counters_add(s->k, "replay_requests_total", NULL, 1);
+	counters_add(s->k, "replay_pairs_total", NULL, json_is_array(pairs) ? json_array_size(pairs) : 0);
+	if (shard_replay(&s->x, rec, &e))
+		return sctx_fail(run, &e);
+	const json_t *ins = json_object_get(json_object_get(rec, "replay"), "inserted");
+	counters_add(s->k, "replay_messages_inserted_total", NULL, json_array_size(ins));
+	return 0;
 }
 
 int shard_filter_save(int argc, char **argv)
@@ -75,5 +105,6 @@ int shard_filter_replay(int argc, char **argv)
 	};
 	struct save_state s = { .replay = 1 };
 	sctx_init(&s.x);
+	s.k = counters_open_service("unde-shard");
 	return filter_main(&def, &s, argc, argv);
 }

@@ -33,13 +33,20 @@ static const char status_sql[] =
 	" (SELECT COALESCE(sum(pg_relation_size(relid)), 0) FROM pg_partition_tree('idx_messages_embedding') WHERE isleaf),"
 	" pg_database_size(current_database()),"
 	" pg_is_in_recovery(),"
+	/* a replica that replayed all it received is 0 behind, however long
+	 * the primary has been idle (not "now minus the last replay") */
 	" CASE WHEN pg_is_in_recovery() THEN"
-	"  COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0) END,"
+	"  CASE WHEN pg_last_wal_receive_lsn() IS NOT NULL"
+	"   AND pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() THEN 0"
+	"  ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0) END END,"
 	" (SELECT count(*) FROM pg_stat_replication),"
 	" (SELECT max(EXTRACT(EPOCH FROM replay_lag)) FROM pg_stat_replication),"
 	" (SELECT count(*) FROM user_keys),"
 	" (SELECT count(*) FROM messages WHERE needs_enrichment),"
-	" (SELECT setting FROM pg_settings WHERE name = 'data_directory')";
+	" (SELECT setting FROM pg_settings WHERE name = 'data_directory'),"
+	/* WAL the slots hold back on the primary (§19: > 20 GB, the NVMe fills) */
+	" CASE WHEN NOT pg_is_in_recovery() THEN (SELECT COALESCE(max(pg_wal_lsn_diff("
+	"  pg_current_wal_lsn(), restart_lsn)), 0) FROM pg_replication_slots) END";
 
 /* Percent used of the tmpfs holding dir, or -1 when it is not a local tmpfs. */
 static double tmpfs_percent(const char *dir)
@@ -99,6 +106,9 @@ static int status_one(PGconn *c, long sid, double trigger, struct metrics *m)
 			metrics_add(m, "replication_lag_seconds", "gauge", "Largest replay lag of the standbys", labels, lag);
 		}
 		metrics_add(m, "replica_up", "gauge", "Streaming standbys connected", labels, (double)shard_pg_long(r, 0, 8, 0));
+		double slot = strtod(PQgetvalue(r, 0, 13), NULL);
+		json_object_set_new(o, "replication_slot_wal_bytes", json_real(slot));
+		metrics_add(m, "replication_slot_wal_bytes", "gauge", "WAL held back by the replication slots", labels, slot);
 	}
 	double tp = tmpfs_percent(PQgetisnull(r, 0, 12) ? NULL : PQgetvalue(r, 0, 12));
 	if (tp >= 0) {

@@ -14,7 +14,8 @@ cron_env() {
 			-e "s|^PATH=.*|PATH=$PATH|"
 }
 
-# cron_run_every_line [USER] — each job must succeed, leave its stderr in
+# cron_run_every_line [USER] — each job (but those named in CRON_SKIP_JOBS)
+# must succeed, leave its stderr in
 # its .err file with a final log line and an exit code 0 in its textfile.
 # Sets CRON_JOBS_RUN to the number of jobs run.
 cron_run_every_line() {
@@ -28,6 +29,7 @@ cron_run_every_line() {
 		cmd=${line#*unde-job}
 		cmd="unde-job$cmd"
 		job=$(awk '{ for (i = 1; i < NF; i++) if ($i == "unde-job") { print $(i + 1); exit } }' <<<"$line")
+		[[ " ${CRON_SKIP_JOBS:-} " == *" $job "* ]] && continue
 		"${runas[@]}" env "${settings[@]}" S3_ENDPOINT="$S3_ENDPOINT" STAGING_DB_URL="$STAGING_DB_URL" \
 			PRODUCTION_DB_URL="$PRODUCTION_DB_URL" SHARD_0_DB_URL="$SHARD_0_DB_URL" \
 			/bin/sh -c "$cmd" || fail "job $job failed ($?): $(cat "$W/log/$job.err" 2>/dev/null)"

@@ -1,0 +1,492 @@
+#!/usr/bin/env bats
+# unde-cluster: the shard's Patroni + etcd cluster — generated configs, a
+# loopback cluster, failover followed by the shard client with
+# verify-and-replay, and the manual failback.
+
+# read before common.bash scrubs UNDE_*; setup_file exports it for the tests
+UNDE_T_DRILLS=${UNDE_T_DRILLS:-${UNDE_DRILLS:-}}
+load lib/common
+load lib/ha
+load lib/pg
+load lib/moto
+
+uuid() { cat /proc/sys/kernel/random/uuid; }
+
+# A port nothing listens on now, chosen by the OS.
+_free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# The plain PostgreSQL the backup tests take their backups of.
+pg_start_once() {
+	pg_start
+	export UNDE_T_BPROD UNDE_T_BSHARD
+	UNDE_T_BPROD=$(pg_createdb bprod)
+	UNDE_T_BSHARD=$(pg_createdb bshard)
+	unde-db migrate production --url "$UNDE_T_BPROD" >/dev/null 2>&1
+	unde-shard init --shard 0 --url "$UNDE_T_BSHARD" >/dev/null 2>&1
+}
+
+setup_file() {
+	pg_start_once
+	export UNDE_T_DRILLS
+	if [[ $UNDE_T_DRILLS = 1 && $(id -u) = 0 ]]; then
+		ha_start
+		export UNDE_T_DB
+		UNDE_T_DB=$(ha_db shard0)
+		unde-shard init --shard 0 --url "$UNDE_T_DB" >/dev/null 2>&1
+	fi
+}
+
+teardown_file() {
+	ha_stop
+	pg_stop
+	unde_teardown_file
+}
+
+# restored servers started by a test never outlive it
+teardown() {
+	local d
+	if [[ -f $BATS_FILE_TMPDIR/backup-dirs ]]; then
+		while read -r d; do
+			for pid in "$d"/r*/postmaster.pid; do
+				[[ -f $pid ]] && _pg_as_owner "$PG_BINDIR/pg_ctl" stop -D "${pid%/postmaster.pid}" -m immediate >/dev/null 2>&1
+			done
+			rm -rf -- "$d"
+		done <"$BATS_FILE_TMPDIR/backup-dirs"
+		rm -f "$BATS_FILE_TMPDIR/backup-dirs"
+	fi
+	# a moto server started by a test goes with it (its variables do)
+	[[ -n ${MOTO_PID:-}${MOTO_DIR:-} ]] && moto_stop
+	unde_teardown
+}
+
+setup() {
+	TMP=$(unde_tmpdir)
+	if [[ -n ${HA_DIR:-} ]]; then
+		set -a
+		. "$HA_DIR/cluster.env"
+		set +a
+	fi
+}
+
+@test "unde-cluster --help and --version answer on stdout" {
+	run unde-cluster --help
+	assert_success
+	assert_output --partial 'unde-cluster failback --to NAME'
+	run unde-cluster --version
+	assert_success
+	assert_output --regexp '^unde-cluster [0-9]'
+}
+
+@test "an unknown subcommand is a usage error with a JSON error line" {
+	run --separate-stderr unde-cluster frobnicate
+	assert_failure 64
+	assert_stderr_error_code usage
+}
+
+@test "config patroni renders a member: priority, etcd v3 hosts, archiving, no placeholder left" {
+	run --separate-stderr env PATRONI_SUPERUSER_PASSWORD=s3cret PATRONI_REPLICATION_PASSWORD=r3pl \
+		unde-cluster config patroni --name dubai --rest 10.0.0.5:8008 --pg 10.0.0.5:5432 \
+		--etcd 10.0.0.5:2379,10.1.1.10:2379,10.1.1.20:2379 --data /pgdata --priority 2 \
+		--archive-command "unde-cluster wal-push %p %f"
+	assert_success
+	printf '%s\n' "$output" >"$TMP/p.yml"
+	run /usr/bin/python3 -c '
+import sys, yaml
+c = yaml.safe_load(open(sys.argv[1]))
+assert c["name"] == "dubai" and c["tags"]["failover_priority"] == 2, c["tags"]
+assert c["etcd3"]["hosts"] == "10.0.0.5:2379,10.1.1.10:2379,10.1.1.20:2379"
+assert "etcd" not in c
+p = c["bootstrap"]["dcs"]["postgresql"]["parameters"]
+assert p["archive_mode"] == "on" and p["archive_command"] == "unde-cluster wal-push %p %f", p
+assert c["postgresql"]["authentication"]["superuser"]["password"] == "s3cret"
+assert "host all all 10.0.0.0/8 scram-sha-256" in c["bootstrap"]["pg_hba"]
+print("ok")' "$TMP/p.yml"
+	assert_success
+	assert_output ok
+}
+
+@test "config patroni for a real host refuses to run without the passwords" {
+	run --separate-stderr unde-cluster config patroni --name dubai --rest 10.0.0.5:8008 \
+		--pg 10.0.0.5:5432 --etcd 10.0.0.5:2379 --data /pgdata
+	assert_failure 78
+	assert_stderr_error_code config
+}
+
+@test "config etcd renders a member of the 3-member v3 cluster with its gateway on" {
+	run unde-cluster config etcd --name etcd-1 --peer 10.0.0.5:2380 --client 10.0.0.5:2379 \
+		--initial-cluster etcd-1=http://10.0.0.5:2380,etcd-2=http://10.1.1.10:2380,etcd-3=http://10.1.1.20:2380 \
+		--data /var/lib/etcd
+	assert_success
+	assert_output --partial 'initial-cluster: etcd-1=http://10.0.0.5:2380,etcd-2='
+	assert_output --partial 'enable-grpc-gateway: true'
+	run --separate-stderr unde-cluster config etcd --name etcd-1
+	assert_failure 64
+}
+
+@test "failback without --to is a usage error" {
+	run --separate-stderr env UNDE_CLUSTER_REST=http://127.0.0.1:1 unde-cluster failback
+	assert_failure 64
+}
+
+@test "drill: the cluster comes up with n1 leading and n2 streaming its writes" {
+	ha_skip_unless_drills "$UNDE_T_DRILLS"
+	run unde-cluster status
+	assert_success
+	assert_jq '[.members[] | select(.name == "n1")][0].role == "leader"'
+	assert_jq '[.members[] | select(.name == "n2")][0].role == "replica"'
+	run unde-cluster check --state-dir "$TMP/state"
+	assert_success
+	assert_jq '.leader == "n1" and .replica_up == 1 and .etcd_server_has_leader == 1 and .healthy'
+	psql -XAtq "$UNDE_T_DB" -c "create table if not exists probe(x int); insert into probe values (1)"
+	ha_wait_replica_streaming 60
+	run psql -XAtq "${UNDE_CLUSTER_N2_URL%/postgres}/shard0" -c "select count(*) from probe"
+	assert_output 1
+}
+
+@test "drill: a leader crash under 100 turns/s — save follows the failover, replay restores what async lost, 0 lost, 0 duplicated" {
+	ha_skip_unless_drills "$UNDE_T_DRILLS"
+	user=$(uuid)
+	old=$(ha_leader)
+	( sleep 3; unde-cluster local crash "$HA_DIR" "$old" ) 2>/dev/null &
+	crasher=$!
+	run python3 "$UNDE_TOP_SRCDIR/t/lib/ha-writer.py" "$UNDE_T_DB" "$user" 100 12 "$TMP"
+	wait "$crasher"
+	assert_success
+	summary=$output
+	echo "# writer: $summary" >&3
+	# every turn was acknowledged: the save process followed the failover
+	[ "$(jq .sent <<<"$summary")" = "$(jq .acked <<<"$summary")" ]
+	[ "$(jq .exit <<<"$summary")" = 0 ]
+	grep -q '"shard reconnected"\|shard connection failed' "$TMP/save.err"
+	# the RTO the client saw: within the spec's 30 s
+	jq -e '.max_ack_gap_seconds < 30' <<<"$summary"
+	new=$(ha_leader)
+	[ "$new" != "$old" ]
+	sent=$(jq -s 'map(.messages | length) | add' "$TMP/sent.jsonl")
+	before=$(psql -XAtq "$UNDE_T_DB" -c "select count(*) from messages m join conversations c on c.id = m.conversation_id where c.user_id = '$user'")
+	# the client's buffer: every pair acknowledged in the last 60 s, replayed
+	# 10 pairs per request with the last 3 confirmed ids as the safety net
+	conv=$(jq -r .conversation_id "$TMP/acked.jsonl" | head -n 1)
+	jq -c --arg c "$conv" --arg u "$user" -s '
+		[range(0; length; 10) as $i | .[$i:$i+10]] | .[] |
+		{conversation_id: $c, user_id: $u,
+		 unconfirmed: map({user: .messages[0], assistant: .messages[1]}),
+		 recent_confirmed_ids: (map(.messages[0].id) | .[-3:])}' "$TMP/acked.jsonl" >"$TMP/replay.jsonl"
+	run --separate-stderr unde-shard replay --url "$UNDE_T_DB" <"$TMP/replay.jsonl"
+	assert_success
+	printf '%s\n' "$output" >"$TMP/replayed.jsonl"
+	replayed=$(jq -s 'map(.replay.inserted | length) | add' "$TMP/replayed.jsonl")
+	echo "# messages before replay: $before of $sent; replayed: $replayed" >&3
+	after=$(psql -XAtq "$UNDE_T_DB" -c "select count(*), count(distinct m.id) from messages m join conversations c on c.id = m.conversation_id where c.user_id = '$user'")
+	[ "$after" = "$sent|$sent" ]
+	[ $((before + replayed)) -eq "$sent" ]
+	# every message the client sent is there, by id
+	jq -r '.messages[].id' "$TMP/sent.jsonl" | sort >"$TMP/want"
+	psql -XAtq "$UNDE_T_DB" -c "select m.id from messages m join conversations c on c.id = m.conversation_id where c.user_id = '$user'" | sort >"$TMP/have"
+	diff "$TMP/want" "$TMP/have"
+	# replayed rows wait for the enrichment backfill
+	pending=$(psql -XAtq "$UNDE_T_DB" -c "select count(*) from messages where needs_enrichment")
+	[ "$pending" -ge "$replayed" ]
+}
+
+@test "drill: failback is refused while the old primary is down, and too soon after it rejoined; accepted after, nothing lost" {
+	ha_skip_unless_drills "$UNDE_T_DRILLS"
+	leader=$(ha_leader)
+	other=n1
+	[ "$leader" = n1 ] && other=n2
+	run --separate-stderr unde-cluster failback --to "$other" --state-dir "$TMP/state" --min-healthy 0
+	assert_failure 75
+	assert_stderr_error_code not_healthy
+	unde-cluster local start "$HA_DIR" "$other"
+	ha_wait_replica_streaming 180
+	unde-cluster check --state-dir "$TMP/state" >/dev/null
+	run --separate-stderr unde-cluster failback --to "$other" --state-dir "$TMP/state" --min-healthy 600
+	assert_failure 75
+	assert_stderr_error_code too_soon
+	count=$(psql -XAtq "$UNDE_T_DB" -c "select count(*) from messages")
+	run --separate-stderr unde-cluster failback --to "$other" --state-dir "$TMP/state" --min-healthy 0
+	assert_success
+	assert_jq --arg o "$other" '.failback == "done" and .leader == $o'
+	[ "$(ha_leader)" = "$other" ]
+	run psql -XAtq "$UNDE_T_DB" -c "select count(*) from messages"
+	assert_output "$count"
+	# and the writer keeps writing on the new (old) primary
+	u=$(uuid)
+	run --separate-stderr unde-shard save --url "$UNDE_T_DB" <<<'{"user_id":"'$u'","messages":[{"id":"'$(uuid)'","role":"user","content":"after the failback"}]}'
+	assert_success
+}
+
+@test "drill: point-in-time recovery from a basebackup and the WAL archive stops at the target, then apply-deletions runs" {
+	ha_skip_unless_drills "$UNDE_T_DRILLS"
+	_backup_env
+	src=${UNDE_CLUSTER_URL/postgres@/replicator@}
+	run --separate-stderr unde-cluster backup basebackup --source "$src" --repo "$BK/repo"
+	assert_success
+	u=$(uuid) before=$(uuid) after=$(uuid)
+	unde-shard save --url "$UNDE_T_DB" >/dev/null <<<'{"user_id":"'$u'","messages":[{"id":"'$before'","role":"user","content":"before the target"}]}'
+	target=$(psql -XAtq "$UNDE_T_DB" -c "select now()")
+	sleep 1.1
+	unde-shard save --url "$UNDE_T_DB" >/dev/null <<<'{"user_id":"'$u'","messages":[{"id":"'$after'","role":"user","content":"after the target"}]}'
+	# close the segment and wait until the archive has it
+	seg=$(psql -XAtq "$UNDE_T_DB" -c "select pg_walfile_name(pg_current_wal_lsn())")
+	psql -XAtq "$UNDE_T_DB" -c "select pg_switch_wal()" >/dev/null
+	for i in $(seq 120); do [[ -f $UNDE_CLUSTER_ARCHIVE/$seg ]] && break; sleep 0.5; done
+	[ -f "$UNDE_CLUSTER_ARCHIVE/$seg" ]
+	port=$(_free_port)
+	run --separate-stderr env PRODUCTION_DB_URL="$UNDE_T_BPROD" unde-cluster restore --from pitr --pitr "$target" \
+		--archive "$UNDE_CLUSTER_ARCHIVE" --repo "$BK/repo" --data "$BK/r3" --port "$port" --db shard0
+	assert_success
+	assert_jq '.restored.from == "pitr" and (.restored.apply_deletions | type == "object")'
+	run psql -XAtq "postgresql://postgres@127.0.0.1:$port/shard0" -c "select content from messages where id in ('$before', '$after')"
+	assert_output 'before the target'
+}
+
+@test "drill: check writes the cluster's metrics for the textfile collector" {
+	ha_skip_unless_drills "$UNDE_T_DRILLS"
+	ha_wait_replica_streaming 180
+	UNDE_METRICS_DIR=$TMP/m run unde-cluster check --state-dir "$TMP/state"
+	assert_success
+	grep -qx 'replica_up 1' "$TMP/m/unde-cluster.prom"
+	grep -qx 'etcd_server_has_leader 1' "$TMP/m/unde-cluster.prom"
+	grep -qx 'patroni_replica_lag_bytes 0' "$TMP/m/unde-cluster.prom"
+	# an idle primary's fully replayed replica is 0 s behind, not "now
+	# minus the last replayed transaction"
+	leader=$(ha_leader)
+	replica=N1
+	[ "$leader" = n1 ] && replica=N2
+	var=UNDE_CLUSTER_${replica}_URL
+	sleep 2 # idle: nothing has been written for a while
+	for i in $(seq 60); do
+		run --separate-stderr unde-shard status --url "${!var%/postgres}/shard0"
+		jq -e '.role == "replica" and .replication_lag_seconds == 0' <<<"$output" >/dev/null && break
+		sleep 0.5
+	done
+	assert_jq '.role == "replica" and .replication_lag_seconds == 0'
+	run --separate-stderr unde-shard status --url "$UNDE_T_DB"
+	assert_jq '.role == "primary" and (.replication_slot_wal_bytes | type == "number")'
+}
+
+# ---- backups and restores (a plain PostgreSQL from t/lib/pg.bash) ----
+
+_backup_env() {
+	export PRODUCTION_DB_URL=$UNDE_T_BPROD SHARD_0_DB_URL=$UNDE_T_BSHARD
+	export TOMBSTONE_COPY_FILE=$TMP/tombstones.jsonl
+	BK=$(mktemp -d /tmp/unde-bk.XXXXXX)
+	chown postgres: "$BK" 2>/dev/null || true
+	echo "$BK" >>"$BATS_FILE_TMPDIR/backup-dirs"
+}
+
+_turn() { # user message-id content
+	unde-shard save >/dev/null <<<'{"user_id":"'$1'","messages":[{"id":"'$2'","role":"user","content":"'"$3"'"}]}'
+}
+
+@test "retention on a simulated clock keeps 7 daily, 4 weekly and 3 monthly basebackups" {
+	repo=$TMP/repo
+	mkdir -p "$repo"
+	# every 6 hours from 2026-01-01 to Thursday 2026-04-30 18:00
+	t=$(date -u -d 2026-01-01T00:00:00Z +%s)
+	end=$(date -u -d 2026-04-30T18:00:00Z +%s)
+	names=()
+	while ((t <= end)); do
+		TZ=UTC printf -v n 'base-%(%Y%m%dT%H%M%SZ)T' "$t"
+		names+=("$repo/$n")
+		t=$((t + 21600))
+	done
+	mkdir "${names[@]}"
+	run unde-cluster backup prune --repo "$repo"
+	assert_success
+	assert_jq '.pruned.kept == 11'
+	run ls "$repo"
+	assert_output "$(printf 'base-%sT180000Z\n' 20260228 20260331 20260412 20260419 20260424 20260425 20260426 20260427 20260428 20260429 20260430)"
+}
+
+@test "restore drill: a basebackup taken before an erase comes back without a trace of the erased content" {
+	_backup_env
+	ua=$(uuid) ub=$(uuid) m1=$(uuid) m2=$(uuid) m3=$(uuid)
+	_turn "$ua" "$m1" "my secret gluten allergy zara"
+	_turn "$ua" "$m2" "keep this one about linen"
+	_turn "$ub" "$m3" "user b private dress size"
+	run --separate-stderr unde-cluster backup basebackup --source "$PGTEST_URL_BASE/postgres" --repo "$BK/repo"
+	assert_success
+	conv=$(psql -XAtq "$UNDE_T_BSHARD" -c "select id from conversations where user_id = '$ua'")
+	echo '{"conversation_id":"'$conv'","message_id":"'$m1'"}' | unde-shard erase >/dev/null 2>&1
+	unde-shard erase --user "$ub" >/dev/null 2>&1
+	port=$(_free_port)
+	run --separate-stderr unde-cluster restore --from basebackup --repo "$BK/repo" --data "$BK/r1" \
+		--port "$port" --db "${UNDE_T_BSHARD##*/}" --shard 0
+	assert_success
+	assert_jq '.restored.from == "basebackup" and .restored.apply_deletions.messages_erased == 1 and .restored.apply_deletions.users_erased == 1'
+	url=postgresql://postgres@127.0.0.1:$port/${UNDE_T_BSHARD##*/}
+	run psql -XAtq "$url" -c "select content from messages where id = '$m2'"
+	assert_output 'keep this one about linen'
+	run psql -XAtq "$url" -c "select content from messages where id = '$m1'"
+	assert_output '[deleted]'
+	pg_dump "$url" >"$TMP/dump.sql"
+	run grep -c -e 'gluten allergy' -e 'user b private' -e "$ub" "$TMP/dump.sql"
+	assert_output 0
+	run psql -XAtq "$url" -c "select count(*) from conversations where user_id = '$ub'"
+	assert_output 0
+}
+
+@test "restore drill: the local lz4 snapshot restores as primary, one copy kept, ages written as metrics" {
+	_backup_env
+	u=$(uuid) m=$(uuid)
+	_turn "$u" "$m" "snapshot era message"
+	UNDE_METRICS_DIR=$TMP/m run --separate-stderr unde-cluster backup snapshot --source "$PGTEST_URL_BASE/postgres" --dir "$BK/snap"
+	echo "$stderr" >&2
+	assert_success
+	UNDE_METRICS_DIR=$TMP/m run --separate-stderr unde-cluster backup snapshot --source "$PGTEST_URL_BASE/postgres" --dir "$BK/snap"
+	echo "$stderr" >&2
+	assert_success
+	run bash -c "ls -d '$BK'/snap/snapshot-* | wc -l"
+	assert_output 1
+	[ -f "$BK/snap/latest/base.tar.lz4" ]
+	grep -Eq '^local_snapshot_age_hours 0(\.0+)?$|^local_snapshot_age_hours 0\.00[0-9]$' "$TMP/m/unde-backup.prom"
+	port=$(_free_port)
+	run --separate-stderr unde-cluster restore --from snapshot --dir "$BK/snap" --data "$BK/r2" --port "$port" \
+		--db "${UNDE_T_BSHARD##*/}"
+	echo "$stderr" >&2
+	assert_success
+	run psql -XAtq "postgresql://postgres@127.0.0.1:$port/${UNDE_T_BSHARD##*/}" -c "select content from messages where id = '$m'"
+	assert_output 'snapshot era message'
+}
+
+@test "restore refuses a data directory that is not empty, and a repository without a backup" {
+	mkdir -p "$TMP/full" "$TMP/empty"
+	touch "$TMP/full/x"
+	run --separate-stderr unde-cluster restore --from basebackup --repo "$TMP/empty" --data "$TMP/full" --port 5999
+	assert_failure 73
+	assert_stderr_error_code data_not_empty
+	run --separate-stderr unde-cluster restore --from basebackup --repo "$TMP/empty" --data "$TMP/new" --port 5999
+	assert_failure 66
+	assert_stderr_error_code no_backup
+}
+
+@test "a basebackup of an unreachable server fails with 69 and leaves no partial backup" {
+	run --separate-stderr unde-cluster backup basebackup --source postgresql://postgres@127.0.0.1:1/postgres --repo "$TMP/repo"
+	assert_failure 69
+	assert_stderr_error_code backup_failed
+	run ls -A "$TMP/repo"
+	assert_output ''
+}
+
+@test "POST /verify-and-replay through unde-httpd replays the missing pair and counts replay_requests_total" {
+	_backup_env
+	u=$(uuid) m1=$(uuid) m2=$(uuid) m3=$(uuid)
+	_turn "$u" "$m1" "the confirmed one"
+	conv=$(psql -XAtq "$UNDE_T_BSHARD" -c "select id from conversations where user_id = '$u'")
+	local port try pid i
+	for ((try = 0; try < 20; try++)); do
+		port=$((20000 + RANDOM % 40000))
+		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && continue
+		systemd-socket-activate --inetd -a -l "127.0.0.1:$port" -E UNDE_ENV_FILE=/dev/null \
+			-E "PATH=$PATH" -E "PRODUCTION_DB_URL=$UNDE_T_BPROD" -E "SHARD_0_DB_URL=$UNDE_T_BSHARD" \
+			-E "UNDE_COUNTERS_DIR=$TMP/c" -E "UNDE_METRICS_DIR=$TMP/m" \
+			unde-httpd --routes "$UNDE_TOP_SRCDIR/etc/httpd/shard.routes" \
+			--metrics-file "$TMP/httpd.metrics" </dev/null 2>>"$TMP/httpd.log" 3>&- &
+		pid=$!
+		for ((i = 0; i < 100; i++)); do
+			curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$port/health" && break 2
+			sleep 0.05
+		done
+		kill "$pid" 2>/dev/null || true
+	done
+	mkdir -p "$TMP/c" "$TMP/m"
+	body='{"conversation_id":"'$conv'","user_id":"'$u'","unconfirmed":[{"user":{"id":"'$m2'","content":"lost in the failover"},"assistant":{"id":"'$m3'","content":"and its answer"}}],"recent_confirmed_ids":["'$m1'"]}'
+	run curl -s --max-time 30 -H 'Content-Type: application/json' -d "$body" "http://127.0.0.1:$port/verify-and-replay"
+	# the filter writes its textfile when the connection's filters end:
+	# wait for it before stopping the listener, which would cut it short
+	for ((i = 0; i < 300; i++)); do
+		grep -qx 'replay_requests_total 1' "$TMP/m/unde-shard-replay.prom" 2>/dev/null && break
+		sleep 0.1
+	done
+	kill "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	assert_success
+	assert_jq '(.replay.inserted | length) == 2 and .replay.confirmed_present == ["'$m1'"]'
+	run psql -XAtq "$UNDE_T_BSHARD" -c "select count(*) from messages where id in ('$m2', '$m3') and needs_enrichment"
+	assert_output 2
+	grep -qx 'replay_requests_total 1' "$TMP/m/unde-shard-replay.prom"
+	grep -qx 'replay_messages_inserted_total 2' "$TMP/m/unde-shard-replay.prom"
+}
+
+@test "pgbackrest: a full then a differential backup of a real server, with the full's age as a metric" {
+	[[ $(id -u) = 0 ]] || skip "needs root (pgBackRest runs as postgres)"
+	command -v pgbackrest >/dev/null || skip "pgbackrest not installed"
+	_backup_env
+	cat >"$BK/pgbackrest.conf" <<-CONF
+		[global]
+		repo1-path=$BK/repo
+		repo1-retention-full=4
+		repo1-retention-diff=7
+		compress-type=lz4
+		start-fast=y
+		log-path=$BK
+		lock-path=$BK/lock
+		log-level-file=off
+		[t]
+		pg1-path=$PGTEST_DIR/data
+		pg1-port=$PGPORT
+		pg1-socket-path=$PGTEST_DIR
+	CONF
+	chown postgres: "$BK/pgbackrest.conf"
+	psql -XAtq -d postgres -c "alter system set archive_mode = on" \
+		-c "alter system set archive_command = 'pgbackrest --config=$BK/pgbackrest.conf --stanza=t archive-push %p'"
+	_pg_as_owner "$PG_BINDIR/pg_ctl" restart -w -t 60 -D "$PGTEST_DIR/data" -l "$PGTEST_DIR/server.log" -o "-p $PGPORT" >/dev/null
+	_pg_as_owner pgbackrest --config="$BK/pgbackrest.conf" --stanza=t stanza-create >/dev/null 2>&1
+	UNDE_METRICS_DIR=$TMP/m run --separate-stderr unde-cluster backup pgbackrest --stanza t --type full --config "$BK/pgbackrest.conf"
+	assert_success
+	assert_jq '.backup.kind == "pgbackrest" and .backup.type == "full" and .backup.full_kept == 1'
+	UNDE_METRICS_DIR=$TMP/m run --separate-stderr unde-cluster backup pgbackrest --stanza t --type diff --config "$BK/pgbackrest.conf"
+	assert_success
+	assert_jq '.backup.type == "diff" and .backup.diff_kept == 1'
+	grep -Eq '^pgbackrest_last_full_age_hours\{stanza="t"\} 0\.0[0-9]*$|^pgbackrest_last_full_age_hours\{stanza="t"\} 0$' "$TMP/m/unde-backup.prom"
+	run --separate-stderr unde-cluster backup pgbackrest --stanza nosuch --type full --config "$BK/pgbackrest.conf"
+	assert_failure 69
+	assert_stderr_error_code backup_failed
+	psql -XAtq -d postgres -c "alter system reset archive_mode" -c "alter system reset archive_command"
+	_pg_as_owner "$PG_BINDIR/pg_ctl" restart -w -t 60 -D "$PGTEST_DIR/data" -l "$PGTEST_DIR/server.log" -o "-p $PGPORT" >/dev/null
+}
+
+@test "object storage: a basebackup goes to s3://, is pruned there, restores from there; WAL segments push and fetch" {
+	command -v "${MOTO_SERVER:-moto_server}" >/dev/null || skip "moto not installed"
+	_backup_env
+	moto_start
+	u=$(uuid) m=$(uuid)
+	_turn "$u" "$m" "kept in object storage"
+	repo=s3://$S3_BUCKET/shard-0/base
+	run --separate-stderr unde-cluster backup basebackup --source "$PGTEST_URL_BASE/postgres" --repo "$repo"
+	assert_success
+	assert_jq --slurp '.[0].backup.repo == "'$repo'" and .[1].pruned.kept == 1'
+	sleep 1.1 # a second name
+	run --separate-stderr unde-cluster backup basebackup --source "$PGTEST_URL_BASE/postgres" --repo "$repo"
+	assert_success
+	# both on one day: the day's newest is kept
+	run moto_aws s3api list-objects-v2 --bucket "$S3_BUCKET" --prefix shard-0 --output json
+	assert_success
+	assert_jq '[.Contents[].Key | select(startswith("shard-0/base/")) | split("/")[2]] | unique | length == 1'
+	assert_jq '[.Contents[].Key | select(endswith("/backup.json"))] | length == 1' 
+	port=$(_free_port)
+	run --separate-stderr unde-cluster restore --from basebackup --repo "$repo" --data "$BK/r4" --port "$port" \
+		--db "${UNDE_T_BSHARD##*/}"
+	assert_success
+	run psql -XAtq "postgresql://postgres@127.0.0.1:$port/${UNDE_T_BSHARD##*/}" -c "select content from messages where id = '$m'"
+	assert_output 'kept in object storage'
+	# archive_command / restore_command
+	head -c 65536 /dev/urandom >"$TMP/seg"
+	SHARD_WAL_ARCHIVE=s3://$S3_BUCKET/shard-0/wal run --separate-stderr unde-cluster wal-push "$TMP/seg" 000000010000000000000042
+	assert_success
+	SHARD_WAL_ARCHIVE=s3://$S3_BUCKET/shard-0/wal run --separate-stderr unde-cluster wal-push "$TMP/seg" 000000010000000000000042
+	assert_success
+	head -c 65536 /dev/urandom >"$TMP/other"
+	SHARD_WAL_ARCHIVE=s3://$S3_BUCKET/shard-0/wal run --separate-stderr unde-cluster wal-push "$TMP/other" 000000010000000000000042
+	assert_failure 73
+	SHARD_WAL_ARCHIVE=s3://$S3_BUCKET/shard-0/wal run unde-cluster wal-fetch 000000010000000000000042 "$TMP/back"
+	assert_success
+	cmp "$TMP/seg" "$TMP/back"
+	SHARD_WAL_ARCHIVE=s3://$S3_BUCKET/shard-0/wal run unde-cluster wal-fetch 000000010000000000000099 "$TMP/none"
+	assert_failure 1
+	moto_stop
+}
