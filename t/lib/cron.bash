@@ -29,7 +29,7 @@ cron_run_every_line() {
 		cmd=${line#*unde-job}
 		cmd="unde-job$cmd"
 		job=$(awk '{ for (i = 1; i < NF; i++) if ($i == "unde-job") { print $(i + 1); exit } }' <<<"$line")
-		[[ " ${CRON_SKIP_JOBS:-} " == *" $job "* ]] && continue
+		[[ " $(echo ${CRON_SKIP_JOBS:-}) " == *" $job "* ]] && continue
 		"${runas[@]}" env "${settings[@]}" S3_ENDPOINT="$S3_ENDPOINT" STAGING_DB_URL="$STAGING_DB_URL" \
 			PRODUCTION_DB_URL="$PRODUCTION_DB_URL" SHARD_0_DB_URL="$SHARD_0_DB_URL" \
 			/bin/sh -c "$cmd" || fail "job $job failed ($?): $(cat "$W/log/$job.err" 2>/dev/null)"
