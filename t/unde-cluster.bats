@@ -141,7 +141,13 @@ print("ok")' "$TMP/p.yml"
 	assert_jq '.leader == "n1" and .replica_up == 1 and .etcd_server_has_leader == 1 and .healthy'
 	psql -XAtq "$UNDE_T_DB" -c "create table if not exists probe(x int); insert into probe values (1)"
 	ha_wait_replica_streaming 60
-	run psql -XAtq "${UNDE_CLUSTER_N2_URL%/postgres}/shard0" -c "select count(*) from probe"
+	# streaming is not replayed yet: wait (bounded) for the row to arrive
+	local i
+	for ((i = 0; i < 300; i++)); do
+		run psql -XAtq "${UNDE_CLUSTER_N2_URL%/postgres}/shard0" -c "select count(*) from probe"
+		[ "$output" = 1 ] && break
+		sleep 0.2
+	done
 	assert_output 1
 }
 
