@@ -79,13 +79,18 @@ unde_close_fds() {
 	return 0
 }
 
-# unde_detach CMD… — run CMD with none of those descriptors (a server a
-# test starts: the postmaster, moto, a fake, pgbouncer, the superserver).
+# unde_detach CMD… — become CMD with none of those descriptors (a server a
+# test starts: the postmaster, moto, pgbouncer, the superserver). It
+# replaces the shell it runs in, so call it in the background
+# (`unde_detach cmd … &`: $! is then the command's own pid) or in a
+# subshell (`( unde_detach cmd … )`).
 unde_detach() {
-	(
-		unde_close_fds
-		if declare -F "$1" >/dev/null; then "$@"; else exec "$@"; fi
-	)
+	unde_close_fds
+	if declare -F "$1" >/dev/null; then
+		"$@"
+		exit
+	fi
+	exec "$@"
 }
 
 # unde_tmpdir

@@ -24,7 +24,7 @@ PG_BINDIR=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
 # _pg_detach CMD… — CMD without bats' descriptors (unde_detach), when
 # t/lib/common.bash is loaded (benches source this file alone).
 _pg_detach() {
-	if declare -F unde_detach >/dev/null; then unde_detach "$@"; else "$@"; fi
+	if declare -F unde_detach >/dev/null; then (unde_detach "$@"); else "$@"; fi
 }
 
 _pg_as_owner() {

@@ -65,9 +65,9 @@ pgb_start() {
 		sed -i '/^max_prepared_statements/d' "$dir/pgbouncer.ini"
 		if [ "$(id -u)" -eq 0 ]; then
 			chown -R postgres: "$dir" || { pgb_stop; return 1; }
-			unde_detach "$PGBOUNCER" -d -u postgres "$dir/pgbouncer.ini" >"$dir/start.log" 2>&1 || true
+			(unde_detach "$PGBOUNCER" -d -u postgres "$dir/pgbouncer.ini") >"$dir/start.log" 2>&1 || true
 		else
-			unde_detach "$PGBOUNCER" -d "$dir/pgbouncer.ini" >"$dir/start.log" 2>&1 || true
+			(unde_detach "$PGBOUNCER" -d "$dir/pgbouncer.ini") >"$dir/start.log" 2>&1 || true
 		fi
 		# Wait (up to 60 s on a loaded machine) for it to answer a query.
 		local i
