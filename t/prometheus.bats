@@ -46,7 +46,7 @@ NO_THRESHOLD="llm_reranker_cost_usd llm_orchestrator_cost_usd persona_feedback_s
 @test "every metric of section 19's table has an alert, or a recording rule when it has no threshold" {
 	for m in $SPEC_METRICS; do
 		case " $NO_THRESHOLD " in
-		*" $m "*) grep -q "expr: .*${m}" "$P/rules/unde.rules.yml" || fail "no recording rule for $m" ;;
+		*" $m "*) grep -qE "(expr|record): .*${m}" "$P/rules/unde.rules.yml" || fail "no recording rule for $m" ;;
 		*) grep -qx "          spec_metric: $m" "$P/rules/unde.rules.yml" || fail "no alert for $m" ;;
 		esac
 	done

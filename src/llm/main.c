@@ -121,16 +121,16 @@ static const struct filter_field fields[] = {
 };
 
 static const struct counters_help metrics_help[] = {
-	{ "llm_orchestrator_response_time_ms", "histogram", "Whole turn, message in to line out (seconds, as every UNDE histogram)" },
+	{ "llm_orchestrator_response_time_seconds", "histogram", "Whole turn, message in to line out" },
 	{ "llm_orchestrator_errors", "counter", "Turns that failed" },
-	{ "llm_orchestrator_cost_usd", "counter", "Provider cost in millionths of a US dollar (price table in unde-llm(1))" },
+	{ "llm_orchestrator_cost_microdollars", "counter", "Provider cost in millionths of a US dollar, §19's llm_orchestrator_cost_usd × 10^6 (price table in unde-llm(1))" },
 	{ "llm_orchestrator_provider_fallbacks", "counter", "Providers skipped before the one that answered" },
-	{ "llm_orchestrator_context_pack_time_ms", "histogram", "ContextPack assembly, frames included (seconds)" },
+	{ "llm_orchestrator_context_pack_time_seconds", "histogram", "ContextPack assembly, frames included" },
 	{ "llm_orchestrator_answers_total", "counter", "Answers by provider" },
 	{ "llm_orchestrator_sensor_defaults_total", "counter", "Sensors replaced by their default frame" },
-	{ "hybrid_search_latency_ms", "histogram", "Hybrid search on the shard (seconds)" },
+	{ "hybrid_search_latency_seconds", "histogram", "Hybrid search on the shard" },
 	{ "user_knowledge_decrypt_errors", "counter", "User knowledge reads that failed to decrypt" },
-	{ "user_knowledge_decrypt_latency_ms", "histogram", "User knowledge read and decrypt (seconds)" },
+	{ "user_knowledge_decrypt_latency_seconds", "histogram", "User knowledge read and decrypt" },
 	{ NULL, NULL, NULL },
 };
 
@@ -276,7 +276,7 @@ static int shard_reads(struct lstate *s, struct turn *t, const json_t *rec, stru
 			: json_array();
 	stage.search = util_now_ms() - ts - stage.route - stage.embed;
 	if (c)
-		observe(s, "hybrid_search_latency_ms", util_now_ms() - t0);
+		observe(s, "hybrid_search_latency_seconds", util_now_ms() - t0);
 	json_decref(emb);
 	if (!t->episodes)
 		return -1;
@@ -284,7 +284,7 @@ static int shard_reads(struct lstate *s, struct turn *t, const json_t *rec, stru
 		struct shard_err ke = { 0 };
 		t0 = util_now_ms();
 		t->knowledge = shard_knowledge_get(&s->x, &s->keys, t->user_id, NULL, &ke);
-		observe(s, "user_knowledge_decrypt_latency_ms", util_now_ms() - t0);
+		observe(s, "user_knowledge_decrypt_latency_seconds", util_now_ms() - t0);
 		if (!t->knowledge) {
 			counters_add(s->k, "user_knowledge_decrypt_errors", NULL, 1);
 			log_event(LOG_WARN, "user knowledge left out", json_pack("{s:s}", "why", ke.msg));
@@ -403,7 +403,7 @@ static int llm_record(void *sp, struct filter_run *run, json_t *rec)
 	}
 	t.pack = pack_build(&t, &s->cf);
 	double pack_ms = util_now_ms() - t0;
-	observe(s, "llm_orchestrator_context_pack_time_ms", pack_ms);
+	observe(s, "llm_orchestrator_context_pack_time_seconds", pack_ms);
 
 	struct chain_result res;
 	if (llm_ask(&t, dl, &res) != 0) {
@@ -463,11 +463,11 @@ static int llm_record(void *sp, struct filter_run *run, json_t *rec)
 	struct buf lb = { 0 };
 	counters_label(&lb, "provider", res.provider);
 	counters_add(s->k, "llm_orchestrator_answers_total", lb.data, 1);
-	counters_add(s->k, "llm_orchestrator_cost_usd", lb.data, (uint64_t)(cost * 1e6 + 0.5));
+	counters_add(s->k, "llm_orchestrator_cost_microdollars", lb.data, (uint64_t)(cost * 1e6 + 0.5));
 	buf_free(&lb);
 	counters_add(s->k, "llm_orchestrator_provider_fallbacks", NULL,
 		     (uint64_t)json_array_size(res.skipped));
-	observe(s, "llm_orchestrator_response_time_ms", util_now_ms() - t0);
+	observe(s, "llm_orchestrator_response_time_seconds", util_now_ms() - t0);
 	log_event(LOG_INFO, "turn answered",
 		  json_pack("{s:s, s:s, s:I, s:f, s:{s:f, s:f, s:f, s:f, s:f, s:f, s:f}, s:I, s:s}", "provider",
 			    res.provider, "intent", t.intent, "duration_ms", (json_int_t)duration_ms,
