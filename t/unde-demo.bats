@@ -34,7 +34,9 @@ teardown_file() {
 	assert_line --partial 'item 0: exact — ZS03 Navy dress'
 	assert_line --regexp '^  you: Привет! Я не ем глютен'
 	assert_line --regexp '^  avatar \[local, mood .*, tone [a-z_]+, episodes [0-9]+\]: .+'
-	assert_line --partial '10 messages saved to the user'"'"'s shard'
+	assert_line --regexp "^  10 messages saved to the user's shard .*, 5 of them embedded by unde-embed$"
+	assert_line --regexp "^  turn 5's ContextPack recalls turn 1: .*не ем глютен"
+
 	assert_line --partial "$R/demo/last-reply.mp3"
 	# what it points at is real: the collage, the photo, the audio
 	collage=$(sed -n 's/^  a collage: //p' <<<"$output")
@@ -53,6 +55,7 @@ teardown_file() {
 		and .recognition.items_detected == 1 and .recognition.matches[0].match_type == "exact"
 		and .recognition.matches[0].matches[0].sku_id == "ZS03"
 		and (.dialogue.turns | length) == 5 and .dialogue.messages_saved == 10
+		and .dialogue.messages_embedded == 5 and (.dialogue.recalled_in_last_turn | test("не ем глютен"))
 		and all(.dialogue.turns[]; .provider == "local" and (.reply | length) > 0)
 		and .voice.tts.provider == "local" and .voice.bytes > 1000'
 	[ "$(psql -XAtq "postgresql://postgres@127.0.0.1:$UNDE_DEV_PGPORT/unde_production" -c 'select count(*) from products')" = 27 ]
