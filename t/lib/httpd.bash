@@ -12,6 +12,10 @@
 # server's stderr is appended to $HTTPD_T_DIR/NAME.log (default: the test's
 # temporary directory), its pid kept in NAME.pid there.
 
+# Without t/lib/common.bash (a script that sources this file alone) a
+# server keeps the descriptors it inherits.
+declare -F unde_detach >/dev/null || unde_detach() { exec "$@"; }
+
 _httpd_dir() { printf '%s\n' "${HTTPD_T_DIR:-$BATS_TEST_TMPDIR}"; }
 
 # httpd_serve NAME ROUTES [VAR=value…] [-- HTTPD_OPTION…] — start it, wait

@@ -21,6 +21,10 @@
 # retried by the CLI: a retried call after a slow answer would spend one of
 # the three unauthenticated actions twice and fail the next step.
 
+# Without t/lib/common.bash (a script that sources this file alone) a
+# server keeps the descriptors it inherits.
+declare -F unde_detach >/dev/null || unde_detach() { exec "$@"; }
+
 MOTO_SERVER=${MOTO_SERVER:-moto_server}
 MOTO_AWS=${MOTO_AWS:-/usr/bin/aws}
 

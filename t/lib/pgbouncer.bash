@@ -17,6 +17,10 @@
 # connections per database and user), so concurrent clients really share
 # server connections, which is what exposes session state.
 
+# Without t/lib/common.bash (a script that sources this file alone) a
+# server keeps the descriptors it inherits.
+declare -F unde_detach >/dev/null || unde_detach() { exec "$@"; }
+
 PGBOUNCER=${PGBOUNCER:-/usr/sbin/pgbouncer}
 
 # pgb_start [ROLE ...] — start pgbouncer on a free port; wait until it
