@@ -6,6 +6,7 @@
 load lib/common
 load lib/pg
 load lib/fake
+load lib/httpd
 
 BATS_NO_PARALLELIZE_WITHIN_FILE=true
 
@@ -345,13 +346,11 @@ providers() {
 	POST /persona/feedback timeout=5 unde-persona feedback
 	POST /persona/flush timeout=10 unde-persona flush
 	EOF
-	port=$((20000 + RANDOM % 40000))
-	systemd-socket-activate --inetd -a -l "127.0.0.1:$port" -E UNDE_ENV_FILE=/dev/null \
-		-E "SHARD_0_DB_URL=$UNDE_T_S0" -E "UNDE_COUNTERS_DIR=$TMP" \
-		unde-httpd --routes "$TMP/routes" </dev/null 2>"$TMP/httpd.log" 3>&- &
-	pid=$!
-	for _ in $(seq 200); do curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$port/health" && break; sleep 0.05; done
-	export PERSONA_AGENT_URL=http://127.0.0.1:$port
+	httpd_serve persona "$TMP/routes" SHARD_0_DB_URL="$UNDE_T_S0" UNDE_COUNTERS_DIR="$TMP"
+	export PERSONA_AGENT_URL=http://127.0.0.1:$PERSONA_PORT
+	# the persona's first call starts its process (slow under sanitizers):
+	# this test is about feedback, not the frames' budget
+	export CONTEXT_PACK_TIMEOUT=30
 	say "Расскажи всё про льняные рубашки"
 	first=$(jq -r .exchange_id "$TMP/out")
 	output=$(<"$TMP/out")
@@ -367,8 +366,7 @@ providers() {
 	assert_output 1
 	run jq -c 'select(.msg == "persona feedback sent") | .exchange_id' "$TMP/err"
 	assert_output "\"$first\""
-	kill "$pid"
-	wait "$pid" 2>/dev/null || true
+	httpd_stop persona
 	# a persona that is down never fails the turn
 	export PERSONA_AGENT_URL=http://127.0.0.1:1
 	say "Ещё короче, пожалуйста"
