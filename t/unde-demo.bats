@@ -6,18 +6,9 @@ load lib/common
 
 BATS_NO_PARALLELIZE_WITHIN_FILE=true
 
-free_port() {
-	local p _
-	for _ in $(seq 50); do
-		p=$(( ((RANDOM << 15) | RANDOM) % 40001 + 20000 ))
-		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
-	done
-	return 1
-}
-
 setup_file() {
 	DEMO_DIR=$(unde_tmpdir)
-	UNDE_DEV_PGPORT=$(free_port)
+	UNDE_DEV_PGPORT=$(unde_free_port)
 	export DEMO_DIR UNDE_DEV_PGPORT R=$DEMO_DIR/env UNDE_BUILD_DIR=$UNDE_TOP_BUILDDIR
 }
 

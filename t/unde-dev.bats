@@ -8,22 +8,12 @@
 
 load lib/common
 
-# A port nothing listens on, in 20000..60000.
-free_port() {
-	local p _
-	for _ in $(seq 50); do
-		p=$(( ((RANDOM << 15) | RANDOM) % 40001 + 20000 ))
-		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
-	done
-	return 1
-}
-
 setup_file() {
 	# The postgres user must be able to enter the root: bats' own temp
 	# directories are mode 700 root, unde_tmpdir's are 755 under /tmp.
 	UNDE_DEV_TEST_DIR=$(unde_tmpdir)
 	export UNDE_DEV_TEST_DIR
-	UNDE_DEV_PGPORT=$(free_port)
+	UNDE_DEV_PGPORT=$(unde_free_port)
 	export UNDE_DEV_PGPORT
 	export R=$UNDE_DEV_TEST_DIR/env
 	# unde-dev finds unde-db in the build's src/ (a VPATH build says where).
@@ -180,7 +170,7 @@ sql() {
 
 @test "a root too deep for a unix socket path puts the socket under /tmp" {
 	deep=$UNDE_DEV_TEST_DIR/$(printf 'd%.0s' $(seq 90))
-	port=$(free_port)
+	port=$(unde_free_port)
 	UNDE_DEV_PGPORT=$port run unde-dev --root "$deep" up
 	assert_success
 	sockdir=$(cat "$deep/socket-dir")

@@ -66,6 +66,16 @@ if [[ ${_UNDE_T_SCRUBBED:-} != "${BATS_ROOT_PID:-}:${BATS_TEST_FILENAME:-}" ]]; 
 fi
 export UNDE_ENV_FILE=/dev/null # never read /etc/unde/unde.env in tests
 
+# unde_free_port — a loopback port nothing listens on, in 20000..60000.
+unde_free_port() {
+	local p _
+	for _ in $(seq 50); do
+		p=$(( ((RANDOM << 15) | RANDOM) % 40001 + 20000 ))
+		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
+	done
+	return 1
+}
+
 # unde_close_fds — close every descriptor above 2 of the calling (sub)shell.
 # A background watchdog must hold none of bats' pipes or automake's .log
 # file: one that outlives a teardown that did not stop it would otherwise
