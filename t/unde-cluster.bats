@@ -385,8 +385,8 @@ _turn() { # user message-id content
 	conv=$(psql -XAtq "$UNDE_T_BSHARD" -c "select id from conversations where user_id = '$u'")
 	local port try pid i
 	for ((try = 0; try < 20; try++)); do
-		port=$((20000 + RANDOM % 40000))
-		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && continue
+		port=$(unde_port_candidate)
+		unde_port_taken "$port" && continue
 		systemd-socket-activate --inetd -a -l "127.0.0.1:$port" -E UNDE_ENV_FILE=/dev/null \
 			-E "PATH=$PATH" -E "PRODUCTION_DB_URL=$UNDE_T_BPROD" -E "SHARD_0_DB_URL=$UNDE_T_BSHARD" \
 			-E "UNDE_COUNTERS_DIR=$TMP/c" -E "UNDE_METRICS_DIR=$TMP/m" \

@@ -10,15 +10,15 @@ FIX=$UNDE_TOP_SRCDIR/t/fixtures/httpd
 LIBTEST=$UNDE_TOP_BUILDDIR/t/unit/libtest
 
 # start_server NAME ROUTES [unde-httpd OPTION...]
-# Run unde-httpd behind systemd-socket-activate on a free random port of
-# 20000-60000, and wait (polling, bounded) until it answers. Exports
+# Run unde-httpd behind systemd-socket-activate on a free random port
+# (t/lib/port.bash), and wait (polling, bounded) until it answers. Exports
 # NAME_PORT. Its processes carry HTTPD_T_MARK=<file-unique>-NAME in their
 # environment, so leaked ones can be found even when orphaned.
 start_server() {
 	local name=$1 routes=$2 port pid try now deadline
 	shift 2
 	for ((try = 0; try < 20; try++)); do
-		port=$((20000 + RANDOM % 40000))
+		port=$(unde_port_candidate)
 		# taken already? (someone answers)
 		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 			continue

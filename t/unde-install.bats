@@ -39,7 +39,9 @@ action() { jq -r --arg p "$1" 'select(.path == $p) | .action' <<<"$output"; }
 	[ -f "$R/etc/unde/httpd/mood.routes" ]
 	# every job line is the source's; only PATH names the commands' directory
 	diff <(grep -v '^PATH=' "$UNDE_TOP_SRCDIR/cron/unde") <(grep -v '^PATH=' "$R/etc/cron.d/unde")
-	grep -qx "PATH=$UNDE_TOP_SRCDIR/bin:/usr/local/bin:/usr/bin:/bin" "$R/etc/cron.d/unde"
+	# (the source's bin/ as unde-install sees it: distcheck's srcdir is
+	# spelled with "..", which unde-install resolves)
+	grep -qx "PATH=$(cd "$UNDE_TOP_SRCDIR/bin" && pwd):/usr/local/bin:/usr/bin:/bin" "$R/etc/cron.d/unde"
 	assert_equal "$(action /etc/cron.d/unde)" created
 	assert_equal "$(action /etc/unde/unde.env)" created
 }

@@ -258,12 +258,8 @@ providers() {
 	POST /analyze timeout=5 unde-mood
 	POST /persona timeout=5 unde-persona
 	EOF
-	port=$((20000 + RANDOM % 40000))
-	systemd-socket-activate --inetd -a -l "127.0.0.1:$port" -E UNDE_ENV_FILE=/dev/null \
-		-E "SHARD_0_DB_URL=$UNDE_T_S0" -E "UNDE_COUNTERS_DIR=$TMP" \
-		unde-httpd --routes "$TMP/routes" </dev/null 2>"$TMP/httpd.log" 3>&- &
-	pid=$!
-	for _ in $(seq 200); do curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$port/health" && break; sleep 0.05; done
+	httpd_serve sensors "$TMP/routes" SHARD_0_DB_URL="$UNDE_T_S0" UNDE_COUNTERS_DIR="$TMP"
+	port=$SENSORS_PORT
 	export MOOD_AGENT_URL=http://127.0.0.1:$port PERSONA_AGENT_URL=http://127.0.0.1:$port
 	export CONTEXT_AGENT_URL=$FAKE_ECHO_URL/reply CONTEXT_PACK_TIMEOUT=3
 	fake_fail echo '{"mode":"hang","delay_ms":10000,"count":-1}'
@@ -279,8 +275,7 @@ providers() {
 	say "И снова привет"
 	output=$(<"$TMP/out")
 	assert_jq '.sensors.mood == "default" and .sensors.defaults_why.mood == "sibling_unavailable"'
-	kill "$pid"
-	wait "$pid" 2>/dev/null || true
+	httpd_stop sensors
 }
 
 @test "erased and forgotten messages never reach a ContextPack" {
@@ -316,21 +311,16 @@ providers() {
 }
 
 @test "POST /chat through unde-httpd with etc/httpd/llm.routes, and unde-llm metrics counts the turns" {
-	port=$((20000 + RANDOM % 40000))
-	systemd-socket-activate --inetd -a -l "127.0.0.1:$port" -E UNDE_ENV_FILE=/dev/null \
-		-E "SHARD_0_DB_URL=$UNDE_T_S0" -E "PRODUCTION_DB_URL=$UNDE_T_PROD" -E "UNDE_COUNTERS_DIR=$TMP" \
-		-E "MASTER_ENCRYPTION_KEY=$MASTER_ENCRYPTION_KEY" \
-		unde-httpd --routes "$UNDE_TOP_SRCDIR/etc/httpd/llm.routes" </dev/null 2>"$TMP/httpd.log" 3>&- &
-	pid=$!
-	for _ in $(seq 200); do curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$port/health" && break; sleep 0.05; done
+	httpd_serve chat "$UNDE_TOP_SRCDIR/etc/httpd/llm.routes" SHARD_0_DB_URL="$UNDE_T_S0" \
+		PRODUCTION_DB_URL="$UNDE_T_PROD" UNDE_COUNTERS_DIR="$TMP" MASTER_ENCRYPTION_KEY="$MASTER_ENCRYPTION_KEY"
+	port=$CHAT_PORT
 	run curl -sS --max-time 30 --data-binary "$(turn 'Привет, я Алия')" "http://127.0.0.1:$port/chat"
 	assert_jq '.provider == "local" and (.text | length) > 0 and (.assistant_message_id | length) == 36'
 	run curl -sS --max-time 30 --data-binary "$(turn 'А я снова тут')" "http://127.0.0.1:$port/chat"
 	assert_jq '.provider == "local" and (.context_pack | not)'
 	run curl -sS --max-time 30 -o /dev/null -w '%{http_code}' --data-binary '{"user_id":"nope","message":"x"}' "http://127.0.0.1:$port/chat"
 	assert_output 400
-	kill "$pid"
-	wait "$pid" 2>/dev/null || true
+	httpd_stop chat
 	run unde-llm metrics
 	assert_success
 	assert_output --partial 'llm_orchestrator_answers_total{provider="local"} 2'

@@ -44,7 +44,7 @@ recognize() { # recognize [PHOTO_URL] — one request, the stage lines on stdout
 httpd() {
 	local port pid
 	for _ in 1 2 3 4 5; do
-		port=$((20000 + RANDOM % 40000))
+		port=$(unde_port_candidate)
 		systemd-socket-activate --inetd -a -l "127.0.0.1:$port" -E UNDE_ENV_FILE=/dev/null -E PATH \
 			-E PRODUCTION_DB_URL -E S3_ENDPOINT -E S3_BUCKET -E S3_USER_MEDIA_BUCKET -E S3_ACCESS_KEY \
 			-E S3_SECRET_KEY -E S3_REGION -E GEMINI_API_URL -E UNDE_COUNTERS_DIR \

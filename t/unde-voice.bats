@@ -196,7 +196,7 @@ probe() {
 serve() {
 	local try i
 	for ((try = 0; try < 20; try++)); do
-		PORT=$((20000 + RANDOM % 40000))
+		PORT=$(unde_port_candidate)
 		(exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && continue
 		systemd-socket-activate --inetd -a -l "127.0.0.1:$PORT" -E UNDE_ENV_FILE=/dev/null \
 			-E "PATH=$PATH" -E "UNDE_COUNTERS_DIR=$W" ${S3_ENDPOINT:+-E "S3_ENDPOINT=$S3_ENDPOINT"} \

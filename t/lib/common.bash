@@ -29,6 +29,8 @@ _unde_load_lib bats-file || true
 
 # shellcheck source=t/lib/fake.bash
 source "$(dirname "${BASH_SOURCE[0]}")/fake.bash"
+# shellcheck source=t/lib/port.bash
+source "$(dirname "${BASH_SOURCE[0]}")/port.bash"
 
 # Where the sources and the built commands are (make check exports both for
 # out-of-tree builds; by default the tree this file lives in).
@@ -65,16 +67,6 @@ if [[ ${_UNDE_T_SCRUBBED:-} != "${BATS_ROOT_PID:-}:${BATS_TEST_FILENAME:-}" ]]; 
 	export _UNDE_T_SCRUBBED=${BATS_ROOT_PID:-}:${BATS_TEST_FILENAME:-}
 fi
 export UNDE_ENV_FILE=/dev/null # never read /etc/unde/unde.env in tests
-
-# unde_free_port — a loopback port nothing listens on, in 20000..60000.
-unde_free_port() {
-	local p _
-	for _ in $(seq 50); do
-		p=$(( ((RANDOM << 15) | RANDOM) % 40001 + 20000 ))
-		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
-	done
-	return 1
-}
 
 # unde_close_fds — close every descriptor above 2 of the calling (sub)shell.
 # A background watchdog must hold none of bats' pipes or automake's .log
@@ -129,8 +121,13 @@ _unde_rm_tmpdirs() {
 	rm -f -- "$list"
 }
 
-# unde_teardown — per-test cleanup: the test's unde_tmpdir directories.
+# unde_teardown — per-test cleanup: the servers a test started through
+# t/lib/httpd.bash (one that failed halfway never reached its httpd_stop)
+# and the test's unde_tmpdir directories.
 unde_teardown() {
+	if declare -F httpd_stop_all >/dev/null && [ -z "${HTTPD_T_DIR:-}" ]; then
+		httpd_stop_all
+	fi
 	_unde_rm_tmpdirs "${BATS_TEST_TMPDIR:-/nonexistent}"
 }
 

@@ -15,6 +15,8 @@
 # Without t/lib/common.bash (a script that sources this file alone) a
 # server keeps the descriptors it inherits.
 declare -F unde_detach >/dev/null || unde_detach() { exec "$@"; }
+# shellcheck source=t/lib/port.bash
+source "$(dirname "${BASH_SOURCE[0]}")/port.bash"
 
 _httpd_dir() { printf '%s\n' "${HTTPD_T_DIR:-$BATS_TEST_TMPDIR}"; }
 
@@ -35,8 +37,8 @@ httpd_serve() {
 		shift
 	done
 	for ((try = 0; try < 20; try++)); do
-		port=$((20000 + RANDOM % 40000))
-		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && continue
+		port=$(unde_port_candidate)
+		unde_port_taken "$port" && continue
 		unde_detach systemd-socket-activate --inetd -a -l "127.0.0.1:$port" "${envs[@]}" \
 			unde-httpd --routes "$routes" "${opts[@]}" </dev/null 2>>"$dir/$name.log" &
 		pid=$!

@@ -24,6 +24,8 @@
 # Without t/lib/common.bash (a script that sources this file alone) a
 # server keeps the descriptors it inherits.
 declare -F unde_detach >/dev/null || unde_detach() { exec "$@"; }
+# shellcheck source=t/lib/port.bash
+source "$(dirname "${BASH_SOURCE[0]}")/port.bash"
 
 MOTO_SERVER=${MOTO_SERVER:-moto_server}
 MOTO_AWS=${MOTO_AWS:-/usr/bin/aws}
@@ -63,8 +65,8 @@ moto_start() {
 	dir=$(mktemp -d /tmp/unde-moto.XXXXXX) || return 1
 	logf=$dir/moto.log
 	for attempt in 1 2 3 4 5 6 7 8 9 10; do
-		port=$(( ((RANDOM << 15) | RANDOM) % 30000 + 30000 ))
-		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && continue
+		port=$(unde_port_candidate)
+		unde_port_taken "$port" && continue
 		unde_detach env INITIAL_NO_AUTH_ACTION_COUNT=3 "$MOTO_SERVER" -H 127.0.0.1 -p "$port" \
 			</dev/null >"$logf" 2>&1 &
 		pid=$!

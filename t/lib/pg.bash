@@ -35,15 +35,13 @@ _pg_as_owner() {
 	fi
 }
 
-# A random port in 20000..60000.
-_pg_random_port() {
-	echo $(( ((RANDOM << 15) | RANDOM) % 40001 + 20000 ))
-}
+# shellcheck source=t/lib/port.bash
+source "$(dirname "${BASH_SOURCE[0]}")/port.bash"
 
-# True when something already listens on 127.0.0.1:$1.
-_pg_port_taken() {
-	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
+# The port pickers pg_start and pgb_start use (t/pg-helper.bats replaces
+# them to force a collision).
+_pg_random_port() { unde_port_candidate; }
+_pg_port_taken() { unde_port_taken "$1"; }
 
 # Stop the cluster in $1 when process $2 (bats itself) is gone, so a run
 # killed by a timeout or ^C, whose teardown_file never ran, leaves no
