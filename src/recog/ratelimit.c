@@ -6,7 +6,8 @@
  * $UNDE_COUNTERS_DIR/ximilar-gw.bucket) read and rewritten under flock(2):
  * {tokens, the time they were counted, blocked-until}. It refills at
  * XIMILAR_RATE_LIMIT requests per second (default 10; 0 turns it off) up
- * to as many as one second's worth. A 429 from Ximilar blocks every
+ * to as many as one second's worth, and at least one (a rate below one a
+ * second still lets a request through now and then). A 429 from Ximilar blocks every
  * process until its Retry-After has passed. A caller that cannot get a
  * token before its deadline is told so at once (and answers locally). */
 #include "config.h"
@@ -60,10 +61,17 @@ static int rl_open(void)
 	return fd;
 }
 
+/* How many tokens the bucket holds at most. */
+static double rl_capacity(double rate)
+{
+	return rate < 1 ? 1 : rate;
+}
+
 static void rl_read(int fd, struct rl_state *s, double rate)
 {
-	if (pread(fd, s, sizeof *s, 0) != (ssize_t)sizeof *s || s->at_ms <= 0 || s->tokens < 0 || s->tokens > rate) {
-		s->tokens = rate;
+	if (pread(fd, s, sizeof *s, 0) != (ssize_t)sizeof *s || s->at_ms <= 0 || s->tokens < 0 ||
+	    s->tokens > rl_capacity(rate)) {
+		s->tokens = rl_capacity(rate);
 		s->at_ms = rl_now_ms();
 		s->blocked_until_ms = 0;
 	}
@@ -88,8 +96,8 @@ int rl_take(struct deadline dl)
 		rl_read(fd, &s, rate);
 		double now = rl_now_ms(), wait;
 		s.tokens += (now - s.at_ms) / 1000.0 * rate;
-		if (s.tokens > rate)
-			s.tokens = rate;
+		if (s.tokens > rl_capacity(rate))
+			s.tokens = rl_capacity(rate);
 		s.at_ms = now;
 		if (s.blocked_until_ms > now) {
 			wait = s.blocked_until_ms - now;
