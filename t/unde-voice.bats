@@ -136,6 +136,33 @@ probe() {
 	((dur > 2000))
 }
 
+@test "the local provider streams sentence by sentence: the first chunk is the first sentence, sent before the rest is made" {
+	# buffers too large to ever fill: every chunk boundary is a sentence's end
+	local t='{"text":"Первое предложение. Цена 3.5 тысячи, т. е. недорого! А третье?\nИ четвёртое","stream":true}'
+	AUDIO_CHUNK_SIZE=1048576 STREAM_BUFFER_MS=10000 run -0 --separate-stderr unde-voice <<<"$t"
+	# four sentences ("3.5" and "т. е." do not end one), four chunks, then done
+	assert_equal "${#lines[@]}" 5
+	jq -e '.stage == "done" and .tts.chunks == 4' <<<"${lines[4]}"
+	for i in 0 1 2 3; do
+		jq -r .audio <<<"${lines[i]}" | base64 -d >"$W/c$i.mp3"
+		read -r codec _ _ _ dur <<<"$(probe "$W/c$i.mp3")"
+		assert_equal "$codec" mp3
+		((dur > 300))
+		echo "$dur" >"$W/d$i"
+	done
+	# the first chunk is the first sentence's speech alone: it left when that
+	# sentence was made (chunks go out as they are written, see reply_write)
+	speak '{"text":"Первое предложение."}'
+	read -r _ _ _ _ alone <<<"$(probe "$W/out.mp3")"
+	first=$(<"$W/d0")
+	((first - alone < 150 && alone - first < 150))
+	# and together they are the whole reply, one valid stream
+	cat "$W"/c[0-3].mp3 >"$W/joined.mp3"
+	read -r codec _ _ _ dur <<<"$(probe "$W/joined.mp3")"
+	assert_equal "$codec" mp3
+	jq -e --argjson d "$dur" '(.tts.duration_ms - $d | fabs) < 250' <<<"${lines[4]}"
+}
+
 @test "--stream streams every record, several records one after another" {
 	run -0 --separate-stderr unde-voice --stream <<<$'{"text":"Раз."}\n{"text":"Два."}'
 	[[ $(jq -s '[.[] | select(.stage == "done")] | length' <<<"$output") == 2 ]]
