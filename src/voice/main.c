@@ -390,10 +390,14 @@ static int voice_on_record(void *state, struct filter_run *run, json_t *rec)
 
 int main(int argc, char **argv)
 {
+	if (argc > 1 && strcmp(argv[1], "prune") == 0) {
+		log_init("unde-voice");
+		return voice_prune(argc - 1, argv + 1);
+	}
 	static const struct filter_def def = {
 		.name = "unde-voice",
 		.summary = "speak each record's text as MP3 (ElevenLabs, else espeak-ng), with a phrase cache",
-		.synopsis = "[--stream] [--local] [OPTIONS]",
+		.synopsis = "[--stream] [--local] [OPTIONS] | prune [--dry-run] (see unde-voice(1))",
 		.options = voice_opts,
 		.fields = voice_fields,
 		.max_operands = FILTER_NO_OPERANDS,

@@ -109,6 +109,10 @@ int voice_cache_get(struct voice_cache *vc, const char *key, struct buf *out);
 /* Store audio under key (failures are logged, not fatal). */
 void voice_cache_put(struct voice_cache *vc, const char *key, const void *data, size_t len);
 
+/* --- prune.c: `unde-voice prune`, the cache's eviction ------------------ */
+/* argv[0] is "prune". Returns the exit status. */
+int voice_prune(int argc, char **argv);
+
 /* --- b64 ------------------------------------------------------------------ */
 /* base64 of data (caller frees). */
 char *voice_base64(const unsigned char *data, size_t len);
