@@ -19,29 +19,13 @@
 #include "http.h"
 #include "log.h"
 #include "objstore.h"
+#include "objstore_int.h"
 #include "util.h"
 
 #define OBJSTORE_DEFAULT_MAX (64u << 20)
 #define OBJSTORE_KEY_MAX 1024
 
-struct objstore {
-	int local;              /* file:// backend */
-	char *root;             /* local: the directory holding <bucket>/ */
-	char *bucket;
-	char *scheme;           /* "http" or "https" */
-	char *hostport;         /* "hel1.your-objectstorage.com", "127.0.0.1:9000" */
-	char *basepath;         /* "" or "/prefix" (no trailing slash) */
-	int virtual_host;
-	char *public_base;      /* S3_PUBLIC_URL without trailing slash, or NULL */
-	char sigv4[128];        /* "aws:amz:<region>:s3" */
-	char *userpwd;          /* "<access>:<secret>": never logged */
-};
-
-static void objstore_set_error(struct objstore_error *err, long status, int retryable,
-			       const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
-
-static void objstore_set_error(struct objstore_error *err, long status, int retryable,
+void objstore_set_error(struct objstore_error *err, long status, int retryable,
 			       const char *code, const char *fmt, ...)
 {
 	if (!err)
@@ -55,7 +39,7 @@ static void objstore_set_error(struct objstore_error *err, long status, int retr
 	va_end(ap);
 }
 
-static void objstore_clear_error(struct objstore_error *err)
+void objstore_clear_error(struct objstore_error *err)
 {
 	if (err)
 		memset(err, 0, sizeof *err);
@@ -262,7 +246,7 @@ static void objstore_encode_key(struct buf *b, const char *key)
 static void objstore_append(struct buf *b, const char *s) { buf_append(b, s, strlen(s)); }
 
 /* The base every object URL of the endpoint starts with (no trailing '/'). */
-static void objstore_endpoint_base(const struct objstore *os, struct buf *b)
+void objstore_endpoint_base(const struct objstore *os, struct buf *b)
 {
 	if (os->local) {
 		objstore_append(b, "file://");
@@ -364,7 +348,7 @@ char *objstore_key_from_url(const struct objstore *os, const char *url)
 
 /* --- the file:// backend --------------------------------------------------- */
 
-static char *objstore_file_path(const struct objstore *os, const char *key)
+char *objstore_file_path(const struct objstore *os, const char *key)
 {
 	size_t n = strlen(os->root) + strlen(os->bucket) + strlen(key) + 3;
 	char *p = xmalloc(n);
@@ -537,7 +521,7 @@ struct s3_call {
 	struct http_request req;
 };
 
-static void objstore_sha256_hex(const void *data, size_t len, char out[65])
+void objstore_sha256_hex(const void *data, size_t len, char out[65])
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
@@ -577,7 +561,7 @@ static void s3_call_init(struct objstore *os, struct s3_call *c, const char *met
 }
 
 /* The text between <tag> and </tag> of an S3 XML error body, or "". */
-static void objstore_xml_field(const char *xml, const char *tag, char *out, size_t len)
+void objstore_xml_field(const char *xml, const char *tag, char *out, size_t len)
 {
 	char open[40], close[40];
 	snprintf(open, sizeof open, "<%s>", tag);
@@ -601,7 +585,7 @@ static void objstore_xml_field(const char *xml, const char *tag, char *out, size
 }
 
 /* Turn an S3 answer into OBJSTORE_*; missing_ok: a 404 is NOT_FOUND (GET, HEAD). */
-static int objstore_s3_outcome(const char *method, const char *key, const struct http_response *r,
+int objstore_s3_outcome(const char *method, const char *key, const struct http_response *r,
 			       int missing_ok, struct objstore_error *err)
 {
 	if (r->status == 0) {

@@ -88,6 +88,23 @@ int objstore_head(struct objstore *os, const char *key, struct objstore_info *in
 /* Remove the object; removing a missing key succeeds, as in S3. */
 int objstore_delete(struct objstore *os, const char *key, struct objstore_error *err);
 
+/* One object of a listing: its key, size and when it was last written
+ * (seconds since the epoch, with S3's milliseconds). */
+struct objstore_entry {
+	const char *key;
+	size_t size;
+	double mtime;
+};
+/* Call fn for every object whose key starts with prefix: S3's
+ * ListObjectsV2, page after page, in key order; on file:// a walk of the
+ * directories, in no particular order, leaving out hidden files (the
+ * temporary files of writes in progress). fn returns 0 to go on, non-zero
+ * to stop. Returns OBJSTORE_OK (also when fn stopped it) or
+ * OBJSTORE_ERROR. */
+int objstore_list(struct objstore *os, const char *prefix,
+		  int (*fn)(void *ud, const struct objstore_entry *e), void *ud,
+		  struct objstore_error *err);
+
 /* Many PUTs at once: each item's status and err are filled in. Returns how
  * many failed. */
 struct objstore_put_item {

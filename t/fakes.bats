@@ -280,6 +280,31 @@ header_of() {
 	fake_stop term
 }
 
+@test "every fake's connections have TCP_NODELAY on, so a streamed body is not held back by Nagle" {
+	# the handler looks at its own socket before serving: the client cannot
+	# see the server's TCP_NODELAY, and timing it would be a timed test
+	run env PYTHONDONTWRITEBYTECODE=1 python3 - "$UNDE_TOP_SRCDIR/t/fakes" <<'PY'
+import os, socket, sys, threading, urllib.request
+sys.stderr = open(os.devnull, "w")  # the access log
+sys.path.insert(0, sys.argv[1])
+import fakelib
+fake = fakelib.Fake("nodelay")
+fake.route("GET", "/x")(lambda req: (200, {}, iter([b"a", b"b"])))
+seen = []
+class H(fakelib._Handler):
+    def handle(self):
+        seen.append(self.connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        super().handle()
+H.fake = fake
+srv = fakelib._Server(("127.0.0.1", 0), H)
+threading.Thread(target=srv.serve_forever, daemon=True).start()
+body = urllib.request.urlopen("http://127.0.0.1:%d/x" % srv.server_address[1], timeout=10).read()
+print(body.decode(), seen)
+PY
+	assert_success
+	assert_output "ab [1]"
+}
+
 @test "a fake exits by itself when the process it watches is gone" {
 	local port_file=$BATS_TEST_TMPDIR/w.port spid fpid i
 	sleep 60 3>&- &

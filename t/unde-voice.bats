@@ -136,6 +136,33 @@ probe() {
 	((dur > 2000))
 }
 
+@test "the local provider streams sentence by sentence: the first chunk is the first sentence, sent before the rest is made" {
+	# buffers too large to ever fill: every chunk boundary is a sentence's end
+	local t='{"text":"Первое предложение. Цена 3.5 тысячи, т. е. недорого! А третье?\nИ четвёртое","stream":true}'
+	AUDIO_CHUNK_SIZE=1048576 STREAM_BUFFER_MS=10000 run -0 --separate-stderr unde-voice <<<"$t"
+	# four sentences ("3.5" and "т. е." do not end one), four chunks, then done
+	assert_equal "${#lines[@]}" 5
+	jq -e '.stage == "done" and .tts.chunks == 4' <<<"${lines[4]}"
+	for i in 0 1 2 3; do
+		jq -r .audio <<<"${lines[i]}" | base64 -d >"$W/c$i.mp3"
+		read -r codec _ _ _ dur <<<"$(probe "$W/c$i.mp3")"
+		assert_equal "$codec" mp3
+		((dur > 300))
+		echo "$dur" >"$W/d$i"
+	done
+	# the first chunk is the first sentence's speech alone: it left when that
+	# sentence was made (chunks go out as they are written, see reply_write)
+	speak '{"text":"Первое предложение."}'
+	read -r _ _ _ _ alone <<<"$(probe "$W/out.mp3")"
+	first=$(<"$W/d0")
+	((first - alone < 150 && alone - first < 150))
+	# and together they are the whole reply, one valid stream
+	cat "$W"/c[0-3].mp3 >"$W/joined.mp3"
+	read -r codec _ _ _ dur <<<"$(probe "$W/joined.mp3")"
+	assert_equal "$codec" mp3
+	jq -e --argjson d "$dur" '(.tts.duration_ms - $d | fabs) < 250' <<<"${lines[4]}"
+}
+
 @test "--stream streams every record, several records one after another" {
 	run -0 --separate-stderr unde-voice --stream <<<$'{"text":"Раз."}\n{"text":"Два."}'
 	[[ $(jq -s '[.[] | select(.stage == "done")] | length' <<<"$output") == 2 ]]
@@ -409,4 +436,93 @@ fallback() {
 	S3_SECRET_KEY=wrong speak '{"text":"Спасибо, записала!"}'
 	jq -e '.tts.cache == "miss" and .tts.provider == "local"' "$W/out.json"
 	grep -q '"msg":"phrase cache read failed"' "$W/err.log"
+}
+
+# objects KEY-PREFIX: "key size epoch" of each object under it in the moto bucket, oldest first
+objects() {
+	# (no --prefix: moto refuses the signature of a query with %2F in it)
+	moto_aws s3api list-objects-v2 --bucket "$S3_BUCKET" --output json |
+		jq -r --arg p "$1" '(.Contents // [])[] | select(.Key | startswith($p)) | "\(.Key) \(.Size) \(.LastModified)"' |
+		while read -r k s t; do echo "$k $s $(date -d "$t" +%s)"; done | sort -k3,3n -k1,1
+}
+
+@test "prune on a real S3 server: the oldest phrases go until VOICE_CACHE_MAX_BYTES, a dry run removes nothing" {
+	export S3_ENDPOINT=$MOTO_S3_ENDPOINT S3_BUCKET=voice-cache VOICE_CACHE_PREFIX=prune-size/
+	local t
+	for t in "Первая фраза." "Вторая фраза." "Третья фраза."; do
+		speak "$(jq -nc --arg t "$t" '{text: $t}')"
+		jq -e '.tts.cache == "miss"' "$W/out.json"
+	done
+	mapfile -t objs < <(objects prune-size/)
+	assert_equal "${#objs[@]}" 3
+	read -r ka sa _ <<<"${objs[0]}"
+	read -r _ sb _ <<<"${objs[1]}"
+	read -r _ sc _ <<<"${objs[2]}"
+	# room for two: the first written goes
+	run -0 --separate-stderr unde-voice prune --dry-run --max-bytes $((sb + sc))
+	assert_equal "${#lines[@]}" 1
+	jq -e --arg k "$ka" '.key == $k and .reason == "size" and .removed == false' <<<"${lines[0]}"
+	assert_equal "$(objects prune-size/ | wc -l)" 3
+	UNDE_METRICS_DIR=$W run -0 --separate-stderr unde-voice prune --max-bytes $((sb + sc))
+	jq -e --arg k "$ka" --argjson s "$sa" '.key == $k and .bytes == $s and .reason == "size" and .removed' <<<"$output"
+	grep -q '^voice_cache_pruned_total{reason="size"} 1$' "$W/unde-voice.prom"
+	run objects prune-size/
+	assert_equal "${#lines[@]}" 2
+	refute_output --partial "$ka"
+	# the evicted phrase is made again; the kept ones are still served
+	speak '{"text":"Первая фраза."}'
+	jq -e '.tts.cache == "miss"' "$W/out.json"
+	speak '{"text":"Третья фраза."}'
+	jq -e '.tts.cache == "hit"' "$W/out.json"
+	# within the bound: nothing to do
+	run -0 --separate-stderr unde-voice prune --max-bytes $((sa + sb + sc + 100000))
+	assert_output ""
+	assert_equal "$(objects prune-size/ | wc -l)" 3
+}
+
+@test "prune on a real S3 server: phrases written more than VOICE_CACHE_MAX_AGE_DAYS ago go, younger ones stay" {
+	export S3_ENDPOINT=$MOTO_S3_ENDPOINT S3_BUCKET=voice-cache VOICE_CACHE_PREFIX=prune-age/
+	speak '{"text":"Старая фраза."}'
+	speak '{"text":"Добро пожаловать!","cache_key":"greeting_default"}'
+	mapfile -t objs < <(objects prune-age/)
+	assert_equal "${#objs[@]}" 2
+	read -r _ _ newest <<<"${objs[1]}"
+	# 29 days on, under a 30-day bound: both stay
+	VOICE_CACHE_MAX_AGE_DAYS=30 run -0 --separate-stderr unde-voice prune --now $((newest + 29 * 86400))
+	assert_output ""
+	assert_equal "$(objects prune-age/ | wc -l)" 2
+	# 31 days on: both go, as too old (the size bound is far)
+	VOICE_CACHE_MAX_AGE_DAYS=30 run -0 --separate-stderr unde-voice prune --now $((newest + 31 * 86400))
+	assert_equal "${#lines[@]}" 2
+	jq -se 'all(.reason == "age" and .removed) and (map(.key) | any(. == "prune-age/local/named/greeting_default.mp3"))' <<<"$output"
+	assert_equal "$(objects prune-age/ | wc -l)" 0
+	jq -e 'select(.msg == "phrase cache pruned") | .removed_age == 2 and .kept == 0' <<<"$stderr"
+}
+
+@test "prune: a store that refuses the listing is exit 69, named in the log; no S3_ENDPOINT is nothing to do" {
+	export S3_ENDPOINT=$MOTO_S3_ENDPOINT S3_BUCKET=voice-cache
+	S3_SECRET_KEY=wrong run -69 --separate-stderr unde-voice prune
+	jq -e 'select(.msg == "cannot list the phrase cache") | .code == "SignatureDoesNotMatch"' <<<"$stderr"
+	unset S3_ENDPOINT
+	run -0 --separate-stderr unde-voice prune
+	assert_output ""
+	run -64 --separate-stderr unde-voice prune --max-bytes lots
+}
+
+@test "prune on the file:// store: by age and by size, leaving writes in progress alone" {
+	mkdir -p "$W/s3/voice"
+	export S3_ENDPOINT=file://$W/s3 S3_BUCKET=voice
+	speak '{"text":"Раз."}'
+	speak '{"text":"Два."}'
+	speak '{"text":"Три."}'
+	mapfile -t f < <(ls "$W"/s3/voice/voice-cache/local/*.mp3)
+	touch -d '40 days ago' "${f[0]}"
+	touch -d '2 days ago' "${f[1]}"
+	touch -d '40 days ago' "$W/s3/voice/voice-cache/local/.x.mp3.tmp.1.ab"
+	run -0 --separate-stderr unde-voice prune --max-bytes "$(stat -c %s "${f[2]}")"
+	assert_equal "${#lines[@]}" 2
+	jq -e '.reason == "age"' <<<"${lines[0]}"
+	jq -e '.reason == "size"' <<<"${lines[1]}"
+	[[ -e ${f[2]} && ! -e ${f[0]} && ! -e ${f[1]} ]]
+	[[ -e $W/s3/voice/voice-cache/local/.x.mp3.tmp.1.ab ]]
 }

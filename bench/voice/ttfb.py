@@ -1,13 +1,23 @@
 #!/usr/bin/python3
-"""ttfb.py URL CONNS MSGS TEXT — CONNS WebSocket connections at once (Debian's
-python3-websockets), each sending MSGS streaming requests for TEXT one after
-the other; prints one JSON line: time to the first binary frame and to the
-final text frame, p50/p95/p99/max in ms, over all CONNS × MSGS requests.
-With URL http(s)://… instead, times POST URL (the fake ElevenLabs /stream)
-directly, for the baseline: its first AUDIO_CHUNK_SIZE (4096) bytes."""
+"""ttfb.py CASE URL CONNS MSGS TEXT — CONNS clients at once, each sending MSGS
+streaming requests for TEXT one after the other; prints one JSON line
+{"case": CASE, ...}: time to the first audio chunk and to the end of the
+reply, p50/p95/p99/max in ms, over all CONNS × MSGS requests. URL is
+  ws://…/stream         WebSocket (Debian's python3-websockets): first
+                        binary frame, final text frame;
+  http://…              POST (the fake ElevenLabs' /stream endpoint, the
+                        baseline of the ElevenLabs case): its first 4096
+                        bytes (AUDIO_CHUNK_SIZE), then all of it;
+  pipe:CMD ARGS…        CMD as a filter, one process per client, a JSON
+                        line per request (the baseline of the local case:
+                        the same synthesis without unde-httpd and the
+                        WebSocket): first "stage":"audio" line, "done" line."""
 import asyncio
 import json
+import shlex
+import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -19,7 +29,7 @@ def pct(xs, p):
     return round(xs[min(len(xs) - 1, int(p / 100.0 * len(xs)))], 2)
 
 
-async def one(url, msgs, text, first, total):
+async def one_ws(url, msgs, text, first, total):
     async with websockets.connect(url, max_size=None, ping_interval=None) as ws:
         for _ in range(msgs):
             t0 = time.monotonic()
@@ -36,9 +46,8 @@ async def one(url, msgs, text, first, total):
                 break
 
 
-def direct(url, n, text):
-    first, total = [], []
-    for _ in range(n):
+def one_http(url, msgs, text, first, total):
+    for _ in range(msgs):
         req = urllib.request.Request(url, data=json.dumps({"text": text}).encode(),
                                      headers={"xi-api-key": "test-key",
                                               "Content-Type": "application/json"})
@@ -48,20 +57,57 @@ def direct(url, n, text):
             first.append((time.monotonic() - t0) * 1000)
             r.read()
             total.append((time.monotonic() - t0) * 1000)
-    return first, total
 
 
-async def main(url, conns, msgs, text):
+def one_pipe(cmd, msgs, text, first, total):
+    # buffered reads (an unbuffered readline reads a byte per system call),
+    # each request flushed at once
+    p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL)
+    line = (json.dumps({"text": text, "stream": True}) + "\n").encode()
+    try:
+        for _ in range(msgs):
+            t0 = time.monotonic()
+            p.stdin.write(line)
+            p.stdin.flush()
+            got_first = False
+            while True:
+                out = p.stdout.readline()
+                if not out:
+                    raise RuntimeError("the filter ended")
+                stage = json.loads(out).get("stage")
+                if stage == "audio" and not got_first:
+                    first.append((time.monotonic() - t0) * 1000)
+                    got_first = True
+                if stage == "done" or stage is None:
+                    total.append((time.monotonic() - t0) * 1000)
+                    break
+    finally:
+        p.stdin.close()
+        p.wait()
+
+
+def threads(fn, target, conns, msgs, text, first, total):
+    ts = [threading.Thread(target=fn, args=(target, msgs, text, first, total)) for _ in range(conns)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+
+
+async def main(case, url, conns, msgs, text):
     first, total = [], []
     if url.startswith("http"):
-        first, total = direct(url, conns * msgs, text)
+        threads(one_http, url, conns, msgs, text, first, total)
+    elif url.startswith("pipe:"):
+        threads(one_pipe, shlex.split(url[5:]), conns, msgs, text, first, total)
     else:
-        await asyncio.gather(*(one(url, msgs, text, first, total) for _ in range(conns)))
-    out = {"conns": conns, "requests": len(total)}
+        await asyncio.gather(*(one_ws(url, msgs, text, first, total) for _ in range(conns)))
+    out = {"case": case, "conns": conns, "requests": len(total)}
     for name, xs in (("first_chunk_ms", first), ("total_ms", total)):
         out[name] = {"p50": pct(xs, 50), "p95": pct(xs, 95), "p99": pct(xs, 99),
                      "max": round(max(xs), 2)}
-    print(json.dumps(out))
+    print(json.dumps(out), flush=True)
 
 
-asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]))
+asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]))

@@ -10,7 +10,8 @@
  * different answers to the same request, and a fallback must not shadow
  * the real voice. Bounded: only phrases up to VOICE_CACHE_MAX_TEXT bytes
  * (default 200, the greetings and confirmations of §12) are cached unless
- * named; the bucket's lifecycle rules bound its age. */
+ * named; `unde-voice prune` (prune.c, daily from cron) bounds its age and
+ * its size. */
 #include "config.h"
 
 #include <stdio.h>

@@ -1,9 +1,12 @@
 /* local.c — the local provider: espeak-ng speaks the text as 16-bit PCM,
  * LAME turns it into MP3 of the same format ElevenLabs answers with
  * (44.1 kHz, 128 kbit/s CBR, mono), and each piece of MP3 goes to the sink
- * as soon as LAME has it: espeak-ng hands over PCM every buffer_ms of
- * speech, so the first chunk leaves after the first words, not after the
- * whole reply. espeak-ng keeps global state and is not reentrant: one
+ * as soon as LAME has it. The text is spoken sentence by sentence: at the
+ * end of each one LAME's frames are flushed (gaplessly, so the sentences
+ * join into one stream) and the sink is told to send what it holds, so
+ * the first chunk leaves when the first sentence is made, not after the
+ * whole reply; within a sentence espeak-ng hands over PCM every buffer_ms
+ * of speech. espeak-ng keeps global state and is not reentrant: one
  * synthesis at a time per process, which is how a filter runs. */
 #include "config.h"
 
@@ -146,6 +149,74 @@ static lame_global_flags *local_encoder(void)
 	return g;
 }
 
+/* Is the UTF-8 character at s a lower-case letter (Latin or Cyrillic)? A
+ * stop followed by one is an abbreviation ("т. е. это", "e. g. this"),
+ * not the end of a sentence. */
+static int local_lower_at(const unsigned char *s)
+{
+	if (*s >= 'a' && *s <= 'z')
+		return 1;
+	if (s[0] == 0xd0 && s[1] >= 0xb0 && s[1] <= 0xbf)
+		return 1; /* а..п */
+	return s[0] == 0xd1 && ((s[1] >= 0x80 && s[1] <= 0x8f) || s[1] == 0x91); /* р..я, ё */
+}
+
+size_t local_sentence_len(const char *text)
+{
+	const unsigned char *s = (const unsigned char *)text, *p = s;
+	while (*p) {
+		int stop = *p == '.' || *p == '!' || *p == '?';
+		size_t w = 1;
+		if (p[0] == 0xe2 && p[1] == 0x80 && p[2] == 0xa6) { /* … */
+			stop = 1;
+			w = 3;
+		}
+		if (*p == '\n') { /* a line break ends a sentence, whatever precedes it */
+			while (*p == '\n' || *p == '\r' || *p == ' ' || *p == '\t')
+				p++;
+			return (size_t)(p - s);
+		}
+		if (!stop) {
+			p++;
+			continue;
+		}
+		p += w;
+		/* the rest of the stop ("?!", "...") and closing quotes or brackets */
+		for (;;) {
+			if (*p == '.' || *p == '!' || *p == '?' || *p == '"' || *p == '\'' || *p == ')' ||
+			    *p == ']')
+				p++;
+			else if ((p[0] == 0xc2 && p[1] == 0xbb) || (p[0] == 0xe2 && p[1] == 0x80 &&
+								      (p[2] == 0xa6 || p[2] == 0x9d)))
+				p += p[0] == 0xc2 ? 2 : 3; /* » … ” */
+			else
+				break;
+		}
+		if (*p && *p != ' ' && *p != '\t' && *p != '\r' && *p != '\n')
+			continue; /* "3.5", "example.com": not an end */
+		const unsigned char *q = p;
+		while (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n')
+			q++;
+		if (*q && local_lower_at(q))
+			continue;
+		return (size_t)(q - s);
+	}
+	return (size_t)(p - s);
+}
+
+/* Speak one sentence (len bytes of text) into the running encoder. */
+static espeak_ERROR local_speak_one(const char *text, size_t len)
+{
+	char *one = xmalloc(len + 1);
+	memcpy(one, text, len);
+	one[len] = '\0';
+	espeak_ERROR rc = espeak_Synth(one, len + 1, 0, POS_CHARACTER, 0, espeakCHARS_UTF8, NULL, NULL);
+	if (rc == EE_OK)
+		rc = espeak_Synchronize();
+	free(one);
+	return rc;
+}
+
 int local_speak(const char *text, const struct local_settings *ls, struct voice_sink *sink,
 		long *samples, int *sample_rate, double *first_byte_ms, char *err, size_t errlen)
 {
@@ -169,10 +240,21 @@ int local_speak(const char *text, const struct local_settings *ls, struct voice_
 	cur.samples = 0;
 	cur.first_byte_ms = 0;
 	cur.failed = 0;
-	espeak_ERROR rc = espeak_Synth(text, strlen(text) + 1, 0, POS_CHARACTER, 0,
-				       espeakCHARS_UTF8, NULL, NULL);
-	if (rc == EE_OK)
-		rc = espeak_Synchronize();
+	espeak_ERROR rc = EE_OK;
+	for (const char *p = text; *p && rc == EE_OK && !cur.failed;) {
+		size_t n = local_sentence_len(p);
+		rc = local_speak_one(p, n);
+		p += n;
+		if (rc != EE_OK || cur.failed)
+			break;
+		/* the sentence's last frames out now (the last one's after the loop) */
+		if (*p) {
+			local_room(0);
+			local_emit(lame_encode_flush_nogap(cur.lame, cur.mp3, (int)cur.mp3cap));
+			if (!cur.failed && sink->flush && sink->flush(sink->ctx) != 0)
+				cur.failed = 1;
+		}
+	}
 	if (rc == EE_OK && !cur.failed) {
 		local_room(0);
 		local_emit(lame_encode_flush(cur.lame, cur.mp3, (int)cur.mp3cap));

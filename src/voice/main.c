@@ -165,6 +165,14 @@ static int reply_write(void *ctx, const unsigned char *data, size_t len)
 	return 0;
 }
 
+/* The end of a sentence: what is held goes out now, not after
+ * STREAM_BUFFER_MS or the next AUDIO_CHUNK_SIZE bytes. */
+static int reply_flush(void *ctx)
+{
+	reply_pump(ctx, 1);
+	return 0;
+}
+
 /* Serve the phrase from the cache when it is there: 1 hit (audio in r),
  * 0 miss, -1 no cache. */
 static int voice_try_cache(struct reply *r, const char *provider, const char *cache_key,
@@ -272,7 +280,7 @@ static int voice_on_record(void *state, struct filter_run *run, json_t *rec)
 	const char *next = json_string_value(json_object_get(rec, "next_text"));
 
 	struct reply r = { .run = run, .stream = stream, .last_emit_ms = t0 };
-	struct voice_sink sink = { reply_write, &r };
+	struct voice_sink sink = { reply_write, &r, reply_flush };
 	const char *provider = "local", *cache_state = vs.cache ? "miss" : "off";
 	double first_byte_ms = 0;
 	double duration_ms = 0;
@@ -382,10 +390,14 @@ static int voice_on_record(void *state, struct filter_run *run, json_t *rec)
 
 int main(int argc, char **argv)
 {
+	if (argc > 1 && strcmp(argv[1], "prune") == 0) {
+		log_init("unde-voice");
+		return voice_prune(argc - 1, argv + 1);
+	}
 	static const struct filter_def def = {
 		.name = "unde-voice",
 		.summary = "speak each record's text as MP3 (ElevenLabs, else espeak-ng), with a phrase cache",
-		.synopsis = "[--stream] [--local] [OPTIONS]",
+		.synopsis = "[--stream] [--local] [OPTIONS] | prune [--dry-run] (see unde-voice(1))",
 		.options = voice_opts,
 		.fields = voice_fields,
 		.max_operands = FILTER_NO_OPERANDS,

@@ -24,6 +24,7 @@ static const struct counters_help voice_help[] = {
 	{ "voice_elevenlabs_errors_total", "counter", "ElevenLabs calls that failed, by reason." },
 	{ "voice_cache_total", "counter", "Phrase cache lookups, by result (hit, miss)." },
 	{ "voice_errors_total", "counter", "Records refused or failed, by code." },
+	{ "voice_cache_pruned_total", "counter", "Cached phrases removed by unde-voice prune, by reason (age, size)." },
 	{ NULL, NULL, NULL },
 };
 

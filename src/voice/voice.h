@@ -27,11 +27,13 @@ struct voice_params {
 /* Read voice_params (may be NULL: all defaults). 0, or -1 with err set. */
 int voice_params_parse(const json_t *vp, struct voice_params *out, char *err, size_t errlen);
 
-/* Where MP3 bytes go as they are made. Returns 0, or -1 to stop the
- * synthesis (the client is gone). */
+/* Where MP3 bytes go as they are made. write returns 0, or -1 to stop
+ * the synthesis (the client is gone); flush (may be NULL) is called at
+ * the end of each sentence the local provider speaks: send what is held. */
 struct voice_sink {
 	int (*write)(void *ctx, const unsigned char *data, size_t len);
 	void *ctx;
+	int (*flush)(void *ctx);
 };
 
 /* --- local.c: espeak-ng → PCM → LAME → MP3 ------------------------------ */
@@ -47,6 +49,11 @@ struct local_settings {
 void local_settings_for(const struct voice_params *vp, const char *text, const char *voice,
 			struct local_settings *out);
 
+/* The length of the first sentence of text, with the whitespace after it:
+ * up to a run of . ! ? … (and closing quotes or brackets) followed by
+ * whitespace and not by a lower-case letter, or a line break; all of text
+ * when there is no such end. */
+size_t local_sentence_len(const char *text);
 /* Start espeak-ng (once per process). 0, or -1 after logging why. */
 int local_init(int buffer_ms);
 /* Speak text with the settings into sink, as MP3. Returns 0, or -1 with
@@ -101,6 +108,10 @@ char *voice_cache_key(const struct voice_cache *vc, const char *provider, const 
 int voice_cache_get(struct voice_cache *vc, const char *key, struct buf *out);
 /* Store audio under key (failures are logged, not fatal). */
 void voice_cache_put(struct voice_cache *vc, const char *key, const void *data, size_t len);
+
+/* --- prune.c: `unde-voice prune`, the cache's eviction ------------------ */
+/* argv[0] is "prune". Returns the exit status. */
+int voice_prune(int argc, char **argv);
 
 /* --- b64 ------------------------------------------------------------------ */
 /* base64 of data (caller frees). */

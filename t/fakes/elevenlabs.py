@@ -16,27 +16,11 @@ config["garbage"] answers 200 audio/mpeg with bytes that are not MP3.
 rules (README.md), with ElevenLabs' own error body.
 """
 import os
-import socket
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import fakelib  # noqa: E402
 from fakelib import Abort, Fake  # noqa: E402
-
-# Streamed audio goes out chunk by chunk: without TCP_NODELAY a chunk
-# written after the headers waits for the client's delayed ACK (~40 ms on
-# a kept-alive connection), a pace no real streaming server has. This
-# fake's process only.
-_setup = fakelib._Handler.setup
-
-
-def _setup_nodelay(self):
-    _setup(self)
-    self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-fakelib._Handler.setup = _setup_nodelay
 
 FORMATS = {"mp3_22050_32", "mp3_44100_32", "mp3_44100_64", "mp3_44100_96", "mp3_44100_128",
            "mp3_44100_192", "pcm_16000", "pcm_22050", "pcm_24000", "pcm_44100"}

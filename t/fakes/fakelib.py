@@ -389,6 +389,13 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "unde-fake/1"
     fake = None  # set per Fake by main()
 
+    def setup(self):
+        super().setup()
+        # A streamed body (chunked audio, SSE) goes out in small writes: with
+        # Nagle on, a write after the headers waits for the client's delayed
+        # ACK (~40 ms on a kept-alive connection), a pace no real server has.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def log_message(self, fmt, *args):
         sys.stderr.write("%s [%s] %s\n" % (self.fake.name, self.log_date_time_string(), fmt % args))
 
