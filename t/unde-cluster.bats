@@ -378,44 +378,129 @@ _turn() { # user message-id content
 	assert_output ''
 }
 
-@test "POST /verify-and-replay through unde-httpd replays the missing pair and counts replay_requests_total" {
-	_backup_env
-	u=$(uuid) m1=$(uuid) m2=$(uuid) m3=$(uuid)
-	_turn "$u" "$m1" "the confirmed one"
-	conv=$(psql -XAtq "$UNDE_T_BSHARD" -c "select id from conversations where user_id = '$u'")
-	local port try pid i
+# _replay_httpd [-E VAR=VALUE…] — the shard's routes behind a real
+# superserver on a checked port ($port, $pid), the backup test's databases.
+_replay_httpd() {
+	local try i
+	mkdir -p "$TMP/c" "$TMP/m"
 	for ((try = 0; try < 20; try++)); do
 		port=$(unde_port_candidate)
 		unde_port_taken "$port" && continue
 		systemd-socket-activate --inetd -a -l "127.0.0.1:$port" -E UNDE_ENV_FILE=/dev/null \
 			-E "PATH=$PATH" -E "PRODUCTION_DB_URL=$UNDE_T_BPROD" -E "SHARD_0_DB_URL=$UNDE_T_BSHARD" \
-			-E "UNDE_COUNTERS_DIR=$TMP/c" -E "UNDE_METRICS_DIR=$TMP/m" \
+			-E "UNDE_COUNTERS_DIR=$TMP/c" -E "UNDE_METRICS_DIR=$TMP/m" "$@" \
 			unde-httpd --routes "$UNDE_TOP_SRCDIR/etc/httpd/shard.routes" \
 			--metrics-file "$TMP/httpd.metrics" </dev/null 2>>"$TMP/httpd.log" 3>&- &
 		pid=$!
 		for ((i = 0; i < 100; i++)); do
-			curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$port/health" && break 2
+			curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$port/health" && return 0
 			sleep 0.05
 		done
 		kill "$pid" 2>/dev/null || true
 	done
-	mkdir -p "$TMP/c" "$TMP/m"
-	body='{"conversation_id":"'$conv'","user_id":"'$u'","unconfirmed":[{"user":{"id":"'$m2'","content":"lost in the failover"},"assistant":{"id":"'$m3'","content":"and its answer"}}],"recent_confirmed_ids":["'$m1'"]}'
-	run curl -s --max-time 30 -H 'Content-Type: application/json' -d "$body" "http://127.0.0.1:$port/verify-and-replay"
-	# the filter writes its textfile when the connection's filters end:
-	# wait for it before stopping the listener, which would cut it short
+	return 1
+}
+
+# _replay_stop N — wait for the replay filter's textfile to count N
+# requests (written when the connection's filter ends; stopping the
+# listener earlier would cut it short), then stop the listener.
+_replay_stop() {
+	local i
 	for ((i = 0; i < 300; i++)); do
-		grep -qx 'replay_requests_total 1' "$TMP/m/unde-shard-replay.prom" 2>/dev/null && break
+		grep -qx "replay_requests_total $1" "$TMP/m/unde-shard-replay.prom" 2>/dev/null && break
 		sleep 0.1
 	done
 	kill "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
+}
+
+# _post BODY — POST /verify-and-replay; $output is the body, then a line
+# with the HTTP status.
+_post() {
+	run curl -s --max-time 30 -w '\n%{http_code}' -H 'Content-Type: application/json' -d "$1" \
+		"http://127.0.0.1:$port/verify-and-replay"
+}
+
+_pair() { # user-id assistant-id [assistant extra json members]
+	printf '{"user":{"id":"%s","content":"lost in the failover: linen shirt size M"},"assistant":{"id":"%s","content":"and its answer"%s}}' "$1" "$2" "${3:+,$3}"
+}
+
+@test "POST /verify-and-replay through unde-httpd replays the missing pair, counts replay_requests_total, and unde-embed then enriches every replayed message" {
+	_backup_env
+	u=$(uuid) m1=$(uuid) m2=$(uuid) m3=$(uuid)
+	_turn "$u" "$m1" "the confirmed one"
+	conv=$(psql -XAtq "$UNDE_T_BSHARD" -c "select id from conversations where user_id = '$u'")
+	_replay_httpd
+	art='"artifact":{"type":"outfit","items":[{"brand":"Zara","name":"shirt","sku":"ZA-77","store":"Zara Dubai Mall"}]}'
+	body='{"conversation_id":"'$conv'","user_id":"'$u'","unconfirmed":['"$(_pair "$m2" "$m3" "$art")"'],"recent_confirmed_ids":["'$m1'"]}'
+	_post "$body"
+	_replay_stop 1
 	assert_success
-	assert_jq '(.replay.inserted | length) == 2 and .replay.confirmed_present == ["'$m1'"]'
+	assert_line --index 1 200
+	jq -e '(.replay.inserted | length) == 2 and .replay.confirmed_present == ["'$m1'"]' <<<"${lines[0]}"
 	run psql -XAtq "$UNDE_T_BSHARD" -c "select count(*) from messages where id in ('$m2', '$m3') and needs_enrichment"
 	assert_output 2
 	grep -qx 'replay_requests_total 1' "$TMP/m/unde-shard-replay.prom"
 	grep -qx 'replay_messages_inserted_total 2' "$TMP/m/unde-shard-replay.prom"
+	# §14 "INSERT … + enrichment backfill": the backfill really enriches them
+	run --separate-stderr env -u COHERE_API_KEY unde-embed --pending --url "$UNDE_T_BSHARD"
+	assert_success
+	assert_jq -s '[.[] | select(.message_id == "'$m2'" or .message_id == "'$m3'")] | length == 2'
+	run psql -XAtq "$UNDE_T_BSHARD" -c "select role, needs_enrichment, embedding is not null, embedding_model,
+		memory_snippet is not null, coalesce(response_description, '') like '%ZA-77%'
+		from messages where id in ('$m2', '$m3') order by role desc"
+	assert_output "user|f|t|local-ngram-v1|t|f
+assistant|f|f||f|t"
+	# and the embedded one is findable by the search the orchestrator runs
+	q=$(env -u COHERE_API_KEY unde-embed <<<'{"text":"linen shirt size M"}' 2>/dev/null | jq -c '{embedding, embedding_model}')
+	run --separate-stderr unde-shard search --url "$UNDE_T_BSHARD" <<<'{"user_id":"'$u'","query_embedding":'"$(jq -c .embedding <<<"$q")"',"query_model":'"$(jq -c .embedding_model <<<"$q")"'}'
+	assert_success
+	assert_output --partial "$m2"
+}
+
+@test "POST /verify-and-replay limits each user to REPLAY_PAIRS_PER_SECOND pairs and a message to REPLAY_MAX_TRIES replays; a refused replay stores nothing" {
+	_backup_env
+	u=$(uuid) v=$(uuid) a1=$(uuid) a2=$(uuid) b1=$(uuid) b2=$(uuid) c1=$(uuid) c2=$(uuid)
+	_turn "$u" "$(uuid)" "before the failover"
+	_turn "$v" "$(uuid)" "another user"
+	conv=$(psql -XAtq "$UNDE_T_BSHARD" -c "select id from conversations where user_id = '$u'")
+	# a refill of one pair per 1000 s: no pair comes back while the test runs
+	_replay_httpd -E REPLAY_PAIRS_PER_SECOND=0.001 -E REPLAY_BURST_PAIRS=3
+	req() { echo '{"conversation_id":"'$conv'","user_id":"'$u'","unconfirmed":['"$1"']}'; }
+	# three tries of a pair pass (each takes a pair from the bucket: 3 → 0)…
+	for i in 1 2 3; do
+		_post "$(req "$(_pair "$a1" "$a2")")"
+		assert_line --index 1 200
+	done
+	# …the fourth is refused as too many tries (before the bucket is asked)
+	_post "$(req "$(_pair "$a1" "$a2")")"
+	assert_line --index 1 400
+	jq -e '.error.code == "too_many_tries"' <<<"${lines[0]}"
+	# the bucket is empty: a new pair must wait, and is not stored
+	_post "$(req "$(_pair "$b1" "$b2")")"
+	assert_line --index 1 503
+	jq -e '.error.code == "rate_limited" and (.error.message | test("retry in [0-9]+ s"))' <<<"${lines[0]}"
+	run psql -XAtq "$UNDE_T_BSHARD" -c "select count(*) from messages where id in ('$b1', '$b2')"
+	assert_output 0
+	# more pairs in one request than the burst are refused outright
+	_post "$(req "$(_pair "$(uuid)" "$(uuid)"),$(_pair "$(uuid)" "$(uuid)"),$(_pair "$(uuid)" "$(uuid)"),$(_pair "$(uuid)" "$(uuid)")")"
+	assert_line --index 1 400
+	jq -e '.error.code == "too_many_pairs"' <<<"${lines[0]}"
+	# another user has a bucket of their own, found from the conversation alone
+	vconv=$(psql -XAtq "$UNDE_T_BSHARD" -c "select id from conversations where user_id = '$v'")
+	_post '{"conversation_id":"'$vconv'","unconfirmed":['"$(_pair "$c1" "$c2")"']}'
+	assert_line --index 1 200
+	_replay_stop 7
+	grep -qx 'replay_requests_total 7' "$TMP/m/unde-shard-replay.prom"
+	# the command line (an operator's replay of a client's dump) is not limited
+	for i in 1 2 3 4; do
+		run --separate-stderr unde-shard replay <<<"$(req "$(_pair "$b1" "$b2")")"
+		assert_success
+	done
+	# the limit's state goes with the user
+	unde-shard erase --user "$u" >/dev/null 2>&1
+	run psql -XAtq "$UNDE_T_BSHARD" -c "select (select count(*) from replay_rate where user_id = '$u') + (select count(*) from replay_tries where user_id = '$u')"
+	assert_output 0
 }
 
 @test "pgbackrest: a full then a differential backup of a real server, with the full's age as a metric" {

@@ -372,6 +372,8 @@ int shard_delete_user_rows(PGconn *c, const char *user_id, long *messages)
 		"DELETE FROM signal_daily_deltas WHERE user_id = $1",
 		"DELETE FROM persona_profiles WHERE user_id = $1",
 		"DELETE FROM conversations WHERE user_id = $1",
+		"DELETE FROM replay_rate WHERE user_id = $1",
+		"DELETE FROM replay_tries WHERE user_id = $1",
 	};
 	const char *pp[] = { user_id };
 	/* the relations that held the user's rows wait for `compact` (0020) */
