@@ -107,6 +107,26 @@ print("ok")' "$TMP/p.yml"
 	assert_output ok
 }
 
+@test "config patroni with --replica-from makes new replicas from the backup first, pg_basebackup only when that fails" {
+	run --separate-stderr env PATRONI_SUPERUSER_PASSWORD=s3cret PATRONI_REPLICATION_PASSWORD=r3pl \
+		unde-cluster config patroni --name hetzner --rest 10.1.1.10:8008 --pg 10.1.1.10:5432 \
+		--etcd 10.0.0.5:2379 --data /pgdata --replica-from snapshot=/nvme/snapshots/shard-0
+	assert_success
+	printf '%s\n' "$output" >"$TMP/p.yml"
+	run /usr/bin/python3 -c '
+import sys, yaml
+p = yaml.safe_load(open(sys.argv[1]))["postgresql"]
+assert p["create_replica_methods"] == ["unde_backup", "basebackup"], p
+m = p["unde_backup"]
+assert m["command"] == "unde-cluster create-replica --from snapshot --repo /nvme/snapshots/shard-0", m
+assert m["keep_data"] is False and m["no_params"] is False
+print("ok")' "$TMP/p.yml"
+	assert_output ok
+	run --separate-stderr env PATRONI_SUPERUSER_PASSWORD=s PATRONI_REPLICATION_PASSWORD=r \
+		unde-cluster config patroni --name h --rest 1:1 --pg 1:2 --etcd 1:3 --data /d --replica-from tape=/x
+	assert_failure 64
+}
+
 @test "config patroni for a real host refuses to run without the passwords" {
 	run --separate-stderr unde-cluster config patroni --name dubai --rest 10.0.0.5:8008 \
 		--pg 10.0.0.5:5432 --etcd 10.0.0.5:2379 --data /pgdata
@@ -192,9 +212,18 @@ print("ok")' "$TMP/p.yml"
 	jq -r '.messages[].id' "$TMP/sent.jsonl" | sort >"$TMP/want"
 	psql -XAtq "$UNDE_T_DB" -c "select m.id from messages m join conversations c on c.id = m.conversation_id where c.user_id = '$user'" | sort >"$TMP/have"
 	diff "$TMP/want" "$TMP/have"
-	# replayed rows wait for the enrichment backfill
+	# replayed rows wait for the enrichment backfill…
 	pending=$(psql -XAtq "$UNDE_T_DB" -c "select count(*) from messages where needs_enrichment")
 	[ "$pending" -ge "$replayed" ]
+	# …which enriches every one of them (§14: "every message enriched")
+	run --separate-stderr env -u COHERE_API_KEY unde-embed --pending --limit 100000 --user "$user" --url "$UNDE_T_DB"
+	assert_success
+	run psql -XAtq "$UNDE_T_DB" -c "select count(*) filter (where needs_enrichment),
+		count(*) filter (where is_embeddable and (embedding is null or embedding_model is null)),
+		count(*) filter (where is_embeddable and role = 'user' and memory_snippet is null),
+		count(*) filter (where is_embeddable)
+		from messages m join conversations c on c.id = m.conversation_id where c.user_id = '$user'"
+	[[ $output =~ ^0\|0\|0\|[1-9][0-9]*$ ]]
 }
 
 @test "drill: failback is refused while the old primary is down, and too soon after it rejoined; accepted after, nothing lost" {
@@ -274,6 +303,36 @@ print("ok")' "$TMP/p.yml"
 	assert_jq '.role == "primary" and (.replication_slot_wal_bytes | type == "number")'
 }
 
+@test "drill: a replica wiped and restarted is made by Patroni from the snapshot (unde_backup), not by a pg_basebackup of the leader, and streams what came after" {
+	ha_skip_unless_drills "$UNDE_T_DRILLS"
+	ha_wait_replica_streaming 180
+	leader=$(ha_leader)
+	replica=n1
+	[ "$leader" = n1 ] && replica=n2
+	run --separate-stderr unde-cluster backup snapshot --source "${UNDE_CLUSTER_URL/postgres@/replicator@}" --dir "$UNDE_CLUSTER_SNAPSHOTS"
+	assert_success
+	u=$(uuid) m=$(uuid)
+	run --separate-stderr unde-shard save --url "$UNDE_T_DB" <<<'{"user_id":"'$u'","messages":[{"id":"'$m'","role":"user","content":"after the snapshot"}]}'
+	assert_success
+	unde-cluster local crash "$HA_DIR" "$replica"
+	sleep 0.5 # the killed postmaster's children go
+	rm -rf "$HA_DIR/$replica/data"
+	seen=$(wc -l <"$HA_DIR/$replica/patroni.log")
+	unde-cluster local start "$HA_DIR" "$replica"
+	ha_wait_replica_streaming 180
+	tail -n +$((seen + 1)) "$HA_DIR/$replica/patroni.log" >"$TMP/new.log"
+	grep -q 'replica has been created using unde_backup' "$TMP/new.log"
+	run grep -c 'replica has been created using basebackup' "$TMP/new.log"
+	assert_output 0
+	var=UNDE_CLUSTER_${replica^^}_URL
+	for ((i = 0; i < 300; i++)); do
+		run psql -XAtq "${!var%/postgres}/shard0" -c "select count(*) from messages where id = '$m'"
+		[ "$output" = 1 ] && break
+		sleep 0.2
+	done
+	assert_output 1
+}
+
 # ---- backups and restores (a plain PostgreSQL from t/lib/pg.bash) ----
 
 _backup_env() {
@@ -336,6 +395,58 @@ _turn() { # user message-id content
 	assert_output 0
 }
 
+@test "erase copies its tombstones to object storage (no TOMBSTONE_COPY_FILE), and a restore re-applies them from there with production gone" {
+	command -v "${MOTO_SERVER:-moto_server}" >/dev/null || skip "moto not installed"
+	_backup_env
+	unset TOMBSTONE_COPY_FILE
+	moto_start
+	export TOMBSTONE_COPY_BUCKET=$S3_BUCKET TOMBSTONE_COPY_PREFIX=shard-tombstones
+	ua=$(uuid) ub=$(uuid) m1=$(uuid) m2=$(uuid) m3=$(uuid)
+	_turn "$ua" "$m1" "an erased secret about my ankle"
+	_turn "$ua" "$m2" "a kept note about silk"
+	_turn "$ub" "$m3" "user b wants to vanish"
+	run --separate-stderr unde-cluster backup basebackup --source "$PGTEST_URL_BASE/postgres" --repo "$BK/repo"
+	assert_success
+	conv=$(psql -XAtq "$UNDE_T_BSHARD" -c "select id from conversations where user_id = '$ua'")
+	run --separate-stderr unde-shard erase <<<'{"conversation_id":"'$conv'","message_id":"'$m1'"}'
+	assert_success
+	assert_jq '.erased.copy == "s3://'$S3_BUCKET'/shard-tombstones"'
+	run --separate-stderr unde-shard erase --user "$ub"
+	assert_success
+	# one object per batch, named by kind and first registry id, in object storage
+	run moto_aws s3api list-objects-v2 --bucket "$S3_BUCKET" --output json
+	assert_jq '[.Contents[].Key | select(test("^shard-tombstones/message/[0-9]{20}\\.jsonl$"))] | length == 1'
+	assert_jq '[.Contents[].Key | select(test("^shard-tombstones/user/[0-9]{20}\\.jsonl$"))] | length == 1'
+	key=$(jq -r '[.Contents[].Key | select(startswith("shard-tombstones/message/"))][0]' <<<"$output")
+	run moto_aws s3 cp "s3://$S3_BUCKET/$key" -
+	assert_jq --arg m "$m1" '.type == "message" and .message_id == $m and .shard_id == 0'
+	# both rows are marked exported: the next erase does not copy them again
+	run psql -XAtq "$UNDE_T_BPROD" -c "select count(*) from deleted_messages_registry where exported_at is null"
+	assert_output 0
+	# production is gone: the restore reads the copy back from object storage
+	port=$(_free_port)
+	run --separate-stderr env PRODUCTION_DB_URL=postgresql://nobody@127.0.0.1:1/x \
+		unde-cluster restore --from basebackup --repo "$BK/repo" --data "$BK/r5" --port "$port" \
+		--db "${UNDE_T_BSHARD##*/}" --shard 0 --tombstones "s3://$S3_BUCKET/shard-tombstones"
+	assert_success
+	assert_jq '.restored.apply_deletions.source == "copy" and .restored.apply_deletions.messages_erased == 1 and .restored.apply_deletions.users_erased == 1'
+	url=postgresql://postgres@127.0.0.1:$port/${UNDE_T_BSHARD##*/}
+	pg_dump "$url" >"$TMP/dump.sql"
+	run grep -c -e 'ankle' -e 'vanish' -e "$ub" "$TMP/dump.sql"
+	assert_output 0
+	run psql -XAtq "$url" -c "select content from messages where id = '$m2'"
+	assert_output 'a kept note about silk'
+	# the copy cannot be written: the erase fails (69) and erases nothing
+	m4=$(uuid)
+	_turn "$ua" "$m4" "this one must survive the failed erase"
+	moto_stop
+	run --separate-stderr unde-shard erase <<<'{"conversation_id":"'$conv'","message_id":"'$m4'"}'
+	assert_failure 69
+	assert_stderr_error_code copy_failed
+	run psql -XAtq "$UNDE_T_BSHARD" -c "select content from messages where id = '$m4'"
+	assert_output 'this one must survive the failed erase'
+}
+
 @test "restore drill: the local lz4 snapshot restores as primary, one copy kept, ages written as metrics" {
 	_backup_env
 	u=$(uuid) m=$(uuid)
@@ -357,6 +468,60 @@ _turn() { # user message-id content
 	assert_success
 	run psql -XAtq "postgresql://postgres@127.0.0.1:$port/${UNDE_T_BSHARD##*/}" -c "select content from messages where id = '$m'"
 	assert_output 'snapshot era message'
+}
+
+@test "create-replica, run as Patroni runs it, makes a standby from the snapshot that then streams from the primary; without a backup it fails and leaves the directory empty" {
+	_backup_env
+	u=$(uuid) m=$(uuid) later=$(uuid)
+	_turn "$u" "$m" "in the snapshot"
+	run --separate-stderr unde-cluster backup snapshot --source "$PGTEST_URL_BASE/postgres" --dir "$BK/snap"
+	assert_success
+	_turn "$u" "$later" "written after the snapshot"
+	# Patroni's call: its own parameters, the leader as --connstring
+	leader="host=127.0.0.1 port=$PGPORT user=postgres dbname=postgres"
+	run --separate-stderr unde-cluster create-replica --from snapshot --repo "$BK/snap" \
+		--scope=unde-shard-0 --role=replica --datadir="$BK/r6" --connstring="$leader"
+	assert_success
+	assert_jq '.replica.from == "snapshot" and (.replica.backup | startswith("snapshot-")) and .replica.backup_age_hours == 0'
+	[ -f "$BK/r6/PG_VERSION" ] && [ -f "$BK/r6/backup_label" ]
+	# what Patroni does next: standby settings, start; it streams the rest
+	port=$(_free_port)
+	cat >>"$BK/r6/postgresql.auto.conf" <<-CONF
+		port = $port
+		unix_socket_directories = '$BK/r6'
+		listen_addresses = '127.0.0.1'
+		primary_conninfo = '$leader'
+	CONF
+	: >"$BK/r6/standby.signal"
+	chown -R postgres: "$BK/r6" 2>/dev/null || true
+	_pg_as_owner "$PG_BINDIR/pg_ctl" start -w -t 120 -D "$BK/r6" -l "$BK/r6/replica.log" >/dev/null
+	url=postgresql://postgres@127.0.0.1:$port/${UNDE_T_BSHARD##*/}
+	for ((i = 0; i < 300; i++)); do
+		run psql -XAtq "$url" -c "select count(*) from messages where id in ('$m', '$later')"
+		[ "$output" = 2 ] && break
+		sleep 0.2
+	done
+	assert_output 2
+	run psql -XAtq "$url" -c "select pg_is_in_recovery()"
+	assert_output t
+	run psql -XAtq "$PGTEST_URL_BASE/postgres" -c "select count(*) from pg_stat_replication where state = 'streaming'"
+	[ "$output" -ge 1 ]
+	# no backup (or only one too old): Patroni goes on to pg_basebackup, with
+	# an empty directory
+	mkdir -p "$BK/none" "$BK/r7" "$BK/r8"
+	run --separate-stderr unde-cluster create-replica --from basebackup --repo "$BK/none" \
+		--scope=unde-shard-0 --role=replica --datadir="$BK/r7" --connstring="$leader"
+	assert_failure 66
+	assert_stderr_error_code no_backup
+	run ls -A "$BK/r7"
+	assert_output ''
+	jq '.finished -= 90000' "$BK/snap/latest/backup.json" >"$TMP/b.json" && cat "$TMP/b.json" >"$BK/snap/latest/backup.json"
+	run --separate-stderr unde-cluster create-replica --from snapshot --repo "$BK/snap" \
+		--role=replica --datadir="$BK/r8" --connstring="$leader"
+	assert_failure 65
+	assert_stderr_error_code backup_too_old
+	run ls -A "$BK/r8"
+	assert_output ''
 }
 
 @test "restore refuses a data directory that is not empty, and a repository without a backup" {
