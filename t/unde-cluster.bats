@@ -321,7 +321,10 @@ print("ok")' "$TMP/p.yml"
 	unde-cluster local start "$HA_DIR" "$replica"
 	ha_wait_replica_streaming 180
 	tail -n +$((seen + 1)) "$HA_DIR/$replica/patroni.log" >"$TMP/new.log"
-	grep -q 'replica has been created using unde_backup' "$TMP/new.log"
+	grep -q 'replica has been created using unde_backup' "$TMP/new.log" || {
+		grep -i 'replica\|error\|unde_backup' "$TMP/new.log" | tail -n 40 >&2
+		false
+	}
 	run grep -c 'replica has been created using basebackup' "$TMP/new.log"
 	assert_output 0
 	var=UNDE_CLUSTER_${replica^^}_URL
