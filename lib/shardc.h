@@ -37,6 +37,8 @@
 
 #define SHARD_MAX_CONNS 64
 
+struct shard_replay_limit;
+
 struct shard_conn {
 	long id;
 	PGconn *c;
@@ -53,6 +55,7 @@ struct shard_ctx {
 	int prod_missing;   /* PRODUCTION_DB_URL unset: single-shard mode */
 	struct shard_conn conns[SHARD_MAX_CONNS];
 	size_t nconns;
+	const struct shard_replay_limit *replay_limit; /* NULL: replay unlimited (the CLI) */
 };
 
 /* Why a call failed, as the error contract's exit class and code. */
@@ -163,6 +166,26 @@ int shard_save_turn(struct shard_ctx *x, json_t *rec, struct shard_err *e);
  * confirmed_missing, erased}; replayed rows are marked needs_enrichment.
  * Takes and ends the route lock. 0, or -1 with e. */
 int shard_replay(struct shard_ctx *x, json_t *rec, struct shard_err *e);
+
+/* §14's "rate-limit retry: 1 pair/s/user, max 3 tries", enforced by the
+ * server (shardc_limit.c): a token bucket of burst pairs per user refilled
+ * at rate pairs per second, and at most max_tries replays of a message.
+ * State in the shard's replay_rate / replay_tries (0030). */
+struct shard_replay_limit {
+	double rate;   /* REPLAY_PAIRS_PER_SECOND, default 1 */
+	double burst;  /* REPLAY_BURST_PAIRS, default 10 (the app's buffer) */
+	long max_tries; /* REPLAY_MAX_TRIES, default 3 */
+};
+/* Read the three variables (bad values are configuration errors, exit 78). */
+void shard_replay_limit_load(struct shard_replay_limit *l);
+/* Inside the replay's open transaction on c: count one try of every id
+ * (a JSON array of message UUIDs) and take pairs tokens from user's
+ * bucket. 0 when admitted; -1 with e when not: 65 too_many_pairs (more
+ * than the burst in one request), 65 too_many_tries, 75 rate_limited (with
+ * the seconds to wait in the message), or the query's failure. The caller
+ * rolls back on -1, so a refused request changes no state. */
+int shard_replay_admit(const struct shard_replay_limit *l, PGconn *c, const char *user,
+		       size_t pairs, const json_t *ids, struct shard_err *e);
 /* The spec's template for an assistant artifact's response_description
  * (§13: SKU/item_id, brand, store). NULL when artifact is not an object
  * with items. Caller frees. */

@@ -635,19 +635,35 @@ static int replay_once(struct shard_ctx *x, json_t *rec, struct shard_err *err, 
 		rc = shard_err_query(err, c, "cannot begin");
 		goto out;
 	}
+	char owner[37] = "";
 	if (user) {
 		if ((rc = conversation_for(err, c, user, conv, have)) != 0)
 			goto out;
+		snprintf(owner, sizeof owner, "%s", user);
 	} else {
 		const char *pp[] = { conv };
-		PGresult *r = pg_query(c, "SELECT 1 FROM conversations WHERE id = $1", 1, pp);
+		PGresult *r = pg_query(c, "SELECT user_id::text FROM conversations WHERE id = $1", 1, pp);
 		int found = r && PQntuples(r) == 1;
+		if (found)
+			snprintf(owner, sizeof owner, "%s", PQgetvalue(r, 0, 0));
 		PQclear(r);
 		if (!found) {
 			rc = shard_err_set(err, EX_DATAERR, "unknown_conversation",
 					 "conversation %s is not on this shard; send user_id to create it", conv);
 			goto out;
 		}
+	}
+	if (x->replay_limit) {
+		json_t *mids = json_array();
+		size_t k;
+		const json_t *row;
+		json_array_foreach(rows, k, row)
+			json_array_append(mids, json_object_get(row, "id"));
+		rc = shard_replay_admit(x->replay_limit, c, owner, pairs ? json_array_size(pairs) : 0,
+					mids, err);
+		json_decref(mids);
+		if (rc)
+			goto out;
 	}
 	if (json_array_size(rows) && (rc = insert_rows(err, c, conv, rows, 1, ins, old)) != 0)
 		goto out;

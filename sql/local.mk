@@ -49,3 +49,5 @@ dist_sqlshard_DATA += sql/shard/0021_fts_per_conversation.sql
 dist_sqlshard_DATA += sql/shard/0022_prefilter_covers_model.sql
 # unde-llm (hllm): the density cap's per-answer record
 dist_sqlshard_DATA += sql/shard/0025_llm_answer_meta.sql
+# hha2 (issue 19): verify-and-replay's server-side rate limit
+dist_sqlshard_DATA += sql/shard/0030_replay_rate_limit.sql

@@ -107,6 +107,26 @@ print("ok")' "$TMP/p.yml"
 	assert_output ok
 }
 
+@test "config patroni with --replica-from makes new replicas from the backup first, pg_basebackup only when that fails" {
+	run --separate-stderr env PATRONI_SUPERUSER_PASSWORD=s3cret PATRONI_REPLICATION_PASSWORD=r3pl \
+		unde-cluster config patroni --name hetzner --rest 10.1.1.10:8008 --pg 10.1.1.10:5432 \
+		--etcd 10.0.0.5:2379 --data /pgdata --replica-from snapshot=/nvme/snapshots/shard-0
+	assert_success
+	printf '%s\n' "$output" >"$TMP/p.yml"
+	run /usr/bin/python3 -c '
+import sys, yaml
+p = yaml.safe_load(open(sys.argv[1]))["postgresql"]
+assert p["create_replica_methods"] == ["unde_backup", "basebackup"], p
+m = p["unde_backup"]
+assert m["command"] == "unde-cluster create-replica --from snapshot --repo /nvme/snapshots/shard-0", m
+assert m["keep_data"] is False and m["no_params"] is False
+print("ok")' "$TMP/p.yml"
+	assert_output ok
+	run --separate-stderr env PATRONI_SUPERUSER_PASSWORD=s PATRONI_REPLICATION_PASSWORD=r \
+		unde-cluster config patroni --name h --rest 1:1 --pg 1:2 --etcd 1:3 --data /d --replica-from tape=/x
+	assert_failure 64
+}
+
 @test "config patroni for a real host refuses to run without the passwords" {
 	run --separate-stderr unde-cluster config patroni --name dubai --rest 10.0.0.5:8008 \
 		--pg 10.0.0.5:5432 --etcd 10.0.0.5:2379 --data /pgdata
@@ -192,9 +212,18 @@ print("ok")' "$TMP/p.yml"
 	jq -r '.messages[].id' "$TMP/sent.jsonl" | sort >"$TMP/want"
 	psql -XAtq "$UNDE_T_DB" -c "select m.id from messages m join conversations c on c.id = m.conversation_id where c.user_id = '$user'" | sort >"$TMP/have"
 	diff "$TMP/want" "$TMP/have"
-	# replayed rows wait for the enrichment backfill
+	# replayed rows wait for the enrichment backfill…
 	pending=$(psql -XAtq "$UNDE_T_DB" -c "select count(*) from messages where needs_enrichment")
 	[ "$pending" -ge "$replayed" ]
+	# …which enriches every one of them (§14: "every message enriched")
+	run --separate-stderr env -u COHERE_API_KEY unde-embed --pending --limit 100000 --user "$user" --url "$UNDE_T_DB"
+	assert_success
+	run psql -XAtq "$UNDE_T_DB" -c "select count(*) filter (where needs_enrichment),
+		count(*) filter (where is_embeddable and (embedding is null or embedding_model is null)),
+		count(*) filter (where is_embeddable and role = 'user' and memory_snippet is null),
+		count(*) filter (where is_embeddable)
+		from messages m join conversations c on c.id = m.conversation_id where c.user_id = '$user'"
+	[[ $output =~ ^0\|0\|0\|[1-9][0-9]*$ ]]
 }
 
 @test "drill: failback is refused while the old primary is down, and too soon after it rejoined; accepted after, nothing lost" {
@@ -274,6 +303,39 @@ print("ok")' "$TMP/p.yml"
 	assert_jq '.role == "primary" and (.replication_slot_wal_bytes | type == "number")'
 }
 
+@test "drill: a replica wiped and restarted is made by Patroni from the snapshot (unde_backup), not by a pg_basebackup of the leader, and streams what came after" {
+	ha_skip_unless_drills "$UNDE_T_DRILLS"
+	ha_wait_replica_streaming 180
+	leader=$(ha_leader)
+	replica=n1
+	[ "$leader" = n1 ] && replica=n2
+	run --separate-stderr unde-cluster backup snapshot --source "${UNDE_CLUSTER_URL/postgres@/replicator@}" --dir "$UNDE_CLUSTER_SNAPSHOTS"
+	assert_success
+	u=$(uuid) m=$(uuid)
+	run --separate-stderr unde-shard save --url "$UNDE_T_DB" <<<'{"user_id":"'$u'","messages":[{"id":"'$m'","role":"user","content":"after the snapshot"}]}'
+	assert_success
+	unde-cluster local crash "$HA_DIR" "$replica"
+	sleep 0.5 # the killed postmaster's children go
+	rm -rf "$HA_DIR/$replica/data"
+	seen=$(wc -l <"$HA_DIR/$replica/patroni.log")
+	unde-cluster local start "$HA_DIR" "$replica"
+	ha_wait_replica_streaming 180
+	tail -n +$((seen + 1)) "$HA_DIR/$replica/patroni.log" >"$TMP/new.log"
+	grep -q 'replica has been created using unde_backup' "$TMP/new.log" || {
+		grep -i 'replica\|error\|unde_backup' "$TMP/new.log" | tail -n 40 >&2
+		false
+	}
+	run grep -c 'replica has been created using basebackup' "$TMP/new.log"
+	assert_output 0
+	var=UNDE_CLUSTER_${replica^^}_URL
+	for ((i = 0; i < 300; i++)); do
+		run psql -XAtq "${!var%/postgres}/shard0" -c "select count(*) from messages where id = '$m'"
+		[ "$output" = 1 ] && break
+		sleep 0.2
+	done
+	assert_output 1
+}
+
 # ---- backups and restores (a plain PostgreSQL from t/lib/pg.bash) ----
 
 _backup_env() {
@@ -336,6 +398,58 @@ _turn() { # user message-id content
 	assert_output 0
 }
 
+@test "erase copies its tombstones to object storage (no TOMBSTONE_COPY_FILE), and a restore re-applies them from there with production gone" {
+	command -v "${MOTO_SERVER:-moto_server}" >/dev/null || skip "moto not installed"
+	_backup_env
+	unset TOMBSTONE_COPY_FILE
+	moto_start
+	export TOMBSTONE_COPY_BUCKET=$S3_BUCKET TOMBSTONE_COPY_PREFIX=shard-tombstones
+	ua=$(uuid) ub=$(uuid) m1=$(uuid) m2=$(uuid) m3=$(uuid)
+	_turn "$ua" "$m1" "an erased secret about my ankle"
+	_turn "$ua" "$m2" "a kept note about silk"
+	_turn "$ub" "$m3" "user b wants to vanish"
+	run --separate-stderr unde-cluster backup basebackup --source "$PGTEST_URL_BASE/postgres" --repo "$BK/repo"
+	assert_success
+	conv=$(psql -XAtq "$UNDE_T_BSHARD" -c "select id from conversations where user_id = '$ua'")
+	run --separate-stderr unde-shard erase <<<'{"conversation_id":"'$conv'","message_id":"'$m1'"}'
+	assert_success
+	assert_jq '.erased.copy == "s3://'$S3_BUCKET'/shard-tombstones"'
+	run --separate-stderr unde-shard erase --user "$ub"
+	assert_success
+	# one object per batch, named by kind and first registry id, in object storage
+	run moto_aws s3api list-objects-v2 --bucket "$S3_BUCKET" --output json
+	assert_jq '[.Contents[].Key | select(test("^shard-tombstones/message/[0-9]{20}\\.jsonl$"))] | length == 1'
+	assert_jq '[.Contents[].Key | select(test("^shard-tombstones/user/[0-9]{20}\\.jsonl$"))] | length == 1'
+	key=$(jq -r '[.Contents[].Key | select(startswith("shard-tombstones/message/"))][0]' <<<"$output")
+	run moto_aws s3 cp "s3://$S3_BUCKET/$key" -
+	assert_jq --arg m "$m1" '.type == "message" and .message_id == $m and .shard_id == 0'
+	# both rows are marked exported: the next erase does not copy them again
+	run psql -XAtq "$UNDE_T_BPROD" -c "select count(*) from deleted_messages_registry where exported_at is null"
+	assert_output 0
+	# production is gone: the restore reads the copy back from object storage
+	port=$(_free_port)
+	run --separate-stderr env PRODUCTION_DB_URL=postgresql://nobody@127.0.0.1:1/x \
+		unde-cluster restore --from basebackup --repo "$BK/repo" --data "$BK/r5" --port "$port" \
+		--db "${UNDE_T_BSHARD##*/}" --shard 0 --tombstones "s3://$S3_BUCKET/shard-tombstones"
+	assert_success
+	assert_jq '.restored.apply_deletions.source == "copy" and .restored.apply_deletions.messages_erased == 1 and .restored.apply_deletions.users_erased == 1'
+	url=postgresql://postgres@127.0.0.1:$port/${UNDE_T_BSHARD##*/}
+	pg_dump "$url" >"$TMP/dump.sql"
+	run grep -c -e 'ankle' -e 'vanish' -e "$ub" "$TMP/dump.sql"
+	assert_output 0
+	run psql -XAtq "$url" -c "select content from messages where id = '$m2'"
+	assert_output 'a kept note about silk'
+	# the copy cannot be written: the erase fails (69) and erases nothing
+	m4=$(uuid)
+	_turn "$ua" "$m4" "this one must survive the failed erase"
+	moto_stop
+	run --separate-stderr unde-shard erase <<<'{"conversation_id":"'$conv'","message_id":"'$m4'"}'
+	assert_failure 69
+	assert_stderr_error_code copy_failed
+	run psql -XAtq "$UNDE_T_BSHARD" -c "select content from messages where id = '$m4'"
+	assert_output 'this one must survive the failed erase'
+}
+
 @test "restore drill: the local lz4 snapshot restores as primary, one copy kept, ages written as metrics" {
 	_backup_env
 	u=$(uuid) m=$(uuid)
@@ -359,6 +473,60 @@ _turn() { # user message-id content
 	assert_output 'snapshot era message'
 }
 
+@test "create-replica, run as Patroni runs it, makes a standby from the snapshot that then streams from the primary; without a backup it fails and leaves the directory empty" {
+	_backup_env
+	u=$(uuid) m=$(uuid) later=$(uuid)
+	_turn "$u" "$m" "in the snapshot"
+	run --separate-stderr unde-cluster backup snapshot --source "$PGTEST_URL_BASE/postgres" --dir "$BK/snap"
+	assert_success
+	_turn "$u" "$later" "written after the snapshot"
+	# Patroni's call: its own parameters, the leader as --connstring
+	leader="host=127.0.0.1 port=$PGPORT user=postgres dbname=postgres"
+	run --separate-stderr unde-cluster create-replica --from snapshot --repo "$BK/snap" \
+		--scope=unde-shard-0 --role=replica --datadir="$BK/r6" --connstring="$leader"
+	assert_success
+	assert_jq '.replica.from == "snapshot" and (.replica.backup | startswith("snapshot-")) and .replica.backup_age_hours == 0'
+	[ -f "$BK/r6/PG_VERSION" ] && [ -f "$BK/r6/backup_label" ]
+	# what Patroni does next: standby settings, start; it streams the rest
+	port=$(_free_port)
+	cat >>"$BK/r6/postgresql.auto.conf" <<-CONF
+		port = $port
+		unix_socket_directories = '$BK/r6'
+		listen_addresses = '127.0.0.1'
+		primary_conninfo = '$leader'
+	CONF
+	: >"$BK/r6/standby.signal"
+	chown -R postgres: "$BK/r6" 2>/dev/null || true
+	_pg_as_owner "$PG_BINDIR/pg_ctl" start -w -t 120 -D "$BK/r6" -l "$BK/r6/replica.log" >/dev/null
+	url=postgresql://postgres@127.0.0.1:$port/${UNDE_T_BSHARD##*/}
+	for ((i = 0; i < 300; i++)); do
+		run psql -XAtq "$url" -c "select count(*) from messages where id in ('$m', '$later')"
+		[ "$output" = 2 ] && break
+		sleep 0.2
+	done
+	assert_output 2
+	run psql -XAtq "$url" -c "select pg_is_in_recovery()"
+	assert_output t
+	run psql -XAtq "$PGTEST_URL_BASE/postgres" -c "select count(*) from pg_stat_replication where state = 'streaming'"
+	[ "$output" -ge 1 ]
+	# no backup (or only one too old): Patroni goes on to pg_basebackup, with
+	# an empty directory
+	mkdir -p "$BK/none" "$BK/r7" "$BK/r8"
+	run --separate-stderr unde-cluster create-replica --from basebackup --repo "$BK/none" \
+		--scope=unde-shard-0 --role=replica --datadir="$BK/r7" --connstring="$leader"
+	assert_failure 66
+	assert_stderr_error_code no_backup
+	run ls -A "$BK/r7"
+	assert_output ''
+	jq '.finished -= 90000' "$BK/snap/latest/backup.json" >"$TMP/b.json" && cat "$TMP/b.json" >"$BK/snap/latest/backup.json"
+	run --separate-stderr unde-cluster create-replica --from snapshot --repo "$BK/snap" \
+		--role=replica --datadir="$BK/r8" --connstring="$leader"
+	assert_failure 65
+	assert_stderr_error_code backup_too_old
+	run ls -A "$BK/r8"
+	assert_output ''
+}
+
 @test "restore refuses a data directory that is not empty, and a repository without a backup" {
 	mkdir -p "$TMP/full" "$TMP/empty"
 	touch "$TMP/full/x"
@@ -378,44 +546,129 @@ _turn() { # user message-id content
 	assert_output ''
 }
 
-@test "POST /verify-and-replay through unde-httpd replays the missing pair and counts replay_requests_total" {
-	_backup_env
-	u=$(uuid) m1=$(uuid) m2=$(uuid) m3=$(uuid)
-	_turn "$u" "$m1" "the confirmed one"
-	conv=$(psql -XAtq "$UNDE_T_BSHARD" -c "select id from conversations where user_id = '$u'")
-	local port try pid i
+# _replay_httpd [-E VAR=VALUE…] — the shard's routes behind a real
+# superserver on a checked port ($port, $pid), the backup test's databases.
+_replay_httpd() {
+	local try i
+	mkdir -p "$TMP/c" "$TMP/m"
 	for ((try = 0; try < 20; try++)); do
 		port=$(unde_port_candidate)
 		unde_port_taken "$port" && continue
 		systemd-socket-activate --inetd -a -l "127.0.0.1:$port" -E UNDE_ENV_FILE=/dev/null \
 			-E "PATH=$PATH" -E "PRODUCTION_DB_URL=$UNDE_T_BPROD" -E "SHARD_0_DB_URL=$UNDE_T_BSHARD" \
-			-E "UNDE_COUNTERS_DIR=$TMP/c" -E "UNDE_METRICS_DIR=$TMP/m" \
+			-E "UNDE_COUNTERS_DIR=$TMP/c" -E "UNDE_METRICS_DIR=$TMP/m" "$@" \
 			unde-httpd --routes "$UNDE_TOP_SRCDIR/etc/httpd/shard.routes" \
 			--metrics-file "$TMP/httpd.metrics" </dev/null 2>>"$TMP/httpd.log" 3>&- &
 		pid=$!
 		for ((i = 0; i < 100; i++)); do
-			curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$port/health" && break 2
+			curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$port/health" && return 0
 			sleep 0.05
 		done
 		kill "$pid" 2>/dev/null || true
 	done
-	mkdir -p "$TMP/c" "$TMP/m"
-	body='{"conversation_id":"'$conv'","user_id":"'$u'","unconfirmed":[{"user":{"id":"'$m2'","content":"lost in the failover"},"assistant":{"id":"'$m3'","content":"and its answer"}}],"recent_confirmed_ids":["'$m1'"]}'
-	run curl -s --max-time 30 -H 'Content-Type: application/json' -d "$body" "http://127.0.0.1:$port/verify-and-replay"
-	# the filter writes its textfile when the connection's filters end:
-	# wait for it before stopping the listener, which would cut it short
+	return 1
+}
+
+# _replay_stop N — wait for the replay filter's textfile to count N
+# requests (written when the connection's filter ends; stopping the
+# listener earlier would cut it short), then stop the listener.
+_replay_stop() {
+	local i
 	for ((i = 0; i < 300; i++)); do
-		grep -qx 'replay_requests_total 1' "$TMP/m/unde-shard-replay.prom" 2>/dev/null && break
+		grep -qx "replay_requests_total $1" "$TMP/m/unde-shard-replay.prom" 2>/dev/null && break
 		sleep 0.1
 	done
 	kill "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
+}
+
+# _post BODY — POST /verify-and-replay; $output is the body, then a line
+# with the HTTP status.
+_post() {
+	run curl -s --max-time 30 -w '\n%{http_code}' -H 'Content-Type: application/json' -d "$1" \
+		"http://127.0.0.1:$port/verify-and-replay"
+}
+
+_pair() { # user-id assistant-id [assistant extra json members]
+	printf '{"user":{"id":"%s","content":"lost in the failover: linen shirt size M"},"assistant":{"id":"%s","content":"and its answer"%s}}' "$1" "$2" "${3:+,$3}"
+}
+
+@test "POST /verify-and-replay through unde-httpd replays the missing pair, counts replay_requests_total, and unde-embed then enriches every replayed message" {
+	_backup_env
+	u=$(uuid) m1=$(uuid) m2=$(uuid) m3=$(uuid)
+	_turn "$u" "$m1" "the confirmed one"
+	conv=$(psql -XAtq "$UNDE_T_BSHARD" -c "select id from conversations where user_id = '$u'")
+	_replay_httpd
+	art='"artifact":{"type":"outfit","items":[{"brand":"Zara","name":"shirt","sku":"ZA-77","store":"Zara Dubai Mall"}]}'
+	body='{"conversation_id":"'$conv'","user_id":"'$u'","unconfirmed":['"$(_pair "$m2" "$m3" "$art")"'],"recent_confirmed_ids":["'$m1'"]}'
+	_post "$body"
+	_replay_stop 1
 	assert_success
-	assert_jq '(.replay.inserted | length) == 2 and .replay.confirmed_present == ["'$m1'"]'
+	assert_line --index 1 200
+	jq -e '(.replay.inserted | length) == 2 and .replay.confirmed_present == ["'$m1'"]' <<<"${lines[0]}"
 	run psql -XAtq "$UNDE_T_BSHARD" -c "select count(*) from messages where id in ('$m2', '$m3') and needs_enrichment"
 	assert_output 2
 	grep -qx 'replay_requests_total 1' "$TMP/m/unde-shard-replay.prom"
 	grep -qx 'replay_messages_inserted_total 2' "$TMP/m/unde-shard-replay.prom"
+	# §14 "INSERT … + enrichment backfill": the backfill really enriches them
+	run --separate-stderr env -u COHERE_API_KEY unde-embed --pending --url "$UNDE_T_BSHARD"
+	assert_success
+	assert_jq -s '[.[] | select(.message_id == "'$m2'" or .message_id == "'$m3'")] | length == 2'
+	run psql -XAtq "$UNDE_T_BSHARD" -c "select role, needs_enrichment, embedding is not null, embedding_model,
+		memory_snippet is not null, coalesce(response_description, '') like '%ZA-77%'
+		from messages where id in ('$m2', '$m3') order by role desc"
+	assert_output "user|f|t|local-ngram-v1|t|f
+assistant|f|f||f|t"
+	# and the embedded one is findable by the search the orchestrator runs
+	q=$(env -u COHERE_API_KEY unde-embed <<<'{"text":"linen shirt size M"}' 2>/dev/null | jq -c '{embedding, embedding_model}')
+	run --separate-stderr unde-shard search --url "$UNDE_T_BSHARD" <<<'{"user_id":"'$u'","query_embedding":'"$(jq -c .embedding <<<"$q")"',"query_model":'"$(jq -c .embedding_model <<<"$q")"'}'
+	assert_success
+	assert_output --partial "$m2"
+}
+
+@test "POST /verify-and-replay limits each user to REPLAY_PAIRS_PER_SECOND pairs and a message to REPLAY_MAX_TRIES replays; a refused replay stores nothing" {
+	_backup_env
+	u=$(uuid) v=$(uuid) a1=$(uuid) a2=$(uuid) b1=$(uuid) b2=$(uuid) c1=$(uuid) c2=$(uuid)
+	_turn "$u" "$(uuid)" "before the failover"
+	_turn "$v" "$(uuid)" "another user"
+	conv=$(psql -XAtq "$UNDE_T_BSHARD" -c "select id from conversations where user_id = '$u'")
+	# a refill of one pair per 1000 s: no pair comes back while the test runs
+	_replay_httpd -E REPLAY_PAIRS_PER_SECOND=0.001 -E REPLAY_BURST_PAIRS=3
+	req() { echo '{"conversation_id":"'$conv'","user_id":"'$u'","unconfirmed":['"$1"']}'; }
+	# three tries of a pair pass (each takes a pair from the bucket: 3 → 0)…
+	for i in 1 2 3; do
+		_post "$(req "$(_pair "$a1" "$a2")")"
+		assert_line --index 1 200
+	done
+	# …the fourth is refused as too many tries (before the bucket is asked)
+	_post "$(req "$(_pair "$a1" "$a2")")"
+	assert_line --index 1 400
+	jq -e '.error.code == "too_many_tries"' <<<"${lines[0]}"
+	# the bucket is empty: a new pair must wait, and is not stored
+	_post "$(req "$(_pair "$b1" "$b2")")"
+	assert_line --index 1 503
+	jq -e '.error.code == "rate_limited" and (.error.message | test("retry in [0-9]+ s"))' <<<"${lines[0]}"
+	run psql -XAtq "$UNDE_T_BSHARD" -c "select count(*) from messages where id in ('$b1', '$b2')"
+	assert_output 0
+	# more pairs in one request than the burst are refused outright
+	_post "$(req "$(_pair "$(uuid)" "$(uuid)"),$(_pair "$(uuid)" "$(uuid)"),$(_pair "$(uuid)" "$(uuid)"),$(_pair "$(uuid)" "$(uuid)")")"
+	assert_line --index 1 400
+	jq -e '.error.code == "too_many_pairs"' <<<"${lines[0]}"
+	# another user has a bucket of their own, found from the conversation alone
+	vconv=$(psql -XAtq "$UNDE_T_BSHARD" -c "select id from conversations where user_id = '$v'")
+	_post '{"conversation_id":"'$vconv'","unconfirmed":['"$(_pair "$c1" "$c2")"']}'
+	assert_line --index 1 200
+	_replay_stop 7
+	grep -qx 'replay_requests_total 7' "$TMP/m/unde-shard-replay.prom"
+	# the command line (an operator's replay of a client's dump) is not limited
+	for i in 1 2 3 4; do
+		run --separate-stderr unde-shard replay <<<"$(req "$(_pair "$b1" "$b2")")"
+		assert_success
+	done
+	# the limit's state goes with the user
+	unde-shard erase --user "$u" >/dev/null 2>&1
+	run psql -XAtq "$UNDE_T_BSHARD" -c "select (select count(*) from replay_rate where user_id = '$u') + (select count(*) from replay_tries where user_id = '$u')"
+	assert_output 0
 }
 
 @test "pgbackrest: a full then a differential backup of a real server, with the full's age as a metric" {

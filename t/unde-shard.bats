@@ -343,13 +343,14 @@ _user_with_fact() {
 	assert_output '[deleted]'
 }
 
-@test "erase refuses to start without both tombstone stores configured" {
+@test "erase refuses to start without both tombstone stores configured (the registry and its copy)" {
 	run --separate-stderr env -u PRODUCTION_DB_URL unde-shard erase <<<'{}'
 	assert_failure 78
 	[[ $stderr == *PRODUCTION_DB_URL* ]]
-	run --separate-stderr env -u TOMBSTONE_COPY_FILE unde-shard erase <<<'{}'
+	# no file named: the copy goes to object storage, which must be configured
+	run --separate-stderr env -u TOMBSTONE_COPY_FILE -u S3_ENDPOINT unde-shard erase <<<'{}'
 	assert_failure 78
-	[[ $stderr == *TOMBSTONE_COPY_FILE* ]]
+	[[ $stderr == *S3_ENDPOINT* ]]
 }
 
 @test "erase --user removes all of a user's data and survives a restore" {

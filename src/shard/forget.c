@@ -3,8 +3,8 @@
  * or a whole user) and `apply-deletions`.
  *
  * erase keeps the spec's order of trust: the tombstone is written to
- * production's registry first, then appended (fsync'd) to the copy file
- * TOMBSTONE_COPY_FILE and marked exported, and only then is the shard
+ * production's registry first, then copied (tombcopy.c: object storage, or
+ * a local file) and marked exported, and only then is the shard
  * changed. A crash between steps leaves a tombstone whose data is still
  * there — which a retry or apply-deletions completes — never erased data
  * without a tombstone, which a restore would bring back. */
@@ -31,7 +31,8 @@
 
 struct fg_state {
 	struct shard_ctx x;
-	const char *copy_file;
+	const char *copy_file; /* --copy-file */
+	struct tomb_copy copy;
 	const char *user; /* erase --user */
 };
 
@@ -161,8 +162,6 @@ static int locate(struct fg_state *s, struct filter_run *run, const json_t *rec,
 	return rc;
 }
 
-static int copy_pending(PGconn *p, const char *path, const char *table);
-
 /* The forget registry (production's forgotten_messages_registry, then its
  * copy when TOMBSTONE_COPY_FILE or --copy-file names one), written before
  * the shard is changed so that apply-deletions re-applies the forget to a
@@ -190,11 +189,11 @@ static int forget_register(struct fg_state *s, struct filter_run *run, const cha
 		return filter_fail(run, pg_connection_lost(p) ? EX_UNAVAILABLE : EX_SOFTWARE,
 				   "registry_failed", "cannot write the forget registry: %s",
 				   pg_last_error(p));
-	int cr = s->copy_file ? copy_pending(p, s->copy_file, "forgotten_messages_registry") : 0;
+	int cr = tomb_copy_pending(&s->copy, p, "forgotten_messages_registry");
 	if (cr != 0)
 		return filter_fail(run, cr == -2 ? EX_UNAVAILABLE : EX_SOFTWARE, "copy_failed",
 				   "the forget is in the registry but its copy (%s) failed; retry",
-				   s->copy_file);
+				   s->copy.where);
 	return 0;
 }
 
@@ -226,74 +225,6 @@ static int forget_record(void *state, struct filter_run *run, json_t *rec)
 					      (json_int_t)shard_pg_long(r, 0, 1, 0)));
 	PQclear(r);
 	json_decref(ids);
-	return rc;
-}
-
-/* Append every not-yet-copied tombstone of table to the copy file, fsync,
- * and mark them exported — one transaction, rows locked, so concurrent
- * erasers copy each row once (a crash after the fsync and before the
- * commit copies it twice: applying a tombstone twice is harmless). */
-static int copy_pending(PGconn *p, const char *path, const char *table)
-{
-	const char *sel = !strcmp(table, "deleted_users_registry")
-		? "SELECT id, json_build_object('type', 'user', 'registry_id', id, 'user_id', user_id,"
-		  " 'deleted_at', deleted_at, 'shard_id', shard_id)::text"
-		  " FROM deleted_users_registry WHERE exported_at IS NULL ORDER BY id FOR UPDATE"
-		: !strcmp(table, "forgotten_messages_registry")
-		? "SELECT id, json_build_object('type', 'forget', 'registry_id', id,"
-		  " 'conversation_id', conversation_id, 'message_id', message_id,"
-		  " 'forget_description', forget_description, 'forgotten_at', forgotten_at,"
-		  " 'shard_id', shard_id)::text"
-		  " FROM forgotten_messages_registry WHERE exported_at IS NULL ORDER BY id FOR UPDATE"
-		: "SELECT id, json_build_object('type', 'message', 'registry_id', id,"
-		  " 'conversation_id', conversation_id, 'message_id', message_id,"
-		  " 'deleted_at', deleted_at, 'shard_id', shard_id)::text"
-		  " FROM deleted_messages_registry WHERE exported_at IS NULL ORDER BY id FOR UPDATE";
-	if (pg_begin(p) != 0)
-		return -1;
-	PGresult *r = pg_query(p, sel, 0, NULL);
-	if (!r) {
-		pg_rollback(p);
-		return -1;
-	}
-	if (PQntuples(r) == 0) {
-		PQclear(r);
-		pg_rollback(p);
-		return 0;
-	}
-	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-	int ok = fd >= 0 && flock(fd, LOCK_EX) == 0;
-	struct buf ids = { 0 };
-	buf_append(&ids, "{", 1);
-	for (int i = 0; ok && i < PQntuples(r); i++) {
-		const char *line = PQgetvalue(r, i, 1);
-		size_t n = strlen(line);
-		ok = write(fd, line, n) == (ssize_t)n && write(fd, "\n", 1) == 1;
-		if (i)
-			buf_append(&ids, ",", 1);
-		buf_append(&ids, PQgetvalue(r, i, 0), strlen(PQgetvalue(r, i, 0)));
-	}
-	buf_append(&ids, "}", 2);
-	if (ok)
-		ok = fsync(fd) == 0;
-	int err = errno;
-	if (fd >= 0)
-		close(fd);
-	PQclear(r);
-	if (!ok) {
-		log_event(LOG_ERROR, "cannot append to the tombstone copy",
-			  json_pack("{s:s, s:s}", "path", path, "error", strerror(err)));
-		buf_free(&ids);
-		pg_rollback(p);
-		return -2;
-	}
-	const char *pp[] = { ids.data };
-	char upd[160];
-	snprintf(upd, sizeof upd, "UPDATE %s SET exported_at = now() WHERE id = ANY($1::bigint[])", table);
-	int rc = pg_exec(p, upd, 1, pp) == 0 && pg_commit(p) == 0 ? 0 : -1;
-	if (rc)
-		pg_rollback(p);
-	buf_free(&ids);
 	return rc;
 }
 
@@ -334,11 +265,11 @@ static int erase_record(void *state, struct filter_run *run, json_t *rec)
 		snprintf(deleted_at, sizeof deleted_at, "%s", PQgetvalue(r, 0, 0));
 	PQclear(r);
 	/* 2. the copy */
-	int cr = copy_pending(p, s->copy_file, "deleted_messages_registry");
+	int cr = tomb_copy_pending(&s->copy, p, "deleted_messages_registry");
 	if (cr != 0) {
 		rc = filter_fail(run, cr == -2 ? EX_UNAVAILABLE : EX_SOFTWARE, "copy_failed",
 				 "the tombstone is in the registry but its copy (%s) failed; retry",
-				 s->copy_file);
+				 s->copy.where);
 		goto out;
 	}
 	/* 3. the shard */
@@ -352,7 +283,7 @@ static int erase_record(void *state, struct filter_run *run, json_t *rec)
 			    json_pack("{s:i, s:I, s:I, s:s, s:s}", "shard_id", (int)sid, "messages",
 				      (json_int_t)shard_pg_long(r, 0, 0, 0), "knowledge_deleted",
 				      (json_int_t)shard_pg_long(r, 0, 1, 0), "registry", "recorded", "copy",
-				      s->copy_file));
+				      s->copy.where));
 	PQclear(r);
 out:
 	free(arr);
@@ -372,6 +303,8 @@ int shard_delete_user_rows(PGconn *c, const char *user_id, long *messages)
 		"DELETE FROM signal_daily_deltas WHERE user_id = $1",
 		"DELETE FROM persona_profiles WHERE user_id = $1",
 		"DELETE FROM conversations WHERE user_id = $1",
+		"DELETE FROM replay_rate WHERE user_id = $1",
+		"DELETE FROM replay_tries WHERE user_id = $1",
 	};
 	const char *pp[] = { user_id };
 	/* the relations that held the user's rows wait for `compact` (0020) */
@@ -396,7 +329,7 @@ int shard_delete_user_rows(PGconn *c, const char *user_id, long *messages)
 }
 
 /* erase --user: the whole user, registry → copy → shard → route. */
-int shard_cmd_erase_user(const char *user, struct shard_ctx *x, const char *copy_file)
+int shard_cmd_erase_user(const char *user, struct shard_ctx *x, struct tomb_copy *copy)
 {
 	struct shard_err e;
 	long sid = -1;
@@ -415,9 +348,9 @@ int shard_cmd_erase_user(const char *user, struct shard_ctx *x, const char *copy
 	if (pg_exec(p, "INSERT INTO deleted_users_registry (user_id, shard_id) VALUES ($1, $2)"
 		       " ON CONFLICT (user_id) DO NOTHING", 2, pp) != 0)
 		return EX_SOFTWARE;
-	if (copy_pending(p, copy_file, "deleted_users_registry") != 0) {
+	if (tomb_copy_pending(copy, p, "deleted_users_registry") != 0) {
 		log_event(LOG_ERROR, "the user is in the registry but its copy failed; retry",
-			  json_pack("{s:s, s:s}", "user_id", user, "copy", copy_file));
+			  json_pack("{s:s, s:s}", "user_id", user, "copy", copy->where));
 		return EX_UNAVAILABLE;
 	}
 	long msgs = 0;
@@ -435,7 +368,7 @@ int shard_cmd_erase_user(const char *user, struct shard_ctx *x, const char *copy
 		return EX_SOFTWARE;
 	shard_print(json_pack("{s:s, s:i, s:I, s:s, s:s}", "user_id", user, "shard_id", (int)sid,
 			      "messages_deleted", (json_int_t)msgs, "registry", "recorded", "copy",
-			      copy_file));
+			      copy->where));
 	return 0;
 }
 
@@ -482,14 +415,17 @@ static int erase_start(void *state, struct filter_run *run, int argc, char **arg
 		log_event(LOG_ERROR, "unexpected argument", json_pack("{s:i}", "exit", EX_USAGE));
 		return EX_USAGE;
 	}
-	/* both tombstone stores are required before anything is erased */
+	/* both tombstone stores are required before anything is erased: the
+	 * registry and its copy (object storage unless a file is named) */
 	conf_require("PRODUCTION_DB_URL");
-	if (!s->copy_file)
-		s->copy_file = conf_require("TOMBSTONE_COPY_FILE");
+	int rc = tomb_copy_open(&s->copy, s->copy_file, 1);
+	if (rc)
+		return rc;
 	if (s->user) {
 		/* the whole user: no stdin */
-		int rc = shard_cmd_erase_user(s->user, &s->x, s->copy_file);
+		rc = shard_cmd_erase_user(s->user, &s->x, &s->copy);
 		sctx_close(&s->x);
+		tomb_copy_close(&s->copy);
 		return rc ? rc : -1;
 	}
 	return 0;
@@ -506,15 +442,14 @@ static int forget_start(void *state, struct filter_run *run, int argc, char **ar
 		log_event(LOG_ERROR, "unexpected argument", json_pack("{s:i}", "exit", EX_USAGE));
 		return EX_USAGE;
 	}
-	if (!s->copy_file && conf_str("TOMBSTONE_COPY_FILE", NULL) && *conf_str("TOMBSTONE_COPY_FILE", NULL))
-		s->copy_file = conf_str("TOMBSTONE_COPY_FILE", NULL);
-	return 0;
+	return tomb_copy_open(&s->copy, s->copy_file, 0);
 }
 
 static void fg_finish(void *state, struct filter_run *run)
 {
 	(void)run;
 	sctx_close(&((struct fg_state *)state)->x);
+	tomb_copy_close(&((struct fg_state *)state)->copy);
 }
 
 static const struct option fg_longopts[] = { SCTX_LONGOPTS,
@@ -531,7 +466,8 @@ int shard_filter_forget(int argc, char **argv)
 			   "knowledge extracted from them deactivated.",
 		.synopsis = "forget [--copy-file FILE] [--shard N | --url URL]",
 		.options_help = SCTX_HELP
-		"  --copy-file FILE     append the forget registry's rows here (default TOMBSTONE_COPY_FILE)\n",
+		"  --copy-file FILE     append the forget registry's rows here (default TOMBSTONE_COPY_FILE,\n"
+		"                       else object storage when S3_ENDPOINT is set)\n",
 		.shortopts = "",
 		.longopts = fg_longopts,
 		.on_option = fg_option,
@@ -553,7 +489,8 @@ int shard_filter_erase(int argc, char **argv)
 			   "the copy file before the shard is changed.",
 		.synopsis = "erase [--copy-file FILE] [--shard N | --url URL] | erase --user USER_ID",
 		.options_help = SCTX_HELP
-		"  --copy-file FILE     append tombstones here (default TOMBSTONE_COPY_FILE)\n"
+		"  --copy-file FILE     append tombstones here (default TOMBSTONE_COPY_FILE; unset:\n"
+		"                       object storage, TOMBSTONE_COPY_BUCKET/TOMBSTONE_COPY_PREFIX)\n"
 		"  --user USER_ID       erase all of this user's data (reads no input)\n",
 		.shortopts = "",
 		.longopts = fg_longopts,

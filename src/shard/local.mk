@@ -5,7 +5,7 @@ src_unde_shard_SOURCES = \
 	src/shard/admin.c \
 	src/shard/save.c \
 	src/shard/knowledge.c src/shard/keys.c \
-	src/shard/forget.c src/shard/apply.c src/shard/compact.c \
+	src/shard/forget.c src/shard/tombcopy.c src/shard/apply.c src/shard/compact.c \
 	src/shard/search.c \
 	src/shard/move.c \
 	src/shard/status.c

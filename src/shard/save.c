@@ -5,16 +5,22 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <sysexits.h>
 
+#include "conf.h"
 #include "counters.h"
 #include "filter.h"
+#include "log.h"
 #include "shard.h"
 
 struct save_state {
 	struct shard_ctx x;
 	int replay;
 	struct counters *k; /* replay: §19's replay_requests_total, shared by every process */
+	struct shard_replay_limit limit; /* replay --rate-limit */
 };
+
+enum { OPT_RATE_LIMIT = 3000 };
 
 static const struct counters_help replay_help[] = {
 	{ "replay_requests_total", "counter", "verify-and-replay requests (a burst means a recent failover)" },
@@ -26,6 +32,10 @@ static const struct counters_help replay_help[] = {
 static int save_option(void *state, int opt, const char *arg)
 {
 	struct save_state *s = state;
+	if (opt == OPT_RATE_LIMIT) {
+		s->x.replay_limit = &s->limit;
+		return 0;
+	}
 	return sctx_option(&s->x, opt, arg) == 1 ? 0 : -1;
 }
 
@@ -45,6 +55,24 @@ static void save_finish(void *state, struct filter_run *run)
 }
 
 static const struct option save_longopts[] = { SCTX_LONGOPTS, { 0 } };
+static const struct option replay_longopts[] = { SCTX_LONGOPTS,
+						 { "rate-limit", no_argument, NULL, OPT_RATE_LIMIT },
+						 { 0 } };
+
+/* replay's start: the limit's figures are read once, when it is asked for. */
+static int replay_start(void *state, struct filter_run *run, int argc, char **argv)
+{
+	(void)run;
+	(void)argv;
+	struct save_state *s = state;
+	if (argc) {
+		log_event(LOG_ERROR, "unexpected argument", json_pack("{s:i}", "exit", EX_USAGE));
+		return EX_USAGE;
+	}
+	if (s->x.replay_limit)
+		shard_replay_limit_load(&s->limit);
+	return 0;
+}
 
 /* One record: shard_save_turn, which takes and ends the route lock. */
 static int save_record(void *state, struct filter_run *run, json_t *rec)
@@ -95,11 +123,15 @@ int shard_filter_replay(int argc, char **argv)
 		.summary = "replay: verify-and-replay {conversation_id, user_id?, unconfirmed:[pairs],\n"
 			   "recent_confirmed_ids:[…]}: store what is missing, report what was there,\n"
 			   "mark replayed rows for enrichment backfill.",
-		.synopsis = "replay [--shard N | --url URL]",
-		.options_help = SCTX_HELP,
+		.synopsis = "replay [--rate-limit] [--shard N | --url URL]",
+		.options_help = SCTX_HELP
+		"  --rate-limit         the HTTP route's limit: at most REPLAY_PAIRS_PER_SECOND (1)\n"
+		"                       pairs per second per user (burst REPLAY_BURST_PAIRS, 10)\n"
+		"                       and REPLAY_MAX_TRIES (3) replays of one message\n",
 		.shortopts = "",
-		.longopts = save_longopts,
+		.longopts = replay_longopts,
 		.on_option = save_option,
+		.on_start = replay_start,
 		.on_record = replay_record,
 		.on_finish = save_finish,
 	};

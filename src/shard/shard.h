@@ -29,7 +29,25 @@ int shard_cmd_move(int argc, char **argv);
 int shard_cmd_status(int argc, char **argv);
 int shard_cmd_apply_deletions(int argc, char **argv);
 int shard_cmd_compact(int argc, char **argv);
-int shard_cmd_erase_user(const char *user_id, struct shard_ctx *x, const char *copy_file);
+struct tomb_copy;
+int shard_cmd_erase_user(const char *user_id, struct shard_ctx *x, struct tomb_copy *copy);
+
+/* ---- the registries' copy (tombcopy.c) ---- */
+struct objstore;
+struct tomb_copy {
+	const char *file;       /* a local file (--copy-file, TOMBSTONE_COPY_FILE), or */
+	struct objstore *store; /* object storage: TOMBSTONE_COPY_BUCKET (unde-backups) */
+	const char *prefix;     /* TOMBSTONE_COPY_PREFIX (tombstones) */
+	char where[512];        /* the file, or s3://bucket/prefix; "" when no copy */
+};
+/* Choose the copy: file (or TOMBSTONE_COPY_FILE) when set, else object
+ * storage when required or S3_ENDPOINT is set, else none. 0, or an exit
+ * status (78: a bad setting, logged). */
+int tomb_copy_open(struct tomb_copy *t, const char *file, int required);
+void tomb_copy_close(struct tomb_copy *t);
+/* Copy table's not-yet-exported rows and mark them exported: 0, -1 (the
+ * database failed), -2 (the copy could not be written; nothing marked). */
+int tomb_copy_pending(struct tomb_copy *t, PGconn *p, const char *table);
 int shard_cmd_keys_rotate(int argc, char **argv);
 int shard_cmd_knowledge_get_user(int argc, char **argv);
 int shard_cmd_knowledge_list(int argc, char **argv);
