@@ -44,7 +44,7 @@ static void save_finish(void *state, struct filter_run *run)
 	s->k = NULL;
 }
 
-static const struct option save_longopts[] = { SCTX_LONGOPTS, { 0 } };
+static const struct filter_option save_options[] = { SCTX_OPTIONS, { 0 } };
 
 /* One record: shard_save_turn, which takes and ends the route lock. */
 static int save_record(void *state, struct filter_run *run, json_t *rec)
@@ -76,9 +76,8 @@ int shard_filter_save(int argc, char **argv)
 		.summary = "save: store each turn {user_id, conversation_id?, messages:[{id, role, content, …}]};\n"
 			   "a message already stored (same id) is kept, not duplicated.",
 		.synopsis = "save [--shard N | --url URL]",
-		.options_help = SCTX_HELP,
-		.shortopts = "",
-		.longopts = save_longopts,
+		.options = save_options,
+		.max_operands = FILTER_NO_OPERANDS,
 		.on_option = save_option,
 		.on_record = save_record,
 		.on_finish = save_finish,
@@ -96,9 +95,8 @@ int shard_filter_replay(int argc, char **argv)
 			   "recent_confirmed_ids:[…]}: store what is missing, report what was there,\n"
 			   "mark replayed rows for enrichment backfill.",
 		.synopsis = "replay [--shard N | --url URL]",
-		.options_help = SCTX_HELP,
-		.shortopts = "",
-		.longopts = save_longopts,
+		.options = save_options,
+		.max_operands = FILTER_NO_OPERANDS,
 		.on_option = save_option,
 		.on_record = replay_record,
 		.on_finish = save_finish,
