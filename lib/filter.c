@@ -340,8 +340,6 @@ static void filter_usage(const struct filter_def *def, FILE *f)
 		options_help(f, def->options);
 		fputc('\n', f);
 	}
-	if (def->options_help && *def->options_help)
-		fprintf(f, "Options:\n%s\n", def->options_help);
 	fprintf(f, "Common options:\n");
 	if (def->select_pending)
 		fprintf(f, "  --pending            take pending records from the database, not stdin\n"
@@ -363,28 +361,6 @@ static void filter_usage(const struct filter_def *def, FILE *f)
 static int filter_usage_error(const struct filter_def *def, const char *msg)
 {
 	return options_usage_error(def->name, msg);
-}
-
-/* A command's legacy getopt options (def->longopts, def->shortopts) as
- * table entries, so the one parser takes them too: each keeps its getopt
- * value as its id, and its letter when shortopts lists it. Not listed by
- * --help (the command's options_help text describes them). */
-static struct filter_option *filter_legacy_table(const struct filter_def *def)
-{
-	size_t n = 0;
-	while (def->longopts && def->longopts[n].name)
-		n++;
-	struct filter_option *t = xcalloc(n + 1, sizeof *t);
-	const char *letters = def->shortopts ? def->shortopts : "";
-	for (size_t i = 0; i < n; i++) {
-		const struct option *lo = &def->longopts[i];
-		int v = lo->val;
-		int letter = v > 0 && v < 128 && v != ':' && strchr(letters, v) ? v : 0;
-		t[i] = (struct filter_option){ .name = lo->name, .letter = letter,
-					       .arg = lo->has_arg != no_argument ? "ARG" : NULL,
-					       .id = v };
-	}
-	return t;
 }
 
 /* What the runner's own options set. */
@@ -410,15 +386,8 @@ static int filter_common_option(void *sp, int id, const char *arg)
 	return 0;
 }
 
-/* The command's legacy on_option, called with its getopt value. */
-static int filter_legacy_option(void *sp, int id, const char *arg)
-{
-	const struct filter_common *c = sp;
-	return c->def->on_option ? c->def->on_option(c->state, id, arg) : -1;
-}
-
-/* The runner's options, the command's table and its legacy longopts, all
- * through options_parse. 0 to go on, -1 after --help/--version (exit 0),
+/* The runner's options and the command's table, both through
+ * options_parse. 0 to go on, -1 after --help/--version (exit 0),
  * or EX_USAGE. */
 static int filter_parse_options(struct filter_common *c, int argc, char **argv)
 {
@@ -433,14 +402,11 @@ static int filter_parse_options(struct filter_common *c, int argc, char **argv)
 		  .max = 1LL << 30, .id = OPT_MAX_LINE },
 		{ 0 },
 	};
-	struct filter_option *legacy = filter_legacy_table(c->def);
 	const struct options_table tables[] = {
 		{ common, filter_common_option, c },
 		{ c->def->options, c->def->on_option, c->state },
-		{ legacy, filter_legacy_option, c },
 	};
-	enum options_result r = options_parse(c->def->name, tables, 3, OPTIONS_IN_ORDER, argc, argv);
-	free(legacy);
+	enum options_result r = options_parse(c->def->name, tables, 2, OPTIONS_IN_ORDER, argc, argv);
 	switch (r) {
 	case OPTIONS_HELP: filter_usage(c->def, stdout); return -1;
 	case OPTIONS_VERSION: return -1;

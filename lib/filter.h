@@ -46,7 +46,6 @@
 #ifndef UNDE_FILTER_H
 #define UNDE_FILTER_H
 
-#include <getopt.h>
 #include <jansson.h>
 #include <sysexits.h>
 
@@ -55,9 +54,8 @@
 
 struct filter_run;
 
-/* getopt values from here up are the runner's own options; a command's
- * legacy longopts take values below FILTER_OPT_TABLE (e.g. from 256).
- * Entries of a filter_option table (lib/options.h) without id or letter get
+/* Ids from here up are the runner's own options. Entries of a command's
+ * filter_option table (lib/options.h) without id or letter get
  * FILTER_OPT_TABLE + their index as on_option's id. */
 #define FILTER_OPT_RESERVED 0x7000
 #define FILTER_OPT_TABLE OPTIONS_ID_BASE
@@ -98,11 +96,9 @@ struct filter_def {
 	const char *name;     /* "unde-mood" */
 	const char *summary;  /* one line: what the command does */
 	const char *synopsis; /* "[--pending [--limit N]] [OPTIONS]" */
-	const char *options_help; /* the command's own option lines for --help */
-	const char *shortopts;    /* getopt letters of the command's own options */
-	const struct option *longopts; /* its long options, { 0 }-terminated; may be NULL */
-	/* Take one of the command's own options. Return 0, or -1 for a usage
-	 * error (the runner prints usage and exits 64). */
+	/* Take one of the command's own options (an entry of options, after
+	 * the table stored its value), by the entry's id. Return 0, or -1 for
+	 * a bad value (the runner names the option and exits 64). */
 	int (*on_option)(void *state, int opt, const char *arg);
 	/* After options and the env file: read config, connect. Return 0 or an
 	 * EX_* exit status to stop before reading input. argv holds the
@@ -119,7 +115,6 @@ struct filter_def {
 	void (*on_finish)(void *state, struct filter_run *run);
 	long default_limit; /* for --limit; 0 means 200 */
 
-	/* --- added in the runner's second version; all optional --- */
 	const struct filter_option *options; /* { NULL }-terminated; also --help */
 	int max_operands;                    /* FILTER_NO_OPERANDS, N > 0, or 0 */
 	const char *operands_help;           /* "FILE…" for the usage line */

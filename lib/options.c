@@ -162,6 +162,9 @@ void options_help(FILE *f, const struct filter_option *options)
 		else
 			snprintf(head, sizeof head, "--%s%s%s", o->name, o->arg ? " " : "",
 				 o->arg ? o->arg : "");
-		fprintf(f, "  %-20s %s\n", head, o->help);
+		if (strlen(head) > 20) /* a long head: its text on the next line */
+			fprintf(f, "  %s\n%23s%s\n", head, "", o->help);
+		else
+			fprintf(f, "  %-20s %s\n", head, o->help);
 	}
 }

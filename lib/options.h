@@ -87,7 +87,9 @@ int options_main(const char *cmd, const struct options_table *tables, size_t nta
 		 enum options_order order, int argc, char **argv, void (*usage)(FILE *f));
 
 /* Write the --help lines of a table ("  -k, --top-k N       text"),
- * without a heading; entries without help are left out. */
+ * without a heading; entries without help are left out. A name and
+ * argument longer than the 20-column head get their text on the next
+ * line, indented like continuation lines (23 spaces). */
 void options_help(FILE *f, const struct filter_option *options);
 
 /* A usage error of the caller's own (a bad operand, options that do not go

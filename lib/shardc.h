@@ -84,10 +84,12 @@ void sctx_close(struct shard_ctx *x);
 int sctx_option(struct shard_ctx *x, int opt, const char *arg);
 #define SCTX_OPT_URL 'u'
 #define SCTX_OPT_SHARD 's'
-#define SCTX_LONGOPTS { "url", required_argument, NULL, SCTX_OPT_URL }, \
-		      { "shard", required_argument, NULL, SCTX_OPT_SHARD }
-#define SCTX_HELP "  --shard N            use shard N (SHARD_<N>_DB_URL), not the routing table\n" \
-		  "  --url URL            use this shard database directly\n"
+/* The two entries of a lib/options table (struct filter_option) for them,
+ * with these ids: the table's on_option passes them to sctx_option. */
+#define SCTX_OPTIONS \
+	{ "shard", 0, "N", "use shard N (SHARD_<N>_DB_URL), not the routing table", \
+	  .id = SCTX_OPT_SHARD }, \
+	{ "url", 0, "URL", "use this shard database directly", .id = SCTX_OPT_URL }
 
 /* The production database, or NULL: when required, a missing
  * PRODUCTION_DB_URL or a failed connection fills err. */

@@ -9,59 +9,26 @@ load lib/common
 FIX=$UNDE_TOP_SRCDIR/t/fixtures/httpd
 LIBTEST=$UNDE_TOP_BUILDDIR/t/unit/libtest
 
+load lib/httpd
+
 # start_server NAME ROUTES [unde-httpd OPTION...]
-# Run unde-httpd behind systemd-socket-activate on a free random port
-# (t/lib/port.bash), and wait (polling, bounded) until it answers. Exports
-# NAME_PORT. Its processes carry HTTPD_T_MARK=<file-unique>-NAME in their
+# unde-httpd behind systemd-socket-activate through t/lib/httpd.bash's
+# httpd_serve (a checked free port, a bounded wait for /health; NAME_PORT
+# exported, log and pid in $W), with its counter block in $W/NAME.metrics.
+# Its processes carry HTTPD_T_MARK=<file-unique>-NAME in their
 # environment, so leaked ones can be found even when orphaned.
 start_server() {
-	local name=$1 routes=$2 port pid try now deadline
+	local name=$1 routes=$2
 	shift 2
-	for ((try = 0; try < 20; try++)); do
-		port=$(unde_port_candidate)
-		# taken already? (someone answers)
-		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-			continue
-		fi
-		systemd-socket-activate --inetd -a -l "127.0.0.1:$port" \
-			-E UNDE_ENV_FILE=/dev/null -E "HTTPD_T_MARK=$MARK-$name" \
-			unde-httpd --routes "$routes" --metrics-file "$W/$name.metrics" "$@" \
-			</dev/null 2>>"$W/$name.log" 3>&- &
-		pid=$!
-		now=${EPOCHREALTIME/[.,]/}
-		deadline=$((now + 10000000))
-		while kill -0 "$pid" 2>/dev/null && ((${EPOCHREALTIME/[.,]/} < deadline)); do
-			if curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$port/health" &&
-				kill -0 "$pid" 2>/dev/null; then
-				echo "$pid" >"$W/$name.pid"
-				export "${name^^}_PORT=$port"
-				return 0
-			fi
-			sleep 0.05
-		done
-		kill "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	done
-	echo "start_server: $name did not start; log:" >&2
-	cat "$W/$name.log" >&2
-	return 1
-}
-
-stop_servers() {
-	local f pid
-	for f in "$W"/*.pid; do
-		[[ -e $f ]] || continue
-		pid=$(<"$f")
-		kill "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-		rm -f "$f"
-	done
+	httpd_serve "$name" "$routes" "HTTPD_T_MARK=$MARK-$name" -- \
+		--metrics-file "$W/$name.metrics" "$@"
 }
 
 setup_file() {
 	W=$(unde_tmpdir)
 	MARK=unde-httpd-t-$$-$RANDOM
-	export W MARK
+	HTTPD_T_DIR=$W
+	export W MARK HTTPD_T_DIR
 	cat >"$W/main.routes" <<-EOF
 		# the routes behind the main test server
 		POST /echo           $LIBTEST filter
@@ -121,7 +88,7 @@ setup_file() {
 }
 
 teardown_file() {
-	stop_servers
+	httpd_stop_all
 	local n
 	for n in main missing load ws; do
 		wait_until 10 no_marked_pids "$n" || true
@@ -197,6 +164,22 @@ metric_at_least() { [ "$(metric "$1" "$2")" -ge "$3" ]; }
 	run unde-httpd --version
 	assert_success
 	assert_output 'unde-httpd 0.1.0'
+}
+
+@test "an unknown option, or an option's bad value, exits 64 naming the option" {
+	run --separate-stderr unde-httpd --routes "$W/main.routes" --no-such-option </dev/null
+	assert_failure 64
+	[[ $stderr == *'"unknown option --no-such-option"'* ]]
+	run --separate-stderr unde-httpd --routes "$W/main.routes" --read-timeout 0 --check
+	assert_failure 64
+	[[ $stderr == *'"option":"read-timeout"'*'"value":"0"'* ]]
+	run --separate-stderr unde-httpd --routes "$W/main.routes" --max-body many --check
+	assert_failure 64
+	[[ $stderr == *'"option":"max-body"'* ]]
+	# the variable is still read when the option is not given, and checked
+	UNDE_HTTPD_MAX_BODY=many run --separate-stderr unde-httpd --routes "$W/main.routes" --check
+	assert_failure 78
+	[[ $stderr == *UNDE_HTTPD_MAX_BODY* ]]
 }
 
 @test "a bad routes file is refused at start with its line number and exit 78" {

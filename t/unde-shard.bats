@@ -588,6 +588,56 @@ _hold_route() {
 	assert_output --partial '"already applied"'
 }
 
+@test "each subcommand's --help lists the options of its table, and a bad option exits 64 naming it" {
+	local sub
+	for sub in save replay search forget erase "knowledge put" "knowledge get" "knowledge list" \
+		"keys rotate" init add list route move status apply-deletions compact; do
+		run unde-shard $sub --help
+		assert_success
+		assert_output --partial "Usage: unde-shard $sub"
+		assert_output --partial -- '--env-file FILE'
+	done
+	run unde-shard status --help
+	assert_output --partial -- '--trigger-bytes B'
+	assert_output --partial -- '--shard N'
+	run unde-shard route --help
+	assert_output --partial -- '-n, --no-place'
+	run unde-shard search --help
+	assert_output --partial -- '--candidates N'
+	run unde-shard erase --help
+	assert_output --partial -- '--user USER_ID'
+	run unde-shard add --help
+	refute_output --partial -- '--url'
+	run --separate-stderr unde-shard route --bogus "$USER_ID"
+	assert_failure 64
+	[[ $stderr == *'"unknown option --bogus"'* && $stderr == *"Try 'unde-shard route --help'."* ]]
+	run --separate-stderr unde-shard list --shard 0
+	assert_failure 64
+	[[ $stderr == *'"unknown option --shard"'* ]]
+	run --separate-stderr unde-shard add --shard 1 --name x --url "$UNDE_T_S0"
+	assert_failure 64
+	[[ $stderr == *'"unknown option --url"'* ]]
+	run --separate-stderr unde-shard move "$USER_ID" --to 10000
+	assert_failure 64
+	[[ $stderr == *'"option":"to"'*'"value":"10000"'* ]]
+	run --separate-stderr unde-shard status --trigger-bytes -1
+	assert_failure 64
+	[[ $stderr == *'"option":"trigger-bytes"'* ]]
+	run --separate-stderr unde-shard knowledge list --user not-a-uuid
+	assert_failure 64
+	[[ $stderr == *'"option":"user"'* ]]
+	run --separate-stderr unde-shard search --plan nope </dev/null
+	assert_failure 64
+	[[ $stderr == *'"option":"plan"'* ]]
+	run --separate-stderr unde-shard save --frobnicate </dev/null
+	assert_failure 64
+	[[ $stderr == *'"unknown option --frobnicate"'* ]]
+	run --separate-stderr unde-shard forget --user "$USER_ID" </dev/null
+	assert_failure 64
+	run --separate-stderr unde-shard save stray </dev/null
+	assert_failure 64
+}
+
 # --- §13 SYNC rules (issue 13) ---
 
 @test "salience: a long user message is embeddable; fillers, emoji, short ones and assistant messages are not; the caller may override" {

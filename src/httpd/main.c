@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,113 +15,99 @@
 #include "conf.h"
 #include "httpd.h"
 #include "log.h"
+#include "options.h"
 #include "util.h"
 
 #define MIB (1024L * 1024L)
 #define HTTPD_DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-static void usage(FILE *f)
-{
-	fprintf(f,
-		"usage: unde-httpd --routes FILE [OPTIONS]\n"
-		"       unde-httpd --routes FILE --check\n"
-		"Serve one HTTP/1.1 connection on stdin/stdout (started per connection by a\n"
-		"superserver), answering each request with the command its route names.\n\n"
-		"Options:\n"
-		"  --routes FILE            METHOD PATH [timeout=SECONDS] COMMAND [ARG...] lines\n"
-		"  --check                  only check the routes file, then exit (0 or 78)\n"
-		"  --max-body BYTES         largest request body, else 413 (default 1048576)\n"
-		"  --max-header BYTES       largest request head, else 431 (default 16384)\n"
-		"  --read-timeout SECONDS   total time for a request head, and for a body,\n"
-		"                           else 408 (default 10)\n"
-		"  --keepalive-timeout SECONDS  idle time allowed between requests (default 5)\n"
-		"  --ws-idle-timeout SECONDS  a WebSocket with no frame this long is closed\n"
-		"                           with 1001 (default 60)\n"
-		"  --timeout SECONDS        a route's default time to answer, else 504 (default 30)\n"
-		"  --max-response BYTES     longest answer line of a command (default 8388608)\n"
-		"  --metrics-file FILE      shared counter block for /metrics (default\n"
-		"                           $RUNTIME_DIRECTORY or /run/unde, httpd-NAME.metrics)\n"
-		"  --env-file FILE          read KEY=VALUE settings (default %s if present)\n"
-		"  -h, --help               show this help\n"
-		"  -V, --version            show the version\n\n"
-		"Each option can also be set by its variable: UNDE_HTTPD_MAX_BODY,\n"
-		"UNDE_HTTPD_MAX_HEADER, UNDE_HTTPD_READ_TIMEOUT, UNDE_HTTPD_KEEPALIVE_TIMEOUT,\n"
-		"UNDE_HTTPD_WS_IDLE_TIMEOUT, UNDE_HTTPD_TIMEOUT, UNDE_HTTPD_MAX_RESPONSE, UNDE_HTTPD_METRICS_FILE.\n"
-		"See unde-httpd(1).\n",
-		CONF_DEFAULT_ENV_FILE);
-}
-
-enum {
-	OPT_ROUTES = 1000,
-	OPT_CHECK,
-	OPT_MAX_BODY,
-	OPT_MAX_HEADER,
-	OPT_READ_TIMEOUT,
-	OPT_KEEPALIVE_TIMEOUT,
-	OPT_WS_IDLE_TIMEOUT,
-	OPT_TIMEOUT,
-	OPT_MAX_RESPONSE,
-	OPT_METRICS_FILE,
-	OPT_ENV_FILE,
+/* Each timeout option: its variable, default and upper bound (seconds). */
+enum { SECS_READ, SECS_KEEPALIVE, SECS_WS_IDLE, SECS_TIMEOUT, NSECS };
+static const struct {
+	const char *var;
+	double def, max;
+} secs_setting[NSECS] = {
+	[SECS_READ] = { "UNDE_HTTPD_READ_TIMEOUT", 10, 3600 },
+	[SECS_KEEPALIVE] = { "UNDE_HTTPD_KEEPALIVE_TIMEOUT", 5, 3600 },
+	[SECS_WS_IDLE] = { "UNDE_HTTPD_WS_IDLE_TIMEOUT", 60, 86400 },
+	[SECS_TIMEOUT] = { "UNDE_HTTPD_TIMEOUT", 30, 3600 },
 };
 
-static const struct option options[] = {
-	{ "routes", required_argument, NULL, OPT_ROUTES },
-	{ "check", no_argument, NULL, OPT_CHECK },
-	{ "max-body", required_argument, NULL, OPT_MAX_BODY },
-	{ "max-header", required_argument, NULL, OPT_MAX_HEADER },
-	{ "read-timeout", required_argument, NULL, OPT_READ_TIMEOUT },
-	{ "keepalive-timeout", required_argument, NULL, OPT_KEEPALIVE_TIMEOUT },
-	{ "ws-idle-timeout", required_argument, NULL, OPT_WS_IDLE_TIMEOUT },
-	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
-	{ "max-response", required_argument, NULL, OPT_MAX_RESPONSE },
-	{ "metrics-file", required_argument, NULL, OPT_METRICS_FILE },
-	{ "env-file", required_argument, NULL, OPT_ENV_FILE },
-	{ "help", no_argument, NULL, 'h' },
-	{ "version", no_argument, NULL, 'V' },
-	{ NULL, 0, NULL, 0 },
-};
-
-/* Option values as given (NULL: not given), applied after the env file. */
+/* Option values; the variables apply to what was not given. */
 struct args {
 	const char *routes, *metrics, *env_file;
-	const char *max_body, *max_header, *read_timeout, *idle_timeout, *ws_idle_timeout, *timeout, *max_response;
+	long long max_body, max_header, max_response;
+	int max_body_given, max_header_given, max_response_given;
+	double secs[NSECS];
+	int secs_given[NSECS];
 	int check;
 };
 
-static int usage_error(const char *msg)
-{
-	log_event(LOG_ERROR, msg, json_pack("{s:i}", "exit", EX_USAGE));
-	fprintf(stderr, "Try 'unde-httpd --help'.\n");
-	return EX_USAGE;
-}
+static struct args args;
 
-/* A setting from its option, else its variable, else def; bad → exit 78. */
-static long setting_long(const char *opt, const char *var, long def, long min, long max)
+/* A timeout option (id OPT_SECS + which): seconds from 0.001 to its bound. */
+#define OPT_SECS 100
+static int on_option(void *state, int id, const char *arg)
 {
-	if (!opt)
-		return conf_long(var, def, min, max);
+	struct args *a = state;
+	int k = id - OPT_SECS;
+	if (k < 0 || k >= NSECS)
+		return 0;
 	char *end;
 	errno = 0;
-	long v = strtol(opt, &end, 10);
-	if (errno || end == opt || *end || v < min || v > max)
-		conf_die(var, "must be a whole number from %ld to %ld", min, max);
-	return v;
+	double v = strtod(arg, &end);
+	if (errno || end == arg || *end || !(v >= 0.001) || v > secs_setting[k].max)
+		return -1;
+	a->secs[k] = v;
+	a->secs_given[k] = 1;
+	return 0;
 }
 
-static long setting_ms(const char *opt, const char *var, double def_s, double max_s)
+static const struct filter_option options[] = {
+	{ "routes", 0, "FILE", "METHOD PATH [timeout=SECONDS] COMMAND [ARG...] lines",
+	  .string = &args.routes },
+	{ "check", 0, NULL, "only check the routes file, then exit (0 or 78)", .flag = &args.check },
+	{ "max-body", 0, "BYTES", "largest request body, else 413 (default 1048576)",
+	  .number = &args.max_body, .min = 0, .max = 1024 * MIB, .flag = &args.max_body_given },
+	{ "max-header", 0, "BYTES", "largest request head, else 431 (default 16384)",
+	  .number = &args.max_header, .min = 256, .max = 1024 * 1024,
+	  .flag = &args.max_header_given },
+	{ "read-timeout", 0, "SECONDS", "total time for a request head, and for a body,\n"
+					"                       else 408 (default 10)",
+	  .id = OPT_SECS + SECS_READ },
+	{ "keepalive-timeout", 0, "SECONDS", "idle time allowed between requests (default 5)",
+	  .id = OPT_SECS + SECS_KEEPALIVE },
+	{ "ws-idle-timeout", 0, "SECONDS", "a WebSocket with no frame this long is closed\n"
+					   "                       with 1001 (default 60)",
+	  .id = OPT_SECS + SECS_WS_IDLE },
+	{ "timeout", 0, "SECONDS", "a route's default time to answer, else 504 (default 30)",
+	  .id = OPT_SECS + SECS_TIMEOUT },
+	{ "max-response", 0, "BYTES", "longest answer line of a command (default 8388608)",
+	  .number = &args.max_response, .min = 1024, .max = 1024 * MIB,
+	  .flag = &args.max_response_given },
+	{ "metrics-file", 0, "FILE", "shared counter block for /metrics (default\n"
+				     "                       $RUNTIME_DIRECTORY or /run/unde, httpd-NAME.metrics)",
+	  .string = &args.metrics },
+	{ "env-file", 0, "FILE", "read KEY=VALUE settings (default " CONF_DEFAULT_ENV_FILE
+				 " if present)",
+	  .string = &args.env_file },
+	{ 0 },
+};
+
+static void usage(FILE *f)
 {
-	double s;
-	if (!opt) {
-		s = conf_double(var, def_s, 0.001, max_s);
-	} else {
-		char *end;
-		errno = 0;
-		s = strtod(opt, &end);
-		if (errno || end == opt || *end || !(s >= 0.001) || s > max_s)
-			conf_die(var, "must be seconds from 0.001 to %.0f", max_s);
-	}
-	return (long)(s * 1000.0 + 0.5);
+	fprintf(f, "usage: unde-httpd --routes FILE [OPTIONS]\n"
+		   "       unde-httpd --routes FILE --check\n"
+		   "Serve one HTTP/1.1 connection on stdin/stdout (started per connection by a\n"
+		   "superserver), answering each request with the command its route names.\n\n"
+		   "Options:\n");
+	options_help(f, options);
+	fprintf(f, "  -h, --help           show this help\n"
+		   "  -V, --version        show the version\n\n"
+		   "Each option can also be set by its variable: UNDE_HTTPD_MAX_BODY,\n"
+		   "UNDE_HTTPD_MAX_HEADER, UNDE_HTTPD_READ_TIMEOUT, UNDE_HTTPD_KEEPALIVE_TIMEOUT,\n"
+		   "UNDE_HTTPD_WS_IDLE_TIMEOUT, UNDE_HTTPD_TIMEOUT, UNDE_HTTPD_MAX_RESPONSE, UNDE_HTTPD_METRICS_FILE;\n"
+		   "an option wins over its variable. See unde-httpd(1).\n");
 }
 
 /* $RUNTIME_DIRECTORY (or /run/unde)/httpd-NAME.metrics, NAME being the
@@ -179,48 +164,47 @@ static int check_client_fds(void)
 	return EX_USAGE;
 }
 
+/* The options, from the one table that also writes --help. 0 to go on,
+ * -1 after --help/--version (exit 0), else the exit status. */
 static int parse_args(int argc, char **argv, struct args *a)
 {
-	int c;
-	while ((c = getopt_long(argc, argv, "hV", options, NULL)) != -1) {
-		switch (c) {
-		case OPT_ROUTES: a->routes = optarg; break;
-		case OPT_CHECK: a->check = 1; break;
-		case OPT_MAX_BODY: a->max_body = optarg; break;
-		case OPT_MAX_HEADER: a->max_header = optarg; break;
-		case OPT_READ_TIMEOUT: a->read_timeout = optarg; break;
-		case OPT_KEEPALIVE_TIMEOUT: a->idle_timeout = optarg; break;
-		case OPT_WS_IDLE_TIMEOUT: a->ws_idle_timeout = optarg; break;
-		case OPT_TIMEOUT: a->timeout = optarg; break;
-		case OPT_MAX_RESPONSE: a->max_response = optarg; break;
-		case OPT_METRICS_FILE: a->metrics = optarg; break;
-		case OPT_ENV_FILE: a->env_file = optarg; break;
-		case 'h': usage(stdout); exit(0);
-		case 'V': printf("unde-httpd %s\n", PACKAGE_VERSION); exit(0);
-		default: return usage_error("unknown option or missing argument");
-		}
-	}
+	const struct options_table t[] = { { options, on_option, a } };
+	int rc = options_main("unde-httpd", t, 1, OPTIONS_PERMUTE, argc, argv, usage);
+	if (rc >= 0)
+		return rc ? rc : -1;
 	if (optind < argc)
-		return usage_error("unexpected argument");
+		return options_usage_error("unde-httpd", "unexpected argument");
 	if (!a->routes)
-		return usage_error("--routes FILE is required");
+		return options_usage_error("unde-httpd", "--routes FILE is required");
 	return 0;
+}
+
+/* A timeout in ms: its option when given, else its variable (bad → 78). */
+static long setting_ms(const struct args *a, int k)
+{
+	double s = a->secs_given[k] ? a->secs[k]
+				    : conf_double(secs_setting[k].var, secs_setting[k].def, 0.001,
+						  secs_setting[k].max);
+	return (long)(s * 1000.0 + 0.5);
 }
 
 static void settle_conf(const struct args *a, struct httpd_conf *cf, char *metrics, size_t mlen)
 {
 	cf->routes_file = a->routes;
-	cf->max_body = (size_t)setting_long(a->max_body, "UNDE_HTTPD_MAX_BODY", MIB, 0, 1024 * MIB);
-	cf->max_head = (size_t)setting_long(a->max_header, "UNDE_HTTPD_MAX_HEADER", 16384, 256,
-					    1024 * 1024);
+	cf->max_body = a->max_body_given ? (size_t)a->max_body
+					 : (size_t)conf_long("UNDE_HTTPD_MAX_BODY", MIB, 0, 1024 * MIB);
+	cf->max_head = a->max_header_given
+			       ? (size_t)a->max_header
+			       : (size_t)conf_long("UNDE_HTTPD_MAX_HEADER", 16384, 256, 1024 * 1024);
 	cf->max_request_line = cf->max_head < HTTPD_MAX_REQUEST_LINE ? cf->max_head
 								     : HTTPD_MAX_REQUEST_LINE;
-	cf->max_response = (size_t)setting_long(a->max_response, "UNDE_HTTPD_MAX_RESPONSE", 8 * MIB,
-						1024, 1024 * MIB);
-	cf->read_timeout_ms = setting_ms(a->read_timeout, "UNDE_HTTPD_READ_TIMEOUT", 10, 3600);
-	cf->idle_timeout_ms = setting_ms(a->idle_timeout, "UNDE_HTTPD_KEEPALIVE_TIMEOUT", 5, 3600);
-	cf->ws_idle_timeout_ms = setting_ms(a->ws_idle_timeout, "UNDE_HTTPD_WS_IDLE_TIMEOUT", 60, 86400);
-	cf->route_timeout_ms = setting_ms(a->timeout, "UNDE_HTTPD_TIMEOUT", 30, 3600);
+	cf->max_response = a->max_response_given
+				   ? (size_t)a->max_response
+				   : (size_t)conf_long("UNDE_HTTPD_MAX_RESPONSE", 8 * MIB, 1024, 1024 * MIB);
+	cf->read_timeout_ms = setting_ms(a, SECS_READ);
+	cf->idle_timeout_ms = setting_ms(a, SECS_KEEPALIVE);
+	cf->ws_idle_timeout_ms = setting_ms(a, SECS_WS_IDLE);
+	cf->route_timeout_ms = setting_ms(a, SECS_TIMEOUT);
 	cf->write_timeout_ms = cf->read_timeout_ms;
 	cf->metrics_file = a->metrics ? a->metrics : conf_str("UNDE_HTTPD_METRICS_FILE", NULL);
 	if (!cf->metrics_file || !*cf->metrics_file)
@@ -259,17 +243,15 @@ int main(int argc, char **argv)
 	ensure_stderr();
 	setvbuf(stderr, NULL, _IOLBF, 0);
 	log_init("unde-httpd");
-	struct args a;
-	memset(&a, 0, sizeof a);
-	int rc = parse_args(argc, argv, &a);
+	int rc = parse_args(argc, argv, &args);
 	if (rc)
-		return rc;
-	if ((rc = conf_load_env(a.env_file)) != 0)
+		return rc < 0 ? 0 : rc;
+	if ((rc = conf_load_env(args.env_file)) != 0)
 		return rc;
 	struct httpd_conf cf;
 	char metrics[4096];
 	memset(&cf, 0, sizeof cf);
-	settle_conf(&a, &cf, metrics, sizeof metrics);
+	settle_conf(&args, &cf, metrics, sizeof metrics);
 
 	struct routes routes;
 	char err[1024];
@@ -277,7 +259,7 @@ int main(int argc, char **argv)
 		log_event(LOG_ERROR, err, json_pack("{s:i}", "exit", EX_CONFIG));
 		return EX_CONFIG;
 	}
-	if (a.check) {
+	if (args.check) {
 		printf("%s: %zu routes\n", cf.routes_file, routes.n);
 		routes_free(&routes);
 		return 0;

@@ -95,13 +95,12 @@ static void turn_unlock(struct lstate *s)
 }
 
 enum { OPT_SHOW_PACK = 300 };
-static const struct option longopts[] = {
-	SCTX_LONGOPTS,
-	{ "show-context-pack", no_argument, NULL, OPT_SHOW_PACK },
-	{ NULL, 0, NULL, 0 },
+static const struct filter_option options[] = {
+	SCTX_OPTIONS,
+	{ "show-context-pack", 0, NULL, "add the turn's ContextPack to the output line (debugging, tests)",
+	  .id = OPT_SHOW_PACK },
+	{ 0 },
 };
-#define OPTIONS_HELP SCTX_HELP \
-	"  --show-context-pack  add the turn's ContextPack to the output line (debugging, tests)\n"
 
 static const struct filter_field fields[] = {
 	{ "user_id", FILTER_UUID, .required = 1 },
@@ -549,9 +548,7 @@ int main(int argc, char **argv)
 			   "{text, voice_params, avatar_state, render_hints, intent, duration_ms, model_used, provider,\n"
 			   "exchange_id, conversation_id, user_message_id, assistant_message_id, episodes_used}.",
 		.synopsis = "[--shard N | --url URL] [--show-context-pack] | metrics",
-		.options_help = OPTIONS_HELP,
-		.shortopts = "",
-		.longopts = longopts,
+		.options = options,
 		.on_option = on_option,
 		.on_start = on_start,
 		.on_record = llm_record,

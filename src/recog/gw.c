@@ -199,26 +199,34 @@ static json_t *gw_detect_ximilar(const struct buf *photo, int w, int h, struct d
 	return items;
 }
 
+/* The photo a request names ("url", else its alt key), fetched and
+ * decoded; its bytes stay in *photo for Ximilar, *url says where it was.
+ * NULL with e set (missing says what the request lacked) and *photo
+ * freed. */
+static VipsImage *gw_photo(const json_t *in, const char *alt, const char *missing,
+			   struct deadline dl, struct buf *photo, const char **url, struct recog_err *e)
+{
+	*url = json_string_value(json_object_get(in, "url"));
+	if (!*url)
+		*url = json_string_value(json_object_get(in, alt));
+	if (!*url) {
+		recog_fail(e, EX_DATAERR, "missing_field", "%s", missing);
+		return NULL;
+	}
+	VipsImage *im = photo_fetch(*url, dl, photo, e) == 0 ? photo_decode(photo, e) : NULL;
+	if (!im)
+		buf_free(photo);
+	return im;
+}
+
 json_t *gw_detect(const json_t *in, struct deadline dl, struct recog_err *e)
 {
 	double t0 = util_now_ms();
-	const char *url = json_string_value(json_object_get(in, "url"));
-	if (!url)
-		url = json_string_value(json_object_get(in, "photo_url"));
-	if (!url) {
-		recog_fail(e, EX_DATAERR, "missing_field", "detect needs url (the photo)");
-		return NULL;
-	}
+	const char *url;
 	struct buf photo = { 0 };
-	if (photo_fetch(url, dl, &photo, e) != 0) {
-		buf_free(&photo);
+	VipsImage *im = gw_photo(in, "photo_url", "detect needs url (the photo)", dl, &photo, &url, e);
+	if (!im)
 		return NULL;
-	}
-	VipsImage *im = photo_decode(&photo, e);
-	if (!im) {
-		buf_free(&photo);
-		return NULL;
-	}
 	int w = vips_image_get_width(im), h = vips_image_get_height(im);
 	json_t *skip = NULL, *items = NULL;
 	const char *provider = "local";
@@ -290,23 +298,11 @@ fail:
 
 json_t *gw_tag(const json_t *in, struct deadline dl, struct recog_err *e)
 {
-	const char *url = json_string_value(json_object_get(in, "url"));
-	if (!url)
-		url = json_string_value(json_object_get(in, "crop_url"));
-	if (!url) {
-		recog_fail(e, EX_DATAERR, "missing_field", "tag needs url (the crop)");
-		return NULL;
-	}
+	const char *url;
 	struct buf photo = { 0 };
-	if (photo_fetch(url, dl, &photo, e) != 0) {
-		buf_free(&photo);
+	VipsImage *im = gw_photo(in, "crop_url", "tag needs url (the crop)", dl, &photo, &url, e);
+	if (!im)
 		return NULL;
-	}
-	VipsImage *im = photo_decode(&photo, e);
-	if (!im) {
-		buf_free(&photo);
-		return NULL;
-	}
 	json_t *colors = photo_colours(im, 3);
 	g_object_unref(im);
 	const json_t *first = json_array_get(colors, 0);

@@ -10,6 +10,8 @@
  *   rr.c       the reranker's tag / rerank: Gemini when GEMINI_API_KEY is
  *              set, the local provider otherwise or when Gemini fails
  *   rmetrics.c §19's metrics in lib/counters.h's shared file
+ *   cmd.c      the start, `metrics` and the subcommand dispatch of the
+ *              three commands' main()
  *
  * gw_* and rr_* are what unde-ximilar and unde-rerank serve over HTTP; the
  * orchestrator calls them in-process only when XIMILAR_GW_URL /
@@ -122,5 +124,28 @@ void rmetrics_add(const char *name, const char *labels, double v);
 void rmetrics_observe_ms(const char *name, const char *labels, double ms);
 /* Print the service's metrics as Prometheus text. */
 int rmetrics_render(FILE *out);
+
+/* --- cmd.c ----------------------------------------------------------------- */
+
+struct filter_run;
+
+/* A command's start: logging, libvips and the metrics file of name; then
+ * `name metrics` is answered here. -1 to go on, else the exit status. */
+int recog_start(const char *name, int argc, char **argv);
+/* The filters' on_finish: the main thread's production connection ends. */
+void recog_finish(void *state, struct filter_run *run);
+
+/* A subcommand word that names one call (gw_detect, rr_tag, …). */
+struct recog_sub {
+	const char *word;    /* "detect" */
+	const char *summary; /* for its --help */
+	json_t *(*fn)(const json_t *in, struct deadline dl, struct recog_err *e);
+};
+/* The whole main() of unde-ximilar and unde-rerank: recog_start, then the
+ * subcommand of subs ({ NULL }-terminated) named by argv[1] runs as a
+ * filter; --help prints usage, --version the version, anything else is a
+ * usage error (64). */
+int recog_main(const char *name, const char *usage, const struct recog_sub *subs, int argc,
+	       char **argv);
 
 #endif

@@ -441,23 +441,12 @@ static int feedback_record(void *sp, struct filter_run *run, json_t *rec)
 	return 0;
 }
 
-/* The main thread's production connection. */
-static void on_finish(void *sp, struct filter_run *run)
-{
-	(void)sp;
-	(void)run;
-	gw_thread_done();
-}
-
 int main(int argc, char **argv)
 {
-	log_init("unde-recognize");
-	if (VIPS_INIT(argv[0]))
-		return EX_SOFTWARE;
-	rmetrics_init("unde-recognize");
+	int rc = recog_start("unde-recognize", argc, argv);
+	if (rc >= 0)
+		return rc;
 	const char *sub = argc > 1 ? argv[1] : "";
-	if (!strcmp(sub, "metrics") && argc == 2)
-		return rmetrics_render(stdout) ? EX_IOERR : 0;
 	int fb = !strcmp(sub, "feedback");
 	if (!fb && sub[0] && sub[0] != '-') {
 		log_event(LOG_ERROR, "unknown subcommand", json_pack("{s:s}", "subcommand", sub));
@@ -472,7 +461,7 @@ int main(int argc, char **argv)
 				"Subcommands: feedback, metrics (see unde-recognize(1)).",
 		.synopsis = fb ? "feedback" : "[feedback|metrics]",
 		.max_operands = FILTER_NO_OPERANDS,
-		.on_finish = on_finish,
+		.on_finish = recog_finish,
 		.on_record = fb ? feedback_record : recognize_record,
 	};
 	return filter_main(&def, NULL, argc - fb, argv + fb);

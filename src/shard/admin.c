@@ -4,7 +4,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,23 +20,17 @@
 
 /* ---- admin subcommands ---- */
 
-enum { OPT_NAME = ADMIN_OPT_OWN, OPT_CONNINFO };
-
-#define ADMIN_COMMON { "env-file", required_argument, NULL, ADMIN_OPT_ENV }, \
-		     { "help", no_argument, NULL, 'h' }, SCTX_LONGOPTS
-
 static const char init_usage[] = "unde-shard init --shard N [--url URL]\n";
 
 /* init: migrate a shard with unde-db (the one next to this binary, else
  * PATH), so the schema has one owner. */
 int shard_cmd_init(int argc, char **argv)
 {
-	static const struct option o[] = { ADMIN_COMMON, { 0 } };
 	struct shard_ctx x;
 	sctx_init(&x);
-	struct admin_opts a = { .usage = init_usage,
+	struct admin_opts a = { .name = "unde-shard init", .usage = init_usage,
 				.summary = "Migrate shard N's database (unde-db migrate shard).\n",
-				.longopts = o, .x = &x };
+				.x = &x };
 	int rc = admin_options(&a, argc, argv);
 	if (rc >= 0)
 		return rc;
@@ -83,24 +76,6 @@ int shard_cmd_init(int argc, char **argv)
 static const char add_usage[] =
 	"unde-shard add --shard N --name NAME [--conninfo URL|$VAR]\n";
 
-struct add_args {
-	const char *name, *ci;
-};
-
-/* add's own options, --name and --conninfo: kept here, checked by
- * shard_cmd_add once all are read. */
-static int add_option(int opt, const char *arg, void *data)
-{
-	struct add_args *g = data;
-	if (opt == OPT_NAME)
-		g->name = arg;
-	else if (opt == OPT_CONNINFO)
-		g->ci = arg;
-	else
-		return -1;
-	return 0;
-}
-
 /* Does conninfo carry a password? Parsed the way libpq parses it
  * (PQconninfoParse: key=value with any spacing and quoting, or a URI),
  * not by pattern. 1 yes, 0 no, -1 not a connection string at all. A
@@ -128,18 +103,21 @@ static int conninfo_has_password(const char *ci)
  * names), never in a table anyone with read access can dump. */
 int shard_cmd_add(int argc, char **argv)
 {
-	static const struct option o[] = { ADMIN_COMMON, { "name", required_argument, NULL, OPT_NAME },
-					   { "conninfo", required_argument, NULL, OPT_CONNINFO }, { 0 } };
+	const char *name = NULL, *ci = NULL;
+	const struct filter_option o[] = {
+		{ "name", 0, "NAME", "the shard's name", .string = &name },
+		{ "conninfo", 0, "C", "how to reach it: a libpq string without a password, or\n"
+				      "                       $VAR naming the variable that holds one",
+		  .string = &ci },
+		{ 0 } };
 	struct shard_ctx x;
 	sctx_init(&x);
-	struct add_args g = { NULL, NULL };
-	struct admin_opts a = { .usage = add_usage,
+	struct admin_opts a = { .name = "unde-shard add", .usage = add_usage,
 				.summary = "Register a shard in production's shards table.\n",
-				.longopts = o, .x = &x, .shard_only = 1, .own = add_option, .data = &g };
+				.options = o, .x = &x, .shard_only = 1 };
 	int rc = admin_options(&a, argc, argv);
 	if (rc >= 0)
 		return rc;
-	const char *name = g.name, *ci = g.ci;
 	if (x.shard < 0 || !name || !*name || optind != argc)
 		return admin_usage_error(add_usage, "add needs --shard N and --name NAME");
 	if (ci) {
@@ -183,17 +161,13 @@ static const char list_usage[] = "unde-shard list\n";
 
 int shard_cmd_list(int argc, char **argv)
 {
-	static const struct option o[] = { ADMIN_COMMON, { 0 } };
 	struct shard_ctx x;
 	sctx_init(&x);
-	struct admin_opts a = { .usage = list_usage,
-				.summary = "List the registered shards and their users.\n", .longopts = o };
+	struct admin_opts a = { .name = "unde-shard list", .usage = list_usage,
+				.summary = "List the registered shards and their users.\n",
+				.no_operands = 1 };
 	int rc = admin_options(&a, argc, argv);
 	if (rc >= 0)
-		return rc;
-	if (optind != argc)
-		return admin_usage_error(list_usage, "unexpected argument");
-	if ((rc = admin_load_env(a.env_file)))
 		return rc;
 	PGconn *p = admin_production(&x, &rc);
 	if (!p)
@@ -229,31 +203,23 @@ int shard_cmd_list(int argc, char **argv)
 
 static const char route_usage[] = "unde-shard route [--no-place] USER_ID...\n";
 
-/* route's own option, -n/--no-place: data is its place flag. */
-static int route_option(int opt, const char *arg, void *data)
-{
-	(void)arg;
-	if (opt != 'n')
-		return -1;
-	*(int *)data = 0; /* --no-place */
-	return 0;
-}
-
 /* route: where each user lives; a new user is placed (and the placement
  * stored) unless --no-place. */
 int shard_cmd_route(int argc, char **argv)
 {
-	static const struct option o[] = { ADMIN_COMMON, { "no-place", no_argument, NULL, 'n' },
-					   { 0 } };
+	int no_place = 0;
+	const struct filter_option o[] = {
+		{ "no-place", 'n', NULL, "only look up: a user without a route is an error",
+		  .flag = &no_place },
+		{ 0 } };
 	struct shard_ctx x;
 	sctx_init(&x);
-	int place = 1;
-	struct admin_opts a = { .usage = route_usage,
-				.summary = "Print each user's shard; place new users.\n", .shortopts = "hn",
-				.longopts = o, .own = route_option, .data = &place };
+	struct admin_opts a = { .name = "unde-shard route", .usage = route_usage,
+				.summary = "Print each user's shard; place new users.\n", .options = o };
 	int rc = admin_options(&a, argc, argv);
 	if (rc >= 0)
 		return rc;
+	int place = !no_place;
 	if (optind >= argc)
 		return admin_usage_error(route_usage, "route needs USER_ID");
 	for (int i = optind; i < argc; i++)
@@ -323,36 +289,90 @@ int admin_usage_error(const char *usage, const char *msg)
 
 int admin_load_env(const char *env_file) { return conf_load_env(env_file); }
 
-/* One getopt_long loop for all the admin subcommands, so that --help,
- * --env-file, --shard/--url and the "invalid option" usage error behave
- * the same in each; the subcommand keeps its own option table (getopt's
- * messages follow it) and its own options (own). See shard.h. */
+/* --shard and --url of an admin subcommand, into its shard context. */
+static int admin_sctx_option(void *state, int id, const char *arg)
+{
+	return sctx_option(state, id, arg) == 1 ? 0 : -1;
+}
+
+/* --help of an admin subcommand, from the same tables the parser read. */
+static void admin_help(const struct admin_opts *a, const struct options_table *t, size_t n)
+{
+	printf("Usage: %s%s\nOptions:\n", a->usage, a->summary ? a->summary : "");
+	for (size_t i = 0; i < n; i++)
+		options_help(stdout, t[i].options);
+	printf("  -h, --help           show this help\n"
+	       "  -V, --version        show the version\n\nSee unde-shard(1).\n");
+}
+
+/* One parser for all the admin subcommands, so that --help, --env-file,
+ * --shard/--url and the usage errors behave the same in each, and --help
+ * is written from the tables it parses. See shard.h. */
 int admin_options(struct admin_opts *a, int argc, char **argv)
 {
-	const char *shortopts = a->shortopts ? a->shortopts : "h";
-	int c;
+	struct filter_option shard[] = { SCTX_OPTIONS, { 0 } };
+	if (a->shard_only)
+		shard[1] = (struct filter_option){ 0 }; /* no --url */
+	const struct filter_option common[] = {
+		{ "env-file", 0, "FILE", "read KEY=VALUE settings (default " CONF_DEFAULT_ENV_FILE
+					 " if present)",
+		  .string = &a->env_file },
+		{ 0 } };
+	struct options_table t[3];
+	size_t n = 0;
+	if (a->x)
+		t[n++] = (struct options_table){ shard, admin_sctx_option, a->x };
+	if (a->options)
+		t[n++] = (struct options_table){ a->options, a->own, a->data };
+	t[n++] = (struct options_table){ common, NULL, NULL };
 	a->env_file = NULL;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, shortopts, a->longopts, NULL)) != -1) {
-		int rc;
-		if (c == 'h') {
-			printf("Usage: %s%s", a->usage, a->summary ? a->summary : "");
-			return 0;
-		}
-		if (c == ADMIN_OPT_ENV) {
-			a->env_file = optarg;
-			continue;
-		}
-		if (a->x && (c == SCTX_OPT_SHARD || (c == SCTX_OPT_URL && !a->shard_only)))
-			rc = sctx_option(a->x, c, optarg) == 1 ? 0 : -1;
-		else
-			rc = a->own ? a->own(c, optarg, a->data) : -1;
-		if (rc < 0)
-			return admin_usage_error(a->usage, "invalid option");
-		if (rc > 0)
-			return rc;
+	switch (options_parse(a->name ? a->name : "unde-shard", t, n, OPTIONS_PERMUTE, argc, argv)) {
+	case OPTIONS_HELP: admin_help(a, t, n); return 0;
+	case OPTIONS_VERSION: return 0;
+	case OPTIONS_USAGE: return EX_USAGE;
+	case OPTIONS_OK: break;
 	}
-	return -1;
+	if (!a->no_operands)
+		return -1;
+	if (optind != argc)
+		return admin_usage_error(a->usage, "unexpected argument");
+	int rc = admin_load_env(a->env_file);
+	return rc ? rc : -1;
+}
+
+int admin_each_shard(struct shard_ctx *x, int (*fn)(PGconn *c, long sid, void *data), void *data)
+{
+	struct shard_err e;
+	int worst = 0;
+	if (x->url || x->shard >= 0 || !sctx_production(x, 0, &e)) {
+		if (!x->url && x->shard < 0 && !x->prod_missing) {
+			log_event(LOG_ERROR, e.msg, NULL);
+			return e.status;
+		}
+		long sid = x->shard >= 0 ? x->shard : 0;
+		PGconn *sc = sctx_shard(x, sid, &e);
+		if (!sc) {
+			log_event(LOG_ERROR, e.msg, NULL);
+			return e.status;
+		}
+		return fn(sc, sid, data);
+	}
+	PGresult *ids = pg_query(x->prod, "SELECT shard_id FROM shards ORDER BY shard_id", 0, NULL);
+	if (!ids)
+		return EX_UNAVAILABLE;
+	for (int i = 0; i < PQntuples(ids); i++) {
+		long sid = shard_pg_long(ids, i, 0, 0);
+		PGconn *sc = sctx_shard(x, sid, &e);
+		int rc;
+		if (!sc) {
+			log_event(LOG_ERROR, e.msg, json_pack("{s:i}", "shard_id", (int)sid));
+			worst = e.status;
+		} else if ((rc = fn(sc, sid, data)) != 0) {
+			worst = rc;
+		}
+	}
+	PQclear(ids);
+	return worst;
 }
 
 /* The admin commands' one way to fail on production (add, list, route,

@@ -8,7 +8,7 @@
  * thing that is down. */
 #include "config.h"
 
-#include <getopt.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -232,29 +232,18 @@ static const char usage[] =
 	"unde-shard apply-deletions --shard N [--url URL] [--from-copy FILE]\n"
 	"Re-apply the tombstone registry (or its copy) to shard N after a restore.\n";
 
-enum { OPT_FROM = ADMIN_OPT_OWN };
-
-/* apply-deletions' own option, --from-copy FILE: data is where it goes. */
-static int apply_option(int opt, const char *arg, void *data)
-{
-	if (opt != OPT_FROM)
-		return -1;
-	*(const char **)data = arg;
-	return 0;
-}
-
 int shard_cmd_apply_deletions(int argc, char **argv)
 {
-	static const struct option o[] = { SCTX_LONGOPTS,
-					   { "from-copy", required_argument, NULL, OPT_FROM },
-					   { "env-file", required_argument, NULL, ADMIN_OPT_ENV },
-					   { "help", no_argument, NULL, 'h' },
-					   { 0 } };
+	const char *copy = NULL;
+	const struct filter_option o[] = {
+		{ "from-copy", 0, "FILE", "read the tombstones from this copy file (TOMBSTONE_COPY_FILE),\n"
+					  "                       not production's registries",
+		  .string = &copy },
+		{ 0 } };
 	struct shard_ctx x;
 	sctx_init(&x);
-	const char *copy = NULL;
-	struct admin_opts a = { .usage = usage, .longopts = o, .x = &x, .own = apply_option,
-				.data = &copy };
+	struct admin_opts a = { .name = "unde-shard apply-deletions", .usage = usage, .options = o,
+				.x = &x };
 	int rc = admin_options(&a, argc, argv);
 	if (rc >= 0)
 		return rc;

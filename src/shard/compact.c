@@ -17,7 +17,7 @@
  * needs the tables' owner (the role that ran `unde-db migrate shard`). */
 #include "config.h"
 
-#include <getopt.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,57 +95,27 @@ static int compact_shard(PGconn *c, long sid, long *done)
 	return rc;
 }
 
+/* admin_each_shard's call: one shard's pending relations; data counts them. */
+static int compact_each(PGconn *c, long sid, void *data)
+{
+	return compact_shard(c, sid, data) ? EX_SOFTWARE : 0;
+}
+
 static const char usage[] = "unde-shard compact [--shard N | --url URL]\n";
 
 int shard_cmd_compact(int argc, char **argv)
 {
-	static const struct option o[] = { SCTX_LONGOPTS,
-					   { "env-file", required_argument, NULL, ADMIN_OPT_ENV },
-					   { "help", no_argument, NULL, 'h' },
-					   { 0 } };
 	struct shard_ctx x;
 	sctx_init(&x);
-	struct admin_opts a = { .usage = usage,
+	struct admin_opts a = { .name = "unde-shard compact", .usage = usage,
 				.summary = "Rewrite the relations that held erased rows, so the erased bytes\n"
 					   "leave the disk (every shard, or one).\n",
-				.longopts = o, .x = &x };
+				.x = &x, .no_operands = 1 };
 	int rc = admin_options(&a, argc, argv);
 	if (rc >= 0)
 		return rc;
-	if (optind != argc)
-		return admin_usage_error(usage, "unexpected argument");
-	if ((rc = admin_load_env(a.env_file)))
-		return rc;
-	struct shard_err e;
 	long done = 0;
-	int worst = 0;
-	PGresult *ids = NULL;
-	if (x.url || x.shard >= 0 || !sctx_production(&x, 0, &e)) {
-		if (!x.url && x.shard < 0 && !x.prod_missing) {
-			log_event(LOG_ERROR, e.msg, NULL);
-			worst = e.status;
-		} else {
-			long sid = x.shard >= 0 ? x.shard : 0;
-			PGconn *sc = sctx_shard(&x, sid, &e);
-			if (!sc)
-				log_event(LOG_ERROR, e.msg, NULL);
-			worst = !sc ? e.status : compact_shard(sc, sid, &done) ? EX_SOFTWARE : 0;
-		}
-	} else if ((ids = pg_query(x.prod, "SELECT shard_id FROM shards ORDER BY shard_id", 0, NULL))) {
-		for (int i = 0; i < PQntuples(ids); i++) {
-			long sid = shard_pg_long(ids, i, 0, 0);
-			PGconn *sc = sctx_shard(&x, sid, &e);
-			if (!sc) {
-				log_event(LOG_ERROR, e.msg, json_pack("{s:i}", "shard_id", (int)sid));
-				worst = e.status;
-			} else if (compact_shard(sc, sid, &done) != 0) {
-				worst = EX_SOFTWARE;
-			}
-		}
-		PQclear(ids);
-	} else {
-		worst = EX_UNAVAILABLE;
-	}
+	int worst = admin_each_shard(&x, compact_each, &done);
 	log_event(LOG_INFO, "compacted", json_pack("{s:I}", "relations", (json_int_t)done));
 	sctx_close(&x);
 	return worst;

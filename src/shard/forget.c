@@ -12,7 +12,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -408,13 +407,8 @@ static int fg_option(void *state, int opt, const char *arg)
 
 static int erase_start(void *state, struct filter_run *run, int argc, char **argv)
 {
-	(void)run;
-	(void)argv;
+	(void)run, (void)argc, (void)argv; /* operands: refused by max_operands */
 	struct fg_state *s = state;
-	if (argc) {
-		log_event(LOG_ERROR, "unexpected argument", json_pack("{s:i}", "exit", EX_USAGE));
-		return EX_USAGE;
-	}
 	/* both tombstone stores are required before anything is erased: the
 	 * registry and its copy (object storage unless a file is named) */
 	conf_require("PRODUCTION_DB_URL");
@@ -435,13 +429,8 @@ static int erase_start(void *state, struct filter_run *run, int argc, char **arg
  * set), production's registry is written when PRODUCTION_DB_URL is. */
 static int forget_start(void *state, struct filter_run *run, int argc, char **argv)
 {
-	(void)run;
-	(void)argv;
+	(void)run, (void)argc, (void)argv; /* operands: refused by max_operands */
 	struct fg_state *s = state;
-	if (argc) {
-		log_event(LOG_ERROR, "unexpected argument", json_pack("{s:i}", "exit", EX_USAGE));
-		return EX_USAGE;
-	}
 	return tomb_copy_open(&s->copy, s->copy_file, 0);
 }
 
@@ -452,10 +441,20 @@ static void fg_finish(void *state, struct filter_run *run)
 	tomb_copy_close(&((struct fg_state *)state)->copy);
 }
 
-static const struct option fg_longopts[] = { SCTX_LONGOPTS,
-					     { "copy-file", required_argument, NULL, OPT_COPY },
-					     { "user", required_argument, NULL, OPT_USER },
-					     { 0 } };
+static const struct filter_option forget_options[] = {
+	{ "copy-file", 0, "FILE", "append the forget registry's rows here (default TOMBSTONE_COPY_FILE,\n"
+	  "                       else object storage when S3_ENDPOINT is set)",
+	  .id = OPT_COPY },
+	SCTX_OPTIONS,
+	{ 0 } };
+
+static const struct filter_option erase_options[] = {
+	{ "copy-file", 0, "FILE", "append tombstones here (default TOMBSTONE_COPY_FILE; unset:\n"
+	  "                       object storage, TOMBSTONE_COPY_BUCKET/TOMBSTONE_COPY_PREFIX)",
+	  .id = OPT_COPY },
+	{ "user", 0, "USER_ID", "erase all of this user's data (reads no input)", .id = OPT_USER },
+	SCTX_OPTIONS,
+	{ 0 } };
 
 int shard_filter_forget(int argc, char **argv)
 {
@@ -465,11 +464,8 @@ int shard_filter_forget(int argc, char **argv)
 			   "forget_description?}: excluded from retrieval, embedding and snippet cleared,\n"
 			   "knowledge extracted from them deactivated.",
 		.synopsis = "forget [--copy-file FILE] [--shard N | --url URL]",
-		.options_help = SCTX_HELP
-		"  --copy-file FILE     append the forget registry's rows here (default TOMBSTONE_COPY_FILE,\n"
-		"                       else object storage when S3_ENDPOINT is set)\n",
-		.shortopts = "",
-		.longopts = fg_longopts,
+		.options = forget_options,
+		.max_operands = FILTER_NO_OPERANDS,
 		.on_option = fg_option,
 		.on_start = forget_start,
 		.on_record = forget_record_then_unlock,
@@ -488,12 +484,8 @@ int shard_filter_erase(int argc, char **argv)
 			   "user_id?}; with --user U, all of U's data. Tombstoned in production and in\n"
 			   "the copy file before the shard is changed.",
 		.synopsis = "erase [--copy-file FILE] [--shard N | --url URL] | erase --user USER_ID",
-		.options_help = SCTX_HELP
-		"  --copy-file FILE     append tombstones here (default TOMBSTONE_COPY_FILE; unset:\n"
-		"                       object storage, TOMBSTONE_COPY_BUCKET/TOMBSTONE_COPY_PREFIX)\n"
-		"  --user USER_ID       erase all of this user's data (reads no input)\n",
-		.shortopts = "",
-		.longopts = fg_longopts,
+		.options = erase_options,
+		.max_operands = FILTER_NO_OPERANDS,
 		.on_option = fg_option,
 		.on_start = erase_start,
 		.on_record = erase_record_then_unlock,

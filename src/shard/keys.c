@@ -5,7 +5,7 @@
  * decryption) is lib/shardc.h's, shared with the filters in knowledge.c. */
 #include "config.h"
 
-#include <getopt.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +18,7 @@
 #include "shard.h"
 #include "util.h"
 
-enum { OPT_USER = ADMIN_OPT_OWN, OPT_TYPE, OPT_ALL };
+enum { OPT_USER = 1 };
 
 /* The admin forms' state: the keys, the shard context and the options. */
 struct kn_state {
@@ -27,54 +27,32 @@ struct kn_state {
 	const char *user, *type;
 };
 
-struct kadmin {
-	struct kn_state *s;
-	const char *usage;
-	int *all; /* NULL: --all is not an option here */
-};
-
-/* The admin forms' own options, --user, --type and (keys rotate) --all,
- * into the kn_state; a bad value is a usage error of its own. */
-static int kadmin_option(int opt, const char *arg, void *data)
+/* --user must be a UUID (the table stores it). */
+static int kadmin_option(void *data, int id, const char *arg)
 {
-	struct kadmin *k = data;
-	switch (opt) {
-	case OPT_USER:
-		if (!shard_uuid_valid(arg))
-			return admin_usage_error(k->usage, "--user takes a UUID");
-		k->s->user = arg;
-		return 0;
-	case OPT_TYPE: k->s->type = arg; return 0;
-	case OPT_ALL:
-		if (!k->all)
-			return admin_usage_error(k->usage, "unknown option");
-		*k->all = 1;
-		return 0;
-	default: return -1;
-	}
+	(void)data;
+	return id == OPT_USER && !shard_uuid_valid(arg) ? -1 : 0;
 }
 
-/* Parse --user/--type/--all/--shard/--url/--env-file for the admin forms.
- * Returns -1 to go on, else an exit status. */
-static int kadmin_opts(struct kn_state *s, int argc, char **argv, const char *usage, int *all)
+/* Start s and parse --user/--type/--all/--shard/--url/--env-file for the
+ * admin forms: keys rotate (all not NULL) takes --all; the knowledge forms
+ * (all NULL) need --user. Returns -1 to go on, else an exit status. */
+static int kadmin_opts(struct kn_state *s, int argc, char **argv, const char *name,
+		       const char *usage, int *all)
 {
-	static const struct option o[] = { SCTX_LONGOPTS,
-					   { "user", required_argument, NULL, OPT_USER },
-					   { "type", required_argument, NULL, OPT_TYPE },
-					   { "all", no_argument, NULL, OPT_ALL },
-					   { "env-file", required_argument, NULL, ADMIN_OPT_ENV },
-					   { "help", no_argument, NULL, 'h' },
-					   { 0 } };
-	struct kadmin k = { s, usage, all };
-	struct admin_opts a = { .usage = usage, .longopts = o, .x = &s->x, .own = kadmin_option,
-				.data = &k };
+	memset(s, 0, sizeof *s);
+	sctx_init(&s->x);
+	const struct filter_option o[] = {
+		{ "user", 0, "U", "the user (a UUID)", .id = OPT_USER, .string = &s->user },
+		{ "type", 0, "T", "only this knowledge_type", .string = &s->type },
+		{ all ? "all" : NULL, 0, NULL, "every user of each shard (--user is ignored)", .flag = all },
+		{ 0 } };
+	struct admin_opts a = { .name = name, .usage = usage, .options = o, .own = kadmin_option,
+				.x = &s->x, .no_operands = 1 };
 	int rc = admin_options(&a, argc, argv);
-	if (rc >= 0)
-		return rc;
-	if (optind != argc)
-		return admin_usage_error(usage, "unexpected argument");
-	rc = admin_load_env(a.env_file);
-	return rc ? rc : -1;
+	if (rc < 0 && !all && !s->user)
+		return admin_usage_error(usage, "--user is required");
+	return rc;
 }
 
 static const char get_usage[] =
@@ -84,13 +62,9 @@ static const char get_usage[] =
 int shard_cmd_knowledge_get_user(int argc, char **argv)
 {
 	struct kn_state s;
-	memset(&s, 0, sizeof s);
-	sctx_init(&s.x);
-	int rc = kadmin_opts(&s, argc, argv, get_usage, NULL);
+	int rc = kadmin_opts(&s, argc, argv, "unde-shard knowledge get", get_usage, NULL);
 	if (rc >= 0)
 		return rc;
-	if (!s.user)
-		return admin_usage_error(get_usage, "--user is required");
 	shard_keys_load(&s.k);
 	struct shard_err e;
 	long sid;
@@ -130,13 +104,9 @@ static const char list_usage[] =
 int shard_cmd_knowledge_list(int argc, char **argv)
 {
 	struct kn_state s;
-	memset(&s, 0, sizeof s);
-	sctx_init(&s.x);
-	int rc = kadmin_opts(&s, argc, argv, list_usage, NULL);
+	int rc = kadmin_opts(&s, argc, argv, "unde-shard knowledge list", list_usage, NULL);
 	if (rc >= 0)
 		return rc;
-	if (!s.user)
-		return admin_usage_error(list_usage, "--user is required");
 	struct shard_err e;
 	long sid;
 	PGconn *c = sctx_for_user(&s.x, s.user, 0, &sid, &e);
@@ -249,10 +219,8 @@ static const char keys_usage[] =
 int shard_cmd_keys_rotate(int argc, char **argv)
 {
 	struct kn_state s;
-	memset(&s, 0, sizeof s);
-	sctx_init(&s.x);
 	int all = 0;
-	int rc = kadmin_opts(&s, argc, argv, keys_usage, &all);
+	int rc = kadmin_opts(&s, argc, argv, "unde-shard keys rotate", keys_usage, &all);
 	if (rc >= 0)
 		return rc;
 	shard_keys_load(&s.k);

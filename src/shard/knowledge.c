@@ -4,7 +4,6 @@
  * (get --user, list, keys rotate) are keys.c; main.c's table chooses. */
 #include "config.h"
 
-#include <getopt.h>
 #include <string.h>
 #include <sysexits.h>
 
@@ -60,12 +59,7 @@ static int kn_option(void *state, int opt, const char *arg)
 
 static int kn_start(void *state, struct filter_run *run, int argc, char **argv)
 {
-	(void)run;
-	(void)argv;
-	if (argc) {
-		log_event(LOG_ERROR, "unexpected argument", json_pack("{s:i}", "exit", EX_USAGE));
-		return EX_USAGE;
-	}
+	(void)run, (void)argc, (void)argv; /* operands: refused by max_operands */
 	shard_keys_load(&((struct kn_filter *)state)->k);
 	return 0;
 }
@@ -79,14 +73,11 @@ static void kn_finish(void *state, struct filter_run *run)
 	shard_keys_wipe(&s->k);
 }
 
-static const struct option kn_longopts[] = { SCTX_LONGOPTS,
-					     { "user", required_argument, NULL, OPT_USER },
-					     { "type", required_argument, NULL, OPT_TYPE },
-					     { 0 } };
-
-static const char kn_help[] = SCTX_HELP
-	"  --user U             the user, for records without user_id\n"
-	"  --type T             get: only this knowledge_type\n";
+static const struct filter_option kn_options[] = {
+	{ "user", 0, "U", "the user, for records without user_id", .id = OPT_USER },
+	{ "type", 0, "T", "get: only this knowledge_type", .id = OPT_TYPE },
+	SCTX_OPTIONS,
+	{ 0 } };
 
 /* Run one of the two filters; argv[0] is "put" or "get". */
 static int kn_filter_main(int put, int argc, char **argv)
@@ -96,9 +87,8 @@ static int kn_filter_main(int put, int argc, char **argv)
 	sctx_init(&s.x);
 	struct filter_def def = {
 		.name = "unde-shard",
-		.shortopts = "",
-		.longopts = kn_longopts,
-		.options_help = kn_help,
+		.options = kn_options,
+		.max_operands = FILTER_NO_OPERANDS,
 		.on_option = kn_option,
 		.on_start = kn_start,
 		.on_finish = kn_finish,

@@ -21,7 +21,7 @@
  * shard the user has left. */
 #include "config.h"
 
-#include <getopt.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,33 +139,18 @@ static int counts(PGconn *c, const char *user, char out[][64])
 static const char usage[] = "unde-shard move USER_ID --to N\n"
 			    "Copy a user to shard N, verify, switch the route, clear the old shard.\n";
 
-enum { OPT_TO = ADMIN_OPT_OWN };
-
-/* move's own option, --to N: data is the target shard, a number from 0 to
- * 9999 or a usage error of its own. */
-static int move_option(int opt, const char *arg, void *data)
-{
-	long *to = data;
-	char *end;
-	if (opt != OPT_TO)
-		return -1;
-	*to = strtol(arg, &end, 10);
-	if (*end || *to < 0 || *to > 9999)
-		return admin_usage_error(usage, "--to takes a shard number");
-	return 0;
-}
-
 int shard_cmd_move(int argc, char **argv)
 {
-	static const struct option o[] = { { "to", required_argument, NULL, OPT_TO },
-					   { "env-file", required_argument, NULL, ADMIN_OPT_ENV },
-					   { "help", no_argument, NULL, 'h' },
-					   { 0 } };
-	long to = -1;
-	struct admin_opts a = { .usage = usage, .longopts = o, .own = move_option, .data = &to };
+	long long to_opt = -1;
+	const struct filter_option o[] = {
+		{ "to", 0, "N", "the shard to move the user to (0-9999)", .number = &to_opt, .min = 0,
+		  .max = 9999 },
+		{ 0 } };
+	struct admin_opts a = { .name = "unde-shard move", .usage = usage, .options = o };
 	int rc = admin_options(&a, argc, argv);
 	if (rc >= 0)
 		return rc;
+	long to = (long)to_opt;
 	if (optind != argc - 1 || to < 0 || !shard_uuid_valid(argv[optind]))
 		return admin_usage_error(usage, "move needs USER_ID (a UUID) and --to N");
 	const char *user = argv[optind];

@@ -54,21 +54,21 @@ static void save_finish(void *state, struct filter_run *run)
 	s->k = NULL;
 }
 
-static const struct option save_longopts[] = { SCTX_LONGOPTS, { 0 } };
-static const struct option replay_longopts[] = { SCTX_LONGOPTS,
-						 { "rate-limit", no_argument, NULL, OPT_RATE_LIMIT },
-						 { 0 } };
+static const struct filter_option save_options[] = { SCTX_OPTIONS, { 0 } };
+static const struct filter_option replay_options[] = {
+	{ "rate-limit", 0, NULL,
+	  "the HTTP route's limit: at most REPLAY_PAIRS_PER_SECOND (1) pairs per second\n"
+	  "                       per user (burst REPLAY_BURST_PAIRS, 10) and REPLAY_MAX_TRIES (3)\n"
+	  "                       replays of one message",
+	  .id = OPT_RATE_LIMIT },
+	SCTX_OPTIONS,
+	{ 0 } };
 
 /* replay's start: the limit's figures are read once, when it is asked for. */
 static int replay_start(void *state, struct filter_run *run, int argc, char **argv)
 {
-	(void)run;
-	(void)argv;
+	(void)run, (void)argc, (void)argv; /* operands: refused by max_operands */
 	struct save_state *s = state;
-	if (argc) {
-		log_event(LOG_ERROR, "unexpected argument", json_pack("{s:i}", "exit", EX_USAGE));
-		return EX_USAGE;
-	}
 	if (s->x.replay_limit)
 		shard_replay_limit_load(&s->limit);
 	return 0;
@@ -104,9 +104,8 @@ int shard_filter_save(int argc, char **argv)
 		.summary = "save: store each turn {user_id, conversation_id?, messages:[{id, role, content, …}]};\n"
 			   "a message already stored (same id) is kept, not duplicated.",
 		.synopsis = "save [--shard N | --url URL]",
-		.options_help = SCTX_HELP,
-		.shortopts = "",
-		.longopts = save_longopts,
+		.options = save_options,
+		.max_operands = FILTER_NO_OPERANDS,
 		.on_option = save_option,
 		.on_record = save_record,
 		.on_finish = save_finish,
@@ -124,12 +123,8 @@ int shard_filter_replay(int argc, char **argv)
 			   "recent_confirmed_ids:[…]}: store what is missing, report what was there,\n"
 			   "mark replayed rows for enrichment backfill.",
 		.synopsis = "replay [--rate-limit] [--shard N | --url URL]",
-		.options_help = SCTX_HELP
-		"  --rate-limit         the HTTP route's limit: at most REPLAY_PAIRS_PER_SECOND (1)\n"
-		"                       pairs per second per user (burst REPLAY_BURST_PAIRS, 10)\n"
-		"                       and REPLAY_MAX_TRIES (3) replays of one message\n",
-		.shortopts = "",
-		.longopts = replay_longopts,
+		.options = replay_options,
+		.max_operands = FILTER_NO_OPERANDS,
 		.on_option = save_option,
 		.on_start = replay_start,
 		.on_record = replay_record,

@@ -73,13 +73,8 @@ static int search_option(void *state, int opt, const char *arg)
 
 static int search_start(void *state, struct filter_run *run, int argc, char **argv)
 {
-	(void)run;
-	(void)argv;
+	(void)run, (void)argc, (void)argv; /* operands: refused by max_operands */
 	struct search_state *s = state;
-	if (argc) {
-		log_event(LOG_ERROR, "unexpected argument", json_pack("{s:i}", "exit", EX_USAGE));
-		return EX_USAGE;
-	}
 	shard_search_defaults(&s->o);
 	return 0;
 }
@@ -90,10 +85,14 @@ static void search_finish(void *state, struct filter_run *run)
 	sctx_close(&((struct search_state *)state)->x);
 }
 
-static const struct option search_longopts[] = {
-	SCTX_LONGOPTS,
-	{ "plan", required_argument, NULL, OPT_PLAN },
-	{ "candidates", required_argument, NULL, OPT_CANDIDATES },
+static const struct filter_option search_options[] = {
+	{ "plan", 0, "PLAN", "prefilter: exact scan of the user's binary-quantized vectors, best N\n"
+			     "                       re-ranked by cosine (default); spec: the spec's SQL\n"
+			     "                       as written (partition HNSW index)",
+	  .id = OPT_PLAN },
+	{ "candidates", 0, "N", "re-ranked candidates (20-100000, default RETRIEVAL_CANDIDATES, 300)",
+	  .id = OPT_CANDIDATES },
+	SCTX_OPTIONS,
 	{ 0 },
 };
 
@@ -104,13 +103,8 @@ int shard_filter_search(int argc, char **argv)
 		.summary = "search: hybrid search (vector + FTS, recency boost, diversity) of each\n"
 			   "{user_id, query, query_embedding?, query_model?, top_k?} → \"episodes\".",
 		.synopsis = "search [--plan prefilter|spec] [--candidates N] [--shard N | --url URL]",
-		.options_help = SCTX_HELP
-		"  --plan prefilter     exact scan of the user's binary-quantized vectors, best N\n"
-		"                       re-ranked by cosine (default)\n"
-		"  --plan spec          the spec's SQL as written (partition HNSW index)\n"
-		"  --candidates N       re-ranked candidates (default RETRIEVAL_CANDIDATES, 300)\n",
-		.shortopts = "",
-		.longopts = search_longopts,
+		.options = search_options,
+		.max_operands = FILTER_NO_OPERANDS,
 		.on_option = search_option,
 		.on_start = search_start,
 		.on_record = search_record,

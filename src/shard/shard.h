@@ -61,27 +61,27 @@ int shard_filter_erase(int argc, char **argv);
 int shard_filter_knowledge_put(int argc, char **argv);
 int shard_filter_knowledge_get(int argc, char **argv);
 
-/* Admin-command plumbing. admin_options owns the getopt_long loop of the
- * admin subcommands: -h/--help prints usage and summary and returns 0;
- * --env-file is only kept (env_file), for the subcommand to load with
- * admin_load_env once its operands are checked; --shard and --url go to x
- * when the subcommand takes them; any other option goes to own, which
- * returns 0 (taken), -1 (invalid: "invalid option") or an exit status it
- * has reported itself (admin_usage_error with a message of its own).
- * Returns -1 to go on, optind at the first operand, else the exit status.
- * longopts is the subcommand's whole table: "env-file" → ADMIN_OPT_ENV,
- * "help" → 'h', its own options from ADMIN_OPT_OWN on. */
-enum { ADMIN_OPT_ENV = 1000, ADMIN_OPT_OWN };
-struct option;
+/* Admin-command plumbing. admin_options parses an admin subcommand's
+ * argv with lib/options: one table of the options every admin subcommand
+ * shares (--env-file, only kept in env_file for the subcommand to load
+ * with admin_load_env once its operands are checked; --shard and --url
+ * into x when the subcommand takes them) and the subcommand's own table
+ * (options, stored by the table, then given to own when not NULL: 0
+ * taken, -1 a bad value, which the parser reports naming the option).
+ * --help is written from the tables ("Usage: " usage, summary, then the
+ * options); an unknown option or a bad value exits 64 naming it.
+ * Returns -1 to go on, optind at the first operand, else the exit status. */
 struct admin_opts {
+	const char *name;      /* "unde-shard init": for "Try '… --help'." */
 	const char *usage;     /* "unde-shard SUB …\n": for --help and usage errors */
 	const char *summary;   /* printed by --help after usage, or NULL */
-	const char *shortopts; /* NULL: "h" */
-	const struct option *longopts;
-	struct shard_ctx *x;   /* takes --shard and --url; NULL: neither */
-	int shard_only;        /* with x: --url is invalid (add) */
-	int (*own)(int opt, const char *arg, void *data); /* NULL: no options of its own */
+	const struct filter_option *options; /* its own, { NULL }-terminated, or NULL */
+	int (*own)(void *data, int id, const char *arg); /* NULL: the table stores all */
 	void *data;
+	struct shard_ctx *x;   /* takes --shard and --url; NULL: neither */
+	int shard_only;        /* with x: --shard only, no --url (add) */
+	int no_operands;       /* operands are refused, and the env file is
+				  loaded here: nothing is left to check */
 	const char *env_file;  /* out: --env-file, or NULL */
 };
 int admin_options(struct admin_opts *a, int argc, char **argv);
@@ -90,6 +90,13 @@ int admin_load_env(const char *env_file);
 /* Production for an admin command that cannot go on without it: NULL
  * after logging why, with the exit status in *status. */
 PGconn *admin_production(struct shard_ctx *x, int *status);
+
+/* Run fn on the shard --shard/--url named, else on every shard of
+ * production's shards table (shard 0 alone when PRODUCTION_DB_URL is not
+ * set): what status and compact do. fn returns 0 or an exit status; a
+ * shard that cannot be reached is logged and counted. Returns the last
+ * failure's exit status, or 0. */
+int admin_each_shard(struct shard_ctx *x, int (*fn)(PGconn *c, long sid, void *data), void *data);
 
 /* Delete every row of a user on one shard (erase --user, apply-deletions,
  * move's clean-up). Inside the caller's transaction. 0 or -1. */

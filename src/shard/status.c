@@ -8,7 +8,7 @@
  * replication_lag_seconds, …). */
 #include "config.h"
 
-#include <getopt.h>
+#include <unistd.h>
 #include <mntent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,76 +128,52 @@ static int status_one(PGconn *c, long sid, double trigger, struct metrics *m)
 
 static const char usage[] = "unde-shard status [--shard N | --url URL] [--trigger-bytes B]\n";
 
-enum { OPT_TRIGGER = ADMIN_OPT_OWN };
+enum { OPT_TRIGGER = 1 };
 
 /* status's own option, --trigger-bytes B: data is the trigger, a positive
- * number or a usage error of its own. */
-static int status_option(int opt, const char *arg, void *data)
+ * number (else the parser reports a bad value for it). */
+static int status_option(void *data, int id, const char *arg)
 {
 	double *trigger = data;
 	char *end;
-	if (opt != OPT_TRIGGER)
+	if (id != OPT_TRIGGER)
 		return -1;
 	*trigger = strtod(arg, &end);
-	if (*end || *trigger <= 0)
-		return admin_usage_error(usage, "--trigger-bytes takes a positive number");
-	return 0;
+	return (end == arg || *end || !(*trigger > 0)) ? -1 : 0;
+}
+
+/* What admin_each_shard hands each shard: the trigger and the metrics. */
+struct status_run {
+	double trigger;
+	struct metrics *m;
+};
+
+static int status_each(PGconn *c, long sid, void *data)
+{
+	struct status_run *r = data;
+	return status_one(c, sid, r->trigger, r->m) ? EX_SOFTWARE : 0;
 }
 
 int shard_cmd_status(int argc, char **argv)
 {
-	static const struct option o[] = { SCTX_LONGOPTS,
-					   { "trigger-bytes", required_argument, NULL, OPT_TRIGGER },
-					   { "env-file", required_argument, NULL, ADMIN_OPT_ENV },
-					   { "help", no_argument, NULL, 'h' },
-					   { 0 } };
+	static const struct filter_option o[] = {
+		{ "trigger-bytes", 0, "B", "the new-shard trigger, HNSW index bytes (default 80 GB)",
+		  .id = OPT_TRIGGER },
+		{ 0 } };
 	struct shard_ctx x;
 	sctx_init(&x);
-	double trigger = TRIGGER_BYTES;
-	struct admin_opts a = { .usage = usage,
+	struct status_run run = { .trigger = TRIGGER_BYTES };
+	struct admin_opts a = { .name = "unde-shard status", .usage = usage,
 				.summary = "Sizes, replication and the new-shard trigger of each shard.\n",
-				.longopts = o, .x = &x, .own = status_option, .data = &trigger };
+				.options = o, .own = status_option, .data = &run.trigger, .x = &x,
+				.no_operands = 1 };
 	int rc = admin_options(&a, argc, argv);
 	if (rc >= 0)
 		return rc;
-	if (optind != argc)
-		return admin_usage_error(usage, "unexpected argument");
-	if ((rc = admin_load_env(a.env_file)))
-		return rc;
-	struct metrics *m = metrics_new();
-	struct shard_err e;
-	int worst = 0;
-	PGresult *ids = NULL;
-	if (x.url || x.shard >= 0 || !sctx_production(&x, 0, &e)) {
-		if (!x.url && x.shard < 0 && !x.prod_missing) {
-			log_event(LOG_ERROR, e.msg, NULL);
-			worst = e.status;
-		} else {
-			long sid = x.shard >= 0 ? x.shard : 0;
-			PGconn *sc = sctx_shard(&x, sid, &e);
-			if (!sc || status_one(sc, sid, trigger, m) != 0)
-				worst = sc ? EX_SOFTWARE : e.status;
-			if (!sc)
-				log_event(LOG_ERROR, e.msg, NULL);
-		}
-	} else if ((ids = pg_query(x.prod, "SELECT shard_id FROM shards ORDER BY shard_id", 0, NULL))) {
-		for (int i = 0; i < PQntuples(ids); i++) {
-			long sid = shard_pg_long(ids, i, 0, 0);
-			PGconn *sc = sctx_shard(&x, sid, &e);
-			if (!sc) {
-				log_event(LOG_ERROR, e.msg, json_pack("{s:i}", "shard_id", (int)sid));
-				worst = e.status;
-				continue;
-			}
-			if (status_one(sc, sid, trigger, m) != 0)
-				worst = EX_SOFTWARE;
-		}
-		PQclear(ids);
-	} else {
-		worst = EX_UNAVAILABLE;
-	}
-	metrics_write_default(m, "unde-shard");
-	metrics_free(m);
+	run.m = metrics_new();
+	int worst = admin_each_shard(&x, status_each, &run);
+	metrics_write_default(run.m, "unde-shard");
+	metrics_free(run.m);
 	sctx_close(&x);
 	return worst;
 }
