@@ -440,8 +440,9 @@ _history() {
 
 @test "status on a streaming replica reports its lag, and the primary its replica" {
 	_pg_as_owner "$PG_BINDIR/pg_basebackup" -h 127.0.0.1 -p "$PGPORT" -U postgres \
-		-D "$PGTEST_DIR/replica" -R -X stream -c fast >/dev/null 2>&1
-	rport=$(( PGPORT + 1 ))
+		-D "$PGTEST_DIR/replica" -R -X stream -c fast >"$TMP/basebackup.log" 2>&1 ||
+		fail "pg_basebackup: $(cat "$TMP/basebackup.log")"
+	rport=$(unde_free_port)
 	_pg_as_owner "$PG_BINDIR/pg_ctl" start -W -D "$PGTEST_DIR/replica" -l "$PGTEST_DIR/replica.log" \
 		-o "-p $rport -c unix_socket_directories=$PGTEST_DIR" >/dev/null 2>&1
 	for i in $(seq 200); do
