@@ -180,7 +180,7 @@ _updates_logged_since() {
 	tail -n +"$(($1 + 1))" "$PGTEST_DIR/server.log" | grep -cE 'UPDATE messages( m)? SET embedding' || true
 }
 
-@test "--pending stores 200 messages with one UPDATE per 128 of them, not one per message" {
+@test "--pending stores 200 messages with one UPDATE per 128 of them (EMBED_STORE_BATCH), not one per message" {
 	_save_many 200 "хлопковое платье в горошек"
 	psql -XAtq "$UNDE_T_S0" -c "alter database embed_shard0 set log_statement = 'mod'" \
 		-c "alter database embed_shard0 set log_parameter_max_length = 0"
@@ -194,6 +194,13 @@ _updates_logged_since() {
 	grep -q '^unde_embed_update_statements 2$' "$TMP/unde-embed.prom"
 	run sql0 "select count(*) from messages where embedding_model = 'local-ngram-v1' and memory_snippet is not null and not needs_enrichment"
 	assert_output 200
+	# EMBED_STORE_BATCH sets the statement's size: 10 messages by 4 are 3
+	USER_ID=$(uuid)
+	_save_many 10 "льняной пиджак бежевый"
+	run --separate-stderr env EMBEDDING_PROVIDER=local EMBED_STORE_BATCH=4 unde-embed --pending
+	assert_success
+	assert_json_line_count 10
+	grep -q '^unde_embed_update_statements 3$' "$TMP/unde-embed.prom"
 }
 
 @test "a message whose update fails fails alone: the rest of its batch is stored and the next run takes it again" {

@@ -49,15 +49,15 @@ char *snippet_make(struct snippet_chain *sc, const char *content, char *provider
 
 /* ---- storing the enrichment (store.c) ---- */
 
-#define STORE_BATCH 128 /* records per UPDATE statement */
+#define STORE_BATCH 128 /* records per UPDATE statement (EMBED_STORE_BATCH) */
 
 /* Store what embed_records and the snippets left on each record of recs
  * ("_vector", "embedding_model", "_snippet"), all on the shard behind c:
- * one UPDATE per STORE_BATCH records, and when one fails, each of its
+ * one UPDATE per batch records (1..1000), and when one fails, each of its
  * records again alone, so a bad record fails by itself and nothing else
  * is lost. Each record gets "_stored" (true; false when forgotten or
  * erased meanwhile, "_snippet_null" when it has no snippet) or
  * "_store_error" {"status","code","message"}. Returns the statements sent. */
-long embed_store(PGconn *c, json_t *recs);
+long embed_store(PGconn *c, json_t *recs, size_t batch);
 
 #endif

@@ -15,7 +15,7 @@
  * vector (messages.embedding_model) and search compares only vectors of
  * one model. memory_snippet is the rule's, or an LLM's through
  * SNIPPET_PROVIDERS (snippet.c). A batch is stored with one UPDATE per
- * STORE_BATCH messages (store.c); every UPDATE re-checks that the message
+ * EMBED_STORE_BATCH messages (store.c); every UPDATE re-checks that the message
  * is neither forgotten nor erased, so a message forgotten while queued is
  * never enriched. */
 #include "config.h"
@@ -40,7 +40,7 @@ struct embed_state {
 	struct embed_conf conf;
 	const char *user, *model_opt;
 	int reembed, local_only;
-	long timeout_ms;
+	long timeout_ms, store_batch;
 	struct counters *k;
 	struct snippet_chain snip;
 	long enriched, errors, marked, backfilled, snippet_wanted, snippet_null, statements;
@@ -217,7 +217,7 @@ static void snippet_records(struct embed_state *s, json_t *recs)
 
 /* The whole enrichment of recs before their lines are written: embeddings
  * (EMBED_BATCH texts per call), snippets, then the store, one UPDATE per
- * STORE_BATCH records of a shard (store.c). Each record ends with
+ * EMBED_STORE_BATCH records of a shard (store.c). Each record ends with
  * "_stored" or "_store_error", unless its embedding failed ("_error"). */
 static void enrich_records(struct embed_state *s, json_t *recs)
 {
@@ -245,7 +245,7 @@ static void enrich_records(struct embed_state *s, json_t *recs)
 		struct shard_err e;
 		PGconn *c = sctx_shard(&s->x, strtol(key, NULL, 10), &e);
 		if (c) {
-			s->statements += embed_store(c, list);
+			s->statements += embed_store(c, list, (size_t)s->store_batch);
 			continue;
 		}
 		json_array_foreach(list, i, r)
@@ -419,6 +419,7 @@ static int embed_start(void *state, struct filter_run *run, int argc, char **arg
 	s->local_only = !strcmp(provider, "local") || !strcmp(s->conf.model, EMBED_LOCAL_MODEL);
 	if (s->local_only)
 		s->conf.model = EMBED_LOCAL_MODEL;
+	s->store_batch = conf_long("EMBED_STORE_BATCH", STORE_BATCH, 1, 1000);
 	snippet_init(&s->snip);
 	s->k = counters_open_service("unde-embed");
 	return 0;

@@ -1,8 +1,9 @@
 /* store.c — unde-embed's writes: the embeddings and snippets of a batch
- * in one UPDATE per STORE_BATCH messages instead of one per message (the
+ * in one UPDATE per EMBED_STORE_BATCH messages instead of one per message (the
  * round trips were most of --pending's time), with the per-message
  * isolation of the old way kept: a statement that fails is sent again for
  * each of its messages alone, so one bad message fails by itself.
+ * EMBED_STORE_BATCH=1 is the old way, for a benchmark's baseline.
  *
  * The rows travel as one JSON parameter (jsonb_to_recordset): no SQL is
  * built from data, and the vectors keep the text pgvector reads. The
@@ -109,11 +110,13 @@ static void store_range(PGconn *c, json_t *recs, size_t from, size_t to, long *s
 	json_decref(returned);
 }
 
-long embed_store(PGconn *c, json_t *recs)
+long embed_store(PGconn *c, json_t *recs, size_t batch)
 {
 	long sent = 0;
 	size_t n = json_array_size(recs);
-	for (size_t i = 0; i < n; i += STORE_BATCH)
-		store_range(c, recs, i, i + STORE_BATCH < n ? i + STORE_BATCH : n, &sent);
+	if (batch < 1)
+		batch = 1;
+	for (size_t i = 0; i < n; i += batch)
+		store_range(c, recs, i, i + batch < n ? i + batch : n, &sent);
 	return sent;
 }
