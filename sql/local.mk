@@ -49,3 +49,4 @@ dist_sqlshard_DATA += sql/shard/0021_fts_per_conversation.sql
 dist_sqlshard_DATA += sql/shard/0022_prefilter_covers_model.sql
 # unde-llm (hllm): the density cap's per-answer record
 dist_sqlshard_DATA += sql/shard/0025_llm_answer_meta.sql
+dist_sqlshard_DATA += sql/shard/0040_store_enrichment.sql

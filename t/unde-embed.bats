@@ -175,14 +175,15 @@ _save_many() {
 }
 
 # statements the server logged for the shard database since line $1 of its
-# log that update messages' embeddings (log_statement = 'mod' on it)
+# log that store messages' embeddings (log_statement = 'all' on it logs
+# only the client's statements: store_enrichment()'s own are not)
 _updates_logged_since() {
-	tail -n +"$(($1 + 1))" "$PGTEST_DIR/server.log" | grep -cE 'UPDATE messages( m)? SET embedding' || true
+	tail -n +"$(($1 + 1))" "$PGTEST_DIR/server.log" | grep -cE 'UPDATE messages( m)? SET embedding|FROM store_enrichment' || true
 }
 
-@test "--pending stores 200 messages with one UPDATE per 128 of them (EMBED_STORE_BATCH), not one per message" {
+@test "--pending stores 200 messages with one statement per 128 of them (EMBED_STORE_BATCH), not one per message" {
 	_save_many 200 "хлопковое платье в горошек"
-	psql -XAtq "$UNDE_T_S0" -c "alter database embed_shard0 set log_statement = 'mod'" \
+	psql -XAtq "$UNDE_T_S0" -c "alter database embed_shard0 set log_statement = 'all'" \
 		-c "alter database embed_shard0 set log_parameter_max_length = 0"
 	from=$(wc -l <"$PGTEST_DIR/server.log")
 	run --separate-stderr env EMBEDDING_PROVIDER=local unde-embed --pending

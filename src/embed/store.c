@@ -5,9 +5,10 @@
  * each of its messages alone, so one bad message fails by itself.
  * EMBED_STORE_BATCH=1 is the old way, for a benchmark's baseline.
  *
- * The rows travel as one JSON parameter (jsonb_to_recordset): no SQL is
- * built from data, and the vectors keep the text pgvector reads. The
- * UPDATE re-checks that each message is neither forgotten nor erased, so
+ * The rows travel as one JSON parameter to store_enrichment() (migration
+ * 0040: an UPDATE … FROM the batch was a scan of every partition per
+ * batch); no SQL is built from data, and the vectors keep the text
+ * pgvector reads. Each UPDATE re-checks that each message is neither forgotten nor erased, so
  * one forgotten while queued is left alone (it is not RETURNed). */
 #include "config.h"
 
@@ -21,15 +22,10 @@
 #include "pg.h"
 #include "shardc.h"
 
-static const char store_sql[] =
-	"UPDATE messages m SET embedding = COALESCE(x.embedding::vector, m.embedding),"
-	" embedding_model = CASE WHEN x.embedding IS NULL THEN m.embedding_model ELSE x.model END,"
-	" memory_snippet = COALESCE(m.memory_snippet, x.snippet), needs_enrichment = false"
-	" FROM jsonb_to_recordset($1::jsonb) AS x(conversation_id uuid, id uuid, embedding text,"
-	" model text, snippet text)"
-	" WHERE m.conversation_id = x.conversation_id AND m.id = x.id"
-	" AND NOT m.is_forgotten AND m.deleted_at IS NULL"
-	" RETURNING m.conversation_id::text, m.id::text, m.memory_snippet IS NULL";
+/* sql/shard/0040: the batch's rows updated one by one by primary key
+ * (each pruned to its partition) in one statement; the stored rows back. */
+static const char store_sql[] = "SELECT stored_conversation_id::text, stored_id::text, snippet_null"
+				" FROM store_enrichment($1::jsonb)";
 
 /* The "conversation_id/message_id" key that maps a RETURNed row back. */
 static void row_key(char *key, size_t len, const char *conv, const char *id)
