@@ -51,3 +51,4 @@ dist_sqlshard_DATA += sql/shard/0022_prefilter_covers_model.sql
 dist_sqlshard_DATA += sql/shard/0025_llm_answer_meta.sql
 # hha2 (issue 19): verify-and-replay's server-side rate limit
 dist_sqlshard_DATA += sql/shard/0030_replay_rate_limit.sql
+dist_sqlshard_DATA += sql/shard/0040_store_enrichment.sql

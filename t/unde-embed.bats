@@ -13,6 +13,8 @@ setup_file() {
 	UNDE_T_S0=$(pg_createdb embed_shard0)
 	unde-shard init --shard 0 --url "$UNDE_T_S0" >/dev/null 2>&1
 	fake_start cohere cohere.py
+	fake_start gemini gemini.py
+	fake_start deepseek deepseek.py
 }
 
 teardown_file() {
@@ -27,6 +29,10 @@ setup() {
 	TMP=$(unde_tmpdir)
 	export UNDE_COUNTERS_DIR=$TMP UNDE_METRICS_DIR=$TMP
 	fake_reset cohere
+	fake_reset gemini
+	fake_reset deepseek
+	unset SNIPPET_PROVIDERS SNIPPET_TIMEOUT GEMINI_API_KEY DEEPSEEK_API_KEY
+	export GEMINI_API_URL=$FAKE_GEMINI_URL DEEPSEEK_API_URL=$FAKE_DEEPSEEK_URL
 	psql -XAtq "$UNDE_T_S0" -c "delete from messages; delete from conversations"
 	USER_ID=$(uuid)
 }
@@ -166,4 +172,141 @@ _save_many() {
 	# the spec's name has no _total suffix: the only lint promtool may raise
 	run promtool check metrics <"$TMP/unde-embed.prom"
 	[[ $(grep -v 'should have "_total" suffix' <<<"$output" | grep -c .) == 0 ]]
+}
+
+# statements the server logged for the shard database since line $1 of its
+# log that store messages' embeddings (log_statement = 'all' on it logs
+# only the client's statements: store_enrichment()'s own are not)
+_updates_logged_since() {
+	tail -n +"$(($1 + 1))" "$PGTEST_DIR/server.log" | grep -cE 'UPDATE messages( m)? SET embedding|FROM store_enrichment' || true
+}
+
+@test "--pending stores 200 messages with one statement per 128 of them (EMBED_STORE_BATCH), not one per message" {
+	_save_many 200 "хлопковое платье в горошек"
+	psql -XAtq "$UNDE_T_S0" -c "alter database embed_shard0 set log_statement = 'all'" \
+		-c "alter database embed_shard0 set log_parameter_max_length = 0"
+	from=$(wc -l <"$PGTEST_DIR/server.log")
+	run --separate-stderr env EMBEDDING_PROVIDER=local unde-embed --pending
+	psql -XAtq "$UNDE_T_S0" -c "alter database embed_shard0 reset log_statement" \
+		-c "alter database embed_shard0 reset log_parameter_max_length"
+	assert_success
+	assert_json_line_count 200
+	[[ $(_updates_logged_since "$from") == 2 ]]
+	grep -q '^unde_embed_update_statements 2$' "$TMP/unde-embed.prom"
+	run sql0 "select count(*) from messages where embedding_model = 'local-ngram-v1' and memory_snippet is not null and not needs_enrichment"
+	assert_output 200
+	# EMBED_STORE_BATCH sets the statement's size: 10 messages by 4 are 3
+	USER_ID=$(uuid)
+	_save_many 10 "льняной пиджак бежевый"
+	run --separate-stderr env EMBEDDING_PROVIDER=local EMBED_STORE_BATCH=4 unde-embed --pending
+	assert_success
+	assert_json_line_count 10
+	grep -q '^unde_embed_update_statements 3$' "$TMP/unde-embed.prom"
+}
+
+@test "a message whose update fails fails alone: the rest of its batch is stored and the next run takes it again" {
+	_save_many 5 "вельветовые брюки горчичные"
+	bad=00000000-0000-4000-8000-000000000003
+	sql0 "create function t_refuse() returns trigger language plpgsql as \$\$
+	      begin if new.id = '$bad' and new.embedding is not null then
+	      raise exception 'refused by the test trigger'; end if; return new; end \$\$;
+	      create trigger t_refuse before update on messages for each row execute function t_refuse()" >/dev/null
+	run --separate-stderr env EMBEDDING_PROVIDER=local unde-embed --pending
+	sql0 "drop trigger t_refuse on messages; drop function t_refuse()" >/dev/null
+	assert_failure
+	assert_json_line_count 4
+	assert_jq -s 'all(.message_id != "'$bad'")'
+	# one error line, for that message, with the database's reason
+	[[ $(grep -c '"level":"error".*"record"' <<<"$stderr") == 1 ]]
+	grep '"level":"error".*"record"' <<<"$stderr" | jq -e '.record.message_id == "'$bad'" and (.error.message | test("refused by the test trigger"))'
+	# the batch, then each of its five alone
+	grep -q '^unde_embed_update_statements 6$' "$TMP/unde-embed.prom"
+	run sql0 "select id from messages where embedding is null"
+	assert_output "$bad"
+	run --separate-stderr env EMBEDDING_PROVIDER=local unde-embed --pending
+	assert_success
+	assert_jq '.message_id == "'$bad'" and .enriched.embedding_model == "local-ngram-v1"'
+	run sql0 "select count(*) from messages where embedding is null or memory_snippet is null"
+	assert_output 0
+}
+
+@test "SNIPPET_PROVIDERS: Gemini's card, DeepSeek's when Gemini fails, the rule's when both fail" {
+	export SNIPPET_PROVIDERS=gemini,deepseek GEMINI_API_KEY=test-key DEEPSEEK_API_KEY=test-key EMBEDDING_PROVIDER=local
+	msg="Ну, вообще-то в IMAX было холодно от кондиционера"
+	save1() {
+		psql -XAtq "$UNDE_T_S0" -c "delete from messages; delete from conversations"
+		jq -nc --arg u "$USER_ID" --arg t "$msg" --arg id "$(uuid)" '{user_id: $u, messages: [{id: $id, role: "user", content: $t}]}' | unde-shard save >/dev/null
+	}
+	save1
+	fake_config gemini '{"reply_text": " «IMAX: холодно от кондиционера → брать тёплый слой»\n"}'
+	run --separate-stderr unde-embed --pending
+	assert_success
+	assert_jq '.enriched.snippet_provider == "gemini" and .enriched.memory_snippet == "«IMAX: холодно от кондиционера → брать тёплый слой»"'
+	run sql0 "select memory_snippet from messages"
+	assert_output "«IMAX: холодно от кондиционера → брать тёплый слой»"
+	fake_requests gemini | jq -e --arg t "$msg" 'length == 1 and (.[0].path | test("/v1beta/models/gemini-2.0-flash-lite:generateContent$")) and .[0].json.contents[0].parts[0].text == $t and (.[0].json.systemInstruction.parts[0].text | test("80 characters")) and .[0].headers["x-goog-api-key"] == "test-key"'
+	[[ $(fake_requests deepseek | jq length) == 0 ]]
+
+	save1
+	fake_fail gemini '{"mode":"500","count":-1}'
+	fake_config deepseek '{"reply_text": "В IMAX холодно от кондиционера → тёплый слой"}'
+	run --separate-stderr unde-embed --pending
+	assert_success
+	assert_jq '.enriched.snippet_provider == "deepseek" and .enriched.memory_snippet == "В IMAX холодно от кондиционера → тёплый слой"'
+	fake_requests deepseek | jq -e --arg t "$msg" 'length == 1 and .[0].json.model == "deepseek-chat" and .[0].json.messages[1].content == $t and .[0].headers.authorization == "Bearer test-key"'
+
+	save1
+	fake_fail deepseek '{"mode":"429","count":-1}'
+	run --separate-stderr unde-embed --pending
+	assert_success
+	assert_jq '.enriched.snippet_provider == "local" and .enriched.memory_snippet == "в IMAX было холодно от кондиционера"'
+	grep -q '^unde_embed_snippet_fallbacks 1$' "$TMP/unde-embed.prom"
+	grep -q '^memory_snippet_null_rate 0$' "$TMP/unde-embed.prom"
+}
+
+@test "a snippet answer that is empty, on several lines, over 80 characters or late falls back to the rule" {
+	export SNIPPET_PROVIDERS=deepseek DEEPSEEK_API_KEY=test-key EMBEDDING_PROVIDER=local
+	long=$(printf 'очень%.0s ' {1..20})
+	for reply in '"   "' '"первая строка\nвторая строка"' "\"$long\"" hang; do
+		fake_reset deepseek
+		psql -XAtq "$UNDE_T_S0" -c "delete from messages; delete from conversations"
+		_save_many 1 "шерстяное пальто осталось в такси"
+		if [[ $reply == hang ]]; then
+			fake_fail deepseek '{"mode":"hang","delay_ms":20000}'
+			export SNIPPET_TIMEOUT=1
+		else
+			fake_config deepseek '{"reply_text": '"$reply"'}'
+		fi
+		run --separate-stderr unde-embed --pending
+		assert_success
+		assert_jq '.enriched.snippet_provider == "local" and .enriched.memory_snippet == "шерстяное пальто осталось в такси номер 0"'
+		[[ $(fake_requests deepseek | jq length) == 1 ]]
+	done
+}
+
+@test "after three messages on which every snippet provider failed, the run stops calling them" {
+	export SNIPPET_PROVIDERS=gemini GEMINI_API_KEY=test-key EMBEDDING_PROVIDER=local
+	fake_fail gemini '{"mode":"503","count":-1}'
+	_save_many 6 "кашемировый шарф серый"
+	run --separate-stderr unde-embed --pending
+	assert_success
+	assert_json_line_count 6
+	assert_jq -s 'all(.enriched.snippet_provider == "local" and (.enriched.memory_snippet | startswith("кашемировый шарф серый")))'
+	[[ $(fake_requests gemini | jq length) == 3 ]]
+	grep -q '^unde_embed_snippet_fallbacks 6$' "$TMP/unde-embed.prom"
+	[[ $stderr == *"the rule only for the rest of the run"* ]]
+}
+
+@test "a snippet provider without its key is not called, and an unknown one is a configuration error" {
+	export SNIPPET_PROVIDERS=gemini EMBEDDING_PROVIDER=local
+	_save_many 1 "джинсовая куртка с мехом"
+	run --separate-stderr unde-embed --pending
+	assert_success
+	assert_jq '.enriched.snippet_provider == "local"'
+	[[ $(fake_requests gemini | jq length) == 0 ]]
+	run --separate-stderr env SNIPPET_PROVIDERS=gemini,openai unde-embed --pending
+	assert_failure 78
+	[[ $stderr == *SNIPPET_PROVIDERS* && $stderr == *openai* ]]
+	run sql0 "select count(*) from messages where memory_snippet is not null"
+	assert_output 1
 }

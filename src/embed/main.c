@@ -13,8 +13,11 @@
  * per call, then the local n-gram embedder (lib/embed_local.h) when no key
  * is set or Cohere fails; the model that answered is stored with the
  * vector (messages.embedding_model) and search compares only vectors of
- * one model. Every UPDATE re-checks that the message is neither forgotten
- * nor erased, so a message forgotten while queued is never enriched. */
+ * one model. memory_snippet is the rule's, or an LLM's through
+ * SNIPPET_PROVIDERS (snippet.c). A batch is stored with one UPDATE per
+ * EMBED_STORE_BATCH messages (store.c); every UPDATE re-checks that the message
+ * is neither forgotten nor erased, so a message forgotten while queued is
+ * never enriched. */
 #include "config.h"
 
 #include <stdio.h>
@@ -37,9 +40,10 @@ struct embed_state {
 	struct embed_conf conf;
 	const char *user, *model_opt;
 	int reembed, local_only;
-	long timeout_ms;
+	long timeout_ms, store_batch;
 	struct counters *k;
-	long enriched, errors, marked, backfilled, snippet_wanted, snippet_null;
+	struct snippet_chain snip;
+	long enriched, errors, marked, backfilled, snippet_wanted, snippet_null, statements;
 };
 
 static const struct provider *const cohere_only[] = { &embed_cohere, NULL };
@@ -186,10 +190,76 @@ static void embed_records(struct embed_state *s, json_t *recs)
 	}
 }
 
+/* Give every user record that wants one its memory_snippet ("_snippet",
+ * "_snippet_provider"), unless its embedding failed (it fails anyway). */
+static void snippet_records(struct embed_state *s, json_t *recs)
+{
+	size_t i;
+	json_t *r;
+	json_array_foreach(recs, i, r)
+	{
+		if (!json_is_true(json_object_get(r, "snippet")) ||
+		    (json_is_true(json_object_get(r, "embed")) && json_object_get(r, "_error")))
+			continue;
+		char who[64];
+		char *sn = snippet_make(&s->snip, shard_jstr(r, "content"), who, sizeof who);
+		if (sn) {
+			json_object_set_new(r, "_snippet", json_string(sn));
+			json_object_set_new(r, "_snippet_provider", json_string(who));
+			struct buf lb = { 0 };
+			counters_label(&lb, "provider", who);
+			counters_add(s->k, "unde_embed_snippets_total", lb.data, 1);
+			buf_free(&lb);
+		}
+		free(sn);
+	}
+}
+
+/* The whole enrichment of recs before their lines are written: embeddings
+ * (EMBED_BATCH texts per call), snippets, then the store, one UPDATE per
+ * EMBED_STORE_BATCH records of a shard (store.c). Each record ends with
+ * "_stored" or "_store_error", unless its embedding failed ("_error"). */
+static void enrich_records(struct embed_state *s, json_t *recs)
+{
+	embed_records(s, recs);
+	snippet_records(s, recs);
+	json_t *by_shard = json_object();
+	size_t i;
+	json_t *r;
+	json_array_foreach(recs, i, r)
+	{
+		json_object_set_new(r, "_prepared", json_true());
+		if (json_is_true(json_object_get(r, "embed")) && json_object_get(r, "_error"))
+			continue;
+		char key[24];
+		snprintf(key, sizeof key, "%lld", (long long)json_integer_value(json_object_get(r, "shard_id")));
+		json_t *list = json_object_get(by_shard, key);
+		if (!list)
+			json_object_set_new(by_shard, key, list = json_array());
+		json_array_append(list, r);
+	}
+	const char *key;
+	json_t *list;
+	json_object_foreach(by_shard, key, list)
+	{
+		struct shard_err e;
+		PGconn *c = sctx_shard(&s->x, strtol(key, NULL, 10), &e);
+		if (c) {
+			s->statements += embed_store(c, list, (size_t)s->store_batch);
+			continue;
+		}
+		json_array_foreach(list, i, r)
+			json_object_set_new(r, "_store_error", json_pack("{s:i, s:s, s:s}", "status", e.status,
+									  "code", e.code ? e.code : "shard_unavailable",
+									  "message", e.msg));
+	}
+	json_decref(by_shard);
+}
+
 static int embed_batch(void *state, struct filter_run *run, json_t *recs)
 {
 	(void)run;
-	embed_records(state, recs);
+	enrich_records(state, recs);
 	return 0;
 }
 
@@ -250,70 +320,67 @@ static int load_message(struct embed_state *s, struct filter_run *run, json_t *r
 	return rc;
 }
 
+/* A message record after enrich_records: its line, or its failure. */
+static int enriched_result(struct embed_state *s, struct filter_run *run, json_t *rec)
+{
+	const char *err = shard_jstr(rec, "_error");
+	int want_vec = json_is_true(json_object_get(rec, "embed"));
+	int marked = json_is_true(json_object_get(rec, "marked"));
+	const json_t *se = json_object_get(rec, "_store_error");
+	s->marked += marked;
+	if (want_vec && err)
+		return filter_fail(run, EX_TEMPFAIL, "embedding_failed", "%s", err);
+	if (se) {
+		int st = (int)json_integer_value(json_object_get(se, "status"));
+		return filter_fail(run, st == EX_CONFIG ? EX_UNAVAILABLE : st ? st : EX_SOFTWARE,
+				   shard_jstr(se, "code"), "%s", shard_jstr(se, "message"));
+	}
+	if (!json_is_true(json_object_get(rec, "_stored")))
+		return filter_fail(run, EX_DATAERR, "message_forgotten",
+				   "message %s was forgotten or erased meanwhile: not enriched",
+				   shard_jstr(rec, "message_id"));
+	s->enriched++;
+	s->backfilled += marked;
+	if (json_is_true(json_object_get(rec, "snippet"))) {
+		s->snippet_wanted++;
+		s->snippet_null += json_is_true(json_object_get(rec, "_snippet_null"));
+	}
+	const char *snippet = shard_jstr(rec, "_snippet");
+	json_t *done = json_pack("{s:s?, s:s?, s:s?, s:s?}", "embedding_model",
+				 want_vec ? shard_jstr(rec, "embedding_model") : NULL, "provider",
+				 want_vec ? shard_jstr(rec, "provider") : NULL, "memory_snippet", snippet,
+				 "snippet_provider", snippet ? shard_jstr(rec, "_snippet_provider") : NULL);
+	json_object_set_new(rec, "enriched", done);
+	if (want_vec) {
+		struct buf lb = { 0 };
+		counters_label(&lb, "provider", shard_jstr(rec, "provider"));
+		counters_add(s->k, "unde_embed_messages_total", lb.data, 1);
+		buf_free(&lb);
+	}
+	return 0;
+}
+
 static int embed_record(void *state, struct filter_run *run, json_t *rec)
 {
 	struct embed_state *s = state;
 	if (json_object_get(rec, "text"))
 		return embed_query(s, run, rec);
-	int rc;
-	if (!json_object_get(rec, "content") && (rc = load_message(s, run, rec)) != 0)
-		return rc;
-	json_t *one = json_pack("[O]", rec);
-	embed_records(s, one);
-	json_decref(one);
-	const char *err = shard_jstr(rec, "_error");
-	int want_vec = json_is_true(json_object_get(rec, "embed"));
-	int marked = json_is_true(json_object_get(rec, "marked"));
-	s->marked += marked;
-	if (want_vec && err)
-		return filter_fail(run, EX_TEMPFAIL, "embedding_failed", "%s", err);
-	char *snippet = json_is_true(json_object_get(rec, "snippet"))
-			? shard_memory_snippet(shard_jstr(rec, "content"), 80) : NULL;
-	char *vec = want_vec ? json_dumps(json_object_get(rec, "_vector"), JSON_COMPACT) : NULL;
-	char sids[24];
-	snprintf(sids, sizeof sids, "%ld", (long)json_integer_value(json_object_get(rec, "shard_id")));
-	struct shard_err e;
-	PGconn *c = sctx_shard(&s->x, (long)json_integer_value(json_object_get(rec, "shard_id")), &e);
-	const char *pp[] = { shard_jstr(rec, "conversation_id"), shard_jstr(rec, "message_id"), vec,
-			     shard_jstr(rec, "embedding_model"), snippet };
-	PGresult *r = c ? pg_query(c,
-				   "UPDATE messages SET embedding = COALESCE($3::vector, embedding),"
-				   " embedding_model = CASE WHEN $3::text IS NULL THEN embedding_model ELSE $4 END,"
-				   " memory_snippet = COALESCE(memory_snippet, $5), needs_enrichment = false"
-				   " WHERE conversation_id = $1 AND id = $2 AND" ALIVE " RETURNING memory_snippet IS NULL",
-				   5, pp)
-			: NULL;
-	free(vec);
-	rc = 0;
-	if (!c)
-		rc = sctx_fail(run, &e);
-	else if (!r)
-		rc = sctx_query_fail(run, c, "cannot store the embedding");
-	else if (PQntuples(r) == 0)
-		rc = filter_fail(run, EX_DATAERR, "message_forgotten",
-				 "message %s was forgotten or erased meanwhile: not enriched",
-				 shard_jstr(rec, "message_id"));
-	if (!rc) {
-		s->enriched++;
-		s->backfilled += marked;
-		if (json_is_true(json_object_get(rec, "snippet"))) {
-			s->snippet_wanted++;
-			s->snippet_null += !snippet;
-		}
-		json_t *done = json_pack("{s:s?, s:s?, s:s?}", "embedding_model",
-					 want_vec ? shard_jstr(rec, "embedding_model") : NULL, "provider",
-					 want_vec ? shard_jstr(rec, "provider") : NULL, "memory_snippet", snippet);
-		json_object_set_new(rec, "enriched", done);
-		if (want_vec) {
-			struct buf lb = { 0 };
-			counters_label(&lb, "provider", shard_jstr(rec, "provider"));
-			counters_add(s->k, "unde_embed_messages_total", lb.data, 1);
-			buf_free(&lb);
+	int rc = 0;
+	if (!json_is_true(json_object_get(rec, "_prepared"))) {
+		/* from stdin: this record alone */
+		if (!json_object_get(rec, "content"))
+			rc = load_message(s, run, rec);
+		if (!rc) {
+			json_t *one = json_pack("[O]", rec);
+			enrich_records(s, one);
+			json_decref(one);
 		}
 	}
-	PQclear(r);
-	free(snippet);
-	static const char *const internal[] = { "_vector", "_error", "content", "embed", "snippet", "marked" };
+	if (!rc)
+		rc = enriched_result(s, run, rec);
+	static const char *const internal[] = { "_vector", "_error", "content", "embed", "snippet",
+						"marked", "_snippet", "_snippet_provider", "_stored",
+						"_snippet_null", "_store_error", "_prepared" };
 	for (size_t i = 0; i < sizeof internal / sizeof *internal; i++)
 		json_object_del(rec, internal[i]);
 	return rc;
@@ -352,6 +419,8 @@ static int embed_start(void *state, struct filter_run *run, int argc, char **arg
 	s->local_only = !strcmp(provider, "local") || !strcmp(s->conf.model, EMBED_LOCAL_MODEL);
 	if (s->local_only)
 		s->conf.model = EMBED_LOCAL_MODEL;
+	s->store_batch = conf_long("EMBED_STORE_BATCH", STORE_BATCH, 1, 1000);
+	snippet_init(&s->snip);
 	s->k = counters_open_service("unde-embed");
 	return 0;
 }
@@ -376,6 +445,12 @@ static void embed_finish(void *state, struct filter_run *run)
 			    s->snippet_wanted ? (double)s->snippet_null / (double)s->snippet_wanted : 0.0);
 		metrics_add(m, "unde_embed_enriched", "gauge", "Messages the last run enriched", NULL,
 			    (double)s->enriched);
+		metrics_add(m, "unde_embed_update_statements", "gauge",
+			    "UPDATE statements the last run sent to store its messages", NULL,
+			    (double)s->statements);
+		metrics_add(m, "unde_embed_snippet_fallbacks", "gauge",
+			    "Messages of the last run no snippet provider answered for (the rule was used)",
+			    NULL, (double)s->snip.fallbacks);
 		metrics_write_textfile(m, path);
 		metrics_free(m);
 	}

@@ -38,7 +38,7 @@ _fake_alive() {
 	local pid=$1 portf=${2:-} stat
 	kill -0 "$pid" 2>/dev/null || return 1
 	if [[ -r /proc/$pid/stat ]]; then
-		stat=$(</proc/"$pid"/stat) || return 1
+		stat=$(cat /proc/"$pid"/stat 2>/dev/null) || return 1 # it may exit meanwhile
 		stat=${stat##*) }
 		[[ ${stat%% *} != Z ]] || return 1
 		if [[ -n $portf ]]; then
