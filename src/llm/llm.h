@@ -9,7 +9,8 @@
  *                emotional filter, the density cap and its per-answer record
  *   pack.c       the ContextPack, blocks A–G, bounded in tokens
  *   providers.c  the LLM chain deepseek → gemini, claude, qwen → local
- *   responder.c  the local responder, intent, the catalog context
+ *   responder.c  the local responder, intent
+ *   catalog.c    the catalog context: products matching the message
  *
  * A turn is a struct turn: everything read for one user message, owned by
  * main.c's on_record and freed by turn_free. */
@@ -127,8 +128,19 @@ double llm_cost_usd(const char *provider, long tokens_in, long tokens_out);
 json_t *responder_answer(const struct turn *t);
 /* chat | stylist | recognition | catalog (static strings). */
 const char *intent_classify(const char *message, const json_t *rec);
+/* ---- catalog.c ---- */
 /* Products of production matching the message, in stock, with store and
- * price ([] when production is not configured). NULL on a query error. */
+ * price ([] when production is not configured). NULL on a query error.
+ * Main thread only (one stemmer). */
 json_t *catalog_context(PGconn *prod, const char *message, const char *mall_id);
+/* Does the message name a garment ("юбку", "skirts")? A catalog intent. */
+int catalog_names_garment(const char *message);
+/* The answer's artifact (§13 step 8): the catalog products its text names
+ * by name or SKU, as {type: "products" | "look", items: [{sku, brand, name,
+ * category, color, store, price, currency}]}; NULL for a plain answer.
+ * The shard turns it into the message's response_description. */
+json_t *catalog_artifact(const json_t *catalog, const char *intent, const char *text);
+/* Free the stemmer and the stemmed lexicon (on_finish). */
+void catalog_done(void);
 
 #endif
