@@ -7,6 +7,8 @@ load lib/common
 load lib/pg
 load lib/fake
 load lib/httpd
+load lib/moto
+load lib/recog
 
 BATS_NO_PARALLELIZE_WITHIN_FILE=true
 
@@ -34,6 +36,12 @@ setup() {
 	export UNDE_COUNTERS_DIR=$TMP TOMBSTONE_COPY_FILE=$TMP/tombstones.jsonl
 	U=$(uuid)
 	for f in deepseek gemini claude qwen echo; do fake_reset "$f"; done
+}
+
+teardown() {
+	# the photo test's S3 server goes with it, pass or fail
+	declare -F moto_stop >/dev/null && moto_stop
+	unde_teardown
 }
 
 uuid() { cat /proc/sys/kernel/random/uuid; }
@@ -496,4 +504,36 @@ queue_size() { unde-llm metrics | awk '$1 == "llm_orchestrator_queue_size" { pri
 	um=$(jq -r .user_message_id "$TMP/out")
 	run sql0 "select input_type, media_urls::text from messages where id = '$um'"
 	assert_output 'voice|["https://cdn.example/u/photo1.jpg"]'
+}
+
+@test "a photo turn goes to unde-recognize behind unde-httpd: its matches are in the ContextPack and the answer; recognition down never fails the turn" {
+	moto_start
+	local llm_prod=$PRODUCTION_DB_URL
+	recog_catalog 4
+	local recog_prod=$PRODUCTION_DB_URL
+	export PRODUCTION_DB_URL=$llm_prod
+	recog_street "$TMP/s3.jpg" 3
+	photo=$(recog_put "$TMP/s3.jpg" "$U/photos/p3/original.jpg")
+	httpd_serve recog "$UNDE_TOP_SRCDIR/etc/httpd/recognize.routes" PRODUCTION_DB_URL="$recog_prod" \
+		S3_ENDPOINT="$S3_ENDPOINT" S3_BUCKET="$S3_BUCKET" S3_USER_MEDIA_BUCKET="$S3_USER_MEDIA_BUCKET" \
+		S3_ACCESS_KEY="$S3_ACCESS_KEY" S3_SECRET_KEY="$S3_SECRET_KEY" S3_REGION="${S3_REGION:-us-east-1}" \
+		UNDE_COUNTERS_DIR="$TMP"
+	export RECOGNITION_URL=http://127.0.0.1:$RECOG_PORT
+	say "Что это за куртка?" "$(jq -nc --arg p "$photo" '{photo_url: $p}')"
+	output=$(<"$TMP/out")
+	assert_jq '.intent == "recognition" and .recognition.status == "done"' || { cat "$TMP/err" >&2; cat "$(_httpd_dir)/recog.log" >&2; false; }
+	assert_jq '.recognition.items[0].match_type == "exact" and .recognition.items[0].matches[0].sku_id == "Z3"'
+	assert_jq '.context_pack.blocks.E | any(test("^Фото: .*exact.*SKU Z3"))'
+	assert_jq '.text | test("На фото нашла: .*SKU Z3, точное совпадение")'
+	# the request is recognition's own row in its production
+	run psql -XAt "$recog_prod" -c "select count(*) from recognition_requests where user_id = '$U'"
+	assert_output 1
+	httpd_stop recog
+	export RECOGNITION_URL=http://127.0.0.1:1
+	say "А это?" "$(jq -nc --arg p "$photo" '{photo_url: $p}')"
+	output=$(<"$TMP/out")
+	assert_jq '.recognition.status == "unavailable" and (.text | test("распознать вещи на нём сейчас не получилось"))'
+	um=$(jq -r .user_message_id "$TMP/out")
+	run sql0 "select media_urls->>0 from messages where id = '$um'"
+	assert_output "$photo"
 }

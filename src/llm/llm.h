@@ -47,6 +47,7 @@ struct turn {
 	json_t *recent;                    /* owned: [{id, role, content}] oldest first */
 	json_t *catalog;                   /* owned: matching products [] */
 	json_t *artifact;                  /* owned: referenced artifact, or NULL */
+	json_t *recognition;               /* owned: {status, items?} of a photo turn, or NULL */
 	json_t *pack;                      /* owned: the ContextPack */
 	const char *intent;                /* static string */
 	int memory_allowed;                /* the density cap left room for memories */
@@ -128,6 +129,12 @@ double llm_cost_usd(const char *provider, long tokens_in, long tokens_out);
 json_t *responder_answer(const struct turn *t);
 /* chat | stylist | recognition | catalog (static strings). */
 const char *intent_classify(const char *message, const json_t *rec);
+/* A photo turn's recognition (§13 step 6): POST {photo_url, user_id} to
+ * RECOGNITION_URL/recognize (unde-recognize behind unde-httpd) under dl and
+ * at most 15 s; {status: "done", items} from its done line, or {status:
+ * "unavailable", error}; NULL when RECOGNITION_URL is not set. */
+json_t *recognition_call(const struct turn *t, const json_t *rec, struct deadline dl);
+
 /* ---- catalog.c ---- */
 /* Products of production matching the message, in stock, with store and
  * price ([] when production is not configured). NULL on a query error.

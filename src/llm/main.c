@@ -176,7 +176,7 @@ void turn_free(struct turn *t)
 {
 	json_t **all[] = { &t->mood, &t->context, &t->persona, &t->sensors, &t->knowledge,
 			   &t->episodes, &t->episodes_dropped, &t->recent, &t->catalog, &t->artifact,
-			   &t->pack };
+			   &t->recognition, &t->pack };
 	for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
 		json_decref(*all[i]);
 		*all[i] = NULL;
@@ -410,6 +410,8 @@ static int llm_record(void *sp, struct filter_run *run, json_t *rec)
 		counters_add(s->k, "llm_orchestrator_errors", NULL, 1);
 		return sctx_fail(run, &e);
 	}
+	if (!strcmp(t.intent, "recognition"))
+		t.recognition = recognition_call(&t, rec, dl);
 	t.pack = pack_build(&t, &s->cf);
 	double pack_ms = util_now_ms() - t0;
 	observe(s, "llm_orchestrator_context_pack_time_seconds", pack_ms);
@@ -452,6 +454,8 @@ static int llm_record(void *sp, struct filter_run *run, json_t *rec)
 	json_object_set_new(out, "tokens", json_pack("{s:I, s:I}", "in", tin, "out", tout));
 	json_object_set_new(out, "cost_usd", json_real(cost));
 	json_object_set(out, "sensors", t.sensors);
+	if (t.recognition)
+		json_object_set(out, "recognition", t.recognition);
 	chain_annotate(&res, out);
 	if (s->show_pack) {
 		json_object_set(t.pack, "episodes_dropped", t.episodes_dropped);

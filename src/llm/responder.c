@@ -13,11 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf.h"
 #include "llm.h"
 #include "log.h"
 #include "pg.h"
 #include "shardc.h"
 #include "stem.h"
+#include "svc.h"
 #include "util.h"
 
 /* The message's words, lower case (lib/stem.h), as a JSON array. */
@@ -63,6 +65,43 @@ const char *intent_classify(const char *message, const json_t *rec)
 										       : "chat";
 	json_decref(w);
 	return it;
+}
+
+json_t *recognition_call(const struct turn *t, const json_t *rec, struct deadline dl)
+{
+	const char *url = conf_str("RECOGNITION_URL", NULL);
+	if (!url || !*url)
+		return NULL;
+	/* recognition's request_id is its row's id, a UUID (the app's feedback
+	 * names it): the turn's own when it is one, else a new one, logged */
+	char rid[37];
+	const char *turn_rid = t->request_id;
+	if (turn_rid && shard_uuid_valid(turn_rid))
+		snprintf(rid, sizeof rid, "%s", turn_rid);
+	else {
+		util_uuid4(rid);
+		log_event(LOG_INFO, "recognition request", json_pack("{s:s}", "recognition_id", rid));
+	}
+	json_t *body = json_pack("{s:O, s:s, s:s}", "photo_url", json_object_get(rec, "photo_url"), "user_id",
+				 t->user_id, "request_id", rid);
+	struct svc_answer a;
+	json_t *out;
+	char keep[129];
+	snprintf(keep, sizeof keep, "%s", log_request_id() ? log_request_id() : "");
+	log_set_request_id(rid); /* the X-Request-Id unde-httpd matches the lines against */
+	int rc = svc_call("recognition", "/recognize", body, deadline_min(dl, deadline_in(15000)), &a);
+	log_set_request_id(keep[0] ? keep : NULL);
+	if (rc == 0 && json_is_array(json_object_get(a.answer, "items")))
+		out = json_pack("{s:s, s:s, s:O}", "status", "done", "request_id", rid, "items",
+				json_object_get(a.answer, "items"));
+	else {
+		log_event(LOG_WARN, "recognition failed; the turn goes on without it",
+			  json_pack("{s:s, s:s}", "code", a.code[0] ? a.code : "malformed", "message", a.message));
+		out = json_pack("{s:s, s:s}", "status", "unavailable", "error", a.code[0] ? a.code : "malformed");
+	}
+	svc_answer_free(&a);
+	json_decref(body);
+	return out;
 }
 
 static const char *jstr(const json_t *o, const char *k)
@@ -116,7 +155,30 @@ json_t *responder_answer(const struct turn *t)
 	const json_t *opp = json_array_get(json_object_get(t->context, "opportunities"), 0);
 	if (json_is_object(opp) && jstr(opp, "text"))
 		buf_printf(&b, "Кстати: %s. ", jstr(opp, "text"));
-	if (!strcmp(t->intent, "recognition"))
+	const json_t *ritems = json_object_get(t->recognition, "items");
+	if (json_array_size(ritems)) {
+		/* what recognition matched, as it said it: never a product of our own */
+		buf_printf(&b, "На фото нашла: ");
+		const json_t *it;
+		json_array_foreach(ritems, i, it)
+		{
+			const json_t *m = json_array_get(json_object_get(it, "matches"), 0);
+			const json_t *md = json_object_get(m, "metadata");
+			buf_printf(&b, "%s%s", i ? "; " : "", jstr(it, "category") ? jstr(it, "category") : "вещь");
+			if (jstr(m, "sku_id"))
+				buf_printf(&b, " — %s %s (SKU %s, %s)", jstr(md, "brand") ? jstr(md, "brand") : "",
+					   jstr(md, "name") ? jstr(md, "name") : "", jstr(m, "sku_id"),
+					   !strcmp(jstr(it, "match_type") ?: "", "exact") ? "точное совпадение"
+											 : "похожее");
+			else
+				buf_printf(&b, " — похожих вещей в каталоге не нашла");
+		}
+		buf_printf(&b, ". ");
+	} else if (t->recognition && !strcmp(jstr(t->recognition, "status") ?: "", "unavailable"))
+		buf_printf(&b, "Фото получила, но распознать вещи на нём сейчас не получилось. ");
+	else if (t->recognition)
+		buf_printf(&b, "Фото получила, но вещей на нём не нашла. ");
+	else if (!strcmp(t->intent, "recognition"))
 		buf_printf(&b, "Фото получила — распознавание вещей на нём идёт отдельно. ");
 	buf_printf(&b, "%s", !strcmp(t->intent, "stylist") ? "Для какого случая подбираем образ?"
 			     : !strcmp(t->intent, "catalog") ? "Уточнишь, что именно ищешь — размер, цвет?"
