@@ -29,3 +29,5 @@ lib_libunde_a_SOURCES += lib/shardc.h lib/shardc_route.c lib/shardc_save.c \
 lib_libunde_a_SOURCES += lib/options.c lib/options.h
 # the online agents' metrics, summed across processes (unde-mood, unde-context)
 lib_libunde_a_SOURCES += lib/agent_stats.c lib/agent_stats.h
+# requests in flight per host, robust to kill -9 (unde-llm and unde-recognize queue sizes)
+lib_libunde_a_SOURCES += lib/inflight.c lib/inflight.h

@@ -7,6 +7,8 @@ load lib/common
 load lib/pg
 load lib/fake
 load lib/httpd
+load lib/moto
+load lib/recog
 
 BATS_NO_PARALLELIZE_WITHIN_FILE=true
 
@@ -34,6 +36,12 @@ setup() {
 	export UNDE_COUNTERS_DIR=$TMP TOMBSTONE_COPY_FILE=$TMP/tombstones.jsonl
 	U=$(uuid)
 	for f in deepseek gemini claude qwen echo; do fake_reset "$f"; done
+}
+
+teardown() {
+	# the photo test's S3 server goes with it, pass or fail
+	declare -F moto_stop >/dev/null && moto_stop
+	unde_teardown
 }
 
 uuid() { cat /proc/sys/kernel/random/uuid; }
@@ -253,6 +261,79 @@ providers() {
 	assert_jq '.text | test("не нашла подходящих вещей")'
 }
 
+@test "an answer that presents products is an artifact: its response_description is saved and the next turn refers to it; a plain answer has none" {
+	psql -XAtq "$UNDE_T_PROD" <<-SQL
+	insert into malls (id, name, timezone, latitude, longitude) values ('dubai-hills', 'Dubai Hills Mall', 'Asia/Dubai', 25.1, 55.2) on conflict do nothing;
+	insert into stores (id, mall_id, name, brand, floor, external_store_id) values
+	  ('zara-dh', 'dubai-hills', 'Zara', 'ZARA', 1, 6643) on conflict do nothing;
+	insert into products (source, sku, brand, name, price, currency, category, available, availability) values
+	  ('apify_zara', 'LN-100', 'ZARA', 'Рубашка льняная оверсайз', 129.00, 'AED', 'рубашки', true, '{"6643":["M"]}')
+	on conflict do nothing;
+	SQL
+	say "Привет, как дела?"
+	plain=$(jq -r .assistant_message_id "$TMP/out")
+	output=$(<"$TMP/out")
+	assert_jq 'has("artifact") | not'
+	say "Где купить льняную рубашку?"
+	output=$(<"$TMP/out")
+	assert_jq '.artifact.type == "products" and [.artifact.items[].sku] == ["LN-100"] and .artifact.items[0].store == "Zara"'
+	art=$(jq -r .assistant_message_id "$TMP/out")
+	run sql0 "select coalesce(response_description, '-') from messages where id in ('$plain', '$art') order by id = '$art'"
+	assert_line --index 0 '-'
+	assert_line --index 1 --regexp '^products: ZARA Рубашка льняная оверсайз рубашки, SKU LN-100, store Zara, 129 AED$'
+	# the reaction right after: reply_to_id resolves to the artifact, block F holds it
+	say "Дороговато, а подешевле?"
+	output=$(<"$TMP/out")
+	assert_jq '.context_pack.blocks.F | tostring | test("SKU LN-100")'
+	um=$(jq -r .user_message_id "$TMP/out")
+	run sql0 "select reply_to_id from messages where id = '$um'"
+	assert_output "$art"
+	# a provider's answer is an artifact only for the products it names
+	providers
+	fake_config deepseek '{"reply_text":"Посмотри Рубашка льняная оверсайз — она лёгкая."}'
+	say "Где купить льняную рубашку?"
+	output=$(<"$TMP/out")
+	assert_jq '.provider == "deepseek" and [.artifact.items[].sku] == ["LN-100"]'
+	fake_config deepseek '{"reply_text":"Лён хорош в жару, но я бы начала с размера."}'
+	say "Где купить льняную рубашку?"
+	output=$(<"$TMP/out")
+	assert_jq '.provider == "deepseek" and (has("artifact") | not)'
+}
+
+@test "the local responder matches Russian colour and garment words against the English catalogue, and a colour asked for is a colour required" {
+	psql -XAtq "$UNDE_T_PROD" <<-SQL
+	insert into products (source, sku, brand, name, price, currency, category, colour, available, availability) values
+	  ('apify_zara', 'GS-1', 'ZARA', 'Midi skirt with slit', 159.00, 'AED', 'Skirts', 'Bottle green', true, '{"6643":["S"]}'),
+	  ('apify_zara', 'GS-2', 'ZARA', 'Pleated skirts', 139.00, 'AED', 'Skirts', 'Green', true, '{"6643":["M"]}'),
+	  ('apify_zara', 'RD-1', 'ZARA', 'Satin dress', 249.00, 'AED', 'Dresses', 'Red', true, '{"6643":["M"]}'),
+	  ('apify_zara', 'EM-1', 'ZARA', 'Embroidered tiered skirt', 189.00, 'AED', 'Skirts', 'Ecru', true, '{"6643":["M"]}'),
+	  ('apify_zara', 'RS-9', 'ZARA', 'Red mini skirt', 99.00, 'AED', 'Skirts', 'Red', false, '{}')
+	on conflict do nothing;
+	SQL
+	say "Покажи зелёную юбку"
+	run cat "$TMP/out"
+	assert_jq '.intent == "catalog" and .provider == "local"'
+	assert_jq '[.context_pack.blocks.E[] | select(test("SKU")) | capture("SKU (?<s>[A-Z]+-[0-9])").s] | sort == ["GS-1","GS-2"]'
+	assert_jq '.text | test("Midi skirt with slit за 159.00 AED")'
+	# the only red skirt is out of stock: no green skirt, no red dress, no
+	# "embroidered" (red inside a word) instead
+	say "red skirt please"
+	output=$(<"$TMP/out")
+	assert_jq '[.context_pack.blocks.E[] | select(test("SKU"))] == []'
+	assert_jq '.text | test("не нашла подходящих вещей")'
+	say "Где найти красное платье?"
+	output=$(<"$TMP/out")
+	assert_jq '[.context_pack.blocks.E[] | select(test("SKU")) | capture("SKU (?<s>[A-Z]+-[0-9])").s] == ["RD-1"]'
+	# a compound colour and two colours as alternatives
+	say "Есть тёмно-зелёные или красные платья и юбки?"
+	output=$(<"$TMP/out")
+	assert_jq '[.context_pack.blocks.E[] | select(test("SKU")) | capture("SKU (?<s>[A-Z]+-[0-9])").s] | sort == ["GS-1","GS-2","RD-1"]'
+	# a garment alone finds every skirt in stock, the red one out of stock stays out
+	say "skirts"
+	output=$(<"$TMP/out")
+	assert_jq '[.context_pack.blocks.E[] | select(test("SKU")) | capture("SKU (?<s>[A-Z]+-[0-9])").s] | sort == ["EM-1","GS-1","GS-2"]'
+}
+
 @test "missing sensors: the real siblings behind unde-httpd fill what the pipe lacks, a late one is replaced by its default" {
 	cat >"$TMP/routes" <<-EOF
 	POST /analyze timeout=5 unde-mood
@@ -328,6 +409,37 @@ providers() {
 	assert_output --partial 'llm_orchestrator_context_pack_time_seconds_count'
 	assert_output --partial 'hybrid_search_latency_seconds_count'
 	assert_output --partial 'user_knowledge_decrypt_latency_seconds_count'
+	assert_output --partial 'llm_orchestrator_queue_size 0'
+}
+
+# queue_size — llm_orchestrator_queue_size as `unde-llm metrics` says it.
+queue_size() { unde-llm metrics | awk '$1 == "llm_orchestrator_queue_size" { print $2 }'; }
+
+@test "llm_orchestrator_queue_size counts the turns in flight and those waiting for the user's turn lock, and forgets a killed one at once" {
+	providers
+	fake_fail deepseek '{"mode":"slow","delay_ms":20000,"count":1}'
+	assert_equal "$(queue_size)" 0
+	turn "Первый вопрос про пальто" | unde-llm >/dev/null 2>&1 &
+	a=$!
+	for _ in $(seq 1200); do
+		[[ $(fake_requests deepseek | jq length) -ge 1 ]] && break
+		sleep 0.025
+	done
+	assert_equal "$(queue_size)" 1
+	# the same user's second turn waits for the first one's lock
+	turn "Второй вопрос про шарф" | unde-llm >/dev/null 2>&1 &
+	b=$!
+	for _ in $(seq 1200); do
+		[[ $(psql -XAt "$UNDE_T_PROD" -c "select count(*) from pg_locks where locktype = 'advisory' and not granted") -ge 1 ]] && break
+		sleep 0.025
+	done
+	assert_equal "$(queue_size)" 2
+	kill -9 "$b"
+	wait "$b" || true
+	assert_equal "$(queue_size)" 1
+	kill -9 "$a"
+	wait "$a" || true
+	assert_equal "$(queue_size)" 0
 }
 
 @test "after the line: the reaction to the previous answer goes to the persona as feedback, then its exchange is flushed" {
@@ -392,4 +504,36 @@ providers() {
 	um=$(jq -r .user_message_id "$TMP/out")
 	run sql0 "select input_type, media_urls::text from messages where id = '$um'"
 	assert_output 'voice|["https://cdn.example/u/photo1.jpg"]'
+}
+
+@test "a photo turn goes to unde-recognize behind unde-httpd: its matches are in the ContextPack and the answer; recognition down never fails the turn" {
+	moto_start
+	local llm_prod=$PRODUCTION_DB_URL
+	recog_catalog 4
+	local recog_prod=$PRODUCTION_DB_URL
+	export PRODUCTION_DB_URL=$llm_prod
+	recog_street "$TMP/s3.jpg" 3
+	photo=$(recog_put "$TMP/s3.jpg" "$U/photos/p3/original.jpg")
+	httpd_serve recog "$UNDE_TOP_SRCDIR/etc/httpd/recognize.routes" PRODUCTION_DB_URL="$recog_prod" \
+		S3_ENDPOINT="$S3_ENDPOINT" S3_BUCKET="$S3_BUCKET" S3_USER_MEDIA_BUCKET="$S3_USER_MEDIA_BUCKET" \
+		S3_ACCESS_KEY="$S3_ACCESS_KEY" S3_SECRET_KEY="$S3_SECRET_KEY" S3_REGION="${S3_REGION:-us-east-1}" \
+		UNDE_COUNTERS_DIR="$TMP"
+	export RECOGNITION_URL=http://127.0.0.1:$RECOG_PORT
+	say "Что это за куртка?" "$(jq -nc --arg p "$photo" '{photo_url: $p}')"
+	output=$(<"$TMP/out")
+	assert_jq '.intent == "recognition" and .recognition.status == "done"' || { cat "$TMP/err" >&2; cat "$(_httpd_dir)/recog.log" >&2; false; }
+	assert_jq '.recognition.items[0].match_type == "exact" and .recognition.items[0].matches[0].sku_id == "Z3"'
+	assert_jq '.context_pack.blocks.E | any(test("^Фото: .*exact.*SKU Z3"))'
+	assert_jq '.text | test("На фото нашла: .*SKU Z3, точное совпадение")'
+	# the request is recognition's own row in its production
+	run psql -XAt "$recog_prod" -c "select count(*) from recognition_requests where user_id = '$U'"
+	assert_output 1
+	httpd_stop recog
+	export RECOGNITION_URL=http://127.0.0.1:1
+	say "А это?" "$(jq -nc --arg p "$photo" '{photo_url: $p}')"
+	output=$(<"$TMP/out")
+	assert_jq '.recognition.status == "unavailable" and (.text | test("распознать вещи на нём сейчас не получилось"))'
+	um=$(jq -r .user_message_id "$TMP/out")
+	run sql0 "select media_urls->>0 from messages where id = '$um'"
+	assert_output "$photo"
 }

@@ -171,6 +171,26 @@ teardown() {
 	assert_output --partial 'recognition_requests{result="degraded"} 1'
 }
 
+@test "recognition_queue_size counts the recognitions in flight and forgets a killed one at once" {
+	export GEMINI_API_KEY=test-key
+	fake_fail gemini '{"mode":"slow","delay_ms":20000,"count":-1}'
+	run unde-recognize metrics
+	assert_output --partial 'recognition_queue_size 0'
+	# the command itself in the background, so $! is its pid
+	unde-recognize <<<"{\"photo_url\": \"$PHOTO3\", \"user_id\": \"$U\"}" >/dev/null 2>&1 &
+	r=$!
+	for _ in $(seq 1200); do
+		[[ $(fake_requests gemini | jq length) -ge 1 ]] && break
+		sleep 0.025
+	done
+	run unde-recognize metrics
+	assert_output --partial 'recognition_queue_size 1'
+	kill -9 "$r"
+	wait "$r" || true
+	run unde-recognize metrics
+	assert_output --partial 'recognition_queue_size 0'
+}
+
 @test "the gateway down: no detection, a clear upstream_unavailable error" {
 	export XIMILAR_GW_URL=http://127.0.0.1:9
 	run --separate-stderr recognize

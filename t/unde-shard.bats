@@ -357,11 +357,13 @@ _user_with_fact() {
 	m=$(uuid)
 	_user_with_fact "$m"
 	unde-shard route "$USER_ID" >/dev/null
+	# unde-llm's count of the memories an answer used names the user too
+	sql0 "insert into llm_answer_meta (message_id, user_id, episodes_used, episode_ids) values ('$(uuid)', '$USER_ID', 1, array['$m']::uuid[])" >/dev/null
 	pg_dump -Fc -f "$TMP/u" "$UNDE_T_S0"
 	run --separate-stderr unde-shard erase --user "$USER_ID"
 	assert_success
 	assert_jq '.messages_deleted == 1 and .registry == "recorded"'
-	for t in conversations user_keys user_knowledge; do
+	for t in conversations user_keys user_knowledge llm_answer_meta; do
 		run sql0 "select count(*) from $t where user_id = '$USER_ID'"
 		assert_output 0
 	done
@@ -374,7 +376,7 @@ _user_with_fact() {
 	pg_restore -d "$restored" "$TMP/u" 2>/dev/null || true
 	run --separate-stderr unde-shard apply-deletions --shard 0 --url "$restored"
 	assert_jq '.users_erased >= 1'
-	run psql -XAt "$restored" -c "select (select count(*) from messages where id = '$m') + (select count(*) from user_keys where user_id = '$USER_ID')"
+	run psql -XAt "$restored" -c "select (select count(*) from messages where id = '$m') + (select count(*) from user_keys where user_id = '$USER_ID') + (select count(*) from llm_answer_meta where user_id = '$USER_ID')"
 	assert_output 0
 }
 
@@ -460,14 +462,21 @@ _history() {
 	assert_jq '.role == "primary" and .replicas == 1'
 }
 
-@test "move copies a user to another shard, verifies, switches the route and clears the old shard" {
+@test "move copies a user (with the answers' memory counts) to another shard, verifies, switches the route and clears the old shard" {
 	m=$(uuid)
 	_user_with_fact "$m"
 	unde-shard add --shard 1 --name dubai-shard-1 >/dev/null
 	psql -XAtq "$UNDE_T_PROD" -c "insert into routing_table (user_id, shard_id) values ('$USER_ID', 0) on conflict do nothing"
+	a=$(uuid)
+	sql0 "insert into llm_answer_meta (message_id, user_id, episodes_used, episode_ids) values ('$a', '$USER_ID', 1, array['$m']::uuid[])" >/dev/null
 	run --separate-stderr unde-shard move "$USER_ID" --to 1
 	assert_success
 	assert_jq '.status == "moved" and .messages == 1'
+	# the density cap's rolling window moves with the user
+	run psql -XAt "$UNDE_T_S1" -c "select episodes_used from llm_answer_meta where message_id = '$a'"
+	assert_output 1
+	run sql0 "select count(*) from llm_answer_meta where user_id = '$USER_ID'"
+	assert_output 0
 	run psql -XAt "$UNDE_T_PROD" -c "select shard_id from routing_table where user_id = '$USER_ID'"
 	assert_output 1
 	run psql -XAt "$UNDE_T_S1" -c "select count(*) from messages where id = '$m'"

@@ -9,7 +9,8 @@
  *                emotional filter, the density cap and its per-answer record
  *   pack.c       the ContextPack, blocks A–G, bounded in tokens
  *   providers.c  the LLM chain deepseek → gemini, claude, qwen → local
- *   responder.c  the local responder, intent, the catalog context
+ *   responder.c  the local responder, intent
+ *   catalog.c    the catalog context: products matching the message
  *
  * A turn is a struct turn: everything read for one user message, owned by
  * main.c's on_record and freed by turn_free. */
@@ -46,6 +47,7 @@ struct turn {
 	json_t *recent;                    /* owned: [{id, role, content}] oldest first */
 	json_t *catalog;                   /* owned: matching products [] */
 	json_t *artifact;                  /* owned: referenced artifact, or NULL */
+	json_t *recognition;               /* owned: {status, items?} of a photo turn, or NULL */
 	json_t *pack;                      /* owned: the ContextPack */
 	const char *intent;                /* static string */
 	int memory_allowed;                /* the density cap left room for memories */
@@ -127,8 +129,25 @@ double llm_cost_usd(const char *provider, long tokens_in, long tokens_out);
 json_t *responder_answer(const struct turn *t);
 /* chat | stylist | recognition | catalog (static strings). */
 const char *intent_classify(const char *message, const json_t *rec);
+/* A photo turn's recognition (§13 step 6): POST {photo_url, user_id} to
+ * RECOGNITION_URL/recognize (unde-recognize behind unde-httpd) under dl and
+ * at most 15 s; {status: "done", items} from its done line, or {status:
+ * "unavailable", error}; NULL when RECOGNITION_URL is not set. */
+json_t *recognition_call(const struct turn *t, const json_t *rec, struct deadline dl);
+
+/* ---- catalog.c ---- */
 /* Products of production matching the message, in stock, with store and
- * price ([] when production is not configured). NULL on a query error. */
+ * price ([] when production is not configured). NULL on a query error.
+ * Main thread only (one stemmer). */
 json_t *catalog_context(PGconn *prod, const char *message, const char *mall_id);
+/* Does the message name a garment ("юбку", "skirts")? A catalog intent. */
+int catalog_names_garment(const char *message);
+/* The answer's artifact (§13 step 8): the catalog products its text names
+ * by name or SKU, as {type: "products" | "look", items: [{sku, brand, name,
+ * category, color, store, price, currency}]}; NULL for a plain answer.
+ * The shard turns it into the message's response_description. */
+json_t *catalog_artifact(const json_t *catalog, const char *intent, const char *text);
+/* Free the stemmer and the stemmed lexicon (on_finish). */
+void catalog_done(void);
 
 #endif

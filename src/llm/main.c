@@ -20,6 +20,7 @@
 #include "counters.h"
 #include "embed_local.h"
 #include "filter.h"
+#include "inflight.h"
 #include "llm.h"
 #include "log.h"
 #include "pg.h"
@@ -174,7 +175,7 @@ void turn_free(struct turn *t)
 {
 	json_t **all[] = { &t->mood, &t->context, &t->persona, &t->sensors, &t->knowledge,
 			   &t->episodes, &t->episodes_dropped, &t->recent, &t->catalog, &t->artifact,
-			   &t->pack };
+			   &t->recognition, &t->pack };
 	for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
 		json_decref(*all[i]);
 		*all[i] = NULL;
@@ -333,6 +334,13 @@ static int save_turn(struct lstate *s, struct turn *t, const json_t *rec, const 
 	json_t *am = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s}", "id", aid, "role", "assistant",
 			       "content", text, "model_used", model, "duration_ms", (json_int_t)duration_ms,
 			       "created_at", now);
+	/* an answer that presents products is an artifact: the shard's template
+	 * makes its response_description, the next turn's reply_to finds it */
+	json_t *art = catalog_artifact(t->catalog, t->intent, text);
+	if (art) {
+		json_object_set(am, "artifact", art);
+		json_object_set_new(out, "artifact", art);
+	}
 	json_t *sv = json_pack("{s:s, s:[o, o]}", "user_id", t->user_id, "messages", um, am);
 	int rc = shard_save_turn(&s->x, sv, e);
 	if (rc == 0) {
@@ -357,6 +365,7 @@ static int llm_record(void *sp, struct filter_run *run, json_t *rec)
 {
 	struct lstate *s = sp;
 	double t0 = util_now_ms();
+	inflight_enter("unde-llm"); /* llm_orchestrator_queue_size, until after_record */
 	char t0_iso[40];
 	struct turn t = { 0 };
 	t.user_id = json_string_value(json_object_get(rec, "user_id"));
@@ -400,6 +409,8 @@ static int llm_record(void *sp, struct filter_run *run, json_t *rec)
 		counters_add(s->k, "llm_orchestrator_errors", NULL, 1);
 		return sctx_fail(run, &e);
 	}
+	if (!strcmp(t.intent, "recognition"))
+		t.recognition = recognition_call(&t, rec, dl);
 	t.pack = pack_build(&t, &s->cf);
 	double pack_ms = util_now_ms() - t0;
 	observe(s, "llm_orchestrator_context_pack_time_seconds", pack_ms);
@@ -442,6 +453,8 @@ static int llm_record(void *sp, struct filter_run *run, json_t *rec)
 	json_object_set_new(out, "tokens", json_pack("{s:I, s:I}", "in", tin, "out", tout));
 	json_object_set_new(out, "cost_usd", json_real(cost));
 	json_object_set(out, "sensors", t.sensors);
+	if (t.recognition)
+		json_object_set(out, "recognition", t.recognition);
 	chain_annotate(&res, out);
 	if (s->show_pack) {
 		json_object_set(t.pack, "episodes_dropped", t.episodes_dropped);
@@ -487,6 +500,7 @@ static void after_record(void *sp, struct filter_run *run, json_t *rec, int stat
 	(void)rec;
 	struct lstate *s = sp;
 	turn_unlock(s);
+	inflight_leave(); /* answered: the feedback below is not the user's wait */
 	if (status == 0 && s->fb_signals)
 		feedback_send(s->fb_user, s->fb_exchange, s->fb_message, s->fb_signals,
 			      deadline_min(filter_deadline(run), deadline_in(2000)));
@@ -509,6 +523,7 @@ static void on_finish(void *sp, struct filter_run *run)
 		counters_write_textfile(s->k, metrics_help, path);
 	}
 	counters_close(s->k);
+	catalog_done();
 	if (s->order)
 		PQfinish(s->order);
 	sctx_close(&s->x);
@@ -530,6 +545,14 @@ static int metrics_main(int argc, char **argv)
 		return EX_UNAVAILABLE;
 	struct buf b = { 0 };
 	counters_render(k, metrics_help, &b);
+	/* §19's queue: turns of this host received and not yet answered, those
+	 * waiting for their user's turn lock among them (lib/inflight.h) */
+	long q = inflight_count("unde-llm");
+	if (q >= 0)
+		buf_printf(&b,
+			   "# HELP llm_orchestrator_queue_size Turns received and not yet answered on this host"
+			   " (waiting for the user's turn lock or in flight)\n"
+			   "# TYPE llm_orchestrator_queue_size gauge\nllm_orchestrator_queue_size %ld\n", q);
 	rc = fwrite(b.data ? b.data : "", 1, b.len, stdout) == b.len ? 0 : EX_IOERR;
 	buf_free(&b);
 	counters_close(k);

@@ -199,6 +199,19 @@ static json_t *block_context(const struct turn *t)
 			   json_string_value(json_object_get(o, "sku")) ?: "");
 		add_line(l, &b);
 	}
+	/* a photo turn: what unde-recognize found, its matches as it gave them */
+	json_array_foreach(json_object_get(t->recognition, "items"), i, o)
+	{
+		const json_t *m = json_array_get(json_object_get(o, "matches"), 0);
+		const json_t *md = json_object_get(m, "metadata");
+		buf_printf(&b, "Фото: %s, %s", json_string_value(json_object_get(o, "category")) ?: "вещь",
+			   json_string_value(json_object_get(o, "match_type")) ?: "?");
+		if (json_string_value(json_object_get(m, "sku_id")))
+			buf_printf(&b, ": %s %s (SKU %s)", json_string_value(json_object_get(md, "brand")) ?: "",
+				   json_string_value(json_object_get(md, "name")) ?: "",
+				   json_string_value(json_object_get(m, "sku_id")));
+		add_line(l, &b);
+	}
 	buf_free(&b);
 	return l;
 }

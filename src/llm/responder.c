@@ -1,6 +1,6 @@
 /* responder.c — the parts of a turn that need no provider: the intent of
- * the message, the catalog context from production, and the local
- * responder, the last link of the LLM chain.
+ * the message and the local responder, the last link of the LLM chain
+ * (the catalog context it names products from is catalog.c's).
  *
  * The local responder answers from the ContextPack only, honestly: it
  * names products only from the catalog block (brand, name, price, store as
@@ -13,11 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf.h"
 #include "llm.h"
 #include "log.h"
 #include "pg.h"
 #include "shardc.h"
 #include "stem.h"
+#include "svc.h"
 #include "util.h"
 
 /* The message's words, lower case (lib/stem.h), as a JSON array. */
@@ -43,6 +45,8 @@ static int has_prefix_word(const json_t *words, const char *const *stems)
 	return 0;
 }
 
+/* A photo is recognition; else stylist or catalog words (or a garment
+ * named, catalog.c) by their prefixes; else chat. */
 const char *intent_classify(const char *message, const json_t *rec)
 {
 	const char *photo = json_string_value(json_object_get(rec, "photo_url"));
@@ -52,92 +56,51 @@ const char *intent_classify(const char *message, const json_t *rec)
 					       "стилист", "сочета", "outfit", "look", "wear",
 					       "style", NULL };
 	static const char *const catalog[] = { "где", "купить", "куплю", "магазин", "найди",
-					       "найти", "наличи", "цена", "стоит", "размер",
-					       "этаж", "buy", "store", "where", "price", "shop", NULL };
+					       "найти", "наличи", "цена", "стоит", "размер", "покаж",
+					       "этаж", "buy", "store", "where", "price", "shop", "show",
+					       NULL };
 	json_t *w = words_of(message);
-	const char *it = has_prefix_word(w, stylist)   ? "stylist"
-			 : has_prefix_word(w, catalog) ? "catalog"
-						       : "chat";
+	const char *it = has_prefix_word(w, stylist) ? "stylist"
+			 : has_prefix_word(w, catalog) || catalog_names_garment(message) ? "catalog"
+										       : "chat";
 	json_decref(w);
 	return it;
 }
 
-/* Words that say nothing about a product (kept out of the catalog match). */
-static const char *const stopwords[] = { "хочу", "хотела", "хотел", "пойти", "сегодня", "можно",
-					 "нужно", "нужен", "нужна", "какой", "какая", "какие",
-					 "есть", "купить", "где", "магазин", "найди", "найти",
-					 "посоветуй", "подбери", "что", "это", "want", "need",
-					 "where", "some", "with", "have", "buy", "find", NULL };
-
-json_t *catalog_context(PGconn *prod, const char *message, const char *mall_id)
+json_t *recognition_call(const struct turn *t, const json_t *rec, struct deadline dl)
 {
-	json_t *out = json_array();
-	if (!prod)
-		return out;
-	json_t *w = words_of(message);
-	struct buf arr = { 0 };
-	buf_append(&arr, "{", 1);
-	size_t i, n = 0;
-	const json_t *x;
-	json_array_foreach(w, i, x)
-	{
-		const char *s = json_string_value(x);
-		size_t chars = 0;
-		for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-			chars += (*p & 0xC0) != 0x80;
-		int stop = 0;
-		for (int k = 0; stopwords[k]; k++)
-			stop |= !strcmp(stopwords[k], s);
-		if (chars < 4 || stop || strchr(s, '"') || strchr(s, '\\') || strchr(s, ',') || n >= 12)
-			continue;
-		/* a crude stem: the first 5 characters ("платье", "платья" → "плать") */
-		size_t bytes = 0, c = 0;
-		while (s[bytes] && c < 5) {
-			bytes++;
-			while ((s[bytes] & 0xC0) == 0x80)
-				bytes++;
-			c++;
-		}
-		buf_printf(&arr, "%s\"%.*s\"", n ? "," : "", (int)bytes, s);
-		n++;
-	}
-	buf_append(&arr, "}", 1);
-	json_decref(w);
-	if (!n) {
-		buf_free(&arr);
-		return out;
-	}
-	const char *pp[] = { arr.data, mall_id };
-	PGresult *r = pg_query(
-		prod,
-		"SELECT p.sku, p.brand, p.name, p.price::text, p.currency, p.category, p.colour,"
-		"  s.name, s.floor::text, s.mall_id"
-		" FROM products p"
-		" LEFT JOIN LATERAL (SELECT st.name, st.floor, st.mall_id FROM stores st"
-		"   WHERE st.brand IS NOT NULL AND lower(st.brand) = lower(p.brand)"
-		"     AND p.availability ? st.external_store_id::text"
-		"   ORDER BY (st.mall_id IS NOT DISTINCT FROM $2) DESC LIMIT 1) s ON true"
-		" WHERE p.available AND EXISTS (SELECT 1 FROM unnest($1::text[]) w"
-		"   WHERE lower(coalesce(p.name, '') || ' ' || coalesce(p.category, '') || ' ' ||"
-		"               coalesce(p.colour, '') || ' ' || p.brand) LIKE '%' || w || '%')"
-		" ORDER BY (s.name IS NOT NULL) DESC, p.updated_at DESC, p.id LIMIT 5",
-		2, pp);
-	buf_free(&arr);
-	if (!r) {
-		log_event(LOG_WARN, "catalog context failed", json_pack("{s:s}", "error", pg_last_error(prod)));
-		json_decref(out);
+	const char *url = conf_str("RECOGNITION_URL", NULL);
+	if (!url || !*url)
 		return NULL;
+	/* recognition's request_id is its row's id, a UUID (the app's feedback
+	 * names it): the turn's own when it is one, else a new one, logged */
+	char rid[37];
+	const char *turn_rid = t->request_id;
+	if (turn_rid && shard_uuid_valid(turn_rid))
+		snprintf(rid, sizeof rid, "%s", turn_rid);
+	else {
+		util_uuid4(rid);
+		log_event(LOG_INFO, "recognition request", json_pack("{s:s}", "recognition_id", rid));
 	}
-	for (int k = 0; k < PQntuples(r); k++) {
-		json_t *o = json_pack("{s:s, s:s}", "sku", PQgetvalue(r, k, 0), "brand", PQgetvalue(r, k, 1));
-		static const char *const keys[] = { NULL, NULL, "name", "price", "currency", "category",
-						    "colour", "store", "floor", "mall_id" };
-		for (int col = 2; col < 10; col++)
-			if (!PQgetisnull(r, k, col))
-				json_object_set_new(o, keys[col], json_string(PQgetvalue(r, k, col)));
-		json_array_append_new(out, o);
+	json_t *body = json_pack("{s:O, s:s, s:s}", "photo_url", json_object_get(rec, "photo_url"), "user_id",
+				 t->user_id, "request_id", rid);
+	struct svc_answer a;
+	json_t *out;
+	char keep[129];
+	snprintf(keep, sizeof keep, "%s", log_request_id() ? log_request_id() : "");
+	log_set_request_id(rid); /* the X-Request-Id unde-httpd matches the lines against */
+	int rc = svc_call("recognition", "/recognize", body, deadline_min(dl, deadline_in(15000)), &a);
+	log_set_request_id(keep[0] ? keep : NULL);
+	if (rc == 0 && json_is_array(json_object_get(a.answer, "items")))
+		out = json_pack("{s:s, s:s, s:O}", "status", "done", "request_id", rid, "items",
+				json_object_get(a.answer, "items"));
+	else {
+		log_event(LOG_WARN, "recognition failed; the turn goes on without it",
+			  json_pack("{s:s, s:s}", "code", a.code[0] ? a.code : "malformed", "message", a.message));
+		out = json_pack("{s:s, s:s}", "status", "unavailable", "error", a.code[0] ? a.code : "malformed");
 	}
-	PQclear(r);
+	svc_answer_free(&a);
+	json_decref(body);
 	return out;
 }
 
@@ -192,7 +155,30 @@ json_t *responder_answer(const struct turn *t)
 	const json_t *opp = json_array_get(json_object_get(t->context, "opportunities"), 0);
 	if (json_is_object(opp) && jstr(opp, "text"))
 		buf_printf(&b, "Кстати: %s. ", jstr(opp, "text"));
-	if (!strcmp(t->intent, "recognition"))
+	const json_t *ritems = json_object_get(t->recognition, "items");
+	if (json_array_size(ritems)) {
+		/* what recognition matched, as it said it: never a product of our own */
+		buf_printf(&b, "На фото нашла: ");
+		const json_t *it;
+		json_array_foreach(ritems, i, it)
+		{
+			const json_t *m = json_array_get(json_object_get(it, "matches"), 0);
+			const json_t *md = json_object_get(m, "metadata");
+			buf_printf(&b, "%s%s", i ? "; " : "", jstr(it, "category") ? jstr(it, "category") : "вещь");
+			if (jstr(m, "sku_id"))
+				buf_printf(&b, " — %s %s (SKU %s, %s)", jstr(md, "brand") ? jstr(md, "brand") : "",
+					   jstr(md, "name") ? jstr(md, "name") : "", jstr(m, "sku_id"),
+					   !strcmp(jstr(it, "match_type") ?: "", "exact") ? "точное совпадение"
+											 : "похожее");
+			else
+				buf_printf(&b, " — похожих вещей в каталоге не нашла");
+		}
+		buf_printf(&b, ". ");
+	} else if (t->recognition && !strcmp(jstr(t->recognition, "status") ?: "", "unavailable"))
+		buf_printf(&b, "Фото получила, но распознать вещи на нём сейчас не получилось. ");
+	else if (t->recognition)
+		buf_printf(&b, "Фото получила, но вещей на нём не нашла. ");
+	else if (!strcmp(t->intent, "recognition"))
 		buf_printf(&b, "Фото получила — распознавание вещей на нём идёт отдельно. ");
 	buf_printf(&b, "%s", !strcmp(t->intent, "stylist") ? "Для какого случая подбираем образ?"
 			     : !strcmp(t->intent, "catalog") ? "Уточнишь, что именно ищешь — размер, цвет?"

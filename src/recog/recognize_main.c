@@ -27,6 +27,7 @@
 
 #include "conf.h"
 #include "filter.h"
+#include "inflight.h"
 #include "http.h"
 #include "log.h"
 #include "pg.h"
@@ -335,9 +336,10 @@ static void *item_thread(void *p)
 	return NULL;
 }
 
-static int recognize_record(void *sp, struct filter_run *run, json_t *rec)
+/* §8 for one photo: detect, then per item tag, search, rerank, in
+ * parallel; the stage lines as they come, one done line. */
+static int recognize_work(struct filter_run *run, json_t *rec)
 {
-	(void)sp;
 	double t0 = util_now_ms();
 	struct deadline dl = filter_deadline(run);
 	if (!deadline_set(dl))
@@ -412,6 +414,17 @@ static int recognize_record(void *sp, struct filter_run *run, json_t *rec)
 	json_decref(final);
 	json_decref(det);
 	return 0;
+}
+
+/* One request, counted in flight (recognition_queue_size, lib/inflight.h)
+ * from its line in to its done line out. */
+static int recognize_record(void *sp, struct filter_run *run, json_t *rec)
+{
+	(void)sp;
+	inflight_enter("unde-recognize");
+	int rc = recognize_work(run, rec);
+	inflight_leave();
+	return rc;
 }
 
 /* feedback {request_id, user_feedback} */

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "counters.h"
+#include "inflight.h"
 #include "recog.h"
 
 static struct counters *rk;
@@ -67,6 +68,12 @@ int rmetrics_render(FILE *out)
 	struct buf b = { 0 };
 	if (k)
 		counters_render(k, HELP, &b);
+	/* §19's queue: recognitions of this host received and not yet done */
+	long q = rservice && !strcmp(rservice, "unde-recognize") ? inflight_count(rservice) : -1;
+	if (q >= 0)
+		buf_printf(&b,
+			   "# HELP recognition_queue_size Recognitions received and not yet done on this host\n"
+			   "# TYPE recognition_queue_size gauge\nrecognition_queue_size %ld\n", q);
 	int rc = b.len && fwrite(b.data, 1, b.len, out) != b.len ? -1 : 0;
 	buf_free(&b);
 	return rc;

@@ -291,7 +291,8 @@ out:
 }
 
 /* Every row of a user on one shard, the tables of §14 (chat history, user
- * knowledge and keys, persona state). */
+ * knowledge and keys, persona state) and unde-llm's per-answer memory
+ * counts (0025), which name the user's messages. */
 int shard_delete_user_rows(PGconn *c, const char *user_id, long *messages)
 {
 	static const char *const stmts[] = {
@@ -304,6 +305,7 @@ int shard_delete_user_rows(PGconn *c, const char *user_id, long *messages)
 		"DELETE FROM conversations WHERE user_id = $1",
 		"DELETE FROM replay_rate WHERE user_id = $1",
 		"DELETE FROM replay_tries WHERE user_id = $1",
+		"DELETE FROM llm_answer_meta WHERE user_id = $1",
 	};
 	const char *pp[] = { user_id };
 	/* the relations that held the user's rows wait for `compact` (0020) */

@@ -34,10 +34,11 @@
 #include "util.h"
 
 /* Tables keyed by user_id, in insertion order (user_keys before
- * user_knowledge, which references it). */
+ * user_knowledge, which references it); unde-llm's answer counts move too,
+ * or the density cap would forget the user's rolling window. */
 static const char *const user_tables[] = { "conversations", "user_keys", "user_knowledge",
 					   "relationship_stage", "persona_temp_blocks",
-					   "signal_daily_deltas", "persona_profiles" };
+					   "signal_daily_deltas", "persona_profiles", "llm_answer_meta" };
 
 /* The stored (not generated) columns of table, quoted, comma-separated. */
 static char *columns_of(PGconn *c, const char *table)
