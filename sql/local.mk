@@ -49,3 +49,5 @@ dist_sqlshard_DATA += sql/shard/0021_fts_per_conversation.sql
 dist_sqlshard_DATA += sql/shard/0022_prefilter_covers_model.sql
 # unde-llm (hllm): the density cap's per-answer record
 dist_sqlshard_DATA += sql/shard/0025_llm_answer_meta.sql
+# issue 15: where a store is, for recognition's "in stock in KZ stores" (hrecog2)
+dist_sqlproduction_DATA += sql/production/0045_stores_location.sql
