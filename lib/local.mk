@@ -29,3 +29,5 @@ lib_libunde_a_SOURCES += lib/shardc.h lib/shardc_route.c lib/shardc_save.c \
 lib_libunde_a_SOURCES += lib/options.c lib/options.h
 # the online agents' metrics, summed across processes (unde-mood, unde-context)
 lib_libunde_a_SOURCES += lib/agent_stats.c lib/agent_stats.h
+# guarded fetches of URLs someone else gave (SSRF): the address check (issue 15, hrecog2)
+lib_libunde_a_SOURCES += lib/netguard.c lib/netguard.h
