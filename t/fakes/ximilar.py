@@ -107,6 +107,8 @@ def _b64_sha256(rec):
 
 def _record_error(rec):
     errs = fake.config.get("record_errors") or {}
+    if not errs:
+        return None
     for key in (rec.get("_id"), rec.get("_url"), _b64_sha256(rec)):
         if key is not None and key in errs:
             e = errs[key]
