@@ -16,6 +16,7 @@ setup_file() {
 	moto_start
 	recog_catalog 8
 	fake_start gemini gemini.py
+	fake_start ximilar ximilar.py
 	recog_street "$BATS_FILE_TMPDIR/s3.jpg" 3
 	export PHOTO3
 	PHOTO3=$(recog_put "$BATS_FILE_TMPDIR/s3.jpg" 22222222-2222-4222-8222-222222222222/photos/p3/original.jpg)
@@ -30,6 +31,7 @@ teardown_file() {
 
 setup() {
 	fake_reset gemini
+	fake_reset ximilar
 	unset GEMINI_API_KEY XIMILAR_API_TOKEN XIMILAR_GW_URL LLM_RERANKER_URL
 	export GEMINI_API_URL=$FAKE_GEMINI_URL HTTP_BACKOFF_BASE_MS=20 UNDE_COUNTERS_DIR=$BATS_TEST_TMPDIR
 	U=22222222-2222-4222-8222-222222222222
@@ -164,7 +166,6 @@ teardown() {
 }
 
 @test "two detected items run each their own steps: tagged and matches lines per item, one done" {
-	fake_start ximilar ximilar.py
 	export XIMILAR_API_TOKEN=test-token XIMILAR_API_URL=$FAKE_XIMILAR_URL XIMILAR_COLLECTION_ID=coll-1
 	fake_config ximilar '{"objects": [{"name": "Upper", "bound_box": [20, 30, 220, 330], "prob": 0.93, "Category": "Clothing/Upper",
 		"_tags": {"Subcategory": [{"name": "jacket", "prob": 0.8}], "Color": [{"name": "yellow", "prob": 0.9}]}},
@@ -182,7 +183,6 @@ teardown() {
 }
 
 @test "Ximilar failing one request's photo (its _status 500): that request detected locally, the next by Ximilar; a bad record between fails alone" {
-	fake_start ximilar ximilar.py
 	export XIMILAR_API_TOKEN=test-token XIMILAR_API_URL=$FAKE_XIMILAR_URL XIMILAR_COLLECTION_ID=coll-1
 	recog_street "$BATS_TEST_TMPDIR/s5.jpg" 5
 	photo5=$(recog_put "$BATS_TEST_TMPDIR/s5.jpg" "$U/photos/p5/original.jpg")
