@@ -9,6 +9,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <curl/curl.h>
 
 #include "conf.h"
@@ -30,6 +34,7 @@ struct transfer {
 	int stopped;          /* on_chunk asked to stop */
 	long body_status;     /* the status seen at the first body byte, -1 before */
 	char rid_header[160];
+	char refused[160];    /* the guard refused this address ("" if not) */
 };
 
 /* --- process-wide state: libcurl's global init and the share handle ---- */
@@ -233,6 +238,26 @@ static int http_has_header(const char *const *h, const char *name)
 	return 0;
 }
 
+/* With a guard: open the socket only to an address it allows. libcurl
+ * calls this with the address it is about to connect to (after DNS, for
+ * each address it tries and each redirect's host), so a name that resolves
+ * to a private address is caught where it matters. */
+static curl_socket_t http_open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	struct transfer *t = ud;
+	const char *what = NULL;
+	if (purpose == CURLSOCKTYPE_IPCXN && !netguard_allowed(t->req->guard, &a->addr, &what)) {
+		char host[INET6_ADDRSTRLEN] = "?";
+		const void *ip = a->family == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)(void *)&a->addr)->sin6_addr
+						       : (const void *)&((struct sockaddr_in *)(void *)&a->addr)->sin_addr;
+		if (a->family == AF_INET || a->family == AF_INET6)
+			inet_ntop(a->family, ip, host, sizeof host);
+		snprintf(t->refused, sizeof t->refused, "refused to connect to %s: a %s address", host, what);
+		return CURL_SOCKET_BAD;
+	}
+	return socket(a->family, a->socktype, a->protocol);
+}
+
 /* Build a fresh easy handle for the next attempt of t. */
 static CURL *http_make_easy(struct transfer *t)
 {
@@ -242,6 +267,7 @@ static CURL *http_make_easy(struct transfer *t)
 		return NULL;
 	curl_slist_free_all(t->hdrs);
 	t->hdrs = NULL;
+	t->refused[0] = '\0';
 	for (const char *const *h = rq->headers; h && *h; h++)
 		t->hdrs = curl_slist_append(t->hdrs, *h);
 	const char *rid = log_request_id();
@@ -281,6 +307,14 @@ static CURL *http_make_easy(struct transfer *t)
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+	if (rq->guard) {
+		/* a kept-alive connection was opened unchecked (a sibling on
+		 * loopback): a guarded request opens its own and keeps none */
+		curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, http_open_socket);
+		curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t);
+		curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+		curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+	}
 	const char *method = rq->method ? rq->method : (rq->body ? "POST" : "GET");
 	if (strcmp(method, "HEAD") == 0 || strcmp(method, "GET") == 0) {
 		/* a CDN's 301/302 to the file itself: a few hops, http(s) only;
@@ -355,6 +389,8 @@ static void http_attempt_done(struct transfer *t, CURLcode rc, double now)
 		snprintf(r->error, sizeof r->error, "stopped by the caller");
 	else if (t->too_large)
 		snprintf(r->error, sizeof r->error, "response larger than %zu bytes", t->max_response);
+	else if (rc != CURLE_OK && t->refused[0])
+		snprintf(r->error, sizeof r->error, "%s", t->refused);
 	else if (rc != CURLE_OK)
 		snprintf(r->error, sizeof r->error, "%s", curl_easy_strerror(rc));
 	else if (status >= 400)
@@ -363,7 +399,8 @@ static void http_attempt_done(struct transfer *t, CURLcode rc, double now)
 		r->error[0] = '\0';
 
 	int max_attempts = (int)http_setting(rq->max_attempts, "HTTP_MAX_ATTEMPTS", 3, 100);
-	int retryable = !t->too_large && !t->stopped && r->streamed == 0 &&
+	r->refused = rc != CURLE_OK && t->refused[0];
+	int retryable = !t->too_large && !t->stopped && r->streamed == 0 && !r->refused &&
 			(rc == CURLE_OK ? http_status_retryable(status) : http_transport_retryable(rc));
 	if (!retryable || r->attempts >= max_attempts) {
 		t->finished = 1;

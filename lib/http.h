@@ -21,6 +21,9 @@
  *    locks. Connections themselves are not shared across threads: libcurl
  *    7.88 documents a shared connection cache as unsafe between concurrent
  *    threads;
+ *  - with a guard (netguard.h), a URL someone else gave cannot reach
+ *    loopback, private or link-local addresses: the address libcurl
+ *    connects to is checked, after DNS and on every redirect;
  *  - streaming: with on_chunk set, a 2xx body is handed over chunk by
  *    chunk as it arrives and never buffered (error bodies still are, for
  *    the caller's error parser). Once a chunk was delivered the request is
@@ -33,6 +36,7 @@
 #include <stddef.h>
 
 #include "deadline.h"
+#include "netguard.h"
 #include "util.h"
 
 /* Called with each piece of a 2xx body as it arrives. Return 0 to go on,
@@ -56,6 +60,9 @@ struct http_request {
 	const char *aws_sigv4;       /* e.g. "aws:amz:eu-central:s3", or NULL */
 	const char *userpwd;         /* "user:password" for SigV4 / basic auth */
 	struct deadline deadline;    /* zero: none */
+	const struct netguard *guard; /* non-NULL: connect only to public addresses or
+				       * the guard's networks, on a connection of its own
+				       * (never a kept-alive one); see netguard.h */
 	http_chunk_fn on_chunk;      /* NULL: buffer the body in resp->body */
 	void *chunk_ud;
 };
@@ -75,6 +82,7 @@ struct http_response {
 	double retry_after_ms;  /* the last answer's Retry-After, -1 when none */
 	int new_connections;    /* connections opened (0 when all were reused) */
 	size_t streamed;        /* bytes handed to on_chunk */
+	int refused;            /* the guard refused the address (error says which); not retried */
 };
 
 /* Perform one request. Returns 0 when an HTTP answer was had (see status),

@@ -31,3 +31,5 @@ lib_libunde_a_SOURCES += lib/options.c lib/options.h
 lib_libunde_a_SOURCES += lib/agent_stats.c lib/agent_stats.h
 # requests in flight per host, robust to kill -9 (unde-llm and unde-recognize queue sizes)
 lib_libunde_a_SOURCES += lib/inflight.c lib/inflight.h
+# guarded fetches of URLs someone else gave (SSRF): the address check (issue 15, hrecog2)
+lib_libunde_a_SOURCES += lib/netguard.c lib/netguard.h

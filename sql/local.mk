@@ -52,3 +52,5 @@ dist_sqlshard_DATA += sql/shard/0025_llm_answer_meta.sql
 # hha2 (issue 19): verify-and-replay's server-side rate limit
 dist_sqlshard_DATA += sql/shard/0030_replay_rate_limit.sql
 dist_sqlshard_DATA += sql/shard/0040_store_enrichment.sql
+# issue 15: where a store is, for recognition's "in stock in KZ stores" (hrecog2)
+dist_sqlproduction_DATA += sql/production/0045_stores_location.sql

@@ -16,6 +16,7 @@ setup_file() {
 	moto_start
 	recog_catalog 8
 	fake_start gemini gemini.py
+	fake_start ximilar ximilar.py
 	recog_street "$BATS_FILE_TMPDIR/s3.jpg" 3
 	export PHOTO3
 	PHOTO3=$(recog_put "$BATS_FILE_TMPDIR/s3.jpg" 22222222-2222-4222-8222-222222222222/photos/p3/original.jpg)
@@ -30,6 +31,7 @@ teardown_file() {
 
 setup() {
 	fake_reset gemini
+	fake_reset ximilar
 	unset GEMINI_API_KEY XIMILAR_API_TOKEN XIMILAR_GW_URL LLM_RERANKER_URL
 	export GEMINI_API_URL=$FAKE_GEMINI_URL HTTP_BACKOFF_BASE_MS=20 UNDE_COUNTERS_DIR=$BATS_TEST_TMPDIR
 	U=22222222-2222-4222-8222-222222222222
@@ -105,6 +107,38 @@ teardown() {
 		and ([.[2].matches[1:][] | .in_stock] | . == (sort | reverse))' <<<"$output" >/dev/null || fail "$output"
 }
 
+@test "the attribute fallback counts stock only in stores of the country (KZ) and, when set, the city" {
+	export GEMINI_API_KEY=test-key
+	fake_config gemini '{"reply": {"visual": 0.1, "reason": "different"}}'
+	pq "insert into malls (id, name, city, country, timezone, latitude, longitude) values
+		('mega-almaty', 'Mega Almaty', 'Almaty', 'KZ', 'Asia/Almaty', 43.2, 76.9),
+		('dubai-mall', 'The Dubai Mall', 'Dubai', 'AE', 'Asia/Dubai', 25.2, 55.3);
+	insert into stores (id, mall_id, name, brand, floor, external_store_id, city, country) values
+		('zara-mega', 'mega-almaty', 'Zara', 'zara', 1, 6643, null, null),
+		('zara-dubai', 'dubai-mall', 'Zara', 'zara', 0, 7000, null, null),
+		('zara-astana', null, 'Zara Khan Shatyr', 'zara', null, 8000, 'Astana', 'KZ');
+	update products set availability = case sku when 'Z0' then '{\"7000\": [\"M\"]}' when 'Z1' then '{\"6643\": [\"S\"]}'
+		when 'Z2' then '{\"8000\": [\"L\"]}' when 'Z4' then '{\"9999\": [\"M\"]}' else '{}' end::jsonb" >/dev/null
+	run --separate-stderr recognize
+	assert_success
+	# Z3 matches the colour; then the products in a KZ store: Almaty's mall, Astana's own; not Dubai, not an unknown store
+	jq -s -e '.[2].match_type == "style" and .[2].matches[0].sku_id == "Z3" and .[2].matches[0].in_stock == false
+		and (.[2].matches[1:3] | map(.sku_id) | sort) == ["Z1", "Z2"] and all(.[2].matches[1:3][]; .in_stock)
+		and all(.[2].matches[3:][]; .in_stock == false and .in_stock_stores == [])
+		and (.[2].matches[] | select(.sku_id == "Z1") | .in_stock_stores) == [{"id": "zara-mega", "name": "Zara",
+			"city": "Almaty", "mall_id": "mega-almaty", "floor": 1}]' <<<"$output" >/dev/null || fail "$output"
+	RECOGNITION_STOCK_CITY=astana run --separate-stderr recognize
+	assert_success
+	jq -s -e '.[2].matches[1].sku_id == "Z2" and .[2].matches[1].in_stock_stores[0].id == "zara-astana"
+		and all(.[2].matches[2:][]; .in_stock == false)' <<<"$output" >/dev/null || fail "$output"
+	RECOGNITION_STOCK_COUNTRY=AE run --separate-stderr recognize
+	assert_success
+	jq -s -e '.[2].matches[1].sku_id == "Z0" and .[2].matches[1].in_stock_stores[0].city == "Dubai"
+		and all(.[2].matches[2:][]; .in_stock == false)' <<<"$output" >/dev/null || fail "$output"
+	pq "update products set availability = case when substr(sku, 2)::int % 2 = 0 then '{\"6643\": [\"M\"]}' else '{}' end::jsonb;
+		delete from stores; delete from malls" >/dev/null
+}
+
 @test "through unde-httpd: the gateway and reranker as services; POST /recognize streams the stages" {
 	export XIMILAR_GW_URL LLM_RERANKER_URL GEMINI_API_KEY=test-key
 	fake_config gemini '{"reply": {"visual": 0.95, "reason": "the same jacket"}}'
@@ -132,7 +166,6 @@ teardown() {
 }
 
 @test "two detected items run each their own steps: tagged and matches lines per item, one done" {
-	fake_start ximilar ximilar.py
 	export XIMILAR_API_TOKEN=test-token XIMILAR_API_URL=$FAKE_XIMILAR_URL XIMILAR_COLLECTION_ID=coll-1
 	fake_config ximilar '{"objects": [{"name": "Upper", "bound_box": [20, 30, 220, 330], "prob": 0.93, "Category": "Clothing/Upper",
 		"_tags": {"Subcategory": [{"name": "jacket", "prob": 0.8}], "Color": [{"name": "yellow", "prob": 0.9}]}},
@@ -147,6 +180,27 @@ teardown() {
 		fail "$output"
 	rid=$(jq -sr '.[-1].request_id' <<<"$output")
 	assert_equal "$(pq "select items_detected, jsonb_array_length(final_matches) from recognition_requests where id = '$rid'")" "2|2"
+}
+
+@test "Ximilar failing one request's photo (its _status 500): that request detected locally, the next by Ximilar; a bad record between fails alone" {
+	export XIMILAR_API_TOKEN=test-token XIMILAR_API_URL=$FAKE_XIMILAR_URL XIMILAR_COLLECTION_ID=coll-1
+	recog_street "$BATS_TEST_TMPDIR/s5.jpg" 5
+	photo5=$(recog_put "$BATS_TEST_TMPDIR/s5.jpg" "$U/photos/p5/original.jpg")
+	sha=$(sha256sum "$BATS_FILE_TMPDIR/s3.jpg" | cut -d' ' -f1)
+	fake_config ximilar "{\"objects\": [{\"name\": \"Upper\", \"bound_box\": [20, 30, 220, 330], \"prob\": 0.93,
+		\"Category\": \"Clothing/Upper\"}], \"record_errors\": {\"$sha\": {\"code\": 500, \"text\": \"Internal error\"}}}"
+	printf '{"photo_url": "%s", "n": 1}\n{"photo_url": ["%s"], "n": 2}\n{"photo_url": "%s", "n": 3}\n' \
+		"$PHOTO3" "$PHOTO3" "$photo5" >"$BATS_TEST_TMPDIR/in"
+	run --separate-stderr unde-recognize <"$BATS_TEST_TMPDIR/in"
+	assert_equal "$status" 65
+	jq -s -e 'map(select(.stage == "done")) | length == 2 and map(.n) == [1, 3]' <<<"$output" >/dev/null || fail "$output"
+	jq -s -e 'map(select(.stage == "detected")) | map(.provider) == ["local", "ximilar"]
+		and .[0].items[0].category == "whole_photo" and .[1].items[0].category == "Clothing/Upper"' <<<"$output" >/dev/null ||
+		fail "$output"
+	jq -s -e '(.[0:4] | map(.stage)) == ["detected", "tagged", "matches", "done"]
+		and .[2].matches[0].sku_id == "Z3"' <<<"$output" >/dev/null || fail "the first request did not finish first: $output"
+	jq -Rne '[inputs | fromjson? | select(.level == "error")] | length == 1 and .[0].record.n == 2
+		and .[0].error.code == "missing_field"' <<<"$stderr" >/dev/null || fail "one error line, for record 2: $stderr"
 }
 
 @test "the gateway's search down: the attribute fallback over the item's tags, marked degraded" {

@@ -51,6 +51,47 @@ street() { # street I KEY — product I's street photo in the user-media bucket;
 	assert_equal "$(curl -s -o /dev/null -w '%{http_code}' "$S3_ENDPOINT/unde-user-media/$key")" 403
 }
 
+# outfit FILE — a generated 400x600 photo on a light background: a red top
+# [100,60,300,280) right over navy trousers [120,280,280,540), with a
+# green bag [300,330,380,450) beside them.
+outfit() {
+	local t=$BATS_TEST_TMPDIR
+	vips black "$t/o0.v" 400 600 --bands 3 && vips linear "$t/o0.v" "$t/bg.v" "1 1 1" "232 230 228" --uchar &&
+		vips black "$t/o1.v" 200 220 --bands 3 && vips linear "$t/o1.v" "$t/top.v" "1 1 1" "200 30 35" --uchar &&
+		vips black "$t/o2.v" 160 260 --bands 3 && vips linear "$t/o2.v" "$t/low.v" "1 1 1" "25 35 80" --uchar &&
+		vips black "$t/o3.v" 70 120 --bands 3 && vips linear "$t/o3.v" "$t/bag.v" "1 1 1" "40 140 60" --uchar &&
+		vips insert "$t/bg.v" "$t/top.v" "$t/a.v" 100 60 && vips insert "$t/a.v" "$t/low.v" "$t/b.v" 120 280 &&
+		vips insert "$t/b.v" "$t/bag.v" "$1[Q=90]" 310 330
+}
+
+@test "local detect: garments on a plain background are found: a top over trousers cut into upper and lower body, a bag beside" {
+	outfit "$BATS_TEST_TMPDIR/o.jpg"
+	url=$(recog_put "$BATS_TEST_TMPDIR/o.jpg" u1b/outfit.jpg)
+	run --separate-stderr unde-ximilar detect <<<"{\"url\": \"$url\", \"request_id\": \"r-1b\"}"
+	assert_success
+	# boxes found on a 128-pixel shrink: a few pixels of slack
+	assert_jq 'def near($b): [range(4) as $i | (.bbox[$i] - $b[$i]) | fabs <= 8] | all;
+		.provider == "local" and (.items | length) == 3
+		and (.items[0] | .category == "upper_body" and near([100, 60, 300, 280]))
+		and (.items[1] | .category == "lower_body" and near([120, 280, 280, 540]))
+		and (.items[2] | .category == "garment" and near([310, 330, 380, 450]))
+		and all(.items[]; .confidence > 0 and .confidence <= 1)'
+	w=$(jq '.items[1].bbox | .[2] - .[0]' <<<"$output") h=$(jq '.items[1].bbox | .[3] - .[1]' <<<"$output")
+	moto_aws s3 cp s3://unde-user-media/anonymous/recognition/r-1b/2.jpg "$BATS_TEST_TMPDIR/c.jpg" >/dev/null
+	assert_equal "$(vipsheader -f width "$BATS_TEST_TMPDIR/c.jpg")x$(vipsheader -f height "$BATS_TEST_TMPDIR/c.jpg")" "${w}x$h"
+	# the trousers' crop is navy: the region is the garment, not the background
+	run --separate-stderr unde-ximilar tag <<<"{\"url\": \"$S3_ENDPOINT/unde-user-media/anonymous/recognition/r-1b/2.jpg\"}"
+	assert_jq '.color == "navy"'
+	# no plain background (noise all over): nothing to tell apart, the whole photo
+	vips gaussnoise "$BATS_TEST_TMPDIR/n.v" 400 600 --mean 128 --sigma 70 &&
+		vips bandjoin "$BATS_TEST_TMPDIR/n.v $BATS_TEST_TMPDIR/n.v $BATS_TEST_TMPDIR/n.v" "$BATS_TEST_TMPDIR/n3.v" &&
+		vips cast "$BATS_TEST_TMPDIR/n3.v" "$BATS_TEST_TMPDIR/noise.jpg" uchar
+	url=$(recog_put "$BATS_TEST_TMPDIR/noise.jpg" u1b/noise.jpg)
+	run --separate-stderr unde-ximilar detect <<<"{\"url\": \"$url\"}"
+	assert_success
+	assert_jq '(.items | length) == 1 and .items[0].category == "whole_photo"'
+}
+
 @test "Ximilar detect: each box cropped from the photo and stored; the request carries the photo as _base64" {
 	export XIMILAR_API_TOKEN=test-token
 	url=$(street 2 u2/p.jpg)
@@ -89,6 +130,47 @@ street() { # street I KEY — product I's street photo in the user-media bucket;
 	run unde-ximilar metrics
 	assert_output --partial 'ximilar_gw_rate_limit_hits'
 	[[ $output =~ ximilar_gw_rate_limit_hits\ [1-9] ]] || fail "no rate-limit hit counted: $output"
+}
+
+@test "Ximilar failing one record of a stream (its _status 500): that record answered locally with the reason, the others by Ximilar" {
+	export XIMILAR_API_TOKEN=test-token
+	fake_config ximilar '{"objects": [{"name": "Upper", "bound_box": [20, 30, 220, 330], "prob": 0.93, "Category": "Clothing/Upper"}]}'
+	recog_street "$BATS_TEST_TMPDIR/a.jpg" 1 && a=$(recog_put "$BATS_TEST_TMPDIR/a.jpg" u3d/a.jpg)
+	recog_street "$BATS_TEST_TMPDIR/b.jpg" 2 && b=$(recog_put "$BATS_TEST_TMPDIR/b.jpg" u3d/b.jpg)
+	recog_street "$BATS_TEST_TMPDIR/c.jpg" 4 && c=$(recog_put "$BATS_TEST_TMPDIR/c.jpg" u3d/c.jpg)
+	sha=$(sha256sum "$BATS_TEST_TMPDIR/b.jpg" | cut -d' ' -f1)
+	fake_config ximilar "{\"record_errors\": {\"$sha\": {\"code\": 500, \"text\": \"Internal error\"}}}"
+	printf '{"url": "%s", "n": 1}\n{"url": "%s", "n": 2}\n{"url": "%s", "n": 3}\n' "$a" "$b" "$c" >"$BATS_TEST_TMPDIR/in"
+	run --separate-stderr unde-ximilar detect <"$BATS_TEST_TMPDIR/in"
+	assert_success
+	assert_json_line_count 3
+	assert_jq -s 'map(.n) == [1, 2, 3] and map(.provider) == ["ximilar", "local", "ximilar"]
+		and .[0].items[0].category == "Clothing/Upper" and .[1].items[0].category == "whole_photo"
+		and .[1].providers_skipped[0].reason == "5xx"
+		and (.[1].providers_skipped[0].message | contains("record 1: 500 Internal error"))
+		and (.[0] | has("providers_skipped") | not) and (.[2] | has("providers_skipped") | not)'
+	# Ximilar was asked for each of the three: the second failed there, not here
+	assert_equal "$(fake_requests ximilar /tagging/fashion/v2/detect | jq length)" 3
+	run unde-ximilar metrics
+	[[ $output =~ ximilar_gw_errors\{endpoint=\"detect\"\}\ 1($|[^0-9]) ]] || fail "one detect error expected: $output"
+}
+
+@test "a record Ximilar refuses (its _status 400) is tagged locally; a bad record between gets its error line, exit 65" {
+	export XIMILAR_API_TOKEN=test-token
+	recog_street "$BATS_TEST_TMPDIR/a.jpg" 0 && a=$(recog_put "$BATS_TEST_TMPDIR/a.jpg" u3e/a.jpg)
+	recog_street "$BATS_TEST_TMPDIR/b.jpg" 5 && b=$(recog_put "$BATS_TEST_TMPDIR/b.jpg" u3e/b.jpg)
+	sha=$(sha256sum "$BATS_TEST_TMPDIR/a.jpg" | cut -d' ' -f1)
+	fake_config ximilar "{\"record_errors\": {\"$sha\": {\"code\": 400, \"text\": \"Unsupported image\"}}}"
+	printf '{"url": "%s"}\n{"url": 7}\n{"url": "%s"}\n' "$a" "$b" >"$BATS_TEST_TMPDIR/in"
+	run --separate-stderr unde-ximilar tag <"$BATS_TEST_TMPDIR/in"
+	assert_equal "$status" 65
+	assert_json_line_count 2
+	assert_jq -s 'map(.provider) == ["local", "ximilar"] and .[0].color == "red"
+		and .[0].providers_skipped[0].reason == "4xx"
+		and (.[0].providers_skipped[0].message | contains("400 Unsupported image")) and .[1].type == "shirts"'
+	assert_stderr_error_code missing_field
+	jq -Rne '[inputs | fromjson? | select(.level == "error")] | length == 1 and .[0].record == {"url": 7}' <<<"$stderr" >/dev/null ||
+		fail "one error line carrying the bad record expected: $stderr"
 }
 
 @test "one rate limit for the host: a second process without a token in time answers locally, Ximilar not called" {
@@ -183,6 +265,40 @@ street() { # street I KEY — product I's street photo in the user-media bucket;
 	assert_equal "$status" 65
 	assert_json_line_count 1
 	[[ $stderr == *photo_not_found* && $stderr == *missing_field* ]] || fail "$stderr"
+}
+
+@test "photos over HTTP: loopback, private and link-local addresses refused after DNS and on redirects, unless PHOTO_FETCH_ALLOW_NETS names them" {
+	fake_start cdn cdn.py --host 0.0.0.0
+	p=$FAKE_CDN_PORT
+	printf '{"url": "%s"}\n' "http://127.0.0.1:$p/p/jpeg-300x400" "http://localhost:$p/p/jpeg-300x400" \
+		"http://[::ffff:127.0.0.1]:$p/p/jpeg-300x400" "http://169.254.169.254/latest/meta-data/" \
+		"http://10.0.0.1/p.jpg" "http://127.0.0.2:$p/p/jpeg-300x400" >"$BATS_TEST_TMPDIR/in"
+	run --separate-stderr unde-ximilar tag <"$BATS_TEST_TMPDIR/in"
+	assert_equal "$status" 65
+	assert_json_line_count 0
+	jq -Rne '[inputs | fromjson? | select(.level == "error") | .error] | length == 6 and all(.code == "photo_url_refused")
+		and (map(.message | capture("a (?<k>[a-z-]+) address").k) == ["loopback", "loopback", "loopback", "link-local", "private", "loopback"])' \
+		<<<"$stderr" >/dev/null || fail "$stderr"
+	assert_equal "$(fake_requests cdn | jq length)" 0
+	# the allow-list names one address: that one is fetched, a redirect from it to another is not
+	export PHOTO_FETCH_ALLOW_NETS="127.0.0.2/32, 192.0.2.0/24"
+	printf '{"url": "%s"}\n' "http://127.0.0.2:$p/p/jpeg-300x400" "http://127.0.0.2:$p/redirect-host/127.0.0.1/p/jpeg-300x400" \
+		"http://localhost:$p/p/jpeg-300x400" >"$BATS_TEST_TMPDIR/in"
+	run --separate-stderr unde-ximilar tag <"$BATS_TEST_TMPDIR/in"
+	assert_equal "$status" 65
+	assert_json_line_count 1
+	assert_jq '.color == "red" and .provider == "local"'
+	jq -Rne '[inputs | fromjson? | select(.level == "error")] | length == 2 and all(.error.code == "photo_url_refused")
+		and (.[0].error.message | contains("refused to connect to 127.0.0.1"))' <<<"$stderr" >/dev/null || fail "$stderr"
+	assert_equal "$(fake_requests cdn | jq -c 'map(.path)')" '["/p/jpeg-300x400","/redirect-host/127.0.0.1/p/jpeg-300x400"]'
+	PHOTO_FETCH_ALLOW_NETS="127.0.0.0/8 ::1" run --separate-stderr unde-ximilar tag <<<"{\"url\": \"http://localhost:$p/p/jpeg-300x400\"}"
+	assert_success
+	assert_jq '.color == "red"'
+	PHOTO_FETCH_ALLOW_NETS=127.0.0.0/33 run --separate-stderr unde-ximilar tag <<<"{\"url\": \"http://127.0.0.1:$p/p/jpeg-300x400\"}"
+	assert_equal "$status" 78
+	assert_stderr_error_code invalid_config
+	[[ $stderr == *PHOTO_FETCH_ALLOW_NETS* ]] || fail "$stderr"
+	fake_stop cdn
 }
 
 @test "--help, --version, usage" {

@@ -8,8 +8,10 @@
  * who did ("provider") and why Ximilar was skipped ("providers_skipped").
  *
  * Local provider:
- *   detect  the whole photo is the one item (category "whole_photo",
- *           confidence 1): honest, since nothing here finds garments;
+ *   detect  the garment regions of regions.c when it finds two or more
+ *           (a top over trousers, two garments side by side), else the
+ *           whole photo is the one item (category "whole_photo",
+ *           confidence 1);
  *   tag     the dominant colours (photo_colours), the first as color /
  *           color_hex; type is the caller's category, if any;
  *   search  the crop's descriptor (lib/descriptor.h) against
@@ -242,8 +244,9 @@ json_t *gw_detect(const json_t *in, struct deadline dl, struct recog_err *e)
 		items = NULL;
 	}
 	if (!items)
-		items = json_pack("[{s:[i,i,i,i], s:s, s:f}]", "bbox", 0, 0, w, h, "category", "whole_photo",
-				  "confidence", 1.0);
+		items = provider[0] == 'l' ? photo_local_items(im)
+					   : json_pack("[{s:[i,i,i,i], s:s, s:f}]", "bbox", 0, 0, w, h, "category",
+						       "whole_photo", "confidence", 1.0);
 	/* crops into the private bucket; the whole photo stays where it is */
 	struct objstore *media = photo_media_store();
 	size_t i;

@@ -97,11 +97,22 @@ int photo_fetch(const char *url, struct deadline dl, struct buf *out, struct rec
 			   "%s: neither an object of the store (S3_ENDPOINT) nor an http(s) URL", url);
 		return -1;
 	}
+	/* a URL from the request: not to our own network (SSRF) unless
+	 * PHOTO_FETCH_ALLOW_NETS names it */
+	struct netguard guard;
+	char why[200];
+	if (netguard_parse(conf_str("PHOTO_FETCH_ALLOW_NETS", NULL), &guard, why, sizeof why) != 0) {
+		recog_fail(e, EX_CONFIG, "invalid_config", "PHOTO_FETCH_ALLOW_NETS: %s", why);
+		return -1;
+	}
 	struct http_request req = { .url = url, .max_response = PHOTO_MAX_BYTES, .deadline = dl,
-				    .max_attempts = 2 };
+				    .max_attempts = 2, .guard = &guard };
 	struct http_response resp;
 	if (http_perform(&req, &resp) != 0 || resp.status != 200) {
-		if (resp.status)
+		if (resp.refused)
+			recog_fail(e, EX_DATAERR, "photo_url_refused", "%s: %s (PHOTO_FETCH_ALLOW_NETS does not name it)",
+				   url, resp.error);
+		else if (resp.status)
 			recog_fail(e, resp.status == 404 ? EX_DATAERR : EX_TEMPFAIL, "photo_unreachable",
 				   "%s: HTTP %ld", url, resp.status);
 		else

@@ -51,7 +51,9 @@ struct objstore *photo_images_store(void);
 struct objstore *photo_media_store(void);
 
 /* The bytes of url: an object of one of the two stores (read signed), or
- * an http(s) URL. At most 32 MiB. 0, or -1 with e set. */
+ * an http(s) URL, fetched only from a public address or one of
+ * PHOTO_FETCH_ALLOW_NETS (lib/netguard.h: the request's URL must not reach
+ * our own network). At most 32 MiB. 0, or -1 with e set. */
 int photo_fetch(const char *url, struct deadline dl, struct buf *out, struct recog_err *e);
 
 /* Decode a JPEG, PNG or WebP, orientation applied, as 3-band 8-bit sRGB.
@@ -73,6 +75,19 @@ int photo_crop_jpeg(VipsImage *im, const int box[4], struct buf *jpeg, struct re
  * the background (the colour of most of the outer 8 % frame) comes last,
  * marked "background":true. */
 json_t *photo_colours(VipsImage *im, size_t max);
+
+/* --- regions.c ------------------------------------------------------------ */
+
+/* The local detector: garment regions of a photo on a plain background
+ * (foreground by colour distance from the border, connected boxes, a
+ * component cut where its rows change colour: upper / lower body). Boxes
+ * [x0, y0, x1, y1) in im's pixels and their kinds ("garment",
+ * "upper_body", "lower_body", "middle_body"), top to bottom; at most max.
+ * 0 when the border is busy (no plain background) or nothing stands out. */
+size_t photo_regions(VipsImage *im, int (*boxes)[4], const char **kinds, size_t max);
+/* The local detect's items: the regions when there are two or more, else
+ * the whole photo (category "whole_photo", confidence 1). */
+json_t *photo_local_items(VipsImage *im);
 
 /* Cosine similarity of two descriptors. */
 double photo_similarity(const float a[DESCRIPTOR_DIM], const float b[DESCRIPTOR_DIM]);

@@ -32,6 +32,9 @@ and kept in memory, so the tests need no binary fixtures:
                               (the file looks whole; its scan is short)
   GET /redirect/N/PATH        302 to /redirect/N-1/PATH ... /PATH (N hops)
   GET /redirect-file/...      302 to file:///etc/passwd (not http: refused)
+  GET /redirect-host/HOST/PATH  302 to http://HOST:PORT/PATH, PORT this
+                              request's own (another address of the same
+                              fake when it listens on 0.0.0.0: --host)
   GET /empty/...              200 with an empty image/jpeg body
   GET /missing/...            404
   GET /slow/MS/SPEC/...       the image after MS milliseconds
@@ -228,6 +231,13 @@ def cuteoi(req, n, spec):
 def redirect(req, n, rest):
     n = int(n)
     target = rest if n <= 1 else "/redirect/%d%s" % (n - 1, rest)
+    return 302, {"Location": target, "Content-Type": "text/plain"}, "see %s\n" % target
+
+
+@fake.route("GET", r"/redirect-host/([0-9a-zA-Z.:\[\]-]{1,64})(/.*)")
+def redirect_host(req, host, rest):
+    port = (req.header("host") or "").rpartition(":")[2]
+    target = "http://%s:%s%s" % (host, port, rest)
     return 302, {"Location": target, "Content-Type": "text/plain"}, "see %s\n" % target
 
 

@@ -31,13 +31,17 @@ statistics. Max 10 records per request: more → 400.
 Config (POST /_fake/config):
   token          the accepted token
   objects        the _objects detect/tags answer (default: one "Upper" top)
-  record_errors  {"URL-or-ID": {"code": 400, "text": "..."}} per-record
-                 failures (records[i]._status) of insert/tags/detect
+  record_errors  {"URL-or-ID-or-SHA256": {"code": 400, "text": "..."}}
+                 per-record failures (records[i]._status) of insert/tags/
+                 detect; a _base64 record is named by the SHA-256 (hex) of
+                 its decoded bytes (`sha256sum photo.jpg`)
   distances      {"_id": distance} fixed visualKNN distances
 Plus the failure rules of every fake: 429 with Retry-After, 500, slow, hang,
 malformed; their bodies take Ximilar's {"detail": "..."} shape.
 """
 
+import base64
+import binascii
 import hashlib
 import os
 import sys
@@ -89,9 +93,23 @@ def _records(req):
     return body, recs
 
 
+def _b64_sha256(rec):
+    data = rec.get("_base64")
+    if not isinstance(data, str):
+        return None
+    if data.startswith("data:"):
+        data = data.partition(",")[2]
+    try:
+        return hashlib.sha256(base64.b64decode(data, validate=True)).hexdigest()
+    except (binascii.Error, ValueError):
+        return None
+
+
 def _record_error(rec):
     errs = fake.config.get("record_errors") or {}
-    for key in (rec.get("_id"), rec.get("_url")):
+    if not errs:
+        return None
+    for key in (rec.get("_id"), rec.get("_url"), _b64_sha256(rec)):
         if key is not None and key in errs:
             e = errs[key]
             return {"code": int(e.get("code", 400)), "text": e.get("text", "error"),

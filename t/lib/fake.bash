@@ -38,7 +38,9 @@ _fake_alive() {
 	local pid=$1 portf=${2:-} stat
 	kill -0 "$pid" 2>/dev/null || return 1
 	if [[ -r /proc/$pid/stat ]]; then
-		stat=$(cat /proc/"$pid"/stat 2>/dev/null) || return 1 # it may exit meanwhile
+		# read, not $(<…): a fake that ends between the test and the read
+		# fails a redirect in a subshell, which trips bats' ERR trap
+		{ read -r stat </proc/"$pid"/stat; } 2>/dev/null || return 1
 		stat=${stat##*) }
 		[[ ${stat%% *} != Z ]] || return 1
 		if [[ -n $portf ]]; then
