@@ -84,7 +84,7 @@ action() { jq -r --arg p "$1" 'select(.path == $p) | .action' <<<"$output"; }
 }
 
 @test "every setting the commands read is in a template, with secrets empty" {
-	vars=$(grep -rhoE '(conf_str|conf_require|conf_long|conf_double|conf_bool|setting_long|setting_ms|http_setting)\(([^,]*, *)?"[A-Z0-9_]+"' \
+	vars=$(grep -rhoE '(conf_str|conf_require|conf_long|conf_double|conf_bool|setting_long|setting_ms|http_setting)\(([^,"]*, *)?"[A-Z0-9_]+"' \
 		"$UNDE_TOP_SRCDIR"/src "$UNDE_TOP_SRCDIR"/lib --include='*.c' | grep -oE '"[A-Z0-9_]+"' | tr -d '"' | sort -u)
 	vars="$vars DOWNLOAD_CLAIM_TTL COLLAGE_CLAIM_TTL SHARD_0_DB_URL"
 	for v in $vars; do
