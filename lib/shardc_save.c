@@ -236,13 +236,43 @@ static const char insert_sql[] =
 	"  updated_at = now() WHERE id = $1::uuid AND EXISTS (SELECT 1 FROM ins))"
 	"SELECT id::text FROM ins";
 
+/* A client's created_at may run ahead of the shard's clock by at most
+ * SHARD_CLOCK_SKEW (a phone's clock is a few seconds off, not days): a
+ * message "from the future" would get a recency boost far above §14's
+ * 1.0–1.3 (15.8x at 200 days ahead) and win every search until its date
+ * passed. Later than that is refused (invalid_field, naming the message);
+ * within the skew the row is stored as sent and search counts its age as
+ * zero. Judged by the database's clock, the one search uses. */
+#define SHARD_CLOCK_SKEW "5 minutes"
+
+/* The failure of a query that read the batch's timestamps: a 22xxx
+ * (a created_at that is not a timestamp) is the caller's, anything else
+ * the database's. Returns -1. */
+static int times_query_failed(struct shard_err *err, PGconn *c, const char *what)
+{
+	if (!strncmp(pg_last_sqlstate(), "22", 2))
+		return shard_err_set(err, EX_DATAERR, "invalid_field", "a message's created_at is not a timestamp");
+	return shard_err_query(err, c, what);
+}
+
+/* The refusal of messages[ord].created_at t, later than the skew allows. */
+static int refuse_future_row(struct shard_err *err, const char *ord, const char *t)
+{
+	return shard_err_set(err, EX_DATAERR, "invalid_field",
+			     "messages[%s].created_at %s is in the future (more than " SHARD_CLOCK_SKEW
+			     " ahead of the shard's clock)", ord, t);
+}
+
 /* §13 reply_to_id for the user messages that came without one: the
  * last assistant artifact (a message with a response_description) of
  * the 10 minutes before the message, stored or earlier in this batch;
  * none when the last two such artifacts were sent less than 60 s apart
  * (ambiguous: the LLM asks). One query gives the batch's timestamps as
  * the database reads them (a missing created_at is now(), as the INSERT
- * will store it) and the stored artifacts of the window. 0, or -1. */
+ * will store it), the first of them too far in the future (refused, as
+ * refuse_future does: the same round trip does both, so the rules cost
+ * a save no extra query) and the stored artifacts of the window.
+ * 1 when no row needed it (nothing checked), 0, or -1. */
 #define REPLY_WINDOW_S 600.0
 #define REPLY_AMBIGUOUS_S 60.0
 static int assign_reply_to(struct shard_err *err, PGconn *c, const char *conv, json_t *rows)
@@ -253,7 +283,7 @@ static int assign_reply_to(struct shard_err *err, PGconn *c, const char *conv, j
 	json_array_foreach(rows, i, row) needed |= !strcmp(shard_jstr(row, "role"), "user") &&
 						    !json_object_get(row, "reply_to_id");
 	if (!needed)
-		return 0;
+		return 1;
 	json_t *ts = json_array();
 	json_array_foreach(rows, i, row)
 	{
@@ -264,9 +294,11 @@ static int assign_reply_to(struct shard_err *err, PGconn *c, const char *conv, j
 	json_decref(ts);
 	const char *pp[] = { conv, js };
 	PGresult *r = pg_query(c,
-			       "WITH b AS (SELECT ord, CASE WHEN t = '' THEN now() ELSE t::timestamptz END AS at"
+			       "WITH b AS (SELECT ord, t, CASE WHEN t = '' THEN now() ELSE t::timestamptz END AS at"
 			       "  FROM jsonb_array_elements_text($2::jsonb) WITH ORDINALITY AS e(t, ord))"
-			       " SELECT 0, ord::int - 1, extract(epoch FROM at)::float8, NULL FROM b"
+			       " (SELECT 2, ord::int - 1, NULL::float8, t FROM b WHERE t <> ''"
+			       "  AND at > now() + interval '" SHARD_CLOCK_SKEW "' ORDER BY ord LIMIT 1)"
+			       " UNION ALL SELECT 0, ord::int - 1, extract(epoch FROM at)::float8, NULL FROM b"
 			       " UNION ALL SELECT 1, 0, extract(epoch FROM created_at)::float8, id::text"
 			       "  FROM messages WHERE conversation_id = $1::uuid AND role = 'assistant'"
 			       "  AND response_description IS NOT NULL AND deleted_at IS NULL"
@@ -275,7 +307,13 @@ static int assign_reply_to(struct shard_err *err, PGconn *c, const char *conv, j
 			       2, pp);
 	free(js);
 	if (!r)
-		return shard_err_query(err, c, "cannot read the recent artifacts");
+		return times_query_failed(err, c, "cannot read the recent artifacts");
+	for (int k = 0; k < PQntuples(r); k++)
+		if (PQgetvalue(r, k, 0)[0] == '2') {
+			int rc = refuse_future_row(err, PQgetvalue(r, k, 1), PQgetvalue(r, k, 3));
+			PQclear(r);
+			return rc;
+		}
 	double *at = xcalloc(n ? n : 1, sizeof *at);
 	for (int k = 0; k < PQntuples(r); k++)
 		if (PQgetvalue(r, k, 0)[0] == '0') {
@@ -327,14 +365,8 @@ static int assign_reply_to(struct shard_err *err, PGconn *c, const char *conv, j
 	return 0;
 }
 
-/* A client's created_at may run ahead of the shard's clock by at most
- * SHARD_CLOCK_SKEW (a phone's clock is a few seconds off, not days): a
- * message "from the future" would get a recency boost far above §14's
- * 1.0–1.3 (15.8x at 200 days ahead) and win every search until its date
- * passed. Later than that is refused (invalid_field, naming the message);
- * within the skew the row is stored as sent and search counts its age as
- * zero. Judged by the database's clock, the one search uses. 0, or -1. */
-#define SHARD_CLOCK_SKEW "5 minutes"
+/* The future check alone, for a batch that needs no reply_to_id (see
+ * SHARD_CLOCK_SKEW). 0, or -1. */
 static int refuse_future(struct shard_err *err, PGconn *c, json_t *rows)
 {
 	char *js = json_dumps(rows, JSON_COMPACT);
@@ -346,17 +378,9 @@ static int refuse_future(struct shard_err *err, PGconn *c, json_t *rows)
 			       " ORDER BY ord LIMIT 1",
 			       1, pp);
 	free(js);
-	if (!r) {
-		if (!strncmp(pg_last_sqlstate(), "22", 2))
-			return shard_err_set(err, EX_DATAERR, "invalid_field",
-					   "a message's created_at is not a timestamp");
-		return shard_err_query(err, c, "cannot check the timestamps");
-	}
-	int rc = 0;
-	if (PQntuples(r))
-		rc = shard_err_set(err, EX_DATAERR, "invalid_field",
-				   "messages[%s].created_at %s is in the future (more than " SHARD_CLOCK_SKEW
-				   " ahead of the shard's clock)", PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1));
+	if (!r)
+		return times_query_failed(err, c, "cannot check the timestamps");
+	int rc = PQntuples(r) ? refuse_future_row(err, PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1)) : 0;
 	PQclear(r);
 	return rc;
 }
@@ -367,7 +391,8 @@ static int refuse_future(struct shard_err *err, PGconn *c, json_t *rows)
 static int insert_rows(struct shard_err *err, PGconn *c, const char *conv, json_t *rows,
 		       int enrich, json_t *inserted, json_t *existing)
 {
-	if (refuse_future(err, c, rows) != 0 || assign_reply_to(err, c, conv, rows) != 0)
+	int rc = assign_reply_to(err, c, conv, rows);
+	if (rc < 0 || (rc == 1 && refuse_future(err, c, rows) != 0))
 		return -1;
 	char *js = json_dumps(rows, JSON_COMPACT);
 	const char *pp[] = { conv, js, enrich ? "true" : "false" };

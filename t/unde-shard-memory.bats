@@ -82,6 +82,11 @@ conv_of() { sql0 "select id from conversations where user_id = '$1'"; }
 	assert_failure 65
 	assert_stderr_error_code invalid_field
 	[[ $stderr == *"messages[0].created_at"*future* ]]
+	# a created_at that is no timestamp is the caller's error too
+	run --separate-stderr unde-shard save <<<'{"user_id":"'$USER_ID'","messages":['"$(msg "$(uuid)" user "когда-то" '"created_at":"yesterday-ish"')"']}'
+	assert_failure 65
+	assert_stderr_error_code invalid_field
+	[[ $stderr == *"not a timestamp"* ]]
 	run sql0 "select count(*) from messages where id = '$m'"
 	assert_output 0
 	# a phone clock a minute ahead is within the skew
