@@ -145,7 +145,8 @@ int voice_prune(int argc, char **argv)
 		rc = e.retryable ? EX_TEMPFAIL : EX_UNAVAILABLE;
 		goto out;
 	}
-	qsort(l.v, l.n, sizeof *l.v, prune_cmp);
+	if (l.n) /* an empty cache lists nothing: l.v is NULL */
+		qsort(l.v, l.n, sizeof *l.v, prune_cmp);
 	double now = now_opt >= 0 ? (double)now_opt : (double)time(NULL);
 	double cutoff = now - (double)max_age * 86400.0;
 	size_t total = 0, kept_n = 0, by_age = 0, by_size = 0, failed = 0;
