@@ -282,3 +282,21 @@ void chain_result_free(struct chain_result *res)
 	json_decref(res->skipped);
 	res->answer = res->skipped = NULL;
 }
+
+const char *provider_openai_text(const json_t *body)
+{
+	return json_string_value(json_object_get(
+		json_object_get(json_array_get(json_object_get(body, "choices"), 0), "message"), "content"));
+}
+
+char *provider_gemini_text(const json_t *body)
+{
+	const json_t *parts = json_object_get(
+		json_object_get(json_array_get(json_object_get(body, "candidates"), 0), "content"), "parts");
+	struct buf t = { 0 };
+	size_t i;
+	const json_t *p;
+	json_array_foreach(parts, i, p) if (json_is_string(json_object_get(p, "text")))
+		buf_printf(&t, "%s", json_string_value(json_object_get(p, "text")));
+	return t.data;
+}

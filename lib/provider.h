@@ -121,4 +121,12 @@ void chain_result_free(struct chain_result *res);
 /* Is the provider configured (a key set, or none needed)? */
 int provider_configured(const struct provider *p);
 
+/* The model's text in an OpenAI-style chat completion (DeepSeek, Qwen):
+ * choices[0].message.content, or NULL; it lives in body. */
+const char *provider_openai_text(const json_t *body);
+
+/* The model's text in a Gemini generateContent answer: the text parts of
+ * candidates[0] joined; malloc'd (free it), NULL when there is none. */
+char *provider_gemini_text(const json_t *body);
+
 #endif

@@ -37,26 +37,6 @@ static const char system_prompt[] =
 	"слой\". Drop fillers and politeness. Answer with the card only: one line, no quotes, no "
 	"comments.";
 
-/* The model's text in an OpenAI-style chat completion (DeepSeek). */
-static const char *openai_text(const json_t *b)
-{
-	return json_string_value(json_object_get(
-		json_object_get(json_array_get(json_object_get(b, "choices"), 0), "message"), "content"));
-}
-
-/* The model's text in a generateContent answer (Gemini): its parts joined. */
-static char *gemini_text(const json_t *b)
-{
-	const json_t *parts = json_object_get(
-		json_object_get(json_array_get(json_object_get(b, "candidates"), 0), "content"), "parts");
-	struct buf t = { 0 };
-	size_t i;
-	const json_t *p;
-	json_array_foreach(parts, i, p) if (json_is_string(json_object_get(p, "text")))
-		buf_printf(&t, "%s", json_string_value(json_object_get(p, "text")));
-	return t.data;
-}
-
 /* Characters (UTF-8 code points) of s[0..n). */
 static size_t u8_chars(const char *s, size_t n)
 {
@@ -104,13 +84,13 @@ static json_t *card_from(const char *name, const char *text, char *why, size_t w
 static json_t *deepseek_parse(void *ud, const json_t *b, char *why, size_t whylen)
 {
 	(void)ud;
-	return card_from("deepseek", openai_text(b), why, whylen);
+	return card_from("deepseek", provider_openai_text(b), why, whylen);
 }
 
 static json_t *gemini_parse(void *ud, const json_t *b, char *why, size_t whylen)
 {
 	(void)ud;
-	char *t = gemini_text(b);
+	char *t = provider_gemini_text(b);
 	json_t *a = card_from("gemini", t, why, whylen);
 	free(t);
 	return a;

@@ -130,18 +130,12 @@ static json_t *qwen_parse(void *ud, const json_t *b, char *why, size_t wl)
 static json_t *gemini_parse(void *ud, const json_t *b, char *why, size_t wl)
 {
 	(void)ud;
-	const json_t *parts = json_object_get(
-		json_object_get(json_array_get(json_object_get(b, "candidates"), 0), "content"), "parts");
-	struct buf t = { 0 };
-	size_t i;
-	const json_t *p;
-	json_array_foreach(parts, i, p) if (json_is_string(json_object_get(p, "text")))
-		buf_printf(&t, "%s", json_string_value(json_object_get(p, "text")));
+	char *text = provider_gemini_text(b);
 	const json_t *u = json_object_get(b, "usageMetadata");
-	json_t *a = answer(t.data, json_object_get(b, "modelVersion"), model_of("gemini"),
+	json_t *a = answer(text, json_object_get(b, "modelVersion"), model_of("gemini"),
 			   json_integer_value(json_object_get(u, "promptTokenCount")),
 			   json_integer_value(json_object_get(u, "candidatesTokenCount")), why, wl);
-	buf_free(&t);
+	free(text);
 	return a;
 }
 

@@ -68,14 +68,6 @@ int mood_parse_answer(const char *text, struct mood_reading *out, char *code, si
 	return rc ? -1 : 0;
 }
 
-/* The model's text inside an OpenAI-style chat completion. */
-static const char *deepseek_text(const json_t *body)
-{
-	return json_string_value(json_object_get(
-		json_object_get(json_array_get(json_object_get(body, "choices"), 0), "message"),
-		"content"));
-}
-
 /* The model's text inside a Gemini generateContent answer. */
 static const char *gemini_text(const json_t *body)
 {
@@ -117,7 +109,7 @@ static json_t *answer_from(struct mood_chain *c, const char *name, const char *t
 
 static json_t *deepseek_parse(void *ud, const json_t *body, char *why, size_t whylen)
 {
-	return answer_from(ud, "deepseek", deepseek_text(body), why, whylen);
+	return answer_from(ud, "deepseek", provider_openai_text(body), why, whylen);
 }
 
 static json_t *gemini_parse(void *ud, const json_t *body, char *why, size_t whylen)
