@@ -12,9 +12,6 @@
 # server's stderr is appended to $HTTPD_T_DIR/NAME.log (default: the test's
 # temporary directory), its pid kept in NAME.pid there.
 
-# Without t/lib/common.bash (a script that sources this file alone) a
-# server keeps the descriptors it inherits.
-declare -F unde_detach >/dev/null || unde_detach() { exec "$@"; }
 # shellcheck source=t/lib/port.bash
 source "$(dirname "${BASH_SOURCE[0]}")/port.bash"
 

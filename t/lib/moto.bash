@@ -21,9 +21,6 @@
 # retried by the CLI: a retried call after a slow answer would spend one of
 # the three unauthenticated actions twice and fail the next step.
 
-# Without t/lib/common.bash (a script that sources this file alone) a
-# server keeps the descriptors it inherits.
-declare -F unde_detach >/dev/null || unde_detach() { exec "$@"; }
 # shellcheck source=t/lib/port.bash
 source "$(dirname "${BASH_SOURCE[0]}")/port.bash"
 

@@ -17,9 +17,9 @@
 # connections per database and user), so concurrent clients really share
 # server connections, which is what exposes session state.
 
-# Without t/lib/common.bash (a script that sources this file alone) a
-# server keeps the descriptors it inherits.
-declare -F unde_detach >/dev/null || unde_detach() { exec "$@"; }
+
+# shellcheck source=t/lib/port.bash
+source "$(dirname "${BASH_SOURCE[0]}")/port.bash"
 
 PGBOUNCER=${PGBOUNCER:-/usr/sbin/pgbouncer}
 

@@ -5,10 +5,23 @@
 # range can at any moment be the local end of some client's connection
 # (a psql, a curl): no probe sees it, and a server's bind then fails with
 # "Address already in use" — the failure CI showed for unde-dev.
-# Sourced by common.bash, pg.bash, moto.bash and httpd.bash; safe twice.
+# Sourced by common.bash, pg.bash, moto.bash, httpd.bash and pgbouncer.bash;
+# safe twice.
 
 [ -n "${_UNDE_PORT_BASH:-}" ] && return 0
 _UNDE_PORT_BASH=1
+
+# unde_detach CMD… without t/lib/common.bash (a bench sources the server
+# helpers alone): the server keeps the descriptors it inherits. Like
+# common.bash's, it replaces the calling shell, and a shell function (pg.bash
+# passes _pg_as_owner), which cannot be exec'd, runs and then exits it.
+declare -F unde_detach >/dev/null || unde_detach() {
+	if declare -F "$1" >/dev/null; then
+		"$@"
+		exit
+	fi
+	exec "$@"
+}
 
 # unde_port_candidate — a random port below the ephemeral range.
 unde_port_candidate() {
