@@ -271,7 +271,10 @@ static int refuse_future_row(struct shard_err *err, const char *ord, const char 
  * the database reads them (a missing created_at is now(), as the INSERT
  * will store it), the first of them too far in the future (refused, as
  * refuse_future does: the same round trip does both, so the rules cost
- * a save no extra query) and the stored artifacts of the window.
+ * a save no extra query) and the stored artifacts of the window. A batch
+ * that sends no created_at at all (a live turn: every row is now()) asks
+ * the plain window query instead: nothing to parse or refuse, and half
+ * the backend's parse and plan time (bench/shard/README.md, issue 13).
  * 1 when no row needed it (nothing checked), 0, or -1. */
 #define REPLY_WINDOW_S 600.0
 #define REPLY_AMBIGUOUS_S 60.0
@@ -279,48 +282,79 @@ static int assign_reply_to(struct shard_err *err, PGconn *c, const char *conv, j
 {
 	size_t i, n = json_array_size(rows);
 	json_t *row;
-	int needed = 0;
-	json_array_foreach(rows, i, row) needed |= !strcmp(shard_jstr(row, "role"), "user") &&
-						    !json_object_get(row, "reply_to_id");
-	if (!needed)
-		return 1;
-	json_t *ts = json_array();
+	int needed = 0, timed = 0;
 	json_array_foreach(rows, i, row)
 	{
-		const char *t = shard_jstr(row, "created_at");
-		json_array_append_new(ts, json_string(t ? t : ""));
+		needed |= !strcmp(shard_jstr(row, "role"), "user") && !json_object_get(row, "reply_to_id");
+		timed |= shard_jstr(row, "created_at") != NULL;
 	}
-	char *js = json_dumps(ts, JSON_COMPACT);
-	json_decref(ts);
-	const char *pp[] = { conv, js };
-	PGresult *r = pg_query(c,
-			       "WITH b AS (SELECT ord, t, CASE WHEN t = '' THEN now() ELSE t::timestamptz END AS at"
-			       "  FROM jsonb_array_elements_text($2::jsonb) WITH ORDINALITY AS e(t, ord))"
-			       " (SELECT 2, ord::int - 1, NULL::float8, t FROM b WHERE t <> ''"
-			       "  AND at > now() + interval '" SHARD_CLOCK_SKEW "' ORDER BY ord LIMIT 1)"
-			       " UNION ALL SELECT 0, ord::int - 1, extract(epoch FROM at)::float8, NULL FROM b"
-			       " UNION ALL SELECT 1, 0, extract(epoch FROM created_at)::float8, id::text"
-			       "  FROM messages WHERE conversation_id = $1::uuid AND role = 'assistant'"
-			       "  AND response_description IS NOT NULL AND deleted_at IS NULL"
-			       "  AND created_at >= (SELECT min(at) FROM b) - interval '10 minutes'"
-			       "  AND created_at <= (SELECT max(at) FROM b)",
-			       2, pp);
-	free(js);
-	if (!r)
-		return times_query_failed(err, c, "cannot read the recent artifacts");
-	for (int k = 0; k < PQntuples(r); k++)
-		if (PQgetvalue(r, k, 0)[0] == '2') {
-			int rc = refuse_future_row(err, PQgetvalue(r, k, 1), PQgetvalue(r, k, 3));
-			PQclear(r);
-			return rc;
+	if (!needed)
+		return 1;
+	PGresult *r;
+	/* columns of a stored artifact's row: epoch, id; kind 1 rows only when timed */
+	int col_t = 0, col_id = 1;
+	if (!timed) {
+		const char *pp[] = { conv };
+		r = pg_query(c,
+			     "SELECT extract(epoch FROM created_at)::float8, id::text, extract(epoch FROM now())::float8"
+			     " FROM messages WHERE conversation_id = $1::uuid AND role = 'assistant'"
+			     " AND response_description IS NOT NULL AND deleted_at IS NULL"
+			     " AND created_at >= now() - interval '10 minutes' AND created_at <= now()",
+			     1, pp);
+		if (!r)
+			return shard_err_query(err, c, "cannot read the recent artifacts");
+	} else {
+		json_t *ts = json_array();
+		json_array_foreach(rows, i, row)
+		{
+			const char *t = shard_jstr(row, "created_at");
+			json_array_append_new(ts, json_string(t ? t : ""));
 		}
-	double *at = xcalloc(n ? n : 1, sizeof *at);
-	for (int k = 0; k < PQntuples(r); k++)
-		if (PQgetvalue(r, k, 0)[0] == '0') {
+		char *js = json_dumps(ts, JSON_COMPACT);
+		json_decref(ts);
+		const char *pp[] = { conv, js };
+		r = pg_query(c,
+			     "WITH b AS (SELECT ord, t, CASE WHEN t = '' THEN now() ELSE t::timestamptz END AS at"
+			     "  FROM jsonb_array_elements_text($2::jsonb) WITH ORDINALITY AS e(t, ord))"
+			     " (SELECT 2, ord::int - 1, NULL::float8, t FROM b WHERE t <> ''"
+			     "  AND at > now() + interval '" SHARD_CLOCK_SKEW "' ORDER BY ord LIMIT 1)"
+			     " UNION ALL SELECT 0, ord::int - 1, extract(epoch FROM at)::float8, NULL FROM b"
+			     " UNION ALL SELECT 1, 0, extract(epoch FROM created_at)::float8, id::text"
+			     "  FROM messages WHERE conversation_id = $1::uuid AND role = 'assistant'"
+			     "  AND response_description IS NOT NULL AND deleted_at IS NULL"
+			     "  AND created_at >= (SELECT min(at) FROM b) - interval '10 minutes'"
+			     "  AND created_at <= (SELECT max(at) FROM b)",
+			     2, pp);
+		free(js);
+		if (!r)
+			return times_query_failed(err, c, "cannot read the recent artifacts");
+		for (int k = 0; k < PQntuples(r); k++)
+			if (PQgetvalue(r, k, 0)[0] == '2') {
+				int rc = refuse_future_row(err, PQgetvalue(r, k, 1), PQgetvalue(r, k, 3));
+				PQclear(r);
+				return rc;
+			}
+		col_t = 2, col_id = 3;
+	}
+	/* at[i]: row i's time; art_t/art_id: the stored artifacts of the window */
+	int nr = PQntuples(r), na = 0;
+	double *at = xcalloc(n ? n : 1, sizeof *at), *art_t = xcalloc(nr ? nr : 1, sizeof *art_t);
+	const char **art_id = xcalloc(nr ? nr : 1, sizeof *art_id);
+	for (int k = 0; k < nr; k++) {
+		if (!timed) { /* every row is the statement's now() */
+			for (i = 0; i < n; i++)
+				at[i] = strtod(PQgetvalue(r, k, 2), NULL);
+		} else if (PQgetvalue(r, k, 0)[0] == '0') {
 			long ord = shard_pg_long(r, k, 1, -1);
 			if (ord >= 0 && (size_t)ord < n)
 				at[ord] = strtod(PQgetvalue(r, k, 2), NULL);
+			continue;
+		} else if (PQgetvalue(r, k, 0)[0] != '1') {
+			continue;
 		}
+		art_t[na] = strtod(PQgetvalue(r, k, col_t), NULL);
+		art_id[na++] = PQgetvalue(r, k, col_id);
+	}
 	json_array_foreach(rows, i, row)
 	{
 		if (strcmp(shard_jstr(row, "role"), "user") != 0 || json_object_get(row, "reply_to_id"))
@@ -328,14 +362,12 @@ static int assign_reply_to(struct shard_err *err, PGconn *c, const char *conv, j
 		/* the two latest artifacts at or before this message, in the window */
 		double t1 = -1, t2 = -1;
 		const char *id1 = NULL;
-		for (int k = 0; k < PQntuples(r); k++) {
-			if (PQgetvalue(r, k, 0)[0] != '1')
-				continue;
-			double t = strtod(PQgetvalue(r, k, 2), NULL);
+		for (int k = 0; k < na; k++) {
+			double t = art_t[k];
 			if (t > at[i] || t < at[i] - REPLY_WINDOW_S)
 				continue;
 			if (t > t1) {
-				t2 = t1, t1 = t, id1 = PQgetvalue(r, k, 3);
+				t2 = t1, t1 = t, id1 = art_id[k];
 			} else if (t > t2) {
 				t2 = t;
 			}
@@ -346,9 +378,8 @@ static int assign_reply_to(struct shard_err *err, PGconn *c, const char *conv, j
 			    at[j] < at[i] - REPLY_WINDOW_S)
 				continue;
 			int stored = 0; /* a replayed artifact already counted from the table */
-			for (int k = 0; k < PQntuples(r) && !stored; k++)
-				stored = PQgetvalue(r, k, 0)[0] == '1' &&
-					 !strcasecmp(PQgetvalue(r, k, 3), shard_jstr(a, "id"));
+			for (int k = 0; k < na && !stored; k++)
+				stored = !strcasecmp(art_id[k], shard_jstr(a, "id"));
 			if (stored)
 				continue;
 			if (at[j] >= t1) {
@@ -361,6 +392,8 @@ static int assign_reply_to(struct shard_err *err, PGconn *c, const char *conv, j
 			json_object_set_new(row, "reply_to_id", json_string(id1));
 	}
 	free(at);
+	free(art_t);
+	free(art_id);
 	PQclear(r);
 	return 0;
 }

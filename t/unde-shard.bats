@@ -752,6 +752,33 @@ _ago() { date -u -d "-$1 seconds" +%Y-%m-%dT%H:%M:%S.000Z; }
 	assert_failure 65
 }
 
+@test "reply_to_id of a live turn (no created_at): the artifact saved just before or earlier in the batch, none when two are that recent or the artifact was deleted" {
+	a1=$(uuid) u1=$(uuid) a2=$(uuid) u2=$(uuid) a3=$(uuid) u3=$(uuid) u4=$(uuid) u5=$(uuid)
+	art='"artifact":{"type":"look","items":[{"brand":"Zara","sku":"Z-1","store":"Dubai Mall"}]}'
+	# an artifact of a previous save, then the user's reply in a save of its own
+	unde-shard save <<<'{"user_id":"'$USER_ID'","messages":['$(msg "$a1" assistant "Смотри" "$art")']}' >/dev/null
+	unde-shard save <<<'{"user_id":"'$USER_ID'","messages":['$(msg "$u1" user "а подлиннее есть?")']}' >/dev/null
+	run sql0 "select reply_to_id from messages where id = '$u1'"
+	assert_output "$a1"
+	# a second artifact seconds after the first: ambiguous
+	unde-shard save <<<'{"user_id":"'$USER_ID'","messages":['$(msg "$a2" assistant "Или так" "$art")','$(msg "$u2" user "вот это нравится")']}' >/dev/null
+	run sql0 "select coalesce(reply_to_id::text, 'NULL') from messages where id = '$u2'"
+	assert_output NULL
+	# a deleted artifact does not count: with a1 and a2 gone, none is left
+	sql0 "update messages set deleted_at = now() where id in ('$a1', '$a2')"
+	unde-shard save <<<'{"user_id":"'$USER_ID'","messages":['$(msg "$u3" user "что-то ещё покажешь?")']}' >/dev/null
+	run sql0 "select coalesce(reply_to_id::text, 'NULL') from messages where id = '$u3'"
+	assert_output NULL
+	# the artifact earlier in the same batch, with none stored in the window
+	unde-shard save <<<'{"user_id":"'$USER_ID'","messages":['$(msg "$a3" assistant "Вот" "$art")','$(msg "$u4" user "беру это платье")']}' >/dev/null
+	run sql0 "select reply_to_id from messages where id = '$u4'"
+	assert_output "$a3"
+	# a3 sent again (a retried turn) with the user's next message: a3 counts once, from the table
+	unde-shard save <<<'{"user_id":"'$USER_ID'","messages":['$(msg "$a3" assistant "Вот" "$art")','$(msg "$u5" user "а второе?")']}' >/dev/null
+	run sql0 "select reply_to_id from messages where id = '$u5'"
+	assert_output "$a3"
+}
+
 @test "a replayed pair is stored exactly as a first save would store it" {
 	u1=$(uuid) a1=$(uuid) u2=$(uuid) a2=$(uuid)
 	other=$(uuid)
