@@ -40,7 +40,9 @@ build() {
 
 measure() {
 	bench_up
+	local started; started=$(date +%s)
 	echo "== $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
+	bench_vacuum "$db"
 	if [ "${2:-}" != search ]; then
 		echo "== vector branch in the server: recall@20 vs exact, every run's latency"
 		psql -X -q -d "$db" -f "$here/crowded.sql" 2>&1 | grep -v NOTICE
@@ -78,6 +80,7 @@ measure() {
 			<(jq -c '[.episodes[] | select(.fts_score > 0)] | length' "$work/out-$set-prefilter") |
 			awk -v s="$set" '{a+=$1; b+=$2; if ($1 == 0) za++; if ($2 == 0) zb++} END {printf "%-8s episodes with fts_score > 0 per query: spec %.1f (none on %d of %d), prefilter %.1f (none on %d)\n", s, a/NR, za, NR, b/NR, zb}'
 	done
+	echo "== done in $(( $(date +%s) - started )) s, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
 case ${1:-measure} in
