@@ -5,9 +5,11 @@
 #include "config.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
 
+#include "conf.h"
 #include "filter.h"
 #include "log.h"
 #include "recog.h"
@@ -85,4 +87,13 @@ int recog_main(const char *name, const char *usage, const struct recog_sub *subs
 		.on_record = recog_record,
 	};
 	return filter_main(&def, (void *)sub, argc - 1, argv + 1);
+}
+
+/* Where stock counts (§8's "in KZ stores"): set but empty means any
+ * country, which conf_str alone would read as unset (the default KZ). */
+void recog_stock_place(const char **country, const char **city)
+{
+	const char *c = getenv("RECOGNITION_STOCK_COUNTRY");
+	*country = c && !*c ? NULL : conf_str("RECOGNITION_STOCK_COUNTRY", "KZ");
+	*city = conf_str("RECOGNITION_STOCK_CITY", NULL);
 }

@@ -399,7 +399,13 @@ static json_t *gw_search_local(const float *d, long top_k, struct recog_err *e)
 	char text[DESCRIPTOR_TEXT_MAX], k[24];
 	descriptor_to_text(d, text, sizeof text);
 	snprintf(k, sizeof k, "%ld", top_k);
-	const char *params[] = { text, k };
+	/* in stock where the user is: the attribute fallback's rule (a store of
+	 * the product's brand, its id a key of products.availability, its own
+	 * or its mall's country RECOGNITION_STOCK_COUNTRY, city
+	 * RECOGNITION_STOCK_CITY when set; production 0045) */
+	const char *country, *city;
+	recog_stock_place(&country, &city);
+	const char *params[] = { text, k, country, city };
 	PGresult *r = pg_query(db,
 			       "WITH near AS (SELECT source, sku, descriptor <=> $1::vector AS d"
 			       "   FROM product_descriptors ORDER BY descriptor <=> $1::vector LIMIT $2::int * 8),"
@@ -408,12 +414,17 @@ static json_t *gw_search_local(const float *d, long top_k, struct recog_err *e)
 			       " SELECT b.d, (SELECT json_agg(image_url ORDER BY photo_no) FROM product_descriptors p"
 			       "   WHERE p.source = b.source AND p.sku = b.sku),"
 			       "  (SELECT metadata || jsonb_build_object('source', p.source, 'sku', p.sku)"
-			       "     || COALESCE(jsonb_build_object('colour', pr.colour, 'in_stock', pr.availability <> '{}'::jsonb),"
+			       "     || COALESCE(jsonb_build_object('colour', pr.colour, 'in_stock', EXISTS (SELECT 1"
+			       "        FROM stores s LEFT JOIN malls m ON m.id = s.mall_id"
+			       "        WHERE s.external_store_id IS NOT NULL AND lower(s.brand) = lower(pr.brand)"
+			       "          AND pr.availability ? s.external_store_id::text"
+			       "          AND ($3::text IS NULL OR upper(COALESCE(s.country, m.country)) = upper($3))"
+			       "          AND ($4::text IS NULL OR lower(COALESCE(s.city, m.city)) = lower($4)))),"
 			       "        '{}'::jsonb)"
 			       "   FROM product_descriptors p LEFT JOIN products pr ON pr.source = p.source AND pr.sku = p.sku"
 			       "   WHERE p.source = b.source AND p.sku = b.sku ORDER BY photo_no LIMIT 1)"
 			       " FROM best b ORDER BY b.d",
-			       2, params);
+			       4, params);
 	if (!r) {
 		recog_fail(e, pg_failure_status(db), "database_error", "local search: %s", pg_last_error(db));
 		return NULL;

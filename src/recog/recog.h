@@ -147,6 +147,10 @@ struct filter_run;
 /* A command's start: logging, libvips and the metrics file of name; then
  * `name metrics` is answered here. -1 to go on, else the exit status. */
 int recog_start(const char *name, int argc, char **argv);
+/* The user's market for "in stock": RECOGNITION_STOCK_COUNTRY (default
+ * KZ; set but empty: NULL, any country) and RECOGNITION_STOCK_CITY (NULL
+ * when unset: any city). */
+void recog_stock_place(const char **country, const char **city);
 /* The filters' on_finish: the main thread's production connection ends. */
 void recog_finish(void *state, struct filter_run *run);
 

@@ -98,9 +98,9 @@ static json_t *attribute_fallback(const json_t *tags, const char *category, stru
 	const char *style = json_string_value(json_object_get(tags, "style"));
 	if (!type && category && strcmp(category, "whole_photo"))
 		type = strrchr(category, '/') ? strrchr(category, '/') + 1 : category;
-	const char *country = conf_str("RECOGNITION_STOCK_COUNTRY", "KZ");
-	const char *city = conf_str("RECOGNITION_STOCK_CITY", NULL);
-	const char *params[] = { type, color, style, country && *country ? country : NULL, city && *city ? city : NULL };
+	const char *country, *city;
+	recog_stock_place(&country, &city);
+	const char *params[] = { type, color, style, country, city };
 	/* each attribute that matches counts one; stock in the stores first */
 	PGresult *r = pg_query(db,
 			       "WITH here AS (SELECT lower(s.brand) AS brand, s.external_store_id::text AS store,"
