@@ -145,13 +145,18 @@ static const char *xim_tag(const json_t *tags, const char *group)
 
 /* --- detect ------------------------------------------------------------------ */
 
-/* The crop's key in the user-media bucket: {user_id}/recognition/{request}/{n}.jpg */
+/* The crop's key in the user-media bucket: {user_id}/recognition/{request}/{n}.jpg
+ * ({request}: the request_id, or a new UUID when it has other characters
+ * than letters, digits, ".", "_" and "-") */
 static void gw_crop_key(const json_t *in, size_t n, char *key, size_t len)
 {
 	const char *uid = json_string_value(json_object_get(in, "user_id"));
 	const char *rid = log_request_id();
 	char gen[37];
-	if (!rid || !*rid || !objstore_key_valid(rid) || strchr(rid, '/')) {
+	/* only the plainest characters of a caller's id go in a key (a ':'
+	 * breaks the SigV4 PUT of lib/objstore: HTTP 403) */
+	if (!rid || !*rid || !objstore_key_valid(rid) || strspn(rid, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+								       "0123456789._-") != strlen(rid)) {
 		util_uuid4(gen);
 		rid = gen;
 	}
