@@ -14,11 +14,14 @@
 #include "log.h"
 #include "recog.h"
 
+/* The start every command shares. libvips is not started here but by the
+ * first decode (photo_vips, photo.c): a process that only passes bytes on
+ * (the orchestrator over HTTP, the reranker with Gemini, the gateway's
+ * search with Ximilar) never pays its ~97 M instructions. */
 int recog_start(const char *name, int argc, char **argv)
 {
 	log_init(name);
-	if (VIPS_INIT(argv[0]))
-		return EX_SOFTWARE;
+	photo_vips_prepare(argv[0]);
 	rmetrics_init(name);
 	if (argc < 2 || strcmp(argv[1], "metrics") != 0)
 		return -1;

@@ -34,6 +34,28 @@ void recog_fail(struct recog_err *e, int status, const char *code, const char *f
 	e->status = status;
 }
 
+static char photo_argv0[256] = "unde";
+static pthread_once_t photo_vips_once = PTHREAD_ONCE_INIT;
+static int photo_vips_failed;
+
+void photo_vips_prepare(const char *argv0)
+{
+	snprintf(photo_argv0, sizeof photo_argv0, "%s", argv0 ? argv0 : "unde");
+	/* Debian's "never exists" home: libvips finds no module directory */
+	setenv("VIPSHOME", "/nonexistent", 0);
+}
+
+/* pthread_once's callback: libvips' own init is not thread-safe. */
+static void photo_vips_start(void) { photo_vips_failed = VIPS_INIT(photo_argv0) != 0; }
+
+int photo_vips(struct recog_err *e)
+{
+	pthread_once(&photo_vips_once, photo_vips_start);
+	if (photo_vips_failed)
+		recog_fail(e, EX_SOFTWARE, "internal", "libvips could not start: %.200s", vips_error_buffer());
+	return photo_vips_failed ? -1 : 0;
+}
+
 static int photo_have_store(void)
 {
 	const char *ep = conf_str("S3_ENDPOINT", NULL);
@@ -133,6 +155,8 @@ VipsImage *photo_decode(const struct buf *data, struct recog_err *e)
 		recog_fail(e, EX_DATAERR, "photo_unusable", "%s", why);
 		return NULL;
 	}
+	if (photo_vips(e) != 0)
+		return NULL;
 	VipsImage *in = vips_image_new_from_buffer(data->data, data->len, "", NULL);
 	VipsImage *rot = NULL, *srgb = NULL, *flat = NULL, *out = NULL;
 	if (!in || vips_autorot(in, &rot, NULL) ||
