@@ -34,6 +34,7 @@
 #include "objstore.h"
 #include "pg.h"
 #include "recog.h"
+#include "rvips.h"
 
 static json_t *json_string_or_null(const char *s) { return s ? json_string(s) : json_null(); }
 
@@ -234,7 +235,7 @@ json_t *gw_detect(const json_t *in, struct deadline dl, struct recog_err *e)
 	VipsImage *im = gw_photo(in, "photo_url", "detect needs url (the photo)", dl, &photo, &url, e);
 	if (!im)
 		return NULL;
-	int w = vips_image_get_width(im), h = vips_image_get_height(im);
+	int w = RV.vips_image_get_width(im), h = RV.vips_image_get_height(im);
 	json_t *skip = NULL, *items = NULL;
 	const char *provider = "local";
 	if (xim_configured() && (items = gw_detect_ximilar(&photo, w, h, dl, &skip)))
@@ -289,14 +290,14 @@ json_t *gw_detect(const json_t *in, struct deadline dl, struct recog_err *e)
 		json_object_set_new(it, "crop_url", json_string(cu));
 		free(cu);
 	}
-	g_object_unref(im);
+	RV.g_object_unref(im);
 	json_t *out = json_pack("{s:o, s:i, s:i, s:s}", "items", items, "width", w, "height", h, "provider", provider);
 	if (skip)
 		json_object_set_new(out, "providers_skipped", skip);
 	rmetrics_observe_ms("ximilar_gw_detect_latency_seconds", NULL, util_now_ms() - t0);
 	return out;
 fail:
-	g_object_unref(im);
+	RV.g_object_unref(im);
 	json_decref(items);
 	json_decref(skip);
 	return NULL;
@@ -312,7 +313,7 @@ json_t *gw_tag(const json_t *in, struct deadline dl, struct recog_err *e)
 	if (!im)
 		return NULL;
 	json_t *colors = photo_colours(im, 3);
-	g_object_unref(im);
+	RV.g_object_unref(im);
 	const json_t *first = json_array_get(colors, 0);
 	const char *cat = json_string_value(json_object_get(in, "category"));
 	if (cat && !strcmp(cat, "whole_photo"))
@@ -541,7 +542,7 @@ json_t *gw_search(const json_t *in, struct deadline dl, struct recog_err *e)
 		if (im && photo_describe(im, d, e) == 0)
 			cands = gw_search_local(d, top_k, e);
 		if (im)
-			g_object_unref(im);
+			RV.g_object_unref(im);
 	}
 	buf_free(&photo);
 	if (!cands) {
