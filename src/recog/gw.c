@@ -23,6 +23,7 @@
 #include "config.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@
 
 #include "conf.h"
 #include "http.h"
+#include "image.h"
 #include "log.h"
 #include "objstore.h"
 #include "pg.h"
@@ -165,12 +167,31 @@ static void gw_crop_key(const json_t *in, size_t n, char *key, size_t len)
 		 rid, n + 1);
 }
 
-/* Ximilar's boxes as items [{bbox, category, confidence}], or NULL. */
-static json_t *gw_detect_ximilar(const struct buf *photo, int w, int h, struct deadline dl, json_t **skip)
+/* Ximilar's detection of a photo's bytes, in a thread of its own while
+ * the photo is decoded here (libvips' first start and the decode are then
+ * off the path to the detected line). */
+struct xim_detect_job {
+	const struct buf *photo;
+	struct deadline dl;
+	const char *rid;
+	json_t *doc, *skip;
+};
+
+static void *xim_detect_thread(void *p)
 {
-	json_t *body = xim_records_b64(photo);
-	json_t *doc = xim_call("tagging/fashion/v2/detect", body, 0, dl, "endpoint=\"detect\"", skip);
+	struct xim_detect_job *j = p;
+	log_set_request_id(j->rid);
+	json_t *body = xim_records_b64(j->photo);
+	j->doc = xim_call("tagging/fashion/v2/detect", body, 0, j->dl, "endpoint=\"detect\"", &j->skip);
 	json_decref(body);
+	http_thread_cleanup();
+	return NULL;
+}
+
+/* Ximilar's answer doc (taken) as items [{bbox, category, confidence}] on
+ * a photo of w x h, or NULL with *skip set. */
+static json_t *gw_detect_ximilar(json_t *doc, int w, int h, json_t **skip)
+{
 	if (!doc)
 		return NULL;
 	json_t *objs = json_object_get(json_array_get(json_object_get(doc, "records"), 0), "_objects");
@@ -230,17 +251,47 @@ static VipsImage *gw_photo(const json_t *in, const char *alt, const char *missin
 json_t *gw_detect(const json_t *in, struct deadline dl, struct recog_err *e)
 {
 	double t0 = util_now_ms();
-	const char *url;
-	struct buf photo = { 0 };
-	VipsImage *im = gw_photo(in, "photo_url", "detect needs url (the photo)", dl, &photo, &url, e);
-	if (!im)
+	const char *url = json_string_value(json_object_get(in, "url"));
+	if (!url)
+		url = json_string_value(json_object_get(in, "photo_url"));
+	if (!url) {
+		recog_fail(e, EX_DATAERR, "missing_field", "detect needs url (the photo)");
 		return NULL;
+	}
+	struct buf photo = { 0 };
+	if (photo_fetch(url, dl, &photo, e) != 0) {
+		buf_free(&photo);
+		return NULL;
+	}
+	/* Ximilar asked while the photo is decoded; never with what is no
+	 * image at all */
+	char why[300];
+	if (!image_sniff(photo.data, photo.len, NULL, why, sizeof why)) {
+		recog_fail(e, EX_DATAERR, "photo_unusable", "%s", why);
+		buf_free(&photo);
+		return NULL;
+	}
+	int xim = xim_configured();
+	struct xim_detect_job xj = { .photo = &photo, .dl = dl, .rid = log_request_id() };
+	pthread_t xt;
+	int threaded = xim && pthread_create(&xt, NULL, xim_detect_thread, &xj) == 0;
+	if (xim && !threaded)
+		xim_detect_thread(&xj);
+	VipsImage *im = photo_decode(&photo, e);
+	if (threaded)
+		pthread_join(xt, NULL);
+	if (!im) {
+		json_decref(xj.doc);
+		json_decref(xj.skip);
+		buf_free(&photo);
+		return NULL;
+	}
 	int w = RV.vips_image_get_width(im), h = RV.vips_image_get_height(im);
-	json_t *skip = NULL, *items = NULL;
+	json_t *skip = xj.skip, *items = NULL;
 	const char *provider = "local";
-	if (xim_configured() && (items = gw_detect_ximilar(&photo, w, h, dl, &skip)))
+	if (xim && (items = gw_detect_ximilar(xj.doc, w, h, &skip)))
 		provider = "ximilar";
-	else if (!xim_configured())
+	else if (!xim)
 		skip = xim_skip("no_key", "XIMILAR_API_TOKEN is not set (or XIMILAR_PROVIDER=local)");
 	buf_free(&photo);
 	/* nothing found (or nothing on the photo): the whole photo, so the
