@@ -54,3 +54,4 @@ dist_sqlshard_DATA += sql/shard/0030_replay_rate_limit.sql
 dist_sqlshard_DATA += sql/shard/0040_store_enrichment.sql
 # issue 15: where a store is, for recognition's "in stock in KZ stores" (hrecog2)
 dist_sqlproduction_DATA += sql/production/0045_stores_location.sql
+dist_sqlproduction_DATA += sql/production/0050_recognition_caller_request_id.sql

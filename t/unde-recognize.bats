@@ -165,6 +165,36 @@ teardown() {
 	assert_output --partial 'missing_field'
 }
 
+@test "through unde-httpd, a caller's request_id that is no UUID stays on every line; the row (a UUID) keeps it, feedback finds it" {
+	export XIMILAR_GW_URL LLM_RERANKER_URL
+	XIMILAR_GW_URL=$(httpd ximilar.routes)
+	LLM_RERANKER_URL=$(httpd rerank.routes)
+	base=$(httpd recognize.routes)
+	rid=app-42.Req:7_x
+	run curl -sS -N --max-time 60 -w '\n%{http_code}\n' -H "X-Request-Id: $rid" \
+		--data-binary "{\"photo_url\": \"$PHOTO3\", \"user_id\": \"$U\"}" "$base/recognize"
+	assert_success
+	assert_equal "${lines[-1]}" 200 || fail "$output"
+	body=$(sed '$d' <<<"$output")
+	jq -s -e --arg r "$rid" 'map(.stage) == ["detected", "tagged", "matches", "done"] and all(.[]; .request_id == $r)
+		and .[2].matches[0].sku_id == "Z3" and (.[3].recognition_id | test("^[0-9a-f-]{36}$"))
+		and .[0].recognition_id == .[3].recognition_id' <<<"$body" >/dev/null || fail "$body"
+	id=$(jq -sr '.[3].recognition_id' <<<"$body")
+	assert_equal "$(pq "select request_id, items_detected from recognition_requests where id = '$id'")" "$rid|1"
+	# the gateway's and the reranker's calls carried it too
+	jq -Rn -e --arg r "$rid" '[inputs | fromjson? | select(.route? and .request_id == $r) | "\(.route) \(.status)"] | unique
+		== ["POST /detect 200", "POST /recognize 200", "POST /rerank 200", "POST /search 200", "POST /tag 200"]' \
+		"$BATS_TEST_TMPDIR/httpd.log" >/dev/null || fail "$(cat "$BATS_TEST_TMPDIR/httpd.log")"
+	run curl -sS --max-time 20 --data-binary "{\"request_id\": \"$rid\", \"user_feedback\": {\"correct\": false}}" \
+		"$base/recognize/feedback"
+	assert_success
+	assert_jq --arg r "$rid" '.updated == true and .request_id == $r'
+	assert_equal "$(pq "select user_feedback->>'correct' from recognition_requests where id = '$id'")" false
+	run --separate-stderr unde-recognize feedback <<<"{\"recognition_id\": \"$id\", \"user_feedback\": {\"correct\": true}}"
+	assert_success
+	assert_equal "$(pq "select user_feedback->>'correct' from recognition_requests where id = '$id'")" true
+}
+
 @test "two detected items run each their own steps: tagged and matches lines per item, one done" {
 	export XIMILAR_API_TOKEN=test-token XIMILAR_API_URL=$FAKE_XIMILAR_URL XIMILAR_COLLECTION_ID=coll-1
 	fake_config ximilar '{"objects": [{"name": "Upper", "bound_box": [20, 30, 220, 330], "prob": 0.93, "Category": "Clothing/Upper",

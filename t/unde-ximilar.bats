@@ -232,6 +232,35 @@ outfit() {
 		and .candidates[0].metadata.brand == "zara" and .candidates[0].metadata.colour == "Pink"'
 }
 
+@test "local search: in_stock means stock in a store of the user's market (RECOGNITION_STOCK_COUNTRY, _CITY), not anywhere" {
+	pq "insert into malls (id, name, city, country, timezone, latitude, longitude) values
+		('mega-almaty', 'Mega Almaty', 'Almaty', 'KZ', 'Asia/Almaty', 43.2, 76.9),
+		('dubai-mall', 'The Dubai Mall', 'Dubai', 'AE', 'Asia/Dubai', 25.2, 55.3);
+	insert into stores (id, mall_id, name, brand, floor, external_store_id, city, country) values
+		('zara-mega', 'mega-almaty', 'Zara', 'zara', 1, 6643, null, null),
+		('zara-dubai', 'dubai-mall', 'Zara', 'zara', 0, 7000, null, null),
+		('zara-astana', null, 'Zara Khan Shatyr', 'zara', null, 8000, 'Astana', 'KZ');
+	update products set availability = case sku when 'Z5' then '{\"7000\": [\"M\"]}' when 'Z4' then '{\"6643\": [\"S\"]}'
+		when 'Z6' then '{\"8000\": [\"L\"]}' when 'Z7' then '{\"9999\": [\"M\"]}' else '{}' end::jsonb" >/dev/null
+	url=$(street 5 u6/stock.jpg)
+	stock() { # stock — "sku:in_stock" of every candidate, sorted
+		unde-ximilar search <<<"{\"crop_url\": \"$url\", \"top_k\": 8}" 2>/dev/null |
+			jq -r '[.candidates[] | "\(.sku_id):\(.metadata.in_stock)"] | sort | join(" ")'
+	}
+	# KZ by default: Almaty's mall (Z4), Astana's own store (Z6); not Dubai (Z5), not a store nobody knows (Z7)
+	got=$(stock)
+	assert_equal "$got" "Z0:false Z1:false Z2:false Z3:false Z4:true Z5:false Z6:true Z7:false"
+	got=$(RECOGNITION_STOCK_CITY=astana stock)
+	assert_equal "$got" "Z0:false Z1:false Z2:false Z3:false Z4:false Z5:false Z6:true Z7:false"
+	got=$(RECOGNITION_STOCK_COUNTRY=AE stock)
+	assert_equal "$got" "Z0:false Z1:false Z2:false Z3:false Z4:false Z5:true Z6:false Z7:false"
+	# empty: any country (the stores still have to be known)
+	got=$(RECOGNITION_STOCK_COUNTRY= stock)
+	assert_equal "$got" "Z0:false Z1:false Z2:false Z3:false Z4:true Z5:true Z6:true Z7:false"
+	pq "update products set availability = case when substr(sku, 2)::int % 2 = 0 then '{\"6643\": [\"M\"]}' else '{}' end::jsonb;
+		delete from stores; delete from malls" >/dev/null
+}
+
 @test "every product of the catalog is found from its street photo (top 1)" {
 	for i in 0 1 2 3 4 5 6 7; do
 		url=$(street "$i" "u7/$i.jpg")

@@ -5,18 +5,23 @@
 #include "config.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
 
+#include "conf.h"
 #include "filter.h"
 #include "log.h"
 #include "recog.h"
 
+/* The start every command shares. libvips is not started here but by the
+ * first decode (photo_vips, photo.c): a process that only passes bytes on
+ * (the orchestrator over HTTP, the reranker with Gemini, the gateway's
+ * search with Ximilar) never pays its ~97 M instructions. */
 int recog_start(const char *name, int argc, char **argv)
 {
 	log_init(name);
-	if (VIPS_INIT(argv[0]))
-		return EX_SOFTWARE;
+	photo_vips_prepare(argv[0]);
 	rmetrics_init(name);
 	if (argc < 2 || strcmp(argv[1], "metrics") != 0)
 		return -1;
@@ -85,4 +90,13 @@ int recog_main(const char *name, const char *usage, const struct recog_sub *subs
 		.on_record = recog_record,
 	};
 	return filter_main(&def, (void *)sub, argc - 1, argv + 1);
+}
+
+/* Where stock counts (§8's "in KZ stores"): set but empty means any
+ * country, which conf_str alone would read as unset (the default KZ). */
+void recog_stock_place(const char **country, const char **city)
+{
+	const char *c = getenv("RECOGNITION_STOCK_COUNTRY");
+	*country = c && !*c ? NULL : conf_str("RECOGNITION_STOCK_COUNTRY", "KZ");
+	*city = conf_str("RECOGNITION_STOCK_CITY", NULL);
 }

@@ -23,6 +23,7 @@
 #include "config.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,10 +31,12 @@
 
 #include "conf.h"
 #include "http.h"
+#include "image.h"
 #include "log.h"
 #include "objstore.h"
 #include "pg.h"
 #include "recog.h"
+#include "rvips.h"
 
 static json_t *json_string_or_null(const char *s) { return s ? json_string(s) : json_null(); }
 
@@ -145,13 +148,18 @@ static const char *xim_tag(const json_t *tags, const char *group)
 
 /* --- detect ------------------------------------------------------------------ */
 
-/* The crop's key in the user-media bucket: {user_id}/recognition/{request}/{n}.jpg */
+/* The crop's key in the user-media bucket: {user_id}/recognition/{request}/{n}.jpg
+ * ({request}: the request_id, or a new UUID when it has other characters
+ * than letters, digits, ".", "_" and "-") */
 static void gw_crop_key(const json_t *in, size_t n, char *key, size_t len)
 {
 	const char *uid = json_string_value(json_object_get(in, "user_id"));
 	const char *rid = log_request_id();
 	char gen[37];
-	if (!rid || !*rid || !objstore_key_valid(rid) || strchr(rid, '/')) {
+	/* only the plainest characters of a caller's id go in a key (a ':'
+	 * breaks the SigV4 PUT of lib/objstore: HTTP 403) */
+	if (!rid || !*rid || !objstore_key_valid(rid) || strspn(rid, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+								       "0123456789._-") != strlen(rid)) {
 		util_uuid4(gen);
 		rid = gen;
 	}
@@ -159,12 +167,31 @@ static void gw_crop_key(const json_t *in, size_t n, char *key, size_t len)
 		 rid, n + 1);
 }
 
-/* Ximilar's boxes as items [{bbox, category, confidence}], or NULL. */
-static json_t *gw_detect_ximilar(const struct buf *photo, int w, int h, struct deadline dl, json_t **skip)
+/* Ximilar's detection of a photo's bytes, in a thread of its own while
+ * the photo is decoded here (libvips' first start and the decode are then
+ * off the path to the detected line). */
+struct xim_detect_job {
+	const struct buf *photo;
+	struct deadline dl;
+	const char *rid;
+	json_t *doc, *skip;
+};
+
+static void *xim_detect_thread(void *p)
 {
-	json_t *body = xim_records_b64(photo);
-	json_t *doc = xim_call("tagging/fashion/v2/detect", body, 0, dl, "endpoint=\"detect\"", skip);
+	struct xim_detect_job *j = p;
+	log_set_request_id(j->rid);
+	json_t *body = xim_records_b64(j->photo);
+	j->doc = xim_call("tagging/fashion/v2/detect", body, 0, j->dl, "endpoint=\"detect\"", &j->skip);
 	json_decref(body);
+	http_thread_cleanup();
+	return NULL;
+}
+
+/* Ximilar's answer doc (taken) as items [{bbox, category, confidence}] on
+ * a photo of w x h, or NULL with *skip set. */
+static json_t *gw_detect_ximilar(json_t *doc, int w, int h, json_t **skip)
+{
 	if (!doc)
 		return NULL;
 	json_t *objs = json_object_get(json_array_get(json_object_get(doc, "records"), 0), "_objects");
@@ -224,17 +251,47 @@ static VipsImage *gw_photo(const json_t *in, const char *alt, const char *missin
 json_t *gw_detect(const json_t *in, struct deadline dl, struct recog_err *e)
 {
 	double t0 = util_now_ms();
-	const char *url;
-	struct buf photo = { 0 };
-	VipsImage *im = gw_photo(in, "photo_url", "detect needs url (the photo)", dl, &photo, &url, e);
-	if (!im)
+	const char *url = json_string_value(json_object_get(in, "url"));
+	if (!url)
+		url = json_string_value(json_object_get(in, "photo_url"));
+	if (!url) {
+		recog_fail(e, EX_DATAERR, "missing_field", "detect needs url (the photo)");
 		return NULL;
-	int w = vips_image_get_width(im), h = vips_image_get_height(im);
-	json_t *skip = NULL, *items = NULL;
+	}
+	struct buf photo = { 0 };
+	if (photo_fetch(url, dl, &photo, e) != 0) {
+		buf_free(&photo);
+		return NULL;
+	}
+	/* Ximilar asked while the photo is decoded; never with what is no
+	 * image at all */
+	char why[300];
+	if (!image_sniff(photo.data, photo.len, NULL, why, sizeof why)) {
+		recog_fail(e, EX_DATAERR, "photo_unusable", "%s", why);
+		buf_free(&photo);
+		return NULL;
+	}
+	int xim = xim_configured();
+	struct xim_detect_job xj = { .photo = &photo, .dl = dl, .rid = log_request_id() };
+	pthread_t xt;
+	int threaded = xim && pthread_create(&xt, NULL, xim_detect_thread, &xj) == 0;
+	if (xim && !threaded)
+		xim_detect_thread(&xj);
+	VipsImage *im = photo_decode(&photo, e);
+	if (threaded)
+		pthread_join(xt, NULL);
+	if (!im) {
+		json_decref(xj.doc);
+		json_decref(xj.skip);
+		buf_free(&photo);
+		return NULL;
+	}
+	int w = RV.vips_image_get_width(im), h = RV.vips_image_get_height(im);
+	json_t *skip = xj.skip, *items = NULL;
 	const char *provider = "local";
-	if (xim_configured() && (items = gw_detect_ximilar(&photo, w, h, dl, &skip)))
+	if (xim && (items = gw_detect_ximilar(xj.doc, w, h, &skip)))
 		provider = "ximilar";
-	else if (!xim_configured())
+	else if (!xim)
 		skip = xim_skip("no_key", "XIMILAR_API_TOKEN is not set (or XIMILAR_PROVIDER=local)");
 	buf_free(&photo);
 	/* nothing found (or nothing on the photo): the whole photo, so the
@@ -284,14 +341,14 @@ json_t *gw_detect(const json_t *in, struct deadline dl, struct recog_err *e)
 		json_object_set_new(it, "crop_url", json_string(cu));
 		free(cu);
 	}
-	g_object_unref(im);
+	RV.g_object_unref(im);
 	json_t *out = json_pack("{s:o, s:i, s:i, s:s}", "items", items, "width", w, "height", h, "provider", provider);
 	if (skip)
 		json_object_set_new(out, "providers_skipped", skip);
 	rmetrics_observe_ms("ximilar_gw_detect_latency_seconds", NULL, util_now_ms() - t0);
 	return out;
 fail:
-	g_object_unref(im);
+	RV.g_object_unref(im);
 	json_decref(items);
 	json_decref(skip);
 	return NULL;
@@ -307,7 +364,7 @@ json_t *gw_tag(const json_t *in, struct deadline dl, struct recog_err *e)
 	if (!im)
 		return NULL;
 	json_t *colors = photo_colours(im, 3);
-	g_object_unref(im);
+	RV.g_object_unref(im);
 	const json_t *first = json_array_get(colors, 0);
 	const char *cat = json_string_value(json_object_get(in, "category"));
 	if (cat && !strcmp(cat, "whole_photo"))
@@ -399,7 +456,13 @@ static json_t *gw_search_local(const float *d, long top_k, struct recog_err *e)
 	char text[DESCRIPTOR_TEXT_MAX], k[24];
 	descriptor_to_text(d, text, sizeof text);
 	snprintf(k, sizeof k, "%ld", top_k);
-	const char *params[] = { text, k };
+	/* in stock where the user is: the attribute fallback's rule (a store of
+	 * the product's brand, its id a key of products.availability, its own
+	 * or its mall's country RECOGNITION_STOCK_COUNTRY, city
+	 * RECOGNITION_STOCK_CITY when set; production 0045) */
+	const char *country, *city;
+	recog_stock_place(&country, &city);
+	const char *params[] = { text, k, country, city };
 	PGresult *r = pg_query(db,
 			       "WITH near AS (SELECT source, sku, descriptor <=> $1::vector AS d"
 			       "   FROM product_descriptors ORDER BY descriptor <=> $1::vector LIMIT $2::int * 8),"
@@ -408,12 +471,17 @@ static json_t *gw_search_local(const float *d, long top_k, struct recog_err *e)
 			       " SELECT b.d, (SELECT json_agg(image_url ORDER BY photo_no) FROM product_descriptors p"
 			       "   WHERE p.source = b.source AND p.sku = b.sku),"
 			       "  (SELECT metadata || jsonb_build_object('source', p.source, 'sku', p.sku)"
-			       "     || COALESCE(jsonb_build_object('colour', pr.colour, 'in_stock', pr.availability <> '{}'::jsonb),"
+			       "     || COALESCE(jsonb_build_object('colour', pr.colour, 'in_stock', EXISTS (SELECT 1"
+			       "        FROM stores s LEFT JOIN malls m ON m.id = s.mall_id"
+			       "        WHERE s.external_store_id IS NOT NULL AND lower(s.brand) = lower(pr.brand)"
+			       "          AND pr.availability ? s.external_store_id::text"
+			       "          AND ($3::text IS NULL OR upper(COALESCE(s.country, m.country)) = upper($3))"
+			       "          AND ($4::text IS NULL OR lower(COALESCE(s.city, m.city)) = lower($4)))),"
 			       "        '{}'::jsonb)"
 			       "   FROM product_descriptors p LEFT JOIN products pr ON pr.source = p.source AND pr.sku = p.sku"
 			       "   WHERE p.source = b.source AND p.sku = b.sku ORDER BY photo_no LIMIT 1)"
 			       " FROM best b ORDER BY b.d",
-			       2, params);
+			       4, params);
 	if (!r) {
 		recog_fail(e, pg_failure_status(db), "database_error", "local search: %s", pg_last_error(db));
 		return NULL;
@@ -525,7 +593,7 @@ json_t *gw_search(const json_t *in, struct deadline dl, struct recog_err *e)
 		if (im && photo_describe(im, d, e) == 0)
 			cands = gw_search_local(d, top_k, e);
 		if (im)
-			g_object_unref(im);
+			RV.g_object_unref(im);
 	}
 	buf_free(&photo);
 	if (!cands) {

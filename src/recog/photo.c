@@ -21,6 +21,7 @@
 #include "image.h"
 #include "objstore.h"
 #include "recog.h"
+#include "rvips.h"
 
 #define PHOTO_MAX_BYTES (32u << 20)
 
@@ -133,29 +134,31 @@ VipsImage *photo_decode(const struct buf *data, struct recog_err *e)
 		recog_fail(e, EX_DATAERR, "photo_unusable", "%s", why);
 		return NULL;
 	}
-	VipsImage *in = vips_image_new_from_buffer(data->data, data->len, "", NULL);
+	if (photo_vips(e) != 0)
+		return NULL;
+	VipsImage *in = RV.vips_image_new_from_buffer(data->data, data->len, "", NULL);
 	VipsImage *rot = NULL, *srgb = NULL, *flat = NULL, *out = NULL;
-	if (!in || vips_autorot(in, &rot, NULL) ||
-	    vips_colourspace(rot, &srgb, VIPS_INTERPRETATION_sRGB, NULL) ||
-	    (vips_image_hasalpha(srgb) ? vips_flatten(srgb, &flat, NULL) : vips_copy(srgb, &flat, NULL)) ||
-	    vips_cast_uchar(flat, &out, NULL)) {
-		recog_fail(e, EX_DATAERR, "photo_unusable", "cannot decode the photo: %.200s", vips_error_buffer());
-		vips_error_clear();
+	if (!in || RV.vips_autorot(in, &rot, NULL) ||
+	    RV.vips_colourspace(rot, &srgb, VIPS_INTERPRETATION_sRGB, NULL) ||
+	    (RV.vips_image_hasalpha(srgb) ? RV.vips_flatten(srgb, &flat, NULL) : RV.vips_copy(srgb, &flat, NULL)) ||
+	    RV.vips_cast_uchar(flat, &out, NULL)) {
+		recog_fail(e, EX_DATAERR, "photo_unusable", "cannot decode the photo: %.200s", RV.vips_error_buffer());
+		RV.vips_error_clear();
 		out = NULL;
 	}
 	/* decode once into memory: the crops and the descriptor each read it */
-	VipsImage *mem = out ? vips_image_copy_memory(out) : NULL;
+	VipsImage *mem = out ? RV.vips_image_copy_memory(out) : NULL;
 	if (out && !mem) {
-		recog_fail(e, EX_DATAERR, "photo_unusable", "cannot decode the photo: %.200s", vips_error_buffer());
-		vips_error_clear();
+		recog_fail(e, EX_DATAERR, "photo_unusable", "cannot decode the photo: %.200s", RV.vips_error_buffer());
+		RV.vips_error_clear();
 	}
 	VipsImage *all[] = { in, rot, srgb, flat, out };
 	for (size_t i = 0; i < sizeof all / sizeof *all; i++)
 		if (all[i])
-			g_object_unref(all[i]);
-	if (mem && vips_image_get_bands(mem) != 3) {
-		recog_fail(e, EX_DATAERR, "photo_unusable", "the photo has %d bands, not RGB", vips_image_get_bands(mem));
-		g_object_unref(mem);
+			RV.g_object_unref(all[i]);
+	if (mem && RV.vips_image_get_bands(mem) != 3) {
+		recog_fail(e, EX_DATAERR, "photo_unusable", "the photo has %d bands, not RGB", RV.vips_image_get_bands(mem));
+		RV.g_object_unref(mem);
 		mem = NULL;
 	}
 	return mem;
@@ -176,29 +179,29 @@ VipsImage *photo_load(const char *url, struct deadline dl, struct recog_err *e)
 /* The pixels of im (3-band uchar, in memory) as a packed buffer. */
 static const unsigned char *photo_pixels(VipsImage *im, size_t *w, size_t *h)
 {
-	*w = (size_t)vips_image_get_width(im);
-	*h = (size_t)vips_image_get_height(im);
-	return (const unsigned char *)VIPS_IMAGE_ADDR(im, 0, 0);
+	*w = (size_t)RV.vips_image_get_width(im);
+	*h = (size_t)RV.vips_image_get_height(im);
+	return (const unsigned char *)(im)->data;
 }
 
 int photo_describe(VipsImage *im, float out[DESCRIPTOR_DIM], struct recog_err *e)
 {
-	int w = vips_image_get_width(im), h = vips_image_get_height(im);
+	int w = RV.vips_image_get_width(im), h = RV.vips_image_get_height(im);
 	int shortside = w < h ? w : h;
 	VipsImage *small = NULL, *mem = NULL;
 	double scale = shortside > 128 ? 128.0 / shortside : 1.0;
-	if (vips_resize(im, &small, scale, NULL) || !(mem = vips_image_copy_memory(small))) {
-		recog_fail(e, EX_SOFTWARE, "photo_unusable", "cannot shrink the photo: %.200s", vips_error_buffer());
-		vips_error_clear();
+	if (RV.vips_resize(im, &small, scale, NULL) || !(mem = RV.vips_image_copy_memory(small))) {
+		recog_fail(e, EX_SOFTWARE, "photo_unusable", "cannot shrink the photo: %.200s", RV.vips_error_buffer());
+		RV.vips_error_clear();
 		if (small)
-			g_object_unref(small);
+			RV.g_object_unref(small);
 		return -1;
 	}
-	g_object_unref(small);
+	RV.g_object_unref(small);
 	size_t pw, ph;
 	const unsigned char *px = photo_pixels(mem, &pw, &ph);
 	int rc = descriptor_compute(px, pw, ph, pw * 3, out);
-	g_object_unref(mem);
+	RV.g_object_unref(mem);
 	if (rc)
 		recog_fail(e, EX_DATAERR, "photo_unusable", "the photo is empty");
 	return rc;
@@ -206,7 +209,7 @@ int photo_describe(VipsImage *im, float out[DESCRIPTOR_DIM], struct recog_err *e
 
 int photo_crop_jpeg(VipsImage *im, const int box[4], struct buf *jpeg, struct recog_err *e)
 {
-	int w = vips_image_get_width(im), h = vips_image_get_height(im);
+	int w = RV.vips_image_get_width(im), h = RV.vips_image_get_height(im);
 	int x0 = box[0] < 0 ? 0 : box[0], y0 = box[1] < 0 ? 0 : box[1];
 	int x1 = box[2] > w ? w : box[2], y1 = box[3] > h ? h : box[3];
 	if (x1 - x0 < 2 || y1 - y0 < 2) {
@@ -217,17 +220,17 @@ int photo_crop_jpeg(VipsImage *im, const int box[4], struct buf *jpeg, struct re
 	VipsImage *c = NULL;
 	void *data = NULL;
 	size_t len = 0;
-	if (vips_crop(im, &c, x0, y0, x1 - x0, y1 - y0, NULL) ||
-	    vips_jpegsave_buffer(c, &data, &len, "Q", 90, "strip", TRUE, NULL)) {
-		recog_fail(e, EX_SOFTWARE, "crop_failed", "cannot crop: %.200s", vips_error_buffer());
-		vips_error_clear();
+	if (RV.vips_crop(im, &c, x0, y0, x1 - x0, y1 - y0, NULL) ||
+	    RV.vips_jpegsave_buffer(c, &data, &len, "Q", 90, "strip", TRUE, NULL)) {
+		recog_fail(e, EX_SOFTWARE, "crop_failed", "cannot crop: %.200s", RV.vips_error_buffer());
+		RV.vips_error_clear();
 		if (c)
-			g_object_unref(c);
+			RV.g_object_unref(c);
 		return -1;
 	}
-	g_object_unref(c);
+	RV.g_object_unref(c);
 	buf_append(jpeg, data, len);
-	g_free(data);
+	RV.g_free(data);
 	return 0;
 }
 
@@ -248,16 +251,16 @@ static const struct {
 json_t *photo_colours(VipsImage *im, size_t max)
 {
 	VipsImage *small = NULL, *mem = NULL;
-	int w = vips_image_get_width(im), h = vips_image_get_height(im);
+	int w = RV.vips_image_get_width(im), h = RV.vips_image_get_height(im);
 	int longside = w > h ? w : h;
-	if (vips_resize(im, &small, longside > 96 ? 96.0 / longside : 1.0, NULL) ||
-	    !(mem = vips_image_copy_memory(small))) {
-		vips_error_clear();
+	if (RV.vips_resize(im, &small, longside > 96 ? 96.0 / longside : 1.0, NULL) ||
+	    !(mem = RV.vips_image_copy_memory(small))) {
+		RV.vips_error_clear();
 		if (small)
-			g_object_unref(small);
+			RV.g_object_unref(small);
 		return json_array();
 	}
-	g_object_unref(small);
+	RV.g_object_unref(small);
 	size_t pw, ph;
 	const unsigned char *px = photo_pixels(mem, &pw, &ph);
 	double weight[NPALETTE] = { 0 }, sum[NPALETTE][3] = { { 0 } }, total = 0, edge[NPALETTE] = { 0 }, edges = 0;
@@ -288,7 +291,7 @@ json_t *photo_colours(VipsImage *im, size_t max)
 				sum[best][c] += wgt * p[c];
 			total += wgt;
 		}
-	g_object_unref(mem);
+	RV.g_object_unref(mem);
 	/* the background: the colour of most of the frame (the outer 8 %);
 	 * it is named last, so the garment's colour comes first */
 	size_t bg = NPALETTE;

@@ -50,6 +50,17 @@ void recog_fail(struct recog_err *e, int status, const char *code, const char *f
 struct objstore *photo_images_store(void);
 struct objstore *photo_media_store(void);
 
+/* Called once at the start, before any thread: remembers argv0 for
+ * libvips and, unless VIPSHOME is set, points it where there are no
+ * libvips modules (ImageMagick, PDF, HEIF, OpenSlide, JPEG XL): the photos
+ * are JPEG, PNG or WebP (lib/image.h's sniff lets nothing else through),
+ * which libvips reads itself; the modules' dlopen is ~92 M instructions
+ * per process, and ImageMagick a wide attack surface. */
+void photo_vips_prepare(const char *argv0);
+/* Start libvips on first use (once per process, any thread). 0, or -1
+ * with e set. */
+int photo_vips(struct recog_err *e);
+
 /* The bytes of url: an object of one of the two stores (read signed), or
  * an http(s) URL, fetched only from a public address or one of
  * PHOTO_FETCH_ALLOW_NETS (lib/netguard.h: the request's URL must not reach
@@ -147,6 +158,10 @@ struct filter_run;
 /* A command's start: logging, libvips and the metrics file of name; then
  * `name metrics` is answered here. -1 to go on, else the exit status. */
 int recog_start(const char *name, int argc, char **argv);
+/* The user's market for "in stock": RECOGNITION_STOCK_COUNTRY (default
+ * KZ; set but empty: NULL, any country) and RECOGNITION_STOCK_CITY (NULL
+ * when unset: any city). */
+void recog_stock_place(const char **country, const char **city);
 /* The filters' on_finish: the main thread's production connection ends. */
 void recog_finish(void *state, struct filter_run *run);
 

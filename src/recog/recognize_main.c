@@ -98,9 +98,9 @@ static json_t *attribute_fallback(const json_t *tags, const char *category, stru
 	const char *style = json_string_value(json_object_get(tags, "style"));
 	if (!type && category && strcmp(category, "whole_photo"))
 		type = strrchr(category, '/') ? strrchr(category, '/') + 1 : category;
-	const char *country = conf_str("RECOGNITION_STOCK_COUNTRY", "KZ");
-	const char *city = conf_str("RECOGNITION_STOCK_CITY", NULL);
-	const char *params[] = { type, color, style, country && *country ? country : NULL, city && *city ? city : NULL };
+	const char *country, *city;
+	recog_stock_place(&country, &city);
+	const char *params[] = { type, color, style, country, city };
 	/* each attribute that matches counts one; stock in the stores first */
 	PGresult *r = pg_query(db,
 			       "WITH here AS (SELECT lower(s.brand) AS brand, s.external_store_id::text AS store,"
@@ -168,7 +168,7 @@ static json_t *decide(const json_t *ranked, const json_t *tags, const char *cate
 }
 
 /* Log the request (§8's table); a failure is logged, not the user's. */
-static void save_request(const char *id, const json_t *rec, json_t *detected, json_t *tags, json_t *search,
+static void save_request(const char *id, const char *rid, const json_t *rec, json_t *detected, json_t *tags, json_t *search,
 			 json_t *final, const double ms[5], int nitems, int nmatched)
 {
 	struct recog_err e = { 0 };
@@ -180,19 +180,21 @@ static void save_request(const char *id, const json_t *rec, json_t *detected, js
 	char *d = json_dumps(detected, JSON_COMPACT), *t = json_dumps(tags, JSON_COMPACT),
 	     *s = json_dumps(search, JSON_COMPACT), *f = json_dumps(final, JSON_COMPACT);
 	char n[5][24], ni[24], nm[24];
+	/* the caller's own id, when it is not the row's */
+	const char *caller = rid && strcmp(rid, id) ? rid : NULL;
 	for (int i = 0; i < 5; i++)
 		snprintf(n[i], sizeof n[i], "%ld", lround(ms[i]));
 	snprintf(ni, sizeof ni, "%d", nitems);
 	snprintf(nm, sizeof nm, "%d", nmatched);
 	const char *params[] = { id, json_string_value(json_object_get(rec, "user_id")),
 				 json_string_value(json_object_get(rec, "photo_url")), d, n[0], t, n[1], s, n[2], f, n[3],
-				 n[4], ni, nm };
+				 n[4], ni, nm, caller };
 	if (pg_exec(db,
 		    "INSERT INTO recognition_requests (id, user_id, photo_url, detected_items, detection_time_ms,"
 		    " tags, tagging_time_ms, search_results, search_time_ms, final_matches, rerank_time_ms,"
-		    " total_time_ms, items_detected, items_matched)"
-		    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-		    14, params))
+		    " total_time_ms, items_detected, items_matched, request_id)"
+		    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+		    15, params))
 		log_event(LOG_ERROR, "recognition_requests not written",
 			  json_pack("{s:s, s:s}", "request_id", id, "error", pg_last_error(db)));
 	free(d);
@@ -215,7 +217,7 @@ static int is_uuid(const char *s)
 struct item_job {
 	struct filter_run *run;
 	pthread_mutex_t *emit_lock;
-	const char *id;
+	const char *id; /* the caller's request_id, on every line and upstream call */
 	size_t index;
 	const json_t *item;
 	struct deadline dl;
@@ -368,32 +370,42 @@ static int recognize_work(struct filter_run *run, json_t *rec)
 	const json_t *uid = json_object_get(rec, "user_id");
 	if (uid && !json_is_null(uid) && !is_uuid(json_string_value(uid)))
 		return filter_fail(run, EX_DATAERR, "invalid_field", "user_id must be a UUID");
+	/* The caller's request_id (any string: unde-httpd's are up to 64 of
+	 * [A-Za-z0-9._:-]) stays on every line we write and goes to every
+	 * upstream; the log row's id is a UUID: the caller's when it is one,
+	 * else a new one, given as recognition_id. */
 	char id[37];
-	const char *rid = log_request_id();
-	if (is_uuid(rid))
-		snprintf(id, sizeof id, "%s", rid);
+	const char *given = json_string_value(json_object_get(rec, "request_id"));
+	if (is_uuid(given))
+		snprintf(id, sizeof id, "%s", given);
 	else
 		util_uuid4(id);
+	if (!given)
+		log_set_request_id(id); /* none: the row's id is the request's */
+	/* a copy: the done line replaces rec's own */
+	char *rid = xstrdup(given ? given : id);
 	double ms[5] = { 0 };
 	struct recog_err e = { 0 };
-	json_t *body = json_pack("{s:s, s:O?, s:s}", "url", photo, "user_id", uid, "request_id", id);
+	json_t *body = json_pack("{s:s, s:O?, s:s}", "url", photo, "user_id", uid, "request_id", rid);
 	json_t *det = call("ximilar-gw", "XIMILAR_GW_URL", "/detect", gw_detect, body, dl, &e, &ms[0]);
 	json_decref(body);
 	if (!det) {
 		rmetrics_add("recognition_requests", "result=\"failed\"", 1);
+		free(rid);
 		return filter_fail(run, e.status == EX_DATAERR ? EX_DATAERR : EX_UNAVAILABLE,
 				   e.status == EX_DATAERR ? e.code : "upstream_unavailable", "detection failed: %s", e.message);
 	}
 	json_t *items = json_object_get(det, "items");
 	size_t n = json_array_size(items);
-	filter_emit(run, json_pack("{s:s, s:s, s:O, s:s?, s:i}", "stage", "detected", "request_id", id, "items", items,
+	filter_emit(run, json_pack("{s:s, s:s, s:s, s:O, s:s?, s:i}", "stage", "detected", "request_id", rid,
+				   "recognition_id", id, "items", items,
 				   "provider", json_string_value(json_object_get(det, "provider")), "elapsed_ms",
 				   (int)lround(util_now_ms() - t0)));
 	/* steps 2-4 per item, the items in parallel */
 	struct item_job *jobs = xcalloc(n ? n : 1, sizeof *jobs);
 	pthread_mutex_t emit_lock = PTHREAD_MUTEX_INITIALIZER;
 	for (size_t i = 0; i < n; i++) {
-		jobs[i] = (struct item_job){ .run = run, .emit_lock = &emit_lock, .id = id, .index = i,
+		jobs[i] = (struct item_job){ .run = run, .emit_lock = &emit_lock, .id = rid, .index = i,
 					     .item = json_array_get(items, i), .dl = dl };
 		jobs[i].started = n > 1 && pthread_create(&jobs[i].thread, NULL, item_thread, &jobs[i]) == 0;
 		if (!jobs[i].started)
@@ -418,11 +430,12 @@ static int recognize_work(struct filter_run *run, json_t *rec)
 	}
 	free(jobs);
 	ms[4] = util_now_ms() - t0;
-	save_request(id, rec, items, all_tags, all_search, final, ms, (int)n, matched);
+	save_request(id, rid, rec, items, all_tags, all_search, final, ms, (int)n, matched);
 	rmetrics_observe_ms("recognition_pipeline_duration_seconds", NULL, ms[4]);
 	rmetrics_add("recognition_requests", degraded_any ? "result=\"degraded\"" : "result=\"ok\"", 1);
 	json_object_set_new(rec, "stage", json_string("done"));
-	json_object_set_new(rec, "request_id", json_string(id));
+	json_object_set_new(rec, "request_id", json_string(rid));
+	json_object_set_new(rec, "recognition_id", json_string(id));
 	json_object_set_new(rec, "items", out_items);
 	json_object_set_new(rec, "total_ms", json_integer((json_int_t)lround(ms[4])));
 	if (degraded_any)
@@ -431,6 +444,7 @@ static int recognize_work(struct filter_run *run, json_t *rec)
 	json_decref(all_search);
 	json_decref(final);
 	json_decref(det);
+	free(rid);
 	return 0;
 }
 
@@ -445,22 +459,30 @@ static int recognize_record(void *sp, struct filter_run *run, json_t *rec)
 	return rc;
 }
 
-/* feedback {request_id, user_feedback} */
+/* feedback {recognition_id | request_id, user_feedback}: the row is found
+ * by its id (recognition_id, or a request_id that is a UUID) or by the
+ * caller's own request_id it was asked under (the latest such row). */
 static int feedback_record(void *sp, struct filter_run *run, json_t *rec)
 {
 	(void)sp;
-	const char *id = json_string_value(json_object_get(rec, "request_id"));
+	const char *id = json_string_value(json_object_get(rec, "recognition_id"));
+	if (!id)
+		id = json_string_value(json_object_get(rec, "request_id"));
 	const json_t *fb = json_object_get(rec, "user_feedback");
-	if (!is_uuid(id) || !fb || json_is_null(fb))
-		return filter_fail(run, EX_DATAERR, "invalid_field", "feedback needs request_id (a UUID) and user_feedback");
+	if (!id || !*id || !fb || json_is_null(fb))
+		return filter_fail(run, EX_DATAERR, "invalid_field",
+				   "feedback needs recognition_id or request_id (a string) and user_feedback");
 	struct recog_err e = { 0 };
 	PGconn *db = gw_production_db(&e);
 	if (!db)
 		return filter_fail(run, e.status, e.code, "%s", e.message);
 	char *f = json_dumps(fb, JSON_COMPACT | JSON_ENCODE_ANY);
-	const char *params[] = { id, f };
-	PGresult *r = pg_query(db, "UPDATE recognition_requests SET user_feedback = $2::jsonb WHERE id = $1::uuid RETURNING id",
-			       2, params);
+	const char *params[] = { is_uuid(id) ? id : NULL, f, id };
+	PGresult *r = pg_query(db,
+			       "UPDATE recognition_requests SET user_feedback = $2::jsonb WHERE id = COALESCE($1::uuid,"
+			       " (SELECT id FROM recognition_requests WHERE request_id = $3 ORDER BY created_at DESC LIMIT 1))"
+			       " RETURNING id",
+			       3, params);
 	free(f);
 	if (!r)
 		return filter_fail(run, pg_failure_status(db), "database_error", "%s", pg_last_error(db));

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "recog.h"
+#include "rvips.h"
 
 #define REG_SIDE 128
 #define REG_FG_DIST 40.0     /* RGB distance from the background's colour */
@@ -224,23 +225,23 @@ static void reg_sort(int (*boxes)[4], const char **kinds, size_t n)
 
 size_t photo_regions(VipsImage *im, int (*boxes)[4], const char **kinds, size_t max)
 {
-	int W = vips_image_get_width(im), H = vips_image_get_height(im);
+	int W = RV.vips_image_get_width(im), H = RV.vips_image_get_height(im);
 	int longside = W > H ? W : H;
 	VipsImage *small = NULL, *mem = NULL;
-	if (max == 0 || vips_resize(im, &small, longside > REG_SIDE ? (double)REG_SIDE / longside : 1.0, NULL) ||
-	    !(mem = vips_image_copy_memory(small))) {
-		vips_error_clear();
+	if (max == 0 || RV.vips_resize(im, &small, longside > REG_SIDE ? (double)REG_SIDE / longside : 1.0, NULL) ||
+	    !(mem = RV.vips_image_copy_memory(small))) {
+		RV.vips_error_clear();
 		if (small)
-			g_object_unref(small);
+			RV.g_object_unref(small);
 		return 0;
 	}
-	g_object_unref(small);
-	int w = vips_image_get_width(mem), h = vips_image_get_height(mem);
-	const unsigned char *px = (const unsigned char *)VIPS_IMAGE_ADDR(mem, 0, 0);
+	RV.g_object_unref(small);
+	int w = RV.vips_image_get_width(mem), h = RV.vips_image_get_height(mem);
+	const unsigned char *px = (const unsigned char *)(mem)->data;
 	double bg[3] = { 0 };
 	size_t out = 0;
 	if (w < 8 || h < 8 || !reg_background(px, w, h, bg)) {
-		g_object_unref(mem);
+		RV.g_object_unref(mem);
 		return 0;
 	}
 	unsigned char *mask = xcalloc((size_t)w * h, 1);
@@ -290,14 +291,14 @@ size_t photo_regions(VipsImage *im, int (*boxes)[4], const char **kinds, size_t 
 	}
 	free(mask);
 	free(lab);
-	g_object_unref(mem);
+	RV.g_object_unref(mem);
 	reg_sort(boxes, kinds, out);
 	return out;
 }
 
 json_t *photo_local_items(VipsImage *im)
 {
-	int w = vips_image_get_width(im), h = vips_image_get_height(im);
+	int w = RV.vips_image_get_width(im), h = RV.vips_image_get_height(im);
 	int boxes[8][4];
 	const char *kinds[8];
 	size_t n = photo_regions(im, boxes, kinds, 8);

@@ -30,6 +30,7 @@
 #include "http.h"
 #include "log.h"
 #include "recog.h"
+#include "rvips.h"
 
 #define RR_MAX_CANDIDATES 20
 
@@ -241,7 +242,7 @@ json_t *rr_tag(const json_t *in, struct deadline dl, struct recog_err *e)
 		return NULL;
 	}
 	json_t *colors = photo_colours(im, 3);
-	g_object_unref(im);
+	RV.g_object_unref(im);
 	json_t *out = json_pack("{s:n, s:n, s:n, s:s?, s:s, s:[o]}", "style", "occasion", "brand_style", "season",
 				rr_season(colors), "provider", "local", "providers_skipped", skip);
 	json_decref(colors);
@@ -306,7 +307,7 @@ static double rr_visual_local(const float *crop, const json_t *cand, struct dead
 				best = s;
 		}
 		if (im)
-			g_object_unref(im);
+			RV.g_object_unref(im);
 	}
 	if (best >= 0) {
 		*reason = "descriptor similarity of the crop and the product's photo";
@@ -430,7 +431,7 @@ json_t *rr_rerank(const json_t *in, struct deadline dl, struct recog_err *e)
 			VipsImage *im = photo_load(crop_url, dl, &e2);
 			have_crop = im && photo_describe(im, crop, &e2) == 0;
 			if (im)
-				g_object_unref(im);
+				RV.g_object_unref(im);
 		}
 		const json_t *c = json_array_get(cands, i);
 		if (have_crop) {
