@@ -202,9 +202,9 @@ static json_t *verified_outfits(const json_t *outfits, const json_t *by, json_t 
 		}
 		/* a reason is the provider's text: kept short, it goes into a prompt */
 		const char *reason = json_string_value(json_object_get(o, "reason"));
-		char rs[STYLIST_REASON_MAX * 4 + 1];
+		char rs[STYLIST_REASON_MAX * 4 + 8]; /* 300 characters of up to 4 bytes */
 		size_t n = 0, chars = 0;
-		for (; reason && reason[n] && n < sizeof rs - 4; n++) {
+		for (; reason && reason[n] && n < sizeof rs - 5; n++) {
 			if (((unsigned char)reason[n] & 0xC0) != 0x80 && ++chars > STYLIST_REASON_MAX)
 				break;
 			rs[n] = reason[n] == '\n' || reason[n] == '\r' ? ' ' : reason[n];
