@@ -55,10 +55,10 @@ uuid() { cat /proc/sys/kernel/random/uuid; }
 sql0() { psql -XAt "$UNDE_T_S0" -c "$1"; }
 
 # say MESSAGE [EXTRA-JSON-MEMBERS] — one turn of user $U, output in $TMP/out
-# (and in $output, for assert_jq).
+# (and in $output, for assert_jq); the turn must succeed.
 say() {
 	jq -nc --arg u "$U" --arg m "$1" --argjson x "${2:-{\}}" '{user_id: $u, message: $m, request_id: "t-\(now)"} + $x' |
-		unde-llm --show-context-pack >"$TMP/out" 2>"$TMP/err"
+		unde-llm --show-context-pack >"$TMP/out" 2>"$TMP/err" || { cat "$TMP/err" >&2; return 1; }
 	output=$(<"$TMP/out")
 }
 
