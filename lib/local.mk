@@ -33,3 +33,5 @@ lib_libunde_a_SOURCES += lib/agent_stats.c lib/agent_stats.h
 lib_libunde_a_SOURCES += lib/inflight.c lib/inflight.h
 # guarded fetches of URLs someone else gave (SSRF): the address check (issue 15, hrecog2)
 lib_libunde_a_SOURCES += lib/netguard.c lib/netguard.h
+# the embedding chain (Cohere, then the local embedder): unde-embed's documents, unde-llm's queries
+lib_libunde_a_SOURCES += lib/embed_cohere.c lib/embed_cohere.h

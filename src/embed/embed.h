@@ -1,5 +1,5 @@
 /* embed.h — what unde-embed's modules share: the configuration, the
- * embedding chain's pieces (cohere.c), the snippet chain (snippet.c) and
+ * embedding chain (lib/embed_cohere.h), the snippet chain (snippet.c) and
  * the batched store (store.c). */
 #ifndef UNDE_EMBED_H
 #define UNDE_EMBED_H
@@ -12,17 +12,9 @@
 
 #include "provider.h"
 
-#define EMBED_BATCH 96 /* texts per Cohere call (its limit) */
-
-struct embed_conf {
-	const char *model; /* EMBEDDING_MODEL, or --model */
-	long dim;          /* EMBEDDING_DIM */
-	size_t expect;     /* vectors the current call must answer */
-};
-
-extern const struct provider embed_cohere;
-/* The chain's local stand-in: lib/embed_local.h for every text. */
-json_t *embed_local_answer(void *ud, const json_t *in, char *why, size_t whylen);
+/* the embedding chain (struct embed_conf, embed_cohere, embed_local_answer)
+ * is lib/embed_cohere.h's: unde-llm embeds its queries with it too */
+#include "embed_cohere.h"
 
 /* ---- memory_snippet (snippet.c) ---- */
 

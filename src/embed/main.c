@@ -9,7 +9,7 @@
  *   stdin                   {"text"} → its query embedding (search_query);
  *                           {"conversation_id","message_id"} → that message
  *
- * Embeddings come from a provider chain (cohere.c): Cohere Embed, 96 texts
+ * Embeddings come from a provider chain (lib/embed_cohere.h): Cohere Embed, 96 texts
  * per call, then the local n-gram embedder (lib/embed_local.h) when no key
  * is set or Cohere fails; the model that answered is stored with the
  * vector (messages.embedding_model) and search compares only vectors of
@@ -410,15 +410,9 @@ static int embed_start(void *state, struct filter_run *run, int argc, char **arg
 		log_event(LOG_ERROR, "--reembed needs --model M", json_pack("{s:i}", "exit", EX_USAGE));
 		return EX_USAGE;
 	}
-	const char *provider = conf_str("EMBEDDING_PROVIDER", "cohere");
-	if (strcmp(provider, "cohere") != 0 && strcmp(provider, "local") != 0)
-		conf_die("EMBEDDING_PROVIDER", "EMBEDDING_PROVIDER must be cohere or local");
-	s->conf.model = s->model_opt ? s->model_opt : conf_str("EMBEDDING_MODEL", "embed-multilingual-v3.0");
-	s->conf.dim = conf_long("EMBEDDING_DIM", 1024, 1, 16000);
-	s->timeout_ms = (long)(conf_double("EMBEDDING_TIMEOUT", 10, 0.05, 600) * 1000);
-	s->local_only = !strcmp(provider, "local") || !strcmp(s->conf.model, EMBED_LOCAL_MODEL);
-	if (s->local_only)
-		s->conf.model = EMBED_LOCAL_MODEL;
+	embed_conf_load(&s->conf, s->model_opt);
+	s->timeout_ms = s->conf.timeout_ms;
+	s->local_only = s->conf.local_only;
 	s->store_batch = conf_long("EMBED_STORE_BATCH", STORE_BATCH, 1, 1000);
 	snippet_init(&s->snip);
 	s->k = counters_open_service("unde-embed");

@@ -11,6 +11,8 @@
  *   providers.c  the LLM chain deepseek → gemini, claude, qwen → local
  *   responder.c  the local responder, intent
  *   catalog.c    the catalog context: products matching the message
+ *   query.c      the message embedded as a search query (Cohere, else local)
+ *   stylist.c    a stylist turn's outfits from Intelistyle, SKUs checked
  *
  * A turn is a struct turn: everything read for one user message, owned by
  * main.c's on_record and freed by turn_free. */
@@ -49,6 +51,8 @@ struct turn {
 	json_t *artifact;                  /* owned: referenced artifact, or NULL */
 	json_t *recognition;               /* owned: {status, items?} of a photo turn, or NULL */
 	json_t *pack;                      /* owned: the ContextPack */
+	json_t *query;                     /* owned: {provider, model, providers_skipped?} of the query embedding */
+	json_t *stylist;                   /* owned: a stylist turn's {status, outfits, …}, or NULL */
 	const char *intent;                /* static string */
 	int memory_allowed;                /* the density cap left room for memories */
 	long answers_with_memory;          /* of the previous 9 answers */
@@ -149,5 +153,41 @@ int catalog_names_garment(const char *message);
 json_t *catalog_artifact(const json_t *catalog, const char *intent, const char *text);
 /* Free the stemmer and the stemmed lexicon (on_finish). */
 void catalog_done(void);
+
+/* ---- query.c ---- */
+/* The message embedded as a search query (input_type search_query) by the
+ * chain of lib/embed_cohere.h (EMBEDDING_PROVIDER, EMBEDDING_MODEL: Cohere,
+ * then the local embedder) under dl: a new JSON array, or NULL when
+ * nothing could embed it (full-text search only). model gets the model
+ * that embedded it (the search compares only messages of that model);
+ * so->threshold becomes LOCAL_SIMILARITY_THRESHOLD for the local model;
+ * t->query says who embedded it. */
+json_t *query_embed(struct turn *t, struct deadline dl, struct shard_search_opts *so, char *model,
+		    size_t mlen, struct counters *k);
+/* Record in t->query which episodes the vector branch scored (vec_score >
+ * 0): "vector_hits" [{id, vec_score}], so a test or an operator sees that
+ * a query met only vectors of its own model. */
+void query_note_hits(struct turn *t);
+
+/* ---- stylist.c ---- */
+struct buf;
+/* A stylist turn's outfits (§13 step 6): Intelistyle (INTELISTYLE_API_URL,
+ * _KEY, INTELISTYLE_TIMEOUT; the contract in unde-llm(1)) asked with the
+ * message, its occasion, the user's gender and the catalog items, under
+ * dl. Every SKU it names is looked up in production (available, with
+ * store and price): unknown ones are dropped, never shown. {status:
+ * "done", outfits: [{reason, items: [product]}], unknown_skus: [...]}, or
+ * {status: "unavailable", reason, error} (no key, failure, timeout,
+ * garbage: counted, the turn goes on without it). */
+json_t *stylist_call(const struct turn *t, struct shard_ctx *x, const json_t *rec, struct deadline dl,
+		     struct counters *k);
+/* The ContextPack's lines about the outfits (block E), appended to lines. */
+void stylist_pack_lines(const struct turn *t, json_t *lines);
+/* The local responder's sentences about the outfits, appended to b; 1
+ * when it said something, 0 when there is nothing to say. */
+int stylist_answer(const struct turn *t, struct buf *b);
+/* The products an answer may name as an artifact: the catalog context
+ * and the outfits' items (a new array). */
+json_t *stylist_artifact_pool(const struct turn *t);
 
 #endif

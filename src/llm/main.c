@@ -18,7 +18,6 @@
 
 #include "conf.h"
 #include "counters.h"
-#include "embed_local.h"
 #include "filter.h"
 #include "inflight.h"
 #include "llm.h"
@@ -131,6 +130,11 @@ static const struct counters_help metrics_help[] = {
 	{ "hybrid_search_latency_seconds", "histogram", "Hybrid search on the shard" },
 	{ "user_knowledge_decrypt_errors", "counter", "User knowledge reads that failed to decrypt" },
 	{ "user_knowledge_decrypt_latency_seconds", "histogram", "User knowledge read and decrypt" },
+	{ "llm_query_embedding_fallbacks", "counter", "Queries the local embedder embedded because Cohere failed or was late" },
+	{ "intelistyle_requests_total", "counter", "Stylist turns by Intelistyle's result (ok, no_key, timeout, 429, 5xx, malformed, catalog, …)" },
+	{ "intelistyle_errors", "counter", "Stylist turns Intelistyle (or the SKU check) failed: answered without outfits" },
+	{ "intelistyle_unknown_skus", "counter", "SKUs Intelistyle named that production does not have in stock (left out)" },
+	{ "intelistyle_latency_seconds", "histogram", "Intelistyle calls, retries included" },
 	{ NULL, NULL, NULL },
 };
 
@@ -175,7 +179,7 @@ void turn_free(struct turn *t)
 {
 	json_t **all[] = { &t->mood, &t->context, &t->persona, &t->sensors, &t->knowledge,
 			   &t->episodes, &t->episodes_dropped, &t->recent, &t->catalog, &t->artifact,
-			   &t->recognition, &t->pack };
+			   &t->recognition, &t->pack, &t->query, &t->stylist };
 	for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
 		json_decref(*all[i]);
 		*all[i] = NULL;
@@ -240,7 +244,8 @@ static struct {
 } stage;
 
 /* Shard reads of one turn; 0, or -1 with e (a shard that cannot answer). */
-static int shard_reads(struct lstate *s, struct turn *t, const json_t *rec, struct shard_err *e)
+static int shard_reads(struct lstate *s, struct turn *t, const json_t *rec, struct deadline dl,
+		       struct shard_err *e)
 {
 	long sid;
 	double ts = util_now_ms();
@@ -254,26 +259,17 @@ static int shard_reads(struct lstate *s, struct turn *t, const json_t *rec, stru
 	if (!t->conv[0])
 		c = NULL; /* nothing stored yet: no history to read */
 	stage.route = util_now_ms() - ts;
-	/* the query embedded by the model the local enrichment uses */
-	float v[EMBED_LOCAL_DIM];
-	json_t *emb = NULL;
-	if (embed_local(t->message, strlen(t->message), v) == 0) {
-		emb = json_array();
-		for (int i = 0; i < EMBED_LOCAL_DIM; i++)
-			json_array_append_new(emb, json_real(v[i]));
-	}
-	stage.embed = util_now_ms() - ts - stage.route;
+	/* the query embedded by the model that embedded the history (query.c):
+	 * Cohere's search_query, else the local embedder */
 	struct shard_search_opts so = { 0 };
 	shard_search_defaults(&so);
-	/* SIMILARITY_THRESHOLD (0.5) is the spec's for Cohere's vectors; the
-	 * local n-gram model's cosines run lower (one shared word among several
-	 * gives 0.25–0.45, unrelated sentences stay under 0.15), so a query it
-	 * embeds is compared with its own threshold */
-	so.threshold = conf_double("LOCAL_SIMILARITY_THRESHOLD", 0.2, 0, 1);
+	char qmodel[128];
+	json_t *emb = query_embed(t, dl, &so, qmodel, sizeof qmodel, s->k);
+	stage.embed = util_now_ms() - ts - stage.route;
 	double t0 = util_now_ms();
-	t->episodes = c ? shard_search_model(&s->x, &so, t->user_id, t->message, emb, EMBED_LOCAL_MODEL,
-					     s->cf.top_k, e)
+	t->episodes = c ? shard_search_model(&s->x, &so, t->user_id, t->message, emb, qmodel, s->cf.top_k, e)
 			: json_array();
+	query_note_hits(t);
 	stage.search = util_now_ms() - ts - stage.route - stage.embed;
 	if (c)
 		observe(s, "hybrid_search_latency_seconds", util_now_ms() - t0);
@@ -336,7 +332,9 @@ static int save_turn(struct lstate *s, struct turn *t, const json_t *rec, const 
 			       "created_at", now);
 	/* an answer that presents products is an artifact: the shard's template
 	 * makes its response_description, the next turn's reply_to finds it */
-	json_t *art = catalog_artifact(t->catalog, t->intent, text);
+	json_t *pool = stylist_artifact_pool(t); /* the catalog and the outfits' products */
+	json_t *art = catalog_artifact(pool, t->intent, text);
+	json_decref(pool);
 	if (art) {
 		json_object_set(am, "artifact", art);
 		json_object_set_new(out, "artifact", art);
@@ -402,7 +400,7 @@ static int llm_record(void *sp, struct filter_run *run, json_t *rec)
 	 * history's order is the turns' order */
 	iso_now(t0_iso, 0);
 	if (rc == 0)
-		rc = shard_reads(s, &t, rec, &e);
+		rc = shard_reads(s, &t, rec, pack_dl, &e);
 	sensors_persona_join(pc, &t, s->k);
 	if (rc != 0) {
 		turn_free(&t);
@@ -411,6 +409,8 @@ static int llm_record(void *sp, struct filter_run *run, json_t *rec)
 	}
 	if (!strcmp(t.intent, "recognition"))
 		t.recognition = recognition_call(&t, rec, dl);
+	if (!strcmp(t.intent, "stylist"))
+		t.stylist = stylist_call(&t, &s->x, rec, dl, s->k);
 	t.pack = pack_build(&t, &s->cf);
 	double pack_ms = util_now_ms() - t0;
 	observe(s, "llm_orchestrator_context_pack_time_seconds", pack_ms);
@@ -455,6 +455,10 @@ static int llm_record(void *sp, struct filter_run *run, json_t *rec)
 	json_object_set(out, "sensors", t.sensors);
 	if (t.recognition)
 		json_object_set(out, "recognition", t.recognition);
+	if (t.stylist)
+		json_object_set(out, "stylist", t.stylist);
+	if (t.query)
+		json_object_set(out, "query_embedding", t.query);
 	chain_annotate(&res, out);
 	if (s->show_pack) {
 		json_object_set(t.pack, "episodes_dropped", t.episodes_dropped);

@@ -199,6 +199,8 @@ static json_t *block_context(const struct turn *t)
 			   json_string_value(json_object_get(o, "sku")) ?: "");
 		add_line(l, &b);
 	}
+	/* a stylist turn: Intelistyle's outfits, of products production has */
+	stylist_pack_lines(t, l);
 	/* a photo turn: what unde-recognize found, its matches as it gave them */
 	json_array_foreach(json_object_get(t->recognition, "items"), i, o)
 	{

@@ -131,7 +131,9 @@ json_t *responder_answer(const struct turn *t)
 	}
 	size_t n = json_array_size(t->catalog), i;
 	const json_t *p;
-	if (n) {
+	if (stylist_answer(t, &b)) {
+		/* the outfits are of production's products already */
+	} else if (n) {
 		buf_printf(&b, "Из того, что сейчас есть в наличии: ");
 		json_array_foreach(t->catalog, i, p)
 		{
@@ -180,7 +182,9 @@ json_t *responder_answer(const struct turn *t)
 		buf_printf(&b, "Фото получила, но вещей на нём не нашла. ");
 	else if (!strcmp(t->intent, "recognition"))
 		buf_printf(&b, "Фото получила — распознавание вещей на нём идёт отдельно. ");
-	buf_printf(&b, "%s", !strcmp(t->intent, "stylist") ? "Для какого случая подбираем образ?"
+	buf_printf(&b, "%s", !strcmp(t->intent, "stylist") ? json_array_size(json_object_get(t->stylist, "outfits"))
+								 ? "Как тебе такой вариант?"
+								 : "Для какого случая подбираем образ?"
 			     : !strcmp(t->intent, "catalog") ? "Уточнишь, что именно ищешь — размер, цвет?"
 							     : "Расскажи подробнее?");
 	char *text = buf_take(&b);

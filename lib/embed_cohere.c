@@ -1,15 +1,12 @@
-/* cohere.c — unde-embed's provider chain: Cohere Embed v2 (wire format in
- * shared/upstreams.md §5) through lib/provider.h, then the local embedder
- * (lib/embed_local.h). A chain input is {"texts":[…≤96], "input_type"};
- * every answer is {"model", "vectors":[[dim floats]…]} with one vector per
- * text, checked here: a wrong count or dimension is a malformed answer,
- * never stored. */
+/* embed_cohere.c — the embedding chain of unde-embed and unde-llm
+ * (embed_cohere.h): Cohere Embed v2, then the local embedder. */
 #include "config.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "embed.h"
+#include "conf.h"
+#include "embed_cohere.h"
 #include "embed_local.h"
 
 /* The model and dimension asked of Cohere (EMBEDDING_MODEL, _DIM). */
@@ -83,4 +80,37 @@ json_t *embed_local_answer(void *ud, const json_t *in, char *why, size_t whylen)
 		json_array_append_new(vecs, a);
 	}
 	return json_pack("{s:s, s:o}", "model", EMBED_LOCAL_MODEL, "vectors", vecs);
+}
+
+void embed_conf_load(struct embed_conf *c, const char *model_opt)
+{
+	const char *provider = conf_str("EMBEDDING_PROVIDER", "cohere");
+	if (strcmp(provider, "cohere") != 0 && strcmp(provider, "local") != 0)
+		conf_die("EMBEDDING_PROVIDER", "EMBEDDING_PROVIDER must be cohere or local");
+	c->model = model_opt ? model_opt : conf_str("EMBEDDING_MODEL", "embed-multilingual-v3.0");
+	c->dim = conf_long("EMBEDDING_DIM", 1024, 1, 16000);
+	c->timeout_ms = (long)(conf_double("EMBEDDING_TIMEOUT", 10, 0.05, 600) * 1000);
+	c->local_only = !strcmp(provider, "local") || !strcmp(c->model, EMBED_LOCAL_MODEL);
+	if (c->local_only)
+		c->model = EMBED_LOCAL_MODEL;
+	c->expect = 0;
+}
+
+/* One query's embedding: the same chain as the stored messages', so the
+ * two meet in one model whenever Cohere answers both. */
+const json_t *embed_text(struct embed_conf *c, const char *text, const char *input_type,
+			 struct deadline dl, struct chain_result *res)
+{
+	static const struct provider *const cohere_only[] = { &embed_cohere, NULL };
+	static const struct provider *const none[] = { NULL };
+	const struct chain ch = {
+		.providers = c->local_only ? none : cohere_only,
+		.local = embed_local_answer,
+		.reserve_ms = 5, /* the local embedder takes well under a millisecond */
+	};
+	json_t *in = json_pack("{s:[s], s:s}", "texts", text, "input_type", input_type);
+	c->expect = 1;
+	chain_run(&ch, c, in, deadline_min(dl, deadline_in(c->timeout_ms)), res);
+	json_decref(in);
+	return res->answer ? json_array_get(json_object_get(res->answer, "vectors"), 0) : NULL;
 }
