@@ -2,7 +2,8 @@
 bin_PROGRAMS += src/unde-llm
 src_unde_llm_SOURCES = \
 	src/llm/llm.h src/llm/main.c src/llm/sensors.c src/llm/memory.c \
-	src/llm/pack.c src/llm/providers.c src/llm/responder.c src/llm/catalog.c src/llm/feedback.c
+	src/llm/pack.c src/llm/providers.c src/llm/responder.c src/llm/catalog.c src/llm/feedback.c \
+	src/llm/stream.c
 src_unde_llm_LDADD = $(UNDE_LIBS) $(STEMMER_LIBS) -lpthread -lm
 TESTS += t/unde-llm.bats
 EXTRA_DIST += t/fakes/claude.py t/fakes/qwen.py
