@@ -653,3 +653,15 @@ deltas_match() {
 	assert_jq '.stage == "done" and .text == "Через httpd. Потоком." and .provider == "deepseek"'
 	httpd_stop chat
 }
+
+@test "--stream: a provider slow to its first byte times out before any delta, and the next one streams with no discard" {
+	providers
+	fake_fail deepseek '{"mode":"slow","delay_ms":5000,"count":-1}'
+	fake_config gemini '{"reply_text":"Быстрый ответ. Без потерь."}'
+	turn "Есть кто?" | LLM_TIMEOUT=1 unde-llm --stream >"$TMP/out" 2>"$TMP/err"
+	deltas_match "$TMP/out"
+	run jq -sc '[.[] | [.stage, .provider]]' "$TMP/out"
+	assert_output '[["delta","gemini"],["delta","gemini"],["done","gemini"]]'
+	run tail -n1 "$TMP/out"
+	assert_jq '[.providers_skipped[] | [.provider, .reason]] == [["deepseek","timeout"]]'
+}
