@@ -95,93 +95,124 @@ __attribute__((format(printf, 3, 4))) static void outcome(struct provider_outcom
 	va_end(ap);
 }
 
+int provider_http_prepare(const struct provider *p, void *ud, const json_t *input,
+			  provider_build_fn build, struct provider_http *h, enum provider_skip *why,
+			  char *msg, size_t msglen)
+{
+	memset(h, 0, sizeof *h);
+	const char *key = provider_key(p);
+	char var[96];
+	if (p->auth != PROVIDER_AUTH_NONE && !key) {
+		provider_key_var(p, var, sizeof var);
+		*why = PROVIDER_NO_KEY;
+		snprintf(msg, msglen, "%s is not set", var);
+		return -1;
+	}
+	provider_var(p, "_API_URL", var, sizeof var);
+	const char *base = conf_str(var, p->default_url);
+	if (!base || !*base) {
+		*why = PROVIDER_NO_KEY;
+		snprintf(msg, msglen, "%s is not set", var);
+		return -1;
+	}
+	struct provider_request rq = { 0 };
+	char bwhy[256] = "";
+	if ((build ? build : p->build)(ud, input, &rq, bwhy, sizeof bwhy) != 0) {
+		json_decref(rq.body);
+		*why = PROVIDER_CLIENT_ERROR;
+		snprintf(msg, msglen, "cannot build the request: %s", bwhy);
+		return -1;
+	}
+	h->method = rq.method;
+	size_t bl = strlen(base);
+	while (bl && base[bl - 1] == '/')
+		bl--;
+	buf_printf(&h->url, "%.*s%s%s", (int)bl, base, rq.path[0] == '/' || !rq.path[0] ? "" : "/",
+		   rq.path);
+	if (p->auth == PROVIDER_AUTH_QUERY)
+		buf_printf(&h->url, "%s%s=%s", strchr(h->url.data, '?') ? "&" : "?",
+			   p->auth_name ? p->auth_name : "key", key);
+
+	size_t nh = 0;
+	if (p->auth == PROVIDER_AUTH_BEARER)
+		buf_printf(&h->auth, "Authorization: Bearer %s", key);
+	else if (p->auth == PROVIDER_AUTH_TOKEN)
+		buf_printf(&h->auth, "Authorization: Token %s", key);
+	else if (p->auth == PROVIDER_AUTH_HEADER)
+		buf_printf(&h->auth, "%s: %s", p->auth_name ? p->auth_name : "x-api-key", key);
+	if (h->auth.data)
+		h->headers[nh++] = h->auth.data;
+	for (const char *const *hd = p->headers;
+	     hd && *hd && nh + 1 < sizeof h->headers / sizeof *h->headers; hd++)
+		h->headers[nh++] = *hd;
+	h->headers[nh] = NULL;
+	h->body = rq.body ? json_dumps(rq.body, JSON_COMPACT) : NULL;
+	json_decref(rq.body);
+	return 0;
+}
+
+void provider_http_free(struct provider_http *h)
+{
+	free(h->body);
+	buf_free(&h->auth);
+	buf_free(&h->url);
+	h->body = NULL;
+}
+
+enum provider_skip provider_http_failure(const struct provider *p, const struct http_response *r,
+					 char *msg, size_t msglen)
+{
+	if (r->status == 0) {
+		snprintf(msg, msglen, "%s", r->error);
+		return r->timed_out ? PROVIDER_TIMEOUT : PROVIDER_UNREACHABLE;
+	}
+	json_error_t je;
+	json_t *j = r->body.data && r->body.len ? json_loadb(r->body.data, r->body.len, 0, &je) : NULL;
+	char em[256] = "";
+	if (j)
+		(p->error_message ? p->error_message : provider_default_error)(j, em, sizeof em);
+	json_decref(j);
+	snprintf(msg, msglen, "HTTP %ld%s%s%s", r->status, em[0] ? ": " : "", em,
+		 r->deadline_cut ? " (no time left to retry)" : "");
+	return r->status == 429			       ? PROVIDER_RATE_LIMITED
+	       : r->status == 408 || r->status == 504 ? PROVIDER_TIMEOUT
+	       : r->status >= 500		       ? PROVIDER_SERVER_ERROR
+							       : PROVIDER_CLIENT_ERROR;
+}
+
 /* One provider, one request (the HTTP client retries inside dl). */
 static void provider_call(const struct provider *p, void *ud, const json_t *input,
 			  struct deadline dl, struct provider_outcome *o)
 {
-	const char *key = provider_key(p);
-	if (p->auth != PROVIDER_AUTH_NONE && !key) {
-		char var[96];
-		provider_key_var(p, var, sizeof var);
-		outcome(o, PROVIDER_NO_KEY, "%s is not set", var);
+	struct provider_http h;
+	if (provider_http_prepare(p, ud, input, NULL, &h, &o->why, o->message, sizeof o->message) != 0)
 		return;
-	}
-	char var[96];
-	provider_var(p, "_API_URL", var, sizeof var);
-	const char *base = conf_str(var, p->default_url);
-	if (!base || !*base) {
-		outcome(o, PROVIDER_NO_KEY, "%s is not set", var);
-		return;
-	}
-	struct provider_request rq = { 0 };
-	char why[256] = "";
-	if (p->build(ud, input, &rq, why, sizeof why) != 0) {
-		json_decref(rq.body);
-		outcome(o, PROVIDER_CLIENT_ERROR, "cannot build the request: %s", why);
-		return;
-	}
-	struct buf url = { 0 };
-	size_t bl = strlen(base);
-	while (bl && base[bl - 1] == '/')
-		bl--;
-	buf_printf(&url, "%.*s%s%s", (int)bl, base, rq.path[0] == '/' || !rq.path[0] ? "" : "/",
-		   rq.path);
-	if (p->auth == PROVIDER_AUTH_QUERY)
-		buf_printf(&url, "%s%s=%s", strchr(url.data, '?') ? "&" : "?",
-			   p->auth_name ? p->auth_name : "key", key);
-
-	const char *hdrs[20];
-	size_t nh = 0;
-	struct buf auth = { 0 };
-	if (p->auth == PROVIDER_AUTH_BEARER)
-		buf_printf(&auth, "Authorization: Bearer %s", key);
-	else if (p->auth == PROVIDER_AUTH_TOKEN)
-		buf_printf(&auth, "Authorization: Token %s", key);
-	else if (p->auth == PROVIDER_AUTH_HEADER)
-		buf_printf(&auth, "%s: %s", p->auth_name ? p->auth_name : "x-api-key", key);
-	if (auth.data)
-		hdrs[nh++] = auth.data;
-	for (const char *const *h = p->headers; h && *h && nh + 1 < sizeof hdrs / sizeof *hdrs; h++)
-		hdrs[nh++] = *h;
-	hdrs[nh] = NULL;
-
-	char *body = rq.body ? json_dumps(rq.body, JSON_COMPACT) : NULL;
-	json_decref(rq.body);
 	struct http_request hr = {
-		.method = rq.method,
-		.url = url.data,
-		.headers = hdrs,
-		.body = body,
-		.body_len = body ? strlen(body) : 0,
+		.method = h.method,
+		.url = h.url.data,
+		.headers = h.headers,
+		.body = h.body,
+		.body_len = h.body ? strlen(h.body) : 0,
 		.timeout_ms = p->timeout_ms,
 		.max_attempts = p->max_attempts ? p->max_attempts : 2,
 		.deadline = dl,
 	};
 	struct http_response r;
 	http_perform(&hr, &r);
-	free(body);
-	buf_free(&auth);
-	buf_free(&url);
+	provider_http_free(&h);
 	o->http_status = r.status;
 
+	if (r.status < 200 || r.status >= 300) {
+		o->why = provider_http_failure(p, &r, o->message, sizeof o->message);
+		http_response_free(&r);
+		return;
+	}
 	json_error_t je;
 	json_t *j = r.body.data && r.body.len ? json_loadb(r.body.data, r.body.len, 0, &je) : NULL;
-	if (r.status == 0) {
-		outcome(o, r.timed_out ? PROVIDER_TIMEOUT : PROVIDER_UNREACHABLE, "%s", r.error);
-	} else if (r.status < 200 || r.status >= 300) {
-		char msg[256] = "";
-		if (j)
-			(p->error_message ? p->error_message : provider_default_error)(j, msg, sizeof msg);
-		enum provider_skip w = r.status == 429		     ? PROVIDER_RATE_LIMITED
-				       : r.status == 408 || r.status == 504 ? PROVIDER_TIMEOUT
-				       : r.status >= 500		     ? PROVIDER_SERVER_ERROR
-									     : PROVIDER_CLIENT_ERROR;
-		outcome(o, w, "HTTP %ld%s%s%s", r.status, msg[0] ? ": " : "", msg,
-			r.deadline_cut ? " (no time left to retry)" : "");
-	} else if (!j) {
+	if (!j) {
 		outcome(o, PROVIDER_MALFORMED, "the answer is not JSON");
 	} else {
-		why[0] = '\0';
+		char why[256] = "";
 		o->answer = p->parse(ud, j, why, sizeof why);
 		if (!json_is_object(o->answer)) {
 			json_decref(o->answer);

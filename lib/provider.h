@@ -36,6 +36,7 @@
 #include <jansson.h>
 
 #include "deadline.h"
+#include "util.h"
 
 enum provider_auth {
 	PROVIDER_AUTH_BEARER = 0, /* Authorization: Bearer KEY (the default) */
@@ -120,6 +121,29 @@ void chain_result_free(struct chain_result *res);
 
 /* Is the provider configured (a key set, or none needed)? */
 int provider_configured(const struct provider *p);
+
+/* ---- the pieces of one call, for callers that perform it themselves
+ * (a streamed answer: unde-llm's src/llm/stream.c) ---- */
+typedef int (*provider_build_fn)(void *ud, const json_t *input, struct provider_request *rq,
+				 char *why, size_t whylen);
+struct provider_http {
+	const char *method;
+	struct buf url, auth;    /* the auth header line: a secret, never logged */
+	const char *headers[20]; /* NULL-terminated, for http_request.headers */
+	char *body;              /* the JSON body, or NULL */
+};
+/* p's request for input, built by build (NULL: p->build): the URL under
+ * its base, the auth and extra headers, the body. 0, or -1 with why and
+ * msg (no key, no URL, the builder refused). Free with provider_http_free. */
+int provider_http_prepare(const struct provider *p, void *ud, const json_t *input,
+			  provider_build_fn build, struct provider_http *h, enum provider_skip *why,
+			  char *msg, size_t msglen);
+void provider_http_free(struct provider_http *h);
+/* How a request that got no 2xx answer failed (timeout, 429, 5xx, 4xx,
+ * unreachable), its message (with the error body's) into msg. */
+struct http_response;
+enum provider_skip provider_http_failure(const struct provider *p, const struct http_response *r,
+					 char *msg, size_t msglen);
 
 /* The model's text in an OpenAI-style chat completion (DeepSeek, Qwen):
  * choices[0].message.content, or NULL; it lives in body. */

@@ -537,3 +537,131 @@ queue_size() { unde-llm metrics | awk '$1 == "llm_orchestrator_queue_size" { pri
 	run sql0 "select media_urls->>0 from messages where id = '$um'"
 	assert_output "$photo"
 }
+
+# deltas_match — the delta lines after the last discard concatenate to the
+# final line's text, which is the last line and says "stage":"done".
+deltas_match() {
+	jq -se '([.[] | select(.stage == "discard") | .seq] | max // -1) as $d
+		| .[-1].stage == "done"
+		and ([.[] | select(.stage == "delta" and .seq > $d) | .text] | join("")) == .[-1].text' "$1"
+}
+
+@test "--stream: the primary's answer leaves as delta lines by sentence that concatenate to the final line's text, which is saved; without it one line" {
+	providers
+	fake_config deepseek '{"reply_text":"Первое предложение. Второе предложение! Третье."}'
+	turn "Расскажи что-нибудь" | unde-llm --stream >"$TMP/out" 2>"$TMP/err"
+	deltas_match "$TMP/out"
+	run jq -sc '[.[] | select(.stage == "delta") | .text]' "$TMP/out"
+	assert_output '["Первое предложение. ","Второе предложение! ","Третье."]'
+	run tail -n1 "$TMP/out"
+	assert_jq '.provider == "deepseek" and .model_used == "deepseek-chat" and .tokens == {"in":50,"out":40}'
+	run fake_requests deepseek
+	assert_jq '.[0].json.stream == true and .[0].json.stream_options.include_usage == true'
+	am=$(tail -n1 "$TMP/out" | jq -r .assistant_message_id)
+	run sql0 "select content from messages where id = '$am'"
+	assert_output 'Первое предложение. Второе предложение! Третье.'
+	# "stream":true in the record does the same; without either, one line and no stage
+	turn "Ещё раз" '{"stream":true}' | unde-llm >"$TMP/out2" 2>/dev/null
+	deltas_match "$TMP/out2"
+	turn "И ещё" | unde-llm >"$TMP/out3" 2>/dev/null
+	run jq -s 'length == 1 and (.[0] | has("stage") | not) and .[0].provider == "deepseek"' "$TMP/out3"
+	assert_output true
+}
+
+@test "--stream: the first delta line is out before the provider sends its last chunk" {
+	providers
+	fake_config deepseek "{\"reply_text\":\"Первое предложение. Второе предложение.\",\"stream_hold_file\":\"$TMP/release\"}"
+	turn "Привет" | LLM_TIMEOUT=90 unde-llm --stream >"$TMP/out" 2>"$TMP/err" &
+	pid=$!
+	# the fake holds its last piece until $TMP/release exists: a delta
+	# before that can only come from a stream read as it arrives
+	for _ in $(seq 600); do
+		grep -q '"stage":"delta"' "$TMP/out" 2>/dev/null && break
+		sleep 0.1
+	done
+	run jq -sc '[.[] | .stage]' "$TMP/out"
+	assert_output '["delta"]'
+	touch "$TMP/release"
+	wait "$pid"
+	deltas_match "$TMP/out"
+	run jq -sc '[.[] | .stage]' "$TMP/out"
+	assert_output '["delta","delta","done"]'
+}
+
+@test "--stream: a provider cut or spoiled mid-stream is followed by a discard line and the next one answers whole; one failing before its first delta leaves no trace" {
+	providers
+	fake_config deepseek '{"reply_text":"Раз. Два. Три. Четыре.","stream_cut_after":3}'
+	fake_config gemini '{"reply_text":"Gemini отвечает. Целиком."}'
+	turn "Что надеть?" | unde-llm --stream >"$TMP/out" 2>"$TMP/err"
+	deltas_match "$TMP/out"
+	run jq -sc '[.[] | [.stage, .provider]]' "$TMP/out"
+	assert_output '[["delta","deepseek"],["delta","deepseek"],["discard","deepseek"],["delta","gemini"],["delta","gemini"],["done","gemini"]]'
+	run tail -n1 "$TMP/out"
+	assert_jq '.text == "Gemini отвечает. Целиком." and .model_used == "gemini-2.0-flash"'
+	assert_jq '[.providers_skipped[] | [.provider, .reason, .deltas_discarded]] == [["deepseek","unreachable",2]]'
+	am=$(tail -n1 "$TMP/out" | jq -r .assistant_message_id)
+	run sql0 "select content from messages where id = '$am'"
+	assert_output 'Gemini отвечает. Целиком.'
+	run fake_requests gemini
+	assert_jq '.[0].path | endswith(":streamGenerateContent")'
+	assert_jq '.[0].query == "alt=sse"'
+	# deepseek 500 and gemini garbage before any sentence: no discard; claude streams
+	fake_reset deepseek; fake_reset gemini
+	fake_fail deepseek '{"mode":"500","count":-1}'
+	fake_config gemini '{"reply_text":"Не будет сказано.","stream_garbage_after":0}'
+	fake_config claude '{"reply_text":"Claude потоком. Готово."}'
+	turn "А так?" | unde-llm --stream >"$TMP/out" 2>"$TMP/err"
+	deltas_match "$TMP/out"
+	run jq -sc '[.[] | [.stage, .provider]]' "$TMP/out"
+	assert_output '[["delta","claude"],["delta","claude"],["done","claude"]]'
+	run tail -n1 "$TMP/out"
+	assert_jq '[.providers_skipped[] | [.provider, .reason]] == [["deepseek","5xx"],["gemini","malformed"]]'
+	assert_jq '.tokens == {"in":120,"out":30}'
+	# claude's garbage after a sentence: discarded, qwen (DashScope) finishes
+	fake_config claude '{"reply_text":"Claude потоком. Готово. Ещё.","stream_garbage_after":3}'
+	turn "И ещё?" | unde-llm --stream >"$TMP/out" 2>"$TMP/err"
+	deltas_match "$TMP/out"
+	run jq -sc '[.[] | [.stage, .provider]]' "$TMP/out"
+	assert_output '[["delta","claude"],["discard","claude"],["delta","qwen"],["done","qwen"]]'
+	run tail -n1 "$TMP/out"
+	assert_jq '.text == "Привет от Qwen." and .provider == "qwen"'
+}
+
+@test "--stream: every provider failing mid-stream ends with the local responder's text as deltas, after one discard per provider that spoke" {
+	providers
+	for f in deepseek gemini claude qwen; do fake_config "$f" '{"reply_text":"Начало ответа. Потом обрыв.","stream_cut_after":3}'; done
+	turn "Где купить льняную рубашку?" | unde-llm --stream >"$TMP/out" 2>"$TMP/err"
+	deltas_match "$TMP/out"
+	run jq -sc '[.[] | select(.stage == "discard") | .provider]' "$TMP/out"
+	assert_output '["deepseek","gemini","claude","qwen"]'
+	run tail -n1 "$TMP/out"
+	assert_jq '.provider == "local" and (.text | length) > 0'
+}
+
+@test "POST /chat/stream through unde-httpd sends the delta lines as they come, then the answer; POST /chat still answers one line" {
+	providers
+	fake_config deepseek '{"reply_text":"Через httpd. Потоком."}'
+	httpd_serve chat "$UNDE_TOP_SRCDIR/etc/httpd/llm.routes" SHARD_0_DB_URL="$UNDE_T_S0" \
+		PRODUCTION_DB_URL="$UNDE_T_PROD" UNDE_COUNTERS_DIR="$TMP" MASTER_ENCRYPTION_KEY="$MASTER_ENCRYPTION_KEY" \
+		DEEPSEEK_API_URL="$DEEPSEEK_API_URL" DEEPSEEK_API_KEY=test-key
+	port=$CHAT_PORT
+	curl -sS -N --max-time 30 --data-binary "$(turn 'Привет')" "http://127.0.0.1:$port/chat/stream" >"$TMP/out"
+	deltas_match "$TMP/out"
+	run jq -sc '[.[] | .stage]' "$TMP/out"
+	assert_output '["delta","delta","done"]'
+	run curl -sS --max-time 30 --data-binary "$(turn 'Ещё' '{"stream":true}')" "http://127.0.0.1:$port/chat"
+	assert_jq '.stage == "done" and .text == "Через httpd. Потоком." and .provider == "deepseek"'
+	httpd_stop chat
+}
+
+@test "--stream: a provider slow to its first byte times out before any delta, and the next one streams with no discard" {
+	providers
+	fake_fail deepseek '{"mode":"slow","delay_ms":5000,"count":-1}'
+	fake_config gemini '{"reply_text":"Быстрый ответ. Без потерь."}'
+	turn "Есть кто?" | LLM_TIMEOUT=1 unde-llm --stream >"$TMP/out" 2>"$TMP/err"
+	deltas_match "$TMP/out"
+	run jq -sc '[.[] | [.stage, .provider]]' "$TMP/out"
+	assert_output '[["delta","gemini"],["delta","gemini"],["done","gemini"]]'
+	run tail -n1 "$TMP/out"
+	assert_jq '[.providers_skipped[] | [.provider, .reason]] == [["deepseek","timeout"]]'
+}

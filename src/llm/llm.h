@@ -9,6 +9,7 @@
  *                emotional filter, the density cap and its per-answer record
  *   pack.c       the ContextPack, blocks A–G, bounded in tokens
  *   providers.c  the LLM chain deepseek → gemini, claude, qwen → local
+ *   stream.c     the same chain streamed: delta lines before the answer
  *   responder.c  the local responder, intent
  *   catalog.c    the catalog context: products matching the message
  *   query.c      the message embedded as a search query (Cohere, else local)
@@ -124,6 +125,18 @@ int llm_chain_init(const struct llm_conf *cf, char *why, size_t whylen);
 /* Ask the chain: input {system, messages:[{role, content}], pack, turn}.
  * res->answer is {text, model, tokens_in, tokens_out}. */
 int llm_ask(struct turn *t, struct deadline dl, struct chain_result *res);
+/* The chain's providers in order (NULL-terminated), for stream.c. */
+const struct provider *const *llm_chain_providers(void);
+
+/* ---- stream.c ---- */
+/* Where the streamed turn's progress lines go (a new object, stolen). */
+typedef void (*llm_emit_fn)(void *ud, json_t *line);
+/* llm_ask, each provider asked for a streamed answer: its text leaves
+ * through emit as {"stage":"delta"} lines while it arrives, a provider that
+ * fails after some is followed by a {"stage":"discard"} line, the local
+ * responder's text leaves as deltas too. res as llm_ask's; always 0. */
+int llm_ask_stream(struct turn *t, struct deadline dl, struct chain_result *res, llm_emit_fn emit,
+		   void *emit_ud);
 /* USD for a provider's tokens (the price table in providers.c). */
 double llm_cost_usd(const char *provider, long tokens_in, long tokens_out);
 

@@ -32,6 +32,7 @@ struct lstate {
 	struct llm_conf cf;
 	struct counters *k;
 	int show_pack;
+	int stream_all; /* --stream */
 	/* the persona feedback of the record just answered, sent after its line */
 	char fb_user[37], fb_exchange[37], fb_message[37];
 	json_t *fb_signals;
@@ -94,11 +95,13 @@ static void turn_unlock(struct lstate *s)
 		pg_commit(s->order);
 }
 
-enum { OPT_SHOW_PACK = 300 };
+enum { OPT_SHOW_PACK = 300, OPT_STREAM };
 static const struct filter_option options[] = {
 	SCTX_OPTIONS,
 	{ "show-context-pack", 0, NULL, "add the turn's ContextPack to the output line (debugging, tests)",
 	  .id = OPT_SHOW_PACK },
+	{ "stream", 0, NULL, "every record streams (as if it had \"stream\":true): delta lines, then \"stage\":\"done\"",
+	  .id = OPT_STREAM },
 	{ 0 },
 };
 
@@ -116,6 +119,7 @@ static const struct filter_field fields[] = {
 	{ "context_frame", FILTER_OBJECT, .required = 0 },
 	{ "persona", FILTER_OBJECT, .required = 0 },
 	{ "request_id", FILTER_STRING, .max = 128 },
+	{ "stream", FILTER_BOOL, .required = 0 },
 	{ NULL, 0, .required = 0 },
 };
 
@@ -143,6 +147,10 @@ static int on_option(void *sp, int opt, const char *arg)
 	struct lstate *s = sp;
 	if (opt == OPT_SHOW_PACK) {
 		s->show_pack = 1;
+		return 0;
+	}
+	if (opt == OPT_STREAM) {
+		s->stream_all = 1;
 		return 0;
 	}
 	return sctx_option(&s->x, opt, arg) == 1 ? 0 : -1;
@@ -359,6 +367,12 @@ static int save_turn(struct lstate *s, struct turn *t, const json_t *rec, const 
 	return rc;
 }
 
+/* A streamed turn's progress line, out at once (stream.c's emit). */
+static void emit_line(void *ud, json_t *line)
+{
+	filter_emit(ud, line);
+}
+
 static int llm_record(void *sp, struct filter_run *run, json_t *rec)
 {
 	struct lstate *s = sp;
@@ -416,7 +430,8 @@ static int llm_record(void *sp, struct filter_run *run, json_t *rec)
 	observe(s, "llm_orchestrator_context_pack_time_seconds", pack_ms);
 
 	struct chain_result res;
-	if (llm_ask(&t, dl, &res) != 0) {
+	int streaming = s->stream_all || json_is_true(json_object_get(rec, "stream"));
+	if ((streaming ? llm_ask_stream(&t, dl, &res, emit_line, run) : llm_ask(&t, dl, &res)) != 0) {
 		int st = filter_fail(run, res.status, res.code, "%s", res.message);
 		chain_result_free(&res);
 		turn_free(&t);
@@ -460,6 +475,8 @@ static int llm_record(void *sp, struct filter_run *run, json_t *rec)
 	if (t.query)
 		json_object_set(out, "query_embedding", t.query);
 	chain_annotate(&res, out);
+	if (streaming) /* the deltas' end: this line is the answer */
+		json_object_set_new(out, "stage", json_string("done"));
 	if (s->show_pack) {
 		json_object_set(t.pack, "episodes_dropped", t.episodes_dropped);
 		json_object_set(out, "context_pack", t.pack);
@@ -574,7 +591,7 @@ int main(int argc, char **argv)
 			   "photo_url?, lat?, lng?, mall_id?, mood_frame?, context_frame?, persona?} → the record plus\n"
 			   "{text, voice_params, avatar_state, render_hints, intent, duration_ms, model_used, provider,\n"
 			   "exchange_id, conversation_id, user_message_id, assistant_message_id, episodes_used}.",
-		.synopsis = "[--shard N | --url URL] [--show-context-pack] | metrics",
+		.synopsis = "[--shard N | --url URL] [--show-context-pack] [--stream] | metrics",
 		.options = options,
 		.on_option = on_option,
 		.on_start = on_start,

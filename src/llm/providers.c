@@ -234,6 +234,11 @@ int llm_chain_init(const struct llm_conf *cf, char *why, size_t wl)
 	return rc;
 }
 
+const struct provider *const *llm_chain_providers(void)
+{
+	return order;
+}
+
 static json_t *local_fn(void *ud, const json_t *in, char *why, size_t wl)
 {
 	(void)in, (void)why, (void)wl;

@@ -14,6 +14,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fakelib import Abort, Fake  # noqa: E402
+from llmstream import sse  # noqa: E402
 
 fake = Fake("claude", config={"reply_text": "Привет от Claude.", "reply_blocks": None,
                               "key": "test-key"})
@@ -40,6 +41,24 @@ def messages(req):
     blocks = fake.config["reply_blocks"]
     if blocks is None:
         blocks = [{"type": "text", "text": fake.config["reply_text"]}]
+    if body.get("stream") is True:  # the Messages streaming events
+        text = "".join(b.get("text", "") for b in blocks if b.get("type") == "text")
+        msg = {"id": "msg_fake", "type": "message", "role": "assistant", "model": body["model"],
+               "content": [], "stop_reason": None, "stop_sequence": None,
+               "usage": {"input_tokens": 120, "output_tokens": 1}}
+        return 200, {"Content-Type": "text/event-stream"}, sse(
+            fake, text, lambda p: ("content_block_delta", {
+                "type": "content_block_delta", "index": 0,
+                "delta": {"type": "text_delta", "text": p}}),
+            head=[("message_start", {"type": "message_start", "message": msg}),
+                  ("content_block_start", {"type": "content_block_start", "index": 0,
+                                           "content_block": {"type": "text", "text": ""}}),
+                  ("ping", {"type": "ping"})],
+            tail=[("content_block_stop", {"type": "content_block_stop", "index": 0}),
+                  ("message_delta", {"type": "message_delta",
+                                     "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                                     "usage": {"output_tokens": 30}}),
+                  ("message_stop", {"type": "message_stop"})])
     return 200, {}, {"id": "msg_fake%d" % int(time.time() * 1000), "type": "message",
                      "role": "assistant", "model": body["model"], "content": blocks,
                      "stop_reason": "end_turn", "stop_sequence": None,

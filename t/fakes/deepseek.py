@@ -15,6 +15,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fakelib import Abort, Fake  # noqa: E402
+from llmstream import sse  # noqa: E402
 
 MOOD = {"valence": 0.8, "arousal": 0.6, "dominance": 0.55, "frustration": 0.05,
         "urgency": 0.1, "confidence": 0.8, "fatigue": 0.1,
@@ -38,6 +39,18 @@ def chat(req):
     text = fake.config["reply_text"]
     if text is None:
         text = json.dumps(fake.config["reply"])
+    if body.get("stream") is True:  # chat.completion.chunk events, then [DONE]
+        def chunk(delta, finish=None, usage=None):
+            return {"id": "fake", "object": "chat.completion.chunk", "created": int(time.time()),
+                    "model": body["model"], "choices": [] if usage else [
+                        {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+                    "usage": usage}
+        return 200, {"Content-Type": "text/event-stream"}, sse(
+            fake, text, lambda p: (None, chunk({"content": p})),
+            head=[(None, chunk({"role": "assistant", "content": ""}))],
+            tail=[(None, chunk({}, "stop")),
+                  (None, chunk(None, usage={"prompt_tokens": 50, "completion_tokens": 40,
+                                            "total_tokens": 90})), (None, "[DONE]")])
     return 200, {}, {
         "id": "fake-%d" % int(time.time() * 1000), "object": "chat.completion",
         "created": int(time.time()), "model": body["model"],

@@ -64,6 +64,11 @@ class Abort(Exception):
         self.status, self.body, self.headers = status, body, headers or {}
 
 
+class Cut(Exception):
+    """Raised by a streamed body's generator: the connection is cut there,
+    without the body's end (a provider dying mid-stream)."""
+
+
 class _Stop(BaseException):
     """Raised in the main thread by SIGTERM/SIGINT to leave serve_forever."""
 
@@ -475,7 +480,15 @@ class _Handler(BaseHTTPRequestHandler):
         if stream is None:
             self.wfile.write(data)
         else:
-            for chunk in stream:
+            for chunk in _cuttable(stream):
+                if chunk is Cut:  # the generator asked: cut, no body end
+                    self.close_connection = True
+                    self.wfile.flush()
+                    try:
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                    return
                 if isinstance(chunk, str):
                     chunk = chunk.encode("utf-8")
                 if not chunk:
@@ -593,6 +606,15 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, headers, body)
         entry["status"] = status
         return True
+
+
+def _cuttable(stream):
+    """The stream's chunks, then Cut itself if its generator raised Cut."""
+    try:
+        for chunk in stream:
+            yield chunk
+    except Cut:
+        yield Cut
 
 
 def http_date(ts=None):

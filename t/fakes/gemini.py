@@ -13,6 +13,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fakelib import REASONS, Abort, Fake  # noqa: E402
+from llmstream import sse  # noqa: E402
 
 MOOD = {"valence": 0.3, "arousal": 0.7, "dominance": 0.4, "frustration": 0.6,
         "urgency": 0.2, "confidence": 0.5, "fatigue": 0.2,
@@ -22,8 +23,8 @@ fake = Fake("gemini", config={"reply": MOOD, "reply_text": None, "blocked": Fals
                               "key": "test-key"})
 
 
-@fake.route("POST", r"/v1beta/models/([^/:]+):generateContent")
-def generate(req, model):
+@fake.route("POST", r"/v1beta/models/([^/:]+):(generateContent|streamGenerateContent)")
+def generate(req, model, method="generateContent"):
     if fake.config["key"] not in (req.header("x-goog-api-key"), req.args.get("key")):
         raise Abort(400, {"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.",
                                     "status": "INVALID_ARGUMENT"}})
@@ -36,6 +37,21 @@ def generate(req, model):
     text = fake.config["reply_text"]
     if text is None:
         text = json.dumps(fake.config["reply"])
+    if method == "streamGenerateContent":
+        if req.args.get("alt") != "sse":
+            raise Abort(400, {"error": {"code": 400, "message": "fake: only alt=sse is served",
+                                        "status": "INVALID_ARGUMENT"}})
+        # GenerateContentResponse chunks; the last has finishReason and usage; no [DONE]
+        def chunk(p, finish=None):
+            c = {"candidates": [{"content": {"role": "model", "parts": [{"text": p}]}, "index": 0}],
+                 "modelVersion": model}
+            if finish:
+                c["candidates"][0]["finishReason"] = finish
+                c["usageMetadata"] = {"promptTokenCount": 60, "candidatesTokenCount": 40,
+                                      "totalTokenCount": 100}
+            return c
+        return 200, {"Content-Type": "text/event-stream"}, sse(
+            fake, text, lambda p: (None, chunk(p)), tail=[(None, chunk("", "STOP"))])
     return 200, {}, {
         "candidates": [{"content": {"role": "model", "parts": [{"text": text}]},
                         "finishReason": "STOP", "index": 0, "safetyRatings": []}],

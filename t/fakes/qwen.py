@@ -13,6 +13,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fakelib import Abort, Fake  # noqa: E402
+from llmstream import sse  # noqa: E402
 
 fake = Fake("qwen", config={"reply_text": "Привет от Qwen.", "key": "test-key"})
 
@@ -29,6 +30,17 @@ def chat(req):
     body = req.json()
     if not isinstance(body, dict) or not body.get("model") or not isinstance(body.get("messages"), list):
         raise Abort(400, error("invalid_parameter_error", "model and messages are required"))
+    if body.get("stream") is True:  # DashScope's OpenAI-mode chunks, then [DONE]
+        def chunk(delta, finish=None, usage=None):
+            return {"id": "chatcmpl-fake", "object": "chat.completion.chunk",
+                    "created": int(time.time()), "model": body["model"], "choices": [] if usage else [
+                        {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+                    "usage": usage}
+        return 200, {"Content-Type": "text/event-stream"}, sse(
+            fake, fake.config["reply_text"], lambda p: (None, chunk({"content": p})),
+            tail=[(None, chunk({}, "stop")),
+                  (None, chunk(None, usage={"prompt_tokens": 110, "completion_tokens": 25,
+                                            "total_tokens": 135})), (None, "[DONE]")])
     return 200, {}, {
         "id": "chatcmpl-fake%d" % int(time.time() * 1000), "object": "chat.completion",
         "created": int(time.time()), "model": body["model"],
