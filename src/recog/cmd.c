@@ -42,6 +42,7 @@ void recog_finish(void *state, struct filter_run *run)
 	(void)state;
 	(void)run;
 	gw_thread_done(); /* the main thread's production connection */
+	photo_vips_shutdown();
 }
 
 /* One record through the subcommand's call: its answer's keys added. */

@@ -60,6 +60,8 @@ void photo_vips_prepare(const char *argv0);
 /* Start libvips on first use (once per process, any thread). 0, or -1
  * with e set. */
 int photo_vips(struct recog_err *e);
+/* libvips shut down if it was started (the end of a run). */
+void photo_vips_shutdown(void);
 
 /* The bytes of url: an object of one of the two stores (read signed), or
  * an http(s) URL, fetched only from a public address or one of
@@ -162,7 +164,8 @@ int recog_start(const char *name, int argc, char **argv);
  * KZ; set but empty: NULL, any country) and RECOGNITION_STOCK_CITY (NULL
  * when unset: any city). */
 void recog_stock_place(const char **country, const char **city);
-/* The filters' on_finish: the main thread's production connection ends. */
+/* The filters' on_finish: the main thread's production connection ends,
+ * libvips stops. */
 void recog_finish(void *state, struct filter_run *run);
 
 /* A subcommand word that names one call (gw_detect, rr_tag, …). */

@@ -6,6 +6,7 @@
  * llm_reranker_cost_microdollars / 1e6 is the spec's llm_reranker_cost_usd). */
 #include "config.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,13 +39,20 @@ void rmetrics_init(const char *service)
 	rservice = service;
 }
 
+static pthread_once_t rk_once = PTHREAD_ONCE_INIT;
+
+static void rcounters_open(void)
+{
+	if (rservice)
+		rk = counters_open_service(rservice);
+}
+
+/* The service's counters, opened by whichever thread counts first (the
+ * recognition steps count from several threads at once: opened once, not
+ * once per thread with all but one lost). */
 static struct counters *rcounters(void)
 {
-	static int tried;
-	if (!tried && rservice) {
-		tried = 1;
-		rk = counters_open_service(rservice);
-	}
+	pthread_once(&rk_once, rcounters_open);
 	return rk;
 }
 

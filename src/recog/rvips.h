@@ -13,7 +13,7 @@
 #include <vips/vips.h>
 
 #define RVIPS_FUNCS(X)                                                                             \
-	X(vips_init) X(vips_version) X(vips_error_buffer) X(vips_error_clear)                      \
+	X(vips_init) X(vips_version) X(vips_shutdown) X(vips_error_buffer) X(vips_error_clear)                      \
 	X(vips_image_new_from_buffer) X(vips_autorot) X(vips_colourspace) X(vips_image_hasalpha)   \
 	X(vips_flatten) X(vips_copy) X(vips_cast_uchar) X(vips_image_copy_memory)                  \
 	X(vips_image_get_bands) X(vips_image_get_width) X(vips_image_get_height) X(vips_resize)    \

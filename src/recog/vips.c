@@ -16,6 +16,7 @@ struct rvips RV;
 static char vips_argv0[256] = "unde";
 static pthread_once_t vips_once = PTHREAD_ONCE_INIT;
 static int vips_failed;
+static int vips_once_done; /* vips_start ran (in whichever thread) */
 static char vips_why[300];
 
 void photo_vips_prepare(const char *argv0)
@@ -34,6 +35,7 @@ static void vips_start(void)
 	snprintf(soname, sizeof soname, "libvips.so.%d", VIPS_LIBRARY_CURRENT - VIPS_LIBRARY_AGE);
 	void *h = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
 	vips_failed = 1;
+	vips_once_done = 1;
 	if (!h) {
 		snprintf(vips_why, sizeof vips_why, "cannot load libvips: %s", dlerror());
 		return;
@@ -59,4 +61,13 @@ int photo_vips(struct recog_err *e)
 	if (vips_failed)
 		recog_fail(e, EX_SOFTWARE, "internal", "%s", vips_why);
 	return vips_failed ? -1 : 0;
+}
+
+/* libvips stopped, when a decode started it: its worker threads end
+ * before the process does (LeakSanitizer's exit scan otherwise meets a
+ * worker mid-teardown and dies, "Tracer caught signal 11"). */
+void photo_vips_shutdown(void)
+{
+	if (vips_once_done && !vips_failed)
+		RV.vips_shutdown();
 }

@@ -27,6 +27,19 @@ _unde_load_lib bats-support || { echo "common.bash: bats-support is not installe
 _unde_load_lib bats-assert || { echo "common.bash: bats-assert is not installed" >&2; return 1; }
 _unde_load_lib bats-file || true
 
+# bats-assert's assert_success, which after `run --separate-stderr` also
+# shows the end of the command's stderr when it failed: its error line, or a
+# sanitizer's report, is what says why (CI keeps only the failure's log).
+eval "_bats_assert_success() $(declare -f assert_success | tail -n +2)"
+assert_success() {
+	if [[ ${status:-0} -ne 0 && -n ${stderr:-} ]]; then
+		printf '%s\n' '-- stderr (end) --' >&2
+		tail -n 12 <<<"$stderr" | cut -c1-400 >&2
+		printf '%s\n' '--' >&2
+	fi
+	_bats_assert_success "$@"
+}
+
 # shellcheck source=t/lib/fake.bash
 source "$(dirname "${BASH_SOURCE[0]}")/fake.bash"
 # shellcheck source=t/lib/port.bash
