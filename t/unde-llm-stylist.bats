@@ -15,10 +15,8 @@ setup_file() {
 	for f in intelistyle cohere deepseek; do fake_start "$f" "$f.py"; done
 	pg_start
 	export UNDE_T_PROD UNDE_T_S0
-	UNDE_T_PROD=$(pg_createdb prod)
-	UNDE_T_S0=$(pg_createdb shard0)
-	unde-db migrate production --url "$UNDE_T_PROD" >/dev/null 2>&1
-	unde-shard init --shard 0 --url "$UNDE_T_S0" >/dev/null 2>&1
+	UNDE_T_PROD=$(pg_migrated_db prod production)
+	UNDE_T_S0=$(pg_shard_db shard0 0)
 	psql -XAtq "$UNDE_T_PROD" <<-SQL
 	insert into malls (id, name, timezone, latitude, longitude) values ('dubai-hills', 'Dubai Hills Mall', 'Asia/Dubai', 25.1, 55.2);
 	insert into stores (id, mall_id, name, brand, floor, external_store_id) values ('zara-dh', 'dubai-hills', 'Zara', 'ZARA', 1, 6643);

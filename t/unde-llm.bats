@@ -16,10 +16,8 @@ setup_file() {
 	for f in deepseek gemini claude qwen echo; do fake_start "$f" "$f.py"; done
 	pg_start
 	export UNDE_T_PROD UNDE_T_S0
-	UNDE_T_PROD=$(pg_createdb prod)
-	UNDE_T_S0=$(pg_createdb shard0)
-	unde-db migrate production --url "$UNDE_T_PROD" >/dev/null 2>&1
-	unde-shard init --shard 0 --url "$UNDE_T_S0" >/dev/null 2>&1
+	UNDE_T_PROD=$(pg_migrated_db prod production)
+	UNDE_T_S0=$(pg_shard_db shard0 0)
 }
 
 teardown_file() {

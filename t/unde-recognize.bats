@@ -110,14 +110,8 @@ teardown() {
 @test "the attribute fallback counts stock only in stores of the country (KZ) and, when set, the city" {
 	export GEMINI_API_KEY=test-key
 	fake_config gemini '{"reply": {"visual": 0.1, "reason": "different"}}'
-	pq "insert into malls (id, name, city, country, timezone, latitude, longitude) values
-		('mega-almaty', 'Mega Almaty', 'Almaty', 'KZ', 'Asia/Almaty', 43.2, 76.9),
-		('dubai-mall', 'The Dubai Mall', 'Dubai', 'AE', 'Asia/Dubai', 25.2, 55.3);
-	insert into stores (id, mall_id, name, brand, floor, external_store_id, city, country) values
-		('zara-mega', 'mega-almaty', 'Zara', 'zara', 1, 6643, null, null),
-		('zara-dubai', 'dubai-mall', 'Zara', 'zara', 0, 7000, null, null),
-		('zara-astana', null, 'Zara Khan Shatyr', 'zara', null, 8000, 'Astana', 'KZ');
-	update products set availability = case sku when 'Z0' then '{\"7000\": [\"M\"]}' when 'Z1' then '{\"6643\": [\"S\"]}'
+	recog_stores
+	pq "update products set availability = case sku when 'Z0' then '{\"7000\": [\"M\"]}' when 'Z1' then '{\"6643\": [\"S\"]}'
 		when 'Z2' then '{\"8000\": [\"L\"]}' when 'Z4' then '{\"9999\": [\"M\"]}' else '{}' end::jsonb" >/dev/null
 	run --separate-stderr recognize
 	assert_success

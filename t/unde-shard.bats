@@ -7,12 +7,9 @@ load lib/pg
 setup_file() {
 	pg_start
 	export UNDE_T_PROD UNDE_T_S0 UNDE_T_S1
-	UNDE_T_PROD=$(pg_createdb prod)
-	UNDE_T_S0=$(pg_createdb shard0)
-	UNDE_T_S1=$(pg_createdb shard1)
-	unde-db migrate production --url "$UNDE_T_PROD" >/dev/null 2>&1
-	unde-shard init --shard 0 --url "$UNDE_T_S0" >/dev/null 2>&1
-	unde-shard init --shard 1 --url "$UNDE_T_S1" >/dev/null 2>&1
+	UNDE_T_PROD=$(pg_migrated_db prod production)
+	UNDE_T_S0=$(pg_shard_db shard0 0)
+	UNDE_T_S1=$(pg_shard_db shard1 1)
 }
 
 teardown_file() {

@@ -233,14 +233,8 @@ outfit() {
 }
 
 @test "local search: in_stock means stock in a store of the user's market (RECOGNITION_STOCK_COUNTRY, _CITY), not anywhere" {
-	pq "insert into malls (id, name, city, country, timezone, latitude, longitude) values
-		('mega-almaty', 'Mega Almaty', 'Almaty', 'KZ', 'Asia/Almaty', 43.2, 76.9),
-		('dubai-mall', 'The Dubai Mall', 'Dubai', 'AE', 'Asia/Dubai', 25.2, 55.3);
-	insert into stores (id, mall_id, name, brand, floor, external_store_id, city, country) values
-		('zara-mega', 'mega-almaty', 'Zara', 'zara', 1, 6643, null, null),
-		('zara-dubai', 'dubai-mall', 'Zara', 'zara', 0, 7000, null, null),
-		('zara-astana', null, 'Zara Khan Shatyr', 'zara', null, 8000, 'Astana', 'KZ');
-	update products set availability = case sku when 'Z5' then '{\"7000\": [\"M\"]}' when 'Z4' then '{\"6643\": [\"S\"]}'
+	recog_stores
+	pq "update products set availability = case sku when 'Z5' then '{\"7000\": [\"M\"]}' when 'Z4' then '{\"6643\": [\"S\"]}'
 		when 'Z6' then '{\"8000\": [\"L\"]}' when 'Z7' then '{\"9999\": [\"M\"]}' else '{}' end::jsonb" >/dev/null
 	url=$(street 5 u6/stock.jpg)
 	stock() { # stock — "sku:in_stock" of every candidate, sorted

@@ -159,6 +159,19 @@ pg_migrated_db() {
 	printf '%s\n' "$url"
 }
 
+# pg_shard_db NAME N — pg_createdb NAME, then unde-shard init --shard N on
+# it (the shard schema; SHARD_N_DB_URL is the caller's to export); print its
+# URL.
+pg_shard_db() {
+	local url
+	url=$(pg_createdb "$1") || return 1
+	unde-shard init --shard "$2" --url "$url" >/dev/null 2>&1 || {
+		echo "pg_shard_db: unde-shard init --shard $2 on $1 failed" >&2
+		return 1
+	}
+	printf '%s\n' "$url"
+}
+
 # pg_teardown_file — teardown_file of a file that started fakes and the
 # cluster: every fake and unde_tmpdir directory, then the cluster.
 pg_teardown_file() {

@@ -75,6 +75,20 @@ recog_catalog() {
 	[ "$(pq 'select count(*) from product_descriptors')" = "$n" ] || { echo "recog_catalog: descriptors missing" >&2; return 1; }
 }
 
+# recog_stores — three Zara stores of external ids 6643 (Almaty, KZ, by its
+# mall), 7000 (Dubai, AE, by its mall) and 8000 (Astana, KZ, its own city
+# and country): a product's availability under one of them says where it is
+# in stock.
+recog_stores() {
+	pq "insert into malls (id, name, city, country, timezone, latitude, longitude) values
+		('mega-almaty', 'Mega Almaty', 'Almaty', 'KZ', 'Asia/Almaty', 43.2, 76.9),
+		('dubai-mall', 'The Dubai Mall', 'Dubai', 'AE', 'Asia/Dubai', 25.2, 55.3);
+	insert into stores (id, mall_id, name, brand, floor, external_store_id, city, country) values
+		('zara-mega', 'mega-almaty', 'Zara', 'zara', 1, 6643, null, null),
+		('zara-dubai', 'dubai-mall', 'Zara', 'zara', 0, 7000, null, null),
+		('zara-astana', null, 'Zara Khan Shatyr', 'zara', null, 8000, 'Astana', 'KZ')" >/dev/null
+}
+
 # recog_put FILE KEY — FILE into the user-media bucket; prints its URL.
 recog_put() {
 	moto_aws s3 cp --quiet --content-type image/jpeg "$1" "s3://$S3_USER_MEDIA_BUCKET/$2" || return 1
