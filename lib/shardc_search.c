@@ -97,46 +97,62 @@ static const char fts_spec[] =
 /* The full-text branch that contributes (issue 9). The spec's ANDs every
  * word, so a natural sentence matched nothing; ts_rank weighs a common word
  * like a rare one; a common word ranked thousands of rows; ties fell to the
- * oldest. Here: each distinct term of the query (at most FTS_TERMS) is a
- * query of its own; its document frequency df in the user's history is
- * counted up to FTS_DF_CAP (on 0021's GIN; forgotten rows count too), its
- * weight is ln(1 + N/df) (N the conversation's message count; a term past
- * the cap weighs as if at the cap); the candidates are all the matches of
- * a rarer term, and of a common one (df at the cap) the matches among the
- * user's FTS_WALK newest messages, at most FTS_PER_TERM — walked newest
- * first on the time index, so a common word costs at most FTS_WALK rows,
- * never all of its thousands of matches (a heap row is a page: its vector
- * is inline); a candidate's fts_score is the weight of the terms it contains
- * over the weight of all terms the user ever used (0..1); ties go to the
- * newest. A term the user never wrote weighs nothing. */
+ * oldest. Here each distinct term of the query (at most FTS_TERMS) weighs
+ * ln(1 + N/df), df its document frequency in the user's history and N the
+ * conversation's message count, and a message's fts_score is the weight of
+ * the terms it contains over the weight of all the terms the user ever
+ * used (0..1); ties go to the newest. A term the user never wrote weighs
+ * nothing.
+ *
+ * Cost is bounded by one walk of the user's FTS_WALK newest messages, for
+ * all terms at once (the time index, newest first; a heap row is a page,
+ * its vector being inline). The walk counts each term's matches c in it:
+ * a history no longer than the walk is then known exactly (df = c); in a
+ * longer one a term whose estimate df = c·N/FTS_WALK reaches FTS_DF_CAP is
+ * common, weighs by that estimate and brings only its matches in the walk
+ * — never its thousands of older ones. Only a term the walk finds rare is
+ * looked up in the GIN of 0021, at most FTS_DF_CAP rows: fewer, and all of
+ * them are candidates with df exact (forgotten rows count in df); as many,
+ * and it weighs as if at the cap and brings its walk matches only. The
+ * best 10 candidates' columns are read last, by primary key. */
 #define FTS_TERMS "16"
 #define FTS_DF_CAP "200"
-#define FTS_PER_TERM "100"
 #define FTS_WALK "500"
 static const char fts_weighted[] =
 	"terms AS MATERIALIZED ("
-	" SELECT q FROM (SELECT plainto_tsquery('simple', lexeme) AS q"
-	"  FROM unnest(to_tsvector('simple', COALESCE($3::text, ''))) LIMIT " FTS_TERMS ") t"
-	" WHERE numnode(q) > 0),"
-	"tdf AS MATERIALIZED ("
-	" SELECT q, (SELECT count(*) FROM (SELECT 1 FROM messages"
-	"  WHERE conversation_id = $2 AND tsv @@ t.q LIMIT " FTS_DF_CAP ") x) AS df FROM terms t),"
+	" SELECT k, q FROM (SELECT k, plainto_tsquery('simple', lexeme) AS q"
+	"  FROM unnest(to_tsvector('simple', COALESCE($3::text, ''))) WITH ORDINALITY AS u(lexeme, p, w, k)"
+	"  LIMIT " FTS_TERMS ") t WHERE numnode(q) > 0),"
+	"walk AS MATERIALIZED ("
+	" SELECT id, tsv, created_at FROM messages WHERE conversation_id = $2 AND is_forgotten = FALSE"
+	"  AND EXISTS (SELECT 1 FROM terms) ORDER BY created_at DESC LIMIT " FTS_WALK "),"
+	"wstat AS MATERIALIZED ("
+	" SELECT k, q, c, whole, n, NOT whole AND c * n < " FTS_DF_CAP " * " FTS_WALK " AS rare FROM ("
+	"  SELECT t.k, t.q, (SELECT count(*) FROM walk WHERE walk.tsv @@ t.q) AS c,"
+	"  (SELECT count(*) FROM walk) < " FTS_WALK " AS whole,"
+	"  GREATEST(1, (SELECT message_count FROM conversations WHERE id = $2))::bigint AS n"
+	"  FROM terms t) s),"
+	"rare AS MATERIALIZED ("
+	" SELECT s.k, r.id, r.tsv, r.created_at, r.is_forgotten FROM wstat s, LATERAL ("
+	"  SELECT id, tsv, created_at, is_forgotten FROM messages WHERE s.rare AND conversation_id = $2"
+	"  AND tsv @@ s.q LIMIT " FTS_DF_CAP ") r),"
 	"tw AS MATERIALIZED ("
-	" SELECT q, df, ln(1 + GREATEST(df, (SELECT message_count FROM conversations WHERE id = $2))::float8"
-	"  / GREATEST(df, 1)) AS w FROM tdf WHERE df > 0),"
+	" SELECT s.k, s.q, s.rare AND x.df < " FTS_DF_CAP " AS fetched,"
+	"  ln(1 + GREATEST(x.df, s.n) / GREATEST(x.df, 1)) AS w"
+	" FROM wstat s LEFT JOIN (SELECT k, count(*) AS df FROM rare GROUP BY k) d ON d.k = s.k,"
+	" LATERAL (SELECT (CASE WHEN s.whole THEN s.c WHEN NOT s.rare THEN s.c * s.n / " FTS_WALK ".0"
+	"  ELSE COALESCE(d.df, 0) END)::float8 AS df) x WHERE x.df > 0),"
 	"fcand AS MATERIALIZED ("
-	" SELECT DISTINCT c.id FROM tw, LATERAL ("
-	"  SELECT id FROM messages WHERE tw.df < " FTS_DF_CAP " AND conversation_id = $2"
-	"  AND is_forgotten = FALSE AND tsv @@ tw.q"
-	"  UNION ALL (SELECT id FROM (SELECT id, tsv FROM messages WHERE tw.df >= " FTS_DF_CAP
-	"  AND conversation_id = $2 AND is_forgotten = FALSE ORDER BY created_at DESC"
-	"  LIMIT " FTS_WALK ") r WHERE tsv @@ tw.q LIMIT " FTS_PER_TERM ")) c),"
+	" SELECT DISTINCT ON (id) id, tsv, created_at FROM ("
+	"  SELECT id, tsv, created_at FROM walk WHERE tsv @@ ANY (ARRAY(SELECT q FROM tw))"
+	"  UNION ALL SELECT r.id, r.tsv, r.created_at FROM rare r JOIN tw ON tw.k = r.k AND tw.fetched"
+	"  WHERE NOT r.is_forgotten) c ORDER BY id),"
+	"ftop AS MATERIALIZED ("
+	" SELECT id, LEAST(1.0, (SELECT sum(w) FROM tw WHERE c.tsv @@ tw.q) / (SELECT sum(w) FROM tw)) AS fts_score"
+	" FROM fcand c ORDER BY fts_score DESC, created_at DESC, id LIMIT 10),"
 	"fts_results AS ("
-	" SELECT " VEC_COLS ", fts_score FROM (SELECT " VEC_COLS ","
-	"  LEAST(1.0, (SELECT sum(w) FROM tw WHERE m.tsv @@ tw.q) / (SELECT sum(w) FROM tw)) AS fts_score"
-	"  FROM messages m WHERE conversation_id = $2 AND id IN (SELECT id FROM fcand)"
-	"  AND is_forgotten = FALSE OFFSET 0) f"
-	" ORDER BY fts_score DESC, created_at DESC, id LIMIT 10),";
+	" SELECT " VEC_COLS ", fts_score FROM messages m JOIN ftop f USING (id)"
+	" WHERE m.conversation_id = $2 AND m.is_forgotten = FALSE),";
 
 static const char rest_sql[] =
 	"merged AS ("
