@@ -64,7 +64,9 @@
  * with h ≤ $8 = 1024·acos(SIMILARITY_THRESHOLD)/π are those estimated above
  * the threshold; they are all re-ranked, plus $5/2 for the estimate's
  * error, never fewer than $5 nor more than $7 (RETRIEVAL_CANDIDATES_MAX).
- * The Hamming distances are computed once (ham), then counted and sorted. */
+ * The Hamming distances are computed once (ham), then counted and sorted;
+ * the re-rank reads only each candidate's vector, the other columns are
+ * read for the best 20 (vbest). */
 static const char vector_prefilter[] =
 	"ham AS MATERIALIZED ("
 	" SELECT id, embedding_bq <~> (SELECT binary_quantize($1::vector)::bit(1024)) AS h"
@@ -74,12 +76,14 @@ static const char vector_prefilter[] =
 	"cand AS MATERIALIZED ("
 	" SELECT id FROM ham ORDER BY h LIMIT (SELECT GREATEST($5::int, LEAST($7::int, count(*) + $5::int / 2))"
 	"  FROM ham WHERE h <= $8::int)),"
-	"vector_results AS ("
-	" SELECT " VEC_COLS ", GREATEST(0, 1 - d) AS vec_score FROM ("
-	"  SELECT " VEC_COLS ", embedding <=> $1::vector AS d FROM messages"
+	"vbest AS MATERIALIZED ("
+	" SELECT id, d FROM (SELECT id, embedding <=> $1::vector AS d FROM messages"
 	"  WHERE conversation_id = $2 AND id IN (SELECT id FROM cand)"
 	"  AND is_forgotten = FALSE AND embedding IS NOT NULL OFFSET 0) r"
-	" ORDER BY d LIMIT 20),";
+	" ORDER BY d LIMIT 20),"
+	"vector_results AS ("
+	" SELECT " VEC_COLS ", GREATEST(0, 1 - d) AS vec_score FROM messages m JOIN vbest b USING (id)"
+	" WHERE m.conversation_id = $2),";
 
 static const char vector_spec[] =
 	"vector_results AS ("
