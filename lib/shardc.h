@@ -42,6 +42,7 @@ struct shard_replay_limit;
 struct shard_conn {
 	long id;
 	PGconn *c;
+	PGconn *side;       /* a second one, for a search's full-text branch (sctx_shard_side) */
 	char *url;          /* what it was opened from (owned) */
 	double reconnect_s; /* how long to wait for a writable member (failover) */
 };
@@ -106,6 +107,11 @@ const char *sctx_shard_url(struct shard_ctx *x, long id, char **owned, char *var
  * SHARD_RECONNECT_TIMEOUT seconds (default 30; 0 for one host) for a
  * writable member, at connect and when a cached connection broke. */
 PGconn *sctx_shard(struct shard_ctx *x, long id, struct shard_err *err);
+/* A second connection to the shard whose cached connection is c, opened
+ * on first use (one attempt, no failover wait), so that a search runs its
+ * two branches at once. NULL when c is not a cached shard connection or the
+ * second one cannot be had: the caller then does without. */
+PGconn *sctx_shard_side(struct shard_ctx *x, PGconn *c);
 /* After a write failed with shard_unavailable: get shard id's connection
  * to the current primary again (reset, or reopen one that is up but
  * read-only), within its reconnect budget. 0 when it is back; -1 when the

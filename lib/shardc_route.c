@@ -36,6 +36,7 @@ void sctx_close(struct shard_ctx *x)
 	x->prod = NULL;
 	for (size_t i = 0; i < x->nconns; i++) {
 		PQfinish(x->conns[i].c);
+		PQfinish(x->conns[i].side);
 		free(x->conns[i].url);
 	}
 	x->nconns = 0;
@@ -242,6 +243,23 @@ int sctx_shard_reconnect(struct shard_ctx *x, long id)
 			return shard_conn_revive(&x->conns[i]);
 		}
 	return -1;
+}
+
+PGconn *sctx_shard_side(struct shard_ctx *x, PGconn *c)
+{
+	for (size_t i = 0; c && i < x->nconns; i++) {
+		struct shard_conn *sc = &x->conns[i];
+		if (sc->c != c)
+			continue;
+		if (sc->side && PQstatus(sc->side) != CONNECTION_OK) {
+			PQfinish(sc->side);
+			sc->side = NULL;
+		}
+		if (!sc->side)
+			sc->side = pg_connect(sc->url, x->url ? "--url" : "shard");
+		return sc->side;
+	}
+	return NULL;
 }
 
 PGconn *sctx_shard(struct shard_ctx *x, long id, struct shard_err *err)

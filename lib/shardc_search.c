@@ -20,10 +20,15 @@
  * applied here, in the application layer as §14 says, over every merged
  * candidate before the top_k cut, so a busy day cannot starve the list.
  *
- * The query runs through PQexecParams, planned each time: a named prepared
- * statement would outlive the transaction, and PgBouncer in transaction
- * mode hands the next transaction another server connection that never
- * saw it. */
+ * With the prefilter plan the two branches run at once, each a statement
+ * of its own on its own connection to the shard (search_parallel), and
+ * the merge, score and order of rest_sql are done here on their rows
+ * (merge_branches); without a second connection, the one combined
+ * statement runs. Either way through PQexecParams/PQsendQueryParams,
+ * planned each time: a named prepared statement would outlive the
+ * transaction, and PgBouncer in transaction mode hands the next
+ * transaction another server connection that never saw it. Behind
+ * PgBouncer a search holds two server connections while it runs. */
 #include "config.h"
 
 #include <math.h>
@@ -59,7 +64,9 @@
  * with h ≤ $8 = 1024·acos(SIMILARITY_THRESHOLD)/π are those estimated above
  * the threshold; they are all re-ranked, plus $5/2 for the estimate's
  * error, never fewer than $5 nor more than $7 (RETRIEVAL_CANDIDATES_MAX).
- * The Hamming distances are computed once (ham), then counted and sorted. */
+ * The Hamming distances are computed once (ham), then counted and sorted;
+ * the re-rank reads only each candidate's vector, the other columns are
+ * read for the best 20 (vbest). */
 static const char vector_prefilter[] =
 	"ham AS MATERIALIZED ("
 	" SELECT id, embedding_bq <~> (SELECT binary_quantize($1::vector)::bit(1024)) AS h"
@@ -69,12 +76,14 @@ static const char vector_prefilter[] =
 	"cand AS MATERIALIZED ("
 	" SELECT id FROM ham ORDER BY h LIMIT (SELECT GREATEST($5::int, LEAST($7::int, count(*) + $5::int / 2))"
 	"  FROM ham WHERE h <= $8::int)),"
-	"vector_results AS ("
-	" SELECT " VEC_COLS ", GREATEST(0, 1 - d) AS vec_score FROM ("
-	"  SELECT " VEC_COLS ", embedding <=> $1::vector AS d FROM messages"
+	"vbest AS MATERIALIZED ("
+	" SELECT id, d FROM (SELECT id, embedding <=> $1::vector AS d FROM messages"
 	"  WHERE conversation_id = $2 AND id IN (SELECT id FROM cand)"
 	"  AND is_forgotten = FALSE AND embedding IS NOT NULL OFFSET 0) r"
-	" ORDER BY d LIMIT 20),";
+	" ORDER BY d LIMIT 20),"
+	"vector_results AS ("
+	" SELECT " VEC_COLS ", GREATEST(0, 1 - d) AS vec_score FROM messages m JOIN vbest b USING (id)"
+	" WHERE m.conversation_id = $2),";
 
 static const char vector_spec[] =
 	"vector_results AS ("
@@ -97,46 +106,86 @@ static const char fts_spec[] =
 /* The full-text branch that contributes (issue 9). The spec's ANDs every
  * word, so a natural sentence matched nothing; ts_rank weighs a common word
  * like a rare one; a common word ranked thousands of rows; ties fell to the
- * oldest. Here: each distinct term of the query (at most FTS_TERMS) is a
- * query of its own; its document frequency df in the user's history is
- * counted up to FTS_DF_CAP (on 0021's GIN; forgotten rows count too), its
- * weight is ln(1 + N/df) (N the conversation's message count; a term past
- * the cap weighs as if at the cap); the candidates are all the matches of
- * a rarer term, and of a common one (df at the cap) the matches among the
- * user's FTS_WALK newest messages, at most FTS_PER_TERM — walked newest
- * first on the time index, so a common word costs at most FTS_WALK rows,
- * never all of its thousands of matches (a heap row is a page: its vector
- * is inline); a candidate's fts_score is the weight of the terms it contains
- * over the weight of all terms the user ever used (0..1); ties go to the
- * newest. A term the user never wrote weighs nothing. */
+ * oldest. Here each distinct term of the query (at most FTS_TERMS) weighs
+ * ln(1 + N/df), df its document frequency in the user's history and N the
+ * conversation's message count, and a message's fts_score is the weight of
+ * the terms it contains over the weight of all the terms the user ever
+ * used (0..1); ties go to the newest. A term the user never wrote weighs
+ * nothing.
+ *
+ * Cost is bounded by one walk of the user's FTS_WALK newest messages, for
+ * all terms at once (the time index, newest first; a heap row is a page,
+ * its vector being inline). The walk counts each term's matches c in it:
+ * a history no longer than the walk is then known exactly (df = c); in a
+ * longer one a term whose estimate df = c·N/FTS_WALK reaches FTS_DF_CAP is
+ * common, weighs by that estimate and brings only its matches in the walk
+ * — never its thousands of older ones. Only a term the walk finds rare is
+ * looked up in the GIN of 0021, at most FTS_DF_CAP rows: fewer, and all of
+ * them are candidates with df exact (forgotten rows count in df); as many,
+ * and it weighs as if at the cap and brings its walk matches only. The
+ * best 10 candidates' columns are read last, by primary key. */
 #define FTS_TERMS "16"
 #define FTS_DF_CAP "200"
-#define FTS_PER_TERM "100"
 #define FTS_WALK "500"
 static const char fts_weighted[] =
 	"terms AS MATERIALIZED ("
-	" SELECT q FROM (SELECT plainto_tsquery('simple', lexeme) AS q"
-	"  FROM unnest(to_tsvector('simple', COALESCE($3::text, ''))) LIMIT " FTS_TERMS ") t"
-	" WHERE numnode(q) > 0),"
-	"tdf AS MATERIALIZED ("
-	" SELECT q, (SELECT count(*) FROM (SELECT 1 FROM messages"
-	"  WHERE conversation_id = $2 AND tsv @@ t.q LIMIT " FTS_DF_CAP ") x) AS df FROM terms t),"
+	" SELECT k, q FROM (SELECT k, plainto_tsquery('simple', lexeme) AS q"
+	"  FROM unnest(to_tsvector('simple', COALESCE($3::text, ''))) WITH ORDINALITY AS u(lexeme, p, w, k)"
+	"  LIMIT " FTS_TERMS ") t WHERE numnode(q) > 0),"
+	"walk AS MATERIALIZED ("
+	" SELECT id, tsv, created_at FROM messages WHERE conversation_id = $2 AND is_forgotten = FALSE"
+	"  AND EXISTS (SELECT 1 FROM terms) ORDER BY created_at DESC LIMIT " FTS_WALK "),"
+	"wstat AS MATERIALIZED ("
+	" SELECT k, q, c, whole, n, NOT whole AND c * n < " FTS_DF_CAP " * " FTS_WALK " AS rare FROM ("
+	"  SELECT t.k, t.q, (SELECT count(*) FROM walk WHERE walk.tsv @@ t.q) AS c,"
+	"  (SELECT count(*) FROM walk) < " FTS_WALK " AS whole,"
+	"  GREATEST(1, (SELECT message_count FROM conversations WHERE id = $2))::bigint AS n"
+	"  FROM terms t) s),"
+	"rare AS MATERIALIZED ("
+	" SELECT s.k, r.id, r.tsv, r.created_at, r.is_forgotten FROM wstat s, LATERAL ("
+	"  SELECT id, tsv, created_at, is_forgotten FROM messages WHERE s.rare AND conversation_id = $2"
+	"  AND tsv @@ s.q LIMIT " FTS_DF_CAP ") r),"
 	"tw AS MATERIALIZED ("
-	" SELECT q, df, ln(1 + GREATEST(df, (SELECT message_count FROM conversations WHERE id = $2))::float8"
-	"  / GREATEST(df, 1)) AS w FROM tdf WHERE df > 0),"
+	" SELECT s.k, s.q, s.rare AND x.df < " FTS_DF_CAP " AS fetched,"
+	"  ln(1 + GREATEST(x.df, s.n) / GREATEST(x.df, 1)) AS w"
+	" FROM wstat s LEFT JOIN (SELECT k, count(*) AS df FROM rare GROUP BY k) d ON d.k = s.k,"
+	" LATERAL (SELECT (CASE WHEN s.whole THEN s.c WHEN NOT s.rare THEN s.c * s.n / " FTS_WALK ".0"
+	"  ELSE COALESCE(d.df, 0) END)::float8 AS df) x WHERE x.df > 0),"
 	"fcand AS MATERIALIZED ("
-	" SELECT DISTINCT c.id FROM tw, LATERAL ("
-	"  SELECT id FROM messages WHERE tw.df < " FTS_DF_CAP " AND conversation_id = $2"
-	"  AND is_forgotten = FALSE AND tsv @@ tw.q"
-	"  UNION ALL (SELECT id FROM (SELECT id, tsv FROM messages WHERE tw.df >= " FTS_DF_CAP
-	"  AND conversation_id = $2 AND is_forgotten = FALSE ORDER BY created_at DESC"
-	"  LIMIT " FTS_WALK ") r WHERE tsv @@ tw.q LIMIT " FTS_PER_TERM ")) c),"
+	" SELECT DISTINCT ON (id) id, tsv, created_at FROM ("
+	"  SELECT id, tsv, created_at FROM walk WHERE tsv @@ ANY (ARRAY(SELECT q FROM tw))"
+	"  UNION ALL SELECT r.id, r.tsv, r.created_at FROM rare r JOIN tw ON tw.k = r.k AND tw.fetched"
+	"  WHERE NOT r.is_forgotten) c ORDER BY id),"
+	"ftop AS MATERIALIZED ("
+	" SELECT id, LEAST(1.0, (SELECT sum(w) FROM tw WHERE c.tsv @@ tw.q) / (SELECT sum(w) FROM tw)) AS fts_score"
+	" FROM fcand c ORDER BY fts_score DESC, created_at DESC, id LIMIT 10),"
 	"fts_results AS ("
-	" SELECT " VEC_COLS ", fts_score FROM (SELECT " VEC_COLS ","
-	"  LEAST(1.0, (SELECT sum(w) FROM tw WHERE m.tsv @@ tw.q) / (SELECT sum(w) FROM tw)) AS fts_score"
-	"  FROM messages m WHERE conversation_id = $2 AND id IN (SELECT id FROM fcand)"
-	"  AND is_forgotten = FALSE OFFSET 0) f"
-	" ORDER BY fts_score DESC, created_at DESC, id LIMIT 10),";
+	" SELECT " VEC_COLS ", fts_score FROM messages m JOIN ftop f USING (id)"
+	" WHERE m.conversation_id = $2 AND m.is_forgotten = FALSE),";
+
+/* The spec's recency boost 1 + 0.3·exp(−λ·(1.3 − confidence)·days), λ by
+ * memory type, and its episode card: one text for the merged query and
+ * for each branch run alone. */
+#define RECENCY_BOOST \
+	"(1 + 0.3 * EXP(-1 * CASE memory_type" \
+	"  WHEN 'emotion' THEN 0.015 WHEN 'event' THEN 0.008 WHEN 'general' THEN 0.005" \
+	"  WHEN 'preference' THEN 0.002 WHEN 'fact' THEN 0.001 ELSE 0.005 END" \
+	"  * (1.3 - COALESCE(memory_confidence, 0.5))" \
+	"  * EXTRACT(EPOCH FROM NOW() - LEAST(NOW(), created_at)) / 86400))"
+#define EPISODE_CARD \
+	"CASE WHEN role = 'assistant' AND response_description IS NOT NULL" \
+	"  THEN response_description ELSE COALESCE(memory_snippet, LEFT(content, 80)) END"
+#define CREATED_TEXT "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+#define CREATED_DAY "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+
+/* One branch run alone (the two at once, on two connections): its rows
+ * with the score of that branch and the row's recency boost; the merge,
+ * the filter and the order of rest_sql are then done by merge_branches. */
+#define BRANCH_OUT(score, cte) \
+	" SELECT id, " EPISODE_CARD ", " CREATED_TEXT ", role, memory_type, " score "::float8, " \
+	RECENCY_BOOST "::float8, " CREATED_DAY ", (EXTRACT(EPOCH FROM created_at) * 1000000)::int8 FROM " cte
+static const char vector_out[] = BRANCH_OUT("vec_score", "vector_results");
+static const char fts_out[] = BRANCH_OUT("fts_score", "fts_results");
 
 static const char rest_sql[] =
 	"merged AS ("
@@ -149,22 +198,54 @@ static const char rest_sql[] =
 	" COALESCE(v.vec_score, 0) AS vec_score, COALESCE(f.fts_score, 0) AS fts_score"
 	" FROM vector_results v FULL OUTER JOIN fts_results f ON v.id = f.id),"
 	"scored AS ("
-	" SELECT id, CASE WHEN role = 'assistant' AND response_description IS NOT NULL"
-	"  THEN response_description ELSE COALESCE(memory_snippet, LEFT(content, 80)) END AS episode_card,"
+	" SELECT id, " EPISODE_CARD " AS episode_card,"
 	" created_at, role, memory_type, vec_score, fts_score,"
-	" (0.7 * vec_score + 0.3 * fts_score) * (1 + 0.3 * EXP(-1 * CASE memory_type"
-	"  WHEN 'emotion' THEN 0.015 WHEN 'event' THEN 0.008 WHEN 'general' THEN 0.005"
-	"  WHEN 'preference' THEN 0.002 WHEN 'fact' THEN 0.001 ELSE 0.005 END"
-	"  * (1.3 - COALESCE(memory_confidence, 0.5))"
-	"  * EXTRACT(EPOCH FROM NOW() - LEAST(NOW(), created_at)) / 86400)) AS final_score"
+	" (0.7 * vec_score + 0.3 * fts_score) * " RECENCY_BOOST " AS final_score"
 	" FROM merged WHERE vec_score > $4::float8 OR fts_score > 0)"
-	"SELECT id, episode_card, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"
-	" role, memory_type, vec_score::float8, fts_score::float8, final_score::float8,"
-	" to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+	"SELECT id, episode_card, " CREATED_TEXT ","
+	" role, memory_type, vec_score::float8, fts_score::float8, final_score::float8, " CREATED_DAY
 	" FROM scored ORDER BY final_score DESC, created_at DESC, id";
 
-/* Run the hybrid query on c with parameters pp: the result, or NULL
- * (logged). */
+#define SEARCH_PARAMS 8
+
+/* Send WITH ctes (their list's last comma dropped) out on c, typing as
+ * text the parameters the text leaves unused (PostgreSQL cannot infer
+ * those). 0, or -1 (logged). */
+static int branch_send(PGconn *c, const char *ctes, const char *out, unsigned used, const char *const *pp)
+{
+	struct buf sql = { 0 };
+	buf_append(&sql, "WITH ", 5);
+	buf_append(&sql, ctes, strlen(ctes) - 1);
+	buf_append(&sql, out, strlen(out) + 1);
+	Oid types[SEARCH_PARAMS];
+	for (int i = 0; i < SEARCH_PARAMS; i++)
+		types[i] = (used >> i) & 1 ? 0 : 25 /* TEXTOID */;
+	int ok = PQsendQueryParams(c, sql.data, SEARCH_PARAMS, types, pp, NULL, NULL, 0);
+	buf_free(&sql);
+	if (!ok)
+		log_event(LOG_ERROR, "hybrid search failed", json_pack("{s:s}", "error", pg_last_error(c)));
+	return ok ? 0 : -1;
+}
+
+/* The result of what branch_send sent on c, or NULL (logged); c is left
+ * ready for the next query either way. */
+static PGresult *branch_wait(PGconn *c)
+{
+	PGresult *r = NULL, *next;
+	while ((next = PQgetResult(c))) {
+		if (r)
+			PQclear(r);
+		r = next;
+	}
+	if (r && PQresultStatus(r) == PGRES_TUPLES_OK)
+		return r;
+	log_event(LOG_ERROR, "hybrid search failed", json_pack("{s:s}", "error", pg_last_error(c)));
+	PQclear(r);
+	return NULL;
+}
+
+/* Run the hybrid query on c with parameters pp, as one statement: the
+ * result, best first, or NULL (logged). */
 static PGresult *search_exec(int spec_plan, PGconn *c, const char *const *pp)
 {
 	struct buf sql = { 0 };
@@ -181,6 +262,111 @@ static PGresult *search_exec(int spec_plan, PGconn *c, const char *const *pp)
 	log_event(LOG_ERROR, "hybrid search failed", json_pack("{s:s}", "error", pg_last_error(c)));
 	PQclear(r);
 	return NULL;
+}
+
+/* One merged candidate; its strings point into a PGresult. */
+struct hit {
+	const char *id, *card, *created, *role, *type, *day;
+	double vec, fts, boost, score;
+	long long us; /* created_at, µs since the epoch: the tie-break */
+};
+
+/* rest_sql's order: final score, then the newest, then the id. */
+static int hit_cmp(const void *pa, const void *pb)
+{
+	const struct hit *a = pa, *b = pb;
+	if (a->score != b->score)
+		return a->score > b->score ? -1 : 1;
+	if (a->us != b->us)
+		return a->us > b->us ? -1 : 1;
+	return strcmp(a->id, b->id);
+}
+
+/* Row i of a branch's result (BRANCH_OUT's columns) as a hit. */
+static struct hit branch_hit(const PGresult *r, int i, int is_vec)
+{
+	double s = strtod(PQgetvalue(r, i, 5), NULL);
+	return (struct hit){ .id = PQgetvalue(r, i, 0), .card = PQgetvalue(r, i, 1),
+			     .created = PQgetvalue(r, i, 2), .role = PQgetvalue(r, i, 3),
+			     .type = PQgetisnull(r, i, 4) ? NULL : PQgetvalue(r, i, 4),
+			     .vec = is_vec ? s : 0, .fts = is_vec ? 0 : s,
+			     .boost = strtod(PQgetvalue(r, i, 6), NULL), .day = PQgetvalue(r, i, 7),
+			     .us = strtoll(PQgetvalue(r, i, 8), NULL, 10) };
+}
+
+/* rest_sql done on the two branches' rows: full outer join on id, kept
+ * when vec_score > threshold or fts_score > 0, scored (0.7·vec + 0.3·fts)
+ * times the boost, ordered. *n gets the count; the array (malloc'd) points
+ * into v and f. */
+static struct hit *merge_branches(const PGresult *v, const PGresult *f, double threshold, size_t *n)
+{
+	size_t nv = (size_t)PQntuples(v), nf = (size_t)PQntuples(f), k = 0;
+	struct hit *h = xcalloc(nv + nf + 1, sizeof *h);
+	for (size_t i = 0; i < nv; i++)
+		h[k++] = branch_hit(v, (int)i, 1);
+	for (size_t i = 0; i < nf; i++) {
+		struct hit fh = branch_hit(f, (int)i, 0);
+		size_t j;
+		for (j = 0; j < nv && strcmp(h[j].id, fh.id); j++)
+			;
+		if (j < nv)
+			h[j].fts = fh.fts;
+		else
+			h[k++] = fh;
+	}
+	size_t kept = 0;
+	for (size_t i = 0; i < k; i++)
+		if (h[i].vec > threshold || h[i].fts > 0) {
+			h[kept] = h[i];
+			h[kept].score = (0.7 * h[kept].vec + 0.3 * h[kept].fts) * h[kept].boost;
+			kept++;
+		}
+	qsort(h, kept, sizeof *h, hit_cmp);
+	*n = kept;
+	return h;
+}
+
+/* The combined query's rows (rest_sql's columns, already ordered) as hits. */
+static struct hit *merged_hits(const PGresult *r, size_t *n)
+{
+	*n = (size_t)PQntuples(r);
+	struct hit *h = xcalloc(*n + 1, sizeof *h);
+	for (size_t i = 0; i < *n; i++)
+		h[i] = (struct hit){ .id = PQgetvalue(r, (int)i, 0), .card = PQgetvalue(r, (int)i, 1),
+				     .created = PQgetvalue(r, (int)i, 2), .role = PQgetvalue(r, (int)i, 3),
+				     .type = PQgetisnull(r, (int)i, 4) ? NULL : PQgetvalue(r, (int)i, 4),
+				     .vec = strtod(PQgetvalue(r, (int)i, 5), NULL),
+				     .fts = strtod(PQgetvalue(r, (int)i, 6), NULL),
+				     .score = strtod(PQgetvalue(r, (int)i, 7), NULL),
+				     .day = PQgetvalue(r, (int)i, 8) };
+	return h;
+}
+
+/* The prefilter plan's two branches at once: the vector branch on c, the
+ * full-text branch on a second connection to the same shard, so the
+ * server runs them on two cores instead of one after the other. Fills *v
+ * and *f and returns 0; -1 when the second connection cannot be had or a
+ * branch failed (nothing left to read on either): the caller then runs the
+ * combined query on c. */
+static int search_parallel(struct shard_ctx *x, PGconn *c, const char *const *pp, PGresult **v,
+			   PGresult **f)
+{
+	*v = *f = NULL;
+	PGconn *side = sctx_shard_side(x, c);
+	if (!side)
+		return -1;
+	/* $1 vector, $2 conversation, $5–$8 the prefilter's; $2, $3 text */
+	if (branch_send(side, fts_weighted, fts_out, 0x6, pp) < 0)
+		return -1;
+	int sent = branch_send(c, vector_prefilter, vector_out, 0xF3, pp) == 0;
+	*f = branch_wait(side);
+	*v = sent ? branch_wait(c) : NULL;
+	if (*v && *f)
+		return 0;
+	PQclear(*v);
+	PQclear(*f);
+	*v = *f = NULL;
+	return -1;
 }
 
 void shard_search_defaults(struct shard_search_opts *o)
@@ -261,7 +447,12 @@ json_t *shard_search_model(struct shard_ctx *x, const struct shard_search_opts *
 	const char *pp[] = { vec, conv, text, threshold_s, o->spec_plan ? model : candidates_s, model,
 			     max_s, radius_s };
 	double t0 = util_now_ms();
-	r = search_exec(o->spec_plan, c, pp);
+	PGresult *f = NULL;
+	struct hit *hits;
+	size_t nhits;
+	int parallel = !o->spec_plan && search_parallel(x, c, pp, &r, &f) == 0;
+	if (!parallel)
+		r = search_exec(o->spec_plan, c, pp);
 	double ms = util_now_ms() - t0;
 	free(vec);
 	if (!r) {
@@ -269,11 +460,13 @@ json_t *shard_search_model(struct shard_ctx *x, const struct shard_search_opts *
 		shard_err_query(e, c, "hybrid search failed");
 		return NULL;
 	}
+	hits = parallel ? merge_branches(r, f, o->threshold, &nhits) : merged_hits(r, &nhits);
 	/* diversity: at most SEARCH_PER_DAY per calendar day, then top_k */
 	char days[SEARCH_MAX_DAYS][11];
 	int counts[SEARCH_MAX_DAYS], ndays = 0;
-	for (int i = 0; i < PQntuples(r) && (long)json_array_size(episodes) < top_k; i++) {
-		const char *day = PQgetvalue(r, i, 8);
+	for (size_t i = 0; i < nhits && (long)json_array_size(episodes) < top_k; i++) {
+		const struct hit *h = &hits[i];
+		const char *day = h->day;
 		int d;
 		for (d = 0; d < ndays && strcmp(days[d], day); d++)
 			;
@@ -288,16 +481,16 @@ json_t *shard_search_model(struct shard_ctx *x, const struct shard_search_opts *
 		counts[d]++;
 		json_array_append_new(
 			episodes,
-			json_pack("{s:s, s:s, s:s, s:s, s:s, s:f, s:f, s:f}", "id", PQgetvalue(r, i, 0),
-				  "episode_card", PQgetvalue(r, i, 1), "created_at", PQgetvalue(r, i, 2),
-				  "role", PQgetvalue(r, i, 3), "memory_type",
-				  PQgetisnull(r, i, 4) ? "general" : PQgetvalue(r, i, 4), "vec_score",
-				  strtod(PQgetvalue(r, i, 5), NULL), "fts_score",
-				  strtod(PQgetvalue(r, i, 6), NULL), "score", strtod(PQgetvalue(r, i, 7), NULL)));
+			json_pack("{s:s, s:s, s:s, s:s, s:s, s:f, s:f, s:f}", "id", h->id, "episode_card",
+				  h->card, "created_at", h->created, "role", h->role, "memory_type",
+				  h->type ? h->type : "general", "vec_score", h->vec, "fts_score", h->fts,
+				  "score", h->score));
 	}
+	free(hits);
 	PQclear(r);
+	PQclear(f);
 	log_event(LOG_DEBUG, "hybrid search",
-		  json_pack("{s:s, s:f, s:s}", "user_id", user, "hybrid_search_latency_ms", ms,
-			    "plan", o->spec_plan ? "spec" : "prefilter"));
+		  json_pack("{s:s, s:f, s:s, s:b}", "user_id", user, "hybrid_search_latency_ms", ms,
+			    "plan", o->spec_plan ? "spec" : "prefilter", "parallel", parallel));
 	return episodes;
 }

@@ -52,6 +52,8 @@ dist_sqlshard_DATA += sql/shard/0025_llm_answer_meta.sql
 # hha2 (issue 19): verify-and-replay's server-side rate limit
 dist_sqlshard_DATA += sql/shard/0030_replay_rate_limit.sql
 dist_sqlshard_DATA += sql/shard/0040_store_enrichment.sql
+# issue 9 (hfts): tsv kept in the row, not in TOAST, for the full-text branch
+dist_sqlshard_DATA += sql/shard/0045_tsv_inline.sql
 # issue 15: where a store is, for recognition's "in stock in KZ stores" (hrecog2)
 dist_sqlproduction_DATA += sql/production/0045_stores_location.sql
 dist_sqlproduction_DATA += sql/production/0050_recognition_caller_request_id.sql

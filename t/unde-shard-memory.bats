@@ -225,6 +225,65 @@ grep_db() {
 	assert_jq '.episodes[0].fts_score == .episodes[1].fts_score'
 }
 
+@test "full text past the walk: a common word brings only recent matches, a rare old word is still found and outranks it" {
+	# 700 messages (more than the 500 newest the branch walks), one a day;
+	# "платье" in all of them, "balenciaga" only in one 650 days old
+	rare=$(uuid)
+	python3 - "$USER_ID" "$rare" >"$TMP/turns" <<-'PY'
+	import datetime, json, sys, uuid
+	user, rare = sys.argv[1], sys.argv[2]
+	now = datetime.datetime.now(datetime.timezone.utc)
+	msgs = []
+	for d in range(1, 701):
+	    at = (now - datetime.timedelta(days=d)).strftime("%Y-%m-%dT%H:%M:%SZ")
+	    text = "новое платье balenciaga" if d == 650 else "новое платье номер %d" % d
+	    msgs.append({"id": rare if d == 650 else str(uuid.uuid4()), "role": "user", "content": text, "created_at": at})
+	for i in range(0, len(msgs), 100):
+	    print(json.dumps({"user_id": user, "messages": msgs[i:i + 100]}))
+	PY
+	unde-shard save <"$TMP/turns" >/dev/null 2>&1
+	conv=$(conv_of "$USER_ID")
+	run sql0 "select count(*) from messages where conversation_id = '$conv'"
+	assert_output 700
+	# the 500th newest message: common-word matches older than it are never walked
+	edge=$(sql0 "select to_char(created_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') from messages
+		where conversation_id = '$conv' order by created_at desc offset 499 limit 1")
+	run --separate-stderr unde-shard search <<<'{"user_id":"'$USER_ID'","query":"платье balenciaga","top_k":30}'
+	assert_success
+	assert_jq --arg r "$rare" '.episodes[0].id == $r and .episodes[0].fts_score == 1'
+	assert_jq --arg r "$rare" --arg e "$edge" '[.episodes[] | select(.id != $r)] | length > 0 and all(.created_at >= $e and .fts_score < 0.5)'
+	# newest first among equal scores
+	assert_jq --arg r "$rare" '[.episodes[] | select(.id != $r) | .created_at] | . == (sort | reverse)'
+	# a word in every message: equal scores, so exactly its 10 newest matches
+	run --separate-stderr unde-shard search <<<'{"user_id":"'$USER_ID'","query":"платье"}'
+	assert_success
+	assert_jq '[.episodes[].episode_card] == [range(1; 11) | "новое платье номер \(.)"]'
+}
+
+@test "a user message's tsv stays in its row beside the inline vector: reading it costs no TOAST fetch" {
+	m=$(uuid)
+	# a vector that does not compress, as real embeddings do not
+	v=$(python3 -c 'import json, random; random.seed(5); print(json.dumps([random.uniform(-1, 1) for _ in range(1024)]))')
+	save "$USER_ID" "$(msg "$m" user "ищу красное платье zara на вечер" '"is_embeddable":true,"embedding":'"$v")"
+	conv=$(conv_of "$USER_ID")
+	# the row is over the toaster's threshold (its 4 KB vector is inline)
+	run sql0 "select pg_column_size(m.*) > 4096 from messages m where conversation_id = '$conv' and id = '$m'"
+	assert_output t
+	# buffers read to fetch the row by primary key: with tsv in TOAST,
+	# detoasting it adds the TOAST index and page to what a fixed-width column costs
+	hits() {
+		sql0 "explain (analyze, buffers, costs off, timing off, format json) select $1 from messages
+			where conversation_id = '$conv' and id = '$m'" |
+			jq '.[0].Plan | ."Shared Hit Blocks" + ."Shared Read Blocks"'
+	}
+	fixed=$(hits 'created_at') tsv=$(hits 'length(tsv)')
+	[ "$fixed" -gt 0 ]
+	assert_equal "$tsv" "$fixed"
+	run sql0 "select count(*) from pg_attribute a join pg_inherits i on i.inhrelid = a.attrelid
+		where i.inhparent = 'messages'::regclass and a.attname = 'tsv' and a.attstorage <> 'm'"
+	assert_output 0
+}
+
 @test "a crowded neighbourhood: the nearest vector is found even when 400 nearer-looking binary codes crowd the prefilter" {
 	# the query has every sign bit set; 400 decoys share all its sign bits
 	# (Hamming distance 0) at cosine 0.53, above the threshold; the true

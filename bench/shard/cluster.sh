@@ -8,6 +8,21 @@ BENCH_PORT=${BENCH_PORT:-55432}
 
 _as_owner() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
+# _without_inherited_fds CMD…: run CMD with every descriptor above 2 closed.
+# The bench runs under `flock /tmp/unde-bench.lock …`, whose lock lives as
+# long as any process holds its descriptor: a postmaster started from
+# inside it inherited that descriptor and held the shared lock until it
+# was stopped (2026-12-03: every other bench on the machine waited 25 min).
+_without_inherited_fds() {
+	(
+		for fd in /proc/$BASHPID/fd/*; do
+			fd=${fd##*/}
+			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+		done
+		"$@"
+	)
+}
+
 bench_up() {
 	if [ ! -d "$BENCH_DIR/data" ]; then
 		mkdir -p "$BENCH_DIR"
@@ -33,7 +48,7 @@ bench_up() {
 		CONF
 	fi
 	if ! "$PG_BINDIR/pg_isready" -q -h "$BENCH_DIR" -p "$BENCH_PORT"; then
-		_as_owner "$PG_BINDIR/pg_ctl" start -w -t 120 -D "$BENCH_DIR/data" \
+		_without_inherited_fds _as_owner "$PG_BINDIR/pg_ctl" start -w -t 120 -D "$BENCH_DIR/data" \
 			-l "$BENCH_DIR/server.log" -o "-p $BENCH_PORT" >/dev/null
 	fi
 	export PGHOST=$BENCH_DIR PGPORT=$BENCH_PORT PGUSER=postgres

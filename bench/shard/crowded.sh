@@ -8,6 +8,11 @@
 #   bench/shard/crowded.sh measure   # recall@20 and latency (≈3–5 min)
 #   bench/shard/crowded.sh measure search   # only the end-to-end part (≈1 min)
 #
+# UNDE_SHARD names the unde-shard binary the end-to-end part runs (default:
+# this tree's), so that a baseline build and a change are measured in the
+# same session, e.g. under one flock:
+#   UNDE_SHARD=/tmp/base/unde-shard bench/shard/crowded.sh measure search
+#
 # Data: gen.sql with 4 five-year users (30,000 messages, 15,000 embeddable
 # each) and 20 background users; the prefilter plan's cost and recall depend
 # only on the user's own rows, so other users only make the partitions real.
@@ -19,6 +24,7 @@ top=$(cd "$here/../.." && pwd)
 export PATH=$top/src:$PATH UNDE_ENV_FILE=/dev/null
 db=shardcrowd
 url="postgresql://postgres@127.0.0.1:$BENCH_PORT/$db"
+shard_bin=${UNDE_SHARD:-$top/src/unde-shard}
 
 pct() { # p50 and p95 of the numbers on stdin (every run, not the best of several)
 	sort -n | awk '{a[NR]=$1} END {i50=int((NR-1)*0.5)+1; i95=int((NR-1)*0.95)+1; printf "p50 %.2f ms  p95 %.2f ms  (n=%d)\n", a[i50], a[i95], NR}'
@@ -49,7 +55,7 @@ measure() {
 	fi
 	work=$(mktemp -d /tmp/unde-shard-crowd.XXXXXX)
 	trap 'rm -rf "$work"' EXIT
-	echo "== whole hybrid search through 'unde-shard search' (server: hybrid_search_latency_ms; e2e: wall time / queries)"
+	echo "== whole hybrid search through $shard_bin search (server: hybrid_search_latency_ms; e2e: wall time / queries)"
 	# vector + text queries on the favourite topic; text-only common words
 	psql -X -At -d "$db" -c "SELECT json_build_object('user_id', user_id, 'query', 'topic' || t || ' sub' || s,
 		'query_embedding', v::text::json) FROM bench.crowd ORDER BY q" >"$work/q-crowded"
@@ -64,10 +70,10 @@ measure() {
 		plans=prefilter
 		[ "$set" = words ] && plans="spec prefilter"
 		for plan in $plans; do
-			unde-shard search --plan "$plan" --url "$url" <"$work/q-$set" >/dev/null 2>&1 # warm-up
+			"$shard_bin" search --plan "$plan" --url "$url" <"$work/q-$set" >/dev/null 2>&1 # warm-up
 			n=$(wc -l <"$work/q-$set")
 			t0=$(date +%s.%N)
-			UNDE_LOG_LEVEL=debug unde-shard search --plan "$plan" --url "$url" <"$work/q-$set" \
+			UNDE_LOG_LEVEL=debug "$shard_bin" search --plan "$plan" --url "$url" <"$work/q-$set" \
 				>"$work/out-$set-$plan" 2>"$work/log-$set-$plan"
 			t1=$(date +%s.%N)
 			printf '%-8s %-9s server ' "$set" "$plan"

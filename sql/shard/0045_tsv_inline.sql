@@ -1,0 +1,24 @@
+-- 0045_tsv_inline.sql — shard database (unde_shard), issue 9: the
+-- full-text branch reads tsv without a TOAST fetch.
+--
+-- Why (measured on bench/shard's crowded database): a user message's row
+-- holds its 4 KB vector inline (0006: STORAGE MAIN), so every such row is
+-- over the toaster's 2 KB threshold, and the toaster moves every other
+-- attribute of EXTENDED storage longer than a TOAST pointer out of line —
+-- tsv included, however short (a 62-byte tsvector: 42,000 TOAST values of
+-- ~75 bytes in one five-year user's partition). Each tsv the full-text
+-- branch reads (its walk of the user's newest messages, the GIN recheck,
+-- the scoring of each candidate) was then a TOAST index probe and a TOAST
+-- page on top of the heap row: counting one term among the walk's 500
+-- messages read 1,039 buffers instead of 257.
+--
+-- MAIN keeps tsv in the row: the toaster compresses it only if the row is
+-- still too big, and moves it out only when the row would not fit in a page
+-- (a message of several kilobytes), as it would for any MAIN column. Other
+-- columns are unchanged (content and the snippet are read for the final
+-- episodes only). Only rows written from now on are stored this way; a
+-- row's old TOASTed tsv moves inline when its partition is rewritten
+-- (VACUUM FULL, as `unde-shard compact` runs, re-toasts every row with the
+-- current storage).
+-- Applied by `unde-db migrate shard` inside one transaction.
+ALTER TABLE messages ALTER COLUMN tsv SET STORAGE MAIN;
