@@ -43,7 +43,17 @@ struct scale_axis {
 };
 
 struct collage_scaler {
-	int in_w, in_h;
+	int in_w, in_h; /* the samples the filter reads (halved, when halve) */
+	/* A reduction of 2 or more both ways starts with the mean of each 2×2
+	 * samples (the chroma of a 4:2:0 photo at a ~3× reduction): then the
+	 * filter has half the taps on a quarter of the samples. The rows from
+	 * libjpeg go to stage, and one row left without its pair to pending. */
+	int halve;
+	int src_w, src_h, src_have;
+	unsigned char *stage, *pending;
+	size_t stage_stride;
+	int has_pending;
+	void (*halver)(const unsigned char *a, const unsigned char *b, int src_w, unsigned char *out);
 	struct scale_axis h, v;
 	unsigned char *ring; /* ring_rows source rows, ring_stride apart */
 	size_t ring_stride;
@@ -319,6 +329,39 @@ __attribute__((target("avx2"))) static void scale_horizontal_avx2(const struct c
 }
 #endif
 
+/* Two source rows of src_w samples into one of ceil(src_w / 2): the mean
+ * of each 2×2 (the last column's pair alone when src_w is odd). */
+static void scale_halve_plain(const unsigned char *a, const unsigned char *b, int src_w,
+			      unsigned char *out)
+{
+	int x = 0;
+	for (; x + 1 < src_w; x += 2)
+		out[x / 2] = (unsigned char)((a[x] + a[x + 1] + b[x] + b[x + 1] + 2) >> 2);
+	if (x < src_w)
+		out[x / 2] = (unsigned char)((a[x] + b[x] + 1) >> 1);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+/* The same with AVX2, 32 source samples at a time (pmaddubsw adds each
+ * pair); may read 31 bytes past src_w and write 15 past the output. */
+__attribute__((target("avx2"))) static void scale_halve_avx2(const unsigned char *a,
+							      const unsigned char *b, int src_w,
+							      unsigned char *out)
+{
+	const __m256i ones = _mm256_set1_epi8(1), two = _mm256_set1_epi16(2);
+	int x = 0;
+	for (; x + 1 < src_w; x += 32) {
+		__m256i pa = _mm256_maddubs_epi16(_mm256_loadu_si256((const __m256i *)(const void *)(a + x)), ones);
+		__m256i pb = _mm256_maddubs_epi16(_mm256_loadu_si256((const __m256i *)(const void *)(b + x)), ones);
+		__m256i m = _mm256_srli_epi16(_mm256_add_epi16(_mm256_add_epi16(pa, pb), two), 2);
+		m = _mm256_permute4x64_epi64(_mm256_packus_epi16(m, m), 0xd8);
+		_mm_storeu_si128((__m128i *)(void *)(out + x / 2), _mm256_castsi256_si128(m));
+	}
+	if (src_w % 2) /* the last column alone, over what the loop made of it */
+		out[src_w / 2] = (unsigned char)((a[src_w - 1] + b[src_w - 1] + 1) >> 1);
+}
+#endif
+
 /* collage_scaler_new: see collage.h. */
 struct collage_scaler *collage_scaler_new(int in_w, int in_h, int len_x, int step_x, int off_x,
 					  int len_y, int step_y, int off_y, int batch, size_t row_bytes,
@@ -327,10 +370,18 @@ struct collage_scaler *collage_scaler_new(int in_w, int in_h, int len_x, int ste
 	struct collage_scaler *s = calloc(1, sizeof *s);
 	if (!s)
 		return NULL;
-	s->in_w = in_w;
-	s->in_h = in_h;
 	s->dst = dst;
 	s->dst_stride = dst_stride;
+	s->src_w = in_w;
+	s->src_h = in_h;
+	int cells_x = (off_x + len_x + step_x - 1) / step_x, cells_y = (off_y + len_y + step_y - 1) / step_y;
+	s->halve = in_w >= 2 * cells_x && in_h >= 2 * cells_y && in_w >= 2 && in_h >= 2;
+	if (s->halve) {
+		in_w = (in_w + 1) / 2;
+		in_h = (in_h + 1) / 2;
+	}
+	s->in_w = in_w;
+	s->in_h = in_h;
 	if (scale_axis_init(&s->h, in_w, len_x, step_x, off_x) ||
 	    scale_axis_init(&s->v, in_h, len_y, step_y, off_y)) {
 		collage_scaler_free(s);
@@ -341,8 +392,18 @@ struct collage_scaler *collage_scaler_new(int in_w, int in_h, int len_x, int ste
 		collage_scaler_free(s);
 		return NULL;
 	}
-	if (row_bytes < (size_t)in_w)
+	if (row_bytes < (size_t)s->src_w)
+		row_bytes = (size_t)s->src_w;
+	if (s->halve) {
+		s->stage_stride = (row_bytes + SCALE_SLACK + 32) / 32 * 32;
+		s->stage = calloc(s->stage_stride * (size_t)(batch > 0 ? batch : 1) + 32, 1);
+		s->pending = calloc(s->stage_stride, 1);
+		if (!s->stage || !s->pending) {
+			collage_scaler_free(s);
+			return NULL;
+		}
 		row_bytes = (size_t)in_w;
+	}
 	/* Rows that start 1 byte past a 32-byte boundary. libjpeg-turbo
 	 * writes aligned rows with non-temporal stores, which leave them in
 	 * memory and not in the cache: reading them back then stalled the
@@ -358,10 +419,12 @@ struct collage_scaler *collage_scaler_new(int in_w, int in_h, int len_x, int ste
 	}
 	s->vertical = scale_vertical_plain;
 	s->horizontal = scale_horizontal_plain;
+	s->halver = scale_halve_plain;
 #if defined(__x86_64__) && defined(__GNUC__)
 	if (__builtin_cpu_supports("avx2")) {
 		s->vertical = scale_vertical_avx2;
 		s->horizontal = scale_horizontal_avx2;
+		s->halver = scale_halve_avx2;
 	}
 #endif
 	return s;
@@ -380,6 +443,8 @@ void collage_scaler_free(struct collage_scaler *s)
 	free(s->hw);
 	free(s->win);
 	free(s->win_ok);
+	free(s->stage);
+	free(s->pending);
 	free(s);
 }
 
@@ -393,7 +458,37 @@ static unsigned char *scale_ring_row(const struct collage_scaler *s, int y)
 /* collage_scaler_slot: see collage.h. */
 unsigned char *collage_scaler_slot(const struct collage_scaler *s, int i)
 {
+	if (s->halve) /* off alignment as the ring's rows, for the same reason */
+		return (unsigned char *)(((uintptr_t)s->stage + 31) & ~(uintptr_t)31) + 1 +
+		       (size_t)i * s->stage_stride;
 	return scale_ring_row(s, s->have + i);
+}
+
+/* The staged source rows, halved into the ring: pairs, the first with
+ * the row left over from the previous batch, the last alone when the
+ * source ends on an odd row. */
+static void scale_halve_rows(struct collage_scaler *s, int rows)
+{
+	if (rows > s->src_h - s->src_have)
+		rows = s->src_h - s->src_have;
+	int i = 0;
+	if (s->has_pending && rows > 0) {
+		s->halver(s->pending, collage_scaler_slot(s, 0), s->src_w, scale_ring_row(s, s->have++));
+		s->has_pending = 0;
+		i = 1;
+	}
+	for (; i + 1 < rows; i += 2)
+		s->halver(collage_scaler_slot(s, i), collage_scaler_slot(s, i + 1), s->src_w,
+			  scale_ring_row(s, s->have++));
+	if (i < rows) {
+		memcpy(s->pending, collage_scaler_slot(s, i), (size_t)s->src_w);
+		s->has_pending = 1;
+	}
+	s->src_have += rows;
+	if (s->src_have >= s->src_h && s->has_pending) {
+		s->halver(s->pending, s->pending, s->src_w, scale_ring_row(s, s->have++));
+		s->has_pending = 0;
+	}
 }
 
 /* One output row y from the source rows kept. */
@@ -413,9 +508,13 @@ static void scale_row(struct collage_scaler *s, int y)
 /* collage_scaler_fed: see collage.h. */
 int collage_scaler_fed(struct collage_scaler *s, int rows)
 {
-	s->have += rows;
-	if (s->have > s->in_h)
-		s->have = s->in_h;
+	if (s->halve) {
+		scale_halve_rows(s, rows);
+	} else {
+		s->have += rows;
+		if (s->have > s->in_h)
+			s->have = s->in_h;
+	}
 	while (s->next < s->v.cells && s->v.start[s->next] + s->v.n[s->next] <= s->have)
 		scale_row(s, s->next++);
 	return s->next >= s->v.cells;
