@@ -118,6 +118,9 @@ int collage_scaler_done(const struct collage_scaler *s);
 /* The number of cells across and down. */
 void collage_scaler_cells(const struct collage_scaler *s, int *w, int *h);
 
+/* A thread that made scalers is ending: the filters it kept are freed. */
+void collage_scaler_thread_done(void);
+
 /* --- vips.c: everything else, through libvips, loaded when first needed --------- */
 
 /* The upright size of any image libvips reads, and whether its EXIF

@@ -154,11 +154,12 @@ static void collage_work(struct collage_pool *pool)
 	}
 }
 
-/* A helper thread of collage_work: parts, then libvips' per-thread
+/* A helper thread of collage_work: parts, then its filters and libvips' per-thread
  * buffers freed if it used libvips. */
 static void *collage_worker(void *arg)
 {
 	collage_work(arg);
+	collage_scaler_thread_done();
 	collage_vips_thread_done();
 	return NULL;
 }
@@ -219,6 +220,7 @@ void collage_thread_done(void)
 	free(collage_pixels);
 	collage_pixels = NULL;
 	collage_pixels_size = 0;
+	collage_scaler_thread_done();
 	collage_vips_thread_done();
 }
 

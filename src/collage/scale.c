@@ -40,6 +40,16 @@ struct scale_axis {
 	int *start, *n;
 	uint16_t *w;
 	int stride, taps, cells;
+	uint16_t *hw; /* the weights again, k8 per cell (see scale_hw_init) */
+	int k8;       /* 4 or 8 taps per cell in hw; 0: no vector pass */
+	/* with 4 taps, for each 8 cells whose samples lie within 16 bytes
+	 * from the first one's start: where each cell's samples are in those
+	 * 16 (32 bytes, for vpshufb), and 0 where they are not */
+	unsigned char *win;
+	unsigned char *win_ok;
+	int in, len, step, off; /* what it was made for (scale_axis_get) */
+	int refs;               /* scalers using it */
+	int cached;             /* in this thread's scale_cache */
 };
 
 struct collage_scaler {
@@ -54,7 +64,7 @@ struct collage_scaler {
 	size_t stage_stride;
 	int has_pending;
 	void (*halver)(const unsigned char *a, const unsigned char *b, int src_w, unsigned char *out);
-	struct scale_axis h, v;
+	struct scale_axis *h, *v; /* shared, read only */
 	unsigned char *ring; /* ring_rows source rows, ring_stride apart */
 	size_t ring_stride;
 	int ring_rows;
@@ -64,13 +74,6 @@ struct collage_scaler {
 	size_t dst_stride;
 	const unsigned char **rows; /* the rows of ring one output row reads */
 	unsigned char *mid;         /* one row after the vertical pass (and slack) */
-	uint16_t *hw;               /* horizontal weights, k8 per cell (see scale_hw_init) */
-	int k8;                     /* 4 or 8 taps per cell in hw; 0: no vector pass */
-	/* with 4 taps, for each 8 cells whose samples lie within 16 bytes
-	 * from the first one's start: where each cell's samples are in those
-	 * 16 (32 bytes, for vpshufb), and 0 where they are not */
-	unsigned char *win;
-	unsigned char *win_ok;
 	void (*vertical)(const unsigned char *const *r, const uint16_t *w, int n, size_t len,
 			 unsigned char *out);
 	void (*horizontal)(const struct collage_scaler *s, unsigned char *out);
@@ -82,6 +85,9 @@ static void scale_axis_free(struct scale_axis *a)
 	free(a->start);
 	free(a->n);
 	free(a->w);
+	free(a->hw);
+	free(a->win);
+	free(a->win_ok);
 }
 
 /* Work out the taps that reduce (or, for a photo smaller than its part,
@@ -213,37 +219,108 @@ __attribute__((target("avx2"))) static void scale_vertical_avx2(const unsigned c
  * taps from its start, zero weights added (for pmaddwd: s16 ≤ 256). The source row has slack
  * after it, so the added taps may read past its end. 0, or -1 when out
  * of memory. */
-static int scale_hw_init(struct collage_scaler *s, int k)
+static int scale_hw_init(struct scale_axis *a, int k)
 {
-	struct scale_axis *a = &s->h;
-	if (!(s->hw = calloc((size_t)a->cells * (size_t)k + 8 * (size_t)k, sizeof *s->hw)))
+	if (!(a->hw = calloc((size_t)a->cells * (size_t)k + 8 * (size_t)k, sizeof *a->hw)))
 		return -1;
 	for (int x = 0; x < a->cells; x++)
-		memcpy(s->hw + (size_t)x * k, a->w + (size_t)x * a->stride, (size_t)a->n[x] * sizeof *s->hw);
-	s->k8 = k;
+		memcpy(a->hw + (size_t)x * k, a->w + (size_t)x * a->stride, (size_t)a->n[x] * sizeof *a->hw);
+	a->k8 = k;
 	if (k != 4)
 		return 0;
 	size_t groups = (size_t)a->cells / 8;
-	if (!(s->win = malloc(groups * 32 + 1)) || !(s->win_ok = malloc(groups + 1)))
+	if (!(a->win = malloc(groups * 32 + 1)) || !(a->win_ok = malloc(groups + 1)))
 		return -1;
 	for (size_t g = 0; g < groups; g++) {
 		const int *st = a->start + g * 8;
-		s->win_ok[g] = st[7] + 3 - st[0] <= 15;
+		a->win_ok[g] = st[7] + 3 - st[0] <= 15;
 		for (int i = 0; i < 8; i++)
 			for (int t = 0; t < 4; t++)
-				s->win[g * 32 + (size_t)i * 4 + (size_t)t] =
-					(unsigned char)(s->win_ok[g] ? st[i] - st[0] + t : 0);
+				a->win[g * 32 + (size_t)i * 4 + (size_t)t] =
+					(unsigned char)(a->win_ok[g] ? st[i] - st[0] + t : 0);
 	}
 	return 0;
+}
+
+/* The axes made last on this thread: the parts of one collage, and its
+ * Cb and Cr, mostly have the same ones. */
+#define SCALE_CACHE 8
+static __thread struct scale_axis *scale_cache[SCALE_CACHE];
+static __thread unsigned scale_cache_next;
+
+/* Drop a scaler's use of a; freed when no scaler uses it and it is no
+ * longer cached. */
+static void scale_axis_put(struct scale_axis *a)
+{
+	if (a && --a->refs == 0 && !a->cached) {
+		scale_axis_free(a);
+		free(a);
+	}
+}
+
+/* The axis for scale_axis_init's arguments, from the cache or made (and
+ * cached), with its weights for the vector pass: one use more. NULL when
+ * out of memory. */
+static struct scale_axis *scale_axis_get(int in, int len, int step, int off)
+{
+	for (int i = 0; i < SCALE_CACHE; i++) {
+		struct scale_axis *a = scale_cache[i];
+		if (a && a->in == in && a->len == len && a->step == step && a->off == off) {
+			a->refs++;
+			return a;
+		}
+	}
+	struct scale_axis *a = malloc(sizeof *a);
+	if (!a)
+		return NULL;
+	if (scale_axis_init(a, in, len, step, off)) {
+		free(a);
+		return NULL;
+	}
+	int k = a->taps <= 4 ? 4 : a->taps <= 8 ? 8 : 0;
+	if (k && scale_hw_init(a, k)) {
+		scale_axis_free(a);
+		free(a);
+		return NULL;
+	}
+	a->in = in;
+	a->len = len;
+	a->step = step;
+	a->off = off;
+	a->refs = 1;
+	a->cached = 1;
+	unsigned slot = scale_cache_next++ % SCALE_CACHE;
+	struct scale_axis *old = scale_cache[slot];
+	scale_cache[slot] = a;
+	if (old) {
+		old->cached = 0;
+		old->refs++;
+		scale_axis_put(old);
+	}
+	return a;
+}
+
+/* collage_scaler_thread_done: see collage.h. */
+void collage_scaler_thread_done(void)
+{
+	for (int i = 0; i < SCALE_CACHE; i++) {
+		struct scale_axis *a = scale_cache[i];
+		scale_cache[i] = NULL;
+		if (a) {
+			a->cached = 0;
+			a->refs++;
+			scale_axis_put(a);
+		}
+	}
 }
 
 /* One cell of the horizontal pass, plain C. */
 static inline unsigned char scale_h1(const struct collage_scaler *s, int x)
 {
-	const uint16_t *w = s->h.w + (size_t)x * s->h.stride;
-	const unsigned char *p = s->mid + s->h.start[x];
+	const uint16_t *w = s->h->w + (size_t)x * s->h->stride;
+	const unsigned char *p = s->mid + s->h->start[x];
 	unsigned acc = 128;
-	for (int t = 0; t < s->h.n[x]; t++)
+	for (int t = 0; t < s->h->n[x]; t++)
 		acc += p[t] * (unsigned)w[t];
 	return (unsigned char)(acc >> 8);
 }
@@ -251,7 +328,7 @@ static inline unsigned char scale_h1(const struct collage_scaler *s, int x)
 /* The horizontal pass from mid to out, exactly h.cells bytes, plain C. */
 static void scale_horizontal_plain(const struct collage_scaler *s, unsigned char *out)
 {
-	for (int x = 0; x < s->h.cells; x++)
+	for (int x = 0; x < s->h->cells; x++)
 		out[x] = scale_h1(s, x);
 }
 
@@ -264,19 +341,19 @@ static void scale_horizontal_plain(const struct collage_scaler *s, unsigned char
 __attribute__((target("avx2"))) static void scale_horizontal_avx2(const struct collage_scaler *s,
 								   unsigned char *out)
 {
-	int x = 0, cells = s->h.cells;
+	int x = 0, cells = s->h->cells;
 	const __m128i zero = _mm_setzero_si128(), half = _mm_set1_epi32(128);
-	if (s->k8 == 4)
+	if (s->h->k8 == 4)
 		for (; x + 8 <= cells; x += 8) {
-			const int *st = s->h.start + x;
-			const uint16_t *wp = s->hw + (size_t)x * 4;
+			const int *st = s->h->start + x;
+			const uint16_t *wp = s->h->hw + (size_t)x * 4;
 			__m128i lo, hi;
-			if (s->win_ok[x / 8]) {
+			if (s->h->win_ok[x / 8]) {
 				/* one load for the 8 cells, each one's 4 samples picked out */
 				__m256i p = _mm256_broadcastsi128_si256(
 					_mm_loadu_si128((const __m128i *)(const void *)(s->mid + st[0])));
 				p = _mm256_shuffle_epi8(
-					p, _mm256_loadu_si256((const __m256i *)(const void *)(s->win + (size_t)x * 4)));
+					p, _mm256_loadu_si256((const __m256i *)(const void *)(s->h->win + (size_t)x * 4)));
 				/* lane 0 has cells 0-3, lane 1 cells 4-7 */
 				__m256i z = _mm256_setzero_si256();
 				__m256i w01 = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)(const void *)(wp + 16)),
@@ -307,10 +384,10 @@ __attribute__((target("avx2"))) static void scale_horizontal_avx2(const struct c
 			__m128i o = _mm_packus_epi16(_mm_packs_epi32(lo, hi), zero);
 			_mm_storel_epi64((__m128i *)(void *)(out + x), o);
 		}
-	else if (s->k8 == 8)
+	else if (s->h->k8 == 8)
 		for (; x + 8 <= cells; x += 8) {
-			const int *st = s->h.start + x;
-			const __m128i *w = (const __m128i *)(const void *)(s->hw + (size_t)x * 8);
+			const int *st = s->h->start + x;
+			const __m128i *w = (const __m128i *)(const void *)(s->h->hw + (size_t)x * 8);
 			__m128i v[8];
 			for (int i = 0; i < 8; i++) {
 				__m128i p = _mm_loadl_epi64((const __m128i *)(const void *)(s->mid + st[i]));
@@ -382,13 +459,8 @@ struct collage_scaler *collage_scaler_new(int in_w, int in_h, int len_x, int ste
 	}
 	s->in_w = in_w;
 	s->in_h = in_h;
-	if (scale_axis_init(&s->h, in_w, len_x, step_x, off_x) ||
-	    scale_axis_init(&s->v, in_h, len_y, step_y, off_y)) {
-		collage_scaler_free(s);
-		return NULL;
-	}
-	int k = s->h.taps <= 4 ? 4 : s->h.taps <= 8 ? 8 : 0;
-	if (k && scale_hw_init(s, k)) {
+	if (!(s->h = scale_axis_get(in_w, len_x, step_x, off_x)) ||
+	    !(s->v = scale_axis_get(in_h, len_y, step_y, off_y))) {
 		collage_scaler_free(s);
 		return NULL;
 	}
@@ -409,9 +481,9 @@ struct collage_scaler *collage_scaler_new(int in_w, int in_h, int len_x, int ste
 	 * memory and not in the cache: reading them back then stalled the
 	 * vertical pass for a quarter of the whole decoding. */
 	s->ring_stride = (row_bytes + SCALE_SLACK + 32) / 32 * 32;
-	s->ring_rows = s->v.taps + (batch > 0 ? batch : 1);
+	s->ring_rows = s->v->taps + (batch > 0 ? batch : 1);
 	s->ring = calloc(s->ring_stride * (size_t)s->ring_rows + 32, 1);
-	s->rows = malloc((size_t)s->v.taps * sizeof *s->rows);
+	s->rows = malloc((size_t)s->v->taps * sizeof *s->rows);
 	s->mid = calloc((size_t)in_w + SCALE_SLACK + 16, 1);
 	if (!s->ring || !s->rows || !s->mid) {
 		collage_scaler_free(s);
@@ -435,14 +507,11 @@ void collage_scaler_free(struct collage_scaler *s)
 {
 	if (!s)
 		return;
-	scale_axis_free(&s->h);
-	scale_axis_free(&s->v);
+	scale_axis_put(s->h);
+	scale_axis_put(s->v);
 	free(s->ring);
 	free(s->rows);
 	free(s->mid);
-	free(s->hw);
-	free(s->win);
-	free(s->win_ok);
 	free(s->stage);
 	free(s->pending);
 	free(s);
@@ -494,8 +563,8 @@ static void scale_halve_rows(struct collage_scaler *s, int rows)
 /* One output row y from the source rows kept. */
 static void scale_row(struct collage_scaler *s, int y)
 {
-	int n = s->v.n[y], start = s->v.start[y];
-	const uint16_t *w = s->v.w + (size_t)y * s->v.stride;
+	int n = s->v->n[y], start = s->v->start[y];
+	const uint16_t *w = s->v->w + (size_t)y * s->v->stride;
 	for (int t = 0; t < n; t++)
 		s->rows[t] = scale_ring_row(s, start + t);
 	if (n == 1)
@@ -515,20 +584,20 @@ int collage_scaler_fed(struct collage_scaler *s, int rows)
 		if (s->have > s->in_h)
 			s->have = s->in_h;
 	}
-	while (s->next < s->v.cells && s->v.start[s->next] + s->v.n[s->next] <= s->have)
+	while (s->next < s->v->cells && s->v->start[s->next] + s->v->n[s->next] <= s->have)
 		scale_row(s, s->next++);
-	return s->next >= s->v.cells;
+	return s->next >= s->v->cells;
 }
 
 /* collage_scaler_done: see collage.h. */
 int collage_scaler_done(const struct collage_scaler *s)
 {
-	return s->next >= s->v.cells;
+	return s->next >= s->v->cells;
 }
 
 /* collage_scaler_cells: see collage.h. */
 void collage_scaler_cells(const struct collage_scaler *s, int *w, int *h)
 {
-	*w = s->h.cells;
-	*h = s->v.cells;
+	*w = s->h->cells;
+	*h = s->v->cells;
 }
