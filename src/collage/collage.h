@@ -47,34 +47,79 @@ struct collage_jpeg_info {
  * libjpeg cannot read it. */
 int collage_jpeg_probe(const void *data, size_t len, struct collage_jpeg_info *info);
 
-/* Decode a plain JPEG (see above) to w×h upright pixels, RGB, into dst
- * (rows stride bytes apart): DCT-scaled by the smallest 1/8, 1/4, 1/2 or 1 not
- * smaller than w×h, the rest by collage_scaler, the EXIF orientation
- * applied. 0, -2 when the data ends early (a scan cut short: final, no
- * other decoder should make up the rest), or -1 with why set. */
-int collage_jpeg_part(const void *data, size_t len, int orientation, int w, int h,
-		      unsigned char *dst, size_t stride, char *why, size_t whylen);
+/* Where one part's pixels go. The collage is kept as libjpeg encodes it:
+ * a Y plane of its full size and Cb, Cr planes of cells of step×step
+ * pixels (2 below quality 90, else 1). A part writes its Y straight into
+ * the plane; its chroma goes to cells of its own (cb, cr), which image.c
+ * joins into the planes once every part is done: a part that begins or
+ * ends on an odd pixel shares a cell with its neighbour (or with the
+ * white around it). */
+struct collage_part_out {
+	int w, h;         /* the part's upright size */
+	unsigned char *y; /* its top left pixel in the Y plane */
+	size_t y_stride;
+	int step;         /* chroma cells are step×step pixels of the collage */
+	int off_x, off_y; /* the part begins this far into its first cell */
+	unsigned char *cb, *cr; /* its cells, cw × ch, cw bytes apart */
+	int cw, ch;
+};
 
-/* Encode w×h RGB pixels (rows stride bytes apart) as a baseline JPEG at
- * quality (chroma halved below 90, as libvips does), with a JFIF header
- * and no other metadata, into *out (malloc'd). 0, or -1 with why set. */
-int collage_jpeg_encode(const unsigned char *rgb, int w, int h, size_t stride, int quality,
-			unsigned char **out, size_t *len, char *why, size_t whylen);
+/* Decode a plain JPEG (see above) into its part: DCT-scaled by the smallest
+ * 1/8, 1/4, 1/2 or 1 not smaller than the part, its planes as libjpeg
+ * decodes them (no colour conversion) reduced by collage_scaler, the EXIF
+ * orientation applied. 0, -2 when the data ends early (a scan cut short:
+ * final, no other decoder should make up the rest), or -1 with why set. */
+int collage_jpeg_part(const void *data, size_t len, int orientation,
+		      const struct collage_part_out *out, char *why, size_t whylen);
+
+/* Encode the collage's planes (w×h pixels; Y, Cb, Cr; chroma cells
+ * step×step; each plane padded to whole 8×8 blocks of cells, which this
+ * fills by repeating the edge) as a baseline JPEG at quality, with a
+ * JFIF header and no other metadata, into *out (malloc'd). 0, or -1 with
+ * why set. */
+int collage_jpeg_encode(unsigned char *const planes[3], const size_t strides[3], int w, int h,
+			int step, int quality, unsigned char **out, size_t *len, char *why,
+			size_t whylen);
+
+/* --- image.c: parts from whole pixels ----------------------------------------- */
+
+/* A part from its w×h upright pixels: sample (x, y) of component c at
+ * p[c] + y * stride + x * pixstep; RGB when rgb (converted as libjpeg
+ * does), else Y, Cb, Cr; only Y when p[1] is NULL (grey). 0, or -1 when
+ * out of memory. */
+int collage_part_from_pixels(const struct collage_part_out *out, const unsigned char *const p[3],
+			     size_t pixstep, size_t stride, int rgb);
 
 /* --- scale.c: the reduce ---------------------------------------------------- */
 
 struct collage_scaler;
 
-/* A resampler from in_w×in_h to out_w×out_h RGB (see scale.c), or NULL
- * when out of memory. */
-struct collage_scaler *collage_scaler_new(int in_w, int in_h, int out_w, int out_h);
+/* A resampler of one plane of in_w×in_h samples to the cells of a part
+ * len_x×len_y pixels large (cells step pixels wide, the first begun off
+ * pixels before the part: see scale.c), written to dst, dst_stride bytes
+ * apart. Source rows are written by the caller into collage_scaler_slot,
+ * up to batch of them at once, each row_bytes long at most. NULL when out
+ * of memory. */
+struct collage_scaler *collage_scaler_new(int in_w, int in_h, int len_x, int step_x, int off_x,
+					  int len_y, int step_y, int off_y, int batch, size_t row_bytes,
+					  unsigned char *dst, size_t dst_stride);
 void collage_scaler_free(struct collage_scaler *s);
 
-/* Pull source rows with read_row (in_w * 3 bytes each, top to bottom, only
- * as many as the output needs) and write the out_h output rows to dst,
- * stride bytes apart. 0, or -1 when read_row failed. */
-int collage_scaler_run(struct collage_scaler *s, int (*read_row)(void *ctx, unsigned char *row),
-		       void *ctx, unsigned char *dst, size_t stride);
+/* Where to write the source row i rows after those given so far (i < batch). */
+unsigned char *collage_scaler_slot(const struct collage_scaler *s, int i);
+
+/* rows more source rows were written to the slots: every output row they
+ * complete is written. 1 when the last output row is written, else 0. */
+int collage_scaler_fed(struct collage_scaler *s, int rows);
+
+/* Whether every output row is written. */
+int collage_scaler_done(const struct collage_scaler *s);
+
+/* The number of cells across and down. */
+void collage_scaler_cells(const struct collage_scaler *s, int *w, int *h);
+
+/* A thread that made scalers is ending: the filters it kept are freed. */
+void collage_scaler_thread_done(void);
 
 /* --- vips.c: everything else, through libvips, loaded when first needed --------- */
 

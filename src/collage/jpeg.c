@@ -146,24 +146,16 @@ int collage_jpeg_probe(const void *data, size_t len, struct collage_jpeg_info *i
 	return 0;
 }
 
-/* read_row for collage_scaler_run: the next decoded scanline. */
-static int jpeg_read_row(void *ctx, unsigned char *row)
-{
-	struct jpeg_decompress_struct *c = ctx;
-	JSAMPROW r = row;
-	return jpeg_read_scanlines(c, &r, 1) == 1 ? 0 : -1;
-}
-
-/* Turn a w×h RGB image as stored into its upright orientation (EXIF
- * 2…8) in dst: the mirrors and quarter turns libvips' autorot makes. */
-static void jpeg_orient(const unsigned char *src, int w, int h, int orientation, unsigned char *dst,
-			size_t stride)
+/* Turn a w×h plane as stored into its upright orientation (EXIF 2…8) in
+ * dst (uw bytes apart): the mirrors and quarter turns libvips' autorot
+ * makes. */
+static void jpeg_orient(const unsigned char *src, int w, int h, int orientation, unsigned char *dst)
 {
 	int swap = orientation >= 5;
 	int uw = swap ? h : w, uh = swap ? w : h;
 	for (int y = 0; y < uh; y++) {
-		unsigned char *o = dst + (size_t)y * stride;
-		for (int x = 0; x < uw; x++, o += 3) {
+		unsigned char *o = dst + (size_t)y * (size_t)uw;
+		for (int x = 0; x < uw; x++) {
 			int sx, sy;
 			switch (orientation) {
 			case 2: sx = w - 1 - x; sy = y; break;
@@ -175,7 +167,7 @@ static void jpeg_orient(const unsigned char *src, int w, int h, int orientation,
 			case 8: sx = w - 1 - y; sy = x; break;
 			default: sx = x; sy = y; break;
 			}
-			memcpy(o, src + ((size_t)sy * (size_t)w + (size_t)sx) * 3, 3);
+			o[x] = src[(size_t)sy * (size_t)w + (size_t)sx];
 		}
 	}
 }
@@ -185,17 +177,49 @@ static void jpeg_orient(const unsigned char *src, int w, int h, int orientation,
 struct jpeg_part {
 	struct jpeg_decompress_struct c;
 	struct jpeg_fail f;
-	struct collage_scaler *sc;
-	unsigned char *stored; /* the part before its EXIF turn */
-	int sw, sh;            /* the size wanted, as stored */
+	struct collage_scaler *sc[3];
+	unsigned char *stored[3]; /* the planes at the part's size before their EXIF turn */
+	int sw, sh;               /* the part's size as stored */
+	int direct; /* straight into the collage (see jpeg_part_scalers) */
 	char *why;
 	size_t whylen;
 };
 
-/* Decode x's JPEG, DCT-scaled, then reduced into dst (or x->stored).
- * 0, or -1 with x->why set; x->sc and x->stored are the caller's to free. */
-static int jpeg_part_decode(struct jpeg_part *x, const void *data, size_t len, unsigned char *dst,
-			    size_t stride)
+/* The plane scalers of x: straight into the part's Y plane and chroma
+ * cells when the JPEG is YCbCr (or grey) and upright (direct), else to
+ * whole planes at the part's stored size (x->stored). 0, or -1. */
+static int jpeg_part_scalers(struct jpeg_part *x, const struct collage_part_out *out, int direct)
+{
+	for (int ci = 0; ci < x->c.num_components; ci++) {
+		jpeg_component_info *comp = &x->c.comp_info[ci];
+		int in_w = (int)comp->downsampled_width, in_h = (int)comp->downsampled_height;
+		int batch = comp->v_samp_factor * comp->DCT_scaled_size;
+		size_t row = (size_t)comp->width_in_blocks * (size_t)comp->DCT_scaled_size;
+		if (!direct) {
+			x->stored[ci] = malloc((size_t)x->sw * (size_t)x->sh);
+			x->sc[ci] = x->stored[ci] ? collage_scaler_new(in_w, in_h, x->sw, 1, 0, x->sh, 1, 0,
+								       batch, row, x->stored[ci],
+								       (size_t)x->sw)
+						  : NULL;
+		} else if (ci == 0) {
+			x->sc[ci] = collage_scaler_new(in_w, in_h, out->w, 1, 0, out->h, 1, 0, batch, row,
+						       out->y, out->y_stride);
+		} else {
+			x->sc[ci] = collage_scaler_new(in_w, in_h, out->w, out->step, out->off_x, out->h,
+						       out->step, out->off_y, batch, row,
+						       ci == 1 ? out->cb : out->cr, (size_t)out->cw);
+		}
+		if (!x->sc[ci])
+			return -1;
+	}
+	return 0;
+}
+
+/* Decode x's JPEG, DCT-scaled, its planes as they come from libjpeg's
+ * IDCT reduced into the part (or x->stored). 0, or -1 with x->why set;
+ * x->sc and x->stored are the caller's to free. */
+static int jpeg_part_decode(struct jpeg_part *x, const void *data, size_t len,
+			    const struct collage_part_out *out, int orientation)
 {
 	if (setjmp(x->f.back)) {
 		snprintf(x->why, x->whylen, "%s", x->f.msg[0] ? x->f.msg : "libjpeg failed");
@@ -203,7 +227,11 @@ static int jpeg_part_decode(struct jpeg_part *x, const void *data, size_t len, u
 	}
 	jpeg_mem_src(&x->c, data, (unsigned long)len);
 	jpeg_read_header(&x->c, TRUE);
-	x->c.out_color_space = JCS_RGB;
+	x->c.raw_data_out = TRUE;
+	/* straight into the collage when nothing is left to do after the
+	 * reduce: no turn, and YCbCr or grey as the collage is */
+	x->direct = orientation == 1 && (x->c.jpeg_color_space == JCS_YCbCr ||
+					 x->c.jpeg_color_space == JCS_GRAYSCALE);
 	/* the smallest of 1/8, 1/4, 1/2, 1/1 not smaller than the part. libjpeg
 	 * offers every M/8, but libjpeg-turbo has SIMD code only for these
 	 * (3/8 of a 1200×1600 photo decoded slower than 4/8, its 3×3 and 6×6
@@ -214,56 +242,126 @@ static int jpeg_part_decode(struct jpeg_part *x, const void *data, size_t len, u
 		if ((int)x->c.output_width >= x->sw && (int)x->c.output_height >= x->sh)
 			break;
 	}
-	jpeg_calc_output_dimensions(&x->c);
-	x->sc = collage_scaler_new((int)x->c.output_width, (int)x->c.output_height, x->sw, x->sh);
-	if (!x->sc) {
+	jpeg_start_decompress(&x->c);
+	int nc = x->c.num_components;
+	if (nc != 1 && nc != 3) {
+		snprintf(x->why, x->whylen, "libjpeg gave %d components", nc);
+		return -1;
+	}
+	if (jpeg_part_scalers(x, out, x->direct) != 0) {
 		snprintf(x->why, x->whylen, "out of memory");
 		return -1;
 	}
-	jpeg_start_decompress(&x->c);
-	if (x->c.output_components != 3) {
-		snprintf(x->why, x->whylen, "libjpeg gave %d bands, not RGB", x->c.output_components);
-		return -1;
-	}
-	if (collage_scaler_run(x->sc, jpeg_read_row, &x->c, x->stored ? x->stored : dst,
-			       x->stored ? (size_t)x->sw * 3 : stride) != 0) {
-		snprintf(x->why, x->whylen, "the JPEG ended early");
-		return -1;
+	JSAMPROW rows[3][32];
+	JSAMPARRAY planes[3] = { rows[0], rows[1], rows[2] };
+	int lines = x->c.max_v_samp_factor * x->c.min_DCT_scaled_size;
+	for (int ci = 0; ci < nc; ci++)
+		if (x->c.comp_info[ci].v_samp_factor * x->c.comp_info[ci].DCT_scaled_size > 32) {
+			snprintf(x->why, x->whylen, "unusual JPEG sampling");
+			return -1;
+		}
+	for (;;) {
+		int done = 1;
+		for (int ci = 0; ci < nc; ci++)
+			done &= collage_scaler_done(x->sc[ci]);
+		if (done)
+			break;
+		if (x->c.output_scanline >= x->c.output_height) {
+			snprintf(x->why, x->whylen, "the JPEG ended early");
+			return -1;
+		}
+		for (int ci = 0; ci < nc; ci++) {
+			int n = x->c.comp_info[ci].v_samp_factor * x->c.comp_info[ci].DCT_scaled_size;
+			for (int r = 0; r < n; r++)
+				rows[ci][r] = collage_scaler_slot(x->sc[ci], r);
+		}
+		if (jpeg_read_raw_data(&x->c, planes, (JDIMENSION)lines) == 0) {
+			snprintf(x->why, x->whylen, "the JPEG ended early");
+			return -1;
+		}
+		for (int ci = 0; ci < nc; ci++)
+			collage_scaler_fed(x->sc[ci],
+					   x->c.comp_info[ci].v_samp_factor * x->c.comp_info[ci].DCT_scaled_size);
 	}
 	/* the rows below the last one the part needed are not decoded */
 	jpeg_abort_decompress(&x->c);
 	return 0;
 }
 
-/* collage_jpeg_part: see collage.h. */
-int collage_jpeg_part(const void *data, size_t len, int orientation, int w, int h,
-		      unsigned char *dst, size_t stride, char *why, size_t whylen)
+/* The part from x's whole planes at its stored size: turned upright,
+ * then converted and reduced to cells by collage_part_from_pixels. 0, or
+ * -1 when out of memory. */
+static int jpeg_part_finish(struct jpeg_part *x, int orientation, const struct collage_part_out *out)
 {
-	struct jpeg_part x = { .sw = orientation >= 5 ? h : w, .sh = orientation >= 5 ? w : h,
-			       .why = why, .whylen = whylen };
-	if (orientation != 1 && !(x.stored = malloc((size_t)x.sw * (size_t)x.sh * 3))) {
-		snprintf(why, whylen, "out of memory");
-		return -1;
+	int nc = x->c.num_components, rc = 0;
+	unsigned char *up[3] = { NULL, NULL, NULL };
+	const unsigned char *p[3] = { NULL, NULL, NULL };
+	for (int ci = 0; ci < nc; ci++) {
+		if (orientation == 1) {
+			p[ci] = x->stored[ci];
+			continue;
+		}
+		if (!(up[ci] = malloc((size_t)out->w * (size_t)out->h))) {
+			rc = -1;
+			break;
+		}
+		jpeg_orient(x->stored[ci], x->sw, x->sh, orientation, up[ci]);
+		p[ci] = up[ci];
 	}
+	if (rc == 0)
+		rc = collage_part_from_pixels(out, p, 1, (size_t)out->w,
+					      x->c.jpeg_color_space == JCS_RGB);
+	for (int ci = 0; ci < 3; ci++)
+		free(up[ci]);
+	return rc;
+}
+
+/* collage_jpeg_part: see collage.h. */
+int collage_jpeg_part(const void *data, size_t len, int orientation,
+		      const struct collage_part_out *out, char *why, size_t whylen)
+{
+	struct jpeg_part x = { .sw = orientation >= 5 ? out->h : out->w,
+			       .sh = orientation >= 5 ? out->w : out->h,
+			       .why = why, .whylen = whylen };
 	jpeg_fail_init(&x.f);
 	x.c.err = &x.f.pub;
 	jpeg_create_decompress(&x.c);
-	int rc = jpeg_part_decode(&x, data, len, dst, stride);
+	int rc = jpeg_part_decode(&x, data, len, out, orientation);
 	if (rc && x.f.truncated) {
 		snprintf(why, whylen, "truncated JPEG: %s", x.f.msg);
 		rc = -2;
 	}
+	if (rc == 0 && x.direct && x.c.num_components == 1) { /* grey: no colour */
+		memset(out->cb, 128, (size_t)out->cw * (size_t)out->ch);
+		memset(out->cr, 128, (size_t)out->cw * (size_t)out->ch);
+	}
+	if (rc == 0 && !x.direct && jpeg_part_finish(&x, orientation, out) != 0) {
+		snprintf(why, whylen, "out of memory");
+		rc = -1;
+	}
 	jpeg_destroy_decompress(&x.c);
-	collage_scaler_free(x.sc);
-	if (rc == 0 && x.stored)
-		jpeg_orient(x.stored, x.sw, x.sh, orientation, dst, stride);
-	free(x.stored);
+	for (int ci = 0; ci < 3; ci++) {
+		collage_scaler_free(x.sc[ci]);
+		free(x.stored[ci]);
+	}
 	return rc;
 }
 
+/* Repeat the last sample of each row of a w×h plane up to padw, and its
+ * last row down to padh: libjpeg encodes whole blocks, and raw data are
+ * not padded by it. */
+static void jpeg_pad_plane(unsigned char *p, size_t stride, int w, int h, int padw, int padh)
+{
+	for (int y = 0; y < h; y++)
+		memset(p + (size_t)y * stride + w, p[(size_t)y * stride + w - 1], (size_t)(padw - w));
+	for (int y = h; y < padh; y++)
+		memcpy(p + (size_t)y * stride, p + (size_t)(h - 1) * stride, (size_t)padw);
+}
+
 /* collage_jpeg_encode: see collage.h. */
-int collage_jpeg_encode(const unsigned char *rgb, int w, int h, size_t stride, int quality,
-			unsigned char **out, size_t *len, char *why, size_t whylen)
+int collage_jpeg_encode(unsigned char *const planes[3], const size_t strides[3], int w, int h,
+			int step, int quality, unsigned char **out, size_t *len, char *why,
+			size_t whylen)
 {
 	struct jpeg_compress_struct c;
 	struct jpeg_fail f;
@@ -271,6 +369,11 @@ int collage_jpeg_encode(const unsigned char *rgb, int w, int h, size_t stride, i
 	unsigned long mlen = 0;
 	*out = NULL;
 	*len = 0;
+	int cw = (w + step - 1) / step, ch = (h + step - 1) / step;
+	jpeg_pad_plane(planes[0], strides[0], w, h, (w + 8 * step - 1) / (8 * step) * 8 * step,
+		       (h + 8 * step - 1) / (8 * step) * 8 * step);
+	for (int i = 1; i < 3; i++)
+		jpeg_pad_plane(planes[i], strides[i], cw, ch, (cw + 7) / 8 * 8, (ch + 7) / 8 * 8);
 	jpeg_fail_init(&f);
 	c.err = &f.pub;
 	jpeg_create_compress(&c);
@@ -284,20 +387,28 @@ int collage_jpeg_encode(const unsigned char *rgb, int w, int h, size_t stride, i
 	c.image_width = (JDIMENSION)w;
 	c.image_height = (JDIMENSION)h;
 	c.input_components = 3;
-	c.in_color_space = JCS_RGB;
+	c.in_color_space = JCS_YCbCr;
 	jpeg_set_defaults(&c);
 	jpeg_set_quality(&c, quality, TRUE);
 	/* libvips' jpegsave, which made these before: chroma at full
-	 * resolution from quality 90, halved both ways below */
-	int sub = quality >= 90 ? 1 : 2;
-	c.comp_info[0].h_samp_factor = sub;
-	c.comp_info[0].v_samp_factor = sub;
+	 * resolution from quality 90, halved both ways below (image.c makes
+	 * the planes so) */
+	c.comp_info[0].h_samp_factor = step;
+	c.comp_info[0].v_samp_factor = step;
 	for (int i = 1; i < c.num_components; i++)
 		c.comp_info[i].h_samp_factor = c.comp_info[i].v_samp_factor = 1;
+	c.raw_data_in = TRUE;
 	jpeg_start_compress(&c, TRUE);
-	while (c.next_scanline < c.image_height) {
-		JSAMPROW r = (JSAMPROW)(rgb + (size_t)c.next_scanline * stride);
-		jpeg_write_scanlines(&c, &r, 1);
+	int lines = 8 * step;
+	JSAMPROW rows[3][16];
+	JSAMPARRAY arr[3] = { rows[0], rows[1], rows[2] };
+	for (int y = 0; y < h; y += lines) {
+		for (int r = 0; r < lines; r++)
+			rows[0][r] = planes[0] + (size_t)(y + r) * strides[0];
+		for (int i = 1; i < 3; i++)
+			for (int r = 0; r < 8; r++)
+				rows[i][r] = planes[i] + (size_t)(y / step + r) * strides[i];
+		jpeg_write_raw_data(&c, arr, (JDIMENSION)lines);
 	}
 	jpeg_finish_compress(&c);
 	jpeg_destroy_compress(&c);
