@@ -717,3 +717,29 @@ hist_count() { unde-llm metrics | awk -v n="$1_count" '$1 == n { print $2 }'; }
 	run sql0 "select count(*) from llm_answer_meta where message_id = '$am'"
 	assert_output 1
 }
+
+@test "connections cut between turns (a restarted shard and production): the turn that meets them fails 69 and drops them all, the next ones are answered on new connections, the search worker's included" {
+	mkfifo "$TMP/in"
+	unde-llm <"$TMP/in" >"$TMP/out" 2>"$TMP/err" &
+	pid=$!
+	exec 7>"$TMP/in" # (bats writes its report on 3)
+	turn "Первый вопрос про пальто" >&7
+	for _ in $(seq 1200); do
+		[[ $(wc -l <"$TMP/out") -ge 1 ]] && break
+		sleep 0.025
+	done
+	run jq -r .message "$TMP/out"
+	assert_output "Первый вопрос про пальто"
+	for db in "$UNDE_T_S0" "$UNDE_T_PROD"; do
+		psql -XAt "$db" -c "select count(pg_terminate_backend(pid)) from pg_stat_activity
+			where datname = current_database() and pid <> pg_backend_pid()" >/dev/null
+	done
+	for n in 2 3 4 5; do turn "Вопрос номер $n про шарф" >&7; done
+	exec 7>&-
+	wait "$pid" || true
+	# one turn failed (69, the database away); the three after it are answered
+	run jq -sc '[.[] | select(.level == "error" and .record) | [.record.message, .error.code]]' "$TMP/err"
+	assert_output '[["Вопрос номер 2 про шарф","shard_unavailable"]]'
+	run jq -sc '[.[] | select(.assistant_message_id | length == 36) | .message]' "$TMP/out"
+	assert_output '["Первый вопрос про пальто","Вопрос номер 3 про шарф","Вопрос номер 4 про шарф","Вопрос номер 5 про шарф"]'
+}

@@ -80,6 +80,22 @@ void gather_unlock(struct llm_proc *p)
 		pg_commit(p->order);
 }
 
+void gather_reset(struct llm_proc *p)
+{
+	const char *url = p->x.url;
+	long shard = p->x.shard;
+	sctx_close(&p->x);
+	sctx_init(&p->x);
+	p->x.url = url;
+	p->x.shard = shard;
+	if (p->order)
+		PQfinish(p->order);
+	p->order = NULL;
+	recall_reset(p->recall);
+	log_event(LOG_WARN, "a database was unreachable: every connection closed, the next turn opens new ones",
+		  NULL);
+}
+
 void llm_iso_now(char out[40], long offset_ms)
 {
 	struct timeval tv;

@@ -211,6 +211,11 @@ int gather_turn(struct llm_proc *p, struct turn *t, const json_t *rec, struct de
 		struct shard_err *e);
 /* End the turn lock's transaction, whatever became of the turn. */
 void gather_unlock(struct llm_proc *p);
+/* After a turn failed for want of a database (69): close every connection
+ * of the process, the worker's too, so the next turn opens new ones
+ * instead of finding the dead ones one per turn (a restarted server cuts
+ * them all at once). */
+void gather_reset(struct llm_proc *p);
 /* Now (plus offset_ms) as the shard stores it: UTC with milliseconds. */
 void llm_iso_now(char out[40], long offset_ms);
 
@@ -222,6 +227,9 @@ void llm_iso_now(char out[40], long offset_ms);
 struct recall *recall_open(const struct shard_ctx *like, long top_k, struct counters *k);
 /* Stop the thread, close its connections. */
 void recall_close(struct recall *w);
+/* Close the worker's connections (between turns): its next search opens
+ * new ones. */
+void recall_reset(struct recall *w);
 /* Post t's message: the worker embeds it at once as a search query (the
  * chain of lib/embed_cohere.h: EMBEDDING_PROVIDER, EMBEDDING_MODEL; Cohere,
  * then the local embedder) under dl, then waits for recall_go. t's

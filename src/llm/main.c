@@ -297,10 +297,15 @@ static void turn_count(struct lstate *s, const struct chain_result *res)
 	counters_add(s->p.k, "llm_orchestrator_provider_fallbacks", NULL, (uint64_t)json_array_size(res->skipped));
 }
 
-/* A failed turn: counted, reported through the error contract. */
+/* A failed turn: counted, reported through the error contract; one that
+ * lost a database drops every connection (gather_reset). */
 static int turn_failed(struct lstate *s, struct turn *t, int status)
 {
 	turn_free(t);
+	if (status == EX_UNAVAILABLE) {
+		gather_unlock(&s->p);
+		gather_reset(&s->p);
+	}
 	counters_add(s->p.k, "llm_orchestrator_errors", NULL, 1);
 	return status;
 }

@@ -195,6 +195,18 @@ void recall_close(struct recall *w)
 	free(w);
 }
 
+void recall_reset(struct recall *w)
+{
+	pthread_mutex_lock(&w->mu); /* the worker is idle: it touches x only between post and done */
+	const char *url = w->x.url;
+	long shard = w->x.shard;
+	sctx_close(&w->x);
+	sctx_init(&w->x);
+	w->x.url = url;
+	w->x.shard = shard;
+	pthread_mutex_unlock(&w->mu);
+}
+
 void recall_start(struct recall *w, const struct turn *t, struct deadline dl)
 {
 	pthread_mutex_lock(&w->mu);
