@@ -663,3 +663,81 @@ deltas_match() {
 	run tail -n1 "$TMP/out"
 	assert_jq '[.providers_skipped[] | [.provider, .reason]] == [["deepseek","timeout"]]'
 }
+
+# hist_count NAME — the _count of histogram NAME as `unde-llm metrics` says
+# it ("" when never observed).
+hist_count() { unde-llm metrics | awk -v n="$1_count" '$1 == n { print $2 }'; }
+
+@test "metrics: a streamed turn counts in llm_orchestrator_response_time_seconds like a plain one, and in llm_orchestrator_stream_first_delta_seconds, which a plain turn leaves alone" {
+	providers
+	fake_config deepseek '{"reply_text":"Раз. Два. Три."}'
+	turn "Привет" | unde-llm >"$TMP/out" 2>/dev/null
+	run jq -r .provider "$TMP/out"
+	assert_output deepseek
+	assert_equal "$(hist_count llm_orchestrator_response_time_seconds)" 1
+	assert_equal "$(hist_count llm_orchestrator_stream_first_delta_seconds)" ""
+	turn "Ещё" | unde-llm --stream >"$TMP/out" 2>/dev/null
+	turn "И ещё" '{"stream":true}' | unde-llm >>"$TMP/out" 2>/dev/null
+	run jq -s '[.[] | select(.stage == "done")] | length' "$TMP/out"
+	assert_output 2
+	assert_equal "$(hist_count llm_orchestrator_response_time_seconds)" 3
+	assert_equal "$(hist_count llm_orchestrator_stream_first_delta_seconds)" 2
+	# a streamed turn answered by the local responder streams too
+	turn "А теперь без ключей" | env -u DEEPSEEK_API_KEY -u GEMINI_API_KEY -u CLAUDE_API_KEY -u QWEN_API_KEY \
+		unde-llm --stream >"$TMP/out" 2>/dev/null
+	run tail -n1 "$TMP/out"
+	assert_jq '.provider == "local" and .stage == "done"'
+	assert_equal "$(hist_count llm_orchestrator_stream_first_delta_seconds)" 3
+	assert_equal "$(hist_count llm_orchestrator_response_time_seconds)" 4
+}
+
+@test "the answer's density record is written after its line: a shard refusing it leaves the turn answered and saved, counted in llm_answer_records_failed" {
+	# refused for this test's user only, so no other test meets the trigger
+	sql0 "create function refuse_meta() returns trigger language plpgsql as \$\$ begin
+	        if new.user_id = '$U' then raise exception 'no meta today'; end if; return new; end \$\$;
+	      create trigger refuse_meta before insert on llm_answer_meta for each row execute function refuse_meta()" >/dev/null
+	turn 'Привет, как дела?' | unde-llm >"$TMP/out" 2>"$TMP/err"
+	sql0 "drop trigger refuse_meta on llm_answer_meta; drop function refuse_meta()" >/dev/null
+	run cat "$TMP/out"
+	assert_jq '(.text | length) > 0 and (.assistant_message_id | length) == 36'
+	am=$(jq -r .assistant_message_id "$TMP/out")
+	run sql0 "select role from messages where id = '$am'"
+	assert_output assistant
+	run sql0 "select count(*) from llm_answer_meta where message_id = '$am'"
+	assert_output 0
+	run grep -c "the answer's density record is missing" "$TMP/err"
+	assert_output 1
+	run unde-llm metrics
+	assert_output --partial 'llm_answer_records_failed 1'
+	# the user's next turn is unaffected and records its own
+	turn 'А сейчас?' | unde-llm >"$TMP/out" 2>/dev/null
+	am=$(jq -r .assistant_message_id "$TMP/out")
+	run sql0 "select count(*) from llm_answer_meta where message_id = '$am'"
+	assert_output 1
+}
+
+@test "connections cut between turns (a restarted shard and production): the turn that meets them fails 69 and drops them all, the next ones are answered on new connections, the search worker's included" {
+	mkfifo "$TMP/in"
+	unde-llm <"$TMP/in" >"$TMP/out" 2>"$TMP/err" &
+	pid=$!
+	exec 7>"$TMP/in" # (bats writes its report on 3)
+	turn "Первый вопрос про пальто" >&7
+	for _ in $(seq 1200); do
+		[[ $(wc -l <"$TMP/out") -ge 1 ]] && break
+		sleep 0.025
+	done
+	run jq -r .message "$TMP/out"
+	assert_output "Первый вопрос про пальто"
+	for db in "$UNDE_T_S0" "$UNDE_T_PROD"; do
+		psql -XAt "$db" -c "select count(pg_terminate_backend(pid)) from pg_stat_activity
+			where datname = current_database() and pid <> pg_backend_pid()" >/dev/null
+	done
+	for n in 2 3 4 5; do turn "Вопрос номер $n про шарф" >&7; done
+	exec 7>&-
+	wait "$pid" || true
+	# one turn failed (69, the database away); the three after it are answered
+	run jq -sc '[.[] | select(.level == "error" and .record) | [.record.message, .error.code]]' "$TMP/err"
+	assert_output '[["Вопрос номер 2 про шарф","shard_unavailable"]]'
+	run jq -sc '[.[] | select(.assistant_message_id | length == 36) | .message]' "$TMP/out"
+	assert_output '["Первый вопрос про пальто","Вопрос номер 3 про шарф","Вопрос номер 4 про шарф","Вопрос номер 5 про шарф"]'
+}

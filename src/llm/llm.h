@@ -1,7 +1,11 @@
 /* llm.h — unde-llm, the dialogue orchestrator of spec §13: one turn of
  * the avatar's conversation, split into rooms:
  *
- *   main.c       the filter: options, config, the turn's order of steps
+ *   main.c       the filter: options, config, metrics, the turn's order of
+ *                steps, the save and the output line
+ *   gather.c     what the ContextPack is made of: the user's turn lock, the
+ *                shard reads (the search on query.c's worker meanwhile),
+ *                the referenced artifact, the catalog, both filters
  *   sensors.c    mood / context / persona frames the pipe did not bring,
  *                fetched in parallel under CONTEXT_PACK_TIMEOUT, defaults
  *                on failure
@@ -12,11 +16,13 @@
  *   stream.c     the same chain streamed: delta lines before the answer
  *   responder.c  the local responder, intent
  *   catalog.c    the catalog context: products matching the message
- *   query.c      the message embedded as a search query (Cohere, else local)
+ *   query.c      the message embedded as a search query (Cohere, else
+ *                local) and searched, on a worker thread of its own
  *   stylist.c    a stylist turn's outfits from Intelistyle, SKUs checked
  *
  * A turn is a struct turn: everything read for one user message, owned by
- * main.c's on_record and freed by turn_free. */
+ * main.c's on_record and freed by turn_free. What every turn of the
+ * process shares is a struct llm_proc. */
 #ifndef UNDE_LLM_H
 #define UNDE_LLM_H
 
@@ -40,6 +46,15 @@ struct llm_conf {
 	int have_keys;                /* MASTER_ENCRYPTION_KEY set: knowledge is read */
 };
 
+/* Where a turn's ContextPack time went (ms), for the log line and
+ * bench/llm. embed and search ran on the worker, meanwhile the main
+ * thread did route … density; wait is how long it then waited for the
+ * worker. */
+struct turn_times {
+	double lock, route, knowledge, recent, catalog, density, wait, filters;
+	double embed, search;
+};
+
 struct turn {
 	const char *user_id, *message, *input_type, *request_id;
 	json_t *mood, *context, *persona;  /* owned: the frames used */
@@ -58,8 +73,22 @@ struct turn {
 	int memory_allowed;                /* the density cap left room for memories */
 	long answers_with_memory;          /* of the previous 9 answers */
 	char conv[37];                     /* the user's conversation, or "" (none yet) */
+	char locked_at[40];                /* the user message's created_at: its turn got the lock */
 	char prev_exchange[37];            /* the previous answer's exchange, or "" */
 	int prev_used_memory;              /* it recalled episodes */
+	struct turn_times times;
+};
+
+struct recall;
+
+/* The process: what every turn of one unde-llm shares (main.c owns it). */
+struct llm_proc {
+	struct shard_ctx x;     /* the main thread's shard and production connections */
+	struct shard_keys keys; /* MASTER_ENCRYPTION_KEY, when have_keys */
+	struct llm_conf cf;
+	struct counters *k;
+	struct recall *recall;  /* the search worker (query.c) */
+	PGconn *order;          /* the per-user turn lock's connection (gather.c) */
 };
 
 void turn_free(struct turn *t);
@@ -95,9 +124,13 @@ int mood_is_fragile(const json_t *mood);
  * those already in recent (no point citing what is on screen). Reads the
  * episodes' saved moods from c. Returns 0 or -1 with e. */
 int memory_filter(PGconn *c, struct turn *t, struct shard_err *e);
-/* The density cap: how many of the user's previous 9 answers used
- * memories; t->memory_allowed, and episodes cut to max_episodes (or none). */
-int memory_density(PGconn *c, struct turn *t, const struct llm_conf *cf, struct shard_err *e);
+/* The density cap's window: how many of the user's previous 9 answers
+ * used memories (t->answers_with_memory) and the last one's exchange
+ * (t->prev_exchange); nothing read when c is NULL. 0, or -1 with e. */
+int memory_density_window(PGconn *c, struct turn *t, struct shard_err *e);
+/* The cap itself, after the filters: t->memory_allowed, and the episodes
+ * cut to max_episodes (or none). */
+void memory_density_cut(struct turn *t, const struct llm_conf *cf);
 /* Record how many episodes the answer message used. 0, or -1 with e. */
 int memory_record(PGconn *c, const char *user_id, const char *message_id, const json_t *used,
 		  const char *exchange_id, struct shard_err *e);
@@ -167,16 +200,49 @@ json_t *catalog_artifact(const json_t *catalog, const char *intent, const char *
 /* Free the stemmer and the stemmed lexicon (on_finish). */
 void catalog_done(void);
 
+/* ---- gather.c ---- */
+/* Everything the ContextPack needs from the shard and production, under
+ * the user's turn lock (taken here, held until gather_unlock): the route,
+ * the conversation, the knowledge, the recent messages, the artifact, the
+ * catalog and the density window on this thread while the worker
+ * searches (recall_start must have posted the turn), then the emotional
+ * filter and the density cap over the episodes found. 0, or -1 with e. */
+int gather_turn(struct llm_proc *p, struct turn *t, const json_t *rec, struct deadline dl,
+		struct shard_err *e);
+/* End the turn lock's transaction, whatever became of the turn. */
+void gather_unlock(struct llm_proc *p);
+/* After a turn failed for want of a database (69): close every connection
+ * of the process, the worker's too, so the next turn opens new ones
+ * instead of finding the dead ones one per turn (a restarted server cuts
+ * them all at once). */
+void gather_reset(struct llm_proc *p);
+/* Now (plus offset_ms) as the shard stores it: UTC with milliseconds. */
+void llm_iso_now(char out[40], long offset_ms);
+
 /* ---- query.c ---- */
-/* The message embedded as a search query (input_type search_query) by the
- * chain of lib/embed_cohere.h (EMBEDDING_PROVIDER, EMBEDDING_MODEL: Cohere,
- * then the local embedder) under dl: a new JSON array, or NULL when
- * nothing could embed it (full-text search only). model gets the model
- * that embedded it (the search compares only messages of that model);
- * so->threshold becomes LOCAL_SIMILARITY_THRESHOLD for the local model;
- * t->query says who embedded it. */
-json_t *query_embed(struct turn *t, struct deadline dl, struct shard_search_opts *so, char *model,
-		    size_t mlen, struct counters *k);
+/* The search worker: a thread with connections of its own (to the shards
+ * like's options name, and production), kept for the life of the process.
+ * top_k: RETRIEVAL_TOP_K. Never NULL: without a thread the jobs run in
+ * recall_join. */
+struct recall *recall_open(const struct shard_ctx *like, long top_k, struct counters *k);
+/* Stop the thread, close its connections. */
+void recall_close(struct recall *w);
+/* Close the worker's connections (between turns): its next search opens
+ * new ones. */
+void recall_reset(struct recall *w);
+/* Post t's message: the worker embeds it at once as a search query (the
+ * chain of lib/embed_cohere.h: EMBEDDING_PROVIDER, EMBEDDING_MODEL; Cohere,
+ * then the local embedder) under dl, then waits for recall_go. t's
+ * user_id, message and request_id must live until recall_join. */
+void recall_start(struct recall *w, const struct turn *t, struct deadline dl);
+/* Open the gate: search (the turn holds its lock), or not (it failed). */
+void recall_go(struct recall *w, int search);
+/* Wait for the job: t->episodes (best first; [] for a user with no
+ * history), t->query {provider, model, providers_skipped?} (who embedded
+ * the query: the search compares only vectors of that model), the times.
+ * -1 with e when the search failed; 0 otherwise (also when not gated). */
+int recall_join(struct recall *w, struct turn *t, struct shard_err *e, double *embed_ms,
+		double *search_ms);
 /* Record in t->query which episodes the vector branch scored (vec_score >
  * 0): "vector_hits" [{id, vec_score}], so a test or an operator sees that
  * a query met only vectors of its own model. */

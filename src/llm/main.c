@@ -4,17 +4,19 @@
  *   unde-mood | unde-context | unde-persona | unde-llm
  *
  * or behind unde-httpd as POST /chat (etc/httpd/llm.routes). The order of
- * a turn is §13's: frames (sensors.c), route, hybrid search + knowledge +
- * recent messages + artifact + catalog, emotional filter and density cap
- * (memory.c), the ContextPack (pack.c), the LLM chain (providers.c,
- * responder.c), saving both messages through the shard client, the line. */
+ * a turn is §13's: frames (sensors.c), then under the user's turn lock the
+ * hybrid search (query.c's worker) beside the route, knowledge, recent
+ * messages, artifact and catalog, the emotional filter and density cap
+ * (gather.c, memory.c), the ContextPack (pack.c), the LLM chain
+ * (providers.c, stream.c, responder.c), saving both messages through the
+ * shard client, the line; after it the answer's density record, the end
+ * of the lock, the persona feedback. This file is the filter and that
+ * order; gather.c is what the pack is made of. */
 #include "config.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
-#include <time.h>
 
 #include "conf.h"
 #include "counters.h"
@@ -27,73 +29,17 @@
 #include "util.h"
 
 struct lstate {
-	struct shard_ctx x;
-	struct shard_keys keys;
-	struct llm_conf cf;
-	struct counters *k;
+	struct llm_proc p;
 	int show_pack;
 	int stream_all; /* --stream */
 	/* the persona feedback of the record just answered, sent after its line */
 	char fb_user[37], fb_exchange[37], fb_message[37];
 	json_t *fb_signals;
-	PGconn *order; /* the per-user turn lock's connection (turn_lock) */
+	/* the answer's density record, written after its line (record_answer) */
+	json_t *pending_used;
+	long pending_shard;
+	char pending_user[37], pending_message[37], pending_exchange[37];
 };
-
-/* One user's turns never interleave their saves: each turn runs inside a
- * transaction of its own on a dedicated connection that holds
- * pg_advisory_xact_lock(LLM, hashtext(user_id)) from before the shard is
- * read until both messages are saved. A second turn of the same user waits
- * (PostgreSQL queues the lock's waiters in arrival order), then reads a
- * history that holds the first. Transaction-scoped, so PgBouncer in
- * transaction mode keeps it; bounded by the turn's deadline (lock_timeout).
- * The lock lives in production when routing is configured (one place for
- * every shard), else in the shard. 0, or -1 with e. */
-#define TURN_LOCK_CLASS 0x4C4C4D /* "LLM" */
-static int turn_lock(struct lstate *s, const char *user_id, struct deadline dl, struct shard_err *e)
-{
-	if (!s->order) {
-		const char *url = conf_str("PRODUCTION_DB_URL", NULL), *what = "PRODUCTION_DB_URL";
-		if (!url || !*url) {
-			url = s->x.url ? s->x.url : conf_str("SHARD_0_DB_URL", NULL);
-			what = s->x.url ? "--url" : "SHARD_0_DB_URL";
-		}
-		if (!url || !*url)
-			return 0; /* --shard N alone: no shared place for the lock */
-		s->order = pg_connect(url, what);
-		if (!s->order)
-			return shard_err_set(e, EX_UNAVAILABLE, "shard_unavailable",
-					     "cannot connect for the turn lock (%s)", what);
-	}
-	char cls[16], timeout[32];
-	snprintf(cls, sizeof cls, "%d", TURN_LOCK_CLASS);
-	long left = deadline_set(dl) ? ms_left(dl) : 30000;
-	snprintf(timeout, sizeof timeout, "%ld", left > 0 ? left : 1);
-	const char *pp[] = { timeout };
-	const char *pl[] = { cls, user_id };
-	if (pg_begin(s->order) != 0 ||
-	    pg_exec(s->order, "SELECT set_config('lock_timeout', $1, true)", 1, pp) != 0 ||
-	    pg_exec(s->order, "SELECT pg_advisory_xact_lock($1::int, hashtext($2))", 2, pl) != 0) {
-		int lost = pg_connection_lost(s->order);
-		shard_err_query(e, s->order, "cannot take the user's turn lock");
-		if (!lost && !strcmp(pg_last_sqlstate(), "55P03"))
-			shard_err_set(e, EX_TEMPFAIL, "turn_busy",
-				      "another turn of this user held the lock past the deadline");
-		pg_rollback(s->order);
-		if (lost) {
-			PQfinish(s->order);
-			s->order = NULL;
-		}
-		return -1;
-	}
-	return 0;
-}
-
-/* End the turn lock's transaction, whatever became of the turn. */
-static void turn_unlock(struct lstate *s)
-{
-	if (s->order && PQtransactionStatus(s->order) != PQTRANS_IDLE)
-		pg_commit(s->order);
-}
 
 enum { OPT_SHOW_PACK = 300, OPT_STREAM };
 static const struct filter_option options[] = {
@@ -124,7 +70,8 @@ static const struct filter_field fields[] = {
 };
 
 static const struct counters_help metrics_help[] = {
-	{ "llm_orchestrator_response_time_seconds", "histogram", "Whole turn, message in to line out" },
+	{ "llm_orchestrator_response_time_seconds", "histogram", "Whole turn, message in to line out (streamed turns too: to the done line)" },
+	{ "llm_orchestrator_stream_first_delta_seconds", "histogram", "Streamed turns: message in to the first delta line out" },
 	{ "llm_orchestrator_errors", "counter", "Turns that failed" },
 	{ "llm_orchestrator_cost_microdollars", "counter", "Provider cost in millionths of a US dollar, §19's llm_orchestrator_cost_usd × 10^6 (price table in unde-llm(1))" },
 	{ "llm_orchestrator_provider_fallbacks", "counter", "Providers skipped before the one that answered" },
@@ -132,6 +79,7 @@ static const struct counters_help metrics_help[] = {
 	{ "llm_orchestrator_answers_total", "counter", "Answers by provider" },
 	{ "llm_orchestrator_sensor_defaults_total", "counter", "Sensors replaced by their default frame" },
 	{ "hybrid_search_latency_seconds", "histogram", "Hybrid search on the shard" },
+	{ "llm_answer_records_failed", "counter", "Answers sent whose density record (llm_answer_meta) could not be written" },
 	{ "user_knowledge_decrypt_errors", "counter", "User knowledge reads that failed to decrypt" },
 	{ "user_knowledge_decrypt_latency_seconds", "histogram", "User knowledge read and decrypt" },
 	{ "llm_query_embedding_fallbacks", "counter", "Queries the local embedder embedded because Cohere failed or was late" },
@@ -153,14 +101,15 @@ static int on_option(void *sp, int opt, const char *arg)
 		s->stream_all = 1;
 		return 0;
 	}
-	return sctx_option(&s->x, opt, arg) == 1 ? 0 : -1;
+	return sctx_option(&s->p.x, opt, arg) == 1 ? 0 : -1;
 }
 
 static int on_start(void *sp, struct filter_run *run, int argc, char **argv)
 {
 	(void)run, (void)argc, (void)argv;
 	struct lstate *s = sp;
-	struct llm_conf *cf = &s->cf;
+	struct llm_proc *p = &s->p;
+	struct llm_conf *cf = &p->cf;
 	cf->context_pack_timeout_ms = conf_long("CONTEXT_PACK_TIMEOUT", 3, 1, 60) * 1000;
 	cf->llm_timeout_ms = conf_long("LLM_TIMEOUT", 15, 1, 300) * 1000;
 	cf->top_k = conf_long("RETRIEVAL_TOP_K", 15, 1, 100);
@@ -171,15 +120,16 @@ static int on_start(void *sp, struct filter_run *run, int argc, char **argv)
 	const char *mk = conf_str("MASTER_ENCRYPTION_KEY", NULL);
 	cf->have_keys = mk && *mk;
 	if (cf->have_keys)
-		shard_keys_load(&s->keys);
+		shard_keys_load(&p->keys);
 	char why[256];
 	if (llm_chain_init(cf, why, sizeof why) != 0)
 		conf_die("LLM_FALLBACK_PROVIDERS", "%s", why);
-	if (!s->x.url && s->x.shard < 0 && !conf_str("PRODUCTION_DB_URL", NULL) &&
+	if (!p->x.url && p->x.shard < 0 && !conf_str("PRODUCTION_DB_URL", NULL) &&
 	    !conf_str("SHARD_0_DB_URL", NULL))
 		conf_die("SHARD_0_DB_URL", "unde-llm needs the user's shard: set PRODUCTION_DB_URL (routing), "
 					   "SHARD_0_DB_URL, --shard or --url");
-	s->k = counters_open_service("unde-llm");
+	p->k = counters_open_service("unde-llm");
+	p->recall = recall_open(&p->x, cf->top_k, p->k);
 	return 0;
 }
 
@@ -194,142 +144,22 @@ void turn_free(struct turn *t)
 	}
 }
 
-/* Now as the shard stores it, UTC with milliseconds; offset_ms later. */
-static void iso_now(char out[40], long offset_ms)
-{
-	struct timeval tv;
-	gettimeofday(&tv, NULL);
-	long long ms = (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000 + offset_ms;
-	time_t sec = (time_t)(ms / 1000);
-	struct tm tm;
-	gmtime_r(&sec, &tm);
-	char b[32];
-	strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(out, 40, "%s.%03lldZ", b, ms % 1000);
-}
-
-/* The artifact the message reacts to (§13): the explicit reply_to, or the
- * last assistant artifact of the last 10 minutes unless two came less than
- * 60 s apart. NULL when none. */
-static json_t *referenced_artifact(PGconn *c, const char *conv, const char *explicit_id)
-{
-	if (!c || !*conv)
-		return NULL;
-	const char *pp[] = { conv, explicit_id };
-	PGresult *r = pg_query(
-		c,
-		"SELECT m.id::text, m.response_description,"
-		"  extract(epoch FROM m.created_at)::float8"
-		" FROM messages m"
-		" WHERE m.conversation_id = $1::uuid AND m.role = 'assistant' AND NOT m.is_forgotten"
-		"   AND m.deleted_at IS NULL"
-		"   AND m.response_description IS NOT NULL"
-		"   AND (CASE WHEN $2::uuid IS NULL THEN m.created_at > now() - interval '10 minutes'"
-		"        ELSE m.id = $2::uuid END)"
-		" ORDER BY m.created_at DESC LIMIT 2",
-		2, pp);
-	if (!r)
-		return NULL;
-	json_t *a = NULL;
-	int n = PQntuples(r);
-	int ambiguous = !explicit_id && n == 2 &&
-			strtod(PQgetvalue(r, 0, 2), NULL) - strtod(PQgetvalue(r, 1, 2), NULL) < 60;
-	if (n && !ambiguous)
-		a = json_pack("{s:s, s:s}", "id", PQgetvalue(r, 0, 0), "response_description",
-			      PQgetvalue(r, 0, 1));
-	PQclear(r);
-	return a;
-}
-
-static void observe(struct lstate *s, const char *name, double ms)
-{
-	counters_observe_ms(s->k, name, NULL, ms);
-}
-
-/* Where a turn's ContextPack time went (ms), for the log line and bench/llm. */
-static struct {
-	double lock, route, embed, search, knowledge, recent, catalog, filters;
-} stage;
-
-/* Shard reads of one turn; 0, or -1 with e (a shard that cannot answer). */
-static int shard_reads(struct lstate *s, struct turn *t, const json_t *rec, struct deadline dl,
-		       struct shard_err *e)
-{
-	long sid;
-	double ts = util_now_ms();
-	PGconn *c = sctx_for_user(&s->x, t->user_id, 0, &sid, e);
-	if (!c && strcmp(e->code ? e->code : "", "unknown_user"))
-		return -1;
-	memset(e, 0, sizeof *e);
-	if (c && memory_conversation(c, t->user_id, t->conv, e) != 0)
-		return -1;
-	int routed = c != NULL; /* knowledge may exist before any message */
-	if (!t->conv[0])
-		c = NULL; /* nothing stored yet: no history to read */
-	stage.route = util_now_ms() - ts;
-	/* the query embedded by the model that embedded the history (query.c):
-	 * Cohere's search_query, else the local embedder */
-	struct shard_search_opts so = { 0 };
-	shard_search_defaults(&so);
-	char qmodel[128];
-	json_t *emb = query_embed(t, dl, &so, qmodel, sizeof qmodel, s->k);
-	stage.embed = util_now_ms() - ts - stage.route;
-	double t0 = util_now_ms();
-	t->episodes = c ? shard_search_model(&s->x, &so, t->user_id, t->message, emb, qmodel, s->cf.top_k, e)
-			: json_array();
-	query_note_hits(t);
-	stage.search = util_now_ms() - ts - stage.route - stage.embed;
-	if (c)
-		observe(s, "hybrid_search_latency_seconds", util_now_ms() - t0);
-	json_decref(emb);
-	if (!t->episodes)
-		return -1;
-	if (s->cf.have_keys && routed) {
-		struct shard_err ke = { 0 };
-		t0 = util_now_ms();
-		t->knowledge = shard_knowledge_get(&s->x, &s->keys, t->user_id, NULL, &ke);
-		observe(s, "user_knowledge_decrypt_latency_seconds", util_now_ms() - t0);
-		if (!t->knowledge) {
-			counters_add(s->k, "user_knowledge_decrypt_errors", NULL, 1);
-			log_event(LOG_WARN, "user knowledge left out", json_pack("{s:s}", "why", ke.msg));
-		}
-	}
-	if (!t->knowledge)
-		t->knowledge = json_array();
-	ts = util_now_ms();
-	t->recent = c ? memory_recent(c, t->conv, s->cf.recent_limit, e) : json_array();
-	if (!t->recent)
-		return -1;
-	t->artifact = referenced_artifact(c, t->conv, json_string_value(json_object_get(rec, "explicit_reply_to")));
-	stage.recent = util_now_ms() - ts;
-	ts = util_now_ms();
-	struct shard_err pe = { 0 };
-	PGconn *prod = sctx_production(&s->x, 0, &pe);
-	t->catalog = catalog_context(prod, t->message, json_string_value(json_object_get(rec, "mall_id")));
-	if (!t->catalog)
-		t->catalog = json_array();
-	stage.catalog = util_now_ms() - ts;
-	ts = util_now_ms();
-	if (c && memory_filter(c, t, e) != 0)
-		return -1;
-	int rc = memory_density(c, t, &s->cf, e);
-	stage.filters = util_now_ms() - ts;
-	return rc;
-}
-
 /* Save the user's message and the answer (§13 step 8) through the shard
- * client: the route lock, the SYNC rules, model_used and duration_ms. */
+ * client: the route lock, the SYNC rules, model_used and duration_ms. The
+ * answer's density record (llm_answer_meta) is left for after the line
+ * (record_answer), still under the turn lock; s->pending_* keep what it
+ * needs. */
 static int save_turn(struct lstate *s, struct turn *t, const json_t *rec, const char *text,
-		     const char *model, long duration_ms, const char *t0_iso, const char *exchange,
+		     const char *model, long duration_ms, const char *exchange,
 		     json_t *out, struct shard_err *e)
 {
 	char uid[37], aid[37], now[40];
 	util_uuid4(uid);
 	util_uuid4(aid);
-	iso_now(now, 1);
+	llm_iso_now(now, 1);
 	json_t *um = json_pack("{s:s, s:s, s:s, s:s, s:O, s:s}", "id", uid, "role", "user", "content",
 			       t->message, "input_type", t->input_type, "mood_frame", t->mood,
-			       "created_at", t0_iso);
+			       "created_at", t->locked_at);
 	const char *photo = json_string_value(json_object_get(rec, "photo_url"));
 	if (photo && *photo)
 		json_object_set_new(um, "media_urls", json_pack("[s]", photo));
@@ -348,179 +178,240 @@ static int save_turn(struct lstate *s, struct turn *t, const json_t *rec, const 
 		json_object_set_new(out, "artifact", art);
 	}
 	json_t *sv = json_pack("{s:s, s:[o, o]}", "user_id", t->user_id, "messages", um, am);
-	int rc = shard_save_turn(&s->x, sv, e);
+	int rc = shard_save_turn(&s->p.x, sv, e);
 	if (rc == 0) {
 		json_object_set(out, "conversation_id", json_object_get(sv, "conversation_id"));
 		json_object_set_new(out, "user_message_id", json_string(uid));
 		json_object_set_new(out, "assistant_message_id", json_string(aid));
-		long sid;
-		PGconn *c = sctx_for_user(&s->x, t->user_id, 0, &sid, e);
-		json_t *used = json_array();
 		const json_t *ids = json_object_get(t->pack, "episode_ids");
+		json_decref(s->pending_used);
+		s->pending_used = json_array();
 		size_t i;
 		const json_t *id;
-		json_array_foreach(ids, i, id) json_array_append_new(used, json_pack("{s:O}", "id", id));
-		rc = c ? memory_record(c, t->user_id, aid, used, exchange, e) : -1;
-		json_decref(used);
+		json_array_foreach(ids, i, id) json_array_append_new(s->pending_used, json_pack("{s:O}", "id", id));
+		s->pending_shard = json_integer_value(json_object_get(json_object_get(sv, "saved"), "shard_id"));
+		snprintf(s->pending_user, sizeof s->pending_user, "%s", t->user_id);
+		snprintf(s->pending_message, sizeof s->pending_message, "%s", aid);
+		snprintf(s->pending_exchange, sizeof s->pending_exchange, "%s", exchange);
 	}
 	json_decref(sv);
 	return rc;
 }
 
-/* A streamed turn's progress line, out at once (stream.c's emit). */
+/* The density window's record of the answer just sent (how many episodes
+ * its ContextPack carried), on the shard that saved it: after the line,
+ * before the turn lock ends, so the user's next turn reads it. A failure
+ * is logged: the messages are saved and the user has the answer. */
+static void record_answer(struct lstate *s)
+{
+	if (!s->pending_used)
+		return;
+	struct shard_err e = { 0 };
+	PGconn *c = sctx_shard(&s->p.x, s->pending_shard, &e);
+	if (!c || memory_record(c, s->pending_user, s->pending_message, s->pending_used,
+				s->pending_exchange, &e) != 0) {
+		counters_add(s->p.k, "llm_answer_records_failed", NULL, 1);
+		log_event(LOG_ERROR, "the answer's density record is missing",
+			  json_pack("{s:s, s:s}", "message_id", s->pending_message, "error", e.msg));
+	}
+	json_decref(s->pending_used);
+	s->pending_used = NULL;
+}
+
+/* A streamed turn's progress line, out at once (stream.c's emit); the
+ * first one's latency is the streamed turn's own metric. */
+struct stream_out {
+	struct filter_run *run;
+	struct lstate *s;
+	double t0;
+	int first_seen;
+};
+
 static void emit_line(void *ud, json_t *line)
 {
-	filter_emit(ud, line);
+	struct stream_out *so = ud;
+	if (!so->first_seen && !strcmp(json_string_value(json_object_get(line, "stage")) ?: "", "delta")) {
+		so->first_seen = 1;
+		counters_observe_ms(so->s->p.k, "llm_orchestrator_stream_first_delta_seconds", NULL,
+				    util_now_ms() - so->t0);
+	}
+	filter_emit(so->run, line);
+}
+
+/* The answer's keys of the output line (out gets them; rec is merged
+ * with it by the caller), and the persona feedback for after_record. */
+static void turn_output(struct lstate *s, struct turn *t, struct chain_result *res, json_t *out,
+			int streaming, long duration_ms, const char *exchange)
+{
+	json_int_t tin = json_integer_value(json_object_get(res->answer, "tokens_in"));
+	json_int_t tout = json_integer_value(json_object_get(res->answer, "tokens_out"));
+	const json_t *pe = t->persona;
+	json_object_set(out, "text", json_object_get(res->answer, "text"));
+	json_object_set(out, "voice_params", json_object_get(pe, "voice_params"));
+	json_object_set(out, "avatar_state", json_object_get(pe, "avatar_state"));
+	json_object_set(out, "render_hints", json_object_get(pe, "render_hints"));
+	json_object_set_new(out, "intent", json_string(t->intent));
+	json_object_set_new(out, "duration_ms", json_integer(duration_ms));
+	json_object_set(out, "model_used", json_object_get(res->answer, "model"));
+	json_object_set_new(out, "exchange_id", json_string(exchange));
+	json_object_set_new(out, "episodes_used",
+			    json_integer((json_int_t)json_array_size(json_object_get(t->pack, "episode_ids"))));
+	json_object_set_new(out, "tokens", json_pack("{s:I, s:I}", "in", tin, "out", tout));
+	json_object_set_new(out, "cost_usd", json_real(llm_cost_usd(res->provider, (long)tin, (long)tout)));
+	json_object_set(out, "sensors", t->sensors);
+	if (t->recognition)
+		json_object_set(out, "recognition", t->recognition);
+	if (t->stylist)
+		json_object_set(out, "stylist", t->stylist);
+	if (t->query)
+		json_object_set(out, "query_embedding", t->query);
+	chain_annotate(res, out);
+	if (streaming) /* the deltas' end: this line is the answer */
+		json_object_set_new(out, "stage", json_string("done"));
+	if (s->show_pack) {
+		json_object_set(t->pack, "episodes_dropped", t->episodes_dropped);
+		json_object_set(out, "context_pack", t->pack);
+	}
+	/* the signals about the previous answer, for after_record */
+	json_decref(s->fb_signals);
+	s->fb_signals = t->prev_exchange[0] ? feedback_signals(t->message, t->prev_used_memory) : NULL;
+	snprintf(s->fb_user, sizeof s->fb_user, "%s", t->user_id);
+	snprintf(s->fb_exchange, sizeof s->fb_exchange, "%s", t->prev_exchange);
+	snprintf(s->fb_message, sizeof s->fb_message, "%s",
+		 json_string_value(json_object_get(out, "user_message_id")) ?: "");
+	if (s->fb_signals)
+		json_object_set(out, "feedback_signals", s->fb_signals);
+}
+
+/* §19's counts of an answered turn: by provider, its cost, the fallbacks. */
+static void turn_count(struct lstate *s, const struct chain_result *res)
+{
+	json_int_t tin = json_integer_value(json_object_get(res->answer, "tokens_in"));
+	json_int_t tout = json_integer_value(json_object_get(res->answer, "tokens_out"));
+	double cost = llm_cost_usd(res->provider, (long)tin, (long)tout);
+	struct buf lb = { 0 };
+	counters_label(&lb, "provider", res->provider);
+	counters_add(s->p.k, "llm_orchestrator_answers_total", lb.data, 1);
+	counters_add(s->p.k, "llm_orchestrator_cost_microdollars", lb.data, (uint64_t)(cost * 1e6 + 0.5));
+	buf_free(&lb);
+	counters_add(s->p.k, "llm_orchestrator_provider_fallbacks", NULL, (uint64_t)json_array_size(res->skipped));
+}
+
+/* A failed turn: counted, reported through the error contract; one that
+ * lost a database drops every connection (gather_reset). */
+static int turn_failed(struct lstate *s, struct turn *t, int status)
+{
+	turn_free(t);
+	if (status == EX_UNAVAILABLE) {
+		gather_unlock(&s->p);
+		gather_reset(&s->p);
+	}
+	counters_add(s->p.k, "llm_orchestrator_errors", NULL, 1);
+	return status;
 }
 
 static int llm_record(void *sp, struct filter_run *run, json_t *rec)
 {
 	struct lstate *s = sp;
+	struct llm_proc *p = &s->p;
 	double t0 = util_now_ms();
 	inflight_enter("unde-llm"); /* llm_orchestrator_queue_size, until after_record */
-	char t0_iso[40];
 	struct turn t = { 0 };
 	t.user_id = json_string_value(json_object_get(rec, "user_id"));
 	t.message = json_string_value(json_object_get(rec, "message"));
 	if (!t.message)
 		t.message = json_string_value(json_object_get(rec, "text"));
-	if (!t.message || !*t.message) {
-		counters_add(s->k, "llm_orchestrator_errors", NULL, 1);
-		return filter_fail(run, EX_DATAERR, "invalid_field", "message (or text) must be a non-empty string");
-	}
+	if (!t.message || !*t.message)
+		return turn_failed(s, &t, filter_fail(run, EX_DATAERR, "invalid_field",
+						      "message (or text) must be a non-empty string"));
 	t.input_type = json_string_value(json_object_get(rec, "input_type"));
 	if (!t.input_type)
 		t.input_type = "text";
-	if (strcmp(t.input_type, "text") && strcmp(t.input_type, "voice")) {
-		counters_add(s->k, "llm_orchestrator_errors", NULL, 1);
-		return filter_fail(run, EX_DATAERR, "invalid_field", "input_type must be text or voice");
-	}
+	if (strcmp(t.input_type, "text") && strcmp(t.input_type, "voice"))
+		return turn_failed(s, &t, filter_fail(run, EX_DATAERR, "invalid_field",
+						      "input_type must be text or voice"));
 	t.request_id = json_string_value(json_object_get(rec, "request_id"));
 	t.sensors = json_object();
 	t.episodes_dropped = json_array();
 	t.intent = intent_classify(t.message, rec);
 
 	struct deadline dl = filter_deadline(run);
-	struct deadline pack_dl = deadline_min(dl, deadline_in(s->cf.context_pack_timeout_ms));
+	struct deadline pack_dl = deadline_min(dl, deadline_in(p->cf.context_pack_timeout_ms));
+	/* the query's embedding starts now, on the worker: it needs only the
+	 * message, and overlaps the frames and the turn lock */
+	recall_start(p->recall, &t, pack_dl);
 	/* mood and context first (the persona needs both), leaving a third
 	 * of the budget to the persona even when one of them is late */
-	sensors_frames(&t, rec, deadline_less(pack_dl, s->cf.context_pack_timeout_ms / 3), s->k);
+	sensors_frames(&t, rec, deadline_less(pack_dl, p->cf.context_pack_timeout_ms / 3), p->k);
 	struct persona_call *pc = sensors_persona_start(&t, rec, pack_dl);
+	/* the turn lock, the shard reads and the search, the filters */
 	struct shard_err e = { 0 };
-	double tl = util_now_ms();
-	int rc = turn_lock(s, t.user_id, dl, &e);
-	stage.lock = util_now_ms() - tl;
-	/* the user's message is stamped when its turn has the lock, so the
-	 * history's order is the turns' order */
-	iso_now(t0_iso, 0);
-	if (rc == 0)
-		rc = shard_reads(s, &t, rec, pack_dl, &e);
-	sensors_persona_join(pc, &t, s->k);
-	if (rc != 0) {
-		turn_free(&t);
-		counters_add(s->k, "llm_orchestrator_errors", NULL, 1);
-		return sctx_fail(run, &e);
-	}
+	int rc = gather_turn(p, &t, rec, dl, &e);
+	sensors_persona_join(pc, &t, p->k);
+	if (rc != 0)
+		return turn_failed(s, &t, sctx_fail(run, &e));
 	if (!strcmp(t.intent, "recognition"))
 		t.recognition = recognition_call(&t, rec, dl);
 	if (!strcmp(t.intent, "stylist"))
-		t.stylist = stylist_call(&t, &s->x, rec, dl, s->k);
-	t.pack = pack_build(&t, &s->cf);
+		t.stylist = stylist_call(&t, &p->x, rec, dl, p->k);
+	t.pack = pack_build(&t, &p->cf);
 	double pack_ms = util_now_ms() - t0;
-	observe(s, "llm_orchestrator_context_pack_time_seconds", pack_ms);
+	counters_observe_ms(p->k, "llm_orchestrator_context_pack_time_seconds", NULL, pack_ms);
 
 	struct chain_result res;
 	int streaming = s->stream_all || json_is_true(json_object_get(rec, "stream"));
-	if ((streaming ? llm_ask_stream(&t, dl, &res, emit_line, run) : llm_ask(&t, dl, &res)) != 0) {
+	struct stream_out so = { .run = run, .s = s, .t0 = t0 };
+	if ((streaming ? llm_ask_stream(&t, dl, &res, emit_line, &so) : llm_ask(&t, dl, &res)) != 0) {
 		int st = filter_fail(run, res.status, res.code, "%s", res.message);
 		chain_result_free(&res);
-		turn_free(&t);
-		counters_add(s->k, "llm_orchestrator_errors", NULL, 1);
-		return st;
+		return turn_failed(s, &t, st);
 	}
+	double llm_ms = util_now_ms() - t0 - pack_ms;
 	const char *text = json_string_value(json_object_get(res.answer, "text"));
 	const char *model = json_string_value(json_object_get(res.answer, "model"));
 	long duration_ms = (long)(util_now_ms() - t0);
 	char exchange[37];
 	util_uuid4(exchange);
 	json_t *out = json_object();
-	if (save_turn(s, &t, rec, text, model, duration_ms, t0_iso, exchange, out, &e) != 0) {
+	double ts = util_now_ms();
+	if (save_turn(s, &t, rec, text, model, duration_ms, exchange, out, &e) != 0) {
 		json_decref(out);
 		chain_result_free(&res);
-		turn_free(&t);
-		counters_add(s->k, "llm_orchestrator_errors", NULL, 1);
-		return sctx_fail(run, &e);
+		return turn_failed(s, &t, sctx_fail(run, &e));
 	}
-	json_int_t tin = json_integer_value(json_object_get(res.answer, "tokens_in"));
-	json_int_t tout = json_integer_value(json_object_get(res.answer, "tokens_out"));
-	double cost = llm_cost_usd(res.provider, (long)tin, (long)tout);
-	const json_t *pe = t.persona;
-	json_object_set(out, "text", json_object_get(res.answer, "text"));
-	json_object_set(out, "voice_params", json_object_get(pe, "voice_params"));
-	json_object_set(out, "avatar_state", json_object_get(pe, "avatar_state"));
-	json_object_set(out, "render_hints", json_object_get(pe, "render_hints"));
-	json_object_set_new(out, "intent", json_string(t.intent));
-	json_object_set_new(out, "duration_ms", json_integer(duration_ms));
-	json_object_set_new(out, "model_used", json_string(model));
-	json_object_set_new(out, "exchange_id", json_string(exchange));
-	json_object_set_new(out, "episodes_used",
-			    json_integer((json_int_t)json_array_size(json_object_get(t.pack, "episode_ids"))));
-	json_object_set_new(out, "tokens", json_pack("{s:I, s:I}", "in", tin, "out", tout));
-	json_object_set_new(out, "cost_usd", json_real(cost));
-	json_object_set(out, "sensors", t.sensors);
-	if (t.recognition)
-		json_object_set(out, "recognition", t.recognition);
-	if (t.stylist)
-		json_object_set(out, "stylist", t.stylist);
-	if (t.query)
-		json_object_set(out, "query_embedding", t.query);
-	chain_annotate(&res, out);
-	if (streaming) /* the deltas' end: this line is the answer */
-		json_object_set_new(out, "stage", json_string("done"));
-	if (s->show_pack) {
-		json_object_set(t.pack, "episodes_dropped", t.episodes_dropped);
-		json_object_set(out, "context_pack", t.pack);
-	}
-	/* the signals about the previous answer, for after_record */
-	json_decref(s->fb_signals);
-	s->fb_signals = t.prev_exchange[0] ? feedback_signals(t.message, t.prev_used_memory) : NULL;
-	snprintf(s->fb_user, sizeof s->fb_user, "%s", t.user_id);
-	snprintf(s->fb_exchange, sizeof s->fb_exchange, "%s", t.prev_exchange);
-	snprintf(s->fb_message, sizeof s->fb_message, "%s",
-		 json_string_value(json_object_get(out, "user_message_id")) ?: "");
-	if (s->fb_signals)
-		json_object_set(out, "feedback_signals", s->fb_signals);
+	double save_ms = util_now_ms() - ts;
+	turn_output(s, &t, &res, out, streaming, duration_ms, exchange);
 	json_object_update(rec, out);
 	json_decref(out);
-
-	struct buf lb = { 0 };
-	counters_label(&lb, "provider", res.provider);
-	counters_add(s->k, "llm_orchestrator_answers_total", lb.data, 1);
-	counters_add(s->k, "llm_orchestrator_cost_microdollars", lb.data, (uint64_t)(cost * 1e6 + 0.5));
-	buf_free(&lb);
-	counters_add(s->k, "llm_orchestrator_provider_fallbacks", NULL,
-		     (uint64_t)json_array_size(res.skipped));
-	observe(s, "llm_orchestrator_response_time_seconds", util_now_ms() - t0);
+	turn_count(s, &res);
+	double total_ms = util_now_ms() - t0;
+	counters_observe_ms(p->k, "llm_orchestrator_response_time_seconds", NULL, total_ms);
+	const struct turn_times *tt = &t.times;
 	log_event(LOG_INFO, "turn answered",
-		  json_pack("{s:s, s:s, s:I, s:f, s:{s:f, s:f, s:f, s:f, s:f, s:f, s:f}, s:I, s:s}", "provider",
-			    res.provider, "intent", t.intent, "duration_ms", (json_int_t)duration_ms,
-			    "context_pack_ms", pack_ms, "stages_ms", "lock", stage.lock, "route", stage.route,
-			    "embed", stage.embed, "search", stage.search, "recent", stage.recent, "catalog", stage.catalog,
-			    "filters", stage.filters, "episodes_used",
-			    (json_int_t)json_array_size(json_object_get(t.pack, "episode_ids")),
-			    "exchange_id", exchange));
+		  json_pack("{s:s, s:s, s:b, s:I, s:f, s:f, s:f, s:f,"
+			    " s:{s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}, s:I, s:s}",
+			    "provider", res.provider, "intent", t.intent, "streamed", streaming,
+			    "duration_ms", (json_int_t)duration_ms, "context_pack_ms", pack_ms, "llm_ms",
+			    llm_ms, "save_ms", save_ms, "total_ms", total_ms, "stages_ms", "lock", tt->lock,
+			    "route", tt->route, "knowledge", tt->knowledge, "recent", tt->recent, "catalog",
+			    tt->catalog, "density", tt->density, "wait", tt->wait, "filters", tt->filters,
+			    "embed", tt->embed, "search", tt->search, "episodes_used",
+			    (json_int_t)json_array_size(json_object_get(t.pack, "episode_ids")), "exchange_id",
+			    exchange));
 	chain_result_free(&res);
 	turn_free(&t);
 	return 0;
 }
 
-/* §13 step 9: after the line is out, the persona feedback about the
- * previous answer and the flush of its exchange (feedback.c). */
+/* §13 step 9: after the line is out, the answer's density record, the end
+ * of the turn lock, then the persona feedback about the previous answer
+ * and the flush of its exchange (feedback.c). */
 static void after_record(void *sp, struct filter_run *run, json_t *rec, int status)
 {
 	(void)rec;
 	struct lstate *s = sp;
-	turn_unlock(s);
+	record_answer(s);
+	gather_unlock(&s->p);
 	inflight_leave(); /* answered: the feedback below is not the user's wait */
 	if (status == 0 && s->fb_signals)
 		feedback_send(s->fb_user, s->fb_exchange, s->fb_message, s->fb_signals,
@@ -533,21 +424,25 @@ static void on_finish(void *sp, struct filter_run *run)
 {
 	(void)run;
 	struct lstate *s = sp;
-	if (s->cf.have_keys) {
-		shard_keys_metrics(&s->keys);
-		shard_keys_wipe(&s->keys);
+	struct llm_proc *p = &s->p;
+	recall_close(p->recall);
+	p->recall = NULL;
+	if (p->cf.have_keys) {
+		shard_keys_metrics(&p->keys);
+		shard_keys_wipe(&p->keys);
 	}
 	const char *dir = conf_str("UNDE_METRICS_DIR", NULL);
-	if (s->k && dir && *dir) {
+	if (p->k && dir && *dir) {
 		char path[4096];
 		snprintf(path, sizeof path, "%s/unde-llm.prom", dir);
-		counters_write_textfile(s->k, metrics_help, path);
+		counters_write_textfile(p->k, metrics_help, path);
 	}
-	counters_close(s->k);
+	counters_close(p->k);
 	catalog_done();
-	if (s->order)
-		PQfinish(s->order);
-	sctx_close(&s->x);
+	if (p->order)
+		PQfinish(p->order);
+	json_decref(s->pending_used);
+	sctx_close(&p->x);
 }
 
 /* `unde-llm metrics`: §19's metrics summed over every process of this
@@ -602,6 +497,6 @@ int main(int argc, char **argv)
 		.max_operands = FILTER_NO_OPERANDS,
 	};
 	struct lstate s = { 0 };
-	sctx_init(&s.x);
+	sctx_init(&s.p.x);
 	return filter_main(&def, &s, argc, argv);
 }

@@ -209,27 +209,32 @@ int memory_filter(PGconn *c, struct turn *t, struct shard_err *e)
 	return 0;
 }
 
-int memory_density(PGconn *c, struct turn *t, const struct llm_conf *cf, struct shard_err *e)
+int memory_density_window(PGconn *c, struct turn *t, struct shard_err *e)
+{
+	t->answers_with_memory = 0;
+	if (!c)
+		return 0;
+	const char *pp[] = { t->user_id };
+	PGresult *r = pg_query(c,
+			       "SELECT episodes_used, exchange_id::text FROM llm_answer_meta"
+			       " WHERE user_id = $1 ORDER BY created_at DESC LIMIT 9",
+			       1, pp);
+	if (!r)
+		return shard_err_query(e, c, "cannot read the density window");
+	for (int i = 0; i < PQntuples(r); i++)
+		t->answers_with_memory += atol(PQgetvalue(r, i, 0)) > 0;
+	if (PQntuples(r) && !PQgetisnull(r, 0, 1)) {
+		snprintf(t->prev_exchange, sizeof t->prev_exchange, "%s", PQgetvalue(r, 0, 1));
+		t->prev_used_memory = atol(PQgetvalue(r, 0, 0)) > 0;
+	}
+	PQclear(r);
+	return 0;
+}
+
+void memory_density_cut(struct turn *t, const struct llm_conf *cf)
 {
 	/* the window is this answer and the 9 before it */
 	long allowed = (long)floor(cf->max_density * 10 + 1e-9);
-	t->answers_with_memory = 0;
-	if (c) {
-		const char *pp[] = { t->user_id };
-		PGresult *r = pg_query(c,
-				       "SELECT episodes_used, exchange_id::text FROM llm_answer_meta"
-				       " WHERE user_id = $1 ORDER BY created_at DESC LIMIT 9",
-				       1, pp);
-		if (!r)
-			return shard_err_query(e, c, "cannot read the density window");
-		for (int i = 0; i < PQntuples(r); i++)
-			t->answers_with_memory += atol(PQgetvalue(r, i, 0)) > 0;
-		if (PQntuples(r) && !PQgetisnull(r, 0, 1)) {
-			snprintf(t->prev_exchange, sizeof t->prev_exchange, "%s", PQgetvalue(r, 0, 1));
-			t->prev_used_memory = atol(PQgetvalue(r, 0, 0)) > 0;
-		}
-		PQclear(r);
-	}
 	t->memory_allowed = t->answers_with_memory + 1 <= allowed;
 	json_t *kept = json_array();
 	size_t i;
@@ -245,7 +250,6 @@ int memory_density(PGconn *c, struct turn *t, const struct llm_conf *cf, struct 
 	}
 	json_decref(t->episodes);
 	t->episodes = kept;
-	return 0;
 }
 
 int memory_record(PGconn *c, const char *user_id, const char *message_id, const json_t *used,
