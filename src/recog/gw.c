@@ -447,6 +447,16 @@ static PGconn *gw_production(struct recog_err *e)
 
 PGconn *gw_production_db(struct recog_err *e) { return gw_production(e); }
 
+int gw_production_connected(void) { return gw_db && PQstatus(gw_db) == CONNECTION_OK; }
+
+void gw_production_adopt(PGconn *db)
+{
+	if (db && !gw_db && PQstatus(db) == CONNECTION_OK)
+		gw_db = db;
+	else if (db)
+		PQfinish(db);
+}
+
 /* The local collection: nearest photos by pgvector, the best per product,
  * with the product's photos and metadata (colour and stock from products). */
 static json_t *gw_search_local(const float *d, long top_k, struct recog_err *e)
