@@ -11,6 +11,14 @@ setup_file() {
 	moto_start unde-images
 }
 
+# the reference checker of a test that failed before it stopped it
+teardown() {
+	if [ -n "${SIGV4_DIR:-}" ] && [ -f "$SIGV4_DIR/pid" ]; then
+		kill "$(<"$SIGV4_DIR/pid")" 2>/dev/null || true
+	fi
+	unde_teardown
+}
+
 teardown_file() {
 	moto_stop
 	unde_teardown_file
