@@ -79,10 +79,21 @@ static void http_global_init(void)
 
 /* --- per-thread state: one multi handle whose pool outlives a call ----- */
 
+#define HTTP_ORIGINS 4     /* origins remembered per multi handle */
+#define HTTP_ORIGIN_MAX 128
+#define HTTP_IDLE_MAX 8    /* multi handles kept for the next thread */
+
+/* A multi handle (its connection cache) and the origins ("scheme://host:port")
+ * it last sent requests to, most recent first. */
+struct http_conns {
+	CURLM *multi;
+	char origins[HTTP_ORIGINS][HTTP_ORIGIN_MAX];
+};
+
 /* Every thread's multi handle, listed under a lock so the main thread's
  * stays reachable (no leak report) and a thread's is closed when it ends. */
 struct http_thread {
-	CURLM *multi;
+	struct http_conns c;
 	int busy; /* a call is running on it (a callback may call again) */
 	struct http_thread *prev, *next;
 };
@@ -91,6 +102,70 @@ static pthread_mutex_t http_threads_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct http_thread *http_threads;
 static pthread_key_t http_thread_key;
 static pthread_once_t http_key_once = PTHREAD_ONCE_INIT;
+/* Handles of threads that ended, their connections still open: the next
+ * thread that calls one of their origins takes them (a worker thread's
+ * connection to a sibling serves the main thread's next call to it). */
+static struct http_conns http_idle[HTTP_IDLE_MAX];
+static size_t http_nidle;
+
+/* The origin of url (up to the path), for matching kept connections. */
+static void http_origin(const char *url, char *out, size_t len)
+{
+	const char *p = strstr(url, "://");
+	size_t n = p ? strcspn(p + 3, "/?#") + (size_t)(p + 3 - url) : strlen(url);
+	snprintf(out, len, "%.*s", (int)n, url);
+}
+
+static int http_conns_know(const struct http_conns *c, const char *origin)
+{
+	for (int i = 0; i < HTTP_ORIGINS; i++)
+		if (c->origins[i][0] && strcmp(c->origins[i], origin) == 0)
+			return 1;
+	return 0;
+}
+
+/* Remember origin as c's most recent. */
+static void http_conns_note(struct http_conns *c, const char *origin)
+{
+	int at = HTTP_ORIGINS - 1;
+	for (int i = 0; i < HTTP_ORIGINS; i++)
+		if (strcmp(c->origins[i], origin) == 0)
+			at = i;
+	memmove(c->origins[1], c->origins[0], (size_t)at * HTTP_ORIGIN_MAX);
+	snprintf(c->origins[0], HTTP_ORIGIN_MAX, "%s", origin);
+}
+
+/* Keep c for the next thread, or close it when enough are kept. */
+static void http_idle_put(struct http_conns *c)
+{
+	pthread_mutex_lock(&http_threads_lock);
+	if (http_nidle < HTTP_IDLE_MAX) {
+		http_idle[http_nidle++] = *c;
+		c->multi = NULL;
+	}
+	pthread_mutex_unlock(&http_threads_lock);
+	if (c->multi)
+		curl_multi_cleanup(c->multi);
+	c->multi = NULL;
+}
+
+/* An idle handle with a connection to origin (any one when origin is
+ * NULL), taken out of the idle list; 0 when there is none. */
+static int http_idle_take(const char *origin, struct http_conns *out)
+{
+	int got = 0;
+	pthread_mutex_lock(&http_threads_lock);
+	for (size_t i = http_nidle; i-- > 0;) {
+		if (origin && !http_conns_know(&http_idle[i], origin))
+			continue;
+		*out = http_idle[i];
+		http_idle[i] = http_idle[--http_nidle];
+		got = 1;
+		break;
+	}
+	pthread_mutex_unlock(&http_threads_lock);
+	return got;
+}
 
 static void http_thread_free(void *p)
 {
@@ -105,7 +180,7 @@ static void http_thread_free(void *p)
 	if (ht->next)
 		ht->next->prev = ht->prev;
 	pthread_mutex_unlock(&http_threads_lock);
-	curl_multi_cleanup(ht->multi);
+	http_idle_put(&ht->c);
 	free(ht);
 }
 
@@ -114,20 +189,23 @@ static void http_key_init(void)
 	pthread_key_create(&http_thread_key, http_thread_free);
 }
 
-/* This thread's multi handle, made on first use. */
-static struct http_thread *http_thread_get(void)
+/* This thread's multi handle, made on first use: an ended thread's that
+ * was connected to origin ("": none) when one is kept, else a new one. */
+static struct http_thread *http_thread_get(const char *origin)
 {
 	pthread_once(&http_key_once, http_key_init);
 	struct http_thread *ht = pthread_getspecific(http_thread_key);
 	if (ht)
 		return ht;
 	ht = xcalloc(1, sizeof *ht);
-	ht->multi = curl_multi_init();
-	if (!ht->multi) {
-		free(ht);
-		return NULL;
+	if (!origin[0] || !http_idle_take(origin, &ht->c)) {
+		ht->c.multi = curl_multi_init();
+		if (!ht->c.multi) {
+			free(ht);
+			return NULL;
+		}
+		curl_multi_setopt(ht->c.multi, CURLMOPT_MAXCONNECTS, 32L);
 	}
-	curl_multi_setopt(ht->multi, CURLMOPT_MAXCONNECTS, 32L);
 	pthread_mutex_lock(&http_threads_lock);
 	ht->next = http_threads;
 	if (http_threads)
@@ -138,6 +216,17 @@ static struct http_thread *http_thread_get(void)
 	return ht;
 }
 
+/* Before a call to origin: when this thread's handle has never been
+ * there but an ended thread's has, swap them (ours is kept in its place). */
+static void http_thread_adopt(struct http_thread *ht, const char *origin)
+{
+	struct http_conns other;
+	if (http_conns_know(&ht->c, origin) || !http_idle_take(origin, &other))
+		return;
+	http_idle_put(&ht->c);
+	ht->c = other;
+}
+
 void http_thread_cleanup(void)
 {
 	pthread_once(&http_key_once, http_key_init);
@@ -146,6 +235,14 @@ void http_thread_cleanup(void)
 		return;
 	pthread_setspecific(http_thread_key, NULL);
 	http_thread_free(ht);
+}
+
+void http_close_idle(void)
+{
+	http_thread_cleanup();
+	struct http_conns c;
+	while (http_idle_take(NULL, &c))
+		curl_multi_cleanup(c.multi);
 }
 
 int http_status_retryable(long status)
@@ -458,10 +555,16 @@ size_t http_perform_many(const struct http_request *reqs, struct http_response *
 	struct transfer *ts = xcalloc(n ? n : 1, sizeof *ts);
 	/* This thread's kept multi handle, unless a callback of a call running
 	 * on it calls again: that one gets a handle of its own. */
-	struct http_thread *ht = http_thread_get();
+	char origin[HTTP_ORIGIN_MAX] = "";
+	/* a guarded request keeps no connection: nothing to match */
+	if (n && reqs[0].url && !reqs[0].guard)
+		http_origin(reqs[0].url, origin, sizeof origin);
+	struct http_thread *ht = http_thread_get(origin);
 	CURLM *multi = NULL;
 	if (ht && !ht->busy) {
-		multi = ht->multi;
+		if (origin[0])
+			http_thread_adopt(ht, origin);
+		multi = ht->c.multi;
 		ht->busy = 1;
 	} else {
 		ht = NULL;
@@ -553,10 +656,18 @@ size_t http_perform_many(const struct http_request *reqs, struct http_response *
 		if (resps[i].status == 0)
 			failed++;
 	}
-	if (ht)
+	if (ht) {
+		for (size_t i = 0; i < n; i++) {
+			char o[HTTP_ORIGIN_MAX];
+			if (reqs[i].url && !reqs[i].guard) {
+				http_origin(reqs[i].url, o, sizeof o);
+				http_conns_note(&ht->c, o);
+			}
+		}
 		ht->busy = 0;
-	else
+	} else {
 		curl_multi_cleanup(multi);
+	}
 	free(ts);
 	return failed;
 }

@@ -18,9 +18,13 @@
  *  - connection reuse: each thread keeps one multi handle across calls, so
  *    its connection pool (keep-alive) outlives a request; DNS answers and
  *    TLS sessions are shared by all threads through one share handle with
- *    locks. Connections themselves are not shared across threads: libcurl
+ *    locks. A connection is never used by two threads at once (libcurl
  *    7.88 documents a shared connection cache as unsafe between concurrent
- *    threads;
+ *    threads), but it outlives its thread: the handle of a thread that
+ *    ends (or calls http_thread_cleanup) is kept, and the next call from
+ *    any thread to an origin it was connected to takes it over, so a
+ *    worker thread's connection to a sibling serves the next thread's call
+ *    there (a new connection to unde-httpd is a new process);
  *  - with a guard (netguard.h), a URL someone else gave cannot reach
  *    loopback, private or link-local addresses: the address libcurl
  *    connects to is checked, after DNS and on every redirect;
@@ -99,8 +103,13 @@ void http_response_free(struct http_response *resp);
 /* Is the status worth another attempt? (429, 500, 502, 503, 504) */
 int http_status_retryable(long status);
 
-/* Close this thread's kept-alive connections (tests, long-lived threads
- * about to idle). The next request opens new ones. */
+/* A thread is done with its connections (call it before the thread ends,
+ * or let its end do it): they are kept for the next thread's calls to the
+ * same origins (a few handles at most; the rest are closed). */
 void http_thread_cleanup(void);
+
+/* Close this thread's kept-alive connections and those ended threads left
+ * (tests): the next request opens a new one. */
+void http_close_idle(void);
 
 #endif

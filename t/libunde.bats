@@ -474,6 +474,19 @@ libtest() {
 	[ "$ports" -le 4 ]
 }
 
+@test "a connection outlives its thread: the next thread's call to that host reuses it" {
+	fake_start echo2 echo.py >/dev/null
+	# main thread → echo, a thread → echo2 (then ends), main → echo2, a thread → echo
+	run --separate-stderr libtest http2 --alternate "$FAKE_ECHO_URL/json?1" "$FAKE_ECHO2_URL/json?2" \
+		"$FAKE_ECHO2_URL/json?3" "$FAKE_ECHO_URL/json?4"
+	assert_success
+	assert_equal "$(printf '%s\n' "$output" | jq -s 'map(select(.status==200)) | length')" 4
+	assert_equal "$(printf '%s\n' "$output" | jq -sc 'map(.new_connections)')" '[1,1,0,0]'
+	assert_equal "$(fake_requests echo | jq '[.[].client_port] | unique | length')" 1
+	assert_equal "$(fake_requests echo2 | jq '[.[].client_port] | unique | length')" 1
+	fake_stop echo2
+}
+
 @test "SSE events are delivered one by one as they arrive, never buffered whole" {
 	run --separate-stderr libtest sse "$FAKE_ECHO_URL/sse?n=3&gap_ms=700"
 	assert_success

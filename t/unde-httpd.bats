@@ -150,6 +150,8 @@ wait_until() {
 }
 
 no_marked_pids() { [[ -z $(marked_pids "$1") ]]; }
+# starts_are FILE N — count-starts noted N starts in FILE
+starts_are() { [ -e "$1" ] && [ "$(wc -l <"$1")" -eq "$2" ]; }
 
 # metric_at_least SERVER SERIES N — the series has reached N.
 metric_at_least() { [ "$(metric "$1" "$2")" -ge "$3" ]; }
@@ -436,6 +438,45 @@ metric_at_least() { [ "$(metric "$1" "$2")" -ge "$3" ]; }
 	# a second connection gets a process of its own
 	post /count '{}'
 	[ "$(wc -l <"$W/starts")" -eq 2 ]
+}
+
+@test "start=early: the first request starts the other early routes' commands, used when asked" {
+	cat >"$W/early.routes" <<-EOF
+		POST /a   start=early   $FIX/count-starts $W/early-a $LIBTEST filter
+		POST /b   start=early   $FIX/count-starts $W/early-b $LIBTEST filter
+		POST /c                 $FIX/count-starts $W/early-c $LIBTEST filter
+	EOF
+	rm -f "$W"/early-?
+	start_server early "$W/early.routes"
+	local u=http://127.0.0.1:$EARLY_PORT
+	# /health alone starts nothing
+	curl -fsS --max-time 10 "$u/health" >/dev/null
+	# /a, then /b on the same connection: each command started once, /b's
+	# before it was asked (it was already running); /c never
+	run curl -sS --max-time 10 -w '%{num_connects}\n' -H 'Content-Type: application/json' \
+		--data-binary '{"i":1}' "$u/a" "$u/b"
+	assert_success
+	[ "$(grep -c '"seen":true' <<<"$output")" -eq 2 ]
+	[ "$(wc -l <"$W/early-a")" -eq 1 ]
+	[ "$(wc -l <"$W/early-b")" -eq 1 ]
+	[ ! -e "$W/early-c" ]
+	# a connection that asks only /c starts only /c's (it is not early)
+	curl -fsS --max-time 10 -H 'Content-Type: application/json' --data-binary '{}' "$u/c" >/dev/null
+	[ "$(wc -l <"$W/early-c")" -eq 1 ]
+	[ "$(wc -l <"$W/early-b")" -eq 1 ]
+	# one that asks only /a has /b's started too
+	curl -fsS --max-time 10 -H 'Content-Type: application/json' --data-binary '{}' "$u/a" >/dev/null
+	wait_until 10 starts_are "$W/early-b" 2
+	[ "$(wc -l <"$W/early-a")" -eq 2 ]
+	httpd_stop early
+	printf 'POST /x start=early stream: cat\n' >"$W/bad-early1.routes"
+	run --separate-stderr unde-httpd --routes "$W/bad-early1.routes" --check
+	assert_failure 78
+	[[ $stderr == *"bad-early1.routes:1: start=early keeps a command for the connection"* ]]
+	printf 'POST /x start=soon cat\n' >"$W/bad-early2.routes"
+	run --separate-stderr unde-httpd --routes "$W/bad-early2.routes" --check
+	assert_failure 78
+	[[ $stderr == *"bad-early2.routes:1: start= takes early or first-use"* ]]
 }
 
 @test "pipelined requests on one connection are answered in order by one process" {

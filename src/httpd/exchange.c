@@ -205,6 +205,27 @@ int exchange_end(struct conn *c, struct child *k, const struct route *r,
 	return 500;
 }
 
+/* start=early: once per connection, when a request to such a route has
+ * been handed to its command, start the other such routes' commands (a
+ * failure to start one is left for its own first request to report). */
+static void exchange_start_early(struct conn *c, const struct route *current)
+{
+	if (c->started_early || !current->start_early)
+		return;
+	c->started_early = 1;
+	for (size_t i = 0; i < c->routes->n; i++) {
+		const struct route *r = &c->routes->r[i];
+		struct child *k = &c->kids[r->index];
+		if (r == current || !r->start_early || r->streaming || k->pid)
+			continue;
+		struct outcome scratch = { 0 };
+		if (exchange_start(c, k, r, &scratch) != 0)
+			log_event(LOG_WARN, "start=early: the command did not start",
+				  json_pack("{s:s, s:s}", "route", r->label, "error", scratch.message));
+		buf_free(&scratch.body);
+	}
+}
+
 void exchange_route(struct conn *c, const struct route *r, const char *line, size_t len,
 		    const char *rid, struct outcome *o)
 {
@@ -230,6 +251,7 @@ void exchange_route(struct conn *c, const struct route *r, const char *line, siz
 		return;
 	size_t sent = 0;
 	enum child_rc rc = child_send(k, line, len, &sent, deadline, 1);
+	exchange_start_early(c, r);
 	size_t n = 0;
 	for (;;) {
 		if (rc == CHILD_EOF || rc == CHILD_EARLY)

@@ -39,6 +39,7 @@ struct conn {
 	char *body;               /* the current request's (decoded) body */
 	size_t blen, bcap;
 	struct child *kids;       /* one per route, started on first use */
+	int started_early;        /* the start=early routes' commands were started */
 	unsigned long served;     /* requests answered on this connection */
 	double opened_ms;         /* when the connection was handed to us */
 	double started_ms;        /* when the current request's first byte came */

@@ -159,9 +159,16 @@ static int routes_parse_line(char **w, int nw, int lineno, const char *file,
 			snprintf(r->ctype, sizeof r->ctype, "%s", w[i] + 5);
 			continue;
 		}
+		if (strncmp(w[i], "start=", 6) == 0) {
+			if (strcmp(w[i] + 6, "early") != 0 && strcmp(w[i] + 6, "first-use") != 0)
+				return routes_error(err, errlen, file, lineno,
+						    "start= takes early or first-use: '%.60s'", w[i] + 6);
+			r->start_early = strcmp(w[i] + 6, "early") == 0;
+			continue;
+		}
 		if (strncmp(w[i], "timeout=", 8) != 0)
 			return routes_error(err, errlen, file, lineno,
-					    "unknown route option '%.60s' (known: timeout=SECONDS, binary=KEY, type=MEDIA/TYPE)", w[i]);
+					    "unknown route option '%.60s' (known: timeout=SECONDS, binary=KEY, type=MEDIA/TYPE, start=early)", w[i]);
 		if (routes_parse_timeout(w[i] + 8, &r->timeout_ms) != 0)
 			return routes_error(err, errlen, file, lineno,
 					    "timeout must be seconds, above 0 and at most %.0f",
@@ -182,6 +189,9 @@ static int routes_parse_line(char **w, int nw, int lineno, const char *file,
 	if (r->binary_key[0] && r->streaming)
 		return routes_error(err, errlen, file, lineno,
 				    "binary= answers one body: not on a stream: route");
+	if (r->start_early && r->streaming)
+		return routes_error(err, errlen, file, lineno,
+				    "start=early keeps a command for the connection: not on a stream: route");
 	if (r->binary_key[0] && !r->ctype[0])
 		snprintf(r->ctype, sizeof r->ctype, "application/octet-stream");
 	if (nw - i > ROUTE_ARGS_MAX)

@@ -14,6 +14,12 @@
  *
  *   POST /synthesize  timeout=30 binary=audio type=audio/mpeg  unde-voice
  *
+ * and start=early: the command is started as soon as the connection's
+ * first request to another start=early route has been handed to its
+ * command, not on its own first request (a client that asks /detect, then /tag, then
+ * /search on one connection finds the later ones running; their starts
+ * overlap the first request's wait).
+ *
  * Fields
  * are separated by blanks; there is no quoting. A COMMAND of "stream:"
  * (alone, or glued to the command as "stream:unde-voice") marks a
@@ -43,6 +49,7 @@ struct route {
 	char label[ROUTE_METHOD_MAX + ROUTE_PATH_MAX + 2]; /* "POST /analyze" */
 	char *argv[ROUTE_ARGS_MAX + 1];       /* NULL-terminated */
 	int streaming;
+	int start_early;                      /* start=early */
 	long timeout_ms;
 	/* binary=KEY: the answer's body is the base64 string member KEY of
 	 * the command's answer line, decoded, sent as type=TYPE (HTTP) or as a

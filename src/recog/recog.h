@@ -124,6 +124,11 @@ json_t *gw_search(const json_t *in, struct deadline dl, struct recog_err *e);
 PGconn *gw_production_db(struct recog_err *e);
 /* Close this thread's production connection (a thread that ends). */
 void gw_thread_done(void);
+/* Make db (opened by another thread) this thread's production connection;
+ * closed instead when this thread has one or db is not connected. */
+void gw_production_adopt(PGconn *db);
+/* Has this thread a live production connection? */
+int gw_production_connected(void);
 
 /* --- rr.c ------------------------------------------------------------------ */
 

@@ -356,6 +356,46 @@ static void *item_thread(void *p)
 	return NULL;
 }
 
+/* The production connection (for the request's log row, and the
+ * attribute fallback), opened while the detection runs: a process per
+ * request would otherwise connect after the last step, on the path to the
+ * done line. */
+struct db_warm {
+	pthread_t thread;
+	int started;
+	const char *rid; /* for its log lines */
+	PGconn *db;
+};
+
+static void *db_warm_thread(void *p)
+{
+	struct db_warm *w = p;
+	log_set_request_id(w->rid);
+	w->db = pg_connect(conf_str("PRODUCTION_DB_URL", ""), "PRODUCTION_DB_URL");
+	return NULL;
+}
+
+/* Start it when there is a database and this thread has no connection. */
+static void db_warm_start(struct db_warm *w)
+{
+	const char *u = conf_str("PRODUCTION_DB_URL", NULL);
+	memset(w, 0, sizeof *w);
+	w->rid = log_request_id();
+	if (!u || !*u || gw_production_connected())
+		return;
+	w->started = pthread_create(&w->thread, NULL, db_warm_thread, w) == 0;
+}
+
+/* The connection, this thread's from now on. */
+static void db_warm_finish(struct db_warm *w)
+{
+	if (!w->started)
+		return;
+	pthread_join(w->thread, NULL);
+	w->started = 0;
+	gw_production_adopt(w->db);
+}
+
 /* §8 for one photo: detect, then per item tag, search, rerank, in
  * parallel; the stage lines as they come, one done line. */
 static int recognize_work(struct filter_run *run, json_t *rec)
@@ -387,8 +427,11 @@ static int recognize_work(struct filter_run *run, json_t *rec)
 	double ms[5] = { 0 };
 	struct recog_err e = { 0 };
 	json_t *body = json_pack("{s:s, s:O?, s:s}", "url", photo, "user_id", uid, "request_id", rid);
+	struct db_warm warm;
+	db_warm_start(&warm);
 	json_t *det = call("ximilar-gw", "XIMILAR_GW_URL", "/detect", gw_detect, body, dl, &e, &ms[0]);
 	json_decref(body);
+	db_warm_finish(&warm);
 	if (!det) {
 		rmetrics_add("recognition_requests", "result=\"failed\"", 1);
 		free(rid);

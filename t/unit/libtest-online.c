@@ -3,7 +3,10 @@
  * chains, shared counters, the cache, the option table and the runner's
  * hooks, the number parser and the printf buffer.
  *
- *   libtest http2 [--deadline-ms N] [--sequential] [--threads N] [OPTS] URL…
+ *   libtest http2 [--deadline-ms N] [--sequential] [--threads N] [--alternate] [OPTS] URL…
+ *                                   --alternate: one after another, the odd
+ *                                   ones each on a new thread (ended before
+ *                                   the next)
  *   libtest sse URL                 one line per event, as it arrives
  *   libtest svc SERVICE PATH JSON [DEADLINE_MS]
  *   libtest chain [FILTER OPTIONS]  providers alpha, beta, then local
@@ -66,6 +69,16 @@ static void *http2_sequential(void *ud)
 	return NULL;
 }
 
+/* One request on a thread of its own (that then ends). */
+static void *http2_one(void *ud)
+{
+	struct http2_job *j = ud;
+	struct http_request rq = *j->proto;
+	rq.url = j->urls[0];
+	http_perform(&rq, &j->resps[0]);
+	return NULL;
+}
+
 static void http2_print(const char *url, const struct http_response *r)
 {
 	json_t *o = json_pack("{s:s, s:I, s:i, s:s, s:f, s:b, s:b, s:i, s:f}", "url", url, "status",
@@ -81,8 +94,9 @@ static int run_http2(int argc, char **argv)
 {
 	struct http_request proto = { 0 };
 	long long deadline_ms = 0, threads = 0, attempts = 0, timeout_ms = 0, backoff_ms = 0;
-	int sequential = 0;
+	int sequential = 0, alternate = 0;
 	const struct filter_option opts[] = {
+		{ "alternate", 0, NULL, NULL, .flag = &alternate },
 		{ "deadline-ms", 0, "MS", NULL, .number = &deadline_ms, .min = 0, .max = 3600000 },
 		{ "sequential", 0, NULL, NULL, .flag = &sequential },
 		{ "threads", 0, "N", NULL, .number = &threads, .min = 0, .max = 3600000 },
@@ -121,6 +135,15 @@ static int run_http2(int argc, char **argv)
 		}
 		free(tid);
 		free(jobs);
+	} else if (alternate) {
+		for (size_t i = 0; i < n; i++) {
+			struct http2_job j = { &proto, urls + i, 1, resps + i };
+			pthread_t tid;
+			if (i % 2 == 1 && pthread_create(&tid, NULL, http2_one, &j) == 0)
+				pthread_join(tid, NULL);
+			else
+				http2_one(&j);
+		}
 	} else if (sequential) {
 		struct http2_job j = { &proto, urls, n, resps };
 		http2_sequential(&j);
@@ -540,7 +563,7 @@ static int run_svcbench(int argc, char **argv)
 	int failed = 0, conns = 0;
 	for (long long i = 0; i < n; i++) {
 		if (fresh)
-			http_thread_cleanup();
+			http_close_idle();
 		struct svc_answer a;
 		double t0 = util_now_ms();
 		failed += svc_call(argv[1], argv[2], rec, DEADLINE_NONE, &a) != 0;
