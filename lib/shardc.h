@@ -80,6 +80,9 @@ int shard_err_query(struct shard_err *e, PGconn *c, const char *what);
 void sctx_init(struct shard_ctx *x);
 /* Ends a held route lock and closes every connection. */
 void sctx_close(struct shard_ctx *x);
+/* sctx_close, then a context as new but for its options (--url, --shard):
+ * what a long-lived process does after losing a database. */
+void sctx_reset(struct shard_ctx *x);
 /* Parse the options every shard-reaching command shares (--shard, --url):
  * 1 when opt was one of them, 0 when not, -1 when its value is bad. */
 int sctx_option(struct shard_ctx *x, int opt, const char *arg);

@@ -42,6 +42,16 @@ void sctx_close(struct shard_ctx *x)
 	x->nconns = 0;
 }
 
+void sctx_reset(struct shard_ctx *x)
+{
+	const char *url = x->url;
+	long shard = x->shard;
+	sctx_close(x);
+	sctx_init(x);
+	x->url = url;
+	x->shard = shard;
+}
+
 static int parse_shard_id(const char *s, long *out)
 {
 	char *end;

@@ -82,12 +82,7 @@ void gather_unlock(struct llm_proc *p)
 
 void gather_reset(struct llm_proc *p)
 {
-	const char *url = p->x.url;
-	long shard = p->x.shard;
-	sctx_close(&p->x);
-	sctx_init(&p->x);
-	p->x.url = url;
-	p->x.shard = shard;
+	sctx_reset(&p->x);
 	if (p->order)
 		PQfinish(p->order);
 	p->order = NULL;

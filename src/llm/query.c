@@ -198,12 +198,7 @@ void recall_close(struct recall *w)
 void recall_reset(struct recall *w)
 {
 	pthread_mutex_lock(&w->mu); /* the worker is idle: it touches x only between post and done */
-	const char *url = w->x.url;
-	long shard = w->x.shard;
-	sctx_close(&w->x);
-	sctx_init(&w->x);
-	w->x.url = url;
-	w->x.shard = shard;
+	sctx_reset(&w->x);
 	pthread_mutex_unlock(&w->mu);
 }
 
