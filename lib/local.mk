@@ -1,6 +1,6 @@
 noinst_LIBRARIES = lib/libunde.a
 lib_libunde_a_SOURCES = \
-	lib/conf.c lib/conf.h \
+	lib/conf.c lib/conf.h lib/redact.c \
 	lib/filter.c lib/filter.h \
 	lib/http.c lib/http.h \
 	lib/jsonl.c lib/jsonl.h \

@@ -168,6 +168,15 @@ metric_at_least() { [ "$(metric "$1" "$2")" -ge "$3" ]; }
 	assert_output 'unde-httpd 0.1.0'
 }
 
+@test "unde-httpd loads neither libpq nor libcurl: it starts for every connection" {
+	# their ~25 libraries cost each start ~4 ms of CPU (bench/httpd/start)
+	run ldd "$(command -v unde-httpd)"
+	assert_success
+	assert_output --partial libjansson
+	refute_output --partial libpq
+	refute_output --partial libcurl
+}
+
 @test "an unknown option, or an option's bad value, exits 64 naming the option" {
 	run --separate-stderr unde-httpd --routes "$W/main.routes" --no-such-option </dev/null
 	assert_failure 64

@@ -10,7 +10,7 @@ src_unde_httpd_SOURCES = \
 	src/httpd/child.c src/httpd/child.h \
 	src/httpd/stats.c src/httpd/stats.h \
 	src/httpd/ws.c
-src_unde_httpd_LDADD = $(UNDE_LIBS) $(WSLAY_LIBS)
+src_unde_httpd_LDADD = $(UNDE_CORE_LIBS) $(WSLAY_LIBS)
 
 dist_man_MANS += man/unde-httpd.1
 TESTS += t/unde-httpd.bats
@@ -26,7 +26,7 @@ EXTRA_DIST += etc/httpd/inetd.conf \
 	etc/systemd/unde-httpd-voice.socket etc/systemd/unde-httpd-voice@.service \
 	etc/systemd/unde-httpd-ximilar.socket etc/systemd/unde-httpd-ximilar@.service \
 	etc/systemd/unde-httpd-rerank.socket etc/systemd/unde-httpd-rerank@.service
-EXTRA_DIST += etc/systemd/unde-httpd.slice bench/httpd/memory
+EXTRA_DIST += etc/systemd/unde-httpd.slice bench/httpd/memory bench/httpd/start
 
 # Benchmark (bench/httpd/run; not part of make check).
 EXTRA_DIST += bench/httpd/run bench/httpd/echo.routes bench/httpd/uvicorn_app.py \
