@@ -66,24 +66,45 @@
  * error, never fewer than $5 nor more than $7 (RETRIEVAL_CANDIDATES_MAX).
  * The Hamming distances are computed once (ham), then counted and sorted;
  * the re-rank reads only each candidate's vector, the other columns are
- * read for the best 20 (vbest). */
-static const char vector_prefilter[] =
-	"ham AS MATERIALIZED ("
-	" SELECT id, embedding_bq <~> (SELECT binary_quantize($1::vector)::bit(1024)) AS h"
-	"  FROM messages WHERE conversation_id = $2 AND role = 'user' AND is_embeddable = TRUE"
-	"  AND is_forgotten = FALSE AND embedding IS NOT NULL AND $1::vector IS NOT NULL"
-	"  AND embedding_model IS NOT DISTINCT FROM $6::text),"
-	"cand AS MATERIALIZED ("
-	" SELECT id FROM ham ORDER BY h LIMIT (SELECT GREATEST($5::int, LEAST($7::int, count(*) + $5::int / 2))"
-	"  FROM ham WHERE h <= $8::int)),"
-	"vbest AS MATERIALIZED ("
-	" SELECT id, d FROM (SELECT id, embedding <=> $1::vector AS d FROM messages"
-	"  WHERE conversation_id = $2 AND id IN (SELECT id FROM cand)"
-	"  AND is_forgotten = FALSE AND embedding IS NOT NULL OFFSET 0) r"
-	" ORDER BY d LIMIT 20),"
-	"vector_results AS ("
-	" SELECT " VEC_COLS ", GREATEST(0, 1 - d) AS vec_score FROM messages m JOIN vbest b USING (id)"
-	" WHERE m.conversation_id = $2),";
+ * read for the best 20 (vbest).
+ *
+ * A sparse query (most coordinates zero: the local n-gram model's feature
+ * hashing, ~56 of 1024) is ordered by the Jaccard distance of the codes
+ * instead (PREFILTER_SPARSE): its code marks only its positive coordinates,
+ * so the Hamming distance mostly counts how many bits the two codes have,
+ * not what they share, and estimates no angle; the count rule is off ($8 =
+ * -1) and the best $5 are re-ranked. On bench/llm's five-year user (7,300
+ * local vectors, 40 queries, ties at the 20th counted as found) recall@20
+ * was 1.000 from 100 Jaccard candidates, against 0.995 from 300 and 1.000
+ * from 1000 Hamming ones; the Hamming rule re-ranked its 3000 maximum. */
+#define PREFILTER(DISTANCE) \
+	"ham AS MATERIALIZED (" \
+	" SELECT id, embedding_bq " DISTANCE " (SELECT binary_quantize($1::vector)::bit(1024)) AS h" \
+	"  FROM messages WHERE conversation_id = $2 AND role = 'user' AND is_embeddable = TRUE" \
+	"  AND is_forgotten = FALSE AND embedding IS NOT NULL AND $1::vector IS NOT NULL" \
+	"  AND embedding_model IS NOT DISTINCT FROM $6::text)," \
+	"cand AS MATERIALIZED (" \
+	" SELECT id FROM ham ORDER BY h LIMIT (SELECT GREATEST($5::int, LEAST($7::int, count(*) + $5::int / 2))" \
+	"  FROM ham WHERE h <= $8::int))," \
+	"vbest AS MATERIALIZED (" \
+	" SELECT id, d FROM (SELECT id, embedding <=> $1::vector AS d FROM messages" \
+	"  WHERE conversation_id = $2 AND id IN (SELECT id FROM cand)" \
+	"  AND is_forgotten = FALSE AND embedding IS NOT NULL OFFSET 0) r" \
+	" ORDER BY d LIMIT 20)," \
+	"vector_results AS (" \
+	" SELECT " VEC_COLS ", GREATEST(0, 1 - d) AS vec_score FROM messages m JOIN vbest b USING (id)" \
+	" WHERE m.conversation_id = $2),"
+static const char vector_prefilter[] = PREFILTER("<~>");
+static const char vector_prefilter_sparse[] = PREFILTER("<%>");
+
+/* Is the query vector sparse: more than half its coordinates zero? */
+static int query_sparse(const json_t *emb)
+{
+	size_t i, zeros = 0;
+	const json_t *v;
+	json_array_foreach(emb, i, v) zeros += json_number_value(v) == 0;
+	return zeros * 2 > json_array_size(emb);
+}
 
 static const char vector_spec[] =
 	"vector_results AS ("
@@ -246,11 +267,11 @@ static PGresult *branch_wait(PGconn *c)
 
 /* Run the hybrid query on c with parameters pp, as one statement: the
  * result, best first, or NULL (logged). */
-static PGresult *search_exec(int spec_plan, PGconn *c, const char *const *pp)
+static PGresult *search_exec(int spec_plan, const char *prefilter, PGconn *c, const char *const *pp)
 {
 	struct buf sql = { 0 };
 	buf_append(&sql, "WITH ", 5);
-	const char *vb = spec_plan ? vector_spec : vector_prefilter;
+	const char *vb = spec_plan ? vector_spec : prefilter;
 	buf_append(&sql, vb, strlen(vb));
 	const char *fb = spec_plan ? fts_spec : fts_weighted;
 	buf_append(&sql, fb, strlen(fb));
@@ -348,8 +369,8 @@ static struct hit *merged_hits(const PGresult *r, size_t *n)
  * and *f and returns 0; -1 when the second connection cannot be had or a
  * branch failed (nothing left to read on either): the caller then runs the
  * combined query on c. */
-static int search_parallel(struct shard_ctx *x, PGconn *c, const char *const *pp, PGresult **v,
-			   PGresult **f)
+static int search_parallel(struct shard_ctx *x, PGconn *c, const char *prefilter, const char *const *pp,
+			   PGresult **v, PGresult **f)
 {
 	*v = *f = NULL;
 	PGconn *side = sctx_shard_side(x, c);
@@ -358,7 +379,7 @@ static int search_parallel(struct shard_ctx *x, PGconn *c, const char *const *pp
 	/* $1 vector, $2 conversation, $5–$8 the prefilter's; $2, $3 text */
 	if (branch_send(side, fts_weighted, fts_out, 0x6, pp) < 0)
 		return -1;
-	int sent = branch_send(c, vector_prefilter, vector_out, 0xF3, pp) == 0;
+	int sent = branch_send(c, prefilter, vector_out, 0xF3, pp) == 0;
 	*f = branch_wait(side);
 	*v = sent ? branch_wait(c) : NULL;
 	if (*v && *f)
@@ -441,7 +462,9 @@ json_t *shard_search_model(struct shard_ctx *x, const struct shard_search_opts *
 	long cmin = o->candidates > 0 ? o->candidates : 300;
 	snprintf(candidates_s, sizeof candidates_s, "%ld", cmin);
 	snprintf(max_s, sizeof max_s, "%ld", o->candidates_max > cmin ? o->candidates_max : cmin);
-	snprintf(radius_s, sizeof radius_s, "%d", (int)(1024.0 * acos(o->threshold) / M_PI));
+	int sparse = emb && query_sparse(emb);
+	snprintf(radius_s, sizeof radius_s, "%d", sparse ? -1 : (int)(1024.0 * acos(o->threshold) / M_PI));
+	const char *prefilter = sparse ? vector_prefilter_sparse : vector_prefilter;
 
 	char *vec = emb ? json_dumps(emb, JSON_COMPACT) : NULL;
 	const char *pp[] = { vec, conv, text, threshold_s, o->spec_plan ? model : candidates_s, model,
@@ -450,9 +473,9 @@ json_t *shard_search_model(struct shard_ctx *x, const struct shard_search_opts *
 	PGresult *f = NULL;
 	struct hit *hits;
 	size_t nhits;
-	int parallel = !o->spec_plan && search_parallel(x, c, pp, &r, &f) == 0;
+	int parallel = !o->spec_plan && search_parallel(x, c, prefilter, pp, &r, &f) == 0;
 	if (!parallel)
-		r = search_exec(o->spec_plan, c, pp);
+		r = search_exec(o->spec_plan, prefilter, c, pp);
 	double ms = util_now_ms() - t0;
 	free(vec);
 	if (!r) {

@@ -317,6 +317,34 @@ grep_db() {
 	assert_jq --arg t "$target" '[.episodes[].id] | index($t) == null'
 }
 
+@test "a sparse query (feature hashing: mostly zeros) is prefiltered by code overlap, not Hamming distance" {
+	# the query's 40 coordinates are 1, the rest 0; 400 decoys set 2 of those
+	# 40 (cosine 0.22, Hamming distance 38: their codes are small), the true
+	# nearest sets all 40 and 200 more a little (cosine 0.98, Hamming 200).
+	# By Hamming order the decoys fill 300 candidates; by Jaccard the
+	# nearest is first
+	target=$(uuid)
+	python3 - "$USER_ID" "$target" >"$TMP/turns" <<-'PY'
+	import json, random, sys, uuid
+	random.seed(5)
+	user, target = sys.argv[1], sys.argv[2]
+	msgs = []
+	for k in range(400):
+	    two = set(random.sample(range(40), 2))
+	    msgs.append({"id": str(uuid.uuid4()), "role": "user", "content": "decoy %d" % k, "is_embeddable": True,
+	                 "embedding": [1 if i in two else 0 for i in range(1024)]})
+	msgs.append({"id": target, "role": "user", "content": "the one", "is_embeddable": True,
+	             "embedding": [1 if i < 40 else 0.1 if i < 240 else 0 for i in range(1024)]})
+	for i in range(0, len(msgs), 150):
+	    print(json.dumps({"user_id": user, "messages": msgs[i:i + 150]}))
+	PY
+	unde-shard save <"$TMP/turns" >/dev/null 2>&1
+	q='{"user_id":"'$USER_ID'","query_embedding":'"$(python3 -c 'import json; print(json.dumps([1] * 40 + [0] * 984))')"'}'
+	run --separate-stderr env RETRIEVAL_CANDIDATES_MAX=300 unde-shard search <<<"$q"
+	assert_success
+	assert_jq --arg t "$target" '[.episodes[].id] == [$t] and .episodes[0].vec_score > 0.97'
+}
+
 @test "knowledge put refuses a source_message_id that is not one of the user's messages" {
 	other=$(uuid) theirs=$(uuid) mine=$(uuid)
 	save "$other" "$(msg "$theirs" user "их сообщение")"
