@@ -11,7 +11,6 @@
 #include <strings.h>
 #include <sysexits.h>
 
-
 #include "conf.h"
 #include "log.h"
 #include "util.h"

@@ -36,7 +36,7 @@ TESTS += t/cron.bats t/fakes.bats t/pg-helper.bats
 FUZZ_SECONDS ?= 30
 FUZZ_CC = clang
 FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -I$(top_srcdir)/lib -I$(top_builddir)
-t/fuzz/jsonl-fuzz: $(top_srcdir)/t/fuzz/jsonl-fuzz.c $(top_srcdir)/lib/jsonl.c $(top_srcdir)/lib/conf.c $(top_srcdir)/lib/log.c $(top_srcdir)/lib/util.c
+t/fuzz/jsonl-fuzz: $(top_srcdir)/t/fuzz/jsonl-fuzz.c $(top_srcdir)/lib/jsonl.c $(top_srcdir)/lib/conf.c $(top_srcdir)/lib/redact.c $(top_srcdir)/lib/log.c $(top_srcdir)/lib/util.c
 	@mkdir -p t/fuzz
 	$(FUZZ_CC) $(FUZZ_FLAGS) $(JANSSON_CFLAGS) $(PQ_CFLAGS) -o $@ $^ $(JANSSON_LIBS) $(PQ_LIBS) $(CRYPTO_LIBS)
 fuzz-lib: t/fuzz/jsonl-fuzz
