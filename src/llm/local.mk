@@ -8,4 +8,4 @@ src_unde_llm_LDADD = $(UNDE_LIBS) $(STEMMER_LIBS) -lpthread -lm
 TESTS += t/unde-llm.bats t/unde-llm-stylist.bats
 EXTRA_DIST += t/fakes/claude.py t/fakes/qwen.py t/fakes/intelistyle.py
 dist_man_MANS += man/unde-llm.1
-EXTRA_DIST += bench/llm/README.md bench/llm/run bench/llm/gen.py
+EXTRA_DIST += bench/llm/README.md bench/llm/run bench/llm/gen.py bench/llm/recall
