@@ -26,7 +26,7 @@ U=6f1c2a9e-1b7d-4c3e-9a51-0d2b8e4f7a10
 	GREETER_API_KEY=gk run --separate-stderr ex --salute Salem <<<"{\"user_id\":\"$U\",\"name\":\"Aru\"}"
 	assert_success
 	assert_jq '.provider == "greeter" and .greeting == "Salem, Aru!" and .greeted_before == false'
-	fake_requests echo | jq -e '.[0].headers.authorization == "Bearer gk"' >/dev/null
+	fake_requests echo | jq_e '.[0].headers.authorization == "Bearer gk"' >/dev/null
 }
 
 @test "without a key the local stand-in greets, and says why the provider was skipped" {
@@ -48,7 +48,7 @@ U=6f1c2a9e-1b7d-4c3e-9a51-0d2b8e4f7a10
 	run --separate-stderr ex <<<"{\"user_id\":\"$U\",\"name\":\"Aru\",\"ask\":true,\"request_id\":\"e-1\"}"
 	assert_success
 	assert_jq '.sibling.echo == "yes"'
-	fake_requests echo /reply | jq -e '.[0].headers["x-request-id"] == "e-1"' >/dev/null
+	fake_requests echo /reply | jq_e '.[0].headers["x-request-id"] == "e-1"' >/dev/null
 	fake_config echo '{"reply_status":503,"reply_body":"{\"error\":{\"code\":\"busy\",\"message\":\"try later\",\"status\":75}}"}'
 	run --separate-stderr ex <<<"{\"user_id\":\"$U\",\"name\":\"Aru\",\"ask\":true}"
 	assert_failure 75

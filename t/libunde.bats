@@ -278,8 +278,8 @@ libtest() {
 @test "every log line is JSON with ts, level, cmd and request_id" {
 	run --separate-stderr libtest filter <<<'{"fail":"temp","request_id":"abc"}'
 	while IFS= read -r l; do
-		jq -e 'has("ts") and has("level") and has("cmd") and has("request_id")' <<<"$l" >/dev/null
-		jq -e '.ts | test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z$")' <<<"$l" >/dev/null
+		jq_e 'has("ts") and has("level") and has("cmd") and has("request_id")' <<<"$l" >/dev/null
+		jq_e '.ts | test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z$")' <<<"$l" >/dev/null
 	done <<<"$stderr"
 }
 
@@ -306,7 +306,7 @@ libtest() {
 	run --separate-stderr libtest http --request-id req-42 "$FAKE_ECHO_URL/json"
 	assert_success
 	assert_jq '.status == 200 and .attempts == 1 and .body.ok == true'
-	fake_requests echo | jq -e 'map(select(.path=="/json")) | .[0].headers["x-request-id"] == "req-42"' >/dev/null
+	fake_requests echo | jq_e 'map(select(.path=="/json")) | .[0].headers["x-request-id"] == "req-42"' >/dev/null
 }
 
 @test "the HTTP client posts a JSON body" {
@@ -503,7 +503,7 @@ libtest() {
 	ECHO_URL=$FAKE_ECHO_URL run --separate-stderr libtest svc echo /reply '{"request_id":"r-7","q":1}'
 	assert_success
 	assert_jq '.status == 0 and .http_status == 200 and .answer.ok == true and (.stages | length) == 1'
-	fake_requests echo | jq -e '.[0] | .path == "/reply" and .headers["x-request-id"] == "r-7" and .json.q == 1' >/dev/null
+	fake_requests echo | jq_e '.[0] | .path == "/reply" and .headers["x-request-id"] == "r-7" and .json.q == 1' >/dev/null
 }
 
 @test "a sibling's error is lifted into the caller's error with the mapped exit status" {

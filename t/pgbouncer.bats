@@ -83,7 +83,7 @@ advisory_locks() { psql -XAtq -d postgres -c "select count(*) from pg_locks wher
 		run --separate-stderr timeout 60 unde-shard knowledge get <<<'{"user_id":"'"$user"'"}'
 		[ "$status" -eq 0 ] || fail "knowledge get $i failed ($status): $stderr"
 	done
-	jq -e '[.user_knowledge[].data.max] | index(304) != null' <<<"$output"
+	jq_e '[.user_knowledge[].data.max] | index(304) != null' <<<"$output"
 }
 
 # pg_conf_value FILE NAME — NAME's value as PostgreSQL 15 reads it with

@@ -155,11 +155,11 @@ shard_db() {
 		"$USER_ID" "$(cat /proc/sys/kernel/random/uuid)" | unde-shard save >/dev/null 2>&1
 	run --separate-stderr unde-shard search <<<'{"user_id":"'"$USER_ID"'","query":"balenciaga"}'
 	assert_success
-	jq -e '.episodes | length == 1' <<<"$output"
+	jq_e '.episodes | length == 1' <<<"$output"
 	echo '{"user_id":"'"$USER_ID"'","knowledge_type":"budget","data":{"max":300}}' | unde-shard knowledge put >/dev/null 2>&1
 	run --separate-stderr unde-shard knowledge get <<<'{"user_id":"'"$USER_ID"'"}'
 	assert_success
-	jq -e '.user_knowledge[0].data.max == 300' <<<"$output"
+	jq_e '.user_knowledge[0].data.max == 300' <<<"$output"
 	refused app_rw "$SHARD_OWNER_URL" 'CREATE TABLE t (id int)'
 	refused app_rw "$SHARD_OWNER_URL" 'DELETE FROM schema_migrations'
 }
@@ -170,7 +170,7 @@ shard_db() {
 	echo '{"user_id":"'"$USER_ID"'","knowledge_type":"budget","data":{"max":300}}' | unde-shard knowledge put >/dev/null 2>&1
 	run --separate-stderr unde-shard knowledge get <<<'{"user_id":"'"$USER_ID"'"}'
 	assert_success
-	jq -e '.user_knowledge[0].data.max == 300' <<<"$output"
+	jq_e '.user_knowledge[0].data.max == 300' <<<"$output"
 	refused knowledge_rw "$SHARD_OWNER_URL" 'SELECT count(*) FROM messages'
 	refused knowledge_rw "$SHARD_OWNER_URL" "INSERT INTO conversations (user_id) VALUES (gen_random_uuid())"
 	refused knowledge_rw "$SHARD_OWNER_URL" 'DELETE FROM relationship_stage'

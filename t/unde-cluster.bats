@@ -192,7 +192,7 @@ print("ok")' "$TMP/p.yml"
 	[ "$(jq .exit <<<"$summary")" = 0 ]
 	grep -q '"shard reconnected"\|shard connection failed' "$TMP/save.err"
 	# the RTO the client saw: within the spec's 30 s
-	jq -e '.max_ack_gap_seconds < 30' <<<"$summary"
+	jq_e '.max_ack_gap_seconds < 30' <<<"$summary"
 	new=$(ha_leader)
 	[ "$new" != "$old" ]
 	sent=$(jq -s 'map(.messages | length) | add' "$TMP/sent.jsonl")
@@ -240,7 +240,7 @@ print("ok")' "$TMP/p.yml"
 	assert_failure 75
 	assert_stderr_error_code not_healthy
 	unde-cluster local start "$HA_DIR" "$other"
-	ha_wait_replica_streaming 180
+	ha_wait_node_replica "$other" 180
 	unde-cluster check --state-dir "$TMP/state" >/dev/null
 	run --separate-stderr unde-cluster failback --to "$other" --state-dir "$TMP/state" --min-healthy 600
 	assert_failure 75
@@ -300,7 +300,7 @@ print("ok")' "$TMP/p.yml"
 	sleep 2 # idle: nothing has been written for a while
 	for i in $(seq 60); do
 		run --separate-stderr unde-shard status --url "${!var%/postgres}/shard0"
-		jq -e '.role == "replica" and .replication_lag_seconds == 0' <<<"$output" >/dev/null && break
+		jq_e '.role == "replica" and .replication_lag_seconds == 0' <<<"$output" >/dev/null && break
 		sleep 0.5
 	done
 	assert_jq '.role == "replica" and .replication_lag_seconds == 0'
@@ -324,7 +324,7 @@ print("ok")' "$TMP/p.yml"
 	rm -rf "$HA_DIR/$replica/data"
 	seen=$(wc -l <"$HA_DIR/$replica/patroni.log")
 	unde-cluster local start "$HA_DIR" "$replica"
-	ha_wait_replica_streaming 180
+	ha_wait_node_replica "$replica" 180
 	tail -n +$((seen + 1)) "$HA_DIR/$replica/patroni.log" >"$TMP/new.log"
 	grep -q 'replica has been created using unde_backup' "$TMP/new.log" || {
 		grep -i 'replica\|error\|unde_backup' "$TMP/new.log" | tail -n 40 >&2
@@ -610,7 +610,7 @@ _pair() { # user-id assistant-id [assistant extra json members]
 	_replay_stop 1
 	assert_success
 	assert_line --index 1 200
-	jq -e '(.replay.inserted | length) == 2 and .replay.confirmed_present == ["'$m1'"]' <<<"${lines[0]}"
+	jq_e '(.replay.inserted | length) == 2 and .replay.confirmed_present == ["'$m1'"]' <<<"${lines[0]}"
 	run psql -XAtq "$UNDE_T_BSHARD" -c "select count(*) from messages where id in ('$m2', '$m3') and needs_enrichment"
 	assert_output 2
 	grep -qx 'replay_requests_total 1' "$TMP/m/unde-shard-replay.prom"
@@ -648,17 +648,17 @@ assistant|f|f||f|t"
 	# …the fourth is refused as too many tries (before the bucket is asked)
 	_post "$(req "$(_pair "$a1" "$a2")")"
 	assert_line --index 1 400
-	jq -e '.error.code == "too_many_tries"' <<<"${lines[0]}"
+	jq_e '.error.code == "too_many_tries"' <<<"${lines[0]}"
 	# the bucket is empty: a new pair must wait, and is not stored
 	_post "$(req "$(_pair "$b1" "$b2")")"
 	assert_line --index 1 503
-	jq -e '.error.code == "rate_limited" and (.error.message | test("retry in [0-9]+ s"))' <<<"${lines[0]}"
+	jq_e '.error.code == "rate_limited" and (.error.message | test("retry in [0-9]+ s"))' <<<"${lines[0]}"
 	run psql -XAtq "$UNDE_T_BSHARD" -c "select count(*) from messages where id in ('$b1', '$b2')"
 	assert_output 0
 	# more pairs in one request than the burst are refused outright
 	_post "$(req "$(_pair "$(uuid)" "$(uuid)"),$(_pair "$(uuid)" "$(uuid)"),$(_pair "$(uuid)" "$(uuid)"),$(_pair "$(uuid)" "$(uuid)")")"
 	assert_line --index 1 400
-	jq -e '.error.code == "too_many_pairs"' <<<"${lines[0]}"
+	jq_e '.error.code == "too_many_pairs"' <<<"${lines[0]}"
 	# another user has a bucket of their own, found from the conversation alone
 	vconv=$(psql -XAtq "$UNDE_T_BSHARD" -c "select id from conversations where user_id = '$v'")
 	_post '{"conversation_id":"'$vconv'","unconfirmed":['"$(_pair "$c1" "$c2")"']}'

@@ -57,7 +57,7 @@ ctx() { unde-context <<<"$1" 2>/dev/null | jq -c .context_frame; }
 
 @test "a fix inside a mall gives the spec's context_frame: mall, nearest store, floor, weather, time" {
 	run -0 ctx "{\"user_id\":\"u1\",\"lat\":25.1026,\"lng\":55.2439,\"at\":\"2026-02-13T19:30:00+04:00\",\"compact_preferences\":$PREFS}"
-	jq -e '(.context_frame_id|test("^[0-9a-f-]{36}$")) and .timestamp == "2026-02-13T19:30:00+04:00"
+	jq_e '(.context_frame_id|test("^[0-9a-f-]{36}$")) and .timestamp == "2026-02-13T19:30:00+04:00"
 		and .location == {"type":"mall","mall_id":"dubai-hills-mall","mall_name":"Dubai Hills Mall","near_store":"zara-ground-floor","floor":1}
 		and .environment.weather.temp_c == 28 and .environment.weather.feels_like_c == 31
 		and .environment.weather.humidity == 65 and .environment.weather.condition == "clear"
@@ -66,62 +66,62 @@ ctx() { unde-context <<<"$1" 2>/dev/null | jq -c .context_frame; }
 		and (.cultural|has("sensitivity_level") and has("active_period") and has("next_meal_break") and has("is_pre_meal_break") and has("nearby_holidays"))
 		and (.opportunities|type == "array")' <<<"$output"
 	run -0 fake_requests weather
-	jq -e 'length == 1 and .[0].path == "/v1/current.json" and .[0].args.key == "test-key"
+	jq_e 'length == 1 and .[0].path == "/v1/current.json" and .[0].args.key == "test-key"
 		and .[0].args.q == "25.1026,55.2439"' <<<"$output"
 }
 
 @test "a point outside every mall says so, with the nearest mall and its distance" {
 	run -0 ctx '{"lat":25.2048,"lng":55.2708,"at":"2026-02-13T12:00:00Z"}'
 	# Dubai Hills Mall is about 12 km from Downtown Dubai
-	jq -e '.location.type == "outside_mall" and .location.nearest_mall_id == "dubai-hills-mall"
+	jq_e '.location.type == "outside_mall" and .location.nearest_mall_id == "dubai-hills-mall"
 		and .location.distance_m > 11000 and .location.distance_m < 14000
 		and .opportunities == [] and .timestamp == "2026-02-13T16:00:00+04:00"' <<<"$output"
 }
 
 @test "mall_id names the mall without a fix; an unknown one is refused" {
 	run -0 ctx '{"mall_id":"mega-almaty","at":"2025-06-01T12:00:00Z"}'
-	jq -e '.location.mall_id == "mega-almaty" and .timestamp == "2025-06-01T17:00:00+05:00"' <<<"$output"
+	jq_e '.location.mall_id == "mega-almaty" and .timestamp == "2025-06-01T17:00:00+05:00"' <<<"$output"
 	run -65 --separate-stderr unde-context <<<'{"mall_id":"nowhere"}'
 	[[ $stderr == *'"code":"unknown_mall"'* ]]
 }
 
 @test "Almaty is UTC+5 after 2024-03-01 and was UTC+6 before" {
 	run -0 ctx '{"lat":43.2019,"lng":76.8922,"at":"2025-01-15T12:00:00Z"}'
-	jq -e '.timestamp == "2025-01-15T17:00:00+05:00"' <<<"$output"
+	jq_e '.timestamp == "2025-01-15T17:00:00+05:00"' <<<"$output"
 	run -0 ctx '{"lat":43.2019,"lng":76.8922,"at":"2024-01-15T12:00:00Z"}'
-	jq -e '.timestamp == "2024-01-15T18:00:00+06:00"' <<<"$output"
+	jq_e '.timestamp == "2024-01-15T18:00:00+06:00"' <<<"$output"
 }
 
 @test "the weather cache is shared by two processes and expires after WEATHER_CACHE_TTL" {
 	local rec='{"lat":25.1026,"lng":55.2439}'
 	UNDE_METRICS_DIR=$W run -0 ctx "$rec"
 	UNDE_METRICS_DIR=$W run -0 ctx "$rec"
-	jq -e '.environment.weather.temp_c == 28' <<<"$output"
+	jq_e '.environment.weather.temp_c == 28' <<<"$output"
 	run -0 fake_requests weather
-	jq -e 'length == 1' <<<"$output"
+	jq_e 'length == 1' <<<"$output"
 	grep -q '^context_agent_weather_cache_hit_total{result="hit"} 1$' "$W/unde-context.prom"
 	grep -q '^context_agent_weather_cache_hit_total{result="miss"} 1$' "$W/unde-context.prom"
 	ls "$W/cache" | grep -qx 'weather-25.10_55.24.json'
 	WEATHER_CACHE_TTL=0 run -0 ctx "$rec"
 	run -0 fake_requests weather
-	jq -e 'length == 2' <<<"$output"
+	jq_e 'length == 2' <<<"$output"
 }
 
 @test "weather failures, garbage and no key leave weather null with a reason, never a failed frame" {
 	fake_fail weather '{"mode":"500"}'
 	run -0 ctx '{"lat":25.1026,"lng":55.2439}'
-	jq -e '.environment.weather == null and .environment.weather_unavailable == "http_500"
+	jq_e '.environment.weather == null and .environment.weather_unavailable == "http_500"
 		and (.environment.sunset|test("^[0-9]{2}:[0-9]{2}$"))' <<<"$output"
 	fake_config weather '{"current":{"humidity":150}}'
 	run -0 ctx '{"lat":25.1026,"lng":55.2439}'
-	jq -e '.environment.weather_unavailable == "bad_answer"' <<<"$output"
+	jq_e '.environment.weather_unavailable == "bad_answer"' <<<"$output"
 	fake_fail weather '{"mode":"slow","delay_ms":2000}'
 	WEATHER_TIMEOUT_MS=200 run -0 ctx '{"lat":25.1026,"lng":55.2439}'
-	jq -e '.environment.weather_unavailable == "timeout"' <<<"$output"
+	jq_e '.environment.weather_unavailable == "timeout"' <<<"$output"
 	WEATHER_API_KEY= run -0 ctx '{"lat":25.1026,"lng":55.2439}'
-	jq -e '.environment.weather_unavailable == "no_key"' <<<"$output"
+	jq_e '.environment.weather_unavailable == "no_key"' <<<"$output"
 	WEATHER_API_KEY=wrong run -0 ctx '{"lat":25.1026,"lng":55.2439}'
-	jq -e '.environment.weather_unavailable == "http_401"' <<<"$output"
+	jq_e '.environment.weather_unavailable == "http_401"' <<<"$output"
 }
 
 @test "sunsets of Dubai, Almaty and Astana are within 2 minutes of PyEphem and Astral" {
@@ -162,27 +162,27 @@ CITIES
 
 @test "during Ramadan next_meal_break is today's sunset; outside it there is none" {
 	run -0 ctx '{"lat":25.1026,"lng":55.2439,"at":"2026-02-25T16:30:00+04:00"}'
-	jq -e '.cultural.active_period == "ramadan" and .cultural.next_meal_break == .environment.sunset
+	jq_e '.cultural.active_period == "ramadan" and .cultural.next_meal_break == .environment.sunset
 		and .cultural.is_pre_meal_break and .cultural.timing.avoid_daytime_food' <<<"$output"
 	run -0 ctx '{"lat":25.1026,"lng":55.2439,"at":"2026-04-25T16:30:00+04:00"}'
-	jq -e '.cultural.active_period == null and .cultural.next_meal_break == null
+	jq_e '.cultural.active_period == null and .cultural.next_meal_break == null
 		and .cultural.is_pre_meal_break == false and .cultural.timing == null' <<<"$output"
 	run -0 ctx '{"lat":25.1026,"lng":55.2439,"at":"2026-02-25T20:30:00+04:00"}'
-	jq -e '.cultural.active_period == "ramadan" and (.cultural.is_pre_meal_break|not)
+	jq_e '.cultural.active_period == "ramadan" and (.cultural.is_pre_meal_break|not)
 		and (.cultural.timing.avoid_daytime_food|not)' <<<"$output"
 }
 
 @test "sensitivity high names iftar, medium says next_meal_break only, low only adjusts timing" {
 	local at='"at":"2026-02-25T17:30:00+04:00"'
 	run -0 ctx "{\"lat\":25.1026,\"lng\":55.2439,$at,\"compact_preferences\":{\"cultural_sensitivity_level\":\"high\"}}"
-	jq -e '.cultural | .mention == "explicit" and .iftar_time == .next_meal_break
+	jq_e '.cultural | .mention == "explicit" and .iftar_time == .next_meal_break
 		and (.hint|test("^До ифтара [0-9]+ мин$"))' <<<"$output"
 	run -0 ctx "{\"lat\":25.1026,\"lng\":55.2439,$at}"
-	jq -e '.cultural | .sensitivity_level == "medium" and .mention == "neutral" and (has("iftar_time")|not)
+	jq_e '.cultural | .sensitivity_level == "medium" and .mention == "neutral" and (has("iftar_time")|not)
 		and .next_meal_break != null and .hint == "Рестораны откроются после \(.next_meal_break)"' <<<"$output"
 	refute_output --partial iftar
 	run -0 ctx "{\"lat\":25.1026,\"lng\":55.2439,$at,\"compact_preferences\":{\"cultural_sensitivity_level\":\"low\"}}"
-	jq -e '.cultural | .mention == "none" and .next_meal_break == null and .hint == null
+	jq_e '.cultural | .mention == "none" and .next_meal_break == null and .hint == null
 		and (has("iftar_time")|not) and .timing.avoid_daytime_food and .timing.food_after != null' <<<"$output"
 	refute_output --partial iftar
 	run -65 --separate-stderr unde-context <<<'{"lat":25.1,"lng":55.2,"compact_preferences":{"cultural_sensitivity_level":"max"}}'
@@ -191,35 +191,35 @@ CITIES
 
 @test "holidays of the mall's country within a week are listed, and weekends by country" {
 	run -0 ctx '{"lat":25.1026,"lng":55.2439,"at":"2026-11-29T12:00:00+04:00"}'
-	jq -e '.cultural.nearby_holidays | map(.name) | index("national_day") != null and index("commemoration_day") != null' <<<"$output"
-	jq -e '.environment.time_context | .day_of_week == "sunday" and .is_weekend' <<<"$output"
+	jq_e '.cultural.nearby_holidays | map(.name) | index("national_day") != null and index("commemoration_day") != null' <<<"$output"
+	jq_e '.environment.time_context | .day_of_week == "sunday" and .is_weekend' <<<"$output"
 	run -0 ctx '{"lat":43.2019,"lng":76.8922,"at":"2026-03-19T12:00:00+05:00"}'
-	jq -e '.cultural.nearby_holidays | map(.name) | index("nauryz") != null' <<<"$output"
+	jq_e '.cultural.nearby_holidays | map(.name) | index("nauryz") != null' <<<"$output"
 	run -0 ctx '{"lat":43.2019,"lng":76.8922,"at":"2026-03-19T12:00:00+05:00","timezone":"Asia/Riyadh"}'
-	jq -e '.timestamp == "2026-03-19T12:00:00+05:00"' <<<"$output"
+	jq_e '.timestamp == "2026-03-19T12:00:00+05:00"' <<<"$output"
 }
 
 @test "hours to closing follow the mall's hours, past midnight too" {
 	run -0 ctx '{"lat":25.1026,"lng":55.2439,"at":"2026-02-14T23:30:00+04:00"}'
 	# Saturday 10:00-01:00
-	jq -e '.environment.time_context | .mall_closes_in_hours == 1.5 and .mall_open and .part_of_day == "night"' <<<"$output"
+	jq_e '.environment.time_context | .mall_closes_in_hours == 1.5 and .mall_open and .part_of_day == "night"' <<<"$output"
 	run -0 ctx '{"lat":25.1026,"lng":55.2439,"at":"2026-02-15T00:30:00+04:00"}'
-	jq -e '.environment.time_context | .mall_closes_in_hours == 0.5 and .mall_open' <<<"$output"
+	jq_e '.environment.time_context | .mall_closes_in_hours == 0.5 and .mall_open' <<<"$output"
 	run -0 ctx '{"lat":25.1026,"lng":55.2439,"at":"2026-02-16T08:00:00+04:00"}'
-	jq -e '.environment.time_context | .mall_closes_in_hours == 0 and (.mall_open|not) and .part_of_day == "morning" and (.is_rush_hour|not)' <<<"$output"
+	jq_e '.environment.time_context | .mall_closes_in_hours == 0 and (.mall_open|not) and .part_of_day == "morning" and (.is_rush_hour|not)' <<<"$output"
 }
 
 @test "events crossed with compact_preferences give opportunities with their reason" {
 	run -0 ctx "{\"lat\":25.1026,\"lng\":55.2439,\"at\":\"2026-02-13T17:30:00+04:00\",\"compact_preferences\":$PREFS}"
-	jq -e '.opportunities | map({store, type, relevance_reason, discount, title}) == [
+	jq_e '.opportunities | map({store, type, relevance_reason, discount, title}) == [
 		{"store":"Bakery","type":"sale","relevance_reason":"suits_allergy_gluten","discount":"10%","title":"Gluten-free week"},
 		{"store":"Zara","type":"sale","relevance_reason":"user_favorite_brand","discount":"30%","title":null},
 		{"store":"Reel Cinemas","type":"premiere","relevance_reason":"user_loves_korean_thrillers","discount":null,"title":"New Korean thriller"}]' <<<"$output"
 	# no preferences, no opportunities; an ended premiere is gone
 	run -0 ctx '{"lat":25.1026,"lng":55.2439,"at":"2026-02-13T17:30:00+04:00"}'
-	jq -e '.opportunities == []' <<<"$output"
+	jq_e '.opportunities == []' <<<"$output"
 	run -0 ctx "{\"lat\":25.1026,\"lng\":55.2439,\"at\":\"2026-02-21T17:30:00+04:00\",\"compact_preferences\":$PREFS}"
-	jq -e '.opportunities | map(.relevance_reason) == ["suits_allergy_gluten"]' <<<"$output"
+	jq_e '.opportunities | map(.relevance_reason) == ["suits_allergy_gluten"]' <<<"$output"
 }
 
 @test "bad input is refused with the field named and the stream goes on" {
@@ -236,5 +236,5 @@ CITIES
 		"http://127.0.0.1:$CONTEXT_PORT/context"
 	httpd_stop context
 	assert_success
-	jq -e '.context_frame.location.mall_id == "dubai-hills-mall" and .context_frame.environment.weather.temp_c == 28' <<<"$output"
+	jq_e '.context_frame.location.mall_id == "dubai-hills-mall" and .context_frame.environment.weather.temp_c == 28' <<<"$output"
 }

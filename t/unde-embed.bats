@@ -64,7 +64,7 @@ _save_many() {
 	run --separate-stderr unde-embed <<<'{"text":"тёплое пальто"}'
 	assert_success
 	assert_jq '.provider == "cohere" and .embedding_model == "embed-multilingual-v3.0" and (.embedding | length) == 1024'
-	fake_requests cohere /v2/embed | jq -e 'length == 1 and .[0].json.input_type == "search_query" and .[0].json.embedding_types == ["float"] and .[0].headers.authorization == "Bearer test-key"'
+	fake_requests cohere /v2/embed | jq_e 'length == 1 and .[0].json.input_type == "search_query" and .[0].json.embedding_types == ["float"] and .[0].headers.authorization == "Bearer test-key"'
 	run --separate-stderr env -u COHERE_API_KEY unde-embed <<<'{"text":"тёплое пальто"}'
 	assert_success
 	assert_jq '.provider == "local" and .embedding_model == "local-ngram-v1" and .providers_skipped[0].reason == "no_key"'
@@ -88,7 +88,7 @@ _save_many() {
 	assert_success
 	assert_json_line_count 200
 	assert_jq -s 'all(.enriched.provider == "cohere" and .enriched.embedding_model == "embed-multilingual-v3.0" and (.enriched.memory_snippet | length) > 0)'
-	fake_requests cohere /v2/embed | jq -e '[.[].json.texts | length] == [96, 96, 8] and all(.json.input_type == "search_document")'
+	fake_requests cohere /v2/embed | jq_e '[.[].json.texts | length] == [96, 96, 8] and all(.json.input_type == "search_document")'
 	run sql0 "select count(*) filter (where embedding is not null and embedding_model = 'embed-multilingual-v3.0' and memory_snippet is not null) from messages"
 	assert_output 200
 	run --separate-stderr unde-shard search <<<"$q"
@@ -218,7 +218,7 @@ _updates_logged_since() {
 	assert_jq -s 'all(.message_id != "'$bad'")'
 	# one error line, for that message, with the database's reason
 	[[ $(grep -c '"level":"error".*"record"' <<<"$stderr") == 1 ]]
-	grep '"level":"error".*"record"' <<<"$stderr" | jq -e '.record.message_id == "'$bad'" and (.error.message | test("refused by the test trigger"))'
+	grep '"level":"error".*"record"' <<<"$stderr" | jq_e '.record.message_id == "'$bad'" and (.error.message | test("refused by the test trigger"))'
 	# the batch, then each of its five alone
 	grep -q '^unde_embed_update_statements 6$' "$TMP/unde-embed.prom"
 	run sql0 "select id from messages where embedding is null"
@@ -244,7 +244,7 @@ _updates_logged_since() {
 	assert_jq '.enriched.snippet_provider == "gemini" and .enriched.memory_snippet == "«IMAX: холодно от кондиционера → брать тёплый слой»"'
 	run sql0 "select memory_snippet from messages"
 	assert_output "«IMAX: холодно от кондиционера → брать тёплый слой»"
-	fake_requests gemini | jq -e --arg t "$msg" 'length == 1 and (.[0].path | test("/v1beta/models/gemini-2.0-flash-lite:generateContent$")) and .[0].json.contents[0].parts[0].text == $t and (.[0].json.systemInstruction.parts[0].text | test("80 characters")) and .[0].headers["x-goog-api-key"] == "test-key"'
+	fake_requests gemini | jq_e --arg t "$msg" 'length == 1 and (.[0].path | test("/v1beta/models/gemini-2.0-flash-lite:generateContent$")) and .[0].json.contents[0].parts[0].text == $t and (.[0].json.systemInstruction.parts[0].text | test("80 characters")) and .[0].headers["x-goog-api-key"] == "test-key"'
 	[[ $(fake_requests deepseek | jq length) == 0 ]]
 
 	save1
@@ -253,7 +253,7 @@ _updates_logged_since() {
 	run --separate-stderr unde-embed --pending
 	assert_success
 	assert_jq '.enriched.snippet_provider == "deepseek" and .enriched.memory_snippet == "В IMAX холодно от кондиционера → тёплый слой"'
-	fake_requests deepseek | jq -e --arg t "$msg" 'length == 1 and .[0].json.model == "deepseek-chat" and .[0].json.messages[1].content == $t and .[0].headers.authorization == "Bearer test-key"'
+	fake_requests deepseek | jq_e --arg t "$msg" 'length == 1 and .[0].json.model == "deepseek-chat" and .[0].json.messages[1].content == $t and .[0].headers.authorization == "Bearer test-key"'
 
 	save1
 	fake_fail deepseek '{"mode":"429","count":-1}'

@@ -428,7 +428,7 @@ metric_at_least() { [ "$(metric "$1" "$2")" -ge "$3" ]; }
 	wait_until 5 bash -c "[ \$(tail -n +$((before + 1)) '$W/main.log' | grep -c '\"msg\":\"request\"') -ge 2 ]"
 	# (lines not starting with { are systemd-socket-activate's own)
 	tail -n +$((before + 1)) "$W/main.log" | grep '^{' | while IFS= read -r l; do
-		jq -e . <<<"$l" >/dev/null || { echo "not JSON: ${l:0:200}" >&2; exit 1; }
+		jq_e . <<<"$l" >/dev/null || { echo "not JSON: ${l:0:200}" >&2; exit 1; }
 	done
 	tail -n +$((before + 1)) "$W/main.log" | grep '^{' | jq -se 'map(select(.msg == "request")) | (.[0].path | length) == 8101 and .[1].path == "/health"'
 	(( $(tail -n +$((before + 1)) "$W/main.log" | grep '"msg":"request"' | head -1 | wc -c) > 16384 ))
@@ -906,16 +906,16 @@ metric_at_least() { [ "$(metric "$1" "$2")" -ge "$3" ]; }
 @test "a binary= route whose command answers no base64 member gets a JSON 500; its errors stay JSON" {
 	post /binary '{"other":1}'
 	[[ ${output%% *} == 500 ]]
-	jq -e '.error.code == "bad_answer" and (.error.message|test("blob"))' "$W/body"
+	jq_e '.error.code == "bad_answer" and (.error.message|test("blob"))' "$W/body"
 	grep -qi '^Content-Type: application/json' "$W/h"
 	post /binary '{"blob":"not base64!"}'
-	jq -e '.error.code == "bad_answer"' "$W/body"
+	jq_e '.error.code == "bad_answer"' "$W/body"
 	post /binary '{"blob":5}'
-	jq -e '.error.code == "bad_answer"' "$W/body"
+	jq_e '.error.code == "bad_answer"' "$W/body"
 	# a record the command refuses is answered as its JSON error line
 	post /binary '{"blob":"aGk=","fail":"data"}'
 	[[ ${output%% *} == 400 ]]
-	jq -e '.error.code == "invalid_field"' "$W/body"
+	jq_e '.error.code == "invalid_field"' "$W/body"
 	grep -qi '^Content-Type: application/json' "$W/h"
 	post /binary '{"blob":"aGk=","fail":"unavailable"}'
 	[[ ${output%% *} == 503 ]]
@@ -958,9 +958,9 @@ ws() {
 		'{"n":1}' '{"n":2,"stages":2}' '{"n":3,"request_id":"mine-3"}'
 	assert_success
 	assert_equal "${#lines[@]}" 3
-	jq -e '.text.n == 1 and .text.seen and .text.lang == "ru" and (.text.request_id|length) == 36' <<<"${lines[0]}"
-	jq -e '.text.n == 2 and .text.stage == "done"' <<<"${lines[1]}"
-	jq -e '.text.request_id == "mine-3"' <<<"${lines[2]}"
+	jq_e '.text.n == 1 and .text.seen and .text.lang == "ru" and (.text.request_id|length) == 36' <<<"${lines[0]}"
+	jq_e '.text.n == 2 and .text.stage == "done"' <<<"${lines[1]}"
+	jq_e '.text.request_id == "mine-3"' <<<"${lines[2]}"
 	assert_equal "$(wc -l <"$W/ws-starts")" 1
 	# one access-log line per message and one (status 101) for the connection
 	grep -q '"request_id":"mine-3".*"route":"WS /ws","status":200' "$W/ws.log"
@@ -975,7 +975,7 @@ ws() {
 	run timeout 30 /usr/bin/python3 "$FIX/wsclient.py" "ws://127.0.0.1:$WS_PORT/ws-bin" --save "$W" \
 		'{"blob":"aGVsbG8gd29ybGQ="}'
 	assert_success
-	jq -e '.binary == [11] and (.text|has("blob")|not) and .text.seen' <<<"$output"
+	jq_e '.binary == [11] and (.text|has("blob")|not) and .text.seen' <<<"$output"
 	[[ $(<"$W/0.bin") == "hello world" ]]
 }
 
@@ -985,7 +985,7 @@ ws() {
 	assert_output 426
 	grep -qi '^Upgrade: websocket' "$W/h"
 	grep -qi '^Sec-WebSocket-Version: 13' "$W/h"
-	jq -e '.error.code == "upgrade_required"' "$W/body"
+	jq_e '.error.code == "upgrade_required"' "$W/body"
 	run curl -sS --max-time 10 -D "$W/h" -o "$W/body" -w '%{http_code}' -H 'Upgrade: websocket' \
 		-H 'Connection: Upgrade' -H 'Sec-WebSocket-Version: 8' $key "$url"
 	assert_output 426
@@ -993,7 +993,7 @@ ws() {
 	run curl -sS --max-time 10 -o "$W/body" -w '%{http_code}' -H 'Upgrade: websocket' \
 		-H 'Connection: Upgrade' -H 'Sec-WebSocket-Version: 13' -H 'Sec-WebSocket-Key: short' "$url"
 	assert_output 400
-	jq -e '.error.message|test("Sec-WebSocket-Key")' "$W/body"
+	jq_e '.error.message|test("Sec-WebSocket-Key")' "$W/body"
 	run curl -sS --max-time 10 -o "$W/body" -w '%{http_code}' -H 'Upgrade: websocket' \
 		-H 'Connection: keep-alive' -H 'Sec-WebSocket-Version: 13' $key "$url"
 	assert_output 400
@@ -1012,21 +1012,21 @@ ws() {
 	[[ $(jq -sc '[.[] | .op]' <<<"$output") == '["pong","text","close"]' ]]
 	jq -se '(.[0].data == "hello?") and (.[1].data|fromjson|.part == "one two three four five")' <<<"$output"
 	ws close
-	jq -e 'select(.op == "close") | .code == 1000 and .reason == "bye"' <<<"$output"
+	jq_e 'select(.op == "close") | .code == 1000 and .reason == "bye"' <<<"$output"
 }
 
 @test "bad frames close with their code: unmasked 1002, binary 1003, bad UTF-8 1007, too big 1009" {
 	ws unmasked '{}'
-	jq -e 'select(.op == "close") | .code == 1002' <<<"$output"
+	jq_e 'select(.op == "close") | .code == 1002' <<<"$output"
 	ws binary
-	jq -e 'select(.op == "close") | .code == 1003' <<<"$output"
+	jq_e 'select(.op == "close") | .code == 1003' <<<"$output"
 	ws badutf8
-	jq -e 'select(.op == "close") | .code == 1007' <<<"$output"
+	jq_e 'select(.op == "close") | .code == 1007' <<<"$output"
 	# --max-body 1024 bounds a message
 	ws big 1000
 	jq -se '.[0].op == "text" and (.[0].data|fromjson|.error.code == "invalid_body")' <<<"$output"
 	ws big 2000
-	jq -e 'select(.op == "close") | .code == 1009' <<<"$output"
+	jq_e 'select(.op == "close") | .code == 1009' <<<"$output"
 	# more messages waiting than the queue holds: 1008
 	ws many 20 '{"stages":1}'
 	jq -se '[.[] | select(.op == "close")][0].code == 1008' <<<"$output"
@@ -1035,24 +1035,24 @@ ws() {
 @test "an idle WebSocket is closed with 1001 after --ws-idle-timeout" {
 	local t0=${EPOCHREALTIME/[.,]/}
 	ws idle
-	jq -e 'select(.op == "close") | .code == 1001 and .reason == "idle timeout"' <<<"$output"
+	jq_e 'select(.op == "close") | .code == 1001 and .reason == "idle timeout"' <<<"$output"
 	(( (${EPOCHREALTIME/[.,]/} - t0) >= 900000 ))
 }
 
 @test "a message that is not JSON, a crash or a timeout gets an error message and the connection goes on" {
 	run timeout 30 /usr/bin/python3 "$FIX/wsclient.py" "ws://127.0.0.1:$WS_PORT/ws" 'not json' '[1]' '{"ok":1}'
 	assert_success
-	jq -e '.text.error.code == "invalid_body" and .text.error.status == 400' <<<"${lines[0]}"
-	jq -e '.text.error.code == "invalid_body"' <<<"${lines[1]}"
-	jq -e '.text.ok == 1 and .text.seen' <<<"${lines[2]}"
+	jq_e '.text.error.code == "invalid_body" and .text.error.status == 400' <<<"${lines[0]}"
+	jq_e '.text.error.code == "invalid_body"' <<<"${lines[1]}"
+	jq_e '.text.ok == 1 and .text.seen' <<<"${lines[2]}"
 	run timeout 30 /usr/bin/python3 "$FIX/wsclient.py" "ws://127.0.0.1:$WS_PORT/ws-crash" '{"a":1}' '{"a":2}'
 	assert_success
-	jq -e '.text.error.code == "command_crashed" and .text.error.status == 500' <<<"${lines[0]}"
-	jq -e '.text.error.code == "command_crashed"' <<<"${lines[1]}"
+	jq_e '.text.error.code == "command_crashed" and .text.error.status == 500' <<<"${lines[0]}"
+	jq_e '.text.error.code == "command_crashed"' <<<"${lines[1]}"
 	rm -f "$W/ws-sleeper.pids"
 	run timeout 30 /usr/bin/python3 "$FIX/wsclient.py" "ws://127.0.0.1:$WS_PORT/ws-slow" '{"a":1}'
 	assert_success
-	jq -e '.text.error.code == "timeout" and .text.error.status == 504' <<<"$output"
+	jq_e '.text.error.code == "timeout" and .text.error.status == 504' <<<"$output"
 	# the command and what it started are gone
 	read -r p1 p2 <"$W/ws-sleeper.pids"
 	wait_until 10 eval "! kill -0 $p1 2>/dev/null && ! kill -0 $p2 2>/dev/null"

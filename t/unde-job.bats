@@ -190,7 +190,7 @@ release_blocked() {
 	run --separate-stderr unde-job logme -- sh -c 'exit 2'
 	assert_failure 2
 	assert_equal "$(printf '%s\n' "$stderr" | wc -l)" 1
-	jq -e '.msg == "job finished" and .level == "error" and .cmd == "unde-job"
+	jq_e '.msg == "job finished" and .level == "error" and .cmd == "unde-job"
 		and .job == "logme" and .exit_code == 2 and (.duration_seconds | type) == "number"
 		and .request_id == null
 		and (.ts | test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}\\.[0-9]{3}Z$"))' <<<"$stderr"

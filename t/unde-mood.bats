@@ -46,8 +46,8 @@ mood() {
 
 @test "a frame has every key of the spec's mood_frame, every number in [0,1]" {
 	run -0 --separate-stderr unde-mood --local <<<'{"user_id":"u1","text":"Мне очень нравится!!!","keep":1}'
-	jq -e '.keep == 1 and .user_id == "u1"' <<<"$output"
-	jq -e '.mood_frame | (.mood_frame_id|test("^[0-9a-f-]{36}$")) and (.timestamp|test("^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ$"))
+	jq_e '.keep == 1 and .user_id == "u1"' <<<"$output"
+	jq_e '.mood_frame | (.mood_frame_id|test("^[0-9a-f-]{36}$")) and (.timestamp|test("^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ$"))
 		and (.emotion|keys == ["arousal","dominance","valence"])
 		and (.signals|keys == ["confidence","fatigue","frustration","urgency"])
 		and (.smoothed_baseline|keys == ["arousal","valence"])
@@ -56,10 +56,10 @@ mood() {
 		and (.rive_params|keys == ["gesture","tempo","tension","warmth"])
 		and (.voice_params|keys == ["expressiveness","tempo","tension","warmth"])
 		and .provider == "local"' <<<"$output"
-	jq -e '.mood_frame | [.emotion[], .signals[], .smoothed_baseline[], .style_params.warmth,
+	jq_e '.mood_frame | [.emotion[], .signals[], .smoothed_baseline[], .style_params.warmth,
 		.rive_params.warmth, .rive_params.tension, .voice_params.warmth, .voice_params.tension]
 		| all(type == "number" and . >= 0 and . <= 1)' <<<"$output"
-	jq -e '.mood_frame | .rive_params.tempo >= 0.5 and .rive_params.tempo <= 1.5' <<<"$output"
+	jq_e '.mood_frame | .rive_params.tempo >= 0.5 and .rive_params.tempo <= 1.5' <<<"$output"
 }
 
 @test "the local classifier gets at least 85% of the labelled set's polarities right" {
@@ -99,20 +99,20 @@ mood() {
 
 @test "negation turns a word's sentiment, in Russian and English" {
 	run -0 mood "мне нравится"
-	jq -e '.emotion.valence > 0.55' <<<"$output"
+	jq_e '.emotion.valence > 0.55' <<<"$output"
 	run -0 mood "мне не нравится"
-	jq -e '.emotion.valence < 0.45' <<<"$output"
+	jq_e '.emotion.valence < 0.45' <<<"$output"
 	run -0 mood "i do not like it"
-	jq -e '.emotion.valence < 0.45' <<<"$output"
+	jq_e '.emotion.valence < 0.45' <<<"$output"
 	run -0 mood "not bad"
-	jq -e '.emotion.valence > 0.5' <<<"$output"
+	jq_e '.emotion.valence > 0.5' <<<"$output"
 }
 
 @test "what follows a contrast weighs more than what came before it" {
 	run -0 mood "красиво, но неудобно"
-	jq -e '.emotion.valence < 0.5' <<<"$output"
+	jq_e '.emotion.valence < 0.5' <<<"$output"
 	run -0 mood "неудобно, но красиво"
-	jq -e '.emotion.valence > 0.5' <<<"$output"
+	jq_e '.emotion.valence > 0.5' <<<"$output"
 }
 
 @test "intensifiers, capitals, held letters and exclamations make a feeling stronger" {
@@ -130,52 +130,52 @@ mood() {
 
 @test "emoji, emoticons and Russian chat brackets carry sentiment" {
 	run -0 mood "ок 😍"
-	jq -e '.emotion.valence > 0.6' <<<"$output"
+	jq_e '.emotion.valence > 0.6' <<<"$output"
 	run -0 mood "ну вот(("
-	jq -e '.emotion.valence < 0.45' <<<"$output"
+	jq_e '.emotion.valence < 0.45' <<<"$output"
 	run -0 mood "спасибо)))"
-	jq -e '.emotion.valence > 0.6' <<<"$output"
+	jq_e '.emotion.valence > 0.6' <<<"$output"
 }
 
 @test "urgency, fatigue and frustration cues raise their signals" {
 	run -0 mood "срочно нужно платье к 18:00"
-	jq -e '.signals.urgency >= 0.8' <<<"$output"
+	jq_e '.signals.urgency >= 0.8' <<<"$output"
 	run -0 mood "i'm so tired, my feet hurt"
-	jq -e '.signals.fatigue >= 0.6' <<<"$output"
+	jq_e '.signals.fatigue >= 0.6' <<<"$output"
 	run -0 mood "БЕСИТ, опять ничего не работает?!"
-	jq -e '.signals.frustration >= 0.7' <<<"$output"
+	jq_e '.signals.frustration >= 0.7' <<<"$output"
 	run -0 mood "покажи джинсы"
-	jq -e '.signals.urgency < 0.2 and .signals.frustration < 0.2 and .signals.fatigue < 0.2' <<<"$output"
+	jq_e '.signals.urgency < 0.2 and .signals.frustration < 0.2 and .signals.fatigue < 0.2' <<<"$output"
 }
 
 @test "partial ASR text without punctuation or capitals is read too" {
 	run -0 mood "ну это вообще не то что я хотела"
-	jq -e '.emotion.valence < 0.45' <<<"$output"
+	jq_e '.emotion.valence < 0.45' <<<"$output"
 	run -0 mood "да вот это мне реально нравится"
-	jq -e '.emotion.valence > 0.55' <<<"$output"
+	jq_e '.emotion.valence > 0.55' <<<"$output"
 }
 
 @test "high frustration asks to defuse first, answer short and slow down" {
 	run -0 mood "ЗАДОЛБАЛО, опять нет размера 😡"
-	jq -e '.signals.frustration >= 0.6 and .style_params.defuse_first and .style_params.response_length == "short"
+	jq_e '.signals.frustration >= 0.6 and .style_params.defuse_first and .style_params.response_length == "short"
 		and .style_params.tempo == "slow" and .rive_params.tempo < 1 and .rive_params.gesture == "calm"' <<<"$output"
 	run -0 mood "спасибо, отлично"
-	jq -e '(.style_params.defuse_first | not) and .style_params.tempo == "normal"' <<<"$output"
+	jq_e '(.style_params.defuse_first | not) and .style_params.tempo == "normal"' <<<"$output"
 }
 
 @test "fatigue slows the voice and softens it" {
 	run -0 mood "устала, сил нет"
-	jq -e '.voice_params.tempo < 1 and .voice_params.expressiveness == "low" and .style_params.tempo == "slow"' <<<"$output"
+	jq_e '.voice_params.tempo < 1 and .voice_params.expressiveness == "low" and .style_params.tempo == "slow"' <<<"$output"
 }
 
 @test "the baseline follows the previous frame at MOOD_SMOOTHING_FACTOR" {
 	local prev='{"emotion":{"valence":0.5,"arousal":0.4,"dominance":0.5},"smoothed_baseline":{"valence":0.5,"arousal":0.4}}'
 	run -0 --separate-stderr unde-mood --local <<<"{\"text\":\"хорошо\",\"previous_mood_frame\":$prev}"
 	# v = raw, base = 0.5 + 0.3 (v - 0.5)
-	jq -e '.mood_frame | ((.smoothed_baseline.valence - (0.5 + 0.3 * (.emotion.valence - 0.5))) | fabs) < 0.002
+	jq_e '.mood_frame | ((.smoothed_baseline.valence - (0.5 + 0.3 * (.emotion.valence - 0.5))) | fabs) < 0.002
 		and .spike_damped == false' <<<"$output"
 	MOOD_SMOOTHING_FACTOR=1 run -0 --separate-stderr unde-mood --local <<<"{\"text\":\"хорошо\",\"previous_mood_frame\":$prev}"
-	jq -e '.mood_frame | ((.smoothed_baseline.valence - .emotion.valence) | fabs) < 0.002' <<<"$output"
+	jq_e '.mood_frame | ((.smoothed_baseline.valence - .emotion.valence) | fabs) < 0.002' <<<"$output"
 }
 
 @test "a sequence of messages moves the baseline step by step, not at once" {
@@ -189,36 +189,36 @@ mood() {
 	run -0 cat "$W/bases"
 	# after the turn to negative, the baseline falls each step and stays above the raw value
 	awk 'NR>=3 {if ($1 >= prev) exit 1} {prev=$1}' "$W/bases"
-	jq -e '.smoothed_baseline.valence > .emotion.valence' <<<"$frame"
+	jq_e '.smoothed_baseline.valence > .emotion.valence' <<<"$frame"
 }
 
 @test "a jump over MOOD_SPIKE_THRESHOLD is damped, not followed" {
 	local prev='{"emotion":{"valence":0.95,"arousal":0.5,"dominance":0.5},"smoothed_baseline":{"valence":0.95,"arousal":0.5}}'
 	run -0 --separate-stderr unde-mood --local <<<"{\"text\":\"НЕНАВИЖУ, ужасно, кошмар 😡😡\",\"previous_mood_frame\":$prev}"
 	# cut to the threshold (0.5) and followed at half the rate: 0.95 - 0.15*0.5
-	jq -e '.mood_frame | .spike_damped and .emotion.valence < 0.2
+	jq_e '.mood_frame | .spike_damped and .emotion.valence < 0.2
 		and ((.smoothed_baseline.valence - 0.875) | fabs) < 0.002' <<<"$output"
 	MOOD_SPIKE_THRESHOLD=1 run -0 --separate-stderr unde-mood --local <<<"{\"text\":\"НЕНАВИЖУ, ужасно, кошмар 😡😡\",\"previous_mood_frame\":$prev}"
-	jq -e '.mood_frame | (.spike_damped | not) and .smoothed_baseline.valence < 0.8' <<<"$output"
+	jq_e '.mood_frame | (.spike_damped | not) and .smoothed_baseline.valence < 0.8' <<<"$output"
 }
 
 @test "an emotional reversal and a thread break set topic.action" {
 	local prev='{"emotion":{"valence":0.85,"arousal":0.5,"dominance":0.5}}'
 	run -0 --separate-stderr unde-mood --local <<<"{\"text\":\"нет, это ужасно\",\"previous_mood_frame\":$prev}"
-	jq -e '.mood_frame.topic | .emotional_reversal and .action == "acknowledge_reversal"' <<<"$output"
+	jq_e '.mood_frame.topic | .emotional_reversal and .action == "acknowledge_reversal"' <<<"$output"
 	run -0 --separate-stderr unde-mood --local <<<"{\"text\":\"ладно, забудь, давай о другом\",\"previous_mood_frame\":$prev}"
-	jq -e '.mood_frame.topic | .thread_break and .shift_detected and .action == "reset_thread"' <<<"$output"
+	jq_e '.mood_frame.topic | .thread_break and .shift_detected and .action == "reset_thread"' <<<"$output"
 	run -0 --separate-stderr unde-mood --local <<<'{"text":"кстати, а обувь есть?"}'
-	jq -e '.mood_frame.topic | .shift_detected and (.thread_break|not) and .action == "follow_shift"' <<<"$output"
+	jq_e '.mood_frame.topic | .shift_detected and (.thread_break|not) and .action == "follow_shift"' <<<"$output"
 	run -0 --separate-stderr unde-mood --local <<<'{"text":"покажи ещё"}'
-	jq -e '.mood_frame.topic.action == "continue"' <<<"$output"
+	jq_e '.mood_frame.topic.action == "continue"' <<<"$output"
 }
 
 @test "DeepSeek classifies first when its key is set, asked for JSON output" {
 	MOOD_LLM_API_KEY=test-key run -0 --separate-stderr unde-mood <<<'{"request_id":"r-1","text":"hello"}'
-	jq -e '.mood_frame.provider == "deepseek" and .mood_frame.emotion.valence == 0.8' <<<"$output"
+	jq_e '.mood_frame.provider == "deepseek" and .mood_frame.emotion.valence == 0.8' <<<"$output"
 	run -0 fake_requests deepseek
-	jq -e 'length == 1 and .[0].path == "/chat/completions" and .[0].json.model == "deepseek-chat"
+	jq_e 'length == 1 and .[0].path == "/chat/completions" and .[0].json.model == "deepseek-chat"
 		and .[0].json.response_format.type == "json_object"
 		and .[0].headers.authorization == "Bearer test-key"
 		and .[0].headers["x-request-id"] == "r-1"
@@ -229,9 +229,9 @@ mood() {
 	fake_fail deepseek '{"mode":"500"}'
 	MOOD_LLM_API_KEY=test-key MOOD_FALLBACK_API_KEY=test-key UNDE_METRICS_DIR=$W \
 		run -0 --separate-stderr unde-mood <<<'{"text":"hello"}'
-	jq -e '.mood_frame.provider == "gemini" and .mood_frame.signals.frustration == 0.6' <<<"$output"
+	jq_e '.mood_frame.provider == "gemini" and .mood_frame.signals.frustration == 0.6' <<<"$output"
 	run -0 fake_requests gemini
-	jq -e 'length == 1 and .[0].path == "/v1beta/models/gemini-2.0-flash-lite:generateContent"
+	jq_e 'length == 1 and .[0].path == "/v1beta/models/gemini-2.0-flash-lite:generateContent"
 		and .[0].headers["x-goog-api-key"] == "test-key"
 		and .[0].json.generationConfig.responseMimeType == "application/json"' <<<"$output"
 	grep -q '^mood_agent_provider_fallbacks_total{from="deepseek"} 1$' "$W/unde-mood.prom"
@@ -247,7 +247,7 @@ mood() {
 	MOOD_LLM_API_KEY=test-key MOOD_FALLBACK_API_KEY=test-key MOOD_DEADLINE_MS=300 \
 		run -0 --separate-stderr unde-mood <<<'{"text":"спасибо, отлично"}'
 	t1=${EPOCHREALTIME/[.,]/}
-	jq -e '.mood_frame.provider == "local" and .mood_frame.emotion.valence > 0.6' <<<"$output"
+	jq_e '.mood_frame.provider == "local" and .mood_frame.emotion.valence > 0.6' <<<"$output"
 	# well under the fakes' 3 s: the 300 ms deadline cut both calls
 	(((t1 - t0) < 2500000))
 	[[ $stderr == *'"reason":"timeout"'* ]]
@@ -257,24 +257,24 @@ mood() {
 	fake_fail deepseek '{"mode":"429","retry_after":"1"}'
 	fake_config gemini '{"reply_text":"I think the user is happy"}'
 	MOOD_LLM_API_KEY=test-key MOOD_FALLBACK_API_KEY=test-key run -0 --separate-stderr unde-mood <<<'{"text":"ok"}'
-	jq -e '.mood_frame.provider == "local"' <<<"$output"
+	jq_e '.mood_frame.provider == "local"' <<<"$output"
 	[[ $stderr == *'"reason":"http_429"'* && $stderr == *'"reason":"bad_answer"'* ]]
 	fake_config deepseek '{"reply":{"valence":1.7,"arousal":0.5,"dominance":0.5,"frustration":0,"urgency":0,"confidence":0.5,"fatigue":0}}'
 	fake_config gemini '{"reply_text":"{\"valence\":0.5}"}'
 	MOOD_LLM_API_KEY=test-key MOOD_FALLBACK_API_KEY=test-key run -0 --separate-stderr unde-mood <<<'{"text":"ok"}'
-	jq -e '.mood_frame.provider == "local"' <<<"$output"
+	jq_e '.mood_frame.provider == "local"' <<<"$output"
 	[[ $stderr == *'"reason":"out_of_range"'* && $stderr == *'"reason":"bad_answer"'* ]]
 	fake_fail deepseek '{"mode":"malformed"}'
 	MOOD_LLM_API_KEY=test-key run -0 --separate-stderr unde-mood <<<'{"text":"ok"}'
-	jq -e '.mood_frame.provider == "local"' <<<"$output"
+	jq_e '.mood_frame.provider == "local"' <<<"$output"
 }
 
 @test "a provider without a key is skipped and MOOD_LLM_PROVIDER=local asks no one" {
 	run -0 --separate-stderr unde-mood <<<'{"text":"ok"}'
-	jq -e '.mood_frame.provider == "local"' <<<"$output"
+	jq_e '.mood_frame.provider == "local"' <<<"$output"
 	MOOD_LLM_PROVIDER=local MOOD_FALLBACK_PROVIDER=none MOOD_LLM_API_KEY=test-key \
 		run -0 --separate-stderr unde-mood <<<'{"text":"ok"}'
-	jq -e '.mood_frame.provider == "local"' <<<"$output"
+	jq_e '.mood_frame.provider == "local"' <<<"$output"
 	run -0 fake_requests deepseek
 	assert_output "[]"
 	MOOD_LLM_PROVIDER=claude run -78 --separate-stderr unde-mood <<<'{"text":"ok"}'
@@ -284,7 +284,7 @@ mood() {
 @test "a record without text, or with a bad previous frame, is refused and the stream goes on" {
 	run -65 --separate-stderr unde-mood --local <<<$'{"user_id":"u1"}\n{"text":"ok","previous_mood_frame":{"emotion":{"valence":3}}}\n{"text":"ok"}'
 	assert_equal "${#lines[@]}" 1
-	jq -e '.mood_frame.provider == "local"' <<<"${lines[0]}"
+	jq_e '.mood_frame.provider == "local"' <<<"${lines[0]}"
 	[[ $stderr == *'"code":"invalid_field"'*'field text'* ]]
 	[[ $stderr == *'previous_mood_frame.emotion'* ]]
 }
@@ -292,8 +292,8 @@ mood() {
 @test "online, a refused record answers with an error line" {
 	UNDE_ONLINE=1 run --separate-stderr unde-mood --local <<<$'{"text":5}\n{"text":"ok"}'
 	assert_equal "${#lines[@]}" 2
-	jq -e '.error.code == "invalid_field"' <<<"${lines[0]}"
-	jq -e '.mood_frame.provider == "local"' <<<"${lines[1]}"
+	jq_e '.error.code == "invalid_field"' <<<"${lines[0]}"
+	jq_e '.mood_frame.provider == "local"' <<<"${lines[1]}"
 }
 
 @test "POST /analyze through unde-httpd answers a mood_frame" {
@@ -302,7 +302,7 @@ mood() {
 		"http://127.0.0.1:$MOOD_PORT/analyze"
 	httpd_stop mood
 	assert_success
-	jq -e '.mood_frame.emotion.valence > 0.6 and .request_id == "req-7" and .mood_frame.provider == "local"' <<<"$output"
+	jq_e '.mood_frame.emotion.valence > 0.6 and .request_id == "req-7" and .mood_frame.provider == "local"' <<<"$output"
 }
 
 @test "without a previous frame in the input, the last one saved in the user's shard is used" {
@@ -316,15 +316,15 @@ INSERT INTO messages (conversation_id, role, content, mood_frame, created_at) VA
 SQL
 	SHARD_0_DB_URL=$SHARD_URL run -0 --separate-stderr unde-mood --local <<<"{\"user_id\":\"$u\",\"text\":\"покажи джинсы\"}"
 	# neutral message (0.5) against the saved baseline 0.9: 0.9 + 0.3 * (0.5 - 0.9)
-	jq -e '.mood_frame | .previous_source == "shard" and ((.smoothed_baseline.valence - 0.78) | fabs) < 0.002' <<<"$output"
+	jq_e '.mood_frame | .previous_source == "shard" and ((.smoothed_baseline.valence - 0.78) | fabs) < 0.002' <<<"$output"
 	SHARD_0_DB_URL=$SHARD_URL run -0 --separate-stderr unde-mood --local <<<"{\"user_id\":\"$u\",\"text\":\"покажи джинсы\",\"previous_mood_frame_id\":\"f-old\"}"
-	jq -e '.mood_frame | .previous_source == "shard" and ((.smoothed_baseline.valence - 0.29) | fabs) < 0.002' <<<"$output"
+	jq_e '.mood_frame | .previous_source == "shard" and ((.smoothed_baseline.valence - 0.29) | fabs) < 0.002' <<<"$output"
 	# a user the shard does not know, and MOOD_HISTORY=0: no previous frame, no error
 	SHARD_0_DB_URL=$SHARD_URL run -0 --separate-stderr unde-mood --local <<<'{"user_id":"00000000-0000-4000-8000-000000000001","text":"ok"}'
-	jq -e '.mood_frame.previous_source == null' <<<"$output"
+	jq_e '.mood_frame.previous_source == null' <<<"$output"
 	MOOD_HISTORY=0 SHARD_0_DB_URL=$SHARD_URL run -0 --separate-stderr unde-mood --local <<<"{\"user_id\":\"$u\",\"text\":\"ok\"}"
-	jq -e '.mood_frame.previous_source == null' <<<"$output"
+	jq_e '.mood_frame.previous_source == null' <<<"$output"
 	# the input's frame wins over the shard's
 	SHARD_0_DB_URL=$SHARD_URL run -0 --separate-stderr unde-mood --local <<<"{\"user_id\":\"$u\",\"text\":\"ok\",\"previous_mood_frame\":{\"emotion\":{\"valence\":0.5,\"arousal\":0.5,\"dominance\":0.5}}}"
-	jq -e '.mood_frame.previous_source == "input"' <<<"$output"
+	jq_e '.mood_frame.previous_source == "input"' <<<"$output"
 }

@@ -109,7 +109,7 @@ conv_of() { sql0 "select id from conversations where user_id = '$1'"; }
 	assert_success
 	run psql -XAt "$UNDE_T_PROD" -c "select count(*), bool_and(exported_at is not null) from forgotten_messages_registry where message_id = '$m'"
 	assert_output '1|t'
-	jq -e --arg m "$m" 'select(.message_id == $m) | .type == "forget"' "$TOMBSTONE_COPY_FILE"
+	jq_e --arg m "$m" 'select(.message_id == $m) | .type == "forget"' "$TOMBSTONE_COPY_FILE"
 	for source in registry copy; do
 		restored=$(pg_createdb "forget$source$RANDOM")
 		pg_restore -d "$restored" "$TMP/before.dump" 2>/dev/null || true

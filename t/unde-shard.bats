@@ -190,7 +190,7 @@ sql0() { psql -XAt "$UNDE_T_S0" -c "$1"; }
 	assert_output 0
 	run sql0 "select length(iv), length(auth_tag), length(encrypted_dek) from user_knowledge k join user_keys using (user_id) where k.user_id = '$USER_ID'"
 	assert_output '12|16|65'
-	echo '{"user_id":"'$USER_ID'"}' | unde-shard knowledge get | jq -e '.user_knowledge[0].data.secret_word == "platypus"'
+	echo '{"user_id":"'$USER_ID'"}' | unde-shard knowledge get | jq_e '.user_knowledge[0].data.secret_word == "platypus"'
 }
 
 @test "a missing or malformed master key is a configuration error that never shows the key" {
@@ -264,7 +264,7 @@ _user_with_fact() {
 	m=$(uuid)
 	_user_with_fact "$m"
 	q='{"user_id":"'$USER_ID'","query":"zara","query_embedding":'"$(vec 1)"'}'
-	unde-shard search <<<"$q" 2>/dev/null | jq -e '.episodes | length == 1'
+	unde-shard search <<<"$q" 2>/dev/null | jq_e '.episodes | length == 1'
 	conv=$(sql0 "select id from conversations where user_id = '$USER_ID'")
 	run --separate-stderr unde-shard forget <<<'{"conversation_id":"'$conv'","message_id":"'$m'"}'
 	assert_success
@@ -292,7 +292,7 @@ _user_with_fact() {
 	assert_output 0
 	run psql -XAt "$UNDE_T_PROD" -c "select count(*), bool_and(exported_at is not null) from deleted_messages_registry where message_id = '$m'"
 	assert_output '1|t'
-	jq -e --arg m "$m" 'select(.message_id == $m) | .type == "message"' "$TOMBSTONE_COPY_FILE"
+	jq_e --arg m "$m" 'select(.message_id == $m) | .type == "message"' "$TOMBSTONE_COPY_FILE"
 	# restore the backup taken before the erase: the message is back …
 	restored=$(pg_createdb "restored$RANDOM")
 	pg_restore -d "$restored" "$dump" 2>/dev/null || true
@@ -368,7 +368,7 @@ _user_with_fact() {
 	assert_output 0
 	run psql -XAt "$UNDE_T_PROD" -c "select count(*) from routing_table where user_id = '$USER_ID'"
 	assert_output 0
-	jq -e --arg u "$USER_ID" 'select(.user_id == $u) | .type == "user"' "$TOMBSTONE_COPY_FILE"
+	jq_e --arg u "$USER_ID" 'select(.user_id == $u) | .type == "user"' "$TOMBSTONE_COPY_FILE"
 	restored=$(pg_createdb "user$RANDOM")
 	pg_restore -d "$restored" "$TMP/u" 2>/dev/null || true
 	run --separate-stderr unde-shard apply-deletions --shard 0 --url "$restored"

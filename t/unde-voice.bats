@@ -73,13 +73,13 @@ probe() {
 
 @test "a Russian reply becomes MP3 44.1 kHz 128 kbit/s mono of the duration it reports" {
 	speak '{"text":"Привет! Я подобрала тебе три образа на вечер.","request_id":"r1","keep":1}'
-	jq -e '.keep == 1 and .request_id == "r1" and .tts.provider == "local" and .tts.voice == "ru"
+	jq_e '.keep == 1 and .request_id == "r1" and .tts.provider == "local" and .tts.voice == "ru"
 		and .tts.format == "mp3_44100_128" and .tts.cache == "off"' "$W/out.json"
 	read -r codec rate ch br dur <<<"$(probe "$W/out.mp3")"
 	assert_equal "$codec $rate $ch $br" "mp3 44100 1 128000"
 	# a sentence of speech, and what the command says it made (LAME adds < 100 ms of padding)
 	((dur > 1500 && dur < 8000))
-	jq -e --argjson d "$dur" '(.tts.duration_ms - $d | fabs) < 150 and .tts.bytes > 10000' "$W/out.json"
+	jq_e --argjson d "$dur" '(.tts.duration_ms - $d | fabs) < 150 and .tts.bytes > 10000' "$W/out.json"
 	# ffmpeg decodes it whole, and it is speech, not silence (peak above -20 dBFS)
 	max=$(ffmpeg -hide_banner -nostats -v info -i "$W/out.mp3" -af volumedetect -f null - 2>&1 |
 		sed -n 's/.*max_volume: \(-*[0-9.]*\) dB/\1/p')
@@ -88,21 +88,21 @@ probe() {
 
 @test "Latin text is spoken with the English voice" {
 	speak '{"text":"Hello! Here are three looks for tonight."}'
-	jq -e '.tts.voice == "en"' "$W/out.json"
+	jq_e '.tts.voice == "en"' "$W/out.json"
 	read -r codec _ _ _ dur <<<"$(probe "$W/out.mp3")"
 	assert_equal "$codec" mp3
 	((dur > 1000))
 	speak '{"text":"Hello there","voice":"en-us"}'
-	jq -e '.tts.voice == "en-us"' "$W/out.json"
+	jq_e '.tts.voice == "en-us"' "$W/out.json"
 }
 
 @test "voice_params set espeak-ng's rate, pitch and amplitude by the documented formula" {
 	local t='{"text":"Это платье отлично подойдёт для прогулки по городу вечером."}'
 	speak "$(jq -c '.voice_params = {tempo:0.8, warmth:1, tension:0, expressiveness:"low"}' <<<"$t")"
-	jq -e '.tts.local == {rate:140, pitch:31, amplitude:80}' "$W/out.json"
+	jq_e '.tts.local == {rate:140, pitch:31, amplitude:80}' "$W/out.json"
 	read -r _ _ _ _ slow <<<"$(probe "$W/out.mp3")"
 	speak "$(jq -c '.voice_params = {tempo:1.5, warmth:0, tension:1, expressiveness:"high"}' <<<"$t")"
-	jq -e '.tts.local == {rate:263, pitch:81, amplitude:120}' "$W/out.json"
+	jq_e '.tts.local == {rate:263, pitch:81, amplitude:120}' "$W/out.json"
 	read -r _ _ _ _ fast <<<"$(probe "$W/out.mp3")"
 	# the faster tempo really speaks faster (espeak-ng keeps its pauses: not
 	# in proportion, but at least a fifth shorter)
@@ -113,7 +113,7 @@ probe() {
 	local t='{"text":"Рада тебя видеть."}' w
 	for w in calm:80 warm:100 lively:120; do
 		speak "$(jq -c --arg e "${w%%:*}" '.voice_params = {preset:"friendly_warm", warmth:0.5, tempo:1, tension:0.3, expressiveness:$e}' <<<"$t")"
-		jq -e --argjson a "${w##*:}" '.tts.local.amplitude == $a' "$W/out.json"
+		jq_e --argjson a "${w##*:}" '.tts.local.amplitude == $a' "$W/out.json"
 	done
 }
 
@@ -123,10 +123,10 @@ probe() {
 	n=${#lines[@]}
 	((n >= 3))
 	for ((i = 0; i < n - 1; i++)); do
-		jq -e --argjson i "$i" '.stage == "audio" and .seq == $i and .request_id == "s1"
+		jq_e --argjson i "$i" '.stage == "audio" and .seq == $i and .request_id == "s1"
 			and (.audio|@base64d|length) <= 4096' <<<"${lines[i]}" >/dev/null
 	done
-	jq -e --argjson c $((n - 1)) '.stage == "done" and .tts.chunks == $c and (has("audio")|not)
+	jq_e --argjson c $((n - 1)) '.stage == "done" and .tts.chunks == $c and (has("audio")|not)
 		and .tts.first_byte_ms <= .tts.total_ms' <<<"${lines[n - 1]}"
 	for ((i = 0; i < n - 1; i++)); do jq -r .audio <<<"${lines[i]}" | base64 -d; done >"$W/joined.mp3"
 	bytes=$(jq .tts.bytes <<<"${lines[n - 1]}")
@@ -142,7 +142,7 @@ probe() {
 	AUDIO_CHUNK_SIZE=1048576 STREAM_BUFFER_MS=10000 run -0 --separate-stderr unde-voice <<<"$t"
 	# four sentences ("3.5" and "т. е." do not end one), four chunks, then done
 	assert_equal "${#lines[@]}" 5
-	jq -e '.stage == "done" and .tts.chunks == 4' <<<"${lines[4]}"
+	jq_e '.stage == "done" and .tts.chunks == 4' <<<"${lines[4]}"
 	for i in 0 1 2 3; do
 		jq -r .audio <<<"${lines[i]}" | base64 -d >"$W/c$i.mp3"
 		read -r codec _ _ _ dur <<<"$(probe "$W/c$i.mp3")"
@@ -160,7 +160,7 @@ probe() {
 	cat "$W"/c[0-3].mp3 >"$W/joined.mp3"
 	read -r codec _ _ _ dur <<<"$(probe "$W/joined.mp3")"
 	assert_equal "$codec" mp3
-	jq -e --argjson d "$dur" '(.tts.duration_ms - $d | fabs) < 250' <<<"${lines[4]}"
+	jq_e --argjson d "$dur" '(.tts.duration_ms - $d | fabs) < 250' <<<"${lines[4]}"
 }
 
 @test "--stream streams every record, several records one after another" {
@@ -173,45 +173,45 @@ probe() {
 	mkdir -p "$W/s3/voice"
 	export S3_ENDPOINT=file://$W/s3 S3_BUCKET=voice
 	speak '{"text":"Привет, рада тебя видеть!","voice_params":{"warmth":0.7}}'
-	jq -e '.tts.cache == "miss"' "$W/out.json"
+	jq_e '.tts.cache == "miss"' "$W/out.json"
 	cp "$W/out.mp3" "$W/first.mp3"
 	objects=("$W"/s3/voice/voice-cache/local/*.mp3)
 	assert_equal "${#objects[@]}" 1
 	[[ $(basename "${objects[0]}") =~ ^[0-9a-f]{64}\.mp3$ ]]
 	speak '{"text":"Привет, рада тебя видеть!","voice_params":{"warmth":0.7}}'
-	jq -e '.tts.cache == "hit"' "$W/out.json"
+	jq_e '.tts.cache == "hit"' "$W/out.json"
 	cmp "$W/first.mp3" "$W/out.mp3"
 	# other voice parameters are another phrase
 	speak '{"text":"Привет, рада тебя видеть!","voice_params":{"warmth":0.1}}'
-	jq -e '.tts.cache == "miss"' "$W/out.json"
+	jq_e '.tts.cache == "miss"' "$W/out.json"
 	# a named phrase, and the counters shared by the processes
 	speak '{"text":"Добро пожаловать!","cache_key":"greeting_default"}'
 	[[ -s $W/s3/voice/voice-cache/local/named/greeting_default.mp3 ]]
 	UNDE_METRICS_DIR=$W speak '{"text":"Добро пожаловать!","cache_key":"greeting_default"}'
-	jq -e '.tts.cache == "hit"' "$W/out.json"
+	jq_e '.tts.cache == "hit"' "$W/out.json"
 	grep -q '^voice_cache_total{result="hit"} 2$' "$W/unde-voice.prom"
 	grep -q '^voice_cache_total{result="miss"} 3$' "$W/unde-voice.prom"
 	grep -q '^voice_tts_latency_seconds_count{phase="first_byte",provider="local"} 5$' "$W/unde-voice.prom"
 	# long texts are not cached unless named
 	VOICE_CACHE_MAX_TEXT=5 speak '{"text":"Длинная фраза не кэшируется."}'
-	jq -e '.tts.cache == "miss"' "$W/out.json"
+	jq_e '.tts.cache == "miss"' "$W/out.json"
 	assert_equal "$(find "$W/s3/voice/voice-cache" -name '*.mp3' | wc -l)" 3
 }
 
 @test "bad records get an error naming the field, the stream goes on, exit 65" {
 	run -65 --separate-stderr unde-voice <<<$'{"text":""}\n{"text":5}\n{"text":"ok","voice_params":{"tempo":9}}\n{"text":"ok","cache_key":"../x"}\n{"text":"ok","voice_params":{"expressiveness":"loud"}}\n{"text":"Да."}'
 	assert_equal "${#lines[@]}" 1
-	jq -e '.tts.provider == "local"' <<<"${lines[0]}"
+	jq_e '.tts.provider == "local"' <<<"${lines[0]}"
 	errs=$(jq -sc '[.[] | select(.level == "error") | .error.message]' <<<"$stderr")
-	jq -e 'length == 5 and (.[0]|test("text")) and (.[1]|test("text")) and (.[2]|test("voice_params.tempo"))
+	jq_e 'length == 5 and (.[0]|test("text")) and (.[1]|test("text")) and (.[2]|test("voice_params.tempo"))
 		and (.[3]|test("cache_key")) and (.[4]|test("expressiveness"))' <<<"$errs"
 }
 
 @test "online, a refused record answers with an error line" {
 	UNDE_ONLINE=1 run -65 --separate-stderr unde-voice <<<$'{"text":""}\n{"text":"Да."}'
 	assert_equal "${#lines[@]}" 2
-	jq -e '.error.code == "invalid_field"' <<<"${lines[0]}"
-	jq -e '.tts.provider == "local"' <<<"${lines[1]}"
+	jq_e '.error.code == "invalid_field"' <<<"${lines[0]}"
+	jq_e '.tts.provider == "local"' <<<"${lines[1]}"
 }
 
 @test "AUDIO_FORMAT other than mp3_44100_128 is a configuration error naming it" {
@@ -273,7 +273,7 @@ unserve() {
 	assert_equal "$codec" mp3
 	# a refused text is a JSON 400, not audio
 	assert_output 400
-	jq -e '.error.code == "invalid_field"' "$W/err.json"
+	jq_e '.error.code == "invalid_field"' "$W/err.json"
 	[[ $(grep -c '"route":"POST /synthesize"' "$W/httpd.log") == 3 ]]
 }
 
@@ -287,14 +287,14 @@ unserve() {
 	assert_success
 	assert_equal "${#lines[@]}" 2
 	for i in 0 1; do
-		jq -e '(.binary|length) >= 2 and all(.binary[]; . <= 4096) and .text.stage == "done"
+		jq_e '(.binary|length) >= 2 and all(.binary[]; . <= 4096) and .text.stage == "done"
 			and .text.tts.chunks == (.binary|length) and .text.tts.bytes == (.binary|add)
 			and (.text|has("audio")|not)' <<<"${lines[i]}"
 		read -r codec rate _ _ dur <<<"$(probe "$W/$i.bin")"
 		assert_equal "$codec $rate" "mp3 44100"
 		((dur > 1000))
 	done
-	jq -e '.text.request_id == "ws-2" and .text.tts.voice == "en"' <<<"${lines[1]}"
+	jq_e '.text.request_id == "ws-2" and .text.tts.voice == "en"' <<<"${lines[1]}"
 	grep -q '"route":"WS /stream","status":101' "$W/httpd.log"
 }
 
@@ -303,10 +303,10 @@ unserve() {
 @test "ElevenLabs: §12's mapping exactly, xi-api-key, and its MP3 passed on byte for byte" {
 	eleven
 	speak '{"text":"Привет!","voice_params":{"warmth":0.7,"tempo":1.1,"tension":0.2},"previous_text":"Раньше","next_text":"Потом","request_id":"el-1"}'
-	jq -e '.tts.provider == "elevenlabs" and .tts.bytes > 0' "$W/out.json"
+	jq_e '.tts.provider == "elevenlabs" and .tts.bytes > 0' "$W/out.json"
 	cmp "$EL_MP3" "$W/out.mp3"
 	run -0 fake_requests elevenlabs
-	jq -e 'length == 1 and .[0].path == "/v1/text-to-speech/voice123" and .[0].args.output_format == "mp3_44100_128"
+	jq_e 'length == 1 and .[0].path == "/v1/text-to-speech/voice123" and .[0].args.output_format == "mp3_44100_128"
 		and .[0].headers["xi-api-key"] == "test-key" and .[0].headers["x-request-id"] == "el-1"
 		and .[0].json.model_id == "eleven_v3_conversational" and .[0].json.text == "Привет!"
 		and .[0].json.previous_text == "Раньше" and .[0].json.next_text == "Потом"
@@ -315,7 +315,7 @@ unserve() {
 	# style is capped at 1; the key never reaches the output or the log
 	speak '{"text":"Да","voice_params":{"tension":0.9}}'
 	run -0 fake_requests elevenlabs
-	jq -e '.[1].json.voice_settings.style == 1' <<<"$output"
+	jq_e '.[1].json.voice_settings.style == 1' <<<"$output"
 	! grep -q test-key "$W/out.json" "$W/err.log"
 }
 
@@ -324,11 +324,11 @@ unserve() {
 	fake_config elevenlabs '{"chunk_size":1000}'
 	AUDIO_CHUNK_SIZE=4096 run -0 --separate-stderr unde-voice <<<'{"text":"Hello","stream":true}'
 	n=${#lines[@]}
-	jq -e '.stage == "done" and .tts.provider == "elevenlabs"' <<<"${lines[n - 1]}"
+	jq_e '.stage == "done" and .tts.provider == "elevenlabs"' <<<"${lines[n - 1]}"
 	for ((i = 0; i < n - 1; i++)); do jq -r .audio <<<"${lines[i]}" | base64 -d; done >"$W/joined.mp3"
 	cmp "$EL_MP3" "$W/joined.mp3"
 	run -0 fake_requests elevenlabs
-	jq -e '.[0].path == "/v1/text-to-speech/voice123/stream"' <<<"$output"
+	jq_e '.[0].path == "/v1/text-to-speech/voice123/stream"' <<<"$output"
 }
 
 # fallback CASE: ElevenLabs fails that way; espeak-ng answers instead, and
@@ -336,7 +336,7 @@ unserve() {
 fallback() {
 	local reason=$1
 	UNDE_METRICS_DIR=$W speak '{"text":"Привет, как дела?"}'
-	jq -e '.tts.provider == "local" and .tts.voice == "ru"' "$W/out.json"
+	jq_e '.tts.provider == "local" and .tts.voice == "ru"' "$W/out.json"
 	read -r codec _ _ _ dur <<<"$(probe "$W/out.mp3")"
 	assert_equal "$codec" mp3
 	((dur > 500))
@@ -355,7 +355,7 @@ fallback() {
 	fake_fail elevenlabs '{"mode":"429","retry_after":"0","count":-1}'
 	fallback 429
 	run -0 fake_requests elevenlabs
-	jq -e 'length == 2' <<<"$output"
+	jq_e 'length == 2' <<<"$output"
 	fake_reset elevenlabs
 	fake_config elevenlabs "{\"audio_file\":\"$EL_MP3\"}"
 	fake_fail elevenlabs '{"mode":"500","count":-1}'
@@ -382,11 +382,11 @@ fallback() {
 	AUDIO_CHUNK_SIZE=1024 UNDE_ONLINE=1 run -75 --separate-stderr unde-voice <<<'{"text":"Hello","stream":true,"request_id":"cut-1"}'
 	n=${#lines[@]}
 	((n >= 2))
-	jq -e '.stage == "audio"' <<<"${lines[0]}"
-	jq -e '.error.code == "upstream_cut" and .request_id == "cut-1"' <<<"${lines[n - 1]}"
+	jq_e '.stage == "audio"' <<<"${lines[0]}"
+	jq_e '.error.code == "upstream_cut" and .request_id == "cut-1"' <<<"${lines[n - 1]}"
 	# not streaming: nothing was sent yet, so espeak-ng still answers
 	speak '{"text":"Hello"}'
-	jq -e '.tts.provider == "local"' "$W/out.json"
+	jq_e '.tts.provider == "local"' "$W/out.json"
 }
 
 @test "the phrase cache holds ElevenLabs' audio too: a second process does not call it" {
@@ -394,13 +394,13 @@ fallback() {
 	mkdir -p "$W/s3/voice"
 	export S3_ENDPOINT=file://$W/s3 S3_BUCKET=voice
 	speak '{"text":"Добро пожаловать!","cache_key":"greeting_default"}'
-	jq -e '.tts.provider == "elevenlabs" and .tts.cache == "miss"' "$W/out.json"
+	jq_e '.tts.provider == "elevenlabs" and .tts.cache == "miss"' "$W/out.json"
 	[[ -s $W/s3/voice/voice-cache/elevenlabs/named/greeting_default.mp3 ]]
 	speak '{"text":"Добро пожаловать!","cache_key":"greeting_default"}'
-	jq -e '.tts.provider == "elevenlabs" and .tts.cache == "hit"' "$W/out.json"
+	jq_e '.tts.provider == "elevenlabs" and .tts.cache == "hit"' "$W/out.json"
 	cmp "$EL_MP3" "$W/out.mp3"
 	run -0 fake_requests elevenlabs
-	jq -e 'length == 1' <<<"$output"
+	jq_e 'length == 1' <<<"$output"
 }
 
 @test "WS /stream with ElevenLabs at its pace, and a clean error frame when it is cut mid-stream" {
@@ -410,31 +410,31 @@ fallback() {
 	run timeout 60 /usr/bin/python3 "$UNDE_TOP_SRCDIR/t/fixtures/httpd/wsclient.py" \
 		"ws://127.0.0.1:$PORT/stream" --save "$W" '{"text":"Hello","stream":true}'
 	assert_success
-	jq -e '.text.tts.provider == "elevenlabs" and (.binary|length) >= 3' <<<"$output"
+	jq_e '.text.tts.provider == "elevenlabs" and (.binary|length) >= 3' <<<"$output"
 	cmp "$EL_MP3" "$W/0.bin"
 	fake_config elevenlabs '{"chunk_size":1024,"chunk_delay_ms":150,"cut_after":4}'
 	run timeout 60 /usr/bin/python3 "$UNDE_TOP_SRCDIR/t/fixtures/httpd/wsclient.py" \
 		"ws://127.0.0.1:$PORT/stream" '{"text":"Hello","stream":true}' '{"text":"again","stream":true}'
 	unserve
 	assert_success
-	jq -e '(.binary|length) >= 1 and .text.error.code == "upstream_cut"' <<<"${lines[0]}"
+	jq_e '(.binary|length) >= 1 and .text.error.code == "upstream_cut"' <<<"${lines[0]}"
 	# the connection goes on: the next message is answered (the cut again, before any chunk:
 	# espeak-ng) or cut again after chunks; either way a final text message comes
-	jq -e '.text.stage == "done" or .text.error.code == "upstream_cut"' <<<"${lines[1]}"
+	jq_e '.text.stage == "done" or .text.error.code == "upstream_cut"' <<<"${lines[1]}"
 }
 
 @test "the phrase cache on a real S3 server (signed requests): what one host made, another serves" {
 	export S3_ENDPOINT=$MOTO_S3_ENDPOINT S3_BUCKET=voice-cache
 	speak '{"text":"Спасибо, записала!","request_id":"host-a"}'
-	jq -e '.tts.cache == "miss"' "$W/out.json"
+	jq_e '.tts.cache == "miss"' "$W/out.json"
 	cp "$W/out.mp3" "$W/a.mp3"
 	# "another host": a fresh process, sharing nothing with the first but the bucket
 	UNDE_COUNTERS_DIR=$(mktemp -d "$W/b.XXXXXX") speak '{"text":"Спасибо, записала!","request_id":"host-b"}'
-	jq -e '.tts.cache == "hit"' "$W/out.json"
+	jq_e '.tts.cache == "hit"' "$W/out.json"
 	cmp "$W/a.mp3" "$W/out.mp3"
 	# a wrong secret is a failed lookup, logged; the phrase is still spoken
 	S3_SECRET_KEY=wrong speak '{"text":"Спасибо, записала!"}'
-	jq -e '.tts.cache == "miss" and .tts.provider == "local"' "$W/out.json"
+	jq_e '.tts.cache == "miss" and .tts.provider == "local"' "$W/out.json"
 	grep -q '"msg":"phrase cache read failed"' "$W/err.log"
 }
 
@@ -451,7 +451,7 @@ objects() {
 	local t
 	for t in "Первая фраза." "Вторая фраза." "Третья фраза."; do
 		speak "$(jq -nc --arg t "$t" '{text: $t}')"
-		jq -e '.tts.cache == "miss"' "$W/out.json"
+		jq_e '.tts.cache == "miss"' "$W/out.json"
 	done
 	mapfile -t objs < <(objects prune-size/)
 	assert_equal "${#objs[@]}" 3
@@ -461,19 +461,19 @@ objects() {
 	# room for two: the first written goes
 	run -0 --separate-stderr unde-voice prune --dry-run --max-bytes $((sb + sc))
 	assert_equal "${#lines[@]}" 1
-	jq -e --arg k "$ka" '.key == $k and .reason == "size" and .removed == false' <<<"${lines[0]}"
+	jq_e --arg k "$ka" '.key == $k and .reason == "size" and .removed == false' <<<"${lines[0]}"
 	assert_equal "$(objects prune-size/ | wc -l)" 3
 	UNDE_METRICS_DIR=$W run -0 --separate-stderr unde-voice prune --max-bytes $((sb + sc))
-	jq -e --arg k "$ka" --argjson s "$sa" '.key == $k and .bytes == $s and .reason == "size" and .removed' <<<"$output"
+	jq_e --arg k "$ka" --argjson s "$sa" '.key == $k and .bytes == $s and .reason == "size" and .removed' <<<"$output"
 	grep -q '^voice_cache_pruned_total{reason="size"} 1$' "$W/unde-voice.prom"
 	run objects prune-size/
 	assert_equal "${#lines[@]}" 2
 	refute_output --partial "$ka"
 	# the evicted phrase is made again; the kept ones are still served
 	speak '{"text":"Первая фраза."}'
-	jq -e '.tts.cache == "miss"' "$W/out.json"
+	jq_e '.tts.cache == "miss"' "$W/out.json"
 	speak '{"text":"Третья фраза."}'
-	jq -e '.tts.cache == "hit"' "$W/out.json"
+	jq_e '.tts.cache == "hit"' "$W/out.json"
 	# within the bound: nothing to do
 	run -0 --separate-stderr unde-voice prune --max-bytes $((sa + sb + sc + 100000))
 	assert_output ""
@@ -496,13 +496,13 @@ objects() {
 	assert_equal "${#lines[@]}" 2
 	jq -se 'all(.reason == "age" and .removed) and (map(.key) | any(. == "prune-age/local/named/greeting_default.mp3"))' <<<"$output"
 	assert_equal "$(objects prune-age/ | wc -l)" 0
-	jq -e 'select(.msg == "phrase cache pruned") | .removed_age == 2 and .kept == 0' <<<"$stderr"
+	jq_e 'select(.msg == "phrase cache pruned") | .removed_age == 2 and .kept == 0' <<<"$stderr"
 }
 
 @test "prune: a store that refuses the listing is exit 69, named in the log; no S3_ENDPOINT is nothing to do" {
 	export S3_ENDPOINT=$MOTO_S3_ENDPOINT S3_BUCKET=voice-cache
 	S3_SECRET_KEY=wrong run -69 --separate-stderr unde-voice prune
-	jq -e 'select(.msg == "cannot list the phrase cache") | .code == "SignatureDoesNotMatch"' <<<"$stderr"
+	jq_e 'select(.msg == "cannot list the phrase cache") | .code == "SignatureDoesNotMatch"' <<<"$stderr"
 	unset S3_ENDPOINT
 	run -0 --separate-stderr unde-voice prune
 	assert_output ""
@@ -521,8 +521,8 @@ objects() {
 	touch -d '40 days ago' "$W/s3/voice/voice-cache/local/.x.mp3.tmp.1.ab"
 	run -0 --separate-stderr unde-voice prune --max-bytes "$(stat -c %s "${f[2]}")"
 	assert_equal "${#lines[@]}" 2
-	jq -e '.reason == "age"' <<<"${lines[0]}"
-	jq -e '.reason == "size"' <<<"${lines[1]}"
+	jq_e '.reason == "age"' <<<"${lines[0]}"
+	jq_e '.reason == "size"' <<<"${lines[1]}"
 	[[ -e ${f[2]} && ! -e ${f[0]} && ! -e ${f[1]} ]]
 	[[ -e $W/s3/voice/voice-cache/local/.x.mp3.tmp.1.ab ]]
 }

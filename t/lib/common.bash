@@ -192,6 +192,25 @@ assert_jq() {
 		batslib_decorate 'jq filter does not hold' | fail
 }
 
+# jq_e [OPTIONS] FILTER [FILE] — `jq -e` that fails when there was no JSON
+# to test. jq 1.6's -e exits 0 on empty input, so `cmd | jq -e X` held
+# whenever cmd printed nothing; jq_e holds only when a value was produced
+# and the last one is neither false nor null. Prints what jq printed.
+jq_e() {
+	local out rc
+	out=$(
+		jq -e "$@"
+		printf 'rc=%d' $?
+	)
+	rc=${out##*rc=} out=${out%rc=*}
+	printf '%s' "$out"
+	((rc == 0)) || return "$rc"
+	[[ -n $out ]] || {
+		echo "jq_e: no JSON value to test with ${!#}" >&2
+		return 4
+	}
+}
+
 # assert_stderr_error_code CODE
 # stderr (from `run --separate-stderr`; else $output) has a JSON line
 # {"level":"error",...,"error":{"code":CODE}} — the error contract of §3.

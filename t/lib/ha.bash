@@ -68,12 +68,35 @@ ha_wait_replica_streaming() {
 	local timeout=${1:-180} start=$SECONDS
 	while ((SECONDS - start < timeout)); do
 		unde-cluster status 2>/dev/null |
-			jq -e '[.members[] | select(.role == "replica" and .state == "running" and .lag == 0)] | length == 1' \
+			jq_e '[.members[] | select(.role == "replica" and .state == "running" and .lag == 0)] | length == 1' \
 				>/dev/null && return 0
 		sleep 0.5
 	done
 	echo "ha_wait_replica_streaming: no replica at lag 0 within ${timeout}s" >&2
 	unde-cluster status >&2 || true
+	return 1
+}
+
+# ha_wait_node_replica NODE [TIMEOUT] — until NODE's own Patroni answers
+# that it runs as a replica, then until the cluster sees a replica at lag 0.
+# After a crash the killed member's key in etcd says "running, lag 0" until
+# its TTL runs out, so the cluster's view alone cannot tell a restarted
+# member from the one that died; the process's own REST API can.
+ha_wait_node_replica() {
+	local node=$1 timeout=${2:-180} start=$SECONDS
+	local -a rest
+	read -ra rest <<<"$UNDE_CLUSTER_REST"
+	local url=${rest[${node#n} - 1]}
+	while ((SECONDS - start < timeout)); do
+		if curl -s -m 3 "$url/patroni" 2>/dev/null |
+			jq_e '.role == "replica" and .state == "running"' >/dev/null 2>&1; then
+			ha_wait_replica_streaming $((timeout - (SECONDS - start) + 1))
+			return
+		fi
+		sleep 0.5
+	done
+	echo "ha_wait_node_replica: $node is not running as a replica within ${timeout}s" >&2
+	curl -s -m 3 "$url/patroni" >&2 || true
 	return 1
 }
 
