@@ -12,7 +12,8 @@ lib_libunde_a_SOURCES += lib/objstore.c lib/objstore.h lib/objstore_int.h lib/ob
 lib_libunde_a_SOURCES += lib/crypto.c lib/crypto.h
 lib_libunde_a_SOURCES += lib/image.c lib/image.h
 # the shard client (lib/shardc.h): unde-shard and every command reading a user's shard
-lib_libunde_a_SOURCES += lib/shardc.h lib/shardc_route.c lib/shardc_save.c \
+lib_libunde_a_SOURCES += lib/shardc.h lib/shardc_route.c lib/shardc_write.h \
+	lib/shardc_save.c lib/shardc_replay.c \
 	lib/shardc_search.c lib/shardc_envelope.c lib/shardc_rules.c lib/shardc_limit.c \
 	lib/embed_local.c lib/embed_local.h
 lib_libunde_a_SOURCES += lib/stem.c lib/stem.h
@@ -22,9 +23,6 @@ lib_libunde_a_SOURCES += lib/deadline.c lib/deadline.h lib/status.c lib/status.h
 	lib/svc.c lib/svc.h lib/provider.c lib/provider.h lib/counters.c lib/counters.h \
 	lib/cache.c lib/cache.h lib/sse.c lib/sse.h
 lib_libunde_a_SOURCES += lib/descriptor.c lib/descriptor.h
-# the shard client (lib/shardc.h): unde-shard and every command reading a user's shard
-lib_libunde_a_SOURCES += lib/shardc.h lib/shardc_route.c lib/shardc_save.c \
-	lib/shardc_search.c lib/shardc_envelope.c
 # one option table for argv parsing and --help (filters and the other commands)
 lib_libunde_a_SOURCES += lib/options.c lib/options.h
 # the online agents' metrics, summed across processes (unde-mood, unde-context)

@@ -1,7 +1,8 @@
 /* shardc_save.c — writing chat history: saving a turn (idempotent by the
- * client's message UUIDs) and §14's client-side verify-and-replay after a
- * failover, plus the template that turns an assistant's artifact into its
- * response_description. Both take the writer's route lock and end it. */
+ * client's message UUIDs), the message rows and inserts that
+ * verify-and-replay (shardc_replay.c) shares, following a failover, and the
+ * template that turns an assistant's artifact into its
+ * response_description. Writers take the route lock and end it. */
 #include "config.h"
 
 #include <math.h>
@@ -14,6 +15,7 @@
 #include "log.h"
 #include "pg.h"
 #include "shardc.h"
+#include "shardc_write.h"
 #include "util.h"
 
 
@@ -421,8 +423,8 @@ static int refuse_future(struct shard_err *err, PGconn *c, json_t *rows)
 /* Insert rows (a JSON array of message_row objects) into conversation
  * conv; fill inserted/existing with the ids. Inside the caller's
  * transaction. Returns 0 or the filter failure. */
-static int insert_rows(struct shard_err *err, PGconn *c, const char *conv, json_t *rows,
-		       int enrich, json_t *inserted, json_t *existing)
+int shard_insert_rows(struct shard_err *err, PGconn *c, const char *conv, json_t *rows,
+		      int enrich, json_t *inserted, json_t *existing)
 {
 	int rc = assign_reply_to(err, c, conv, rows);
 	if (rc < 0 || (rc == 1 && refuse_future(err, c, rows) != 0))
@@ -457,8 +459,8 @@ static int insert_rows(struct shard_err *err, PGconn *c, const char *conv, json_
 
 /* The user's one conversation (§14: UNIQUE(user_id)), created on first
  * use with the client's id when it sent one. conv gets its id. */
-static int conversation_for(struct shard_err *err, PGconn *c, const char *user_id,
-			    const char *want, char conv[37])
+int shard_conversation_for(struct shard_err *err, PGconn *c, const char *user_id,
+			   const char *want, char conv[37])
 {
 	const char *pp[] = { user_id, want };
 	PGresult *r = pg_query(c,
@@ -492,7 +494,7 @@ static int conversation_for(struct shard_err *err, PGconn *c, const char *user_i
  * back. Asked on the writer's production connection; without production
  * (single-shard mode) there is no registry to ask. 0, or the filter
  * failure. */
-static int drop_erased(struct shard_err *err, struct shard_ctx *x, json_t *rows, json_t *erased)
+int shard_drop_erased(struct shard_err *err, struct shard_ctx *x, json_t *rows, json_t *erased)
 {
 	PGconn *p = x->holding ? x->hold : x->prod;
 	if (!p || !json_array_size(rows))
@@ -526,7 +528,7 @@ static int drop_erased(struct shard_err *err, struct shard_ctx *x, json_t *rows,
 	return 0;
 }
 
-static json_t *rows_of(struct shard_err *e, const json_t *msgs, int replay)
+json_t *shard_rows_of(struct shard_err *e, const json_t *msgs, int replay)
 {
 	char err[256];
 	json_t *rows = json_array();
@@ -563,7 +565,7 @@ static int save_turn_once(struct shard_ctx *x, json_t *rec, struct shard_err *er
 		return shard_err_set(err, EX_DATAERR, "invalid_field",
 				   "messages must be an array of 1 to %d messages", SHARD_SAVE_MAX_MESSAGES);
 	int rc = 0;
-	json_t *rows = rows_of(err, msgs, 0);
+	json_t *rows = shard_rows_of(err, msgs, 0);
 	if (!rows)
 		return -1;
 	long sid;
@@ -575,11 +577,11 @@ static int save_turn_once(struct shard_ctx *x, json_t *rec, struct shard_err *er
 	*reached = sid;
 	char conv[37];
 	json_t *ins = json_array(), *old = json_array(), *erased = json_array();
-	rc = drop_erased(err, x, rows, erased);
+	rc = shard_drop_erased(err, x, rows, erased);
 	if (!rc && pg_begin(c) != 0)
 		rc = shard_err_query(err, c, "cannot begin");
-	else if (!rc && (rc = conversation_for(err, c, user, want, conv)) == 0 &&
-		 (rc = insert_rows(err, c, conv, rows, 0, ins, old)) == 0 && pg_commit(c) != 0)
+	else if (!rc && (rc = shard_conversation_for(err, c, user, want, conv)) == 0 &&
+		 (rc = shard_insert_rows(err, c, conv, rows, 0, ins, old)) == 0 && pg_commit(c) != 0)
 		rc = shard_err_query(err, c, "cannot commit");
 	if (rc) {
 		pg_rollback(c);
@@ -597,187 +599,13 @@ static int save_turn_once(struct shard_ctx *x, json_t *rec, struct shard_err *er
 	return rc ? -1 : 0;
 }
 
-/* Flatten replay pairs: each is {"user":{…},"assistant":{…}} or an array
- * of messages. */
-static json_t *replay_messages(const json_t *pairs, char *err, size_t errlen)
-{
-	json_t *out = json_array();
-	size_t i;
-	const json_t *p;
-	json_array_foreach(pairs, i, p)
-	{
-		if (json_is_array(p)) {
-			json_array_extend(out, (json_t *)p);
-		} else if (json_is_object(p) && (json_object_get(p, "user") || json_object_get(p, "assistant"))) {
-			static const char *const k[] = { "user", "assistant" };
-			for (int j = 0; j < 2; j++) {
-				json_t *m = json_object_get(p, k[j]);
-				if (m && !json_is_null(m)) {
-					json_t *cp = json_deep_copy(m);
-					if (json_is_object(cp) && !json_object_get(cp, "role"))
-						json_object_set_new(cp, "role", json_string(k[j]));
-					json_array_append_new(out, cp);
-				}
-			}
-		} else {
-			snprintf(err, errlen, "unconfirmed[%zu] must be a pair {user, assistant} or an array", i);
-			json_decref(out);
-			return NULL;
-		}
-	}
-	return out;
-}
-
-/* One attempt of shard_replay; *reached as for save_turn_once. */
-static int replay_once(struct shard_ctx *x, json_t *rec, struct shard_err *err, long *reached)
-{
-	*reached = -1;
-	const char *conv = shard_jstr(rec, "conversation_id"), *user = shard_jstr(rec, "user_id");
-	const json_t *pairs = json_object_get(rec, "unconfirmed");
-	const json_t *confirmed = json_object_get(rec, "recent_confirmed_ids");
-	if (!conv || !shard_uuid_valid(conv))
-		return shard_err_set(err, EX_DATAERR, "invalid_field", "conversation_id must be a UUID");
-	if (user && !shard_uuid_valid(user))
-		return shard_err_set(err, EX_DATAERR, "invalid_field", "user_id must be a UUID");
-	if (pairs && !json_is_array(pairs))
-		return shard_err_set(err, EX_DATAERR, "invalid_field", "unconfirmed must be an array");
-	if (confirmed && !json_is_array(confirmed))
-		return shard_err_set(err, EX_DATAERR, "invalid_field", "recent_confirmed_ids must be an array");
-	json_t *ids = json_array();
-	size_t i;
-	const json_t *v;
-	json_array_foreach(confirmed, i, v)
-	{
-		/* an id, or a pair of ids */
-		const json_t *one = v;
-		for (size_t j = 0; j < (json_is_array(v) ? json_array_size(v) : 1); j++) {
-			if (json_is_array(v))
-				one = json_array_get(v, j);
-			if (!json_is_string(one) || !shard_uuid_valid(json_string_value(one))) {
-				json_decref(ids);
-				return shard_err_set(err, EX_DATAERR, "invalid_field",
-						   "recent_confirmed_ids[%zu] must be a UUID or an array of UUIDs", i);
-			}
-			json_array_append(ids, (json_t *)one);
-		}
-	}
-	char why[256];
-	json_t *msgs = pairs ? replay_messages(pairs, why, sizeof why) : json_array();
-	if (!msgs) {
-		json_decref(ids);
-		return shard_err_set(err, EX_DATAERR, "invalid_field", "%s", why);
-	}
-	json_t *rows = rows_of(err, msgs, 1);
-	json_decref(msgs);
-	if (!rows) {
-		json_decref(ids);
-		return -1;
-	}
-	long sid;
-	PGconn *c = user ? sctx_for_user_write(x, user, 1, &sid, err)
-			 : sctx_for_conversation(x, conv, NULL, 1, &sid, err);
-	if (!c) {
-		json_decref(rows);
-		json_decref(ids);
-		sctx_write_done(x);
-		return -1;
-	}
-	*reached = sid;
-	int rc = 0;
-	json_t *ins = json_array(), *old = json_array(), *cpresent = json_array(),
-	       *cmissing = json_array(), *erased = json_array();
-	char have[37];
-	if ((rc = drop_erased(err, x, rows, erased)) != 0)
-		goto out;
-	if (pg_begin(c) != 0) {
-		rc = shard_err_query(err, c, "cannot begin");
-		goto out;
-	}
-	char owner[37] = "";
-	if (user) {
-		if ((rc = conversation_for(err, c, user, conv, have)) != 0)
-			goto out;
-		snprintf(owner, sizeof owner, "%s", user);
-	} else {
-		const char *pp[] = { conv };
-		PGresult *r = pg_query(c, "SELECT user_id::text FROM conversations WHERE id = $1", 1, pp);
-		int found = r && PQntuples(r) == 1;
-		if (found)
-			snprintf(owner, sizeof owner, "%s", PQgetvalue(r, 0, 0));
-		PQclear(r);
-		if (!found) {
-			rc = shard_err_set(err, EX_DATAERR, "unknown_conversation",
-					 "conversation %s is not on this shard; send user_id to create it", conv);
-			goto out;
-		}
-	}
-	if (x->replay_limit) {
-		json_t *mids = json_array();
-		size_t k;
-		const json_t *row;
-		json_array_foreach(rows, k, row)
-			json_array_append(mids, json_object_get(row, "id"));
-		rc = shard_replay_admit(x->replay_limit, c, owner, pairs ? json_array_size(pairs) : 0,
-					mids, err);
-		json_decref(mids);
-		if (rc)
-			goto out;
-	}
-	if (json_array_size(rows) && (rc = insert_rows(err, c, conv, rows, 1, ins, old)) != 0)
-		goto out;
-	if (json_array_size(ids)) {
-		char *js = json_dumps(ids, JSON_COMPACT);
-		const char *pp[] = { conv, js };
-		PGresult *r = pg_query(c,
-				       "SELECT i::text, EXISTS (SELECT 1 FROM messages m"
-				       " WHERE m.conversation_id = $1::uuid AND m.id = i)"
-				       " FROM jsonb_array_elements_text($2::jsonb) AS t(i0),"
-				       " LATERAL (SELECT t.i0::uuid AS i) x",
-				       2, pp);
-		free(js);
-		if (!r) {
-			rc = shard_err_query(err, c, "cannot check the confirmed messages");
-			goto out;
-		}
-		for (int k = 0; k < PQntuples(r); k++)
-			json_array_append_new(PQgetvalue(r, k, 1)[0] == 't' ? cpresent : cmissing,
-					      json_string(PQgetvalue(r, k, 0)));
-		PQclear(r);
-	}
-	if (pg_commit(c) != 0)
-		rc = shard_err_query(err, c, "cannot commit");
-out:
-	if (rc) {
-		pg_rollback(c);
-	} else {
-		if (json_array_size(cmissing))
-			log_event(LOG_WARN, "confirmed messages missing after failover",
-				  json_pack("{s:s, s:O}", "conversation_id", conv, "missing", cmissing));
-		json_object_set_new(rec, "replay",
-				    json_pack("{s:i, s:O, s:O, s:O, s:O, s:O, s:O}", "shard_id", (int)sid,
-					      "inserted", ins, "already_present", old,
-					      "backfill", ins, "confirmed_present", cpresent,
-					      "confirmed_missing", cmissing, "erased", erased));
-	}
-	json_decref(ins);
-	json_decref(old);
-	json_decref(cpresent);
-	json_decref(cmissing);
-	json_decref(erased);
-	json_decref(rows);
-	json_decref(ids);
-	sctx_write_done(x);
-	return rc ? -1 : 0;
-}
-
-
 /* Follow a failover (§14): a write that lost its connection to the shard's
  * primary (it crashed, Patroni demoted it) is retried on the new primary
  * once sctx_shard_reconnect has one, at most 3 times. Safe because both
  * writes are idempotent by the client's message UUIDs: what the old
  * primary committed and the new one has is "existing", not a duplicate. */
-static int with_failover(int (*once)(struct shard_ctx *, json_t *, struct shard_err *, long *),
-			 struct shard_ctx *x, json_t *rec, struct shard_err *err, const char *what)
+int shard_with_failover(shard_write_once *once, struct shard_ctx *x, json_t *rec,
+			struct shard_err *err, const char *what)
 {
 	for (int attempt = 1;; attempt++) {
 		long sid;
@@ -795,10 +623,5 @@ static int with_failover(int (*once)(struct shard_ctx *, json_t *, struct shard_
 
 int shard_save_turn(struct shard_ctx *x, json_t *rec, struct shard_err *err)
 {
-	return with_failover(save_turn_once, x, rec, err, "save");
-}
-
-int shard_replay(struct shard_ctx *x, json_t *rec, struct shard_err *err)
-{
-	return with_failover(replay_once, x, rec, err, "replay");
+	return shard_with_failover(save_turn_once, x, rec, err, "save");
 }
