@@ -1,5 +1,5 @@
 /* objstore_int.h — what lib/objstore.c shares with the other files of the
- * object store (objstore_list.c): the store's settings and the helpers
+ * object store (objstore_file.c, objstore_list.c): the store's settings and the helpers
  * every backend uses. Not for commands: they use objstore.h. */
 #ifndef UNDE_OBJSTORE_INT_H
 #define UNDE_OBJSTORE_INT_H
@@ -32,8 +32,16 @@ void objstore_xml_field(const char *xml, const char *tag, char *out, size_t len)
 /* An S3 answer as OBJSTORE_*; missing_ok: a 404 is NOT_FOUND. */
 int objstore_s3_outcome(const char *method, const char *key, const struct http_response *r,
 			int missing_ok, struct objstore_error *err);
-/* The file of key under a file:// store (caller frees). */
+/* The file:// backend (objstore_file.c): the file of key (caller frees),
+ * and the four operations with objstore.h's contract. */
 char *objstore_file_path(const struct objstore *os, const char *key);
+int objstore_file_put(struct objstore *os, const char *key, const void *data, size_t len,
+		      struct objstore_error *err);
+int objstore_file_get(struct objstore *os, const char *key, struct buf *out, size_t max,
+		      struct objstore_error *err);
+int objstore_file_head(struct objstore *os, const char *key, struct objstore_info *info,
+		       struct objstore_error *err);
+int objstore_file_delete(struct objstore *os, const char *key, struct objstore_error *err);
 void objstore_sha256_hex(const void *data, size_t len, char out[65]);
 
 #endif

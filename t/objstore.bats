@@ -317,6 +317,22 @@ sigv4_check_start() {
 	[ ! -e "$d/../escape" ]
 }
 
+@test "file:// HEAD: a directory where the object would be is not found, anything else not a file is an error" {
+	d=$(unde_tmpdir)
+	export S3_ENDPOINT="file://$d"
+	mkdir -p "$d/unde-images/a/dir" "$d/unde-images/b"
+	mkfifo "$d/unde-images/b/fifo"
+	ln -s loop "$d/unde-images/b/loop"
+	run --separate-stderr objtool head a/dir
+	assert_failure 1
+	run --separate-stderr objtool head b/fifo
+	assert_failure 2
+	[[ $stderr == *b/fifo* ]]
+	# stat fails with ELOOP: an error, decided without the unset stat buffer
+	run --separate-stderr objtool head b/loop
+	assert_failure 2
+}
+
 @test "a file:// endpoint whose directory is missing is a configuration error" {
 	run --separate-stderr env S3_ENDPOINT=file:///nonexistent/unde-objects \
 		"$UNDE_TOP_BUILDDIR/t/unit/objtool" provider
