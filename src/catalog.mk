@@ -25,7 +25,8 @@ src_unde_download_LDADD = src/catalog/libcatalog.a $(UNDE_LIBS) -lpthread
 # JPEGs, which libjpeg decodes alone (src/collage/vips.c, jpeg.c)
 bin_PROGRAMS += src/unde-collage
 src_unde_collage_SOURCES = src/collage/main.c src/collage/image.c src/collage/jpeg.c \
-	src/collage/scale.c src/collage/vips.c src/collage/ahead.c src/collage/collage.h
+	src/collage/scale.c src/collage/scale.h src/collage/scale_kernels.c \
+	src/collage/vips.c src/collage/ahead.c src/collage/collage.h
 src_unde_collage_CFLAGS = $(AM_CFLAGS) $(VIPS_CFLAGS) $(JPEG_CFLAGS)
 src_unde_collage_LDADD = src/catalog/libcatalog.a $(UNDE_LIBS) $(JPEG_LIBS) -ldl -lpthread
 
