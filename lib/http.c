@@ -1,9 +1,7 @@
 /* http.c — libcurl multi client with retries; see http.h. */
 #include "config.h"
 
-#include <assert.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +15,7 @@
 
 #include "conf.h"
 #include "http.h"
+#include "http_int.h"
 #include "log.h"
 #include "util.h"
 
@@ -36,214 +35,6 @@ struct transfer {
 	char rid_header[160];
 	char refused[160];    /* the guard refused this address ("" if not) */
 };
-
-/* --- process-wide state: libcurl's global init and the share handle ---- */
-
-static pthread_once_t http_once = PTHREAD_ONCE_INIT;
-static CURLSH *http_share;
-static pthread_mutex_t http_share_lock[CURL_LOCK_DATA_LAST];
-
-static void http_share_lock_fn(CURL *h, curl_lock_data data, curl_lock_access access, void *ud)
-{
-	(void)h, (void)access, (void)ud;
-	assert((int)data >= 0 && data < CURL_LOCK_DATA_LAST);
-	pthread_mutex_lock(&http_share_lock[data]);
-}
-
-static void http_share_unlock_fn(CURL *h, curl_lock_data data, void *ud)
-{
-	(void)h, (void)ud;
-	pthread_mutex_unlock(&http_share_lock[data]);
-}
-
-/* Once per process (curl_global_init is not thread-safe in 7.88): DNS
- * answers and TLS sessions go in one share handle every thread uses. */
-static void http_global_init_once(void)
-{
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
-		pthread_mutex_init(&http_share_lock[i], NULL);
-	http_share = curl_share_init();
-	if (http_share) {
-		curl_share_setopt(http_share, CURLSHOPT_LOCKFUNC, http_share_lock_fn);
-		curl_share_setopt(http_share, CURLSHOPT_UNLOCKFUNC, http_share_unlock_fn);
-		curl_share_setopt(http_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-		curl_share_setopt(http_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-	}
-}
-
-static void http_global_init(void)
-{
-	pthread_once(&http_once, http_global_init_once);
-}
-
-/* --- per-thread state: one multi handle whose pool outlives a call ----- */
-
-#define HTTP_ORIGINS 4     /* origins remembered per multi handle */
-#define HTTP_ORIGIN_MAX 128
-#define HTTP_IDLE_MAX 8    /* multi handles kept for the next thread */
-
-/* A multi handle (its connection cache) and the origins ("scheme://host:port")
- * it last sent requests to, most recent first. */
-struct http_conns {
-	CURLM *multi;
-	char origins[HTTP_ORIGINS][HTTP_ORIGIN_MAX];
-};
-
-/* Every thread's multi handle, listed under a lock so the main thread's
- * stays reachable (no leak report) and a thread's is closed when it ends. */
-struct http_thread {
-	struct http_conns c;
-	int busy; /* a call is running on it (a callback may call again) */
-	struct http_thread *prev, *next;
-};
-
-static pthread_mutex_t http_threads_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct http_thread *http_threads;
-static pthread_key_t http_thread_key;
-static pthread_once_t http_key_once = PTHREAD_ONCE_INIT;
-/* Handles of threads that ended, their connections still open: the next
- * thread that calls one of their origins takes them (a worker thread's
- * connection to a sibling serves the main thread's next call to it). */
-static struct http_conns http_idle[HTTP_IDLE_MAX];
-static size_t http_nidle;
-
-/* The origin of url (up to the path), for matching kept connections. */
-static void http_origin(const char *url, char *out, size_t len)
-{
-	const char *p = strstr(url, "://");
-	size_t n = p ? strcspn(p + 3, "/?#") + (size_t)(p + 3 - url) : strlen(url);
-	snprintf(out, len, "%.*s", (int)n, url);
-}
-
-static int http_conns_know(const struct http_conns *c, const char *origin)
-{
-	for (int i = 0; i < HTTP_ORIGINS; i++)
-		if (c->origins[i][0] && strcmp(c->origins[i], origin) == 0)
-			return 1;
-	return 0;
-}
-
-/* Remember origin as c's most recent. */
-static void http_conns_note(struct http_conns *c, const char *origin)
-{
-	int at = HTTP_ORIGINS - 1;
-	for (int i = 0; i < HTTP_ORIGINS; i++)
-		if (strcmp(c->origins[i], origin) == 0)
-			at = i;
-	memmove(c->origins[1], c->origins[0], (size_t)at * HTTP_ORIGIN_MAX);
-	snprintf(c->origins[0], HTTP_ORIGIN_MAX, "%s", origin);
-}
-
-/* Keep c for the next thread, or close it when enough are kept. */
-static void http_idle_put(struct http_conns *c)
-{
-	pthread_mutex_lock(&http_threads_lock);
-	if (http_nidle < HTTP_IDLE_MAX) {
-		http_idle[http_nidle++] = *c;
-		c->multi = NULL;
-	}
-	pthread_mutex_unlock(&http_threads_lock);
-	if (c->multi)
-		curl_multi_cleanup(c->multi);
-	c->multi = NULL;
-}
-
-/* An idle handle with a connection to origin (any one when origin is
- * NULL), taken out of the idle list; 0 when there is none. */
-static int http_idle_take(const char *origin, struct http_conns *out)
-{
-	int got = 0;
-	pthread_mutex_lock(&http_threads_lock);
-	for (size_t i = http_nidle; i-- > 0;) {
-		if (origin && !http_conns_know(&http_idle[i], origin))
-			continue;
-		*out = http_idle[i];
-		http_idle[i] = http_idle[--http_nidle];
-		got = 1;
-		break;
-	}
-	pthread_mutex_unlock(&http_threads_lock);
-	return got;
-}
-
-static void http_thread_free(void *p)
-{
-	struct http_thread *ht = p;
-	if (!ht)
-		return;
-	pthread_mutex_lock(&http_threads_lock);
-	if (ht->prev)
-		ht->prev->next = ht->next;
-	else
-		http_threads = ht->next;
-	if (ht->next)
-		ht->next->prev = ht->prev;
-	pthread_mutex_unlock(&http_threads_lock);
-	http_idle_put(&ht->c);
-	free(ht);
-}
-
-static void http_key_init(void)
-{
-	pthread_key_create(&http_thread_key, http_thread_free);
-}
-
-/* This thread's multi handle, made on first use: an ended thread's that
- * was connected to origin ("": none) when one is kept, else a new one. */
-static struct http_thread *http_thread_get(const char *origin)
-{
-	pthread_once(&http_key_once, http_key_init);
-	struct http_thread *ht = pthread_getspecific(http_thread_key);
-	if (ht)
-		return ht;
-	ht = xcalloc(1, sizeof *ht);
-	if (!origin[0] || !http_idle_take(origin, &ht->c)) {
-		ht->c.multi = curl_multi_init();
-		if (!ht->c.multi) {
-			free(ht);
-			return NULL;
-		}
-		curl_multi_setopt(ht->c.multi, CURLMOPT_MAXCONNECTS, 32L);
-	}
-	pthread_mutex_lock(&http_threads_lock);
-	ht->next = http_threads;
-	if (http_threads)
-		http_threads->prev = ht;
-	http_threads = ht;
-	pthread_mutex_unlock(&http_threads_lock);
-	pthread_setspecific(http_thread_key, ht);
-	return ht;
-}
-
-/* Before a call to origin: when this thread's handle has never been
- * there but an ended thread's has, swap them (ours is kept in its place). */
-static void http_thread_adopt(struct http_thread *ht, const char *origin)
-{
-	struct http_conns other;
-	if (http_conns_know(&ht->c, origin) || !http_idle_take(origin, &other))
-		return;
-	http_idle_put(&ht->c);
-	ht->c = other;
-}
-
-void http_thread_cleanup(void)
-{
-	pthread_once(&http_key_once, http_key_init);
-	struct http_thread *ht = pthread_getspecific(http_thread_key);
-	if (!ht || ht->busy)
-		return;
-	pthread_setspecific(http_thread_key, NULL);
-	http_thread_free(ht);
-}
-
-void http_close_idle(void)
-{
-	http_thread_cleanup();
-	struct http_conns c;
-	while (http_idle_take(NULL, &c))
-		curl_multi_cleanup(c.multi);
-}
 
 int http_status_retryable(long status)
 {
@@ -396,8 +187,9 @@ static CURL *http_make_easy(struct transfer *t)
 				     http_setting(rq->timeout_ms, "HTTP_TIMEOUT_MS", 30000, 3600000));
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_ms > 0 ? connect_ms : 1L);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, total_ms > 0 ? total_ms : 1L);
-	if (http_share)
-		curl_easy_setopt(e, CURLOPT_SHARE, http_share);
+	CURLSH *share = http_global_init();
+	if (share)
+		curl_easy_setopt(e, CURLOPT_SHARE, share);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, http_on_body);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, http_on_header);

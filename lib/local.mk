@@ -2,7 +2,7 @@ noinst_LIBRARIES = lib/libunde.a
 lib_libunde_a_SOURCES = \
 	lib/conf.c lib/conf.h lib/redact.c \
 	lib/filter.c lib/filter.h \
-	lib/http.c lib/http.h \
+	lib/http.c lib/http.h lib/http_int.h lib/http_pool.c \
 	lib/jsonl.c lib/jsonl.h \
 	lib/log.c lib/log.h \
 	lib/metrics.c lib/metrics.h \

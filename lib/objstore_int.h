@@ -1,6 +1,7 @@
 /* objstore_int.h — what lib/objstore.c shares with the other files of the
- * object store (objstore_file.c, objstore_list.c): the store's settings and the helpers
- * every backend uses. Not for commands: they use objstore.h. */
+ * object store (objstore_file.c, objstore_list.c): the store's settings
+ * and the helpers every backend uses. Not for commands: they use
+ * objstore.h. */
 #ifndef UNDE_OBJSTORE_INT_H
 #define UNDE_OBJSTORE_INT_H
 
