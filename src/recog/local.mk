@@ -1,6 +1,7 @@
 # Fashion recognition (spec §8-§10, issue 15): the Ximilar Gateway, the
 # LLM Reranker and the Recognition Orchestrator, sharing src/recog/.
-RECOG_COMMON = src/recog/recog.h src/recog/photo.c src/recog/gw.c src/recog/rr.c src/recog/rmetrics.c \
+RECOG_COMMON = src/recog/recog.h src/recog/photo.c src/recog/gw.c src/recog/gw_int.h src/recog/gw_search.c \
+	src/recog/rr.c src/recog/rmetrics.c \
 	src/recog/ratelimit.c src/recog/cmd.c src/recog/regions.c src/recog/vips.c src/recog/rvips.h
 bin_PROGRAMS += src/unde-ximilar src/unde-rerank src/unde-recognize
 src_unde_ximilar_SOURCES = $(RECOG_COMMON) src/recog/ximilar_main.c
