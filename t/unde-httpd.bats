@@ -58,6 +58,9 @@ setup_file() {
 		POST /spawn-exit     $FIX/spawn-exit $W/spawned.pid
 		POST /verbatim       $FIX/misbehave echo
 		POST /stream-foreign stream: $FIX/misbehave line $W/otherrid.line
+		POST /kept           keep=connection stream: $FIX/count-starts $W/kept-starts $LIBTEST filter
+		POST /kept-twice     keep=connection stream: $FIX/misbehave twice
+		POST /kept-once      keep=connection stream: $FIX/count-starts $W/once-starts $FIX/stream-once
 		POST /binary         binary=blob type=audio/mpeg $LIBTEST filter
 		POST /binary-plain   binary=blob $LIBTEST filter
 	EOF
@@ -137,18 +140,6 @@ marked_pids() {
 		sed 's|/proc/\([0-9]*\)/environ|\1|' | grep -vx "$$" || true
 }
 
-# wait_until SECONDS COMMAND... — poll COMMAND until it succeeds.
-wait_until() {
-	local limit=$1 now deadline
-	shift
-	now=${EPOCHREALTIME/[.,]/}
-	deadline=$((now + limit * 1000000))
-	until "$@"; do
-		((${EPOCHREALTIME/[.,]/} < deadline)) || return 1
-		sleep 0.05
-	done
-}
-
 no_marked_pids() { [[ -z $(marked_pids "$1") ]]; }
 # starts_are FILE N — count-starts noted N starts in FILE
 starts_are() { [ -e "$1" ] && [ "$(wc -l <"$1")" -eq "$2" ]; }
@@ -220,7 +211,7 @@ metric_at_least() { [ "$(metric "$1" "$2")" -ge "$3" ]; }
 	[[ $stderr == *"bad6.routes:1: path is served by unde-httpd itself"* ]]
 	run unde-httpd --routes "$W/main.routes" --check
 	assert_success
-	assert_output --partial '29 routes'
+	assert_output --partial '32 routes'
 }
 
 @test "a POST body reaches the command as one JSON line with request_id, and its answer is the response" {
@@ -542,6 +533,62 @@ metric_at_least() { [ "$(metric "$1" "$2")" -ge "$3" ]; }
 	run curl -sS --max-time 10 -w ' %{http_code}' --data-binary '{"fail":"unavailable"}' \
 		"http://127.0.0.1:$MAIN_PORT/stream"
 	assert_output --regexp ' 503$'
+}
+
+@test "a keep=connection stream serves a connection's requests from one command, each ending at its done line" {
+	rm -f "$W/kept-starts"
+	local r='POST /kept HTTP/1.1\r\nHost: t\r\nContent-Length: 12\r\n\r\n'
+	raw "$r{\"stages\":2}$r{\"stages\":1}" --count 2
+	assert_jq '[.responses[].status] == [200,200]'
+	assert_jq '[.responses[].headers["transfer-encoding"]] == ["chunked","chunked"]'
+	assert_jq '.responses[0].chunks | map(fromjson | .stage) == ["progress","progress","done"]'
+	assert_jq '.responses[1].chunks | map(fromjson | .stage) == ["progress","done"]'
+	[ "$(wc -l <"$W/kept-starts")" -eq 1 ]
+	# another connection has a command of its own
+	raw "$r{\"stages\":1}"
+	assert_jq '.responses[0].status == 200'
+	[ "$(wc -l <"$W/kept-starts")" -eq 2 ]
+}
+
+@test "a keep=connection stream whose command answers an error keeps the command for the next request" {
+	rm -f "$W/kept-starts"
+	local a='POST /kept HTTP/1.1\r\nHost: t\r\nContent-Length: 22\r\n\r\n{"fail":"unavailable"}'
+	local b='POST /kept HTTP/1.1\r\nHost: t\r\nContent-Length: 12\r\n\r\n{"stages":1}'
+	raw "$a$b" --count 2
+	assert_jq '.responses[0].status == 503 and (.responses[0].body | fromjson | .error.code == "upstream_unavailable")'
+	assert_jq '.responses[1].status == 200 and (.responses[1].chunks | map(fromjson | .stage) == ["progress","done"])'
+	[ "$(wc -l <"$W/kept-starts")" -eq 1 ]
+}
+
+@test "a keep=connection stream whose command writes past its answer is stopped and the connection closed" {
+	local r='POST /kept-twice HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n{}'
+	raw "$r$r" --count 2 --check-close
+	assert_jq '.responses | length == 1'
+	assert_jq '.responses[0].status == 200 and (.responses[0].chunks | map(fromjson | .n) == [1])'
+	assert_jq '.eof == true'
+}
+
+@test "a keep=connection stream whose command exits before its answer ends with an error line, and the next request starts another" {
+	rm -f "$W/once-starts"
+	local r='POST /kept-once HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n{}'
+	raw "$r$r" --count 2
+	assert_jq '[.responses[].status] == [200,200]'
+	assert_jq '[.responses[].chunks | map(fromjson | .stage // .error.code)] == [["first","command_failed"],["first","command_failed"]]'
+	[ "$(wc -l <"$W/once-starts")" -eq 2 ]
+}
+
+@test "keep= is refused on a plain route and takes only connection or request" {
+	printf 'POST /x keep=connection cat\n' >"$W/bad-keep1.routes"
+	run --separate-stderr unde-httpd --routes "$W/bad-keep1.routes" --check
+	assert_failure 78
+	[[ $stderr == *"bad-keep1.routes:1: keep=connection is for a stream: route"* ]]
+	printf 'POST /x keep=forever stream: cat\n' >"$W/bad-keep2.routes"
+	run --separate-stderr unde-httpd --routes "$W/bad-keep2.routes" --check
+	assert_failure 78
+	[[ $stderr == *"bad-keep2.routes:1: keep= takes connection or request"* ]]
+	printf 'POST /x keep=request stream: cat\n' >"$W/ok-keep.routes"
+	run unde-httpd --routes "$W/ok-keep.routes" --check
+	assert_success
 }
 
 @test "GET /health answers 200 {\"status\":\"ok\"} when every command exists" {

@@ -4,7 +4,9 @@
  * as many times as the client asks (keep-alive never pays a fork+exec per
  * request). Progress lines (a "stage" other than "done") are skipped; the
  * first other line is the answer. A streaming route starts its command
- * per request and sends every line as it comes, until the command exits.
+ * per request and sends every line as it comes, until the command exits;
+ * with keep=connection its command is kept like a plain route's, and
+ * each stream ends with the line that would be a plain route's answer.
  * Whatever goes wrong — no answer in time, a crash, an exit, garbage — the
  * command is reaped or killed and the client gets a JSON error. */
 #include "config.h"
@@ -226,20 +228,20 @@ static void exchange_start_early(struct conn *c, const struct route *current)
 	}
 }
 
-void exchange_route(struct conn *c, const struct route *r, const char *line, size_t len,
-		    const char *rid, struct outcome *o)
+/* The connection's command for route r, ready for a request: the one kept
+ * from an earlier request when it is still in step, else a new one. NULL
+ * (o says why) when it wrote something unasked or cannot be started. */
+static struct child *exchange_kept_child(struct conn *c, const struct route *r,
+					 struct outcome *o)
 {
 	struct child *k = &c->kids[r->index];
-	double deadline = util_now_ms() + (double)r->timeout_ms;
-	char code[EXCHANGE_CODE_MAX];
-	o->label = r->label;
 	if (k->pid) {
 		int stale = child_stale(k);
 		if (stale == CHILD_STALE_UNASKED) {
 			log_event(LOG_WARN, "a command wrote a line nobody asked for: stopped",
 				  json_pack("{s:s, s:i}", "route", r->label, "pid", (int)k->pid));
 			exchange_broken(c, k, r, LINE_FOREIGN, o);
-			return;
+			return NULL;
 		}
 		if (stale == CHILD_STALE_EXITED) {
 			log_event(LOG_WARN, "restarting a command that exited",
@@ -248,6 +250,18 @@ void exchange_route(struct conn *c, const struct route *r, const char *line, siz
 		}
 	}
 	if (!k->pid && exchange_start(c, k, r, o) != 0)
+		return NULL;
+	return k;
+}
+
+void exchange_route(struct conn *c, const struct route *r, const char *line, size_t len,
+		    const char *rid, struct outcome *o)
+{
+	double deadline = util_now_ms() + (double)r->timeout_ms;
+	char code[EXCHANGE_CODE_MAX];
+	o->label = r->label;
+	struct child *k = exchange_kept_child(c, r, o);
+	if (!k)
 		return;
 	size_t sent = 0;
 	enum child_rc rc = child_send(k, line, len, &sent, deadline, 1);
@@ -313,27 +327,50 @@ static void exchange_stream_error(struct conn *c, const char *code, const char *
 	json_decref(j);
 }
 
+/* After a kept stream's last line: a command that has more output, or has
+ * not read all of its input, is out of step with the connection; it is
+ * stopped (the next request starts another) and the connection closes. */
+static void exchange_stream_kept_end(struct child *k, const struct route *r, size_t sent,
+				     size_t len, struct outcome *o)
+{
+	if (k->len == 0 && sent == len)
+		return;
+	log_event(LOG_WARN, k->len ? "a streaming command wrote past its answer: stopped"
+				   : "a streaming command answered before reading its whole input: stopped",
+		  json_pack("{s:s, s:i}", "route", r->label, "pid", (int)k->pid));
+	if (k->len) {
+		o->close = 1;
+		if (!o->error[0])
+			snprintf(o->error, sizeof o->error, "unasked_answer");
+	}
+	child_kill(k);
+}
+
 void exchange_stream(struct conn *c, const struct route *r, const char *line, size_t len,
 		     const char *rid, struct outcome *o)
 {
-	struct child k;
+	struct child own, *k = &own;
 	double deadline = util_now_ms() + (double)r->timeout_ms;
 	char msg[512], code[EXCHANGE_CODE_MAX];
+	int kept = r->keep_command;
 	o->label = r->label;
-	if (exchange_start(c, &k, r, o) != 0)
+	if (kept ? !(k = exchange_kept_child(c, r, o)) : exchange_start(c, k, r, o) != 0)
 		return;
 	size_t sent = 0;
-	enum child_rc rc = child_send(&k, line, len, &sent, deadline, 0);
-	child_close_input(&k);
-	if (rc == CHILD_EOF)
-		rc = CHILD_OK;
+	enum child_rc rc = child_send(k, line, len, &sent, deadline, kept);
+	if (!kept)
+		child_close_input(k);
 	int started = 0, bad = 0;
 	size_t n = 0;
-	while (rc == CHILD_OK && (rc = child_line(&k, deadline, &n)) == CHILD_OK) {
-		int status, kind = exchange_classify(k.buf, n, rid, 0, &status, code);
+	for (;;) {
+		if (rc == CHILD_EOF || rc == CHILD_EARLY)
+			rc = CHILD_OK; /* it may have written before exiting, or early: read */
+		if (rc != CHILD_OK || (rc = child_line(k, deadline, &n)) != CHILD_OK)
+			break;
+		int status, kind = exchange_classify(k->buf, n, rid, 0, &status, code);
 		if (kind == LINE_GARBAGE || kind == LINE_FOREIGN) {
 			if (!started) {
-				exchange_broken(c, &k, r, kind, o);
+				exchange_broken(c, k, r, kind, o);
 				return;
 			}
 			bad = kind;
@@ -344,8 +381,12 @@ void exchange_stream(struct conn *c, const struct route *r, const char *line, si
 				/* Not started yet: the answer can still be an error. */
 				o->status = status;
 				snprintf(o->error, sizeof o->error, "%s", code);
-				buf_append(&o->body, k.buf, n + 1);
-				child_reap(&k, deadline, NULL);
+				buf_append(&o->body, k->buf, n + 1);
+				child_take(k, n + 1);
+				if (kept)
+					exchange_stream_kept_end(k, r, sent, len, o);
+				else
+					child_reap(k, deadline, NULL);
 				return;
 			}
 			if (resp_stream_start(c, rid) != 0)
@@ -354,12 +395,19 @@ void exchange_stream(struct conn *c, const struct route *r, const char *line, si
 			o->sent = 1;
 			o->status = 200;
 		}
-		if (resp_stream_line(c, k.buf, n) != 0)
+		if (resp_stream_line(c, k->buf, n) != 0)
 			break;
-		child_take(&k, n + 1);
+		child_take(k, n + 1);
+		if (kept && kind == LINE_ANSWER) {
+			exchange_stream_kept_end(k, r, sent, len, o);
+			resp_stream_end(c);
+			return;
+		}
+		if (kept && sent < len)
+			rc = child_send(k, line, len, &sent, deadline, 1);
 	}
 	if (c->broken) {
-		child_kill(&k);
+		child_kill(k);
 		o->status = 200;
 		o->sent = 1;
 		snprintf(o->error, sizeof o->error, "client_gone");
@@ -368,7 +416,7 @@ void exchange_stream(struct conn *c, const struct route *r, const char *line, si
 	const char *ecode = "internal";
 	int exited_ok, status;
 	if (bad) {
-		child_kill(&k);
+		child_kill(k);
 		snprintf(msg, sizeof msg, bad == LINE_GARBAGE
 				? "%s wrote a line that is not a JSON object (stopped)"
 				: "%s wrote a line for another request (stopped)", r->argv[0]);
@@ -376,7 +424,14 @@ void exchange_stream(struct conn *c, const struct route *r, const char *line, si
 		status = 500;
 		exited_ok = 0;
 	} else {
-		status = exchange_end(c, &k, r, rc, deadline, &exited_ok, msg, sizeof msg, &ecode);
+		status = exchange_end(c, k, r, rc, deadline, &exited_ok, msg, sizeof msg, &ecode);
+		/* A kept command owes an answer line; ending without one is a failure. */
+		if (kept && exited_ok && started) {
+			exited_ok = 0;
+			snprintf(msg, sizeof msg, "%s exited before its answer's last line", r->argv[0]);
+			ecode = "command_failed";
+			status = 500;
+		}
 	}
 	if (!started) {
 		outcome_error(o, r->label, status, ecode, "%s", msg);

@@ -166,9 +166,16 @@ static int routes_parse_line(char **w, int nw, int lineno, const char *file,
 			r->start_early = strcmp(w[i] + 6, "early") == 0;
 			continue;
 		}
+		if (strncmp(w[i], "keep=", 5) == 0) {
+			if (strcmp(w[i] + 5, "connection") != 0 && strcmp(w[i] + 5, "request") != 0)
+				return routes_error(err, errlen, file, lineno,
+						    "keep= takes connection or request: '%.60s'", w[i] + 5);
+			r->keep_command = strcmp(w[i] + 5, "connection") == 0;
+			continue;
+		}
 		if (strncmp(w[i], "timeout=", 8) != 0)
 			return routes_error(err, errlen, file, lineno,
-					    "unknown route option '%.60s' (known: timeout=SECONDS, binary=KEY, type=MEDIA/TYPE, start=early)", w[i]);
+					    "unknown route option '%.60s' (known: timeout=SECONDS, binary=KEY, type=MEDIA/TYPE, start=early, keep=connection)", w[i]);
 		if (routes_parse_timeout(w[i] + 8, &r->timeout_ms) != 0)
 			return routes_error(err, errlen, file, lineno,
 					    "timeout must be seconds, above 0 and at most %.0f",
@@ -192,6 +199,9 @@ static int routes_parse_line(char **w, int nw, int lineno, const char *file,
 	if (r->start_early && r->streaming)
 		return routes_error(err, errlen, file, lineno,
 				    "start=early keeps a command for the connection: not on a stream: route");
+	if (r->keep_command && !r->streaming)
+		return routes_error(err, errlen, file, lineno,
+				    "keep=connection is for a stream: route (a plain route's command is always kept)");
 	if (r->binary_key[0] && !r->ctype[0])
 		snprintf(r->ctype, sizeof r->ctype, "application/octet-stream");
 	if (nw - i > ROUTE_ARGS_MAX)

@@ -20,6 +20,13 @@
  * /search on one connection finds the later ones running; their starts
  * overlap the first request's wait).
  *
+ * A streaming route starts its command per request unless it has
+ * keep=connection: then, like a plain route's, the command serves every
+ * request of the connection, one line in, and each answer's stream ends
+ * at its first line that is not progress (a "stage" other than "done"):
+ *
+ *   POST /recognize  timeout=30 keep=connection  stream: unde-recognize
+ *
  * Fields
  * are separated by blanks; there is no quoting. A COMMAND of "stream:"
  * (alone, or glued to the command as "stream:unde-voice") marks a
@@ -50,6 +57,7 @@ struct route {
 	char *argv[ROUTE_ARGS_MAX + 1];       /* NULL-terminated */
 	int streaming;
 	int start_early;                      /* start=early */
+	int keep_command;                     /* a stream's keep=connection */
 	long timeout_ms;
 	/* binary=KEY: the answer's body is the base64 string member KEY of
 	 * the command's answer line, decoded, sent as type=TYPE (HTTP) or as a

@@ -153,6 +153,18 @@ unde_teardown_file() {
 teardown() { unde_teardown; }
 teardown_file() { unde_teardown_file; }
 
+# wait_until SECONDS COMMAND... — poll COMMAND until it succeeds.
+wait_until() {
+	local limit=$1 now deadline
+	shift
+	now=${EPOCHREALTIME/[.,]/}
+	deadline=$((now + limit * 1000000))
+	until "$@"; do
+		((${EPOCHREALTIME/[.,]/} < deadline)) || return 1
+		sleep 0.05
+	done
+}
+
 # assert_json_line_count N
 # $output (stdout of the last `run`) is exactly N lines, each one JSON object.
 assert_json_line_count() {
