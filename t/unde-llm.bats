@@ -54,6 +54,11 @@ seed() {
 		unde-shard save >/dev/null 2>&1
 }
 embed_all() { unde-embed --pending >/dev/null 2>&1; }
+# one_recognition_row URL — the user's one recognition_requests row is in
+# that production
+one_recognition_row() {
+	[ "$(psql -XAt "$1" -c "select count(*) from recognition_requests where user_id = '$U'")" = 1 ]
+}
 # filler N — N short chats saved a day ago, so seeds leave the recent window
 filler() {
 	for i in $(seq "$1"); do DAYS=1 seed "Просто болтаем про разное номер $i"; done
@@ -523,9 +528,9 @@ queue_size() { unde-llm metrics | awk '$1 == "llm_orchestrator_queue_size" { pri
 	assert_jq '.recognition.items[0].match_type == "exact" and .recognition.items[0].matches[0].sku_id == "Z3"'
 	assert_jq '.context_pack.blocks.E | any(test("^Фото: .*exact.*SKU Z3"))'
 	assert_jq '.text | test("На фото нашла: .*SKU Z3, точное совпадение")'
-	# the request is recognition's own row in its production
-	run psql -XAt "$recog_prod" -c "select count(*) from recognition_requests where user_id = '$U'"
-	assert_output 1
+	# the request is recognition's own row in its production (written
+	# just after its done line)
+	wait_until 10 one_recognition_row "$recog_prod"
 	httpd_stop recog
 	export RECOGNITION_URL=http://127.0.0.1:1
 	say "А это?" "$(jq -nc --arg p "$photo" '{photo_url: $p}')"

@@ -174,6 +174,7 @@ teardown() {
 		and .[2].matches[0].sku_id == "Z3" and (.[3].recognition_id | test("^[0-9a-f-]{36}$"))
 		and .[0].recognition_id == .[3].recognition_id' <<<"$body" >/dev/null || fail "$body"
 	id=$(jq -sr '.[3].recognition_id' <<<"$body")
+	wait_until 10 recog_row_written "$id"
 	assert_equal "$(pq "select request_id, items_detected from recognition_requests where id = '$id'")" "$rid|1"
 	# the gateway's and the reranker's calls carried it too
 	jq -Rn -e --arg r "$rid" '[inputs | fromjson? | select(.route? and .request_id == $r) | "\(.route) \(.status)"] | unique

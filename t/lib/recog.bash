@@ -48,6 +48,10 @@ recog_street() {
 # pq SQL — run SQL on production; rows as a|b|c lines.
 pq() { psql -XAtq -v ON_ERROR_STOP=1 "$PRODUCTION_DB_URL" -c "$1"; }
 
+# recog_row_written ID — the request's recognition_requests row is there
+# (unde-recognize writes it just after the done line)
+recog_row_written() { [ -n "$(pq "select 1 from recognition_requests where id = '$1'")" ]; }
+
 # recog_catalog N — products Z0…Z(N-1) (brand zara): photos in the catalog
 # bucket, staging rows, production products (every other one in stock), and
 # their descriptors in production by unde-ximilar-sync's local mode. Also
