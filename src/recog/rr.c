@@ -136,20 +136,33 @@ static char *rr_fetch_b64(const char *url, struct deadline dl, struct recog_err 
 	return s;
 }
 
-/* One product photo fetched and base64-encoded in a thread of its own. */
+#define RR_RERANK_PROMPT                                                                           \
+	"You compare fashion items. Image 1 is a garment cropped from a street photo; "            \
+	"image 2 is a product photo from a shop. How visually similar are the two "                \
+	"garments (cut, colour, pattern, details)? Answer only JSON: {\"visual\": a number "        \
+	"from 0 (different) to 1 (the same product), \"reason\": one short sentence}"
+
+/* One candidate's Gemini request body — its product photo fetched and
+ * base64-encoded, beside the crop's — made in a thread of its own, so the
+ * candidates' bodies (≈30 kB of JSON each) are built at once. */
 struct fetch_job {
-	const char *url;
+	const char *url, *crop64;
 	struct deadline dl;
 	pthread_t thread;
 	int started;
-	char *b64; /* NULL: unreadable */
+	char *body; /* NULL: the photo is unreadable */
 };
 
 static void *fetch_thread(void *p)
 {
 	struct fetch_job *j = p;
 	struct recog_err e = { 0 };
-	j->b64 = rr_fetch_b64(j->url, j->dl, &e);
+	char *b64 = rr_fetch_b64(j->url, j->dl, &e);
+	if (b64) {
+		const char *imgs[] = { j->crop64, b64 };
+		j->body = gem_body(RR_RERANK_PROMPT, imgs, 2);
+		free(b64);
+	}
 	http_thread_cleanup();
 	return NULL;
 }
@@ -364,7 +377,7 @@ json_t *rr_rerank(const json_t *in, struct deadline dl, struct recog_err *e)
 		for (size_t i = 0; i < n; i++) {
 			fj[i] = (struct fetch_job){ .url = json_string_value(json_array_get(
 							    json_object_get(json_array_get(cands, i), "image_urls"), 0)),
-						    .dl = dl };
+						    .crop64 = crop64, .dl = dl };
 			fj[i].started = pthread_create(&fj[i].thread, NULL, fetch_thread, &fj[i]) == 0;
 			if (!fj[i].started)
 				fetch_thread(&fj[i]);
@@ -373,16 +386,9 @@ json_t *rr_rerank(const json_t *in, struct deadline dl, struct recog_err *e)
 			if (fj[i].started)
 				pthread_join(fj[i].thread, NULL);
 		for (size_t i = 0; i < n; i++) {
-			char *p64 = fj[i].b64;
-			if (!p64)
+			if (!fj[i].body)
 				continue;
-			const char *imgs[] = { crop64, p64 };
-			bodies[m] = gem_body("You compare fashion items. Image 1 is a garment cropped from a street photo; "
-					     "image 2 is a product photo from a shop. How visually similar are the two "
-					     "garments (cut, colour, pattern, details)? Answer only JSON: {\"visual\": a number "
-					     "from 0 (different) to 1 (the same product), \"reason\": one short sentence}",
-					     imgs, 2);
-			free(p64);
+			bodies[m] = fj[i].body;
 			reqs[m] = (struct http_request){ .method = "POST", .url = g.url, .headers = g.headers,
 							 .body = bodies[m], .body_len = strlen(bodies[m]), .deadline = dl,
 							 .max_attempts = 1,
