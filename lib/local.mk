@@ -34,3 +34,5 @@ lib_libunde_a_SOURCES += lib/inflight.c lib/inflight.h
 lib_libunde_a_SOURCES += lib/netguard.c lib/netguard.h
 # the embedding chain (Cohere, then the local embedder): unde-embed's documents, unde-llm's queries
 lib_libunde_a_SOURCES += lib/embed_cohere.c lib/embed_cohere.h
+# libjpeg that returns its errors (unde-collage, the recognition crops)
+lib_libunde_a_SOURCES += lib/jpegerr.c lib/jpegerr.h

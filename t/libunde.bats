@@ -872,3 +872,35 @@ chain() {
 	assert_success
 	assert_output --regexp '^libtest-argv [0-9]'
 }
+
+# --- libjpeg that returns its errors (lib/jpegerr.h) ----------------------
+
+# A 128×96 grey JPEG of noise (so that most of the file is scan data).
+noise_jpeg() {
+	vips gaussnoise "$BATS_TEST_TMPDIR/n.v" 128 96 &&
+		vips cast "$BATS_TEST_TMPDIR/n.v" "$BATS_TEST_TMPDIR/n8.v" uchar &&
+		vips jpegsave "$BATS_TEST_TMPDIR/n8.v" "$1"
+}
+
+@test "a whole JPEG decodes through jpegerr, data after its end-of-image marker too" {
+	noise_jpeg "$BATS_TEST_TMPDIR/a.jpg"
+	run libtest jpeg <"$BATS_TEST_TMPDIR/a.jpg"
+	assert_success
+	assert_output '{"width":128,"height":96}'
+	run libtest jpeg < <(cat "$BATS_TEST_TMPDIR/a.jpg"; printf 'phone trailer')
+	assert_success
+	assert_output '{"width":128,"height":96}'
+}
+
+@test "a JPEG cut short is an error marked truncated, not rows of grey" {
+	noise_jpeg "$BATS_TEST_TMPDIR/a.jpg"
+	run libtest jpeg < <(head -c $(($(stat -c %s "$BATS_TEST_TMPDIR/a.jpg") / 2)) "$BATS_TEST_TMPDIR/a.jpg")
+	assert_failure 65
+	assert_jq '.truncated == true and (.error | test("Premature end"))'
+}
+
+@test "bytes that are no JPEG are an error with libjpeg's message, not truncated, and the process lives" {
+	run libtest jpeg <<<'GIF89a not a jpeg'
+	assert_failure 65
+	assert_jq '.truncated == false and (.error | test("Not a JPEG file"))'
+}

@@ -15,7 +15,7 @@ EXTRA_DIST += t/lib t/fakes t/fixtures $(TESTS)
 noinst_PROGRAMS += t/unit/libtest
 t_unit_libtest_SOURCES = t/unit/libtest.c
 t_unit_libtest_SOURCES += t/unit/libtest-online.c
-t_unit_libtest_LDADD = $(UNDE_LIBS)
+t_unit_libtest_LDADD = $(UNDE_LIBS) $(JPEG_LIBS)
 TESTS += t/libunde.bats t/unde-db.bats
 TESTS += t/unde-job.bats t/unde-dev.bats t/unde-demo.bats
 

@@ -15,49 +15,9 @@
 #include <string.h>
 
 #include <jpeglib.h>
-#include <jerror.h>
 
 #include "collage.h"
-
-/* libjpeg's errors end in a longjmp back to the caller, never exit(). */
-struct jpeg_fail {
-	struct jpeg_error_mgr pub;
-	jmp_buf back;
-	char msg[JMSG_LENGTH_MAX];
-	int truncated; /* the failure is the data ending early */
-};
-
-/* error_exit: the message kept, back to the setjmp. */
-static void jpeg_fail_exit(j_common_ptr c)
-{
-	struct jpeg_fail *f = (struct jpeg_fail *)c->err;
-	f->pub.format_message(c, f->msg);
-	longjmp(f->back, 1);
-}
-
-/* Warnings (corrupt data that libjpeg decodes around) are not failures,
- * as with libvips' default, except the data ending early: the file
- * ("Premature end of JPEG file") or a scan's data cut by a marker
- * ("premature end of data segment"). libjpeg would fill the rest of the
- * image with grey, so those are errors, as for libvips with
- * fail_on=truncated. */
-static void jpeg_fail_message(j_common_ptr c, int level)
-{
-	if (level < 0 && (c->err->msg_code == JWRN_JPEG_EOF || c->err->msg_code == JWRN_HIT_MARKER)) {
-		((struct jpeg_fail *)c->err)->truncated = 1;
-		jpeg_fail_exit(c);
-	}
-}
-
-/* libjpeg's error manager with the two above. */
-static void jpeg_fail_init(struct jpeg_fail *f)
-{
-	jpeg_std_error(&f->pub);
-	f->pub.error_exit = jpeg_fail_exit;
-	f->pub.emit_message = jpeg_fail_message;
-	f->msg[0] = '\0';
-	f->truncated = 0;
-}
+#include "jpegerr.h"
 
 /* TIFF's 16- and 32-bit numbers, little (le) or big endian. */
 static unsigned exif_u16(const unsigned char *p, int le)
@@ -107,10 +67,9 @@ static int exif_orientation(const unsigned char *p, size_t len)
 int collage_jpeg_probe(const void *data, size_t len, struct collage_jpeg_info *info)
 {
 	struct jpeg_decompress_struct c;
-	struct jpeg_fail f;
+	struct jpegerr f;
 	memset(info, 0, sizeof *info);
-	jpeg_fail_init(&f);
-	c.err = &f.pub;
+	c.err = jpegerr_init(&f);
 	jpeg_create_decompress(&c);
 	if (setjmp(f.back)) {
 		jpeg_destroy_decompress(&c);
@@ -176,7 +135,7 @@ static void jpeg_orient(const unsigned char *src, int w, int h, int orientation,
  * longjmp. */
 struct jpeg_part {
 	struct jpeg_decompress_struct c;
-	struct jpeg_fail f;
+	struct jpegerr f;
 	struct collage_scaler *sc[3];
 	unsigned char *stored[3]; /* the planes at the part's size before their EXIF turn */
 	int sw, sh;               /* the part's size as stored */
@@ -323,8 +282,7 @@ int collage_jpeg_part(const void *data, size_t len, int orientation,
 	struct jpeg_part x = { .sw = orientation >= 5 ? out->h : out->w,
 			       .sh = orientation >= 5 ? out->w : out->h,
 			       .why = why, .whylen = whylen };
-	jpeg_fail_init(&x.f);
-	x.c.err = &x.f.pub;
+	x.c.err = jpegerr_init(&x.f);
 	jpeg_create_decompress(&x.c);
 	int rc = jpeg_part_decode(&x, data, len, out, orientation);
 	if (rc && x.f.truncated) {
@@ -364,7 +322,7 @@ int collage_jpeg_encode(unsigned char *const planes[3], const size_t strides[3],
 			size_t whylen)
 {
 	struct jpeg_compress_struct c;
-	struct jpeg_fail f;
+	struct jpegerr f;
 	unsigned char *volatile mem = NULL;
 	unsigned long mlen = 0;
 	*out = NULL;
@@ -374,8 +332,7 @@ int collage_jpeg_encode(unsigned char *const planes[3], const size_t strides[3],
 		       (h + 8 * step - 1) / (8 * step) * 8 * step);
 	for (int i = 1; i < 3; i++)
 		jpeg_pad_plane(planes[i], strides[i], cw, ch, (cw + 7) / 8 * 8, (ch + 7) / 8 * 8);
-	jpeg_fail_init(&f);
-	c.err = &f.pub;
+	c.err = jpegerr_init(&f);
 	jpeg_create_compress(&c);
 	if (setjmp(f.back)) {
 		snprintf(why, whylen, "JPEG encoding: %s", f.msg);
@@ -383,13 +340,7 @@ int collage_jpeg_encode(unsigned char *const planes[3], const size_t strides[3],
 		free(mem);
 		return -1;
 	}
-	jpeg_mem_dest(&c, (unsigned char **)&mem, &mlen);
-	c.image_width = (JDIMENSION)w;
-	c.image_height = (JDIMENSION)h;
-	c.input_components = 3;
-	c.in_color_space = JCS_YCbCr;
-	jpeg_set_defaults(&c);
-	jpeg_set_quality(&c, quality, TRUE);
+	jpegerr_encode_to_memory(&c, (unsigned char **)&mem, &mlen, w, h, JCS_YCbCr, quality);
 	/* libvips' jpegsave, which made these before: chroma at full
 	 * resolution from quality 90, halved both ways below (image.c makes
 	 * the planes so) */

@@ -22,6 +22,7 @@
 #include "conf.h"
 #include "http.h"
 #include "image.h"
+#include "jpegerr.h"
 #include "objstore.h"
 #include "recog.h"
 #include "rvips.h"
@@ -210,20 +211,6 @@ int photo_describe(VipsImage *im, float out[DESCRIPTOR_DIM], struct recog_err *e
 	return rc;
 }
 
-/* libjpeg's errors: the message kept, control back to the encoder. */
-struct photo_jpeg_err {
-	struct jpeg_error_mgr mgr;
-	jmp_buf back;
-	char msg[JMSG_LENGTH_MAX];
-};
-
-static void photo_jpeg_fail(j_common_ptr c)
-{
-	struct photo_jpeg_err *pe = (struct photo_jpeg_err *)c->err;
-	c->err->format_message(c, pe->msg);
-	longjmp(pe->back, 1);
-}
-
 /* w x h RGB pixels (rows stride bytes apart) as a baseline JPEG of
  * quality q, appended to out. Done by libjpeg in the calling thread: the
  * same save through libvips hands a crop of a few hundred kB to its
@@ -232,26 +219,19 @@ static void photo_jpeg_fail(j_common_ptr c)
 static int photo_jpeg_rgb(const unsigned char *px, size_t stride, int w, int h, int q,
 			  struct buf *out, char *msg, size_t msglen)
 {
-	struct jpeg_compress_struct c;
-	struct photo_jpeg_err pe;
-	unsigned char *mem = NULL;
+	struct jpeg_compress_struct c = { 0 };
+	struct jpegerr je;
+	unsigned char *volatile mem = NULL;
 	unsigned long len = 0;
-	c.err = jpeg_std_error(&pe.mgr);
-	pe.mgr.error_exit = photo_jpeg_fail;
-	if (setjmp(pe.back)) {
-		snprintf(msg, msglen, "%s", pe.msg);
+	c.err = jpegerr_init(&je);
+	if (setjmp(je.back)) {
+		snprintf(msg, msglen, "%s", je.msg);
 		jpeg_destroy_compress(&c);
 		free(mem);
 		return -1;
 	}
 	jpeg_create_compress(&c);
-	jpeg_mem_dest(&c, &mem, &len);
-	c.image_width = (JDIMENSION)w;
-	c.image_height = (JDIMENSION)h;
-	c.input_components = 3;
-	c.in_color_space = JCS_RGB;
-	jpeg_set_defaults(&c);
-	jpeg_set_quality(&c, q, TRUE);
+	jpegerr_encode_to_memory(&c, (unsigned char **)&mem, &len, w, h, JCS_RGB, q);
 	jpeg_start_compress(&c, TRUE);
 	while (c.next_scanline < c.image_height) {
 		JSAMPROW row = (JSAMPROW)(px + (size_t)c.next_scanline * stride);
@@ -259,9 +239,11 @@ static int photo_jpeg_rgb(const unsigned char *px, size_t stride, int w, int h, 
 	}
 	jpeg_finish_compress(&c);
 	jpeg_destroy_compress(&c);
-	buf_append(out, mem, len);
+	int rc = buf_append(out, mem, len);
 	free(mem);
-	return 0;
+	if (rc)
+		snprintf(msg, msglen, "the crop's JPEG is over its buffer's limit");
+	return rc ? -1 : 0;
 }
 
 int photo_crop_jpeg(VipsImage *im, const int box[4], struct buf *jpeg, struct recog_err *e)

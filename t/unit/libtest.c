@@ -20,6 +20,7 @@
 #include "conf.h"
 #include "filter.h"
 #include "http.h"
+#include "jpegerr.h"
 #include "jsonl.h"
 #include "log.h"
 #include "options.h"
@@ -222,11 +223,49 @@ static int run_pg(int argc, char **argv)
 	return rc;
 }
 
+/* libtest jpeg: decode the JPEG on stdin through jpegerr (lib/jpegerr.h)
+ * and print its size, or the error libjpeg gave and whether it was the
+ * data ending early; exit 65 then. */
+static int run_jpeg(void)
+{
+	struct buf in = { 0 };
+	char chunk[65536];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0)
+		buf_append(&in, chunk, n);
+	struct jpeg_decompress_struct c = { 0 };
+	struct jpegerr e;
+	JSAMPLE *volatile row = NULL;
+	c.err = jpegerr_init(&e);
+	if (setjmp(e.back)) {
+		printf("{\"error\":\"%s\",\"truncated\":%s}\n", e.msg, e.truncated ? "true" : "false");
+		free(row);
+		jpeg_destroy_decompress(&c);
+		free(in.data);
+		return EX_DATAERR;
+	}
+	jpeg_create_decompress(&c);
+	jpeg_mem_src(&c, (const unsigned char *)in.data, (unsigned long)in.len);
+	jpeg_read_header(&c, TRUE);
+	jpeg_start_decompress(&c);
+	row = xmalloc((size_t)c.output_width * (size_t)c.output_components);
+	while (c.output_scanline < c.output_height) {
+		JSAMPROW r = row;
+		jpeg_read_scanlines(&c, &r, 1);
+	}
+	jpeg_finish_decompress(&c);
+	printf("{\"width\":%u,\"height\":%u}\n", c.output_width, c.output_height);
+	free(row);
+	jpeg_destroy_decompress(&c);
+	free(in.data);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	log_init("libtest");
 	if (argc < 2) {
-		fputs("usage: libtest filter|http|conf|metrics|pg|uuid …\n", stderr);
+		fputs("usage: libtest filter|http|conf|metrics|pg|jpeg|uuid …\n", stderr);
 		return EX_USAGE;
 	}
 	const char *sub = argv[1];
@@ -246,6 +285,8 @@ int main(int argc, char **argv)
 		rc = run_metrics(argc - 1, argv + 1);
 	else if (strcmp(sub, "pg") == 0)
 		rc = run_pg(argc - 1, argv + 1);
+	else if (strcmp(sub, "jpeg") == 0)
+		rc = run_jpeg();
 	else if (strcmp(sub, "uuid") == 0) {
 		char u[37];
 		util_uuid4(u);
