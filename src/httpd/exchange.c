@@ -254,6 +254,22 @@ static struct child *exchange_kept_child(struct conn *c, const struct route *r,
 	return k;
 }
 
+/* The command's next whole line, read while its input is still being
+ * sent: its kind (exchange_classify), or -1 when there is none (*rc then
+ * says why: the deadline, the command gone). A command that stopped
+ * reading or exited may still have written its answer, so CHILD_EOF and
+ * CHILD_EARLY from the send are read past. */
+static int exchange_next_line(struct child *k, enum child_rc *rc, double deadline,
+			      const char *rid, int require_rid, size_t *n, int *status,
+			      char code[EXCHANGE_CODE_MAX])
+{
+	if (*rc == CHILD_EOF || *rc == CHILD_EARLY)
+		*rc = CHILD_OK;
+	if (*rc != CHILD_OK || (*rc = child_line(k, deadline, n)) != CHILD_OK)
+		return -1;
+	return exchange_classify(k->buf, *n, rid, require_rid, status, code);
+}
+
 void exchange_route(struct conn *c, const struct route *r, const char *line, size_t len,
 		    const char *rid, struct outcome *o)
 {
@@ -267,12 +283,8 @@ void exchange_route(struct conn *c, const struct route *r, const char *line, siz
 	enum child_rc rc = child_send(k, line, len, &sent, deadline, 1);
 	exchange_start_early(c, r);
 	size_t n = 0;
-	for (;;) {
-		if (rc == CHILD_EOF || rc == CHILD_EARLY)
-			rc = CHILD_OK; /* it may have answered before exiting, or early: read */
-		if (rc != CHILD_OK || (rc = child_line(k, deadline, &n)) != CHILD_OK)
-			break;
-		int status, kind = exchange_classify(k->buf, n, rid, 1, &status, code);
+	int status, kind;
+	while ((kind = exchange_next_line(k, &rc, deadline, rid, 1, &n, &status, code)) >= 0) {
 		if (kind == LINE_PROGRESS) {
 			child_take(k, n + 1);
 			if (sent < len)
@@ -310,7 +322,7 @@ void exchange_route(struct conn *c, const struct route *r, const char *line, siz
 	const char *ecode = "internal";
 	char msg[512];
 	int exited_ok;
-	int status = exchange_end(c, k, r, rc, deadline, &exited_ok, msg, sizeof msg, &ecode);
+	status = exchange_end(c, k, r, rc, deadline, &exited_ok, msg, sizeof msg, &ecode);
 	outcome_error(o, r->label, status, ecode, "%s", msg);
 }
 
@@ -362,12 +374,8 @@ void exchange_stream(struct conn *c, const struct route *r, const char *line, si
 		child_close_input(k);
 	int started = 0, bad = 0;
 	size_t n = 0;
-	for (;;) {
-		if (rc == CHILD_EOF || rc == CHILD_EARLY)
-			rc = CHILD_OK; /* it may have written before exiting, or early: read */
-		if (rc != CHILD_OK || (rc = child_line(k, deadline, &n)) != CHILD_OK)
-			break;
-		int status, kind = exchange_classify(k->buf, n, rid, 0, &status, code);
+	int status, kind;
+	while ((kind = exchange_next_line(k, &rc, deadline, rid, 0, &n, &status, code)) >= 0) {
 		if (kind == LINE_GARBAGE || kind == LINE_FOREIGN) {
 			if (!started) {
 				exchange_broken(c, k, r, kind, o);
@@ -414,7 +422,7 @@ void exchange_stream(struct conn *c, const struct route *r, const char *line, si
 		return;
 	}
 	const char *ecode = "internal";
-	int exited_ok, status;
+	int exited_ok;
 	if (bad) {
 		child_kill(k);
 		snprintf(msg, sizeof msg, bad == LINE_GARBAGE
