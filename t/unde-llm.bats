@@ -644,7 +644,11 @@ deltas_match() {
 @test "POST /chat/stream through unde-httpd sends the delta lines as they come, then the answer; POST /chat still answers one line" {
 	providers
 	fake_config deepseek '{"reply_text":"Через httpd. Потоком."}'
-	httpd_serve chat "$UNDE_TOP_SRCDIR/etc/httpd/llm.routes" SHARD_0_DB_URL="$UNDE_T_S0" \
+	# every unde-llm the routes start, counted by a wrapper first in PATH
+	mkdir -p "$TMP/bin"
+	printf '#!/bin/sh\necho "$*" >>"%s"\nexec "%s" "$@"\n' "$TMP/starts" "$(command -v unde-llm)" >"$TMP/bin/unde-llm"
+	chmod +x "$TMP/bin/unde-llm"
+	PATH="$TMP/bin:$PATH" httpd_serve chat "$UNDE_TOP_SRCDIR/etc/httpd/llm.routes" SHARD_0_DB_URL="$UNDE_T_S0" \
 		PRODUCTION_DB_URL="$UNDE_T_PROD" UNDE_COUNTERS_DIR="$TMP" MASTER_ENCRYPTION_KEY="$MASTER_ENCRYPTION_KEY" \
 		DEEPSEEK_API_URL="$DEEPSEEK_API_URL" DEEPSEEK_API_KEY=test-key
 	port=$CHAT_PORT
@@ -654,6 +658,20 @@ deltas_match() {
 	assert_output '["delta","delta","done"]'
 	run curl -sS --max-time 30 --data-binary "$(turn 'Ещё' '{"stream":true}')" "http://127.0.0.1:$port/chat"
 	assert_jq '.stage == "done" and .text == "Через httpd. Потоком." and .provider == "deepseek"'
+	# two streamed turns on one connection: one kept unde-llm --stream
+	# answers both, each stream whole and ended by its own done line
+	curl -sS -N --max-time 30 -w '{"connects":%{num_connects}}\n' --data-binary "$(turn 'Раз')" \
+		"http://127.0.0.1:$port/chat/stream" --next -sS -N --max-time 30 \
+		-w '{"connects":%{num_connects}}\n' --data-binary "$(turn 'Два')" \
+		"http://127.0.0.1:$port/chat/stream" >"$TMP/two"
+	run jq -sc '[.[] | .stage // .connects]' "$TMP/two"
+	assert_output '["delta","delta","done",1,"delta","delta","done",0]'
+	run jq -sc '[.[] | select(.stage == "done") | .text]' "$TMP/two"
+	assert_output '["Через httpd. Потоком.","Через httpd. Потоком."]'
+	# one unde-llm --stream per connection (the first curl's, the pair's)
+	# and one plain unde-llm, for /chat
+	run sort "$TMP/starts"
+	assert_output $'\n--stream\n--stream'
 	httpd_stop chat
 }
 
