@@ -17,7 +17,7 @@ noinst_LIBRARIES += src/catalog/libcatalog.a
 src_catalog_libcatalog_a_SOURCES = src/catalog/claim.c src/catalog/claim.h
 
 bin_PROGRAMS += src/unde-download
-src_unde_download_SOURCES = src/unde-download.c
+src_unde_download_SOURCES = src/download/main.c src/download/photos.c src/download/download.h
 src_unde_download_LDADD = src/catalog/libcatalog.a $(UNDE_LIBS) -lpthread
 
 # the only command that uses libvips: its headers at build time, the

@@ -14,7 +14,7 @@
 --   apify       unde-apify: the upsert of src/apify/main.c (INSERT, and the
 --               ON CONFLICT SET columns), its RETURNING/CASE reads, and one
 --               scraper_logs row per run.
---   downloader  unde-download (src/unde-download.c, src/catalog/claim.c):
+--   downloader  unde-download (src/download/, src/catalog/claim.c):
 --               reads products, claims them (claimed_by, claimed_until; FOR
 --               UPDATE SKIP LOCKED), writes image_urls, image_status,
 --               error_message, error_permanent, updated_at.
