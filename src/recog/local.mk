@@ -10,7 +10,8 @@ src_unde_ximilar_LDADD = $(UNDE_LIBS) $(JPEG_LIBS) -ldl -lpthread
 src_unde_rerank_SOURCES = $(RECOG_COMMON) src/recog/rerank_main.c
 src_unde_rerank_CFLAGS = $(AM_CFLAGS) $(VIPS_CFLAGS) $(JPEG_CFLAGS)
 src_unde_rerank_LDADD = $(UNDE_LIBS) $(JPEG_LIBS) -ldl -lpthread
-src_unde_recognize_SOURCES = $(RECOG_COMMON) src/recog/recognize_main.c
+src_unde_recognize_SOURCES = $(RECOG_COMMON) src/recog/recognize_main.c src/recog/recognize.h \
+	src/recog/recognize_decide.c src/recog/recognize_row.c
 src_unde_recognize_CFLAGS = $(AM_CFLAGS) $(VIPS_CFLAGS) $(JPEG_CFLAGS)
 src_unde_recognize_LDADD = $(UNDE_LIBS) $(JPEG_LIBS) -ldl -lpthread
 TESTS += t/unde-ximilar.bats t/unde-rerank.bats t/unde-recognize.bats
