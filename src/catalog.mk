@@ -12,9 +12,9 @@ bin_PROGRAMS += src/unde-apify
 src_unde_apify_SOURCES = src/apify/main.c src/apify/fetch.c src/apify/item.c src/apify/apify.h
 src_unde_apify_LDADD = $(UNDE_LIBS) -lpthread
 
-# the claim on staging rows that unde-download and unde-collage share
+# the claim on staging rows that unde-download and unde-collage share, and their object keys
 noinst_LIBRARIES += src/catalog/libcatalog.a
-src_catalog_libcatalog_a_SOURCES = src/catalog/claim.c src/catalog/claim.h
+src_catalog_libcatalog_a_SOURCES = src/catalog/claim.c src/catalog/claim.h src/catalog/key.c src/catalog/key.h
 
 bin_PROGRAMS += src/unde-download
 src_unde_download_SOURCES = src/download/main.c src/download/photos.c src/download/download.h

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "../catalog/claim.h"
+#include "../catalog/key.h"
 #include "collage.h"
 #include "conf.h"
 #include "filter.h"
@@ -96,19 +97,6 @@ struct collage_job {
 	char external_id[101];
 	char *urls_json; /* image_urls as the database has it */
 };
-
-/* Can s be a segment of an object key: a brand (lower case, digits) or,
- * with id, an external_id (also upper case, -, _ and .)? */
-static int collage_key_part_ok(const char *s, int id)
-{
-	if (!*s || strlen(s) > 100 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
-		return 0;
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
-		      (id && ((*s >= 'A' && *s <= 'Z') || *s == '-' || *s == '_' || *s == '.'))))
-			return 0;
-	return 1;
-}
 
 /* Fail the product: image_status 'error' (when it is still ours), and the
  * error line for the record. */
@@ -180,7 +168,7 @@ static void collage_work_ahead(struct collage_state *s)
 static int collage_product(struct collage_state *s, struct filter_run *run, struct collage_job *j,
 			   json_t *rec)
 {
-	if (!collage_key_part_ok(j->brand, 0) || !collage_key_part_ok(j->external_id, 1))
+	if (!catalog_key_part_ok(j->brand, 0) || !catalog_key_part_ok(j->external_id, 1))
 		return collage_fail(s, run, j, EX_DATAERR, "invalid_field",
 				    "brand or external_id cannot be part of an object key");
 	json_t *urls = j->urls_json ? json_loads(j->urls_json, 0, NULL) : NULL;

@@ -14,23 +14,11 @@
 
 #include <curl/curl.h>
 
+#include "../catalog/key.h"
 #include "download.h"
 #include "image.h"
 #include "status.h"
 #include "util.h"
-
-/* brand and external_id become parts of object keys: a slug and an id of
- * safe characters, as unde-apify writes them. */
-static int dl_key_part_ok(const char *s, int id)
-{
-	if (!*s || strlen(s) > 100 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
-		return 0;
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
-		      (id && ((*s >= 'A' && *s <= 'Z') || *s == '-' || *s == '_' || *s == '.'))))
-			return 0;
-	return 1;
-}
 
 /* dl_url_shown: see download.h. */
 const char *dl_url_shown(const char *url, char *out, size_t len)
@@ -62,7 +50,7 @@ void dl_product_from_row(struct dl_state *s, struct dl_product *p, const char *b
 	snprintf(p->brand, sizeof p->brand, "%s", brand);
 	snprintf(p->external_id, sizeof p->external_id, "%s", external_id);
 	p->urls_json = urls_json ? xstrdup(urls_json) : NULL;
-	if (!dl_key_part_ok(p->brand, 0) || !dl_key_part_ok(p->external_id, 1)) {
+	if (!catalog_key_part_ok(p->brand, 0) || !catalog_key_part_ok(p->external_id, 1)) {
 		dl_product_error(p, EX_DATAERR, 1, "invalid_field",
 				 "brand or external_id cannot be part of an object key");
 		return;
