@@ -109,6 +109,13 @@ raw() {
 	assert_success
 }
 
+# post_req PATH BODY — one POST request as raw takes it, its
+# Content-Length counted in bytes
+post_req() {
+	local LC_ALL=C
+	printf 'POST %s HTTP/1.1\\r\\nHost: t\\r\\nContent-Length: %d\\r\\n\\r\\n%s' "$1" "${#2}" "$2"
+}
+
 # post PATH JSON [curl OPTION...] — POST to the main server; sets output to
 # "STATUS BODY", headers in $W/h.
 post() {
@@ -537,31 +544,29 @@ metric_at_least() { [ "$(metric "$1" "$2")" -ge "$3" ]; }
 
 @test "a keep=connection stream serves a connection's requests from one command, each ending at its done line" {
 	rm -f "$W/kept-starts"
-	local r='POST /kept HTTP/1.1\r\nHost: t\r\nContent-Length: 12\r\n\r\n'
-	raw "$r{\"stages\":2}$r{\"stages\":1}" --count 2
+	raw "$(post_req /kept '{"stages":2}')$(post_req /kept '{"stages":1}')" --count 2
 	assert_jq '[.responses[].status] == [200,200]'
 	assert_jq '[.responses[].headers["transfer-encoding"]] == ["chunked","chunked"]'
 	assert_jq '.responses[0].chunks | map(fromjson | .stage) == ["progress","progress","done"]'
 	assert_jq '.responses[1].chunks | map(fromjson | .stage) == ["progress","done"]'
-	[ "$(wc -l <"$W/kept-starts")" -eq 1 ]
+	starts_are "$W/kept-starts" 1
 	# another connection has a command of its own
-	raw "$r{\"stages\":1}"
+	raw "$(post_req /kept '{"stages":1}')"
 	assert_jq '.responses[0].status == 200'
-	[ "$(wc -l <"$W/kept-starts")" -eq 2 ]
+	starts_are "$W/kept-starts" 2
 }
 
 @test "a keep=connection stream whose command answers an error keeps the command for the next request" {
 	rm -f "$W/kept-starts"
-	local a='POST /kept HTTP/1.1\r\nHost: t\r\nContent-Length: 22\r\n\r\n{"fail":"unavailable"}'
-	local b='POST /kept HTTP/1.1\r\nHost: t\r\nContent-Length: 12\r\n\r\n{"stages":1}'
-	raw "$a$b" --count 2
+	raw "$(post_req /kept '{"fail":"unavailable"}')$(post_req /kept '{"stages":1}')" --count 2
 	assert_jq '.responses[0].status == 503 and (.responses[0].body | fromjson | .error.code == "upstream_unavailable")'
 	assert_jq '.responses[1].status == 200 and (.responses[1].chunks | map(fromjson | .stage) == ["progress","done"])'
-	[ "$(wc -l <"$W/kept-starts")" -eq 1 ]
+	starts_are "$W/kept-starts" 1
 }
 
 @test "a keep=connection stream whose command writes past its answer is stopped and the connection closed" {
-	local r='POST /kept-twice HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n{}'
+	local r
+	r=$(post_req /kept-twice '{}')
 	raw "$r$r" --count 2 --check-close
 	assert_jq '.responses | length == 1'
 	assert_jq '.responses[0].status == 200 and (.responses[0].chunks | map(fromjson | .n) == [1])'
@@ -570,11 +575,12 @@ metric_at_least() { [ "$(metric "$1" "$2")" -ge "$3" ]; }
 
 @test "a keep=connection stream whose command exits before its answer ends with an error line, and the next request starts another" {
 	rm -f "$W/once-starts"
-	local r='POST /kept-once HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n{}'
+	local r
+	r=$(post_req /kept-once '{}')
 	raw "$r$r" --count 2
 	assert_jq '[.responses[].status] == [200,200]'
 	assert_jq '[.responses[].chunks | map(fromjson | .stage // .error.code)] == [["first","command_failed"],["first","command_failed"]]'
-	[ "$(wc -l <"$W/once-starts")" -eq 2 ]
+	starts_are "$W/once-starts" 2
 }
 
 @test "keep= is refused on a plain route and takes only connection or request" {

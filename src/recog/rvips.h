@@ -17,9 +17,9 @@
 	X(vips_image_new_from_buffer) X(vips_autorot) X(vips_colourspace) X(vips_image_hasalpha)   \
 	X(vips_flatten) X(vips_copy) X(vips_cast_uchar) X(vips_image_copy_memory)                  \
 	X(vips_image_get_bands) X(vips_image_get_width) X(vips_image_get_height) X(vips_resize)    \
-	X(vips_image_get_data) X(g_object_unref) X(g_free)
+	X(vips_image_get_data) X(g_object_unref)
 
-/* libvips' functions (and GObject's unref, GLib's free), their own prototypes */
+/* libvips' functions (and GObject's unref), their own prototypes */
 struct rvips {
 #define X(f) __typeof__(f) *f;
 	RVIPS_FUNCS(X)
