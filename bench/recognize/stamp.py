@@ -6,8 +6,9 @@ sent to the arrival of the line's last byte (one read per arrival, unlike
 bash's read builtin, which reads a socket or a pipe a byte per system call
 and so took milliseconds for a 2.5 kB done line).
 
-usage: stamp.py BODY COUNT http PORT kept|fresh
+usage: stamp.py BODY COUNT http PORT kept|fresh [PATH]
        stamp.py BODY COUNT pipe CMD [ARG...]
+  PATH        the route posted to (default /recognize)
   http kept   one connection for all the requests (HTTP/1.1 keep-alive)
   http fresh  a new connection per request (Connection: close)
   pipe        CMD started once, a request line on its stdin each time
@@ -56,7 +57,8 @@ def main():
         p.wait()
         return
     port, mode = int(sys.argv[4]), sys.argv[5]
-    head = b"POST /recognize HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+    path = sys.argv[6].encode() if len(sys.argv) > 6 else b"/recognize"
+    head = b"POST " + path + b" HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
     head += b"Content-Length: %d\r\n" % len(body)
     if mode == "fresh":
         head += b"Connection: close\r\n"
