@@ -131,9 +131,9 @@ static int decode_raw(const unsigned char *data, size_t len, int min_height, uns
 		for (int ci = 0; ci < nc; ci++) {
 			jpeg_component_info *k = &c.comp_info[ci];
 			int n = k->v_samp_factor * k->DCT_scaled_size;
+			size_t top = done / (JDIMENSION)(c.max_v_samp_factor / k->v_samp_factor);
 			for (int r = 0; r < n; r++)
-				rows[ci][r] = planes ? planes[ci] + (done / (JDIMENSION)(c.max_v_samp_factor / k->v_samp_factor) + (JDIMENSION)r) * stride[ci]
-						     : rowbuf[ci][r];
+				rows[ci][r] = planes ? planes[ci] + (top + (size_t)r) * stride[ci] : rowbuf[ci][r];
 		}
 		JDIMENSION got = jpeg_read_raw_data(&c, arr, (JDIMENSION)(c.max_v_samp_factor * c.min_DCT_scaled_size));
 		if (got == 0)
