@@ -9,7 +9,7 @@ lib_libunde_a_SOURCES = \
 	lib/pg.c lib/pg.h \
 	lib/util.c lib/util.h
 lib_libunde_a_SOURCES += lib/objstore.c lib/objstore.h lib/objstore_int.h lib/objstore_file.c \
-	lib/objstore_list.c
+	lib/objstore_key.c lib/objstore_list.c
 lib_libunde_a_SOURCES += lib/crypto.c lib/crypto.h
 lib_libunde_a_SOURCES += lib/image.c lib/image.h
 # the shard client (lib/shardc.h): unde-shard and every command reading a user's shard

@@ -1,7 +1,7 @@
 /* objstore_int.h — what lib/objstore.c shares with the other files of the
- * object store (objstore_file.c, objstore_list.c): the store's settings
- * and the helpers every backend uses. Not for commands: they use
- * objstore.h. */
+ * object store (objstore_file.c, objstore_key.c, objstore_list.c): the
+ * store's settings and the helpers every backend uses. Not for commands:
+ * they use objstore.h. */
 #ifndef UNDE_OBJSTORE_INT_H
 #define UNDE_OBJSTORE_INT_H
 
@@ -28,6 +28,8 @@ void objstore_set_error(struct objstore_error *err, long status, int retryable, 
 void objstore_clear_error(struct objstore_error *err);
 /* The base every object URL of the endpoint starts with (no trailing '/'). */
 void objstore_endpoint_base(const struct objstore *os, struct buf *b);
+/* The URL requests for key go to (malloc'd; objstore_key.c). */
+char *objstore_request_url(const struct objstore *os, const char *key);
 /* The text between <tag> and </tag> of an S3 XML body, or "". */
 void objstore_xml_field(const char *xml, const char *tag, char *out, size_t len);
 /* An S3 answer as OBJSTORE_*; missing_ok: a 404 is NOT_FOUND. */
