@@ -14,7 +14,7 @@ lib_libunde_a_SOURCES += lib/crypto.c lib/crypto.h
 lib_libunde_a_SOURCES += lib/image.c lib/image.h
 # the shard client (lib/shardc.h): unde-shard and every command reading a user's shard
 lib_libunde_a_SOURCES += lib/shardc.h lib/shardc_route.c lib/shardc_write.h \
-	lib/shardc_save.c lib/shardc_replay.c \
+	lib/shardc_save.c lib/shardc_rows.c lib/shardc_replay.c \
 	lib/shardc_search.c lib/shardc_envelope.c lib/shardc_rules.c lib/shardc_limit.c \
 	lib/embed_local.c lib/embed_local.h
 lib_libunde_a_SOURCES += lib/stem.c lib/stem.h
