@@ -226,6 +226,7 @@ char *shard_memory_snippet(const char *content, size_t max_chars);
 
 struct shard_search_opts {
 	int spec_plan;    /* 1: the spec's SQL as written (partition HNSW index) */
+	int sql_plan;     /* 1: the prefilter in SQL even where the shard has unde_vector_topk */
 	long top_k;       /* default episodes (RETRIEVAL_TOP_K, 15) */
 	long candidates;  /* re-ranked candidates (RETRIEVAL_CANDIDATES, 300) */
 	double threshold; /* SIMILARITY_THRESHOLD, 0.5 */

@@ -97,6 +97,27 @@
 static const char vector_prefilter[] = PREFILTER("<~>");
 static const char vector_prefilter_sparse[] = PREFILTER("<%>");
 
+/* The same branch where the shard has the native function (migration
+ * 0050, src/shard/pg/unde_vector.c): ham, cand and vbest in one call,
+ * which walks the partition's covering index itself and fetches the
+ * candidates by the heap TIDs it saw instead of a primary-key descent
+ * each (bench/shard/crowded.sh: half the time, the same answers); it finds
+ * the conversation's partition itself, as tuple routing does. */
+#define NATIVE(METRIC) \
+	"vbest AS MATERIALIZED (" \
+	" SELECT id, distance AS d FROM unde_vector_topk(" \
+	"  'messages'::regclass, $2::uuid, $1::vector, $6::text, $5::int, $7::int, $8::int, '" METRIC "', 20))," \
+	"vector_results AS (" \
+	" SELECT " VEC_COLS ", GREATEST(0, 1 - d) AS vec_score FROM messages m JOIN vbest b USING (id)" \
+	" WHERE m.conversation_id = $2),"
+static const char vector_native[] = NATIVE("hamming");
+static const char vector_native_sparse[] = NATIVE("jaccard");
+
+/* Does the shard have unde_vector_topk: asked with the conversation. */
+#define NATIVE_PRESENT \
+	"to_regprocedure('unde_vector_topk(regclass,uuid,vector,text,integer,integer,integer,text,integer)')" \
+	" IS NOT NULL"
+
 /* Is the query vector sparse: more than half its coordinates zero? */
 static int query_sparse(const json_t *emb)
 {
@@ -445,7 +466,7 @@ json_t *shard_search_model(struct shard_ctx *x, const struct shard_search_opts *
 		return NULL;
 	}
 	const char *pu[] = { user };
-	PGresult *r = pg_query(c, "SELECT id FROM conversations WHERE user_id = $1", 1, pu);
+	PGresult *r = pg_query(c, "SELECT id, " NATIVE_PRESENT " FROM conversations WHERE user_id = $1", 1, pu);
 	if (!r) {
 		json_decref(episodes);
 		shard_err_query(e, c, "cannot find the conversation");
@@ -457,6 +478,7 @@ json_t *shard_search_model(struct shard_ctx *x, const struct shard_search_opts *
 	}
 	char conv[37], threshold_s[32], candidates_s[24], max_s[24], radius_s[24];
 	snprintf(conv, sizeof conv, "%s", PQgetvalue(r, 0, 0));
+	int native = emb && !o->spec_plan && !o->sql_plan && !strcmp(PQgetvalue(r, 0, 1), "t");
 	PQclear(r);
 	snprintf(threshold_s, sizeof threshold_s, "%.17g", o->threshold);
 	long cmin = o->candidates > 0 ? o->candidates : 300;
@@ -464,7 +486,8 @@ json_t *shard_search_model(struct shard_ctx *x, const struct shard_search_opts *
 	snprintf(max_s, sizeof max_s, "%ld", o->candidates_max > cmin ? o->candidates_max : cmin);
 	int sparse = emb && query_sparse(emb);
 	snprintf(radius_s, sizeof radius_s, "%d", sparse ? -1 : (int)(1024.0 * acos(o->threshold) / M_PI));
-	const char *prefilter = sparse ? vector_prefilter_sparse : vector_prefilter;
+	const char *sql_prefilter = sparse ? vector_prefilter_sparse : vector_prefilter;
+	const char *prefilter = native ? (sparse ? vector_native_sparse : vector_native) : sql_prefilter;
 
 	char *vec = emb ? json_dumps(emb, JSON_COMPACT) : NULL;
 	const char *pp[] = { vec, conv, text, threshold_s, o->spec_plan ? model : candidates_s, model,
@@ -476,6 +499,17 @@ json_t *shard_search_model(struct shard_ctx *x, const struct shard_search_opts *
 	int parallel = !o->spec_plan && search_parallel(x, c, prefilter, pp, &r, &f) == 0;
 	if (!parallel)
 		r = search_exec(o->spec_plan, prefilter, c, pp);
+	if (!r && native) {
+		/* the function is there but failed (its library missing on a
+		 * promoted replica, say): the same branch in SQL */
+		log_event(LOG_WARN, "native vector branch failed: running it in SQL",
+			  json_pack("{s:s}", "user_id", user));
+		native = 0;
+		prefilter = sql_prefilter;
+		parallel = search_parallel(x, c, prefilter, pp, &r, &f) == 0;
+		if (!parallel)
+			r = search_exec(0, prefilter, c, pp);
+	}
 	double ms = util_now_ms() - t0;
 	free(vec);
 	if (!r) {
@@ -514,6 +548,6 @@ json_t *shard_search_model(struct shard_ctx *x, const struct shard_search_opts *
 	PQclear(f);
 	log_event(LOG_DEBUG, "hybrid search",
 		  json_pack("{s:s, s:f, s:s, s:b}", "user_id", user, "hybrid_search_latency_ms", ms,
-			    "plan", o->spec_plan ? "spec" : "prefilter", "parallel", parallel));
+			    "plan", o->spec_plan ? "spec" : native ? "native" : "sql", "parallel", parallel));
 	return episodes;
 }

@@ -57,3 +57,5 @@ dist_sqlshard_DATA += sql/shard/0045_tsv_inline.sql
 # issue 15: where a store is, for recognition's "in stock in KZ stores" (hrecog2)
 dist_sqlproduction_DATA += sql/production/0045_stores_location.sql
 dist_sqlproduction_DATA += sql/production/0050_recognition_caller_request_id.sql
+# issue 9: the vector branch as a C function (src/shard/pg/unde_vector.c)
+dist_sqlshard_DATA += sql/shard/0050_vector_topk_native.sql

@@ -93,9 +93,24 @@ static int db_is_dir(const char *path)
 	return d != NULL;
 }
 
-/* A binary run from the build tree uses the source tree's sql/, so a
- * developer never migrates with stale installed files; an installed one
- * uses the installed copy. */
+/* Is this binary the one in the build tree's src/? It then uses the
+ * source tree's sql/ and the build's PostgreSQL module, so a developer
+ * never migrates with stale installed files. */
+static int db_in_build_tree(void)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (n <= 0)
+		return 0;
+	exe[n] = '\0';
+	char *slash = strrchr(exe, '/');
+	if (!slash)
+		return 0;
+	*slash = '\0';
+	return strcmp(exe, UNDE_BUILDDIR "/src") == 0;
+}
+
+/* An installed binary uses the installed sql/. */
 static void db_sql_dir(const char *given, char *out, size_t len)
 {
 	if (given) {
@@ -107,20 +122,48 @@ static void db_sql_dir(const char *given, char *out, size_t len)
 		snprintf(out, len, "%s", env);
 		return;
 	}
-	char exe[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-	if (n > 0) {
-		exe[n] = '\0';
-		char *slash = strrchr(exe, '/');
-		if (slash)
-			*slash = '\0';
-		if (slash && strcmp(exe, UNDE_BUILDDIR "/src") == 0 &&
-		    db_is_dir(UNDE_SRCDIR "/sql")) {
-			snprintf(out, len, "%s", UNDE_SRCDIR "/sql");
-			return;
-		}
+	if (db_in_build_tree() && db_is_dir(UNDE_SRCDIR "/sql")) {
+		snprintf(out, len, "%s", UNDE_SRCDIR "/sql");
+		return;
 	}
 	snprintf(out, len, "%s", db_is_dir(UNDE_SQLDIR) ? UNDE_SQLDIR : UNDE_SRCDIR "/sql");
+}
+
+/* Where the shard's PostgreSQL finds unde_vector.so: UNDE_PG_MODULE,
+ * the build's when run from the build tree, else the installed one. The
+ * path is the server's, so it must exist on the database's host. */
+static const char *db_pg_module(void)
+{
+	const char *env = getenv("UNDE_PG_MODULE");
+	if (env && *env)
+		return env;
+	if (db_in_build_tree() && access(UNDE_BUILDDIR "/src/shard/pg/unde_vector.so", R_OK) == 0)
+		return UNDE_BUILDDIR "/src/shard/pg/unde_vector.so";
+	return UNDE_PKGLIBDIR "/unde_vector.so";
+}
+
+/* After the shard's migrations: (re)create unde_vector_topk from the
+ * module (migration 0050's unde_vector_install), under the migration lock
+ * so two runs do not replace it at once. Logged either way; a shard
+ * without it still works (search runs the branch in SQL), so this never
+ * fails the migration. */
+static void db_install_pg_module(PGconn *c)
+{
+	const char *lib = db_pg_module();
+	const char *p[] = { lib };
+	PGresult *r = NULL;
+	if (pg_begin(c) == 0 &&
+	    pg_exec(c, "SELECT pg_advisory_xact_lock(" DB_MIGRATE_LOCK ")", 0, NULL) == 0)
+		r = pg_query(c, "SELECT unde_vector_install($1)", 1, p);
+	if (r && pg_commit(c) == 0 && PQgetisnull(r, 0, 0))
+		log_event(LOG_INFO, "native vector branch installed", json_pack("{s:s}", "module", lib));
+	else
+		log_event(LOG_WARN, "native vector branch not installed: search runs it in SQL",
+			  json_pack("{s:s, s:s}", "module", lib, "reason",
+				    r ? PQgetvalue(r, 0, 0) : pg_last_error(c)));
+	if (!r)
+		pg_rollback(c);
+	PQclear(r);
 }
 
 static int db_cmp_migration(const void *a, const void *b)
@@ -371,6 +414,8 @@ static int db_run(const char *db, const char *url, const char *urlvar, const cha
 		PQclear(r);
 		free(sql);
 	}
+	if (rc == 0 && apply && strcmp(db, "shard") == 0)
+		db_install_pg_module(c);
 out:
 	PQfinish(c);
 	free(ms);

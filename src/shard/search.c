@@ -55,11 +55,9 @@ static int search_option(void *state, int opt, const char *arg)
 {
 	struct search_state *s = state;
 	if (opt == OPT_PLAN) {
-		if (!strcmp(arg, "spec"))
-			s->o.spec_plan = 1;
-		else if (!strcmp(arg, "prefilter"))
-			s->o.spec_plan = 0;
-		else
+		s->o.spec_plan = !strcmp(arg, "spec");
+		s->o.sql_plan = !strcmp(arg, "sql");
+		if (!s->o.spec_plan && !s->o.sql_plan && strcmp(arg, "prefilter") != 0)
 			return -1;
 		return 0;
 	}
@@ -87,8 +85,10 @@ static void search_finish(void *state, struct filter_run *run)
 
 static const struct filter_option search_options[] = {
 	{ "plan", 0, "PLAN", "prefilter: exact scan of the user's binary-quantized vectors, best N\n"
-			     "                       re-ranked by cosine (default); spec: the spec's SQL\n"
-			     "                       as written (partition HNSW index)",
+			     "                       re-ranked by cosine, in the shard's unde_vector_topk\n"
+			     "                       where it has it, else in SQL (default); sql: the same\n"
+			     "                       in SQL always; spec: the spec's SQL as written\n"
+			     "                       (partition HNSW index)",
 	  .id = OPT_PLAN },
 	{ "candidates", 0, "N", "re-ranked candidates (20-100000, default RETRIEVAL_CANDIDATES, 300)",
 	  .id = OPT_CANDIDATES },
@@ -102,7 +102,7 @@ int shard_filter_search(int argc, char **argv)
 		.name = "unde-shard",
 		.summary = "search: hybrid search (vector + FTS, recency boost, diversity) of each\n"
 			   "{user_id, query, query_embedding?, query_model?, top_k?} → \"episodes\".",
-		.synopsis = "search [--plan prefilter|spec] [--candidates N] [--shard N | --url URL]",
+		.synopsis = "search [--plan prefilter|sql|spec] [--candidates N] [--shard N | --url URL]",
 		.options = search_options,
 		.max_operands = FILTER_NO_OPERANDS,
 		.on_option = search_option,
