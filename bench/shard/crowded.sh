@@ -67,7 +67,10 @@ measure() {
 	for set in crowded uniform words; do
 		# the spec plan's vector branch needs the HNSW index, which this
 		# database lacks: it is compared on the text-only set alone
-		plans=prefilter
+		# sql and prefilter alternate: the vector branch in SQL, then in
+		# the shard's unde_vector_topk (what prefilter runs where it is
+		# installed; the log's "plan" says which ran)
+		plans="sql prefilter sql prefilter"
 		[ "$set" = words ] && plans="spec prefilter"
 		for plan in $plans; do
 			"$shard_bin" search --plan "$plan" --url "$url" <"$work/q-$set" >/dev/null 2>&1 # warm-up
@@ -76,11 +79,18 @@ measure() {
 			UNDE_LOG_LEVEL=debug "$shard_bin" search --plan "$plan" --url "$url" <"$work/q-$set" \
 				>"$work/out-$set-$plan" 2>"$work/log-$set-$plan"
 			t1=$(date +%s.%N)
-			printf '%-8s %-9s server ' "$set" "$plan"
+			ran=$(jq -r 'select(.msg == "hybrid search") | .plan' "$work/log-$set-$plan" | sort -u | paste -sd/)
+			printf '%-8s %-9s server ' "$set" "$ran"
 			jq -r 'select(.msg == "hybrid search") | .hybrid_search_latency_ms' "$work/log-$set-$plan" | pct
 			awk -v a="$t0" -v b="$t1" -v n="$n" -v s="$set" -v p="$plan" \
 				'BEGIN {printf "%-8s %-9s e2e mean %.2f ms per query (one process, loopback TCP)\n", s, p, (b - a) * 1000 / n}'
 		done
+		if [ "$set" != words ]; then
+			same=$(paste -d'\t' <(jq -c '[.episodes[] | [.id, (.vec_score * 1e9 | round)]]' "$work/out-$set-sql") \
+				<(jq -c '[.episodes[] | [.id, (.vec_score * 1e9 | round)]]' "$work/out-$set-prefilter") |
+				awk -F'\t' '$1 == $2' | wc -l)
+			echo "$set: prefilter's episodes the same as sql's (ids and vec_score to 1e-9) on $same of $n queries"
+		fi
 		[ "$set" = words ] || continue
 		paste <(jq -c '[.episodes[] | select(.fts_score > 0)] | length' "$work/out-$set-spec") \
 			<(jq -c '[.episodes[] | select(.fts_score > 0)] | length' "$work/out-$set-prefilter") |
