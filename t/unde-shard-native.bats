@@ -166,6 +166,13 @@ searches() {
 		-c "select * from unde_vector_topk('messages', '$conv', array_fill(1, array[1024])::vector, null, 300, 3000, 341, 'hamming', 20)"
 	assert_failure
 	assert_output --partial "permission denied for table messages"
+	# row-level security is the executor's to apply: refused, not bypassed
+	run psql -XAt "$UNDE_T_S0" -v ON_ERROR_STOP=1 -c "grant select on messages to unde_t_nobody" \
+		-c "alter table messages enable row level security" -c "set role unde_t_nobody" \
+		-c "select * from unde_vector_topk('messages', '$conv', array_fill(1, array[1024])::vector, null, 300, 3000, 341, 'hamming', 20)"
+	sql0 "alter table messages disable row level security; revoke select on messages from unde_t_nobody" >/dev/null
+	assert_failure
+	assert_output --partial 'messages has row-level security, which this function cannot apply'
 	run psql -XAt "$UNDE_T_S0" -v ON_ERROR_STOP=1 \
 		-c "select * from unde_vector_topk('messages', '$conv', array_fill(1, array[1024])::vector, null, 300, 3000, 341, 'cosine', 20)"
 	assert_failure

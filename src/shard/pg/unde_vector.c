@@ -57,6 +57,7 @@
 #include "utils/memutils.h"
 #include "utils/partcache.h"
 #include "utils/rel.h"
+#include "utils/rls.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/uuid.h"
@@ -313,6 +314,10 @@ Datum unde_vector_topk(PG_FUNCTION_ARGS)
 	AclResult acl = pg_class_aclcheck(table, GetUserId(), ACL_SELECT);
 	if (acl != ACLCHECK_OK)
 		aclcheck_error(acl, OBJECT_TABLE, get_rel_name(table));
+	if (check_enable_rls(table, InvalidOid, false) == RLS_ENABLED)
+		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				errmsg("unde_vector_topk: %s has row-level security, which this function cannot apply",
+				       get_rel_name(table))));
 
 	Oid vtype = get_fn_expr_argtype(fcinfo->flinfo, 2);
 	Oid bitargs[2] = { BITOID, BITOID }, vecargs[2] = { vtype, vtype };
