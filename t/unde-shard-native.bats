@@ -188,3 +188,39 @@ searches() {
 	run psql -XAt "$UNDE_T_S0" -c "select count(*) from unde_vector_topk(null, '$conv', array_fill(1, array[1024])::vector, null, 300, 3000, 341, 'hamming', 20)"
 	assert_output 0
 }
+
+@test "codes and model names the index stored compressed (8,000 dimensions, a 2,000-byte model) are read as the rows hold them" {
+	# an index tuple compresses a value over ~500 bytes: here every code
+	# (1,000 bytes of mostly ones) and half the rows' model names
+	conv=$(cat /proc/sys/kernel/random/uuid)
+	sql0 "create schema wide;
+	  create table wide.messages (id uuid not null, conversation_id uuid not null, role text not null,
+	    is_embeddable boolean not null default true, is_forgotten boolean not null default false,
+	    embedding vector(8000), embedding_model text,
+	    embedding_bq bit(8000) generated always as (binary_quantize(embedding)::bit(8000)) stored)
+	    partition by hash (conversation_id);
+	  create table wide.messages_p0 partition of wide.messages for values with (modulus 1, remainder 0);
+	  create index idx_messages_vector_prefilter_model on wide.messages (conversation_id)
+	    include (id, embedding_model, embedding_bq)
+	    where role = 'user' and is_embeddable and not is_forgotten and embedding is not null;
+	  insert into wide.messages (id, conversation_id, role, embedding_model, embedding)
+	    select gen_random_uuid(), '$conv', 'user', case when r % 2 = 0 then repeat('m', 2000) end,
+	      (select array_agg(case when i <= 37 * r then -1 else 1 + (i % 7) * 0.01 * r end order by i)
+	       from generate_series(1, 8000) i)::vector
+	    from generate_series(1, 60) r" >/dev/null
+	q="array_fill(1, array[8000])::vector"
+	for model in null "repeat('m', 2000)"; do
+		native=$(sql0 "select string_agg(id || ':' || round(distance::numeric, 9), ',' order by distance, id)
+		  from unde_vector_topk('wide.messages', '$conv', $q, $model, 4, 4, 4000, 'hamming', 3)")
+		sql=$(sql0 "select string_agg(id || ':' || round(d::numeric, 9), ',' order by d, id) from (
+		  select id, d from (
+		    select id, embedding <=> $q as d from wide.messages
+		    where conversation_id = '$conv' and role = 'user' and is_embeddable and not is_forgotten
+		      and embedding is not null and embedding_model is not distinct from $model
+		    order by embedding_bq <~> binary_quantize($q)::bit(8000) limit 4) c
+		  order by d, id limit 3) best")
+		[ -n "$native" ]
+		assert_equal "$native" "$sql"
+	done
+	sql0 "drop schema wide cascade" >/dev/null
+}

@@ -191,23 +191,37 @@ static Oid prefilter_index(Relation heap, const message_columns *mc)
 	return found;
 }
 
+/* A stored varlena (a row's or an index tuple's) as plain bytes: index
+ * tuples compress values over TOAST_INDEX_TARGET (a code of more than
+ * ~4,000 bits, a long model name) and rows may hold them out of line.
+ * Uncompressed inline values, the usual case, are returned as they are;
+ * any copy is made in CurrentMemoryContext. */
+static const struct varlena *stored_bytes(Datum d)
+{
+	return pg_detoast_datum_packed((struct varlena *)DatumGetPointer(d));
+}
+
 /* Does a text datum (from a row or an index tuple) equal model (NULL for a
  * NULL model, as IS NOT DISTINCT FROM)? */
 static bool model_matches(bool isnull, Datum d, const text *model)
 {
 	if (isnull || !model)
 		return isnull && !model;
-	const struct varlena *v = (const struct varlena *)DatumGetPointer(d);
+	const struct varlena *v = stored_bytes(d);
 	return VARSIZE_ANY_EXHDR(v) == VARSIZE_ANY_EXHDR(model) &&
 	       memcmp(VARDATA_ANY(v), VARDATA_ANY(model), VARSIZE_ANY_EXHDR(model)) == 0;
 }
 
-/* The Hamming distance of two codes of nbits bits, one stored in an index
- * tuple (a short or long varlena header, never compressed there). */
+/* The Hamming distance of the query's code and a stored one of the same
+ * length (bit(n): a 4-byte bit count, then the bits); any other length is
+ * an ERROR naming both. */
 static int code_hamming(const VarBit *q, Datum stored)
 {
-	const char *p = VARDATA_ANY(DatumGetPointer(stored));
+	const struct varlena *v = stored_bytes(stored);
+	const char *p = VARDATA_ANY(v);
 	int32 len;
+	if (VARSIZE_ANY_EXHDR(v) < sizeof len)
+		elog(ERROR, "unde_vector_topk: a stored code of %zu bytes", VARSIZE_ANY_EXHDR(v));
 	memcpy(&len, p, sizeof len);
 	if (len != VARBITLEN(q))
 		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
@@ -215,6 +229,7 @@ static int code_hamming(const VarBit *q, Datum stored)
 				       VARBITLEN(q))));
 	const unsigned char *a = VARBITS(q), *b = (const unsigned char *)p + sizeof len;
 	int nbytes = VARBITBYTES(q), h = 0, i = 0;
+	Assert(VARSIZE_ANY_EXHDR(v) >= sizeof len + (size_t)nbytes);
 	for (; i + 8 <= nbytes; i += 8) {
 		uint64 x, y;
 		memcpy(&x, a + i, 8);
@@ -275,8 +290,10 @@ static bool row_qualifies(TupleTableSlot *slot, const message_columns *mc, const
 	if (isnull || DatumGetBool(d))
 		return false;
 	d = slot_getattr(slot, mc->role, &isnull);
-	if (isnull || VARSIZE_ANY_EXHDR(DatumGetPointer(d)) != 4 ||
-	    memcmp(VARDATA_ANY(DatumGetPointer(d)), "user", 4) != 0)
+	if (isnull)
+		return false;
+	const struct varlena *role = stored_bytes(d);
+	if (VARSIZE_ANY_EXHDR(role) != 4 || memcmp(VARDATA_ANY(role), "user", 4) != 0)
 		return false;
 	d = slot_getattr(slot, mc->model, &isnull);
 	if (!model_matches(isnull, d, model))
@@ -365,12 +382,18 @@ Datum unde_vector_topk(PG_FUNCTION_ARGS)
 		if (!VM_ALL_VISIBLE(heap, ItemPointerGetBlockNumber(tid), &vmbuf) &&
 		    !index_fetch_heap(scan, slot))
 			continue; /* no version of this entry's row is visible */
-		bool isnull;
-		Datum m = index_getattr(scan->xs_itup, 3, scan->xs_itupdesc, &isnull);
-		if (!model_matches(isnull, m, model))
-			continue;
-		Datum bits = index_getattr(scan->xs_itup, 4, scan->xs_itupdesc, &isnull);
-		if (isnull)
+		/* the entry's model and code, read in tmp (a compressed one is copied) */
+		MemoryContext old = MemoryContextSwitchTo(tmp);
+		bool mnull, bnull;
+		Datum m = index_getattr(scan->xs_itup, 3, scan->xs_itupdesc, &mnull);
+		Datum bits = index_getattr(scan->xs_itup, 4, scan->xs_itupdesc, &bnull);
+		bool keep = !bnull && model_matches(mnull, m, model);
+		double d = !keep  ? 0
+			   : jaccard ? DatumGetFloat8(FunctionCall2(&jaccard_fn, PointerGetDatum(qcode), bits))
+				     : code_hamming(qcode, bits);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(tmp);
+		if (!keep)
 			continue;
 		if (nhits == cap) {
 			if (cap > (int)(MaxAllocSize / sizeof *hits / 2))
@@ -380,15 +403,8 @@ Datum unde_vector_topk(PG_FUNCTION_ARGS)
 			hits = repalloc(hits, sizeof *hits * cap);
 		}
 		hits[nhits].tid = *tid;
-		if (jaccard) {
-			MemoryContext old = MemoryContextSwitchTo(tmp);
-			hits[nhits].d = DatumGetFloat8(FunctionCall2(&jaccard_fn, PointerGetDatum(qcode), bits));
-			MemoryContextSwitchTo(old);
-			MemoryContextReset(tmp);
-		} else {
-			hits[nhits].d = code_hamming(qcode, bits);
-			near += hits[nhits].d <= radius;
-		}
+		hits[nhits].d = d;
+		near += !jaccard && d <= radius;
 		nhits++;
 	}
 	if (BufferIsValid(vmbuf))
@@ -404,18 +420,22 @@ Datum unde_vector_topk(PG_FUNCTION_ARGS)
 	int nr = 0;
 	for (int i = 0; i < n; i++) {
 		CHECK_FOR_INTERRUPTS();
-		bool call_again = false, all_dead = false, isnull;
-		if (!table_index_fetch_tuple(fetch, &hits[i].tid, snap, slot, &call_again, &all_dead) ||
-		    !row_qualifies(slot, &mc, conv, model))
+		bool call_again = false, all_dead = false;
+		if (!table_index_fetch_tuple(fetch, &hits[i].tid, snap, slot, &call_again, &all_dead))
 			continue;
-		Datum e = slot_getattr(slot, mc.emb, &isnull);
 		MemoryContext old = MemoryContextSwitchTo(tmp);
-		ranked[nr].d = DatumGetFloat8(FunctionCall2(&cosine, query, e));
+		bool keep = row_qualifies(slot, &mc, conv, model);
+		if (keep) {
+			bool isnull;
+			Datum e = slot_getattr(slot, mc.emb, &isnull);
+			ranked[nr].d = DatumGetFloat8(FunctionCall2(&cosine, query, e));
+			Datum id = slot_getattr(slot, mc.id, &isnull);
+			Assert(!isnull);
+			memcpy(&ranked[nr].id, DatumGetUUIDP(id), sizeof(pg_uuid_t));
+		}
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(tmp);
-		memcpy(&ranked[nr].id, DatumGetUUIDP(slot_getattr(slot, mc.id, &isnull)), sizeof(pg_uuid_t));
-		Assert(!isnull);
-		nr++;
+		nr += keep;
 	}
 	table_index_fetch_end(fetch);
 	ExecDropSingleTupleTableSlot(slot);
