@@ -82,7 +82,7 @@ measure() {
 			ran=$(jq -r 'select(.msg == "hybrid search") | .plan' "$work/log-$set-$plan" | sort -u | paste -sd/)
 			printf '%-8s %-9s server ' "$set" "$ran"
 			jq -r 'select(.msg == "hybrid search") | .hybrid_search_latency_ms' "$work/log-$set-$plan" | pct
-			awk -v a="$t0" -v b="$t1" -v n="$n" -v s="$set" -v p="$plan" \
+			awk -v a="$t0" -v b="$t1" -v n="$n" -v s="$set" -v p="$ran" \
 				'BEGIN {printf "%-8s %-9s e2e mean %.2f ms per query (one process, loopback TCP)\n", s, p, (b - a) * 1000 / n}'
 		done
 		if [ "$set" != words ]; then

@@ -31,6 +31,7 @@
 
 #include <math.h>
 
+#include "access/detoast.h"
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/relscan.h"
@@ -198,7 +199,8 @@ static Oid prefilter_index(Relation heap, const message_columns *mc)
  * any copy is made in CurrentMemoryContext. */
 static const struct varlena *stored_bytes(Datum d)
 {
-	return pg_detoast_datum_packed((struct varlena *)DatumGetPointer(d));
+	struct varlena *v = (struct varlena *)DatumGetPointer(d);
+	return VARATT_IS_COMPRESSED(v) || VARATT_IS_EXTERNAL(v) ? detoast_attr(v) : v;
 }
 
 /* Does a text datum (from a row or an index tuple) equal model (NULL for a
@@ -392,7 +394,8 @@ Datum unde_vector_topk(PG_FUNCTION_ARGS)
 			   : jaccard ? DatumGetFloat8(FunctionCall2(&jaccard_fn, PointerGetDatum(qcode), bits))
 				     : code_hamming(qcode, bits);
 		MemoryContextSwitchTo(old);
-		MemoryContextReset(tmp);
+		if (!tmp->isReset) /* only a compressed value or a Jaccard call allocates */
+			MemoryContextReset(tmp);
 		if (!keep)
 			continue;
 		if (nhits == cap) {
