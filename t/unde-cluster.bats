@@ -338,6 +338,10 @@ print("ok")' "$TMP/p.yml"
 		[ "$output" = 1 ] && break
 		sleep 0.2
 	done
+	[ "$output" = 1 ] || {
+		unde-cluster status >&2
+		tail -n 20 "$HA_DIR/$replica/patroni.log" >&2
+	}
 	assert_output 1
 }
 
