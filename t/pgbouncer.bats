@@ -20,7 +20,6 @@ teardown_file() {
 	unde_teardown_file
 }
 
-uuid() { cat /proc/sys/kernel/random/uuid; }
 
 # Advisory locks held by any backend of the cluster (checked directly, not
 # through the pooler).

@@ -138,7 +138,7 @@ shard_db() {
 	psql -XAtq -v ON_ERROR_STOP=1 "$SHARD_OWNER_URL" -f "$UNDE_TOP_SRCDIR/sql/roles/shard.sql" >/dev/null
 	export PRODUCTION_DB_URL=$PROD_URL
 	export MASTER_ENCRYPTION_KEY=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=
-	USER_ID=$(cat /proc/sys/kernel/random/uuid)
+	USER_ID=$(uuid)
 }
 
 @test "the shard roles file is idempotent" {
@@ -152,7 +152,7 @@ shard_db() {
 	shard_db
 	export SHARD_0_DB_URL=$(as app_rw "$SHARD_OWNER_URL")
 	printf '{"user_id":"%s","messages":[{"id":"%s","role":"user","content":"balenciaga hoodie"}]}\n' \
-		"$USER_ID" "$(cat /proc/sys/kernel/random/uuid)" | unde-shard save >/dev/null 2>&1
+		"$USER_ID" "$(uuid)" | unde-shard save >/dev/null 2>&1
 	run --separate-stderr unde-shard search <<<'{"user_id":"'"$USER_ID"'","query":"balenciaga"}'
 	assert_success
 	jq_e '.episodes | length == 1' <<<"$output"

@@ -10,7 +10,6 @@ load lib/ha
 load lib/pg
 load lib/moto
 
-uuid() { cat /proc/sys/kernel/random/uuid; }
 
 # A port nothing listens on now, chosen by the OS.
 _free_port() {

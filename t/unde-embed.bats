@@ -39,7 +39,6 @@ setup() {
 
 teardown() { unde_teardown; }
 
-uuid() { cat /proc/sys/kernel/random/uuid; }
 sql0() { psql -XAt "$UNDE_T_S0" -c "$1"; }
 
 # save N user messages (content "$2 i") for USER_ID; prints nothing

@@ -49,7 +49,6 @@ teardown() {
 	unde_teardown
 }
 
-uuid() { cat /proc/sys/kernel/random/uuid; }
 sql0() { psql -XAt "$UNDE_T_S0" -c "$1"; }
 
 # say MESSAGE [EXTRA-JSON-MEMBERS] — one turn of user $U, output in $TMP/out

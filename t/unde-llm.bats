@@ -42,7 +42,6 @@ teardown() {
 	unde_teardown
 }
 
-uuid() { cat /proc/sys/kernel/random/uuid; }
 sql0() { psql -XAt "$UNDE_T_S0" -c "$1"; }
 
 # seed CONTENT [EXTRA-JSON-MEMBERS] — a user message of $U saved N days ago

@@ -32,7 +32,6 @@ setup() {
 
 teardown() { httpd_stop_all; }
 
-uuid() { cat /proc/sys/kernel/random/uuid; }
 sql() { psql -XAt "$UNDE_T_S0" -c "$1"; }
 
 # signal EXCHANGE TYPE [SIGNAL_ID] — one feedback line for user $U.

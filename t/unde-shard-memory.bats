@@ -30,7 +30,6 @@ setup() {
 	USER_ID=$(uuid)
 }
 
-uuid() { cat /proc/sys/kernel/random/uuid; }
 
 # vec A0 A1 … — a 1024-dim JSON vector whose first components are given.
 vec() {

@@ -15,8 +15,8 @@ setup_file() {
 	# forgotten, not embeddable, another model, assistant rows among them),
 	# and a neighbour in the same partition
 	export UNDE_T_USER UNDE_T_OTHER
-	UNDE_T_USER=$(cat /proc/sys/kernel/random/uuid)
-	UNDE_T_OTHER=$(cat /proc/sys/kernel/random/uuid)
+	UNDE_T_USER=$(uuid)
+	UNDE_T_OTHER=$(uuid)
 	python3 - "$UNDE_T_USER" "$UNDE_T_OTHER" >"$BATS_FILE_TMPDIR/turns" <<-'PY'
 	import json, random, sys, uuid
 	random.seed(11)
@@ -133,7 +133,7 @@ searches() {
 	assert_output --partial '58P01'
 	run psql -XAt "$url" -c "select to_regproc('unde_vector_topk') is null"
 	assert_output t
-	SHARD_0_DB_URL=$url unde-shard save <<<'{"user_id":"'$UNDE_T_USER'","messages":[{"id":"'$(cat /proc/sys/kernel/random/uuid)'","role":"user","content":"x","is_embeddable":true,"embedding":'"$(head -1 "$BATS_FILE_TMPDIR/queries")"'}]}' >/dev/null 2>&1
+	SHARD_0_DB_URL=$url unde-shard save <<<'{"user_id":"'$UNDE_T_USER'","messages":[{"id":"'$(uuid)'","role":"user","content":"x","is_embeddable":true,"embedding":'"$(head -1 "$BATS_FILE_TMPDIR/queries")"'}]}' >/dev/null 2>&1
 	SHARD_0_DB_URL=$url UNDE_LOG_LEVEL=debug run --separate-stderr unde-shard search \
 		<<<'{"user_id":"'$UNDE_T_USER'","query_embedding":'"$(head -1 "$BATS_FILE_TMPDIR/queries")"'}'
 	assert_success
@@ -150,7 +150,7 @@ searches() {
 	assert_output "$TMP/unde_vector.so"
 	rm "$TMP/unde_vector.so"
 	v=$(head -1 "$BATS_FILE_TMPDIR/queries")
-	SHARD_0_DB_URL=$url unde-shard save <<<'{"user_id":"'$UNDE_T_USER'","messages":[{"id":"'$(cat /proc/sys/kernel/random/uuid)'","role":"user","content":"x","is_embeddable":true,"embedding":'"$v"'}]}' >/dev/null 2>&1
+	SHARD_0_DB_URL=$url unde-shard save <<<'{"user_id":"'$UNDE_T_USER'","messages":[{"id":"'$(uuid)'","role":"user","content":"x","is_embeddable":true,"embedding":'"$v"'}]}' >/dev/null 2>&1
 	SHARD_0_DB_URL=$url UNDE_LOG_LEVEL=debug run --separate-stderr unde-shard search \
 		<<<'{"user_id":"'$UNDE_T_USER'","query_embedding":'"$v"'}'
 	assert_success
@@ -192,7 +192,7 @@ searches() {
 @test "codes and model names the index stored compressed (8,000 dimensions, a 2,000-byte model) are read as the rows hold them" {
 	# an index tuple compresses a value over ~500 bytes: here every code
 	# (1,000 bytes of mostly ones) and half the rows' model names
-	conv=$(cat /proc/sys/kernel/random/uuid)
+	conv=$(uuid)
 	sql0 "create schema wide;
 	  create table wide.messages (id uuid not null, conversation_id uuid not null, role text not null,
 	    is_embeddable boolean not null default true, is_forgotten boolean not null default false,

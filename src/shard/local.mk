@@ -15,7 +15,7 @@ TESTS += t/unde-shard.bats t/unde-shard-memory.bats t/unde-shard-native.bats
 EXTRA_DIST += bench/shard/README.md bench/shard/run bench/shard/cluster.sh \
 	bench/shard/build.sh bench/shard/gen.sql bench/shard/measure.sql bench/shard/dense.sql \
 	bench/shard/enrich.sh bench/shard/enrich-bench.c \
-	bench/shard/crowded.sh bench/shard/crowded.sql
+	bench/shard/crowded.sh bench/shard/crowded.sql bench/shard/module-ab.sh
 
 # unde-shard's PostgreSQL module: the vector branch as one C function
 # (migration 0050 creates it from the installed path). Built with the

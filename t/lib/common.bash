@@ -108,6 +108,9 @@ unde_detach() {
 	exec "$@"
 }
 
+# uuid — a fresh random UUID on stdout.
+uuid() { cat /proc/sys/kernel/random/uuid; }
+
 # unde_tmpdir
 # Print the path of a fresh directory under /tmp (mode 755, so the postgres
 # user can enter it — bats' own temp dirs are 700). Made in a test, it is
